@@ -1,0 +1,659 @@
+//! The tensor-free graph: named vertices with declared size rules.
+//!
+//! Storage is a slot vector indexed by [`VertexId`]; ids are never reused or
+//! renumbered, so an id stays valid until its own vertex is removed. Input lists
+//! are ordered and may hold the same producer several times; the outputs list of
+//! a vertex mirrors them (one entry per consuming edge).
+//!
+//! We keep our own slot storage instead of `petgraph::StableGraph` because the
+//! ordered, duplicate-carrying input list (and its exact restoration on undo)
+//! is the heart of the data model, and StableGraph's edge order is not an input
+//! order.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CheckError, GraphError};
+
+/// Stable identifier of a vertex. Never reused within one graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VertexId(pub(crate) u32);
+
+impl VertexId {
+    /// The raw index (for display and serialization).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for VertexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// How a vertex's sizes relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeKind {
+    /// A graph input: fixed size, no inputs.
+    Input,
+    /// nin and nout independent (dense, convolution: anything with a weight).
+    Absorb,
+    /// nout = sum of nin; output neurons are the inputs' neurons concatenated.
+    Stack,
+    /// every nin equals nout, neuron by neuron (add, activation, norm, ...).
+    Invariant,
+    /// Sizes never change; its inputs' sizes are frozen too.
+    Immutable,
+}
+
+impl SizeKind {
+    /// Short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SizeKind::Input => "input",
+            SizeKind::Absorb => "absorb",
+            SizeKind::Stack => "stack",
+            SizeKind::Invariant => "invariant",
+            SizeKind::Immutable => "immutable",
+        }
+    }
+
+    /// Stack and invariant vertices tie their output neurons to their inputs'.
+    pub fn is_transparent(self) -> bool {
+        matches!(self, SizeKind::Stack | SizeKind::Invariant)
+    }
+}
+
+/// Extra constraints on a vertex, on top of its size kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Constraint {
+    /// nout changes only in multiples of `step` (a flatten of C×H×W: step H·W).
+    NoutStep {
+        /// The step, at least 1.
+        step: usize,
+    },
+    /// The size arriving at input `input` changes only in multiples of `step`.
+    NinStep {
+        /// Input position.
+        input: usize,
+        /// The step, at least 1.
+        step: usize,
+    },
+    /// nout never changes (the vertex's inputs may).
+    Fixed,
+}
+
+/// One vertex: a read-only view. Change it through [`Graph`] methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vertex {
+    pub(crate) name: String,
+    pub(crate) kind: SizeKind,
+    pub(crate) nout: usize,
+    pub(crate) nin: Vec<usize>,
+    pub(crate) inputs: Vec<VertexId>,
+    pub(crate) outputs: Vec<VertexId>,
+    pub(crate) constraints: Vec<Constraint>,
+}
+
+impl Vertex {
+    /// Unique name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Size kind.
+    pub fn kind(&self) -> SizeKind {
+        self.kind
+    }
+    /// Output size (number of neurons).
+    pub fn nout(&self) -> usize {
+        self.nout
+    }
+    /// Input sizes, one per input edge.
+    pub fn nin(&self) -> &[usize] {
+        &self.nin
+    }
+    /// Producers, in input order; the same producer may appear several times.
+    pub fn inputs(&self) -> &[VertexId] {
+        &self.inputs
+    }
+    /// Consumers, one entry per consuming edge.
+    pub fn outputs(&self) -> &[VertexId] {
+        &self.outputs
+    }
+    /// Extra constraints.
+    pub fn constraints(&self) -> &[Constraint] {
+        &self.constraints
+    }
+    /// True when the planner may never change this vertex's nout.
+    pub fn is_size_frozen(&self) -> bool {
+        matches!(self.kind, SizeKind::Input | SizeKind::Immutable)
+            || self.constraints.contains(&Constraint::Fixed)
+    }
+    /// Why nout is frozen, if it is.
+    pub(crate) fn frozen_reason(&self) -> Option<&'static str> {
+        match self.kind {
+            SizeKind::Input => Some("an input"),
+            SizeKind::Immutable => Some("immutable"),
+            _ if self.constraints.contains(&Constraint::Fixed) => Some("fixed"),
+            _ => None,
+        }
+    }
+}
+
+/// A computation graph described by sizes only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    slots: Vec<Option<Vertex>>,
+    by_name: HashMap<String, VertexId>,
+    revision: u64,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of live vertices.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// True when there are no vertices.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Counter bumped by every committed change; plans record it.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Live vertex ids in id order.
+    pub fn ids(&self) -> impl Iterator<Item = VertexId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| VertexId(i as u32))
+    }
+
+    /// Upper bound (exclusive) on raw ids handed out so far.
+    pub fn id_bound(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The vertex behind `id`.
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownId`] if `id` is not live.
+    pub fn vertex(&self, id: VertexId) -> Result<&Vertex, GraphError> {
+        self.slots
+            .get(id.index())
+            .and_then(|s| s.as_ref())
+            .ok_or(GraphError::UnknownId { id: id.0 })
+    }
+
+    /// Panicking twin of [`Graph::vertex`], for ids known to be live.
+    pub(crate) fn v(&self, id: VertexId) -> &Vertex {
+        self.slots[id.index()]
+            .as_ref()
+            .expect("live vertex id (internal invariant)")
+    }
+
+    pub(crate) fn v_mut(&mut self, id: VertexId) -> &mut Vertex {
+        self.slots[id.index()]
+            .as_mut()
+            .expect("live vertex id (internal invariant)")
+    }
+
+    /// Look a vertex up by name.
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownVertex`] naming the missing name.
+    pub fn id(&self, name: &str) -> Result<VertexId, GraphError> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| GraphError::UnknownVertex {
+                name: name.to_string(),
+            })
+    }
+
+    /// Name of a live vertex (or `#id` if it is not live).
+    pub fn name(&self, id: VertexId) -> String {
+        self.vertex(id)
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|_| id.to_string())
+    }
+
+    /// nout of a vertex.
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownId`].
+    pub fn nout(&self, id: VertexId) -> Result<usize, GraphError> {
+        Ok(self.vertex(id)?.nout)
+    }
+
+    /// nin of a vertex.
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownId`].
+    pub fn nin(&self, id: VertexId) -> Result<&[usize], GraphError> {
+        Ok(&self.vertex(id)?.nin)
+    }
+
+    /// A graph input of fixed size.
+    ///
+    /// # Errors
+    /// Duplicate name, or size 0.
+    pub fn add_input(&mut self, name: &str, size: usize) -> Result<VertexId, GraphError> {
+        self.add_vertex(name, SizeKind::Input, &[], Some(size))
+    }
+
+    /// An absorbing vertex (nin and nout independent) reading `inputs`.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input, no input, size 0.
+    pub fn add_absorb(
+        &mut self,
+        name: &str,
+        inputs: &[VertexId],
+        nout: usize,
+    ) -> Result<VertexId, GraphError> {
+        self.add_vertex(name, SizeKind::Absorb, inputs, Some(nout))
+    }
+
+    /// A stack (concatenation) of `inputs`; nout is their sum.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input, no input.
+    pub fn add_stack(&mut self, name: &str, inputs: &[VertexId]) -> Result<VertexId, GraphError> {
+        self.add_vertex(name, SizeKind::Stack, inputs, None)
+    }
+
+    /// An invariant vertex (elementwise op, activation, norm) over `inputs`,
+    /// which must all have the same size.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input, no input, sizes that differ.
+    pub fn add_invariant(
+        &mut self,
+        name: &str,
+        inputs: &[VertexId],
+    ) -> Result<VertexId, GraphError> {
+        self.add_vertex(name, SizeKind::Invariant, inputs, None)
+    }
+
+    /// An immutable vertex: neither its size nor its inputs' sizes ever change.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input, size 0.
+    pub fn add_immutable(
+        &mut self,
+        name: &str,
+        inputs: &[VertexId],
+        nout: usize,
+    ) -> Result<VertexId, GraphError> {
+        self.add_vertex(name, SizeKind::Immutable, inputs, Some(nout))
+    }
+
+    /// Add a vertex of any kind. `nout` is required for input, absorb and
+    /// immutable vertices and derived (and checked, if given) for stack and
+    /// invariant ones.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input id, missing inputs, sizes that break the
+    /// kind's rule, size 0. The graph is unchanged on error.
+    pub fn add_vertex(
+        &mut self,
+        name: &str,
+        kind: SizeKind,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+    ) -> Result<VertexId, GraphError> {
+        if self.by_name.contains_key(name) {
+            return Err(GraphError::DuplicateName {
+                name: name.to_string(),
+            });
+        }
+        let mut nin = Vec::with_capacity(inputs.len());
+        for &i in inputs {
+            nin.push(self.vertex(i)?.nout);
+        }
+        let vname = || name.to_string();
+        let nout = match kind {
+            SizeKind::Input => {
+                if !inputs.is_empty() {
+                    return Err(GraphError::InvalidConstraint {
+                        vertex: vname(),
+                        reason: "an input vertex has no inputs".into(),
+                    });
+                }
+                nout.unwrap_or(0)
+            }
+            SizeKind::Absorb | SizeKind::Immutable => {
+                if kind == SizeKind::Absorb && inputs.is_empty() {
+                    return Err(GraphError::NoInputs { vertex: vname() });
+                }
+                nout.unwrap_or(0)
+            }
+            SizeKind::Stack => {
+                if inputs.is_empty() {
+                    return Err(GraphError::NoInputs { vertex: vname() });
+                }
+                let sum: usize = nin.iter().sum();
+                if let Some(n) = nout {
+                    if n != sum {
+                        return Err(GraphError::SizeMismatch {
+                            vertex: vname(),
+                            input: "sum of inputs".into(),
+                            expected: n,
+                            found: sum,
+                        });
+                    }
+                }
+                sum
+            }
+            SizeKind::Invariant => {
+                if inputs.is_empty() {
+                    return Err(GraphError::NoInputs { vertex: vname() });
+                }
+                let n = nout.unwrap_or(nin[0]);
+                for (&i, &s) in inputs.iter().zip(&nin) {
+                    if s != n {
+                        return Err(GraphError::SizeMismatch {
+                            vertex: vname(),
+                            input: self.name(i),
+                            expected: n,
+                            found: s,
+                        });
+                    }
+                }
+                n
+            }
+        };
+        if nout == 0 {
+            return Err(GraphError::ZeroSize { vertex: vname() });
+        }
+        let id = VertexId(self.slots.len() as u32);
+        for &i in inputs {
+            self.v_mut(i).outputs.push(id);
+        }
+        self.slots.push(Some(Vertex {
+            name: name.to_string(),
+            kind,
+            nout,
+            nin,
+            inputs: inputs.to_vec(),
+            outputs: Vec::new(),
+            constraints: Vec::new(),
+        }));
+        self.by_name.insert(name.to_string(), id);
+        self.revision += 1;
+        Ok(id)
+    }
+
+    /// Attach an extra constraint to a vertex.
+    ///
+    /// # Errors
+    /// [`GraphError::InvalidConstraint`] when the step is 0, the input
+    /// position does not exist, or the constraint is meaningless for the kind.
+    pub fn add_constraint(&mut self, id: VertexId, c: Constraint) -> Result<(), GraphError> {
+        let v = self.vertex(id)?;
+        let bad = |reason: String| GraphError::InvalidConstraint {
+            vertex: v.name.clone(),
+            reason,
+        };
+        match c {
+            Constraint::NoutStep { step } | Constraint::NinStep { step, .. } if step == 0 => {
+                return Err(bad("step must be at least 1".into()))
+            }
+            Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
+                return Err(bad(format!(
+                    "no input {input} (vertex has {})",
+                    v.inputs.len()
+                )))
+            }
+            _ => {}
+        }
+        if !v.constraints.contains(&c) {
+            self.v_mut(id).constraints.push(c);
+            self.revision += 1;
+        }
+        Ok(())
+    }
+
+    /// Vertices in a topological order (producers first; ties by id).
+    ///
+    /// # Errors
+    /// [`CheckError::Cycle`] naming the vertices on a cycle.
+    pub fn topological_order(&self) -> Result<Vec<VertexId>, CheckError> {
+        let n = self.slots.len();
+        let mut indeg = vec![0usize; n];
+        for id in self.ids() {
+            indeg[id.index()] = self.v(id).inputs.len();
+        }
+        // Min-heap on id keeps the order deterministic and readable.
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = self
+            .ids()
+            .filter(|id| indeg[id.index()] == 0)
+            .map(|id| std::cmp::Reverse(id.0))
+            .collect();
+        let mut order = Vec::with_capacity(self.len());
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            let id = VertexId(i);
+            order.push(id);
+            for &o in &self.v(id).outputs {
+                indeg[o.index()] -= 1;
+                if indeg[o.index()] == 0 {
+                    ready.push(std::cmp::Reverse(o.0));
+                }
+            }
+        }
+        if order.len() == self.len() {
+            return Ok(order);
+        }
+        Err(CheckError::Cycle {
+            vertices: self.find_cycle(&indeg),
+        })
+    }
+
+    /// Names along one cycle among the vertices left with positive in-degree.
+    fn find_cycle(&self, indeg: &[usize]) -> Vec<String> {
+        let start = self
+            .ids()
+            .find(|id| indeg[id.index()] > 0)
+            .expect("a vertex left over means a cycle");
+        // Walk backwards along inputs that are themselves on the leftover set;
+        // the first repeated vertex closes the cycle.
+        let mut seen: HashMap<VertexId, usize> = HashMap::new();
+        let mut path = vec![start];
+        let mut cur = start;
+        loop {
+            seen.insert(cur, path.len() - 1);
+            let next = self
+                .v(cur)
+                .inputs
+                .iter()
+                .copied()
+                .find(|i| indeg[i.index()] > 0)
+                .expect("leftover vertex has a leftover input");
+            if let Some(&pos) = seen.get(&next) {
+                let mut cyc: Vec<String> = path[pos..].iter().rev().map(|&i| self.name(i)).collect();
+                cyc.push(cyc[0].clone());
+                return cyc;
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+
+    /// The vertices whose output size is coupled to `id`'s output through
+    /// stack and invariant vertices (in both directions), in id order.
+    /// Absorbing vertices end the coupling on their input side.
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownId`].
+    pub fn size_component(&self, id: VertexId) -> Result<Vec<VertexId>, GraphError> {
+        self.vertex(id)?;
+        let mut seen = vec![false; self.slots.len()];
+        let mut stack = vec![id];
+        seen[id.index()] = true;
+        let mut out = Vec::new();
+        while let Some(v) = stack.pop() {
+            out.push(v);
+            let vx = self.v(v);
+            let mut push = |u: VertexId, stack: &mut Vec<VertexId>| {
+                if !seen[u.index()] {
+                    seen[u.index()] = true;
+                    stack.push(u);
+                }
+            };
+            if vx.kind.is_transparent() {
+                for &u in &vx.inputs {
+                    push(u, &mut stack);
+                }
+            }
+            for &o in &vx.outputs {
+                if self.v(o).kind.is_transparent() {
+                    push(o, &mut stack);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Verify every invariant: edge sizes match, stack = sum, invariant =
+    /// equal, sizes at least 1, constraints hold, outputs mirror inputs, no
+    /// cycle.
+    ///
+    /// # Errors
+    /// The first broken invariant found, naming the vertices.
+    pub fn check(&self) -> Result<(), CheckError> {
+        let mut mirrored: HashMap<VertexId, Vec<VertexId>> = HashMap::new();
+        for id in self.ids() {
+            let v = self.v(id);
+            if v.nout == 0 {
+                return Err(CheckError::ZeroSize {
+                    vertex: v.name.clone(),
+                });
+            }
+            if v.inputs.len() != v.nin.len() {
+                return Err(CheckError::Arity {
+                    vertex: v.name.clone(),
+                    inputs: v.inputs.len(),
+                    nin: v.nin.len(),
+                });
+            }
+            for (pos, (&i, &n)) in v.inputs.iter().zip(&v.nin).enumerate() {
+                let p = self.vertex(i).map_err(|_| CheckError::Wiring {
+                    vertex: v.name.clone(),
+                })?;
+                if p.nout != n {
+                    return Err(CheckError::EdgeSize {
+                        producer: p.name.clone(),
+                        consumer: v.name.clone(),
+                        input: pos,
+                        nout: p.nout,
+                        nin: n,
+                    });
+                }
+                mirrored.entry(i).or_default().push(id);
+            }
+            match v.kind {
+                SizeKind::Stack => {
+                    let sum: usize = v.nin.iter().sum();
+                    if sum != v.nout {
+                        return Err(CheckError::StackSum {
+                            vertex: v.name.clone(),
+                            nout: v.nout,
+                            sum,
+                        });
+                    }
+                }
+                SizeKind::Invariant => {
+                    if v.nin.iter().any(|&n| n != v.nout) {
+                        return Err(CheckError::Invariant {
+                            vertex: v.name.clone(),
+                            nout: v.nout,
+                            nin: v.nin.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            for c in &v.constraints {
+                if let Constraint::NinStep { input, .. } = c {
+                    if *input >= v.inputs.len() {
+                        return Err(CheckError::Constraint {
+                            vertex: v.name.clone(),
+                            reason: format!("nin step on missing input {input}"),
+                        });
+                    }
+                }
+            }
+        }
+        for id in self.ids() {
+            let mut have = self.v(id).outputs.clone();
+            let mut want = mirrored.remove(&id).unwrap_or_default();
+            have.sort();
+            want.sort();
+            if have != want {
+                return Err(CheckError::Wiring {
+                    vertex: self.v(id).name.clone(),
+                });
+            }
+        }
+        self.topological_order().map(|_| ())
+    }
+
+    /// A text table of every vertex (name, kind, nin, nout) in topological
+    /// order, for people.
+    pub fn summary(&self) -> String {
+        let order = self
+            .topological_order()
+            .unwrap_or_else(|_| self.ids().collect());
+        let rows: Vec<[String; 5]> = order
+            .iter()
+            .map(|&id| {
+                let v = self.v(id);
+                let inputs: Vec<String> = v.inputs.iter().map(|&i| self.name(i)).collect();
+                [
+                    v.name.clone(),
+                    v.kind.as_str().to_string(),
+                    if v.nin.is_empty() {
+                        "-".to_string()
+                    } else {
+                        format!("{:?}", v.nin)
+                    },
+                    v.nout.to_string(),
+                    if inputs.is_empty() {
+                        "-".to_string()
+                    } else {
+                        inputs.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        crate::text::table(&["name", "kind", "nin", "nout", "inputs"], &rows)
+    }
+
+    // ---- crate-internal mutation used by plan application ----
+
+    pub(crate) fn set_sizes(&mut self, id: VertexId, nout: usize, nin: Vec<usize>) {
+        let v = self.v_mut(id);
+        v.nout = nout;
+        v.nin = nin;
+    }
+
+    pub(crate) fn bump_revision(&mut self) {
+        self.revision += 1;
+    }
+}

@@ -1,0 +1,384 @@
+//! From a size-coupled component to a small integer problem.
+//!
+//! 1. Union-find over (vertex, neuron) pairs tied by stack slices and
+//!    invariant inputs gives neuron *classes*: neurons that must be kept or
+//!    dropped together.
+//! 2. A class's *coverage* says how many times it appears in each vertex.
+//!    Classes with the same coverage form a *group*: they are interchangeable
+//!    except for utility, so within a group the best are kept first, and a
+//!    group is summarised by its sorted prefix sums.
+//! 3. New neurons are inserted right after the members of a group's *anchor*
+//!    class (the one nearest the end), so a new neuron has the coverage of
+//!    its group and every tie stays aligned.
+//! 4. Each vertex's size is then a linear function of the group counts: a
+//!    *row*. Vertices with identical rows are merged (with a multiplicity).
+
+use std::collections::HashMap;
+
+use crate::graph::{Constraint, Graph, SizeKind, VertexId};
+use crate::planner::request::Utility;
+
+/// A component prepared for solving.
+pub(crate) struct Component {
+    /// Vertices in topological order; local index = position.
+    pub verts: Vec<VertexId>,
+    /// First neuron index of each local vertex.
+    pub base: Vec<usize>,
+    /// Class of every neuron.
+    pub class_of: Vec<u32>,
+    /// Group of every class.
+    pub group_of_class: Vec<u32>,
+    /// The groups.
+    pub groups: Vec<Group>,
+    /// Merged rows.
+    pub rows: Vec<Row>,
+    /// Row of each local vertex.
+    pub row_of_vertex: Vec<u32>,
+    /// Largest |utility| of a neuron in the component (1 if all are 0).
+    pub scale: f64,
+    /// Local index of each vertex.
+    pub local: HashMap<VertexId, u32>,
+}
+
+/// Interchangeable classes.
+pub(crate) struct Group {
+    /// Classes sorted by utility (descending), ties by class order.
+    pub order: Vec<u32>,
+    /// `prefix[k]`: utility of the best `k` classes.
+    pub prefix: Vec<f64>,
+    /// Number of classes with utility >= 0.
+    pub nonneg: usize,
+    /// Covers a vertex whose size may not change.
+    pub frozen: bool,
+    /// New neurons go right after this class's members.
+    pub anchor: u32,
+}
+
+/// A vertex size as a linear function of the group counts.
+pub(crate) struct Row {
+    /// (group, count) pairs, by group.
+    pub terms: Vec<(u32, u32)>,
+    /// Current size.
+    pub size: i64,
+    /// Number of vertices merged into this row.
+    pub mult: u32,
+    /// Sizes may change only in multiples of this.
+    pub step: i64,
+    /// Exact target size, if any.
+    pub exact: Option<i64>,
+    /// Relaxed target sizes (each must also differ from `size`).
+    pub relaxed: Vec<i64>,
+}
+
+/// Minimal union-find with path halving and union by size.
+struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = self.parent[x as usize];
+        }
+        x
+    }
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        self.parent[small as usize] = big;
+        self.size[big as usize] += self.size[small as usize];
+    }
+}
+
+/// Groups of vertex ids whose output sizes are coupled, each in topological
+/// order, listed by their first vertex in that order.
+pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<VertexId>> {
+    let mut uf = UnionFind::new(graph.id_bound());
+    for &id in topo {
+        let v = graph.v(id);
+        if v.kind.is_transparent() {
+            for &u in &v.inputs {
+                uf.union(id.0, u.0);
+            }
+        }
+    }
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    let mut comps: Vec<Vec<VertexId>> = Vec::new();
+    for &id in topo {
+        let r = uf.find(id.0);
+        let k = *index.entry(r).or_insert_with(|| {
+            comps.push(Vec::new());
+            comps.len() - 1
+        });
+        comps[k].push(id);
+    }
+    comps
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a.abs()
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: i64, b: i64) -> i64 {
+    a / gcd(a, b) * b
+}
+
+impl Component {
+    /// Build the classes, groups and rows of one component.
+    /// `allow_growth` is false when no new neuron may be created.
+    pub(crate) fn build(graph: &Graph, verts: Vec<VertexId>, utility: &Utility) -> Component {
+        let mut local: HashMap<VertexId, u32> = HashMap::with_capacity(verts.len());
+        let mut base = Vec::with_capacity(verts.len() + 1);
+        let mut n = 0usize;
+        for (i, &v) in verts.iter().enumerate() {
+            local.insert(v, i as u32);
+            base.push(n);
+            n += graph.v(v).nout;
+        }
+        base.push(n);
+
+        // 1. Neuron ties.
+        let mut uf = UnionFind::new(n);
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            match vx.kind {
+                SizeKind::Stack => {
+                    let mut off = base[li];
+                    for u in &vx.inputs {
+                        let bu = base[local[u] as usize];
+                        let nu = graph.v(*u).nout;
+                        for j in 0..nu {
+                            uf.union((off + j) as u32, (bu + j) as u32);
+                        }
+                        off += nu;
+                    }
+                }
+                SizeKind::Invariant => {
+                    for u in &vx.inputs {
+                        let bu = base[local[u] as usize];
+                        for j in 0..vx.nout {
+                            uf.union((base[li] + j) as u32, (bu + j) as u32);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // Classes numbered by first appearance (vertex order, then position):
+        // independent of union-find internals, hence deterministic.
+        let mut class_of = vec![u32::MAX; n];
+        let mut root_class: HashMap<u32, u32> = HashMap::new();
+        let mut nclass = 0u32;
+        for (x, slot) in class_of.iter_mut().enumerate() {
+            let r = uf.find(x as u32);
+            *slot = *root_class.entry(r).or_insert_with(|| {
+                nclass += 1;
+                nclass - 1
+            });
+        }
+        drop(root_class);
+        let nclass = nclass as usize;
+
+        // Utilities of classes, and the scale.
+        let mut cutil = vec![0.0f64; nclass];
+        let mut scale = 0.0f64;
+        for (li, &v) in verts.iter().enumerate() {
+            let nout = graph.v(v).nout;
+            let explicit = utility.get(v);
+            let dflt = utility.default_for(graph.v(v).kind);
+            for i in 0..nout {
+                let u = explicit.map_or(dflt, |e| e[i]);
+                scale = scale.max(u.abs());
+                cutil[class_of[base[li] + i] as usize] += u;
+            }
+        }
+        if scale == 0.0 {
+            scale = 1.0;
+        }
+
+        // 2. Coverage of each class, as a CSR of (local vertex, count).
+        let mut count = vec![0u32; nclass + 1];
+        let mut last = vec![u32::MAX; nclass];
+        for li in 0..verts.len() {
+            for x in base[li]..base[li + 1] {
+                let k = class_of[x] as usize;
+                if last[k] != li as u32 {
+                    last[k] = li as u32;
+                    count[k + 1] += 1;
+                }
+            }
+        }
+        for k in 0..nclass {
+            count[k + 1] += count[k];
+        }
+        let offs = count;
+        let mut cursor: Vec<u32> = offs[..nclass].to_vec();
+        let mut cov: Vec<(u32, u32)> = vec![(0, 0); offs[nclass] as usize];
+        for li in 0..verts.len() {
+            for x in base[li]..base[li + 1] {
+                let k = class_of[x] as usize;
+                let c = cursor[k] as usize;
+                if c > offs[k] as usize && cov[c - 1].0 == li as u32 {
+                    cov[c - 1].1 += 1;
+                } else {
+                    cov[c] = (li as u32, 1);
+                    cursor[k] += 1;
+                }
+            }
+        }
+        let coverage = |k: usize| &cov[offs[k] as usize..offs[k + 1] as usize];
+
+        // Frozen vertices: inputs, immutables, fixed, and producers read by an
+        // immutable vertex.
+        let frozen_vertex: Vec<bool> = verts
+            .iter()
+            .map(|&v| {
+                let vx = graph.v(v);
+                vx.is_size_frozen()
+                    || vx
+                        .outputs
+                        .iter()
+                        .any(|&o| graph.v(o).kind == SizeKind::Immutable)
+            })
+            .collect();
+
+        // 3. Groups by identical coverage.
+        let mut group_index: HashMap<&[(u32, u32)], u32> = HashMap::new();
+        let mut group_of_class = vec![0u32; nclass];
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        for (k, slot) in group_of_class.iter_mut().enumerate() {
+            let g = *group_index.entry(coverage(k)).or_insert_with(|| {
+                members.push(Vec::new());
+                (members.len() - 1) as u32
+            });
+            members[g as usize].push(k as u32);
+            *slot = g;
+        }
+        drop(group_index);
+        // The first member of a class in its first vertex gives its position;
+        // classes are numbered in that order within a group, so the anchor
+        // (nearest the end) is the highest-numbered class.
+        let groups: Vec<Group> = members
+            .into_iter()
+            .map(|mut ks| {
+                let anchor = *ks.last().expect("group has a class");
+                let frozen = coverage(ks[0] as usize)
+                    .iter()
+                    .any(|&(li, _)| frozen_vertex[li as usize]);
+                ks.sort_by(|&a, &b| {
+                    cutil[b as usize]
+                        .total_cmp(&cutil[a as usize])
+                        .then(a.cmp(&b))
+                });
+                let mut prefix = Vec::with_capacity(ks.len() + 1);
+                prefix.push(0.0);
+                let mut acc = 0.0;
+                for &k in &ks {
+                    acc += cutil[k as usize];
+                    prefix.push(acc);
+                }
+                let nonneg = ks.iter().filter(|&&k| cutil[k as usize] >= 0.0).count();
+                Group {
+                    order: ks,
+                    prefix,
+                    nonneg,
+                    frozen,
+                    anchor,
+                }
+            })
+            .collect();
+
+        // 4. Rows per vertex, then merged.
+        let mut vrows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];
+        for (g, grp) in groups.iter().enumerate() {
+            for &(li, c) in coverage(grp.anchor as usize) {
+                vrows[li as usize].push((g as u32, c));
+            }
+        }
+        let mut step_of = vec![1i64; verts.len()];
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            for c in &vx.constraints {
+                if let Constraint::NoutStep { step } = *c {
+                    step_of[li] = lcm(step_of[li], step as i64);
+                }
+            }
+            for &o in &vx.outputs {
+                let ox = graph.v(o);
+                for c in &ox.constraints {
+                    if let Constraint::NinStep { input, step } = *c {
+                        if ox.inputs.get(input) == Some(&v) {
+                            step_of[li] = lcm(step_of[li], step as i64);
+                        }
+                    }
+                }
+            }
+        }
+        let mut row_index: HashMap<Vec<(u32, u32)>, u32> = HashMap::new();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut row_of_vertex = Vec::with_capacity(verts.len());
+        for (li, terms) in vrows.into_iter().enumerate() {
+            let size = graph.v(verts[li]).nout as i64;
+            let r = match row_index.get(&terms) {
+                Some(&r) => {
+                    let row = &mut rows[r as usize];
+                    row.mult += 1;
+                    row.step = lcm(row.step, step_of[li]);
+                    r
+                }
+                None => {
+                    let r = rows.len() as u32;
+                    row_index.insert(terms.clone(), r);
+                    rows.push(Row {
+                        terms,
+                        size,
+                        mult: 1,
+                        step: step_of[li],
+                        exact: None,
+                        relaxed: Vec::new(),
+                    });
+                    r
+                }
+            };
+            row_of_vertex.push(r);
+        }
+
+        Component {
+            verts,
+            base,
+            class_of,
+            group_of_class,
+            groups,
+            rows,
+            row_of_vertex,
+            scale,
+            local,
+        }
+    }
+
+    /// Local index of a vertex of this component.
+    pub(crate) fn local(&self, v: VertexId) -> Option<usize> {
+        self.local.get(&v).map(|&l| l as usize)
+    }
+}

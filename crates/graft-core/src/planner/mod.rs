@@ -1,0 +1,368 @@
+//! The size-change planner: given targets and per-neuron utilities, choose
+//! which neurons every coupled vertex keeps and where new ones go, optimally
+//! for a documented objective (see [`solve`](self) module docs and
+//! `docs/planner.md`).
+//!
+//! Only the size-coupled components that contain a target take part (all
+//! components when there is no target); each component is an independent
+//! problem. Within a component, neurons tied through stack slices and
+//! invariant inputs are kept or dropped together.
+
+mod classes;
+mod plan;
+mod request;
+mod solve;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+pub use plan::{compact, Neuron, Objective, Plan, VertexChange};
+pub use request::{Budget, Request, Site, Target, TargetMode, Utility};
+
+use crate::error::PlanError;
+use crate::graph::{Graph, VertexId};
+use classes::{space_components, Component};
+use solve::{IntProblem, Limits, SearchStop};
+
+/// Which step of the default chain produced the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// The request as given (exact targets met exactly).
+    Exact,
+    /// Exact targets were infeasible; every target was relaxed.
+    Relaxed,
+}
+
+/// A plan and the step of the chain that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Exact or relaxed.
+    pub step: Step,
+}
+
+/// A target resolved to the neuron space (vertex output) it changes.
+struct Resolved {
+    space: VertexId,
+    delta: i64,
+    mode: TargetMode,
+}
+
+/// Plan `req` on `graph` exactly as asked.
+///
+/// # Errors
+/// Unknown ids, targets on frozen vertices, sizes below 1, conflicting targets,
+/// bad utilities, an inconsistent graph, no feasible assignment
+/// ([`PlanError::Infeasible`]), or an exhausted budget.
+pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
+    let started = Instant::now();
+    graph.check()?;
+    let topo = graph.topological_order()?;
+    validate_utility(graph, &req.utility)?;
+    let targets = resolve_targets(graph, &req.targets)?;
+
+    let comps = space_components(graph, &topo);
+    let mut comp_of: HashMap<VertexId, usize> = HashMap::new();
+    for (ci, c) in comps.iter().enumerate() {
+        for &v in c {
+            comp_of.insert(v, ci);
+        }
+    }
+    let mut selected: Vec<usize> = if targets.is_empty() {
+        (0..comps.len()).collect()
+    } else {
+        targets.iter().map(|t| comp_of[&t.space]).collect()
+    };
+    selected.sort_unstable();
+    selected.dedup();
+
+    let reselect = targets.is_empty();
+    let allow_new = !reselect && !req.no_new_neurons;
+    let extra: i64 = targets.iter().map(|t| t.delta.abs()).sum();
+    let limits = Limits {
+        max_nodes: req.budget.max_nodes,
+        deadline: req.budget.time.map(|d| started + d),
+    };
+
+    let mut new_outs: HashMap<VertexId, Vec<Neuron>> = HashMap::new();
+    let mut objective = Objective {
+        utility: 0.0,
+        size_penalty: 0.0,
+        relaxed_deviation: 0.0,
+        value: 0.0,
+    };
+    let mut nodes = 0u64;
+    for ci in selected {
+        let mut comp = Component::build(graph, comps[ci].clone(), &req.utility);
+        let mine: Vec<&Resolved> = targets
+            .iter()
+            .filter(|t| comp_of[&t.space] == ci)
+            .collect();
+        let names = || -> Vec<String> {
+            if mine.is_empty() {
+                comps[ci].iter().map(|&v| graph.name(v)).collect()
+            } else {
+                mine.iter().map(|t| graph.name(t.space)).collect()
+            }
+        };
+        let mut clash = false;
+        for t in &mine {
+            let li = comp.local(t.space).expect("target in its component");
+            let row = &mut comp.rows[comp.row_of_vertex[li] as usize];
+            let goal = row.size + t.delta;
+            match t.mode {
+                TargetMode::Exact => {
+                    if row.exact.is_some_and(|e| e != goal) {
+                        clash = true;
+                    }
+                    row.exact = Some(goal);
+                }
+                TargetMode::Relaxed => row.relaxed.push(goal),
+            }
+        }
+        if clash {
+            return Err(PlanError::Infeasible { vertices: names() });
+        }
+        let ng = comp.groups.len();
+        let mut p = IntProblem {
+            comp: &comp,
+            m: Vec::with_capacity(ng),
+            cap: Vec::with_capacity(ng),
+            lo: Vec::with_capacity(ng),
+            hi: Vec::with_capacity(ng),
+            penalize: !reselect,
+        };
+        for g in &comp.groups {
+            let m = g.order.len() as i64;
+            p.m.push(m);
+            if g.frozen {
+                p.cap.push(m);
+                p.lo.push(m);
+                p.hi.push(m);
+            } else if allow_new {
+                p.cap.push(g.nonneg as i64);
+                p.lo.push(0);
+                p.hi.push(m + extra);
+            } else {
+                p.cap.push(m);
+                p.lo.push(0);
+                p.hi.push(m);
+            }
+        }
+        let (best, n) = match p.solve(&limits) {
+            Ok(r) => r,
+            Err(SearchStop::Budget(n)) => {
+                return Err(PlanError::BudgetExceeded {
+                    nodes: n,
+                    vertices: names(),
+                })
+            }
+        };
+        nodes += n;
+        let Some(sol) = best else {
+            return Err(PlanError::Infeasible { vertices: names() });
+        };
+        objective.utility += sol.utility;
+        objective.size_penalty += sol.penalty;
+        objective.relaxed_deviation += sol.deviation10 as f64 / 10.0;
+        write_index_lists(graph, &comp, &p.cap, &sol.z, &mut new_outs);
+    }
+    objective.value = objective.utility - objective.size_penalty;
+
+    let mut changes = Vec::new();
+    for &v in &topo {
+        let vx = graph.v(v);
+        let outs = new_outs.get(&v).cloned();
+        let ins: Vec<Option<Vec<Neuron>>> =
+            vx.inputs().iter().map(|u| new_outs.get(u).cloned()).collect();
+        if outs.is_none() && ins.iter().all(Option::is_none) {
+            continue;
+        }
+        let nin_after = vx
+            .inputs()
+            .iter()
+            .zip(vx.nin())
+            .map(|(u, &n)| new_outs.get(u).map_or(n, Vec::len))
+            .collect();
+        changes.push(VertexChange {
+            vertex: v,
+            name: vx.name().to_string(),
+            nout_before: vx.nout(),
+            nout_after: outs.as_ref().map_or(vx.nout(), Vec::len),
+            nin_after,
+            outs,
+            ins,
+        });
+    }
+    Ok(Plan {
+        revision: graph.revision(),
+        changes,
+        objective,
+        nodes,
+    })
+}
+
+/// NaiveNASlib's default chain in one call: the request as given, then (if it
+/// is infeasible) with every target relaxed, then refuse.
+///
+/// # Errors
+/// As [`plan`]; [`PlanError::Infeasible`] when even the relaxed request has no
+/// solution.
+pub fn plan_or_relax(graph: &Graph, req: &Request) -> Result<Planned, PlanError> {
+    let all_relaxed = req.targets.iter().all(|t| t.mode == TargetMode::Relaxed);
+    let step = if all_relaxed && !req.targets.is_empty() {
+        Step::Relaxed
+    } else {
+        Step::Exact
+    };
+    match plan(graph, req) {
+        Ok(plan) => Ok(Planned { plan, step }),
+        Err(PlanError::Infeasible { .. }) if !all_relaxed => {
+            let plan = plan(graph, &req.relaxed())?;
+            Ok(Planned {
+                plan,
+                step: Step::Relaxed,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Graph {
+    /// Plan `req` with the default chain (exact, then relaxed) and apply the
+    /// new sizes. All or nothing: on error the graph is untouched.
+    /// Bumps the revision; no vertex id is invalidated.
+    ///
+    /// ```
+    /// use graft_core::{Graph, Request, Step};
+    /// let mut g = Graph::new();
+    /// let x = g.add_input("x", 3);
+    /// let x = x.unwrap();
+    /// let a = g.add_absorb("a", &[x], 5).unwrap();
+    /// let b = g.add_absorb("b", &[a], 4).unwrap();
+    /// let done = g.change_sizes(&Request::new().nout(a, -2)).unwrap();
+    /// assert_eq!(done.step, Step::Exact);
+    /// assert_eq!(g.nout(a).unwrap(), 3);
+    /// assert_eq!(g.nin(b).unwrap(), &[3]);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`plan_or_relax`].
+    pub fn change_sizes(&mut self, req: &Request) -> Result<Planned, PlanError> {
+        let planned = plan_or_relax(self, req)?;
+        planned.plan.apply(self)?;
+        Ok(planned)
+    }
+}
+
+fn validate_utility(graph: &Graph, u: &Utility) -> Result<(), PlanError> {
+    for (&id, vals) in u.explicit() {
+        let v = graph.vertex(id)?;
+        if vals.len() != v.nout() {
+            return Err(PlanError::BadUtility {
+                vertex: v.name().to_string(),
+                reason: format!("{} values for {} neurons", vals.len(), v.nout()),
+            });
+        }
+        if let Some(i) = vals.iter().position(|x| !x.is_finite()) {
+            return Err(PlanError::BadUtility {
+                vertex: v.name().to_string(),
+                reason: format!("neuron {i} has non-finite utility {}", vals[i]),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn resolve_targets(graph: &Graph, targets: &[Target]) -> Result<Vec<Resolved>, PlanError> {
+    let mut out: Vec<Resolved> = Vec::new();
+    for t in targets {
+        let space = match t.site {
+            Site::Nout(v) => {
+                graph.vertex(v)?;
+                v
+            }
+            Site::Nin { vertex, input } => {
+                let vx = graph.vertex(vertex)?;
+                *vx.inputs().get(input).ok_or_else(|| PlanError::NoSuchInput {
+                    vertex: vx.name().to_string(),
+                    input,
+                    inputs: vx.inputs().len(),
+                })?
+            }
+        };
+        let sx = graph.v(space);
+        if let Some(why) = sx.frozen_reason() {
+            return Err(PlanError::NotMutable {
+                vertex: sx.name().to_string(),
+                why,
+            });
+        }
+        if t.mode == TargetMode::Exact && (sx.nout() as i64) + t.delta < 1 {
+            return Err(PlanError::BelowOne {
+                vertex: sx.name().to_string(),
+                size: sx.nout(),
+                delta: t.delta,
+            });
+        }
+        if let Some(prev) = out.iter().find(|r| r.space == space) {
+            if prev.delta != t.delta || prev.mode != t.mode {
+                return Err(PlanError::ConflictingTargets {
+                    vertex: sx.name().to_string(),
+                    first: prev.delta,
+                    second: t.delta,
+                });
+            }
+            continue;
+        }
+        out.push(Resolved {
+            space,
+            delta: t.delta,
+            mode: t.mode,
+        });
+    }
+    Ok(out)
+}
+
+/// Turn group counts into per-vertex output index lists (only for vertices
+/// whose list differs from "keep everything in place").
+fn write_index_lists(
+    graph: &Graph,
+    comp: &Component,
+    cap: &[i64],
+    z: &[i64],
+    out: &mut HashMap<VertexId, Vec<Neuron>>,
+) {
+    let nclass = comp.group_of_class.len();
+    let mut kept = vec![false; nclass];
+    let mut new_after = vec![0usize; nclass];
+    for (g, grp) in comp.groups.iter().enumerate() {
+        let n = z[g].min(cap[g]).max(0) as usize;
+        for &k in &grp.order[..n] {
+            kept[k as usize] = true;
+        }
+        new_after[grp.anchor as usize] = (z[g] - n as i64).max(0) as usize;
+    }
+    for (li, &v) in comp.verts.iter().enumerate() {
+        let nout = graph.v(v).nout();
+        let mut list = Vec::with_capacity(nout);
+        let mut identity = true;
+        for i in 0..nout {
+            let k = comp.class_of[comp.base[li] + i] as usize;
+            if kept[k] {
+                list.push(Neuron::Old(i));
+            } else {
+                identity = false;
+            }
+            for _ in 0..new_after[k] {
+                list.push(Neuron::New);
+                identity = false;
+            }
+        }
+        if !identity {
+            out.insert(v, list);
+        }
+    }
+}
