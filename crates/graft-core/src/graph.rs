@@ -485,7 +485,8 @@ impl Graph {
                 .find(|i| indeg[i.index()] > 0)
                 .expect("leftover vertex has a leftover input");
             if let Some(&pos) = seen.get(&next) {
-                let mut cyc: Vec<String> = path[pos..].iter().rev().map(|&i| self.name(i)).collect();
+                let mut cyc: Vec<String> =
+                    path[pos..].iter().rev().map(|&i| self.name(i)).collect();
                 cyc.push(cyc[0].clone());
                 return cyc;
             }

@@ -67,8 +67,10 @@ impl GraphSpec {
                 .iter()
                 .map(|n| g.id(n))
                 .collect::<Result<Vec<_>, _>>()?;
-            if matches!(v.kind, SizeKind::Input | SizeKind::Absorb | SizeKind::Immutable)
-                && v.nout.is_none()
+            if matches!(
+                v.kind,
+                SizeKind::Input | SizeKind::Absorb | SizeKind::Immutable
+            ) && v.nout.is_none()
             {
                 return Err(GraphError::InvalidConstraint {
                     vertex: v.name.clone(),

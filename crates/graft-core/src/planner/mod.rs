@@ -96,10 +96,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     let mut nodes = 0u64;
     for ci in selected {
         let mut comp = Component::build(graph, comps[ci].clone(), &req.utility);
-        let mine: Vec<&Resolved> = targets
-            .iter()
-            .filter(|t| comp_of[&t.space] == ci)
-            .collect();
+        let mine: Vec<&Resolved> = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
         let names = || -> Vec<String> {
             if mine.is_empty() {
                 comps[ci].iter().map(|&v| graph.name(v)).collect()
@@ -125,6 +122,13 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         if clash {
             return Err(PlanError::Infeasible { vertices: names() });
         }
+        // New neurons per group are searched up to the summed |Δ| of the
+        // targets plus one full period of the components' step constraints.
+        let period = comp
+            .rows
+            .iter()
+            .fold(1i64, |acc, r| classes::lcm(acc, r.step).min(1 << 20));
+        let extra = extra + period;
         let ng = comp.groups.len();
         let mut p = IntProblem {
             comp: &comp,
@@ -175,8 +179,11 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     for &v in &topo {
         let vx = graph.v(v);
         let outs = new_outs.get(&v).cloned();
-        let ins: Vec<Option<Vec<Neuron>>> =
-            vx.inputs().iter().map(|u| new_outs.get(u).cloned()).collect();
+        let ins: Vec<Option<Vec<Neuron>>> = vx
+            .inputs()
+            .iter()
+            .map(|u| new_outs.get(u).cloned())
+            .collect();
         if outs.is_none() && ins.iter().all(Option::is_none) {
             continue;
         }
@@ -286,11 +293,13 @@ fn resolve_targets(graph: &Graph, targets: &[Target]) -> Result<Vec<Resolved>, P
             }
             Site::Nin { vertex, input } => {
                 let vx = graph.vertex(vertex)?;
-                *vx.inputs().get(input).ok_or_else(|| PlanError::NoSuchInput {
-                    vertex: vx.name().to_string(),
-                    input,
-                    inputs: vx.inputs().len(),
-                })?
+                *vx.inputs()
+                    .get(input)
+                    .ok_or_else(|| PlanError::NoSuchInput {
+                        vertex: vx.name().to_string(),
+                        input,
+                        inputs: vx.inputs().len(),
+                    })?
             }
         };
         let sx = graph.v(space);

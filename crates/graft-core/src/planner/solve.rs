@@ -176,8 +176,16 @@ impl IntProblem<'_> {
         for _ in 0..16 {
             let mut changed = false;
             for row in &self.comp.rows {
-                let slo: i64 = row.terms.iter().map(|&(g, c)| c as i64 * lo[g as usize]).sum();
-                let shi: i64 = row.terms.iter().map(|&(g, c)| c as i64 * hi[g as usize]).sum();
+                let slo: i64 = row
+                    .terms
+                    .iter()
+                    .map(|&(g, c)| c as i64 * lo[g as usize])
+                    .sum();
+                let shi: i64 = row
+                    .terms
+                    .iter()
+                    .map(|&(g, c)| c as i64 * hi[g as usize])
+                    .sum();
                 let (want_lo, want_hi) = match row.exact {
                     Some(t) => (t, t),
                     None => (1, i64::MAX / 4),
@@ -223,8 +231,16 @@ impl IntProblem<'_> {
         let mut l1 = 0.0;
         let mut mx = 0.0f64;
         for row in &self.comp.rows {
-            let slo: i64 = row.terms.iter().map(|&(g, c)| c as i64 * lo[g as usize]).sum();
-            let shi: i64 = row.terms.iter().map(|&(g, c)| c as i64 * hi[g as usize]).sum();
+            let slo: i64 = row
+                .terms
+                .iter()
+                .map(|&(g, c)| c as i64 * lo[g as usize])
+                .sum();
+            let shi: i64 = row
+                .terms
+                .iter()
+                .map(|&(g, c)| c as i64 * hi[g as usize])
+                .sum();
             if shi < 1 {
                 return None;
             }
@@ -304,7 +320,8 @@ impl IntProblem<'_> {
             let mut val = lam * t as f64 + free;
             let mut used = 0i64;
             for &(g, c) in &row.terms {
-                let (z, v) = self.priced(g as usize, lam * c as f64, lo[g as usize], hi[g as usize]);
+                let (z, v) =
+                    self.priced(g as usize, lam * c as f64, lo[g as usize], hi[g as usize]);
                 val += v;
                 used += c as i64 * z;
             }
@@ -351,7 +368,9 @@ impl IntProblem<'_> {
             }
         };
         // Start from "no change" clamped into the box: a good incumbent.
-        let start: Vec<i64> = (0..lo.len()).map(|g| self.m[g].clamp(lo[g], hi[g])).collect();
+        let start: Vec<i64> = (0..lo.len())
+            .map(|g| self.m[g].clamp(lo[g], hi[g]))
+            .collect();
         consider(self.evaluate(&start), &mut best);
 
         if lo.len() == 1 {
@@ -359,7 +378,7 @@ impl IntProblem<'_> {
             let mut z = vec![0];
             for v in lo[0]..=hi[0] {
                 nodes += 1;
-                if nodes.is_multiple_of(4096) {
+                if nodes > limits.max_nodes || nodes.is_multiple_of(4096) {
                     self.check_limits(nodes, limits)?;
                 }
                 z[0] = v;
