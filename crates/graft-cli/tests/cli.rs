@@ -1,0 +1,187 @@
+//! The `graft` binary, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const GRAPH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/plan/graph.json"
+);
+const REQUEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/plan/request.json"
+);
+
+fn graft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graft"))
+        .args(args)
+        .output()
+        .expect("the graft binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// A file under a fresh directory in the target dir, unique per test.
+fn scratch(test: &str, name: &str, contents: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The changes of a plan report, by vertex name: (nout_after, outs).
+fn changes(report: &Value) -> Vec<(String, u64, Value)> {
+    report["plan"]["changes"]
+        .as_array()
+        .expect("changes is a list")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["nout_after"].as_u64().unwrap(),
+                c["outs"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn demo_shows_plan_and_both_summaries() {
+    let o = graft(&["demo"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("## Graph before"));
+    assert!(out.contains("## Plan"));
+    assert!(out.contains("## Graph after"));
+    assert!(out.contains("step of the chain that succeeded: exact"));
+    // Plan rows: b2 shrinks to 2, b1 grows to 6 to keep the residual at 8.
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name) && l.contains("->"))
+            .unwrap_or_else(|| panic!("plan row of {name}"))
+            .to_string()
+    };
+    assert!(row("b2").contains("4 -> 2"));
+    assert!(row("b1").contains("4 -> 6"));
+    assert!(row("stem").contains("8 -> 8"));
+    // Summary rows before and after: cat's inputs go from [4, 4] to [6, 2].
+    assert!(out.contains("cat   stack      [4, 4]  8     b1, b2"));
+    assert!(out.contains("cat   stack      [6, 2]  8     b1, b2"));
+    assert!(out.contains("b2    absorb     [8]     2     stem"));
+    assert!(out.ends_with("check: ok\n"));
+}
+
+#[test]
+fn demo_output_snapshot() {
+    let o = graft(&["demo"]);
+    assert_eq!(o.status.code(), Some(0));
+    insta::assert_snapshot!(stdout(&o));
+}
+
+#[test]
+fn plan_on_example_files() {
+    let o = graft(&["plan", GRAPH, REQUEST]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).expect("stdout is JSON");
+    assert_eq!(report["step"], "exact");
+    let got = changes(&report);
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["stem", "b1", "b2", "cat", "add", "head"]);
+    let nout: Vec<u64> = got.iter().map(|&(_, n, _)| n).collect();
+    assert_eq!(nout, [8, 6, 2, 8, 8, 10]);
+    // b2 keeps its two most useful neurons (utility 0.9 and 0.8); stem drops
+    // the neurons tied to b2's other two and gains two new ones after b1's.
+    assert_eq!(got[2].2, serde_json::json!([1, 3]));
+    assert_eq!(got[0].2, serde_json::json!([0, 1, 2, 3, -1, -1, 5, 7]));
+    assert_eq!(got[5].2, Value::Null);
+    assert_eq!(report["plan"]["objective"]["relaxed_deviation"], 0.0);
+}
+
+#[test]
+fn plan_with_no_fallback_refuses_an_infeasible_request() {
+    // Three copies of one 2-neuron branch stacked, added to a 6-wide stem:
+    // the stem can only change in multiples of 3, so +2 is infeasible.
+    let graph = r#"{"vertices": [
+        {"name": "x", "kind": "input", "nout": 6},
+        {"name": "start", "kind": "absorb", "nout": 6, "inputs": ["x"]},
+        {"name": "split", "kind": "absorb", "nout": 2, "inputs": ["start"]},
+        {"name": "x2", "kind": "invariant", "inputs": ["split"]},
+        {"name": "x3", "kind": "invariant", "inputs": ["split"]},
+        {"name": "x5", "kind": "invariant", "inputs": ["split"]},
+        {"name": "joined", "kind": "stack", "inputs": ["x2", "x3", "x5"]},
+        {"name": "out", "kind": "invariant", "inputs": ["start", "joined"]}
+    ]}"#;
+    let graph = scratch("no_fallback", "graph.json", graph);
+    let request = scratch(
+        "no_fallback",
+        "request.json",
+        r#"{"targets": [{"vertex": "out", "delta": 2}]}"#,
+    );
+
+    let o = graft(&["plan", "--no-fallback", &graph, &request]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no size assignment"), "{}", stderr(&o));
+
+    let o = graft(&["plan", &graph, &request]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["step"], "relaxed");
+    let out = changes(&report).into_iter().find(|(n, _, _)| n == "out");
+    assert_eq!(out.map(|(_, n, _)| n), Some(9));
+}
+
+#[test]
+fn unknown_vertex_in_request_exits_2_and_names_it() {
+    let request = scratch(
+        "unknown_vertex",
+        "request.json",
+        r#"{"targets": [{"vertex": "b3", "delta": -2}]}"#,
+    );
+    let o = graft(&["plan", GRAPH, &request]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(err.contains("unknown vertex `b3`"), "{err}");
+    assert!(err.contains("request.json"), "{err}");
+}
+
+#[test]
+fn malformed_graph_file_exits_2_and_names_it() {
+    let graph = scratch("malformed", "broken-graph.json", r#"{"vertices": ["#);
+    let o = graft(&["plan", &graph, REQUEST]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("parsing graph file"), "{err}");
+    assert!(err.contains("broken-graph.json"), "{err}");
+}
+
+#[test]
+fn missing_file_exits_2_and_names_it() {
+    let o = graft(&["plan", "no-such-graph.json", REQUEST]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("reading graph file `no-such-graph.json`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    for sub in ["demo", "plan"] {
+        let o = graft(&[sub, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let help = stdout(&o);
+        assert!(help.contains("Example:"), "{sub}: {help}");
+        assert!(help.contains(&format!("graft {sub}")), "{sub}: {help}");
+    }
+}
