@@ -1,1 +1,70 @@
-fn main() {}
+//! Planner benchmarks: `cargo bench -p graft-core --bench planner`.
+//! Each iteration is a whole `plan` call (consistency check, components,
+//! classes, groups, exact search and index lists) on a fresh request.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use graft_core::{plan, zoo, Request, Utility};
+use std::hint::black_box;
+
+fn a25(c: &mut Criterion) {
+    let g = zoo::a25();
+    let v0 = g.id("v0").unwrap();
+    let v1 = g.id("v1").unwrap();
+    let relaxed = Request::new().nout_relaxed(v1, -30);
+    let exact = Request::new().nout(v0, -100);
+    c.bench_function("a25/relaxed_-30_v1", |b| {
+        b.iter(|| plan(black_box(&g), &relaxed).unwrap())
+    });
+    c.bench_function("a25/exact_-100_v0", |b| {
+        b.iter(|| plan(black_box(&g), &exact).unwrap())
+    });
+}
+
+fn resnet50(c: &mut Criterion) {
+    let g = zoo::resnet50();
+    let reselect = Request::new().with_utility(zoo::half_negative_utility(&g, 50));
+    let out3 = g.id("stage3_out").unwrap();
+    let exact = Request::new()
+        .nout(out3, -512)
+        .with_utility(zoo::half_negative_utility(&g, 51));
+    c.bench_function("resnet50/reselect_half_negative", |b| {
+        b.iter(|| plan(black_box(&g), &reselect).unwrap())
+    });
+    c.bench_function("resnet50/exact_-512_stage3", |b| {
+        b.iter(|| plan(black_box(&g), &exact).unwrap())
+    });
+}
+
+fn densenet121(c: &mut Criterion) {
+    let g = zoo::densenet121();
+    let reselect = Request::new().with_utility(zoo::half_negative_utility(&g, 121));
+    let out3 = g.id("block3_out").unwrap();
+    let exact = Request::new()
+        .nout(out3, -512)
+        .with_utility(zoo::half_negative_utility(&g, 122));
+    let exact_default = Request::new().nout(out3, -512).with_utility(Utility::new());
+    c.bench_function("densenet121/reselect_half_negative", |b| {
+        b.iter(|| plan(black_box(&g), &reselect).unwrap())
+    });
+    c.bench_function("densenet121/exact_-512_block3", |b| {
+        b.iter(|| plan(black_box(&g), &exact).unwrap())
+    });
+    c.bench_function("densenet121/exact_-512_block3_default_utility", |b| {
+        b.iter(|| plan(black_box(&g), &exact_default).unwrap())
+    });
+}
+
+fn synthetic_1m(c: &mut Criterion) {
+    let g = zoo::synthetic(100, 2, 850);
+    assert!(zoo::neurons(&g) >= 1_000_000, "{}", zoo::neurons(&g));
+    let reselect = Request::new().with_utility(zoo::half_negative_utility(&g, 1));
+    let mut group = c.benchmark_group("synthetic_1m");
+    group.sample_size(10);
+    group.bench_function("reselect_half_negative", |b| {
+        b.iter(|| plan(black_box(&g), &reselect).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, a25, resnet50, densenet121, synthetic_1m);
+criterion_main!(benches);

@@ -579,14 +579,12 @@ impl Graph {
                         });
                     }
                 }
-                SizeKind::Invariant => {
-                    if v.nin.iter().any(|&n| n != v.nout) {
-                        return Err(CheckError::Invariant {
-                            vertex: v.name.clone(),
-                            nout: v.nout,
-                            nin: v.nin.clone(),
-                        });
-                    }
+                SizeKind::Invariant if v.nin.iter().any(|&n| n != v.nout) => {
+                    return Err(CheckError::Invariant {
+                        vertex: v.name.clone(),
+                        nout: v.nout,
+                        nin: v.nin.clone(),
+                    });
                 }
                 _ => {}
             }

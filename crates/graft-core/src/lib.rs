@@ -32,6 +32,7 @@ mod graph;
 pub mod json;
 mod planner;
 mod text;
+pub mod zoo;
 
 pub use error::{CheckError, GraphError, PlanError};
 pub use graph::{Constraint, Graph, SizeKind, Vertex, VertexId};

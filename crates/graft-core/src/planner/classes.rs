@@ -221,8 +221,8 @@ impl Component {
         let mut count = vec![0u32; nclass + 1];
         let mut last = vec![u32::MAX; nclass];
         for li in 0..verts.len() {
-            for x in base[li]..base[li + 1] {
-                let k = class_of[x] as usize;
+            for &k in &class_of[base[li]..base[li + 1]] {
+                let k = k as usize;
                 if last[k] != li as u32 {
                     last[k] = li as u32;
                     count[k + 1] += 1;
@@ -236,8 +236,8 @@ impl Component {
         let mut cursor: Vec<u32> = offs[..nclass].to_vec();
         let mut cov: Vec<(u32, u32)> = vec![(0, 0); offs[nclass] as usize];
         for li in 0..verts.len() {
-            for x in base[li]..base[li + 1] {
-                let k = class_of[x] as usize;
+            for &k in &class_of[base[li]..base[li + 1]] {
+                let k = k as usize;
                 let c = cursor[k] as usize;
                 if c > offs[k] as usize && cov[c - 1].0 == li as u32 {
                     cov[c - 1].1 += 1;

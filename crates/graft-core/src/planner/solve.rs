@@ -14,18 +14,38 @@
 //!    total change, then larger counts for earlier groups.
 //!
 //! The search is a depth-first branch and bound on boxes of group counts.
-//! Upper bounds are valid for every point of a box: utility by the best count
-//! of each group in its range (tightened by a Lagrangian bound on each exact
-//! target row, the continuous knapsack bound), penalties by interval
-//! arithmetic on the rows. A box is discarded only when its bound is worse than
-//! the incumbent by more than a relative 1e-9, so the answer is optimal and
+//! Upper bounds are valid for every point of a box: interval arithmetic on
+//! the rows (penalties, deviations, feasibility) and the box's continuous
+//! relaxation (`lp.rs`, solved with microlp and warm-started from the parent
+//! box). The LP only bounds: every candidate answer is evaluated exactly on
+//! integers, and a box is discarded only when its bound, widened by a margin
+//! far above microlp's tolerances, is worse than the incumbent by more than a
+//! relative 1e-9. So the answer is optimal, deterministic, and
 //! does not depend on solver tolerances; a node or time budget turns a search
 //! that runs too long into an error instead of a worse answer.
 
 use std::cmp::Ordering;
 use std::time::Instant;
 
+use microlp::ComparisonOp;
+
 use super::classes::Component;
+use super::lp::{outcome, LpOutcome};
+
+/// A box of group counts still to search.
+struct Node {
+    lo: Vec<i64>,
+    hi: Vec<i64>,
+    bound: Bound,
+    lp: Option<Box<microlp::Solution>>,
+}
+
+/// The LP optimum widened by a safety margin well above microlp's
+/// tolerances, so that it stays an upper bound of every integer point.
+fn lp_bound(sol: &microlp::Solution) -> f64 {
+    let v = sol.objective();
+    v + 1e-6 * v.abs().max(1.0)
+}
 
 /// The integer problem of one component.
 pub(crate) struct IntProblem<'a> {
@@ -105,13 +125,13 @@ impl Bound {
 }
 
 impl IntProblem<'_> {
-    fn value(&self, g: usize, z: i64) -> f64 {
+    pub(crate) fn value(&self, g: usize, z: i64) -> f64 {
         let k = z.min(self.cap[g]).max(0) as usize;
         self.comp.groups[g].prefix[k]
     }
 
     /// Utility gained by going from `z` to `z + 1` in group `g`.
-    fn marginal(&self, g: usize, z: i64) -> f64 {
+    pub(crate) fn marginal(&self, g: usize, z: i64) -> f64 {
         if z < self.cap[g] {
             let p = &self.comp.groups[g].prefix;
             p[z as usize + 1] - p[z as usize]
@@ -270,14 +290,9 @@ impl IntProblem<'_> {
             l1 += row.mult as f64 * d;
             mx = mx.max(d);
         }
-        let mut util: f64 = (0..lo.len())
+        let util: f64 = (0..lo.len())
             .map(|g| self.value(g, self.best_count(g, lo[g], hi[g])))
             .sum();
-        for row in &self.comp.rows {
-            if let Some(t) = row.exact {
-                util = util.min(self.lagrange_bound(row, t, lo, hi));
-            }
-        }
         let penalty = if self.penalize {
             self.comp.scale * (0.1 * l1 + 0.8 * mx)
         } else {
@@ -287,69 +302,6 @@ impl IntProblem<'_> {
             deviation10: dsum + 8 * dmax,
             f: util - penalty,
         })
-    }
-
-    /// max over the box of `V_g(z) − p·z` for one group.
-    fn priced(&self, g: usize, p: f64, lo: i64, hi: i64) -> (i64, f64) {
-        // Marginals are non-increasing: find the first step not worth taking.
-        let (mut a, mut b) = (lo, hi);
-        while a < b {
-            let mid = a + (b - a) / 2;
-            if self.marginal(g, mid) > p {
-                a = mid + 1;
-            } else {
-                b = mid;
-            }
-        }
-        (a, self.value(g, a) - p * a as f64)
-    }
-
-    /// Lagrangian bound on utility under one exact row `Σ c·z = t`:
-    /// `min_λ Σ_g max_z (V_g(z) − λ c_g z) + λ t`, each λ giving a valid bound.
-    fn lagrange_bound(&self, row: &super::classes::Row, t: i64, lo: &[i64], hi: &[i64]) -> f64 {
-        let ng = lo.len();
-        let mut coef = vec![0.0f64; ng];
-        for &(g, c) in &row.terms {
-            coef[g as usize] = c as f64;
-        }
-        let free: f64 = (0..ng)
-            .filter(|&g| coef[g] == 0.0)
-            .map(|g| self.value(g, self.best_count(g, lo[g], hi[g])))
-            .sum();
-        let eval = |lam: f64| -> (f64, i64) {
-            let mut val = lam * t as f64 + free;
-            let mut used = 0i64;
-            for &(g, c) in &row.terms {
-                let (z, v) =
-                    self.priced(g as usize, lam * c as f64, lo[g as usize], hi[g as usize]);
-                val += v;
-                used += c as i64 * z;
-            }
-            (val, used)
-        };
-        let mut span = 1.0f64;
-        for &(g, _) in &row.terms {
-            let g = g as usize;
-            let p = &self.comp.groups[g].prefix;
-            for k in [0, p.len().saturating_sub(2)] {
-                if k + 1 < p.len() {
-                    span = span.max((p[k + 1] - p[k]).abs() + 1.0);
-                }
-            }
-        }
-        let (mut a, mut b) = (-span, span);
-        let mut best = f64::INFINITY;
-        for _ in 0..48 {
-            let mid = 0.5 * (a + b);
-            let (v, used) = eval(mid);
-            best = best.min(v);
-            match used.cmp(&t) {
-                Ordering::Greater => a = mid,
-                Ordering::Less => b = mid,
-                Ordering::Equal => break,
-            }
-        }
-        best.min(eval(a).0).min(eval(b).0)
     }
 
     /// Solve exactly. `Ok(None)` means infeasible.
@@ -387,58 +339,131 @@ impl IntProblem<'_> {
             return Ok((best, nodes));
         }
 
-        let Some(root) = self.bound(&lo, &hi) else {
+        let Some(mut root) = self.bound(&lo, &hi) else {
             return Ok((best, 0));
         };
-        let mut stack: Vec<(Vec<i64>, Vec<i64>, Bound)> = vec![(lo, hi, root)];
-        while let Some((lo, hi, b)) = stack.pop() {
-            if best.as_ref().is_some_and(|s| b.cannot_beat(s)) {
+        let (relax, out) = self.relax(&lo, &hi);
+        let root_lp = match out {
+            LpOutcome::Solved(sol) => {
+                root.f = root.f.min(lp_bound(&sol));
+                Some(sol)
+            }
+            LpOutcome::Infeasible => return Ok((best, 1)),
+            LpOutcome::Failed => None,
+        };
+        let mut stack: Vec<Node> = vec![Node {
+            lo,
+            hi,
+            bound: root,
+            lp: root_lp,
+        }];
+        while let Some(node) = stack.pop() {
+            if best.as_ref().is_some_and(|s| node.bound.cannot_beat(s)) {
                 continue;
             }
             nodes += 1;
             if nodes > limits.max_nodes {
                 return Err(SearchStop::Budget(nodes));
             }
-            if nodes.is_multiple_of(256) {
+            if nodes.is_multiple_of(64) {
                 self.check_limits(nodes, limits)?;
             }
-            let Some(g) = (0..lo.len())
-                .filter(|&g| hi[g] > lo[g])
-                .max_by_key(|&g| (hi[g] - lo[g], std::cmp::Reverse(g)))
-            else {
+            let Node { lo, hi, lp, .. } = node;
+            if (0..lo.len()).all(|g| lo[g] == hi[g]) {
                 consider(self.evaluate(&lo), &mut best);
                 continue;
-            };
-            let mid = lo[g] + (hi[g] - lo[g]) / 2;
-            let mut kids = Vec::with_capacity(2);
-            for (a, bnd) in [(lo[g], mid), (mid + 1, hi[g])] {
+            }
+            // The LP point, rounded into the box, is a cheap incumbent.
+            let zstar: Option<Vec<f64>> = lp
+                .as_ref()
+                .map(|s| relax.z.iter().map(|&v| s.var_value(v)).collect());
+            if let Some(zs) = &zstar {
+                let zr: Vec<i64> = (0..lo.len())
+                    .map(|g| (zs[g].round() as i64).clamp(lo[g], hi[g]))
+                    .collect();
+                consider(self.evaluate(&zr), &mut best);
+            }
+            let (g, split) = self.branch(&lo, &hi, zstar.as_deref());
+            let mut kids: Vec<Node> = Vec::with_capacity(2);
+            for (a, b, cmp, rhs) in [
+                (lo[g], split, ComparisonOp::Le, split as f64),
+                (split + 1, hi[g], ComparisonOp::Ge, (split + 1) as f64),
+            ] {
                 let (mut l2, mut h2) = (lo.clone(), hi.clone());
                 l2[g] = a;
-                h2[g] = bnd;
+                h2[g] = b;
                 if !self.propagate(&mut l2, &mut h2) {
                     continue;
                 }
-                if let Some(kb) = self.bound(&l2, &h2) {
-                    if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
-                        continue;
-                    }
-                    if (0..l2.len()).all(|i| l2[i] == h2[i]) {
-                        nodes += 1;
-                        consider(self.evaluate(&l2), &mut best);
-                        continue;
-                    }
-                    kids.push((l2, h2, kb));
+                let Some(mut kb) = self.bound(&l2, &h2) else {
+                    continue;
+                };
+                if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
+                    continue;
                 }
+                if (0..l2.len()).all(|i| l2[i] == h2[i]) {
+                    nodes += 1;
+                    consider(self.evaluate(&l2), &mut best);
+                    continue;
+                }
+                let mut kid_lp = None;
+                if let Some(parent) = &lp {
+                    let edited = (**parent)
+                        .clone()
+                        .add_constraint([(relax.z[g], 1.0)], cmp, rhs);
+                    match outcome(edited) {
+                        LpOutcome::Solved(sol) => {
+                            kb.f = kb.f.min(lp_bound(&sol));
+                            if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
+                                continue;
+                            }
+                            kid_lp = Some(sol);
+                        }
+                        LpOutcome::Infeasible => continue,
+                        LpOutcome::Failed => {}
+                    }
+                }
+                kids.push(Node {
+                    lo: l2,
+                    hi: h2,
+                    bound: kb,
+                    lp: kid_lp,
+                });
             }
             // Better bound explored first: push it last.
             kids.sort_by(|x, y| {
-                y.2.deviation10
-                    .cmp(&x.2.deviation10)
-                    .then(x.2.f.total_cmp(&y.2.f))
+                y.bound
+                    .deviation10
+                    .cmp(&x.bound.deviation10)
+                    .then(x.bound.f.total_cmp(&y.bound.f))
             });
             stack.extend(kids);
         }
         Ok((best, nodes))
+    }
+
+    /// Pick the group to branch on and the split point (left child gets
+    /// `..=split`): the most fractional LP value if any, else the widest
+    /// domain split at its LP value or its middle.
+    fn branch(&self, lo: &[i64], hi: &[i64], zstar: Option<&[f64]>) -> (usize, i64) {
+        if let Some(zs) = zstar {
+            let frac = |g: usize| (zs[g] - zs[g].floor()).min(zs[g].ceil() - zs[g]);
+            if let Some(g) = (0..lo.len())
+                .filter(|&g| hi[g] > lo[g] && frac(g) > 1e-6)
+                .max_by(|&a, &b| frac(a).total_cmp(&frac(b)).then(b.cmp(&a)))
+            {
+                return (g, (zs[g].floor() as i64).clamp(lo[g], hi[g] - 1));
+            }
+        }
+        let g = (0..lo.len())
+            .filter(|&g| hi[g] > lo[g])
+            .max_by_key(|&g| (hi[g] - lo[g], std::cmp::Reverse(g)))
+            .expect("some group is not fixed");
+        let split = match zstar {
+            Some(zs) => (zs[g].round() as i64).clamp(lo[g], hi[g] - 1),
+            None => lo[g] + (hi[g] - lo[g]) / 2,
+        };
+        (g, split)
     }
 
     fn check_limits(&self, nodes: u64, limits: &Limits) -> Result<(), SearchStop> {

@@ -1,0 +1,224 @@
+//! Size-only graphs of well-known shapes, for benchmarks, demos and tests.
+//!
+//! Every convolution or dense layer is an absorbing vertex with the real
+//! channel count; batch norms, activations and pooling are invariant;
+//! residual adds are invariant with two inputs; concatenations are stacks.
+
+use crate::graph::{Graph, SizeKind, VertexId};
+use crate::planner::Utility;
+
+/// Builder helpers that panic only on programmer error (names are unique by
+/// construction).
+struct B {
+    g: Graph,
+    n: usize,
+}
+
+impl B {
+    fn name(&mut self, p: &str) -> String {
+        self.n += 1;
+        format!("{p}{}", self.n)
+    }
+    fn conv(&mut self, x: VertexId, c: usize, p: &str) -> VertexId {
+        let n = self.name(p);
+        self.g.add_absorb(&n, &[x], c).expect("zoo conv")
+    }
+    fn inv(&mut self, xs: &[VertexId], p: &str) -> VertexId {
+        let n = self.name(p);
+        self.g.add_invariant(&n, xs).expect("zoo invariant")
+    }
+    fn cat(&mut self, xs: &[VertexId]) -> VertexId {
+        let n = self.name("cat");
+        self.g.add_stack(&n, xs).expect("zoo concat")
+    }
+    /// conv -> bn -> relu; returns the relu.
+    fn cbr(&mut self, x: VertexId, c: usize) -> VertexId {
+        let c = self.conv(x, c, "conv");
+        let b = self.inv(&[c], "bn");
+        self.inv(&[b], "relu")
+    }
+}
+
+/// A25's graph: `v0 = lin(in(1), 1000)`, `v1 = conc(v0,v0,v0)`,
+/// `v2 = conc(v1,v0,v1)`, `v3 = v2 + v2` (about 18k neurons).
+pub fn a25() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("in", 1).expect("zoo");
+    let v0 = g.add_absorb("v0", &[x], 1000).expect("zoo");
+    let v1 = g.add_stack("v1", &[v0, v0, v0]).expect("zoo");
+    let v2 = g.add_stack("v2", &[v1, v0, v1]).expect("zoo");
+    g.add_invariant("v3", &[v2, v2]).expect("zoo");
+    g
+}
+
+/// ResNet-50's channel graph (bottlenecks 3/4/6/3, widths 64..512, expansion
+/// 4). The output of stage `s` (1-based) is the vertex named `stage{s}_out`.
+pub fn resnet50() -> Graph {
+    let mut b = B {
+        g: Graph::new(),
+        n: 0,
+    };
+    let x = b.g.add_input("image", 3).expect("zoo");
+    let stem = b.cbr(x, 64);
+    let mut h = b.inv(&[stem], "maxpool");
+    let mut cin = 64;
+    for (s, (&blocks, &w)) in [3usize, 4, 6, 3]
+        .iter()
+        .zip(&[64usize, 128, 256, 512])
+        .enumerate()
+    {
+        for i in 0..blocks {
+            let a = b.cbr(h, w);
+            let c = b.cbr(a, w);
+            let e = b.conv(c, 4 * w, "conv");
+            let e = b.inv(&[e], "bn");
+            let skip = if i == 0 && cin != 4 * w {
+                let d = b.conv(h, 4 * w, "downsample");
+                b.inv(&[d], "bn")
+            } else {
+                h
+            };
+            let sum = b.inv(&[e, skip], "add");
+            let name = if i == blocks - 1 {
+                format!("stage{}_out", s + 1)
+            } else {
+                b.name("relu")
+            };
+            h = b.g.add_invariant(&name, &[sum]).expect("zoo");
+            cin = 4 * w;
+        }
+    }
+    let p = b.inv(&[h], "avgpool");
+    b.conv(p, 1000, "fc");
+    b.g
+}
+
+/// DenseNet-121's channel graph (growth 32, blocks 6/12/24/16, bottleneck
+/// 128, compression 0.5). Each dense layer reads its own concatenation of all
+/// earlier features of the block; the concatenation that ends block `s`
+/// (1-based) is named `block{s}_out`.
+pub fn densenet121() -> Graph {
+    let mut b = B {
+        g: Graph::new(),
+        n: 0,
+    };
+    let x = b.g.add_input("image", 3).expect("zoo");
+    let stem = b.cbr(x, 64);
+    let mut h = b.inv(&[stem], "maxpool");
+    let blocks = [6usize, 12, 24, 16];
+    for (s, &layers) in blocks.iter().enumerate() {
+        let mut feats = vec![h];
+        for _ in 0..layers {
+            let input = if feats.len() == 1 {
+                feats[0]
+            } else {
+                b.cat(&feats)
+            };
+            let n1 = b.inv(&[input], "bn");
+            let r1 = b.inv(&[n1], "relu");
+            let bott = b.cbr(r1, 128);
+            let f = b.conv(bott, 32, "conv");
+            feats.push(f);
+        }
+        let name = format!("block{}_out", s + 1);
+        let out = b.g.add_stack(&name, &feats).expect("zoo");
+        let n = b.inv(&[out], "bn");
+        let r = b.inv(&[n], "relu");
+        if s + 1 < blocks.len() {
+            let c = b.g.nout(out).expect("zoo") / 2;
+            let t = b.conv(r, c, "transition");
+            h = b.inv(&[t], "avgpool");
+        } else {
+            let p = b.inv(&[r], "avgpool");
+            b.conv(p, 1000, "fc");
+        }
+    }
+    b.g
+}
+
+/// A synthetic graph of `stages` residual stages of the given width, each
+/// with `blocks` blocks (conv -> relu -> conv, added to the stream) and a
+/// concatenation of two branches at the end of the stage. Roughly
+/// `stages · width · (4·blocks + 6)` neurons.
+pub fn synthetic(stages: usize, blocks: usize, width: usize) -> Graph {
+    let mut b = B {
+        g: Graph::new(),
+        n: 0,
+    };
+    let x = b.g.add_input("input", 16).expect("zoo");
+    let mut h = b.conv(x, width, "conv");
+    for _ in 0..stages {
+        for _ in 0..blocks {
+            let a = b.conv(h, width, "conv");
+            let r = b.inv(&[a], "relu");
+            let c = b.conv(r, width, "conv");
+            h = b.inv(&[h, c], "add");
+        }
+        let l = b.conv(h, width / 2, "conv");
+        let r = b.conv(h, width - width / 2, "conv");
+        let cat = b.cat(&[l, r]);
+        let a = b.inv(&[cat], "relu");
+        h = b.conv(a, width, "conv");
+    }
+    b.g
+}
+
+/// Seeded utilities for every absorbing vertex: magnitudes in (0.5, 1.5),
+/// a random half of each vertex's neurons negative. Other vertices keep the
+/// default (0 for transparent ones).
+pub fn half_negative_utility(g: &Graph, seed: u64) -> Utility {
+    // xorshift64*: tiny, seeded, and stable across platforms.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut u = Utility::new();
+    for id in g.ids() {
+        let v = g.v(id);
+        if v.kind != SizeKind::Absorb {
+            continue;
+        }
+        let n = v.nout;
+        let mut vals: Vec<f64> = (0..n)
+            .map(|_| 0.5 + (next() >> 11) as f64 / (1u64 << 53) as f64)
+            .collect();
+        // Negate a random half: a partial Fisher-Yates shuffle of indices.
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..n / 2 {
+            let j = i + (next() % (n - i) as u64) as usize;
+            idx.swap(i, j);
+            vals[idx[i]] = -vals[idx[i]];
+        }
+        u.set(id, vals);
+    }
+    u
+}
+
+/// Total number of neurons (sum of nout over all vertices).
+pub fn neurons(g: &Graph) -> usize {
+    g.ids().map(|id| g.v(id).nout).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_graphs_are_valid_with_real_channel_counts() {
+        for g in [a25(), resnet50(), densenet121(), synthetic(3, 2, 8)] {
+            g.check().unwrap();
+        }
+        let r = resnet50();
+        assert_eq!(r.nout(r.id("stage3_out").unwrap()).unwrap(), 1024);
+        assert_eq!(r.nout(r.id("stage4_out").unwrap()).unwrap(), 2048);
+        let d = densenet121();
+        let outs: Vec<usize> = (1..=4)
+            .map(|s| d.nout(d.id(&format!("block{s}_out")).unwrap()).unwrap())
+            .collect();
+        assert_eq!(outs, [256, 512, 1024, 1024]);
+        assert_eq!(neurons(&a25()), 1 + 1000 + 3000 + 7000 + 7000);
+    }
+}
