@@ -134,7 +134,8 @@ fn demo() -> Result<()> {
          nout(b2) -2, exact, default utility (1 per neuron of an absorbing vertex).\n\
          `add` ties `stem` to `cat` = b1 ++ b2 neuron by neuron, so stem, cat and add\n\
          shrink with b2 unless b1 grows to fill the gap. The planner weighs the utility\n\
-         kept against the relative size changes and picks the best plan.\n",
+         kept against the relative size changes and picks the best plan: here the\n\
+         residual shrinks with b2.\n",
     );
     let Planned { plan, step } = g
         .change_sizes(&Request::new().nout(b2, -2))

@@ -63,7 +63,7 @@ fn demo_shows_plan_and_both_summaries() {
     assert!(out.contains("## Plan"));
     assert!(out.contains("## Graph after"));
     assert!(out.contains("step of the chain that succeeded: exact"));
-    // Plan rows: b2 shrinks to 2, b1 grows to 6 to keep the residual at 8.
+    // Plan rows: b2 shrinks to 2, and the residual stem, cat and add with it.
     let row = |name: &str| {
         out.lines()
             .find(|l| l.split_whitespace().next() == Some(name) && l.contains("->"))
@@ -71,12 +71,12 @@ fn demo_shows_plan_and_both_summaries() {
             .to_string()
     };
     assert!(row("b2").contains("4 -> 2"));
-    assert!(row("b1").contains("4 -> 6"));
-    assert!(row("stem").contains("8 -> 8"));
-    // Summary rows before and after: cat's inputs go from [4, 4] to [6, 2].
+    assert!(row("b1").contains("4 -> 4"));
+    assert!(row("stem").contains("8 -> 6"));
+    // Summary rows before and after: cat's inputs go from [4, 4] to [4, 2].
     assert!(out.contains("cat   stack      [4, 4]  8     b1, b2"));
-    assert!(out.contains("cat   stack      [6, 2]  8     b1, b2"));
-    assert!(out.contains("b2    absorb     [8]     2     stem"));
+    assert!(out.contains("cat   stack      [4, 2]  6     b1, b2"));
+    assert!(out.contains("b2    absorb     [6]     2     stem"));
     assert!(out.ends_with("check: ok\n"));
 }
 
@@ -97,11 +97,12 @@ fn plan_on_example_files() {
     let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(names, ["stem", "b1", "b2", "cat", "add", "head"]);
     let nout: Vec<u64> = got.iter().map(|&(_, n, _)| n).collect();
-    assert_eq!(nout, [8, 6, 2, 8, 8, 10]);
-    // b2 keeps its two most useful neurons (utility 0.9 and 0.8); stem drops
-    // the neurons tied to b2's other two and gains two new ones after b1's.
+    assert_eq!(nout, [6, 4, 2, 6, 6, 10]);
+    // b2 keeps its two most useful neurons (utility 0.9 and 0.8); stem, cat
+    // and add drop the neurons tied to b2's other two (4 and 6).
     assert_eq!(got[2].2, serde_json::json!([1, 3]));
-    assert_eq!(got[0].2, serde_json::json!([0, 1, 2, 3, -1, -1, 5, 7]));
+    assert_eq!(got[0].2, serde_json::json!([0, 1, 2, 3, 5, 7]));
+    assert_eq!(got[1].2, Value::Null);
     assert_eq!(got[5].2, Value::Null);
     assert_eq!(report["plan"]["objective"]["relaxed_deviation"], 0.0);
 }

@@ -485,8 +485,11 @@ impl Graph {
                 .find(|i| indeg[i.index()] > 0)
                 .expect("leftover vertex has a leftover input");
             if let Some(&pos) = seen.get(&next) {
-                let mut cyc: Vec<String> =
-                    path[pos..].iter().rev().map(|&i| self.name(i)).collect();
+                // Producer-to-consumer order, starting at the smallest id.
+                let mut ids: Vec<VertexId> = path[pos..].iter().rev().copied().collect();
+                let first = (0..ids.len()).min_by_key(|&i| ids[i]).unwrap_or(0);
+                ids.rotate_left(first);
+                let mut cyc: Vec<String> = ids.iter().map(|&i| self.name(i)).collect();
                 cyc.push(cyc[0].clone());
                 return cyc;
             }
@@ -654,5 +657,59 @@ impl Graph {
 
     pub(crate) fn bump_revision(&mut self) {
         self.revision += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_a_cycle_and_a_broken_edge() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", 2).unwrap();
+        let a = g.add_absorb("a", &[x], 2).unwrap();
+        let b = g.add_absorb("b", &[a], 2).unwrap();
+        let c = g.add_invariant("c", &[b]).unwrap();
+        assert_eq!(g.check(), Ok(()));
+        // Rewire a to read c (only possible from inside the crate).
+        g.v_mut(a).inputs = vec![c];
+        g.v_mut(x).outputs.clear();
+        g.v_mut(c).outputs.push(a);
+        assert_eq!(
+            g.check(),
+            Err(CheckError::Cycle {
+                vertices: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+            })
+        );
+
+        let mut g = Graph::new();
+        let x = g.add_input("x", 2).unwrap();
+        let a = g.add_absorb("a", &[x], 2).unwrap();
+        g.set_sizes(a, 2, vec![3]);
+        assert_eq!(
+            g.check(),
+            Err(CheckError::EdgeSize {
+                producer: "x".into(),
+                consumer: "a".into(),
+                input: 0,
+                nout: 2,
+                nin: 3
+            })
+        );
+    }
+
+    #[test]
+    fn size_component_stops_at_absorbing_vertices() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", 3).unwrap();
+        let a = g.add_absorb("a", &[x], 4).unwrap();
+        let r = g.add_invariant("relu", &[a]).unwrap();
+        let b = g.add_absorb("b", &[r], 4).unwrap();
+        let s = g.add_invariant("add", &[r, b]).unwrap();
+        let h = g.add_absorb("head", &[s], 2).unwrap();
+        assert_eq!(g.size_component(b).unwrap(), vec![a, r, b, s]);
+        assert_eq!(g.size_component(h).unwrap(), vec![h]);
+        assert_eq!(g.size_component(x).unwrap(), vec![x]);
     }
 }

@@ -177,7 +177,7 @@ fn util_of(g: &Graph, u: &Utility, v: VertexId, i: usize) -> f64 {
 }
 
 /// The objective of given sizes and kept neurons over `verts`, as defined in
-/// docs: (deviation×10, utility − S·(0.1·Σ|Δ|/n + 0.8·max|Δ|/n)).
+/// docs: (deviation×10, utility − (0.1·Σ w|Δ|/n + 0.8·max w|Δ|/n)).
 fn objective(
     g: &Graph,
     req: &Request,
@@ -186,26 +186,30 @@ fn objective(
     kept_util: f64,
     relaxed_goals: &[(VertexId, i64)],
 ) -> (i64, f64) {
-    let mut scale = 0.0f64;
-    for &v in verts {
-        for i in 0..g.nout(v).unwrap() {
-            scale = scale.max(util_of(g, &req.utility, v, i).abs());
-        }
-    }
-    if scale == 0.0 {
-        scale = 1.0;
+    // Penalty weight of a vertex: its largest |utility|, or 1 for all when
+    // every utility is 0.
+    let mut weight: Vec<f64> = verts
+        .iter()
+        .map(|&v| {
+            (0..g.nout(v).unwrap())
+                .map(|i| util_of(g, &req.utility, v, i).abs())
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    if weight.iter().all(|&w| w == 0.0) {
+        weight = vec![1.0; verts.len()];
     }
     let (mut l1, mut mx) = (0.0, 0.0f64);
-    for &v in verts {
+    for (k, &v) in verts.iter().enumerate() {
         let n = g.nout(v).unwrap() as f64;
         let d = (size(v) as f64 - n).abs() / n;
-        l1 += d;
-        mx = mx.max(d);
+        l1 += weight[k] * d;
+        mx = mx.max(weight[k] * d);
     }
     let penalty = if req.targets.is_empty() {
         0.0
     } else {
-        scale * (0.1 * l1 + 0.8 * mx)
+        0.1 * l1 + 0.8 * mx
     };
     let (mut ds, mut dm) = (0i64, 0i64);
     for &(v, goal) in relaxed_goals {

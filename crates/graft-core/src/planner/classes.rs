@@ -11,7 +11,8 @@
 //!    class (the one nearest the end), so a new neuron has the coverage of
 //!    its group and every tie stays aligned.
 //! 4. Each vertex's size is then a linear function of the group counts: a
-//!    *row*. Vertices with identical rows are merged (with a multiplicity).
+//!    *row*. Vertices with identical rows are merged (their penalty weights
+//!    summed for the L1 term, maximised for the max term).
 
 use std::collections::HashMap;
 
@@ -34,8 +35,6 @@ pub(crate) struct Component {
     pub rows: Vec<Row>,
     /// Row of each local vertex.
     pub row_of_vertex: Vec<u32>,
-    /// Largest |utility| of a neuron in the component (1 if all are 0).
-    pub scale: f64,
     /// Local index of each vertex.
     pub local: HashMap<VertexId, u32>,
 }
@@ -60,8 +59,10 @@ pub(crate) struct Row {
     pub terms: Vec<(u32, u32)>,
     /// Current size.
     pub size: i64,
-    /// Number of vertices merged into this row.
-    pub mult: u32,
+    /// Sum of the merged vertices' penalty weights (for the L1 term).
+    pub l1_weight: f64,
+    /// Largest of the merged vertices' penalty weights (for the max term).
+    pub max_weight: f64,
     /// Sizes may change only in multiples of this.
     pub step: i64,
     /// Exact target size, if any.
@@ -200,21 +201,23 @@ impl Component {
         drop(root_class);
         let nclass = nclass as usize;
 
-        // Utilities of classes, and the scale.
+        // Utilities of classes, and each vertex's penalty weight: its largest
+        // |utility| (NaiveNASlib's scaling), or 1 everywhere when every
+        // utility in the component is 0 (size mode).
         let mut cutil = vec![0.0f64; nclass];
-        let mut scale = 0.0f64;
+        let mut weight = vec![0.0f64; verts.len()];
         for (li, &v) in verts.iter().enumerate() {
             let nout = graph.v(v).nout;
             let explicit = utility.get(v);
             let dflt = utility.default_for(graph.v(v).kind);
             for i in 0..nout {
                 let u = explicit.map_or(dflt, |e| e[i]);
-                scale = scale.max(u.abs());
+                weight[li] = weight[li].max(u.abs());
                 cutil[class_of[base[li] + i] as usize] += u;
             }
         }
-        if scale == 0.0 {
-            scale = 1.0;
+        if weight.iter().all(|&w| w == 0.0) {
+            weight.iter_mut().for_each(|w| *w = 1.0);
         }
 
         // 2. Coverage of each class, as a CSR of (local vertex, count).
@@ -343,7 +346,8 @@ impl Component {
             let r = match row_index.get(&terms) {
                 Some(&r) => {
                     let row = &mut rows[r as usize];
-                    row.mult += 1;
+                    row.l1_weight += weight[li];
+                    row.max_weight = row.max_weight.max(weight[li]);
                     row.step = lcm(row.step, step_of[li]);
                     r
                 }
@@ -353,7 +357,8 @@ impl Component {
                     rows.push(Row {
                         terms,
                         size,
-                        mult: 1,
+                        l1_weight: weight[li],
+                        max_weight: weight[li],
                         step: step_of[li],
                         exact: None,
                         relaxed: Vec::new(),
@@ -372,7 +377,6 @@ impl Component {
             groups,
             rows,
             row_of_vertex,
-            scale,
             local,
         }
     }

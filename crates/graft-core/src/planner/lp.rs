@@ -4,7 +4,7 @@
 //! Variables: `z[g]` (group counts, relaxed to reals within the node's box),
 //! `μ[g]` (utility of group g, below the tangents of its concave prefix-sum
 //! curve: a valid over-estimate however few tangents are used), `d[r]`
-//! (relative size change of row r) and `M` (their maximum). Exact target rows
+//! (weighted relative size change of row r) and `M` (their maximum). Exact target rows
 //! are equalities; relaxed targets and step constraints are left out (the
 //! relaxation only has to bound `F`, see `solve.rs`).
 
@@ -62,9 +62,8 @@ impl IntProblem<'_> {
             }
         }
         let penalize = self.penalize;
-        let scale = self.comp.scale;
         let big_m = if penalize {
-            Some(lp.add_var(-0.8 * scale, (0.0, f64::INFINITY)))
+            Some(lp.add_var(-0.8, (0.0, f64::INFINITY)))
         } else {
             None
         };
@@ -78,16 +77,19 @@ impl IntProblem<'_> {
                 lp.add_constraint(terms.as_slice(), ComparisonOp::Eq, t as f64);
             }
             lp.add_constraint(terms.as_slice(), ComparisonOp::Ge, 1.0);
-            if let Some(m) = big_m {
+            if let (Some(m), true) = (big_m, row.max_weight > 0.0) {
                 let t = row.size as f64;
-                let d = lp.add_var(-0.1 * scale * row.mult as f64, (0.0, f64::INFINITY));
-                // t·d >= s − t and t·d >= t − s; M >= d.
-                let mut up = terms.clone();
+                let w = row.max_weight;
+                let d = lp.add_var(-0.1 * row.l1_weight / w, (0.0, f64::INFINITY));
+                // d is the weighted relative change: t·d >= w(s − t) and
+                // t·d >= w(t − s); M >= d.
+                let mut up: Vec<(Variable, f64)> = terms.iter().map(|&(v, c)| (v, c * w)).collect();
                 up.push((d, -t));
-                lp.add_constraint(up.as_slice(), ComparisonOp::Le, t);
-                let mut down = terms.clone();
+                lp.add_constraint(up.as_slice(), ComparisonOp::Le, w * t);
+                let mut down: Vec<(Variable, f64)> =
+                    terms.iter().map(|&(v, c)| (v, c * w)).collect();
                 down.push((d, t));
-                lp.add_constraint(down.as_slice(), ComparisonOp::Ge, t);
+                lp.add_constraint(down.as_slice(), ComparisonOp::Ge, w * t);
                 lp.add_constraint([(m, 1.0), (d, -1.0)], ComparisonOp::Ge, 0.0);
             }
         }

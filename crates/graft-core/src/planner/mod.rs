@@ -1,7 +1,7 @@
 //! The size-change planner: given targets and per-neuron utilities, choose
 //! which neurons every coupled vertex keeps and where new ones go, optimally
-//! for a documented objective (see [`solve`](self) module docs and
-//! `docs/planner.md`).
+//! for a documented objective (see the `solve` module docs and
+//! `docs/architecture.md`).
 //!
 //! Only the size-coupled components that contain a target take part (all
 //! components when there is no target); each component is an independent

@@ -6,10 +6,12 @@
 //! 1. relaxed-target deviation `D = Σ|s−τ| + 8·max|s−τ|` over relaxed targets
 //!    (NaiveNASlib's `0.1·L1 + 0.8·max`, times 10 so it is an exact integer),
 //!    smaller is better;
-//! 2. `F = utility kept − S·(0.1·Σ_v |Δ_v|/n_v + 0.8·max_v |Δ_v|/n_v)`, larger
-//!    is better, where `S` is the component's largest |utility| (so the size
-//!    penalty is in utility units) and the penalty is left out in re-select
-//!    mode;
+//! 2. `F = utility kept − (0.1·Σ_v w_v|Δ_v|/n_v + 0.8·max_v w_v|Δ_v|/n_v)`,
+//!    larger is better, where `w_v` is the largest |utility| of v's neurons
+//!    (NaiveNASlib's scaling: the penalty is in utility units, and vertices
+//!    without utility of their own, such as concatenations, do not count), or
+//!    1 for every vertex when all utilities are 0 (size mode). The penalty is
+//!    left out in re-select mode;
 //! 3. ties (within 1e-12 relative) broken by fewer new neurons, then less
 //!    total change, then larger counts for earlier groups.
 //!
@@ -171,12 +173,12 @@ impl IntProblem<'_> {
                 dmax = dmax.max(d);
             }
             let d = (s - row.size).abs() as f64 / row.size as f64;
-            l1 += row.mult as f64 * d;
-            mx = mx.max(d);
+            l1 += row.l1_weight * d;
+            mx = mx.max(row.max_weight * d);
         }
         let utility: f64 = (0..z.len()).map(|g| self.value(g, z[g])).sum();
         let penalty = if self.penalize {
-            self.comp.scale * (0.1 * l1 + 0.8 * mx)
+            0.1 * l1 + 0.8 * mx
         } else {
             0.0
         };
@@ -287,14 +289,14 @@ impl IntProblem<'_> {
                 dmax = dmax.max(d);
             }
             let d = dist(row.size) as f64 / row.size as f64;
-            l1 += row.mult as f64 * d;
-            mx = mx.max(d);
+            l1 += row.l1_weight * d;
+            mx = mx.max(row.max_weight * d);
         }
         let util: f64 = (0..lo.len())
             .map(|g| self.value(g, self.best_count(g, lo[g], hi[g])))
             .sum();
         let penalty = if self.penalize {
-            self.comp.scale * (0.1 * l1 + 0.8 * mx)
+            0.1 * l1 + 0.8 * mx
         } else {
             0.0
         };
