@@ -86,6 +86,14 @@ pub enum Constraint {
     },
     /// nout never changes (the vertex's inputs may).
     Fixed,
+    /// A depthwise (channel-multiplier) convolution on an absorbing vertex
+    /// with one input: nout = multiplier · nin, and output `j` reads input
+    /// `j / multiplier`. Input and output neurons are coupled block by block;
+    /// the planner keeps the multiplier.
+    Depthwise {
+        /// Outputs per input channel, at least 1.
+        multiplier: usize,
+    },
 }
 
 /// One vertex: a read-only view. Change it through [`Graph`] methods.
@@ -129,6 +137,20 @@ impl Vertex {
     pub fn constraints(&self) -> &[Constraint] {
         &self.constraints
     }
+    /// The depthwise multiplier, if the vertex has that constraint.
+    pub fn depthwise(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Depthwise { multiplier } => Some(multiplier),
+            _ => None,
+        })
+    }
+
+    /// True when this vertex's output neurons are tied to its inputs' (stack,
+    /// invariant, depthwise), so its size follows theirs.
+    pub fn couples_inputs(&self) -> bool {
+        self.kind.is_transparent() || self.depthwise().is_some()
+    }
+
     /// True when the planner may never change this vertex's nout.
     pub fn is_size_frozen(&self) -> bool {
         matches!(self.kind, SizeKind::Input | SizeKind::Immutable)
@@ -420,6 +442,22 @@ impl Graph {
                     v.inputs.len()
                 )))
             }
+            Constraint::Depthwise { multiplier } => {
+                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 {
+                    return Err(bad(
+                        "depthwise needs an absorbing vertex with one input".into()
+                    ));
+                }
+                if multiplier == 0 || v.nout != multiplier * v.nin[0] {
+                    return Err(bad(format!(
+                        "nout {} is not multiplier {multiplier} times nin {}",
+                        v.nout, v.nin[0]
+                    )));
+                }
+                if v.depthwise().is_some_and(|m| m != multiplier) {
+                    return Err(bad("already depthwise with another multiplier".into()));
+                }
+            }
             _ => {}
         }
         if !v.constraints.contains(&c) {
@@ -499,7 +537,8 @@ impl Graph {
     }
 
     /// The vertices whose output size is coupled to `id`'s output through
-    /// stack and invariant vertices (in both directions), in id order.
+    /// stack, invariant and depthwise vertices (in both directions), in id
+    /// order.
     /// Absorbing vertices end the coupling on their input side.
     ///
     /// # Errors
@@ -519,13 +558,13 @@ impl Graph {
                     stack.push(u);
                 }
             };
-            if vx.kind.is_transparent() {
+            if vx.couples_inputs() {
                 for &u in &vx.inputs {
                     push(u, &mut stack);
                 }
             }
             for &o in &vx.outputs {
-                if self.v(o).kind.is_transparent() {
+                if self.v(o).couples_inputs() {
                     push(o, &mut stack);
                 }
             }
@@ -592,13 +631,25 @@ impl Graph {
                 _ => {}
             }
             for c in &v.constraints {
-                if let Constraint::NinStep { input, .. } = c {
-                    if *input >= v.inputs.len() {
-                        return Err(CheckError::Constraint {
-                            vertex: v.name.clone(),
-                            reason: format!("nin step on missing input {input}"),
-                        });
+                let broken = match *c {
+                    Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
+                        Some(format!("nin step on missing input {input}"))
                     }
+                    Constraint::Depthwise { multiplier }
+                        if v.nin.len() != 1 || v.nout != multiplier * v.nin[0] =>
+                    {
+                        Some(format!(
+                            "depthwise: nout {} != {multiplier} x nin {:?}",
+                            v.nout, v.nin
+                        ))
+                    }
+                    _ => None,
+                };
+                if let Some(reason) = broken {
+                    return Err(CheckError::Constraint {
+                        vertex: v.name.clone(),
+                        reason,
+                    });
                 }
             }
         }

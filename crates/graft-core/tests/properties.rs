@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 
 use graft_core::{
-    plan, Graph, Neuron, Plan, PlanError, Request, SizeKind, Target, TargetMode, Utility, VertexId,
+    plan, Constraint, Graph, Neuron, Plan, PlanError, Request, SizeKind, Target, TargetMode,
+    Utility, VertexId,
 };
 use proptest::prelude::*;
 
@@ -26,6 +27,7 @@ enum Step {
     Absorb { input: usize, nout: usize },
     Stack { inputs: Vec<usize> },
     Invariant { input: usize, extra: Vec<usize> },
+    Depthwise { input: usize, multiplier: usize },
 }
 
 fn build(inputs: &[usize], steps: &[Step]) -> Graph {
@@ -62,6 +64,20 @@ fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                 }
                 g.add_invariant(&name, &ins).unwrap()
             }
+            Step::Depthwise { input, multiplier } => {
+                let u = pick(*input);
+                let id = g
+                    .add_absorb(&name, &[u], multiplier * g.nout(u).unwrap())
+                    .unwrap();
+                g.add_constraint(
+                    id,
+                    Constraint::Depthwise {
+                        multiplier: *multiplier,
+                    },
+                )
+                .unwrap();
+                id
+            }
         };
         ids.push(id);
     }
@@ -74,6 +90,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => prop::collection::vec(0..20usize, 1..4).prop_map(|inputs| Step::Stack { inputs }),
         2 => (0..20usize, prop::collection::vec(0..20usize, 0..3))
             .prop_map(|(input, extra)| Step::Invariant { input, extra }),
+        1 => (0..20usize, 1..3usize)
+            .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
     ]
 }
 
@@ -113,7 +131,13 @@ impl Naive {
                         }
                     }
                 }
-                _ => {}
+                _ => {
+                    if let Some(m) = v.depthwise() {
+                        for j in 0..v.nout() {
+                            s.union((id, j), (v.inputs()[0], j / m));
+                        }
+                    }
+                }
             }
         }
         s
@@ -144,14 +168,14 @@ fn component(g: &Graph, v: VertexId) -> Vec<VertexId> {
         let x = seen[i];
         let vx = g.vertex(x).unwrap();
         let mut next: Vec<VertexId> = Vec::new();
-        if matches!(vx.kind(), SizeKind::Stack | SizeKind::Invariant) {
+        let couples = |v: &graft_core::Vertex| {
+            matches!(v.kind(), SizeKind::Stack | SizeKind::Invariant) || v.depthwise().is_some()
+        };
+        if couples(vx) {
             next.extend(vx.inputs());
         }
         for &o in vx.outputs() {
-            if matches!(
-                g.vertex(o).unwrap().kind(),
-                SizeKind::Stack | SizeKind::Invariant
-            ) {
+            if couples(g.vertex(o).unwrap()) {
                 next.push(o);
             }
         }
@@ -267,7 +291,15 @@ fn audit(g: &Graph, req: &Request, p: &Plan, verts: &[VertexId]) -> (i64, f64) {
                     assert_eq!(mine, seq(u), "invariant {} misaligned", vx.name());
                 }
             }
-            _ => {}
+            _ => {
+                if let Some(m) = vx.depthwise() {
+                    let blocks: Vec<Option<usize>> = seq(vx.inputs()[0])
+                        .into_iter()
+                        .flat_map(|x| std::iter::repeat_n(x, m))
+                        .collect();
+                    assert_eq!(mine, blocks, "depthwise {} misaligned", vx.name());
+                }
+            }
         }
     }
     let mut kept = 0.0;

@@ -49,8 +49,13 @@ pub(crate) struct Group {
     pub nonneg: usize,
     /// Covers a vertex whose size may not change.
     pub frozen: bool,
-    /// New neurons go right after this class's members.
+    /// Class nearest the end (new neurons are inserted near it).
     pub anchor: u32,
+    /// Where new neurons of this group go: `(gap, count)` pairs, meaning
+    /// `count` new neurons right after neuron `gap` (component-wide index)
+    /// per new neuron of the group. `None` when no consistent place exists,
+    /// and the group cannot grow.
+    pub insert_at: Option<Vec<(usize, u32)>>,
 }
 
 /// A vertex size as a linear function of the group counts.
@@ -107,13 +112,100 @@ impl UnionFind {
     }
 }
 
+/// A positive rational, for the weights of the gap union-find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ratio(u64, u64);
+
+impl Ratio {
+    const ONE: Ratio = Ratio(1, 1);
+    fn mul(self, o: Ratio) -> Ratio {
+        let (n, d) = (self.0 * o.0, self.1 * o.1);
+        let g = gcd_u(n, d);
+        Ratio(n / g, d / g)
+    }
+    fn inv(self) -> Ratio {
+        Ratio(self.1, self.0)
+    }
+}
+
+fn gcd_u(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd_u(b, a % b)
+    }
+}
+
+/// Union-find over gaps ("right after neuron x") where each gap carries a
+/// weight relative to its root: inserting one unit at the class puts
+/// `weight` new neurons in that gap. Depthwise ties scale weights by the
+/// multiplier. A class whose ties demand two different weights for one gap
+/// is poisoned: nothing can be inserted there.
+struct GapUnion {
+    parent: Vec<u32>,
+    ratio: Vec<Ratio>,
+    poisoned: Vec<bool>,
+}
+
+impl GapUnion {
+    fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            ratio: vec![Ratio::ONE; n],
+            poisoned: vec![false; n],
+        }
+    }
+    /// Root of `x` and the weight of `x` relative to it.
+    fn find(&mut self, x: u32) -> (u32, Ratio) {
+        let mut path = Vec::new();
+        let mut cur = x;
+        while self.parent[cur as usize] != cur {
+            path.push(cur);
+            cur = self.parent[cur as usize];
+        }
+        let root = cur;
+        // Compress: every node on the path points at the root.
+        let mut acc = Ratio::ONE;
+        for &p in path.iter().rev() {
+            acc = self.ratio[p as usize].mul(acc);
+            self.ratio[p as usize] = acc;
+            self.parent[p as usize] = root;
+        }
+        (
+            root,
+            if path.is_empty() {
+                Ratio::ONE
+            } else {
+                self.ratio[x as usize]
+            },
+        )
+    }
+    /// Tie `a` and `b` with weight(a) = r · weight(b).
+    fn union(&mut self, a: u32, b: u32, r: Ratio) {
+        let (ra, wa) = self.find(a);
+        let (rb, wb) = self.find(b);
+        if ra == rb {
+            if wa != r.mul(wb) {
+                self.poisoned[ra as usize] = true;
+            }
+            return;
+        }
+        // weight(ra) = r · wb / wa · weight(rb)
+        self.parent[ra as usize] = rb;
+        self.ratio[ra as usize] = r.mul(wb).mul(wa.inv());
+        if self.poisoned[ra as usize] {
+            self.poisoned[rb as usize] = true;
+        }
+    }
+}
+
 /// Groups of vertex ids whose output sizes are coupled, each in topological
 /// order, listed by their first vertex in that order.
 pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<VertexId>> {
     let mut uf = UnionFind::new(graph.id_bound());
     for &id in topo {
         let v = graph.v(id);
-        if v.kind.is_transparent() {
+        if v.couples_inputs() {
             for &u in &v.inputs {
                 uf.union(id.0, u.0);
             }
@@ -130,6 +222,49 @@ pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<Vert
         comps[k].push(id);
     }
     comps
+}
+
+/// The gaps of one gap class, with per-unit counts, if its weights per
+/// vertex are proportional to `want` (a class coverage: (vertex, count)).
+fn insertion_places(
+    gaps: &[u32],
+    weight: &[Ratio],
+    vertex_of: &[u32],
+    want: &[(u32, u32)],
+) -> Option<Vec<(usize, u32)>> {
+    // Sum of weights per vertex, as exact rationals.
+    let mut per_vertex: HashMap<u32, Ratio> = HashMap::new();
+    for &x in gaps {
+        let w = weight[x as usize];
+        let e = per_vertex
+            .entry(vertex_of[x as usize])
+            .or_insert(Ratio(0, 1));
+        let (n, d) = (e.0 * w.1 + w.0 * e.1, e.1 * w.1);
+        let g = gcd_u(n, d);
+        *e = Ratio(n / g, d / g);
+    }
+    if per_vertex.len() != want.len() {
+        return None;
+    }
+    // λ with want_v = λ · sum_v for every vertex.
+    let (v0, c0) = want[0];
+    let s0 = *per_vertex.get(&v0)?;
+    let lambda = Ratio(c0 as u64, 1).mul(s0.inv());
+    for &(v, c) in want {
+        let sv = *per_vertex.get(&v)?;
+        if lambda.mul(sv) != Ratio(c as u64, 1) {
+            return None;
+        }
+    }
+    let mut places = Vec::with_capacity(gaps.len());
+    for &x in gaps {
+        let k = lambda.mul(weight[x as usize]);
+        if k.1 != 1 {
+            return None;
+        }
+        places.push((x as usize, k.0 as u32));
+    }
+    Some(places)
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -158,8 +293,9 @@ impl Component {
         }
         base.push(n);
 
-        // 1. Neuron ties.
+        // 1. Neuron ties, and the matching ties of the gaps after neurons.
         let mut uf = UnionFind::new(n);
+        let mut gaps = GapUnion::new(n);
         for (li, &v) in verts.iter().enumerate() {
             let vx = graph.v(v);
             match vx.kind {
@@ -170,6 +306,7 @@ impl Component {
                         let nu = graph.v(*u).nout;
                         for j in 0..nu {
                             uf.union((off + j) as u32, (bu + j) as u32);
+                            gaps.union((off + j) as u32, (bu + j) as u32, Ratio::ONE);
                         }
                         off += nu;
                     }
@@ -179,10 +316,25 @@ impl Component {
                         let bu = base[local[u] as usize];
                         for j in 0..vx.nout {
                             uf.union((base[li] + j) as u32, (bu + j) as u32);
+                            gaps.union((base[li] + j) as u32, (bu + j) as u32, Ratio::ONE);
                         }
                     }
                 }
-                _ => {}
+                _ => {
+                    if let Some(m) = vx.depthwise() {
+                        // Output j reads input j / m: a block per input.
+                        let bu = base[local[&vx.inputs[0]] as usize];
+                        for j in 0..vx.nout {
+                            uf.union((base[li] + j) as u32, (bu + j / m) as u32);
+                        }
+                        // A unit inserted after input i is a block of m new
+                        // outputs after output block i.
+                        for i in 0..vx.nin[0] {
+                            let end = (base[li] + i * m + m - 1) as u32;
+                            gaps.union(end, (bu + i) as u32, Ratio(m as u64, 1));
+                        }
+                    }
+                }
             }
         }
 
@@ -282,7 +434,7 @@ impl Component {
         // The first member of a class in its first vertex gives its position;
         // classes are numbered in that order within a group, so the anchor
         // (nearest the end) is the highest-numbered class.
-        let groups: Vec<Group> = members
+        let mut groups: Vec<Group> = members
             .into_iter()
             .map(|mut ks| {
                 let anchor = *ks.last().expect("group has a class");
@@ -308,9 +460,66 @@ impl Component {
                     nonneg,
                     frozen,
                     anchor,
+                    insert_at: None,
                 }
             })
             .collect();
+
+        // Where each group's new neurons go: a gap class reached from a member
+        // of its anchor (latest member first) whose weights per vertex are
+        // proportional to the group's coverage.
+        let mut gap_root = vec![0u32; n];
+        let mut gap_weight = vec![Ratio::ONE; n];
+        for x in 0..n {
+            let (r, w) = gaps.find(x as u32);
+            gap_root[x] = r;
+            gap_weight[x] = w;
+        }
+        let mut vertex_of = vec![0u32; n];
+        for li in 0..verts.len() {
+            vertex_of[base[li]..base[li + 1]].fill(li as u32);
+        }
+        let mut members_of_root: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut anchor_members: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
+        let anchor_group: HashMap<u32, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| (grp.anchor, g))
+            .collect();
+        for x in 0..n {
+            if let Some(&g) = anchor_group.get(&class_of[x]) {
+                anchor_members[g].push(x as u32);
+            }
+        }
+        let wanted: std::collections::HashSet<u32> = anchor_members
+            .iter()
+            .flatten()
+            .map(|&x| gap_root[x as usize])
+            .collect();
+        for x in 0..n {
+            if wanted.contains(&gap_root[x]) {
+                members_of_root
+                    .entry(gap_root[x])
+                    .or_default()
+                    .push(x as u32);
+            }
+        }
+        for (g, grp) in groups.iter_mut().enumerate() {
+            let want = coverage(grp.anchor as usize);
+            let mut tried = std::collections::HashSet::new();
+            for &x in anchor_members[g].iter().rev() {
+                let root = gap_root[x as usize];
+                if !tried.insert(root) || gaps.poisoned[root as usize] {
+                    continue;
+                }
+                if let Some(places) =
+                    insertion_places(&members_of_root[&root], &gap_weight, &vertex_of, want)
+                {
+                    grp.insert_at = Some(places);
+                    break;
+                }
+            }
+        }
 
         // 4. Rows per vertex, then merged.
         let mut vrows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];

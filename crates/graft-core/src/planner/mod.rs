@@ -146,7 +146,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
                 p.cap.push(m);
                 p.lo.push(m);
                 p.hi.push(m);
-            } else if allow_new {
+            } else if allow_new && g.insert_at.is_some() {
                 p.cap.push(g.nonneg as i64);
                 p.lo.push(0);
                 p.hi.push(m + extra);
@@ -337,7 +337,10 @@ fn resolve_targets(graph: &Graph, targets: &[Target]) -> Result<Vec<Resolved>, P
 }
 
 /// Turn group counts into per-vertex output index lists (only for vertices
-/// whose list differs from "keep everything in place").
+/// whose list differs from "keep everything in place"): kept neurons in
+/// order, and each group's new neurons at its insertion gaps (the same gap
+/// class in every vertex, so every stack slice, invariant input and
+/// depthwise block stays aligned).
 fn write_index_lists(
     graph: &Graph,
     comp: &Component,
@@ -347,27 +350,36 @@ fn write_index_lists(
 ) {
     let nclass = comp.group_of_class.len();
     let mut kept = vec![false; nclass];
-    let mut new_after = vec![0usize; nclass];
+    let mut new_after: HashMap<usize, usize> = HashMap::new();
     for (g, grp) in comp.groups.iter().enumerate() {
         let n = z[g].min(cap[g]).max(0) as usize;
         for &k in &grp.order[..n] {
             kept[k as usize] = true;
         }
-        new_after[grp.anchor as usize] = (z[g] - n as i64).max(0) as usize;
+        let y = (z[g] - n as i64).max(0) as usize;
+        if y > 0 {
+            let places = grp
+                .insert_at
+                .as_ref()
+                .expect("a group without insertion places never grows");
+            for &(gap, count) in places {
+                *new_after.entry(gap).or_default() += y * count as usize;
+            }
+        }
     }
     for (li, &v) in comp.verts.iter().enumerate() {
         let nout = graph.v(v).nout();
         let mut list = Vec::with_capacity(nout);
         let mut identity = true;
         for i in 0..nout {
-            let k = comp.class_of[comp.base[li] + i] as usize;
-            if kept[k] {
+            let x = comp.base[li] + i;
+            if kept[comp.class_of[x] as usize] {
                 list.push(Neuron::Old(i));
             } else {
                 identity = false;
             }
-            for _ in 0..new_after[k] {
-                list.push(Neuron::New);
+            if let Some(&k) = new_after.get(&x) {
+                list.extend(std::iter::repeat_n(Neuron::New, k));
                 identity = false;
             }
         }
