@@ -95,7 +95,9 @@ fn growth_through_a_block_tied_to_an_absorbing_vertex() {
     g.add_constraint(v3, Constraint::Depthwise { multiplier: 2 })
         .unwrap();
     let v4 = g.add_invariant("v4", &[v3, v0]).unwrap();
-    let done = g.change_sizes(&Request::new().nout_relaxed(v0, -2)).unwrap();
+    let done = g
+        .change_sizes(&Request::new().nout_relaxed(v0, -2))
+        .unwrap();
     g.check().unwrap();
     let block = vec![Neuron::Old(0), Neuron::Old(1), Neuron::New, Neuron::New];
     for v in [v0, v3, v4] {
