@@ -486,8 +486,8 @@ impl Component {
             .enumerate()
             .map(|(g, grp)| (grp.anchor, g))
             .collect();
-        for x in 0..n {
-            if let Some(&g) = anchor_group.get(&class_of[x]) {
+        for (x, k) in class_of.iter().enumerate() {
+            if let Some(&g) = anchor_group.get(k) {
                 anchor_members[g].push(x as u32);
             }
         }
@@ -496,12 +496,9 @@ impl Component {
             .flatten()
             .map(|&x| gap_root[x as usize])
             .collect();
-        for x in 0..n {
-            if wanted.contains(&gap_root[x]) {
-                members_of_root
-                    .entry(gap_root[x])
-                    .or_default()
-                    .push(x as u32);
+        for (x, r) in gap_root.iter().enumerate() {
+            if wanted.contains(r) {
+                members_of_root.entry(*r).or_default().push(x as u32);
             }
         }
         for (g, grp) in groups.iter_mut().enumerate() {
