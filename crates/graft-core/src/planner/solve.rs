@@ -46,7 +46,7 @@ struct Node {
 /// tolerances, so that it stays an upper bound of every integer point.
 fn lp_bound(sol: &microlp::Solution) -> f64 {
     let v = sol.objective();
-    v + 1e-6 * v.abs().max(1.0)
+    v + 1e-7 * v.abs().max(1.0)
 }
 
 /// The integer problem of one component.
@@ -327,6 +327,21 @@ impl IntProblem<'_> {
             .collect();
         consider(self.evaluate(&start), &mut best);
 
+        let Some(mut root) = self.bound(&lo, &hi) else {
+            return Ok((best, 0));
+        };
+        // Each group at its best count: when that point is feasible and
+        // reaches the root bound, nothing can beat it (the usual case when
+        // re-selecting, where there is no size penalty).
+        let greedy: Vec<i64> = (0..lo.len())
+            .map(|g| self.best_count(g, lo[g], hi[g]))
+            .collect();
+        consider(self.evaluate(&greedy), &mut best);
+        if best.as_ref().is_some_and(|b| {
+            b.deviation10 == root.deviation10 && b.objective() >= root.f - tol(root.f)
+        }) {
+            return Ok((best, 1));
+        }
         if lo.len() == 1 {
             // One group: enumerate.
             let mut z = vec![0];
@@ -341,9 +356,6 @@ impl IntProblem<'_> {
             return Ok((best, nodes));
         }
 
-        let Some(mut root) = self.bound(&lo, &hi) else {
-            return Ok((best, 0));
-        };
         let (relax, out) = self.relax(&lo, &hi);
         let root_lp = match out {
             LpOutcome::Solved(sol) => {
