@@ -145,6 +145,8 @@ struct GapUnion {
     parent: Vec<u32>,
     ratio: Vec<Ratio>,
     poisoned: Vec<bool>,
+    /// Scratch path for `find`, kept to avoid an allocation per call.
+    path: Vec<u32>,
 }
 
 impl GapUnion {
@@ -153,32 +155,30 @@ impl GapUnion {
             parent: (0..n as u32).collect(),
             ratio: vec![Ratio::ONE; n],
             poisoned: vec![false; n],
+            path: Vec::new(),
         }
     }
     /// Root of `x` and the weight of `x` relative to it.
     fn find(&mut self, x: u32) -> (u32, Ratio) {
-        let mut path = Vec::new();
         let mut cur = x;
+        self.path.clear();
         while self.parent[cur as usize] != cur {
-            path.push(cur);
+            self.path.push(cur);
             cur = self.parent[cur as usize];
         }
         let root = cur;
+        if self.path.is_empty() {
+            return (root, Ratio::ONE);
+        }
         // Compress: every node on the path points at the root.
         let mut acc = Ratio::ONE;
-        for &p in path.iter().rev() {
-            acc = self.ratio[p as usize].mul(acc);
-            self.ratio[p as usize] = acc;
-            self.parent[p as usize] = root;
+        for i in (0..self.path.len()).rev() {
+            let p = self.path[i] as usize;
+            acc = self.ratio[p].mul(acc);
+            self.ratio[p] = acc;
+            self.parent[p] = root;
         }
-        (
-            root,
-            if path.is_empty() {
-                Ratio::ONE
-            } else {
-                self.ratio[x as usize]
-            },
-        )
+        (root, self.ratio[x as usize])
     }
     /// Tie `a` and `b` with weight(a) = r · weight(b).
     fn union(&mut self, a: u32, b: u32, r: Ratio) {
@@ -282,7 +282,15 @@ pub(crate) fn lcm(a: i64, b: i64) -> i64 {
 impl Component {
     /// Build the classes, groups and rows of one component.
     /// `allow_growth` is false when no new neuron may be created.
-    pub(crate) fn build(graph: &Graph, verts: Vec<VertexId>, utility: &Utility) -> Component {
+    /// `place_new`: also work out where new neurons could go (skipped when
+    /// the request allows none, e.g. re-selecting); without it no group can
+    /// grow.
+    pub(crate) fn build(
+        graph: &Graph,
+        verts: Vec<VertexId>,
+        utility: &Utility,
+        place_new: bool,
+    ) -> Component {
         let mut local: HashMap<VertexId, u32> = HashMap::with_capacity(verts.len());
         let mut base = Vec::with_capacity(verts.len() + 1);
         let mut n = 0usize;
@@ -295,7 +303,7 @@ impl Component {
 
         // 1. Neuron ties, and the matching ties of the gaps after neurons.
         let mut uf = UnionFind::new(n);
-        let mut gaps = GapUnion::new(n);
+        let mut gaps = place_new.then(|| GapUnion::new(n));
         for (li, &v) in verts.iter().enumerate() {
             let vx = graph.v(v);
             match vx.kind {
@@ -306,7 +314,9 @@ impl Component {
                         let nu = graph.v(*u).nout;
                         for j in 0..nu {
                             uf.union((off + j) as u32, (bu + j) as u32);
-                            gaps.union((off + j) as u32, (bu + j) as u32, Ratio::ONE);
+                            if let Some(gp) = gaps.as_mut() {
+                                gp.union((off + j) as u32, (bu + j) as u32, Ratio::ONE);
+                            }
                         }
                         off += nu;
                     }
@@ -316,7 +326,9 @@ impl Component {
                         let bu = base[local[u] as usize];
                         for j in 0..vx.nout {
                             uf.union((base[li] + j) as u32, (bu + j) as u32);
-                            gaps.union((base[li] + j) as u32, (bu + j) as u32, Ratio::ONE);
+                            if let Some(gp) = gaps.as_mut() {
+                                gp.union((base[li] + j) as u32, (bu + j) as u32, Ratio::ONE);
+                            }
                         }
                     }
                 }
@@ -331,7 +343,9 @@ impl Component {
                         // outputs after output block i.
                         for i in 0..vx.nin[0] {
                             let end = (base[li] + i * m + m - 1) as u32;
-                            gaps.union(end, (bu + i) as u32, Ratio(m as u64, 1));
+                            if let Some(gp) = gaps.as_mut() {
+                                gp.union(end, (bu + i) as u32, Ratio(m as u64, 1));
+                            }
                         }
                     }
                 }
@@ -468,52 +482,54 @@ impl Component {
         // Where each group's new neurons go: a gap class reached from a member
         // of its anchor (latest member first) whose weights per vertex are
         // proportional to the group's coverage.
-        let mut gap_root = vec![0u32; n];
-        let mut gap_weight = vec![Ratio::ONE; n];
-        for x in 0..n {
-            let (r, w) = gaps.find(x as u32);
-            gap_root[x] = r;
-            gap_weight[x] = w;
-        }
-        let mut vertex_of = vec![0u32; n];
-        for li in 0..verts.len() {
-            vertex_of[base[li]..base[li + 1]].fill(li as u32);
-        }
-        let mut members_of_root: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut anchor_members: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
-        let anchor_group: HashMap<u32, usize> = groups
-            .iter()
-            .enumerate()
-            .map(|(g, grp)| (grp.anchor, g))
-            .collect();
-        for (x, k) in class_of.iter().enumerate() {
-            if let Some(&g) = anchor_group.get(k) {
-                anchor_members[g].push(x as u32);
+        if let Some(gaps) = gaps.as_mut() {
+            let mut gap_root = vec![0u32; n];
+            let mut gap_weight = vec![Ratio::ONE; n];
+            for x in 0..n {
+                let (r, w) = gaps.find(x as u32);
+                gap_root[x] = r;
+                gap_weight[x] = w;
             }
-        }
-        let wanted: std::collections::HashSet<u32> = anchor_members
-            .iter()
-            .flatten()
-            .map(|&x| gap_root[x as usize])
-            .collect();
-        for (x, r) in gap_root.iter().enumerate() {
-            if wanted.contains(r) {
-                members_of_root.entry(*r).or_default().push(x as u32);
+            let mut vertex_of = vec![0u32; n];
+            for li in 0..verts.len() {
+                vertex_of[base[li]..base[li + 1]].fill(li as u32);
             }
-        }
-        for (g, grp) in groups.iter_mut().enumerate() {
-            let want = coverage(grp.anchor as usize);
-            let mut tried = std::collections::HashSet::new();
-            for &x in anchor_members[g].iter().rev() {
-                let root = gap_root[x as usize];
-                if !tried.insert(root) || gaps.poisoned[root as usize] {
-                    continue;
+            let mut members_of_root: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut anchor_members: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
+            let anchor_group: HashMap<u32, usize> = groups
+                .iter()
+                .enumerate()
+                .map(|(g, grp)| (grp.anchor, g))
+                .collect();
+            for (x, k) in class_of.iter().enumerate() {
+                if let Some(&g) = anchor_group.get(k) {
+                    anchor_members[g].push(x as u32);
                 }
-                if let Some(places) =
-                    insertion_places(&members_of_root[&root], &gap_weight, &vertex_of, want)
-                {
-                    grp.insert_at = Some(places);
-                    break;
+            }
+            let wanted: std::collections::HashSet<u32> = anchor_members
+                .iter()
+                .flatten()
+                .map(|&x| gap_root[x as usize])
+                .collect();
+            for (x, r) in gap_root.iter().enumerate() {
+                if wanted.contains(r) {
+                    members_of_root.entry(*r).or_default().push(x as u32);
+                }
+            }
+            for (g, grp) in groups.iter_mut().enumerate() {
+                let want = coverage(grp.anchor as usize);
+                let mut tried = std::collections::HashSet::new();
+                for &x in anchor_members[g].iter().rev() {
+                    let root = gap_root[x as usize];
+                    if !tried.insert(root) || gaps.poisoned[root as usize] {
+                        continue;
+                    }
+                    if let Some(places) =
+                        insertion_places(&members_of_root[&root], &gap_weight, &vertex_of, want)
+                    {
+                        grp.insert_at = Some(places);
+                        break;
+                    }
                 }
             }
         }

@@ -96,7 +96,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     };
     let mut nodes = 0u64;
     for ci in selected {
-        let mut comp = Component::build(graph, comps[ci].clone(), &req.utility);
+        let mut comp = Component::build(graph, comps[ci].clone(), &req.utility, allow_new);
         let mine: Vec<&Resolved> = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
         let names = || -> Vec<String> {
             if mine.is_empty() {

@@ -20,10 +20,12 @@
 //! the rows (penalties, deviations, feasibility) and the box's continuous
 //! relaxation (`lp.rs`, solved with microlp and warm-started from the parent
 //! box). The LP only bounds: every candidate answer is evaluated exactly on
-//! integers, and a box is discarded only when its bound, widened by a margin
-//! far above microlp's tolerances, is worse than the incumbent by more than a
-//! relative 1e-9. So the answer is optimal, deterministic, and
-//! does not depend on solver tolerances; a node or time budget turns a search
+//! integers, and a box is discarded only when its bound, widened by 1e-7 of
+//! its magnitude (to absorb the LP solver's round-off), is worse than the
+//! incumbent by more than a relative 1e-9. So the answer is deterministic and
+//! optimal as long as microlp's LP optimum is accurate to that margin (the
+//! property tests check the answers against brute force); the incumbent and
+//! the answer never rest on floating LP values. A node or time budget turns a search
 //! that runs too long into an error instead of a worse answer.
 
 use std::cmp::Ordering;
@@ -42,8 +44,8 @@ struct Node {
     lp: Option<Box<microlp::Solution>>,
 }
 
-/// The LP optimum widened by a safety margin well above microlp's
-/// tolerances, so that it stays an upper bound of every integer point.
+/// The LP optimum widened by a safety margin (1e-7 of its magnitude) for the
+/// solver's round-off, so that it stays an upper bound of every integer point.
 fn lp_bound(sol: &microlp::Solution) -> f64 {
     let v = sol.objective();
     v + 1e-7 * v.abs().max(1.0)
