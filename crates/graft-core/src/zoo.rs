@@ -15,6 +15,18 @@ struct B {
 }
 
 impl B {
+    /// An image input, a 64-channel conv-bn-relu stem and a max pool; returns
+    /// the builder and the pool.
+    fn with_image_stem() -> (B, VertexId) {
+        let mut b = B {
+            g: Graph::new(),
+            n: 0,
+        };
+        let x = b.g.add_input("image", 3).expect("zoo");
+        let stem = b.cbr(x, 64);
+        let h = b.inv(&[stem], "maxpool");
+        (b, h)
+    }
     fn name(&mut self, p: &str) -> String {
         self.n += 1;
         format!("{p}{}", self.n)
@@ -54,13 +66,7 @@ pub fn a25() -> Graph {
 /// ResNet-50's channel graph (bottlenecks 3/4/6/3, widths 64..512, expansion
 /// 4). The output of stage `s` (1-based) is the vertex named `stage{s}_out`.
 pub fn resnet50() -> Graph {
-    let mut b = B {
-        g: Graph::new(),
-        n: 0,
-    };
-    let x = b.g.add_input("image", 3).expect("zoo");
-    let stem = b.cbr(x, 64);
-    let mut h = b.inv(&[stem], "maxpool");
+    let (mut b, mut h) = B::with_image_stem();
     let mut cin = 64;
     for (s, (&blocks, &w)) in [3usize, 4, 6, 3]
         .iter()
@@ -98,13 +104,7 @@ pub fn resnet50() -> Graph {
 /// earlier features of the block; the concatenation that ends block `s`
 /// (1-based) is named `block{s}_out`.
 pub fn densenet121() -> Graph {
-    let mut b = B {
-        g: Graph::new(),
-        n: 0,
-    };
-    let x = b.g.add_input("image", 3).expect("zoo");
-    let stem = b.cbr(x, 64);
-    let mut h = b.inv(&[stem], "maxpool");
+    let (mut b, mut h) = B::with_image_stem();
     let blocks = [6usize, 12, 24, 16];
     for (s, &layers) in blocks.iter().enumerate() {
         let mut feats = vec![h];

@@ -76,6 +76,16 @@ pub(crate) struct Row {
     pub relaxed: Vec<i64>,
 }
 
+impl Row {
+    /// The smallest and largest size this row takes over a box of counts.
+    pub(crate) fn span(&self, lo: &[i64], hi: &[i64]) -> (i64, i64) {
+        self.terms.iter().fold((0, 0), |(a, b), &(g, c)| {
+            let c = c as i64;
+            (a + c * lo[g as usize], b + c * hi[g as usize])
+        })
+    }
+}
+
 /// Minimal union-find with path halving and union by size.
 struct UnionFind {
     parent: Vec<u32>,

@@ -200,16 +200,7 @@ impl IntProblem<'_> {
         for _ in 0..16 {
             let mut changed = false;
             for row in &self.comp.rows {
-                let slo: i64 = row
-                    .terms
-                    .iter()
-                    .map(|&(g, c)| c as i64 * lo[g as usize])
-                    .sum();
-                let shi: i64 = row
-                    .terms
-                    .iter()
-                    .map(|&(g, c)| c as i64 * hi[g as usize])
-                    .sum();
+                let (slo, shi) = row.span(lo, hi);
                 let (want_lo, want_hi) = match row.exact {
                     Some(t) => (t, t),
                     None => (1, i64::MAX / 4),
@@ -255,16 +246,7 @@ impl IntProblem<'_> {
         let mut l1 = 0.0;
         let mut mx = 0.0f64;
         for row in &self.comp.rows {
-            let slo: i64 = row
-                .terms
-                .iter()
-                .map(|&(g, c)| c as i64 * lo[g as usize])
-                .sum();
-            let shi: i64 = row
-                .terms
-                .iter()
-                .map(|&(g, c)| c as i64 * hi[g as usize])
-                .sum();
+            let (slo, shi) = row.span(lo, hi);
             if shi < 1 {
                 return None;
             }
