@@ -88,12 +88,75 @@ pub enum Constraint {
     Fixed,
     /// A depthwise (channel-multiplier) convolution on an absorbing vertex
     /// with one input: nout = multiplier · nin, and output `j` reads input
-    /// `j / multiplier`. Input and output neurons are coupled block by block;
-    /// the planner keeps the multiplier.
+    /// `j / multiplier`. Input and output neurons are coupled block by block.
+    /// The planner may move the multiplier within `choices` (when the
+    /// outputs are read only through chains of unary invariant vertices, as
+    /// batch norm and activations); with no choices it keeps it.
     Depthwise {
         /// Outputs per input channel, at least 1.
         multiplier: usize,
+        /// Multipliers the planner may choose from (must include
+        /// `multiplier`); empty: only the current one.
+        #[serde(default, skip_serializing_if = "Multipliers::is_empty")]
+        choices: Multipliers,
     },
+}
+
+impl Constraint {
+    /// A depthwise constraint that keeps its multiplier.
+    pub fn depthwise(multiplier: usize) -> Self {
+        Constraint::Depthwise {
+            multiplier,
+            choices: Multipliers::default(),
+        }
+    }
+}
+
+/// A set of channel multipliers from 1 to 63 (a bit set, so that
+/// [`Constraint`] stays `Copy`). In JSON: a list of numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Multipliers(u64);
+
+impl Multipliers {
+    /// The set of `list`.
+    ///
+    /// # Errors
+    /// A multiplier of 0 or above 63, named in the message.
+    pub fn new(list: &[usize]) -> Result<Self, String> {
+        let mut bits = 0u64;
+        for &m in list {
+            if m == 0 || m > 63 {
+                return Err(format!("multiplier {m} is not in 1..=63"));
+            }
+            bits |= 1 << m;
+        }
+        Ok(Multipliers(bits))
+    }
+    /// True when no multiplier is listed.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    /// True when `m` is listed.
+    pub fn contains(&self, m: usize) -> bool {
+        m < 64 && self.0 >> m & 1 == 1
+    }
+    /// The multipliers, ascending.
+    pub fn to_vec(&self) -> Vec<usize> {
+        (1..64).filter(|&m| self.contains(m)).collect()
+    }
+}
+
+impl Serialize for Multipliers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_vec().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Multipliers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<usize>::deserialize(d)?;
+        Multipliers::new(&list).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One vertex: a read-only view. Change it through [`Graph`] methods.
@@ -140,9 +203,24 @@ impl Vertex {
     /// The depthwise multiplier, if the vertex has that constraint.
     pub fn depthwise(&self) -> Option<usize> {
         self.constraints.iter().find_map(|c| match *c {
-            Constraint::Depthwise { multiplier } => Some(multiplier),
+            Constraint::Depthwise { multiplier, .. } => Some(multiplier),
             _ => None,
         })
+    }
+
+    /// The multipliers the planner may choose for a depthwise vertex (just
+    /// the current one when none are listed).
+    pub fn multiplier_choices(&self) -> Vec<usize> {
+        self.constraints
+            .iter()
+            .find_map(|c| match *c {
+                Constraint::Depthwise { choices, .. } if !choices.is_empty() => {
+                    Some(choices.to_vec())
+                }
+                Constraint::Depthwise { multiplier, .. } => Some(vec![multiplier]),
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     /// True when this vertex's output neurons are tied to its inputs' (stack,
@@ -442,7 +520,16 @@ impl Graph {
                     v.inputs.len()
                 )))
             }
-            Constraint::Depthwise { multiplier } => {
+            Constraint::Depthwise {
+                multiplier,
+                choices,
+            } => {
+                if !choices.is_empty() && !choices.contains(multiplier) {
+                    return Err(bad(format!(
+                        "choices {:?} do not include multiplier {multiplier}",
+                        choices.to_vec()
+                    )));
+                }
                 if v.kind != SizeKind::Absorb || v.inputs.len() != 1 {
                     return Err(bad(
                         "depthwise needs an absorbing vertex with one input".into()
@@ -454,8 +541,10 @@ impl Graph {
                         v.nout, v.nin[0]
                     )));
                 }
-                if v.depthwise().is_some_and(|m| m != multiplier) {
-                    return Err(bad("already depthwise with another multiplier".into()));
+                if v.depthwise().is_some() && !v.constraints.contains(&c) {
+                    return Err(bad(
+                        "already depthwise with another multiplier or choices".into()
+                    ));
                 }
             }
             _ => {}
@@ -635,7 +724,7 @@ impl Graph {
                     Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
                         Some(format!("nin step on missing input {input}"))
                     }
-                    Constraint::Depthwise { multiplier }
+                    Constraint::Depthwise { multiplier, .. }
                         if v.nin.len() != 1 || v.nout != multiplier * v.nin[0] =>
                     {
                         Some(format!(
@@ -704,6 +793,15 @@ impl Graph {
         let v = self.v_mut(id);
         v.nout = nout;
         v.nin = nin;
+    }
+
+    /// Set the multiplier of a depthwise vertex (sizes are set separately).
+    pub(crate) fn set_multiplier(&mut self, id: VertexId, m: usize) {
+        for c in &mut self.v_mut(id).constraints {
+            if let Constraint::Depthwise { multiplier, .. } = c {
+                *multiplier = m;
+            }
+        }
     }
 
     pub(crate) fn bump_revision(&mut self) {

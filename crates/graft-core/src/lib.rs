@@ -35,7 +35,7 @@ mod text;
 pub mod zoo;
 
 pub use error::{CheckError, GraphError, PlanError};
-pub use graph::{Constraint, Graph, SizeKind, Vertex, VertexId};
+pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId};
 pub use planner::{
     compact, plan, plan_or_relax, Budget, Neuron, Objective, Plan, Planned, Request, Site, Step,
     Target, TargetMode, Utility, VertexChange,

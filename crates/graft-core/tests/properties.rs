@@ -69,13 +69,8 @@ fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                 let id = g
                     .add_absorb(&name, &[u], multiplier * g.nout(u).unwrap())
                     .unwrap();
-                g.add_constraint(
-                    id,
-                    Constraint::Depthwise {
-                        multiplier: *multiplier,
-                    },
-                )
-                .unwrap();
+                g.add_constraint(id, Constraint::depthwise(*multiplier))
+                    .unwrap();
                 id
             }
         };

@@ -19,6 +19,17 @@ use std::collections::HashMap;
 use crate::graph::{Constraint, Graph, SizeKind, VertexId};
 use crate::planner::request::Utility;
 
+/// A depthwise vertex whose multiplier is tried at another value: its
+/// outputs (and those of the unary invariant chain `tail` reading them) keep
+/// the first `min(from, to)` outputs of each block and add `to − from` new
+/// ones when growing.
+pub(crate) struct Retarget {
+    pub vertex: VertexId,
+    pub from: usize,
+    pub to: usize,
+    pub tail: Vec<VertexId>,
+}
+
 /// A component prepared for solving.
 pub(crate) struct Component {
     /// Vertices in topological order; local index = position.
@@ -300,6 +311,7 @@ impl Component {
         verts: Vec<VertexId>,
         utility: &Utility,
         place_new: bool,
+        retarget: Option<&Retarget>,
     ) -> Component {
         let mut local: HashMap<VertexId, u32> = HashMap::with_capacity(verts.len());
         let mut base = Vec::with_capacity(verts.len() + 1);
@@ -382,13 +394,19 @@ impl Component {
         // utility in the component is 0 (size mode).
         let mut cutil = vec![0.0f64; nclass];
         let mut weight = vec![0.0f64; verts.len()];
+        let retargeted = |v: VertexId| retarget.filter(|r| r.vertex == v || r.tail.contains(&v));
         for (li, &v) in verts.iter().enumerate() {
             let nout = graph.v(v).nout;
             let explicit = utility.get(v);
             let dflt = utility.default_for(graph.v(v).kind);
+            let rt = retargeted(v);
             for i in 0..nout {
                 let u = explicit.map_or(dflt, |e| e[i]);
                 weight[li] = weight[li].max(u.abs());
+                // Outputs beyond the new multiplier are dropped with it.
+                if rt.is_some_and(|r| i % r.from >= r.to) {
+                    continue;
+                }
                 cutil[class_of[base[li] + i] as usize] += u;
             }
         }
@@ -548,6 +566,12 @@ impl Component {
         let mut vrows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];
         for (g, grp) in groups.iter().enumerate() {
             for &(li, c) in coverage(grp.anchor as usize) {
+                // Every block member counts `to / from` times under a new
+                // multiplier (c is a whole number of blocks).
+                let c = match retargeted(verts[li as usize]) {
+                    Some(r) => c / r.from as u32 * r.to as u32,
+                    None => c,
+                };
                 vrows[li as usize].push((g as u32, c));
             }
         }

@@ -22,7 +22,7 @@ pub use request::{Budget, Request, Site, Target, TargetMode, Utility};
 
 use crate::error::PlanError;
 use crate::graph::{Graph, VertexId};
-use classes::{space_components, Component};
+use classes::{space_components, Component, Retarget};
 use solve::{IntProblem, Limits, SearchStop};
 
 /// Which step of the default chain produced the plan.
@@ -95,84 +95,70 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         value: 0.0,
     };
     let mut nodes = 0u64;
+    let mut multipliers: HashMap<VertexId, usize> = HashMap::new();
     for ci in selected {
-        let mut comp = Component::build(graph, comps[ci].clone(), &req.utility, allow_new);
+        let verts = &comps[ci];
         let mine: Vec<&Resolved> = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
         let names = || -> Vec<String> {
             if mine.is_empty() {
-                comps[ci].iter().map(|&v| graph.name(v)).collect()
+                verts.iter().map(|&v| graph.name(v)).collect()
             } else {
                 mine.iter().map(|t| graph.name(t.space)).collect()
             }
         };
-        let mut clash = false;
-        for t in &mine {
-            let li = comp.local(t.space).expect("target in its component");
-            let row = &mut comp.rows[comp.row_of_vertex[li] as usize];
-            let goal = row.size + t.delta;
-            match t.mode {
-                TargetMode::Exact => {
-                    if row.exact.is_some_and(|e| e != goal) {
-                        clash = true;
-                    }
-                    row.exact = Some(goal);
-                }
-                TargetMode::Relaxed => row.relaxed.push(goal),
-            }
-        }
-        if clash {
-            return Err(PlanError::Infeasible { vertices: names() });
-        }
-        // New neurons per group are searched up to the summed |Δ| of the
-        // targets plus one full period of the components' step constraints.
-        let period = comp
-            .rows
-            .iter()
-            .fold(1i64, |acc, r| classes::lcm(acc, r.step).min(1 << 20));
-        let extra = extra + period;
-        let ng = comp.groups.len();
-        let mut p = IntProblem {
-            comp: &comp,
-            m: Vec::with_capacity(ng),
-            cap: Vec::with_capacity(ng),
-            lo: Vec::with_capacity(ng),
-            hi: Vec::with_capacity(ng),
+        let setup = Setup {
+            graph,
+            utility: &req.utility,
+            allow_new,
             penalize: !reselect,
+            extra,
+            limits: &limits,
         };
-        for g in &comp.groups {
-            let m = g.order.len() as i64;
-            p.m.push(m);
-            if g.frozen {
-                p.cap.push(m);
-                p.lo.push(m);
-                p.hi.push(m);
-            } else if allow_new && g.insert_at.is_some() {
-                p.cap.push(g.nonneg as i64);
-                p.lo.push(0);
-                p.hi.push(m + extra);
-            } else {
-                p.cap.push(m);
-                p.lo.push(0);
-                p.hi.push(m);
+        // The multipliers in play: the current one first (it wins ties),
+        // then the other choices of one depthwise vertex with a private tail.
+        let mut tries: Vec<Option<Retarget>> = vec![None];
+        if let Some((d, from, tail)) = retargetable(graph, verts) {
+            for to in graph.v(d).multiplier_choices() {
+                if to != from && (to < from || allow_new) {
+                    tries.push(Some(Retarget {
+                        vertex: d,
+                        from,
+                        to,
+                        tail: tail.clone(),
+                    }));
+                }
             }
         }
-        let (best, n) = match p.solve(&limits) {
-            Ok(r) => r,
-            Err(SearchStop::Budget(n)) => {
-                return Err(PlanError::BudgetExceeded {
-                    nodes: n,
-                    vertices: names(),
-                })
+        let mut chosen: Option<(Component, Vec<i64>, solve::Solution, Option<Retarget>)> = None;
+        for rt in tries {
+            let (comp, cap, best, n) = match setup.solve(verts, &mine, rt.as_ref()) {
+                Ok(r) => r,
+                Err(SolveStop::Clash) => return Err(PlanError::Infeasible { vertices: names() }),
+                Err(SolveStop::Budget(n)) => {
+                    return Err(PlanError::BudgetExceeded {
+                        nodes: nodes + n,
+                        vertices: names(),
+                    })
+                }
+            };
+            nodes += n;
+            if let Some(sol) = best {
+                if chosen.as_ref().is_none_or(|c| solve::better(&sol, &c.2)) {
+                    chosen = Some((comp, cap, sol, rt));
+                }
             }
-        };
-        nodes += n;
-        let Some(sol) = best else {
+        }
+        let Some((comp, cap, sol, rt)) = chosen else {
             return Err(PlanError::Infeasible { vertices: names() });
         };
         objective.utility += sol.utility;
         objective.size_penalty += sol.penalty;
         objective.relaxed_deviation += sol.deviation10 as f64 / 10.0;
-        write_index_lists(graph, &comp, &p.cap, &sol.z, &mut new_outs);
+        write_index_lists(graph, &comp, &cap, &sol.z, &mut new_outs);
+        if let Some(r) = rt {
+            retarget_lists(graph, &r, &mut new_outs);
+            multipliers.insert(r.vertex, r.to);
+        }
     }
     objective.value = objective.utility - objective.size_penalty;
 
@@ -180,6 +166,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     for &v in &topo {
         let vx = graph.v(v);
         let outs = new_outs.get(&v).cloned();
+        let multiplier_after = multipliers.get(&v).copied();
         let ins: Vec<Option<Vec<Neuron>>> = vx
             .inputs()
             .iter()
@@ -202,6 +189,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
             nin_after,
             outs,
             ins,
+            multiplier_after,
         });
     }
     Ok(Plan {
@@ -386,5 +374,175 @@ fn write_index_lists(
         if !identity {
             out.insert(v, list);
         }
+    }
+}
+
+/// What every component solve of one request shares.
+struct Setup<'a> {
+    graph: &'a Graph,
+    utility: &'a Utility,
+    allow_new: bool,
+    penalize: bool,
+    extra: i64,
+    limits: &'a Limits,
+}
+
+enum SolveStop {
+    /// Two exact targets on one merged row ask for different sizes.
+    Clash,
+    Budget(u64),
+}
+
+type Solved = (Component, Vec<i64>, Option<solve::Solution>, u64);
+
+impl Setup<'_> {
+    /// Build and solve one component (optionally with a depthwise vertex at
+    /// another multiplier). Returns the component, the per-group count above
+    /// which neurons are new, the best solution (None: infeasible) and the
+    /// nodes explored.
+    fn solve(
+        &self,
+        verts: &[VertexId],
+        mine: &[&Resolved],
+        retarget: Option<&Retarget>,
+    ) -> Result<Solved, SolveStop> {
+        let graph = self.graph;
+        let mut comp = Component::build(
+            graph,
+            verts.to_vec(),
+            self.utility,
+            self.allow_new,
+            retarget,
+        );
+        for t in mine {
+            let li = comp.local(t.space).expect("target in its component");
+            let row = &mut comp.rows[comp.row_of_vertex[li] as usize];
+            let goal = graph.v(t.space).nout() as i64 + t.delta;
+            match t.mode {
+                TargetMode::Exact => {
+                    if row.exact.is_some_and(|e| e != goal) {
+                        return Err(SolveStop::Clash);
+                    }
+                    row.exact = Some(goal);
+                }
+                TargetMode::Relaxed => row.relaxed.push(goal),
+            }
+        }
+        // New neurons per group are searched up to the summed |Δ| of the
+        // targets plus one full period of the components' step constraints.
+        let period = comp
+            .rows
+            .iter()
+            .fold(1i64, |acc, r| classes::lcm(acc, r.step).min(1 << 20));
+        let extra = self.extra + period;
+        let ng = comp.groups.len();
+        let (mut m, mut cap, mut lo, mut hi) = (
+            Vec::with_capacity(ng),
+            Vec::with_capacity(ng),
+            Vec::with_capacity(ng),
+            Vec::with_capacity(ng),
+        );
+        for g in &comp.groups {
+            let n = g.order.len() as i64;
+            m.push(n);
+            if g.frozen {
+                cap.push(n);
+                lo.push(n);
+                hi.push(n);
+            } else if self.allow_new && g.insert_at.is_some() {
+                cap.push(g.nonneg as i64);
+                lo.push(0);
+                hi.push(n + extra);
+            } else {
+                cap.push(n);
+                lo.push(0);
+                hi.push(n);
+            }
+        }
+        let p = IntProblem {
+            comp: &comp,
+            m,
+            cap,
+            lo,
+            hi,
+            penalize: self.penalize,
+        };
+        let (best, n) = match p.solve(self.limits) {
+            Ok(r) => r,
+            Err(SearchStop::Budget(n)) => return Err(SolveStop::Budget(n)),
+        };
+        let cap = p.cap;
+        Ok((comp, cap, best, n))
+    }
+}
+
+/// The first depthwise vertex of a component that has other multiplier
+/// choices and whose outputs are read, inside the component, only by a chain
+/// of unary-ish invariant vertices (all of whose inputs are in that chain):
+/// its multiplier, and that chain.
+fn retargetable(graph: &Graph, verts: &[VertexId]) -> Option<(VertexId, usize, Vec<VertexId>)> {
+    'next: for &d in verts {
+        let dx = graph.v(d);
+        let Some(from) = dx.depthwise() else {
+            continue;
+        };
+        if dx.multiplier_choices().len() < 2 {
+            continue;
+        }
+        let mut set = vec![d];
+        let mut tail = Vec::new();
+        for &v in verts {
+            let vx = graph.v(v);
+            if vx.kind() == crate::graph::SizeKind::Invariant
+                && vx.inputs().iter().all(|u| set.contains(u))
+            {
+                set.push(v);
+                tail.push(v);
+            }
+        }
+        for &v in &set {
+            let vx = graph.v(v);
+            let frozen = vx.is_size_frozen()
+                || vx
+                    .outputs()
+                    .iter()
+                    .any(|&o| graph.v(o).kind() == crate::graph::SizeKind::Immutable);
+            let leaks = vx
+                .outputs()
+                .iter()
+                .any(|o| graph.v(*o).couples_inputs() && !set.contains(o));
+            if frozen || leaks {
+                continue 'next;
+            }
+        }
+        return Some((d, from, tail));
+    }
+    None
+}
+
+/// Index lists of a depthwise vertex at a new multiplier and of its tail:
+/// for every entry of the input's list, the first `min(from, to)` outputs of
+/// its block, then `to − from` new ones (a new input channel: `to` new ones).
+fn retarget_lists(graph: &Graph, r: &Retarget, out: &mut HashMap<VertexId, Vec<Neuron>>) {
+    let u = graph.v(r.vertex).inputs()[0];
+    let input: Vec<Neuron> = out
+        .get(&u)
+        .cloned()
+        .unwrap_or_else(|| (0..graph.v(u).nout()).map(Neuron::Old).collect());
+    let mut list = Vec::with_capacity(input.len() * r.to);
+    for n in input {
+        match n {
+            Neuron::Old(i) => {
+                list.extend((0..r.from.min(r.to)).map(|k| Neuron::Old(i * r.from + k)));
+                list.extend(std::iter::repeat_n(
+                    Neuron::New,
+                    r.to.saturating_sub(r.from),
+                ));
+            }
+            Neuron::New => list.extend(std::iter::repeat_n(Neuron::New, r.to)),
+        }
+    }
+    for v in std::iter::once(r.vertex).chain(r.tail.iter().copied()) {
+        out.insert(v, list.clone());
     }
 }

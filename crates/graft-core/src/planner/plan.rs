@@ -57,6 +57,9 @@ pub struct VertexChange {
     /// One index list per input edge (the producer's new output order), or
     /// `None` for an untouched input.
     pub ins: Vec<Option<Vec<Neuron>>>,
+    /// New multiplier of a depthwise vertex, when the plan changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier_after: Option<usize>,
 }
 
 /// The objective of a plan, and its parts, so it can be compared with any
@@ -123,6 +126,9 @@ impl Plan {
         }
         for c in &self.changes {
             graph.set_sizes(c.vertex, c.nout_after, c.nin_after.clone());
+            if let Some(m) = c.multiplier_after {
+                graph.set_multiplier(c.vertex, m);
+            }
         }
         graph.bump_revision();
         debug_assert_eq!(graph.check(), Ok(()));

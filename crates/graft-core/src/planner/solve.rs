@@ -97,7 +97,7 @@ fn tol(f: f64) -> f64 {
 }
 
 /// Is `a` strictly better than `b`?
-fn better(a: &Solution, b: &Solution) -> bool {
+pub(crate) fn better(a: &Solution, b: &Solution) -> bool {
     match a.deviation10.cmp(&b.deviation10) {
         Ordering::Less => return true,
         Ordering::Greater => return false,
