@@ -152,6 +152,15 @@ fn impossible_sizes_conflicts_and_bad_utilities() {
         g.change_sizes(&no_budget),
         Err(PlanError::BudgetExceeded { .. })
     ));
+    // A deadline that has already passed stops a search that needs nodes.
+    let no_time = Request::new().nout_relaxed(a, -2).with_budget(Budget {
+        max_nodes: u64::MAX,
+        time: Some(std::time::Duration::ZERO),
+    });
+    assert!(matches!(
+        g.change_sizes(&no_time),
+        Err(PlanError::BudgetExceeded { ref vertices, .. }) if vertices == &["a"]
+    ));
     assert_eq!(g, before);
 }
 

@@ -1,15 +1,20 @@
 //! From a size-coupled component to a small integer problem.
 //!
-//! 1. Union-find over (vertex, neuron) pairs tied by stack slices and
-//!    invariant inputs gives neuron *classes*: neurons that must be kept or
-//!    dropped together.
+//! 1. Union-find over (vertex, neuron) pairs tied by stack slices,
+//!    invariant inputs and depthwise blocks gives neuron *classes*: neurons
+//!    that must be kept or dropped together.
 //! 2. A class's *coverage* says how many times it appears in each vertex.
 //!    Classes with the same coverage form a *group*: they are interchangeable
 //!    except for utility, so within a group the best are kept first, and a
 //!    group is summarised by its sorted prefix sums.
-//! 3. New neurons are inserted right after the members of a group's *anchor*
-//!    class (the one nearest the end), so a new neuron has the coverage of
-//!    its group and every tie stays aligned.
+//! 3. New neurons go into *gaps* (the place right after a neuron). A
+//!    weighted union-find over gaps follows the same ties (a depthwise tie
+//!    joins the gap after input `i` to the gap after output block `i`, with
+//!    weight `m`). A group grows at the gap class reached from a member of
+//!    its *anchor* class (the one nearest the end) whose weights per vertex
+//!    are proportional to the group's coverage, so every tie stays aligned
+//!    and depthwise blocks stay contiguous; without such a class the group
+//!    cannot grow.
 //! 4. Each vertex's size is then a linear function of the group counts: a
 //!    *row*. Vertices with identical rows are merged (their penalty weights
 //!    summed for the L1 term, maximised for the max term).

@@ -331,7 +331,7 @@ impl IntProblem<'_> {
             let mut z = vec![0];
             for v in lo[0]..=hi[0] {
                 nodes += 1;
-                if nodes > limits.max_nodes || nodes.is_multiple_of(4096) {
+                if nodes == 1 || nodes > limits.max_nodes || nodes.is_multiple_of(4096) {
                     self.check_limits(nodes, limits)?;
                 }
                 z[0] = v;
@@ -363,7 +363,9 @@ impl IntProblem<'_> {
             if nodes > limits.max_nodes {
                 return Err(SearchStop::Budget(nodes));
             }
-            if nodes.is_multiple_of(64) {
+            // The clock is read on the first node and every 64th after it,
+            // so a deadline also holds for short searches.
+            if nodes == 1 || nodes.is_multiple_of(64) {
                 self.check_limits(nodes, limits)?;
             }
             let Node { lo, hi, lp, .. } = node;
