@@ -210,3 +210,112 @@ pub enum PlanError {
         graph: u64,
     },
 }
+
+/// Why a structural mutation or patch was refused. The graph is unchanged
+/// whenever one of these is returned.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum MutationError {
+    /// An unknown name or id, a duplicate name, an invalid constraint.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A size change inside the mutation could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The edit would leave the graph inconsistent (a graph cycle, named).
+    #[error("the edit would break the graph: {0}")]
+    Check(#[from] CheckError),
+    /// A size would have to equal itself plus something positive. The
+    /// vertices are listed along the cycle, first repeated at the end.
+    #[error("size cycle: {}", .vertices.join(" -> "))]
+    SizeCycle {
+        /// The vertices along the cycle.
+        vertices: Vec<String>,
+    },
+    /// The vertex cannot be removed.
+    #[error("cannot remove `{vertex}`: {why}")]
+    NotRemovable {
+        /// The vertex.
+        vertex: String,
+        /// Why.
+        why: String,
+    },
+    /// The vertex's inputs cannot change (an input or immutable vertex, or a
+    /// depthwise vertex, which has exactly one input).
+    #[error("cannot change the inputs of `{vertex}`: {why}")]
+    FrozenInputs {
+        /// The vertex.
+        vertex: String,
+        /// Why.
+        why: String,
+    },
+    /// There is no such edge (or no `nth` occurrence of it).
+    #[error("`{to}` reads `{from}` {count} time(s); there is no occurrence {nth}")]
+    NoSuchEdge {
+        /// The producer.
+        from: String,
+        /// The consumer.
+        to: String,
+        /// The occurrence asked for (0-based).
+        nth: usize,
+        /// How many occurrences exist.
+        count: usize,
+    },
+    /// An input position past the end of the input list.
+    #[error("`{vertex}` has {inputs} inputs; position {position} is out of range")]
+    BadPosition {
+        /// The vertex.
+        vertex: String,
+        /// The position asked for.
+        position: usize,
+        /// How many inputs it has.
+        inputs: usize,
+    },
+    /// The edit would leave a vertex without inputs.
+    #[error("`{vertex}` would be left without inputs")]
+    LastInput {
+        /// The vertex.
+        vertex: String,
+    },
+    /// Rerouting named a vertex that does not read the one inserted after.
+    #[error("`{consumer}` does not read `{vertex}`")]
+    NotAConsumer {
+        /// The vertex the new one is inserted after.
+        vertex: String,
+        /// The vertex that was named as a consumer.
+        consumer: String,
+    },
+    /// The new vertex's declared kind or size does not fit where it goes.
+    #[error("cannot insert `{vertex}`: {why}")]
+    BadNewVertex {
+        /// The new vertex's name.
+        vertex: String,
+        /// Why.
+        why: String,
+    },
+    /// Two sizes that the edit ties together could not be aligned by any
+    /// strategy of the chain; `tried` says why each failed.
+    #[error("cannot align `{a}` ({a_size}) with `{b}` ({b_size}): {}", .tried.join("; "))]
+    Unaligned {
+        /// One side.
+        a: String,
+        /// Its size.
+        a_size: usize,
+        /// The other side.
+        b: String,
+        /// Its size.
+        b_size: usize,
+        /// Each strategy tried and why it failed.
+        tried: Vec<String>,
+    },
+    /// A stack's neurons change (an input added or removed) and the change
+    /// cannot reach every vertex tied to them.
+    #[error("the change of `{source_vertex}` cannot follow through `{vertex}`: {why}")]
+    Misaligned {
+        /// The stack whose input list changed.
+        source_vertex: String,
+        /// Where propagation stopped.
+        vertex: String,
+        /// Why.
+        why: String,
+    },
+}

@@ -807,6 +807,92 @@ impl Graph {
     pub(crate) fn bump_revision(&mut self) {
         self.revision += 1;
     }
+
+    // ---- crate-internal structural edits used by `mutate` ----
+    //
+    // They keep the outputs lists mirrored and renumber `NinStep`
+    // constraints, but do not check sizes: `mutate` works on a draft copy and
+    // checks the result before it replaces the graph.
+
+    /// Push a vertex with the given wiring and sizes (no checks).
+    pub(crate) fn push_raw(&mut self, vx: Vertex) -> VertexId {
+        let id = VertexId(self.slots.len() as u32);
+        for &i in &vx.inputs {
+            self.v_mut(i).outputs.push(id);
+        }
+        self.by_name.insert(vx.name.clone(), id);
+        self.slots.push(Some(vx));
+        id
+    }
+
+    /// Drop one entry `consumer` from `producer`'s outputs.
+    fn unlink(&mut self, producer: VertexId, consumer: VertexId) {
+        let outs = &mut self.v_mut(producer).outputs;
+        if let Some(k) = outs.iter().position(|&o| o == consumer) {
+            outs.remove(k);
+        }
+    }
+
+    /// Make input `pos` of `consumer` read `producer` (nin set to its nout).
+    pub(crate) fn set_input_raw(&mut self, consumer: VertexId, pos: usize, producer: VertexId) {
+        let old = self.v(consumer).inputs[pos];
+        self.unlink(old, consumer);
+        self.v_mut(producer).outputs.push(consumer);
+        let n = self.v(producer).nout;
+        let c = self.v_mut(consumer);
+        c.inputs[pos] = producer;
+        c.nin[pos] = n;
+    }
+
+    /// Insert `producer` as input `pos` of `consumer`, shifting later inputs.
+    pub(crate) fn insert_input_raw(&mut self, consumer: VertexId, pos: usize, producer: VertexId) {
+        self.v_mut(producer).outputs.push(consumer);
+        let n = self.v(producer).nout;
+        let c = self.v_mut(consumer);
+        c.inputs.insert(pos, producer);
+        c.nin.insert(pos, n);
+        for k in &mut c.constraints {
+            if let Constraint::NinStep { input, .. } = k {
+                if *input >= pos {
+                    *input += 1;
+                }
+            }
+        }
+    }
+
+    /// Remove input `pos` of `consumer`, shifting later inputs (a `NinStep`
+    /// on that input goes with it).
+    pub(crate) fn remove_input_raw(&mut self, consumer: VertexId, pos: usize) {
+        let old = self.v(consumer).inputs[pos];
+        self.unlink(old, consumer);
+        let c = self.v_mut(consumer);
+        c.inputs.remove(pos);
+        c.nin.remove(pos);
+        c.constraints
+            .retain(|k| !matches!(k, Constraint::NinStep { input, .. } if *input == pos));
+        for k in &mut c.constraints {
+            if let Constraint::NinStep { input, .. } = k {
+                if *input > pos {
+                    *input -= 1;
+                }
+            }
+        }
+    }
+
+    /// Delete a vertex that no longer has consumers; its id becomes invalid.
+    pub(crate) fn delete_raw(&mut self, id: VertexId) {
+        debug_assert!(self.v(id).outputs.is_empty());
+        let vx = self.slots[id.index()].take().expect("live vertex");
+        for &i in &vx.inputs {
+            self.unlink(i, id);
+        }
+        self.by_name.remove(&vx.name);
+    }
+
+    /// Set the revision (a committed patch is one step past the original).
+    pub(crate) fn set_revision(&mut self, r: u64) {
+        self.revision = r;
+    }
 }
 
 #[cfg(test)]

@@ -30,12 +30,17 @@
 mod error;
 mod graph;
 pub mod json;
+mod mutate;
 mod planner;
 mod text;
 pub mod zoo;
 
-pub use error::{CheckError, GraphError, PlanError};
+pub use error::{CheckError, GraphError, MutationError, PlanError};
 pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId};
+pub use mutate::{
+    Align, Alignment, Applied, Committed, Connect, Edit, NewVertex, Patch, Reason, Ref,
+    RemovedVertex, Reroute, Splice,
+};
 pub use planner::{
     compact, plan, plan_or_relax, Budget, Neuron, Objective, Plan, Planned, Request, Site, Step,
     Target, TargetMode, Utility, VertexChange,

@@ -17,6 +17,7 @@ mod solve;
 use std::collections::HashMap;
 use std::time::Instant;
 
+pub(crate) use plan::changes_table;
 pub use plan::{compact, Neuron, Objective, Plan, VertexChange};
 pub use request::{Budget, Request, Site, Target, TargetMode, Utility};
 

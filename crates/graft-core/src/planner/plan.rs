@@ -174,37 +174,41 @@ pub fn compact(list: &[Neuron]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A table of vertex changes (name, nout, outputs kept/new, inputs kept/new).
+pub(crate) fn changes_table(changes: &[VertexChange]) -> String {
+    let rows: Vec<[String; 4]> = changes
+        .iter()
+        .map(|c| {
+            let ins: Vec<String> = c
+                .ins
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.as_ref().map(|l| format!("in{i} {}", compact(l))))
+                .collect();
+            [
+                c.name.clone(),
+                format!("{} -> {}", c.nout_before, c.nout_after),
+                c.outs.as_deref().map_or("-".to_string(), compact),
+                if ins.is_empty() {
+                    "-".to_string()
+                } else {
+                    ins.join("; ")
+                },
+            ]
+        })
+        .collect();
+    crate::text::table(
+        &["vertex", "nout", "outputs kept/new", "inputs kept/new"],
+        &rows,
+    )
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.changes.is_empty() {
             return writeln!(f, "no change");
         }
-        let rows: Vec<[String; 4]> = self
-            .changes
-            .iter()
-            .map(|c| {
-                let ins: Vec<String> = c
-                    .ins
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, l)| l.as_ref().map(|l| format!("in{i} {}", compact(l))))
-                    .collect();
-                [
-                    c.name.clone(),
-                    format!("{} -> {}", c.nout_before, c.nout_after),
-                    c.outs.as_deref().map_or("-".to_string(), compact),
-                    if ins.is_empty() {
-                        "-".to_string()
-                    } else {
-                        ins.join("; ")
-                    },
-                ]
-            })
-            .collect();
-        f.write_str(&crate::text::table(
-            &["vertex", "nout", "outputs kept/new", "inputs kept/new"],
-            &rows,
-        ))?;
+        f.write_str(&changes_table(&self.changes))?;
         writeln!(
             f,
             "objective: utility {:.4} - size penalty {:.4} = {:.4}; relaxed deviation {}",
