@@ -232,10 +232,10 @@ fn a18_size_cycle_refuses_edge() {
     let (mut g, _) = a17_graph(false);
     let (p1, v5) = (g.id("p1").unwrap(), g.id("v5").unwrap());
     let before = g.clone();
-    let err = g
-        .add_edge(p1, v5, None, Alignment::default())
-        .unwrap_err();
-    assert!(matches!(&err, MutationError::SizeCycle { vertices } if vertices.contains(&"p1".to_string())));
+    let err = g.add_edge(p1, v5, None, Alignment::default()).unwrap_err();
+    assert!(
+        matches!(&err, MutationError::SizeCycle { vertices } if vertices.contains(&"p1".to_string()))
+    );
     assert_eq!(g, before);
 
     // Variant: ve = id(v1), v4 = conc(id(v2)), v5 = v4 + v2; edge ve -> v4.
@@ -248,9 +248,7 @@ fn a18_size_cycle_refuses_edge() {
     let v4 = g.add_stack("v4", &[i2]).unwrap();
     g.add_invariant("v5", &[v4, v2]).unwrap();
     let before = g.clone();
-    let err = g
-        .add_edge(ve, v4, None, Alignment::default())
-        .unwrap_err();
+    let err = g.add_edge(ve, v4, None, Alignment::default()).unwrap_err();
     assert!(matches!(err, MutationError::SizeCycle { .. }), "{err}");
     assert_eq!(g, before);
 }
@@ -274,7 +272,9 @@ fn a19_add_edge_into_concat() {
         .steps
         .iter()
         .all(|s| !matches!(s, Applied::Resize { .. })));
-    assert!(follow(&done).iter().all(|c| ![v1, v2, v3].contains(&c.vertex)));
+    assert!(follow(&done)
+        .iter()
+        .all(|c| ![v1, v2, v3].contains(&c.vertex)));
     assert_eq!(done.resized, [v4, v5]);
 }
 

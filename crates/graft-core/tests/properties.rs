@@ -16,79 +16,12 @@
 use std::collections::HashMap;
 
 use graft_core::{
-    plan, Constraint, Graph, Neuron, Plan, PlanError, Request, SizeKind, Target, TargetMode,
-    Utility, VertexId,
+    plan, Graph, Neuron, Plan, PlanError, Request, SizeKind, Target, TargetMode, Utility, VertexId,
 };
 use proptest::prelude::*;
 
-/// A recipe for a random graph: each step adds one vertex.
-#[derive(Debug, Clone)]
-enum Step {
-    Absorb { input: usize, nout: usize },
-    Stack { inputs: Vec<usize> },
-    Invariant { input: usize, extra: Vec<usize> },
-    Depthwise { input: usize, multiplier: usize },
-}
-
-fn build(inputs: &[usize], steps: &[Step]) -> Graph {
-    let mut g = Graph::new();
-    let mut ids: Vec<VertexId> = Vec::new();
-    for (i, &n) in inputs.iter().enumerate() {
-        ids.push(g.add_input(&format!("in{i}"), n).unwrap());
-    }
-    for (k, s) in steps.iter().enumerate() {
-        let name = format!("v{k}");
-        let pick = |i: usize| ids[i % ids.len()];
-        let id = match s {
-            Step::Absorb { input, nout } => g.add_absorb(&name, &[pick(*input)], *nout).unwrap(),
-            Step::Stack { inputs } => {
-                let ins: Vec<VertexId> = inputs.iter().map(|&i| pick(i)).collect();
-                let total: usize = ins.iter().map(|&i| g.nout(i).unwrap()).sum();
-                if total > 8 {
-                    g.add_invariant(&name, &ins[..1]).unwrap()
-                } else {
-                    g.add_stack(&name, &ins).unwrap()
-                }
-            }
-            Step::Invariant { input, extra } => {
-                let first = pick(*input);
-                let n = g.nout(first).unwrap();
-                let same: Vec<VertexId> = ids
-                    .iter()
-                    .copied()
-                    .filter(|&i| g.nout(i).unwrap() == n)
-                    .collect();
-                let mut ins = vec![first];
-                for &e in extra {
-                    ins.push(same[e % same.len()]);
-                }
-                g.add_invariant(&name, &ins).unwrap()
-            }
-            Step::Depthwise { input, multiplier } => {
-                let u = pick(*input);
-                let id = g
-                    .add_absorb(&name, &[u], multiplier * g.nout(u).unwrap())
-                    .unwrap();
-                g.add_constraint(id, Constraint::depthwise(*multiplier))
-                    .unwrap();
-                id
-            }
-        };
-        ids.push(id);
-    }
-    g
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => (0..20usize, 1..4usize).prop_map(|(input, nout)| Step::Absorb { input, nout }),
-        2 => prop::collection::vec(0..20usize, 1..4).prop_map(|inputs| Step::Stack { inputs }),
-        2 => (0..20usize, prop::collection::vec(0..20usize, 0..3))
-            .prop_map(|(input, extra)| Step::Invariant { input, extra }),
-        1 => (0..20usize, 1..3usize)
-            .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
-    ]
-}
+mod common;
+use common::{build, step};
 
 /// Naive classes: union-find over (vertex, neuron).
 struct Naive {

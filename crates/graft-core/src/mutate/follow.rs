@@ -36,7 +36,7 @@ fn expand(l: &[Neuron], m: usize) -> Vec<Neuron> {
 }
 
 fn collapse(l: &[Neuron], m: usize) -> Option<Vec<Neuron>> {
-    if l.len() % m != 0 {
+    if !l.len().is_multiple_of(m) {
         return None;
     }
     l.chunks(m)
@@ -138,7 +138,10 @@ pub(crate) fn follow(
     touched.dedup();
     let order = g.topological_order()?;
     let mut report = Vec::new();
-    for v in order.into_iter().filter(|v| touched.binary_search(v).is_ok()) {
+    for v in order
+        .into_iter()
+        .filter(|v| touched.binary_search(v).is_ok())
+    {
         let vx = g.v(v);
         let outs = changed.binary_search(&v).ok().map(|_| at[&v].clone());
         let ins = vx
@@ -179,7 +182,10 @@ fn propagate(
     let sx = g.v(source);
     if !is_identity(&list, old_nout) {
         if let Some(why) = sx.frozen_reason() {
-            return Err(clash(source, format!("it cannot change size (it is {why})")));
+            return Err(clash(
+                source,
+                format!("it cannot change size (it is {why})"),
+            ));
         }
         let d = list.len() as i64 - old_nout as i64;
         for c in sx.constraints() {
@@ -204,9 +210,9 @@ fn propagate(
     };
 
     let assign = |at: &mut HashMap<VertexId, Vec<Neuron>>,
-                      queue: &mut VecDeque<VertexId>,
-                      v: VertexId,
-                      l: Vec<Neuron>|
+                  queue: &mut VecDeque<VertexId>,
+                  v: VertexId,
+                  l: Vec<Neuron>|
      -> Result<(), MutationError> {
         if let Some(prev) = at.get(&v) {
             return if *prev == l {

@@ -669,7 +669,7 @@ fn insert(
         SizeKind::Stack | SizeKind::Invariant | SizeKind::Immutable => {
             if nv.nout.is_some_and(|k| k != n) {
                 return Err(bad(format!(
-                    "a {} vertex after `{}` has size {n}, not {}",
+                    "kind {} takes the size of `{}` ({n}), not {}",
                     nv.kind.as_str(),
                     d.name(v),
                     nv.nout.unwrap_or(n)
@@ -1164,7 +1164,12 @@ impl Committed {
                         .iter()
                         .map(|sp| {
                             let ins: Vec<String> = sp.inputs.iter().map(|&u| nm(u)).collect();
-                            format!("{} input {} reads {}", nm(sp.consumer), sp.position, ins.join(" + "))
+                            format!(
+                                "{} input {} reads {}",
+                                nm(sp.consumer),
+                                sp.position,
+                                ins.join(" + ")
+                            )
                         })
                         .collect();
                     s += &format!(
@@ -1182,7 +1187,11 @@ impl Committed {
                     position,
                     follow,
                 } => {
-                    s += &format!("{n}. add edge `{}` -> `{}` input {position}\n", nm(*from), nm(*to));
+                    s += &format!(
+                        "{n}. add edge `{}` -> `{}` input {position}\n",
+                        nm(*from),
+                        nm(*to)
+                    );
                     if !follow.is_empty() {
                         s += &indent(&changes_table(follow));
                     }
