@@ -291,3 +291,53 @@ fn bad_input_is_a_typed_error_naming_the_culprit() {
         MutationError::Graph(graft_core::GraphError::UnknownId { .. })
     ));
 }
+
+#[test]
+fn change_both_finds_the_nearest_common_size() {
+    // The input side is three copies of v1 (a multiple of 3); v2 changes in
+    // steps of 2. 15 and 16 cannot meet by moving one side: 18 is the
+    // nearest size both sides can reach.
+    let mut g = Graph::new();
+    let x = g.add_input("in", 3).unwrap();
+    let v1 = g.add_absorb("v1", &[x], 5).unwrap();
+    let ids: Vec<VertexId> = (0..3)
+        .map(|i| g.add_invariant(&format!("id{i}"), &[v1]).unwrap())
+        .collect();
+    let join = g.add_stack("join", &ids).unwrap();
+    let v2 = g.add_absorb("v2", &[join], 16).unwrap();
+    g.add_constraint(v2, graft_core::Constraint::NoutStep { step: 2 })
+        .unwrap();
+    let v3 = g.add_absorb("v3", &[v2], 4).unwrap();
+    let before = g.clone();
+
+    let err = g
+        .remove_vertex_with(
+            v2,
+            Connect::Inputs,
+            Alignment {
+                chain: vec![
+                    graft_core::Align::IncreaseSmaller,
+                    graft_core::Align::DecreaseBigger,
+                ],
+                utility: Default::default(),
+            },
+        )
+        .unwrap_err();
+    let MutationError::Unaligned { tried, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(tried.len(), 2, "{tried:?}");
+    assert_eq!(g, before);
+
+    let done = g.remove_vertex(v2).unwrap();
+    g.check().unwrap();
+    assert_eq!(g.nin(v3).unwrap(), [18]);
+    assert_eq!(g.nout(v1).unwrap(), 6);
+    assert!(matches!(
+        done.steps[0],
+        Applied::Resize {
+            reason: graft_core::Reason::Align(graft_core::Align::ChangeBoth),
+            ..
+        }
+    ));
+}
