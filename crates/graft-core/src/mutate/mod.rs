@@ -365,6 +365,9 @@ pub enum Applied {
         after: VertexId,
         /// Consumer inputs (consumer, position) that now read it.
         rerouted: Vec<(VertexId, usize)>,
+        /// Its size when inserted (nin and nout both equal `after`'s size; a
+        /// later `Resize` step may change its nout).
+        size: usize,
     },
     /// A vertex was removed (its id is now invalid).
     Removed {
@@ -728,6 +731,7 @@ fn insert(
         name: nv.name.clone(),
         after: v,
         rerouted,
+        size: n,
     });
     if let Some(k) = nv.nout.filter(|&k| k != n) {
         let req = Request::new()

@@ -1,0 +1,87 @@
+//! Forward computations, one file per layer family. Every function takes the
+//! op's parameters by name and the input tensors; sizes come from the
+//! tensors themselves.
+
+pub(crate) mod activation;
+pub(crate) mod conv;
+pub(crate) mod dense;
+pub(crate) mod merge;
+pub(crate) mod norm;
+pub(crate) mod pool;
+pub(crate) mod recurrent;
+
+use std::collections::BTreeMap;
+
+use candle_core::{Result, Tensor, Var};
+
+use crate::op::Op;
+
+/// Parameters of one layer by name.
+pub(crate) type Params = BTreeMap<String, Var>;
+
+/// Mode-dependent context of one forward pass.
+pub(crate) struct Ctx {
+    /// Training mode (batch statistics, dropout).
+    pub train: bool,
+    /// Seed for dropout masks of this pass and vertex.
+    pub seed: u64,
+}
+
+/// Running statistics a batch-norm layer wants written back after a
+/// training pass: (name, new value).
+pub(crate) type Updates = Vec<(&'static str, Tensor)>;
+
+pub(crate) fn p<'a>(params: &'a Params, name: &str) -> Result<&'a Tensor> {
+    params
+        .get(name)
+        .map(|v| v.as_tensor())
+        .ok_or_else(|| candle_core::Error::Msg(format!("missing parameter `{name}`")))
+}
+
+/// A per-channel vector shaped to broadcast over axis 1 of a rank-`rank` tensor.
+pub(crate) fn channel(v: &Tensor, rank: usize) -> Result<Tensor> {
+    let mut shape = vec![1usize; rank];
+    shape[1] = v.dim(0)?;
+    v.reshape(shape)
+}
+
+/// One op's forward pass.
+pub(crate) fn forward(
+    op: &Op,
+    params: &Params,
+    xs: &[Tensor],
+    ctx: &Ctx,
+) -> Result<(Tensor, Updates)> {
+    let x = &xs[0];
+    let none = Vec::new();
+    Ok(match op {
+        Op::Input => (x.clone(), none),
+        Op::Dense { .. } => (dense::forward(params, x)?, none),
+        Op::Conv1d(c) => (conv::conv1d(params, c, x)?, none),
+        Op::Conv2d(c) => (conv::conv2d(params, c, x)?, none),
+        Op::ConvTranspose2d {
+            conv: c,
+            output_padding,
+        } => (conv::conv_transpose2d(params, c, *output_padding, x)?, none),
+        Op::BatchNorm { eps, momentum } => norm::batch_norm(params, x, *eps, *momentum, ctx.train)?,
+        Op::LayerNorm { eps } => (norm::layer_norm(params, x, *eps)?, none),
+        Op::GroupNorm { groups, eps } => (norm::group_norm(params, x, *groups, *eps)?, none),
+        Op::InstanceNorm { eps } => (norm::instance_norm(params, x, *eps)?, none),
+        Op::Activation(f) => (activation::forward(*f, x)?, none),
+        Op::MaxPool2d { kernel, stride } => (pool::max2d(x, *kernel, *stride)?, none),
+        Op::AvgPool2d { kernel, stride } => (pool::avg2d(x, *kernel, *stride)?, none),
+        Op::GlobalAvgPool => (pool::global_avg(x)?, none),
+        Op::GlobalMaxPool => (pool::global_max(x)?, none),
+        Op::Dropout { p } => (merge::dropout(x, *p, ctx)?, none),
+        Op::Flatten { .. } => (x.flatten_from(1)?, none),
+        Op::Concat => (Tensor::cat(xs, 1)?, none),
+        Op::Add => (merge::fold(xs, |a, b| a.add(b))?, none),
+        Op::Sub => (merge::fold(xs, |a, b| a.sub(b))?, none),
+        Op::Mul => (merge::fold(xs, |a, b| a.mul(b))?, none),
+        Op::Scale { factor } => (x.affine(*factor, 0.0)?, none),
+        Op::Identity => (x.clone(), none),
+        Op::Recurrent { cell, sequences } => {
+            (recurrent::forward(params, *cell, *sequences, x)?, none)
+        }
+    })
+}

@@ -1,0 +1,52 @@
+//! Recurrent layers over `[N, T, F]`: RNN (tanh), LSTM and GRU with
+//! PyTorch's gate order and equations. Weights `[gates·H, F]` and
+//! `[gates·H, H]`, biases `[gates·H]`.
+
+use candle_core::{Result, Tensor};
+
+use super::activation::sigmoid;
+use super::{p, Params};
+use crate::op::Cell;
+
+pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) -> Result<Tensor> {
+    let (n, t, _) = x.dims3()?;
+    let wih = p(params, "weight_ih")?.t()?;
+    let whh = p(params, "weight_hh")?.t()?;
+    let bih = p(params, "bias_ih")?;
+    let bhh = p(params, "bias_hh")?;
+    let hsize = p(params, "weight_hh")?.dim(1)?;
+    let mut h = Tensor::zeros((n, hsize), x.dtype(), x.device())?;
+    let mut c = h.clone();
+    let mut outs = Vec::with_capacity(t);
+    for step in 0..t {
+        let xt = x.narrow(1, step, 1)?.squeeze(1)?;
+        let gi = xt.matmul(&wih)?.broadcast_add(bih)?;
+        let gh = h.matmul(&whh)?.broadcast_add(bhh)?;
+        h = match cell {
+            Cell::Rnn => gi.add(&gh)?.tanh()?,
+            Cell::Lstm => {
+                let g = gi.add(&gh)?.chunk(4, 1)?;
+                let (i, f, gg, o) = (sigmoid(&g[0])?, sigmoid(&g[1])?, g[2].tanh()?, sigmoid(&g[3])?);
+                c = f.mul(&c)?.add(&i.mul(&gg)?)?;
+                o.mul(&c.tanh()?)?
+            }
+            Cell::Gru => {
+                let a = gi.chunk(3, 1)?;
+                let b = gh.chunk(3, 1)?;
+                let r = sigmoid(&a[0].add(&b[0])?)?;
+                let z = sigmoid(&a[1].add(&b[1])?)?;
+                let nn = a[2].add(&r.mul(&b[2])?)?.tanh()?;
+                // h' = (1 − z)·n + z·h
+                nn.sub(&z.mul(&nn)?)?.add(&z.mul(&h)?)?
+            }
+        };
+        if sequences {
+            outs.push(h.clone());
+        }
+    }
+    if sequences {
+        Tensor::stack(&outs, 1)
+    } else {
+        Ok(h)
+    }
+}

@@ -1,0 +1,27 @@
+//! # graft-nn
+//!
+//! Layers with real tensors (candle, CPU by default) on top of the core
+//! graph: each vertex of a [`Model`] has a layer whose op declares its size
+//! rule to the core, so every plan and patch the core makes is replayed on
+//! the parameters (rows, columns and channels selected in the plan's order;
+//! new input columns 0, new output rows small seeded random values, norms
+//! γ = 1, β = 0, running mean 0, variance 1). An [`Executor`] runs forward
+//! passes for one revision of the model; backward is candle's autodiff.
+
+#![warn(missing_docs)]
+
+mod error;
+mod exec;
+mod layers;
+mod model;
+mod op;
+mod surgery;
+pub mod utility;
+
+pub use error::{NnError, Result};
+pub use exec::{Executor, Forward, Mode};
+pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit};
+pub use op::{Activation, Cell, Conv, Groups, Op};
+pub use surgery::{Growth, NEW_ROW_STD};
+
+pub use candle_core::{DType, Device, Tensor, Var};

@@ -1,0 +1,580 @@
+//! A model: the core graph plus one layer (op and parameters) per vertex.
+//! Every size change goes through the core (a plan or a patch) and is then
+//! replayed on the parameters, so graph and tensors never disagree.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+use graft_core::{
+    plan_or_relax, Applied, Committed, Graph, NewVertex, Patch, Planned, Request, Reroute,
+    VertexChange, VertexId,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Uniform};
+
+use crate::error::{NnError, Result};
+use crate::layers::Params;
+use crate::op::{Fill, Groups, Op};
+use crate::surgery::{layout, select_axis, selections, Growth};
+
+/// One vertex's computation: its op and its parameters (buffers such as a
+/// batch norm's running statistics included).
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// What it computes.
+    pub op: Op,
+    pub(crate) params: Params,
+}
+
+impl Layer {
+    /// Parameter and buffer names.
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.params.keys().map(String::as_str)
+    }
+}
+
+/// How an inserted layer's parameters start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// Random, as a freshly built layer.
+    #[default]
+    Default,
+    /// The identity (dense: unit matrix; convolution: Dirac kernel), so that
+    /// inserting it keeps the function. Needs nout = nin and, for a
+    /// convolution, stride 1 and "same" padding.
+    Identity,
+    /// All weights and biases 0 (a residual branch that starts switched off).
+    Zero,
+}
+
+/// A layer to be created by an insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLayer {
+    /// Unique vertex name.
+    pub name: String,
+    /// Its op.
+    pub op: Op,
+    /// Its nout, for ops that choose their size (`None`: the size of the
+    /// vertex it follows).
+    pub nout: Option<usize>,
+    /// How its parameters start.
+    pub init: Init,
+}
+
+impl NewLayer {
+    /// A new layer.
+    pub fn new(name: &str, op: Op, init: Init) -> Self {
+        Self {
+            name: name.to_string(),
+            op,
+            nout: None,
+            init,
+        }
+    }
+    /// With an explicit nout.
+    pub fn with_nout(mut self, n: usize) -> Self {
+        self.nout = Some(n);
+        self
+    }
+
+    /// The core's view of it, after a vertex of size `n`.
+    pub fn vertex(&self, n: usize) -> Result<NewVertex> {
+        let nout = self.nout.unwrap_or(n);
+        let d = self
+            .op
+            .declare(&[n], n)
+            .map_err(|reason| NnError::Layer {
+                vertex: self.name.clone(),
+                reason,
+            })?;
+        Ok(NewVertex {
+            name: self.name.clone(),
+            kind: d.kind,
+            nout: Some(nout),
+            constraints: d.constraints,
+        })
+    }
+}
+
+/// A parameter selection made by a mutation, for optimiser state to follow:
+/// (axis, index list, gate blocks) applied in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamEdit {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// The parameter.
+    pub param: String,
+    /// Selections along axes, in order.
+    pub selections: Vec<(usize, Vec<graft_core::Neuron>, usize)>,
+}
+
+/// What a mutation of a model did: the core's report and the parameter
+/// selections (for optimiser state).
+#[derive(Debug, Clone)]
+pub struct Mutated {
+    /// The core's report.
+    pub committed: Committed,
+    /// Every parameter selection, in order.
+    pub edits: Vec<ParamEdit>,
+}
+
+/// A graph with real layers.
+#[derive(Debug, Clone)]
+pub struct Model {
+    graph: Graph,
+    layers: BTreeMap<VertexId, Layer>,
+    device: Device,
+    dtype: DType,
+    rng: StdRng,
+    growth: Growth,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Model {
+    /// An empty model on the CPU, f32, seed 0.
+    pub fn new() -> Self {
+        Self::with(Device::Cpu, DType::F32, 0)
+    }
+
+    /// An empty model on `device` with parameters of `dtype`; `seed` drives
+    /// every random initialisation and new-neuron fill.
+    pub fn with(device: Device, dtype: DType, seed: u64) -> Self {
+        Self {
+            graph: Graph::new(),
+            layers: BTreeMap::new(),
+            device,
+            dtype,
+            rng: StdRng::seed_from_u64(seed),
+            growth: Growth::Default,
+        }
+    }
+
+    /// How new output neurons get their weights from now on.
+    pub fn set_growth(&mut self, g: Growth) {
+        self.growth = g;
+    }
+
+    /// The size graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    /// The device parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// The parameters' dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The graph's revision.
+    pub fn revision(&self) -> u64 {
+        self.graph.revision()
+    }
+    /// The layer of a vertex.
+    pub fn layer(&self, v: VertexId) -> Option<&Layer> {
+        self.layers.get(&v)
+    }
+    /// Look a vertex up by name.
+    ///
+    /// # Errors
+    /// Unknown name.
+    pub fn id(&self, name: &str) -> Result<VertexId> {
+        Ok(self.graph.id(name)?)
+    }
+
+    /// A graph input of `size` features or channels.
+    ///
+    /// # Errors
+    /// Duplicate name, size 0.
+    pub fn input(&mut self, name: &str, size: usize) -> Result<VertexId> {
+        self.add(name, Op::Input, &[], Some(size))
+    }
+
+    /// Add a layer reading `inputs`. `nout` is required for ops that choose
+    /// their size (dense, convolutions, recurrent, inputs) and derived
+    /// otherwise. Parameters start random (seeded). All or nothing.
+    ///
+    /// # Errors
+    /// Duplicate name, unknown input, sizes that break the op's rule.
+    pub fn add(
+        &mut self,
+        name: &str,
+        op: Op,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+    ) -> Result<VertexId> {
+        let nin: Vec<usize> = inputs
+            .iter()
+            .map(|&i| self.graph.nout(i))
+            .collect::<std::result::Result<_, _>>()?;
+        let layer_err = |reason: String| NnError::Layer {
+            vertex: name.to_string(),
+            reason,
+        };
+        let nout = match (op.chooses_size(), &op, nout) {
+            (true, _, Some(n)) => n,
+            (true, _, None) => return Err(layer_err("needs an output size".into())),
+            (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),
+            (false, Op::Concat, _) => nin.iter().sum(),
+            (false, _, _) => nin.first().copied().unwrap_or(0),
+        };
+        let d = op.declare(&nin, nout).map_err(layer_err)?;
+        let mut g = self.graph.clone();
+        let id = g.add_vertex(name, d.kind, inputs, Some(nout))?;
+        for c in d.constraints {
+            g.add_constraint(id, c)?;
+        }
+        let mut rng = self.rng.clone();
+        let params = self.init_params(&mut rng, &op, &nin, nout, Init::Default, name)?;
+        self.rng = rng;
+        self.graph = g;
+        self.layers.insert(id, Layer { op, params });
+        Ok(id)
+    }
+
+    fn init_params(
+        &self,
+        rng: &mut StdRng,
+        op: &Op,
+        nin: &[usize],
+        nout: usize,
+        init: Init,
+        name: &str,
+    ) -> Result<Params> {
+        let is_norm = matches!(
+            op,
+            Op::BatchNorm { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. }
+        );
+        let mut params = Params::new();
+        for s in op.params(nin, nout) {
+            let n: usize = s.shape.iter().product();
+            let fan_in: usize = match op {
+                Op::Recurrent { .. } => nout,
+                Op::Dense { .. } | Op::Conv1d(_) | Op::Conv2d(_) => {
+                    let w = op.params(nin, nout);
+                    w[0].shape.iter().skip(1).product::<usize>().max(1)
+                }
+                _ => s.shape.iter().skip(1).product::<usize>().max(1),
+            };
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            let constant = match s.new_out {
+                Fill::Value(v) if is_norm || !s.trainable => Some(v),
+                _ => None,
+            };
+            let vals: Vec<f64> = match (constant, init) {
+                (Some(v), _) => vec![v; n],
+                (None, Init::Zero) => vec![0.0; n],
+                (None, Init::Identity) => identity(op, &s.shape, s.name).map_err(|reason| {
+                    NnError::Layer {
+                        vertex: name.to_string(),
+                        reason,
+                    }
+                })?,
+                (None, Init::Default) => {
+                    let d = Uniform::new_inclusive(-bound, bound).expect("valid bound");
+                    (0..n).map(|_| d.sample(rng)).collect()
+                }
+            };
+            let t = Tensor::from_vec(vals, s.shape.clone(), &self.device)?.to_dtype(self.dtype)?;
+            params.insert(s.name.to_string(), Var::from_tensor(&t)?);
+        }
+        Ok(params)
+    }
+
+    /// The value of a parameter or buffer.
+    ///
+    /// # Errors
+    /// Unknown vertex or parameter.
+    pub fn param(&self, v: VertexId, name: &str) -> Result<Tensor> {
+        self.var(v, name).map(|x| x.as_tensor().clone())
+    }
+
+    pub(crate) fn var(&self, v: VertexId, name: &str) -> Result<&Var> {
+        let l = self.layers.get(&v).ok_or(graft_core::GraphError::UnknownId {
+            id: v.index() as u32,
+        })?;
+        l.params.get(name).ok_or_else(|| NnError::Layer {
+            vertex: self.graph.name(v),
+            reason: format!("no parameter `{name}`"),
+        })
+    }
+
+    /// Overwrite a parameter (same shape; converted to the model's dtype).
+    ///
+    /// # Errors
+    /// Unknown vertex or parameter, or a different shape.
+    pub fn set_param(&mut self, v: VertexId, name: &str, value: &Tensor) -> Result<()> {
+        let var = self.var(v, name)?;
+        if var.dims() != value.dims() {
+            return Err(NnError::Layer {
+                vertex: self.graph.name(v),
+                reason: format!(
+                    "parameter `{name}` has shape {:?}, got {:?}",
+                    var.dims(),
+                    value.dims()
+                ),
+            });
+        }
+        var.set(&value.to_dtype(self.dtype)?.to_device(&self.device)?)?;
+        Ok(())
+    }
+
+    /// Every trainable parameter: (vertex, name, variable), in vertex order.
+    pub fn trainable(&self) -> Vec<(VertexId, String, Var)> {
+        let mut out = Vec::new();
+        for (&v, l) in &self.layers {
+            for s in l.op.params(&[1], 1) {
+                if s.trainable {
+                    if let Some(x) = l.params.get(s.name) {
+                        out.push((v, s.name.to_string(), x.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every parameter and buffer: (vertex, name, variable).
+    pub fn all_params(&self) -> Vec<(VertexId, String, Var)> {
+        let mut out = Vec::new();
+        for (&v, l) in &self.layers {
+            for (n, x) in &l.params {
+                out.push((v, n.clone(), x.clone()));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn layers(&self) -> &BTreeMap<VertexId, Layer> {
+        &self.layers
+    }
+
+    /// Plan a size change with the default chain and apply it to the graph
+    /// and the parameters.
+    ///
+    /// # Errors
+    /// As the planner; the model is unchanged on error.
+    pub fn change_sizes(&mut self, req: &Request) -> Result<(Planned, Vec<ParamEdit>)> {
+        let planned = plan_or_relax(&self.graph, req)?;
+        let edits = self.apply_plan(&planned.plan)?;
+        Ok((planned, edits))
+    }
+
+    /// Apply a plan to the graph and the parameters. All or nothing.
+    ///
+    /// # Errors
+    /// A stale plan, or parameters that do not fit it.
+    pub fn apply_plan(&mut self, plan: &graft_core::Plan) -> Result<Vec<ParamEdit>> {
+        let mut g = self.graph.clone();
+        plan.apply(&mut g)?;
+        let mut layers = self.layers.clone();
+        let mut rng = self.rng.clone();
+        let mut edits = Vec::new();
+        for c in &plan.changes {
+            change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+        }
+        self.commit_state(g, layers, rng)?;
+        Ok(edits)
+    }
+
+    /// Apply a core patch to the graph and the parameters. Inserts create
+    /// their layers from `new_layers` (matched by name). All or nothing.
+    ///
+    /// # Errors
+    /// A refused patch, an insert without a matching layer, parameters that
+    /// cannot follow.
+    pub fn commit(&mut self, patch: &Patch, new_layers: &[NewLayer]) -> Result<Mutated> {
+        let (g, done) = self.graph.dry_run(patch)?;
+        let mut layers = self.layers.clone();
+        let mut rng = self.rng.clone();
+        let mut edits = Vec::new();
+        for step in &done.steps {
+            match step {
+                Applied::Resize { plan, .. } => {
+                    for c in &plan.changes {
+                        change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+                    }
+                }
+                Applied::EdgeAdded { follow, .. } | Applied::EdgeRemoved { follow, .. } => {
+                    for c in follow {
+                        change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+                    }
+                }
+                Applied::Inserted {
+                    vertex, name, size, ..
+                } => {
+                    let nl = new_layers.iter().find(|l| &l.name == name).ok_or_else(|| {
+                        NnError::Layer {
+                            vertex: name.clone(),
+                            reason: "inserted without a layer (no NewLayer of that name)".into(),
+                        }
+                    })?;
+                    let params = self.init_params(&mut rng, &nl.op, &[*size], *size, nl.init, name)?;
+                    layers.insert(
+                        *vertex,
+                        Layer {
+                            op: nl.op.clone(),
+                            params,
+                        },
+                    );
+                }
+                Applied::Removed { vertex, .. } => {
+                    layers.remove(vertex);
+                }
+            }
+        }
+        self.commit_state(g, layers, rng)?;
+        Ok(Mutated {
+            committed: done,
+            edits,
+        })
+    }
+
+    /// Insert a layer after `after`, taking over the consumers `reroute`
+    /// chooses.
+    ///
+    /// # Errors
+    /// As [`Model::commit`].
+    pub fn insert_after(
+        &mut self,
+        after: VertexId,
+        layer: NewLayer,
+        reroute: Reroute,
+    ) -> Result<Mutated> {
+        let n = self.graph.nout(after)?;
+        let vertex = layer.vertex(n)?;
+        let patch = Patch::new().push(graft_core::Edit::Insert {
+            after: after.into(),
+            vertex,
+            reroute,
+            utility: Default::default(),
+        });
+        self.commit(&patch, &[layer])
+    }
+
+    /// Check every layer against the graph, then take the new state.
+    fn commit_state(
+        &mut self,
+        g: Graph,
+        layers: BTreeMap<VertexId, Layer>,
+        rng: StdRng,
+    ) -> Result<()> {
+        for v in g.ids() {
+            let vx = g.vertex(v)?;
+            let l = layers.get(&v).ok_or_else(|| NnError::Layer {
+                vertex: vx.name().to_string(),
+                reason: "no layer".into(),
+            })?;
+            for s in l.op.params(vx.nin(), vx.nout()) {
+                let have = l.params.get(s.name).map(|x| x.dims().to_vec());
+                let want = s.shape.clone();
+                if have.as_deref() != Some(&want[..]) {
+                    return Err(NnError::Layer {
+                        vertex: vx.name().to_string(),
+                        reason: format!(
+                            "parameter `{}` has shape {have:?}, the graph needs {want:?}",
+                            s.name
+                        ),
+                    });
+                }
+            }
+            if let Op::Conv1d(c) | Op::Conv2d(c) = &l.op {
+                if let Groups::Fixed(k) = c.groups {
+                    if vx.nin()[0] % k != 0 {
+                        return Err(NnError::Layer {
+                            vertex: vx.name().to_string(),
+                            reason: format!("nin {} is not a multiple of {k} groups", vx.nin()[0]),
+                        });
+                    }
+                }
+            }
+        }
+        self.graph = g;
+        self.layers = layers;
+        self.rng = rng;
+        Ok(())
+    }
+}
+
+/// Apply one vertex change to its layer's parameters.
+fn change_layer(
+    layers: &mut BTreeMap<VertexId, Layer>,
+    g: &Graph,
+    c: &VertexChange,
+    std: f64,
+    rng: &mut StdRng,
+    edits: &mut Vec<ParamEdit>,
+) -> Result<()> {
+    let Some(layer) = layers.get_mut(&c.vertex) else {
+        return Ok(());
+    };
+    let names: Vec<String> = layer.params.keys().cloned().collect();
+    for name in names {
+        let Some((roles, fill)) = layout(&layer.op, &name) else {
+            continue;
+        };
+        let sels = selections(&roles, fill, c);
+        if sels.is_empty() {
+            continue;
+        }
+        let mut t = layer.params[&name].as_tensor().clone();
+        for &(axis, list, gates, fill) in &sels {
+            t = select_axis(&t, axis, list, gates, fill, std, rng).map_err(|e| NnError::Layer {
+                vertex: g.name(c.vertex),
+                reason: format!("parameter `{name}`: {e}"),
+            })?;
+        }
+        layer.params.insert(name.clone(), Var::from_tensor(&t)?);
+        edits.push(ParamEdit {
+            vertex: c.vertex,
+            param: name,
+            selections: sels.iter().map(|&(a, l, g, _)| (a, l.to_vec(), g)).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Identity values for a parameter, or why there are none.
+fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64>, String> {
+    let n: usize = shape.iter().product();
+    let mut v = vec![0.0; n];
+    if name == "bias" {
+        return Ok(v);
+    }
+    match op {
+        Op::Dense { .. } => {
+            let (o, i) = (shape[0], shape[1]);
+            if o != i {
+                return Err(format!("identity needs a square weight, not {o}x{i}"));
+            }
+            for k in 0..o {
+                v[k * i + k] = 1.0;
+            }
+            Ok(v)
+        }
+        Op::Conv1d(c) | Op::Conv2d(c) => {
+            if c.stride != 1 || c.kernel % 2 == 0 || c.padding * 2 != c.dilation * (c.kernel - 1) {
+                return Err("identity needs stride 1, an odd kernel and same padding".into());
+            }
+            let (o, i) = (shape[0], shape[1]);
+            let spatial: usize = shape[2..].iter().product();
+            let centre = spatial / 2;
+            let depthwise = c.groups != Groups::One;
+            if !depthwise && o != i {
+                return Err(format!("identity needs as many outputs as inputs, not {o} and {i}"));
+            }
+            for k in 0..o {
+                let col = if depthwise { 0 } else { k };
+                v[(k * i + col) * spatial + centre] = 1.0;
+            }
+            Ok(v)
+        }
+        _ => Err(format!("no identity initialisation for {}", op.name())),
+    }
+}

@@ -1,0 +1,437 @@
+//! What a vertex computes: the [`Op`] (hyperparameters, no sizes: sizes live
+//! in the core graph), how it declares its size rule to the core, and the
+//! layout of its parameters (which axis follows which neuron list).
+
+use graft_core::{Constraint, SizeKind};
+use serde::{Deserialize, Serialize};
+
+/// Pointwise nonlinearities.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum Activation {
+    /// max(x, 0).
+    Relu,
+    /// max(x, 0) + slope·min(x, 0).
+    LeakyRelu {
+        /// Negative slope.
+        slope: f64,
+    },
+    /// x for x > 0, alpha·(exp(x) − 1) otherwise.
+    Elu {
+        /// Saturation for negative inputs.
+        alpha: f64,
+    },
+    /// Scaled ELU with the self-normalising constants.
+    Selu,
+    /// Gaussian error linear unit (exact, with erf).
+    Gelu,
+    /// 1 / (1 + exp(−x)).
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// Softmax over the neuron axis (axis 1). Not neuron-separable: adding
+    /// neurons changes every output.
+    Softmax,
+    /// x · relu6(x + 3) / 6.
+    HardSwish,
+    /// min(max(x, 0), 6).
+    Relu6,
+}
+
+/// How a convolution groups its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Groups {
+    /// Every output reads every input channel.
+    One,
+    /// One group per input channel (depthwise, channel multiplier
+    /// nout / nin); sizes stay coupled block by block.
+    Depthwise,
+    /// A fixed number of groups between 1 and nin. The core cannot keep such
+    /// groups aligned, so the vertex is declared immutable.
+    Fixed(usize),
+}
+
+/// Convolution hyperparameters (square kernels for 2-D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv {
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// Channel grouping.
+    pub groups: Groups,
+    /// With a bias.
+    pub bias: bool,
+}
+
+impl Conv {
+    /// A `kernel`×`kernel` convolution with stride 1, "same" padding and a bias.
+    pub fn same(kernel: usize) -> Self {
+        Conv {
+            kernel,
+            stride: 1,
+            padding: kernel / 2,
+            dilation: 1,
+            groups: Groups::One,
+            bias: true,
+        }
+    }
+    /// The same, depthwise.
+    pub fn depthwise(self) -> Self {
+        Conv {
+            groups: Groups::Depthwise,
+            ..self
+        }
+    }
+}
+
+/// Recurrent cells. A neuron is one hidden unit: one row in each gate block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cell {
+    /// h' = tanh(W x + U h + b).
+    Rnn,
+    /// Gates i, f, g, o (PyTorch order).
+    Lstm,
+    /// Gates r, z, n (PyTorch order).
+    Gru,
+}
+
+impl Cell {
+    /// Gate blocks per hidden unit.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+}
+
+/// What a vertex computes. Sizes are not part of it: they are the graph's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A graph input.
+    Input,
+    /// Fully connected layer on `[N, F]`.
+    Dense {
+        /// With a bias.
+        bias: bool,
+    },
+    /// 1-D convolution on `[N, C, L]`.
+    Conv1d(Conv),
+    /// 2-D convolution on `[N, C, H, W]`.
+    Conv2d(Conv),
+    /// 2-D transposed convolution (groups 1).
+    ConvTranspose2d {
+        /// Kernel, stride, padding, dilation, bias (groups must be One).
+        conv: Conv,
+        /// Extra rows and columns on the output's far side.
+        output_padding: usize,
+    },
+    /// Batch normalisation over axis 1 (any rank).
+    BatchNorm {
+        /// Added to the variance.
+        eps: f64,
+        /// Weight of the new batch in the running statistics.
+        momentum: f64,
+    },
+    /// Layer normalisation over axis 1. Not neuron-separable.
+    LayerNorm {
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// Group normalisation; nout changes in multiples of `groups`. Not
+    /// neuron-separable.
+    GroupNorm {
+        /// Number of groups.
+        groups: usize,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// Instance normalisation (per sample and channel, over space).
+    InstanceNorm {
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// A pointwise nonlinearity.
+    Activation(Activation),
+    /// Max pooling on `[N, C, H, W]`.
+    MaxPool2d {
+        /// Window.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// Average pooling on `[N, C, H, W]`.
+    AvgPool2d {
+        /// Window.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// Mean over all spatial axes: `[N, C, ...]` to `[N, C]`.
+    GlobalAvgPool,
+    /// Max over all spatial axes.
+    GlobalMaxPool,
+    /// Dropout (training only).
+    Dropout {
+        /// Drop probability.
+        p: f64,
+    },
+    /// `[N, C, ...spatial]` to `[N, C·spatial]`, channel-major; nout =
+    /// spatial · nin, so it changes in multiples of the spatial size.
+    Flatten {
+        /// Product of the spatial sizes of the input.
+        spatial: usize,
+    },
+    /// Concatenation along axis 1.
+    Concat,
+    /// Elementwise sum of the inputs.
+    Add,
+    /// First input minus the others.
+    Sub,
+    /// Elementwise product.
+    Mul,
+    /// Multiply by a constant.
+    Scale {
+        /// The factor.
+        factor: f64,
+    },
+    /// The identity.
+    Identity,
+    /// A recurrent layer over `[N, T, F]`.
+    Recurrent {
+        /// Cell type.
+        cell: Cell,
+        /// Return `[N, T, H]` instead of the last state `[N, H]`.
+        sequences: bool,
+    },
+}
+
+/// How a vertex declares itself to the core.
+pub(crate) struct Declared {
+    pub kind: SizeKind,
+    pub constraints: Vec<Constraint>,
+}
+
+/// What one axis of a parameter follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The vertex's output neurons.
+    Out,
+    /// The output neurons, once per gate block.
+    OutGates(usize),
+    /// The neurons arriving at input `k`.
+    In(usize),
+    /// The vertex's own outputs, read back (recurrent weights): new ones 0.
+    Rec,
+    /// Nothing.
+    Fixed,
+}
+
+/// How new entries along an output axis are filled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fill {
+    /// Small seeded normal values, so that new neurons can learn.
+    Random,
+    /// A constant.
+    Value(f64),
+}
+
+/// One parameter or buffer of a layer.
+pub(crate) struct ParamSpec {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub roles: Vec<Role>,
+    pub new_out: Fill,
+    pub trainable: bool,
+}
+
+fn spec(name: &'static str, shape: Vec<usize>, roles: Vec<Role>, new_out: Fill) -> ParamSpec {
+    ParamSpec {
+        name,
+        shape,
+        roles,
+        new_out,
+        trainable: true,
+    }
+}
+
+impl Op {
+    /// The size kind and constraints this op declares to the core, given the
+    /// sizes at its inputs and its nout.
+    pub(crate) fn declare(&self, nin: &[usize], nout: usize) -> Result<Declared, String> {
+        use SizeKind::*;
+        let one = |kind| {
+            Ok(Declared {
+                kind,
+                constraints: Vec::new(),
+            })
+        };
+        let dw = |nin: &[usize], nout: usize| -> Result<Declared, String> {
+            let n = *nin.first().ok_or("needs one input")?;
+            if n == 0 || nout % n != 0 {
+                return Err(format!("nout {nout} is not a multiple of nin {n}"));
+            }
+            Ok(Declared {
+                kind: Absorb,
+                constraints: vec![Constraint::depthwise(nout / n)],
+            })
+        };
+        match self {
+            Op::Input => one(Input),
+            Op::Dense { .. } | Op::ConvTranspose2d { .. } | Op::Recurrent { .. } => one(Absorb),
+            Op::Conv1d(c) | Op::Conv2d(c) => match c.groups {
+                Groups::One => one(Absorb),
+                Groups::Depthwise => dw(nin, nout),
+                Groups::Fixed(1) => one(Absorb),
+                Groups::Fixed(_) => one(Immutable),
+            },
+            Op::Flatten { spatial } => {
+                let n = *nin.first().ok_or("needs one input")?;
+                if nout != spatial * n {
+                    return Err(format!("nout {nout} is not {spatial} x nin {n}"));
+                }
+                dw(nin, nout)
+            }
+            Op::Concat => one(Stack),
+            Op::GroupNorm { groups, .. } => Ok(Declared {
+                kind: Invariant,
+                constraints: vec![Constraint::NoutStep { step: *groups }],
+            }),
+            _ => one(Invariant),
+        }
+    }
+
+    /// True when the op's output size is its own choice (absorbing ops and
+    /// inputs); the others derive it from their inputs.
+    pub fn chooses_size(&self) -> bool {
+        matches!(
+            self,
+            Op::Input
+                | Op::Dense { .. }
+                | Op::Conv1d(_)
+                | Op::Conv2d(_)
+                | Op::ConvTranspose2d { .. }
+                | Op::Recurrent { .. }
+        )
+    }
+
+    /// The number of channel groups of a convolution with `nin` inputs.
+    pub(crate) fn conv_groups(c: &Conv, nin: usize) -> usize {
+        match c.groups {
+            Groups::One => 1,
+            Groups::Depthwise => nin,
+            Groups::Fixed(g) => g,
+        }
+    }
+
+    /// Parameters and buffers of this op at these sizes.
+    pub(crate) fn params(&self, nin: &[usize], nout: usize) -> Vec<ParamSpec> {
+        use Role::*;
+        let n0 = nin.first().copied().unwrap_or(0);
+        let bias = |on: bool| -> Vec<ParamSpec> {
+            if on {
+                vec![spec("bias", vec![nout], vec![Out], Fill::Value(0.0))]
+            } else {
+                Vec::new()
+            }
+        };
+        let affine = || {
+            vec![
+                spec("weight", vec![nout], vec![Out], Fill::Value(1.0)),
+                spec("bias", vec![nout], vec![Out], Fill::Value(0.0)),
+            ]
+        };
+        match self {
+            Op::Dense { bias: b } => {
+                let mut v = vec![spec("weight", vec![nout, n0], vec![Out, In(0)], Fill::Random)];
+                v.extend(bias(*b));
+                v
+            }
+            Op::Conv1d(c) | Op::Conv2d(c) => {
+                let g = Self::conv_groups(c, n0).max(1);
+                let k = c.kernel;
+                let (shape, roles) = match (self, c.groups) {
+                    (Op::Conv1d(_), Groups::One) => (vec![nout, n0, k], vec![Out, In(0), Fixed]),
+                    (Op::Conv1d(_), _) => (vec![nout, n0 / g, k], vec![Out, Fixed, Fixed]),
+                    (_, Groups::One) => {
+                        (vec![nout, n0, k, k], vec![Out, In(0), Fixed, Fixed])
+                    }
+                    _ => (vec![nout, n0 / g, k, k], vec![Out, Fixed, Fixed, Fixed]),
+                };
+                let mut v = vec![spec("weight", shape, roles, Fill::Random)];
+                v.extend(bias(c.bias));
+                v
+            }
+            Op::ConvTranspose2d { conv: c, .. } => {
+                let k = c.kernel;
+                let mut v = vec![spec(
+                    "weight",
+                    vec![n0, nout, k, k],
+                    vec![In(0), Out, Fixed, Fixed],
+                    Fill::Random,
+                )];
+                v.extend(bias(c.bias));
+                v
+            }
+            Op::BatchNorm { .. } => {
+                let mut v = affine();
+                let mut m = spec("running_mean", vec![nout], vec![Out], Fill::Value(0.0));
+                m.trainable = false;
+                let mut s = spec("running_var", vec![nout], vec![Out], Fill::Value(1.0));
+                s.trainable = false;
+                v.push(m);
+                v.push(s);
+                v
+            }
+            Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => affine(),
+            Op::Recurrent { cell, .. } => {
+                let g = cell.gates();
+                vec![
+                    spec("weight_ih", vec![g * nout, n0], vec![OutGates(g), In(0)], Fill::Random),
+                    spec("weight_hh", vec![g * nout, nout], vec![OutGates(g), Rec], Fill::Random),
+                    spec("bias_ih", vec![g * nout], vec![OutGates(g)], Fill::Value(0.0)),
+                    spec("bias_hh", vec![g * nout], vec![OutGates(g)], Fill::Value(0.0)),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Short name for tables and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Dense { .. } => "dense",
+            Op::Conv1d(_) => "conv1d",
+            Op::Conv2d(_) => "conv2d",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::GroupNorm { .. } => "group_norm",
+            Op::InstanceNorm { .. } => "instance_norm",
+            Op::Activation(_) => "activation",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::AvgPool2d { .. } => "avg_pool2d",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::GlobalMaxPool => "global_max_pool",
+            Op::Dropout { .. } => "dropout",
+            Op::Flatten { .. } => "flatten",
+            Op::Concat => "concat",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Scale { .. } => "scale",
+            Op::Identity => "identity",
+            Op::Recurrent { .. } => "recurrent",
+        }
+    }
+}
