@@ -57,13 +57,18 @@ impl Executor {
         let order = g.topological_order()?;
         let inputs: Vec<VertexId> = g
             .ids()
-            .filter(|&v| g.vertex(v).map(|x| x.kind() == SizeKind::Input).unwrap_or(false))
+            .filter(|&v| {
+                g.vertex(v)
+                    .map(|x| x.kind() == SizeKind::Input)
+                    .unwrap_or(false)
+            })
             .collect();
         let outputs: Vec<VertexId> = g
             .ids()
             .filter(|&v| g.vertex(v).map(|x| x.outputs().is_empty()).unwrap_or(false))
             .collect();
-        let pos: HashMap<VertexId, usize> = order.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        let pos: HashMap<VertexId, usize> =
+            order.iter().enumerate().map(|(i, &v)| (v, i)).collect();
         let mut last: HashMap<VertexId, usize> = HashMap::new();
         for (i, &v) in order.iter().enumerate() {
             for &u in g.vertex(v)?.inputs() {
@@ -98,7 +103,13 @@ impl Executor {
     ///
     /// # Errors
     /// A stale executor, a wrong number of inputs, shapes that do not fit.
-    pub fn forward(&self, model: &Model, inputs: &[Tensor], mode: Mode, keep: bool) -> Result<Forward> {
+    pub fn forward(
+        &self,
+        model: &Model,
+        inputs: &[Tensor],
+        mode: Mode,
+        keep: bool,
+    ) -> Result<Forward> {
         if model.revision() != self.revision {
             return Err(NnError::StaleExecutor {
                 built: self.revision,
@@ -134,16 +145,27 @@ impl Executor {
                     train,
                     seed: seed ^ (v.index() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 };
-                let (y, up) = forward(&layer.op, &layer.params, &xs, &ctx).map_err(|e| {
-                    NnError::Layer {
+                let (y, up) =
+                    forward(&layer.op, &layer.params, &xs, &ctx).map_err(|e| NnError::Layer {
                         vertex: vx.name().to_string(),
                         reason: e.to_string(),
-                    }
-                })?;
-                if y.dim(1).ok() != Some(vx.nout()) && !matches!(layer.op, crate::op::Op::Recurrent { sequences: true, .. }) {
+                    })?;
+                if y.dim(1).ok() != Some(vx.nout())
+                    && !matches!(
+                        layer.op,
+                        crate::op::Op::Recurrent {
+                            sequences: true,
+                            ..
+                        }
+                    )
+                {
                     return Err(NnError::Layer {
                         vertex: vx.name().to_string(),
-                        reason: format!("output shape {:?}, the graph says {} neurons", y.dims(), vx.nout()),
+                        reason: format!(
+                            "output shape {:?}, the graph says {} neurons",
+                            y.dims(),
+                            vx.nout()
+                        ),
                     });
                 }
                 updates.extend(up.into_iter().map(|(n, t)| (v, n, t)));

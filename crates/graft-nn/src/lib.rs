@@ -25,3 +25,4 @@ pub use op::{Activation, Cell, Conv, Groups, Op};
 pub use surgery::{Growth, NEW_ROW_STD};
 
 pub use candle_core::{DType, Device, Tensor, Var};
+pub use graft_core::VertexId;

@@ -81,13 +81,10 @@ impl NewLayer {
     /// The core's view of it, after a vertex of size `n`.
     pub fn vertex(&self, n: usize) -> Result<NewVertex> {
         let nout = self.nout.unwrap_or(n);
-        let d = self
-            .op
-            .declare(&[n], n)
-            .map_err(|reason| NnError::Layer {
-                vertex: self.name.clone(),
-                reason,
-            })?;
+        let d = self.op.declare(&[n], n).map_err(|reason| NnError::Layer {
+            vertex: self.name.clone(),
+            reason,
+        })?;
         Ok(NewVertex {
             name: self.name.clone(),
             kind: d.kind,
@@ -249,7 +246,10 @@ impl Model {
     ) -> Result<Params> {
         let is_norm = matches!(
             op,
-            Op::BatchNorm { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. }
+            Op::BatchNorm { .. }
+                | Op::LayerNorm { .. }
+                | Op::GroupNorm { .. }
+                | Op::InstanceNorm { .. }
         );
         let mut params = Params::new();
         for s in op.params(nin, nout) {
@@ -270,12 +270,12 @@ impl Model {
             let vals: Vec<f64> = match (constant, init) {
                 (Some(v), _) => vec![v; n],
                 (None, Init::Zero) => vec![0.0; n],
-                (None, Init::Identity) => identity(op, &s.shape, s.name).map_err(|reason| {
-                    NnError::Layer {
+                (None, Init::Identity) => {
+                    identity(op, &s.shape, s.name).map_err(|reason| NnError::Layer {
                         vertex: name.to_string(),
                         reason,
-                    }
-                })?,
+                    })?
+                }
                 (None, Init::Default) => {
                     let d = Uniform::new_inclusive(-bound, bound).expect("valid bound");
                     (0..n).map(|_| d.sample(rng)).collect()
@@ -296,9 +296,12 @@ impl Model {
     }
 
     pub(crate) fn var(&self, v: VertexId, name: &str) -> Result<&Var> {
-        let l = self.layers.get(&v).ok_or(graft_core::GraphError::UnknownId {
-            id: v.index() as u32,
-        })?;
+        let l = self
+            .layers
+            .get(&v)
+            .ok_or(graft_core::GraphError::UnknownId {
+                id: v.index() as u32,
+            })?;
         l.params.get(name).ok_or_else(|| NnError::Layer {
             vertex: self.graph.name(v),
             reason: format!("no parameter `{name}`"),
@@ -415,7 +418,8 @@ impl Model {
                             reason: "inserted without a layer (no NewLayer of that name)".into(),
                         }
                     })?;
-                    let params = self.init_params(&mut rng, &nl.op, &[*size], *size, nl.init, name)?;
+                    let params =
+                        self.init_params(&mut rng, &nl.op, &[*size], *size, nl.init, name)?;
                     layers.insert(
                         *vertex,
                         Layer {
@@ -534,7 +538,10 @@ fn change_layer(
         edits.push(ParamEdit {
             vertex: c.vertex,
             param: name,
-            selections: sels.iter().map(|&(a, l, g, _)| (a, l.to_vec(), g)).collect(),
+            selections: sels
+                .iter()
+                .map(|&(a, l, g, _)| (a, l.to_vec(), g))
+                .collect(),
         });
     }
     Ok(())
@@ -567,7 +574,9 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
             let centre = spatial / 2;
             let depthwise = c.groups != Groups::One;
             if !depthwise && o != i {
-                return Err(format!("identity needs as many outputs as inputs, not {o} and {i}"));
+                return Err(format!(
+                    "identity needs as many outputs as inputs, not {o} and {i}"
+                ));
             }
             for k in 0..o {
                 let col = if depthwise { 0 } else { k };

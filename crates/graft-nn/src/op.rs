@@ -352,7 +352,12 @@ impl Op {
         };
         match self {
             Op::Dense { bias: b } => {
-                let mut v = vec![spec("weight", vec![nout, n0], vec![Out, In(0)], Fill::Random)];
+                let mut v = vec![spec(
+                    "weight",
+                    vec![nout, n0],
+                    vec![Out, In(0)],
+                    Fill::Random,
+                )];
                 v.extend(bias(*b));
                 v
             }
@@ -362,9 +367,7 @@ impl Op {
                 let (shape, roles) = match (self, c.groups) {
                     (Op::Conv1d(_), Groups::One) => (vec![nout, n0, k], vec![Out, In(0), Fixed]),
                     (Op::Conv1d(_), _) => (vec![nout, n0 / g, k], vec![Out, Fixed, Fixed]),
-                    (_, Groups::One) => {
-                        (vec![nout, n0, k, k], vec![Out, In(0), Fixed, Fixed])
-                    }
+                    (_, Groups::One) => (vec![nout, n0, k, k], vec![Out, In(0), Fixed, Fixed]),
                     _ => (vec![nout, n0 / g, k, k], vec![Out, Fixed, Fixed, Fixed]),
                 };
                 let mut v = vec![spec("weight", shape, roles, Fill::Random)];
@@ -396,10 +399,30 @@ impl Op {
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
                 vec![
-                    spec("weight_ih", vec![g * nout, n0], vec![OutGates(g), In(0)], Fill::Random),
-                    spec("weight_hh", vec![g * nout, nout], vec![OutGates(g), Rec], Fill::Random),
-                    spec("bias_ih", vec![g * nout], vec![OutGates(g)], Fill::Value(0.0)),
-                    spec("bias_hh", vec![g * nout], vec![OutGates(g)], Fill::Value(0.0)),
+                    spec(
+                        "weight_ih",
+                        vec![g * nout, n0],
+                        vec![OutGates(g), In(0)],
+                        Fill::Random,
+                    ),
+                    spec(
+                        "weight_hh",
+                        vec![g * nout, nout],
+                        vec![OutGates(g), Rec],
+                        Fill::Random,
+                    ),
+                    spec(
+                        "bias_ih",
+                        vec![g * nout],
+                        vec![OutGates(g)],
+                        Fill::Value(0.0),
+                    ),
+                    spec(
+                        "bias_hh",
+                        vec![g * nout],
+                        vec![OutGates(g)],
+                        Fill::Value(0.0),
+                    ),
                 ]
             }
             _ => Vec::new(),

@@ -4,9 +4,7 @@
 //! entry (i, j) is `1 + i + r·j` (0-based).
 
 use graft_core::{Alignment, NewVertex, Patch, Request, Reroute, Utility, VertexId};
-use graft_nn::{
-    utility, Executor, Growth, Init, Mode, Model, NewLayer, Op, Tensor,
-};
+use graft_nn::{utility, Executor, Growth, Init, Mode, Model, NewLayer, Op, Tensor};
 
 fn dense() -> Op {
     Op::Dense { bias: false }
@@ -80,7 +78,10 @@ fn a02_weight_bookkeeping_concat_residual() {
     let r1 = rows(&m, v1);
     assert_eq!(r1.len(), 5);
     assert_eq!(r1[4], vec![0.0; 3], "v1 gets an appended zero row");
-    assert_eq!(rows(&m, v2), vec![vec![1., 4., 7., 10.], vec![3., 6., 9., 12.]]);
+    assert_eq!(
+        rows(&m, v2),
+        vec![vec![1., 4., 7., 10.], vec![3., 6., 9., 12.]]
+    );
     assert_eq!(
         rows(&m, v4),
         vec![
@@ -108,15 +109,22 @@ fn a3_after_relax() -> (Model, VertexId) {
     let x = m.input("in", 6).unwrap();
     let start = m.add("start", dense(), &[x], Some(6)).unwrap();
     let split = m.add("split", dense(), &[start], Some(2)).unwrap();
-    let s2 = m.add("x2", Op::Scale { factor: 2.0 }, &[split], None).unwrap();
-    let s3 = m.add("x3", Op::Scale { factor: 3.0 }, &[split], None).unwrap();
-    let s5 = m.add("x5", Op::Scale { factor: 5.0 }, &[split], None).unwrap();
+    let s2 = m
+        .add("x2", Op::Scale { factor: 2.0 }, &[split], None)
+        .unwrap();
+    let s3 = m
+        .add("x3", Op::Scale { factor: 3.0 }, &[split], None)
+        .unwrap();
+    let s5 = m
+        .add("x5", Op::Scale { factor: 5.0 }, &[split], None)
+        .unwrap();
     let joined = m.add("joined", Op::Concat, &[s2, s3, s5], None).unwrap();
     let out = m.add("out", Op::Add, &[start, joined], None).unwrap();
     ones_weight(&mut m, start);
     ones_weight(&mut m, split);
     assert_eq!(run(&m, &[ones(6)]), [78., 78., 114., 114., 186., 186.]);
-    m.change_sizes(&Request::new().nout_relaxed(out, 2)).unwrap();
+    m.change_sizes(&Request::new().nout_relaxed(out, 2))
+        .unwrap();
     assert_eq!(m.graph().nout(out).unwrap(), 9);
     assert_eq!(m.graph().nout(split).unwrap(), 3);
     assert_eq!(
@@ -209,7 +217,8 @@ fn a22_remove_duplicate_edge_output() {
         ones_weight(&mut m, v);
     }
     assert_eq!(run(&m, &[ones(4)]), [44.0; 3]);
-    m.commit(&Patch::new().remove_edge(l1, merged), &[]).unwrap();
+    m.commit(&Patch::new().remove_edge(l1, merged), &[])
+        .unwrap();
     assert_eq!(m.graph().nin(merged).unwrap(), [5, 3]);
     assert_eq!(run(&m, &[ones(4)]), [32.0; 3]);
 }
@@ -226,7 +235,11 @@ fn a24_insert_keeps_the_function_only_with_identity_init() {
     let (mut m, x) = build();
     assert_eq!(run(&m, &[ones(3)]), [3.0; 5]);
     let done = m
-        .insert_after(x, NewLayer::new("new", dense(), Init::Default), Reroute::All)
+        .insert_after(
+            x,
+            NewLayer::new("new", dense(), Init::Default),
+            Reroute::All,
+        )
         .unwrap();
     let new = done.committed.created[0];
     ones_weight(&mut m, new);
@@ -236,8 +249,12 @@ fn a24_insert_keeps_the_function_only_with_identity_init() {
     let (mut m, x) = build();
     let xin = Tensor::new(&[[0.25f32, -3.5, 1.125]], &graft_nn::Device::Cpu).unwrap();
     let before = run(&m, &[xin.clone()]);
-    m.insert_after(x, NewLayer::new("id", dense(), Init::Identity), Reroute::All)
-        .unwrap();
+    m.insert_after(
+        x,
+        NewLayer::new("id", dense(), Init::Identity),
+        Reroute::All,
+    )
+    .unwrap();
     let after = run(&m, &[xin]);
     assert_eq!(
         before.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),

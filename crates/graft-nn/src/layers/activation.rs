@@ -28,7 +28,9 @@ pub(crate) fn forward(f: Activation, x: &Tensor) -> Result<Tensor> {
         Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => x.tanh(),
         Activation::Softmax => softmax(x),
-        Activation::HardSwish => x.mul(&x.affine(1.0, 3.0)?.clamp(0.0, 6.0)?)?.affine(1.0 / 6.0, 0.0),
+        Activation::HardSwish => x
+            .mul(&x.affine(1.0, 3.0)?.clamp(0.0, 6.0)?)?
+            .affine(1.0 / 6.0, 0.0),
         Activation::Relu6 => x.clamp(0.0, 6.0),
     }
 }

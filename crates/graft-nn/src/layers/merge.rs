@@ -6,7 +6,10 @@ use rand::{Rng, SeedableRng};
 use super::Ctx;
 
 /// Fold the inputs left to right with `f`.
-pub(crate) fn fold(xs: &[Tensor], f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {
+pub(crate) fn fold(
+    xs: &[Tensor],
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     let mut acc = xs[0].clone();
     for x in &xs[1..] {
         acc = f(&acc, x)?;

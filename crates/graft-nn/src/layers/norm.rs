@@ -35,12 +35,22 @@ pub(crate) fn batch_norm(
         let n = x.elem_count() / x.dim(1)?;
         let c = x.dim(1)?;
         let mean = mean.reshape(c)?.detach();
-        let unbiased = var.reshape(c)?.detach().affine(n as f64 / (n.max(2) - 1) as f64, 0.0)?;
+        let unbiased = var
+            .reshape(c)?
+            .detach()
+            .affine(n as f64 / (n.max(2) - 1) as f64, 0.0)?;
         let rm = p(params, "running_mean")?;
         let rv = p(params, "running_var")?;
-        let rm = rm.affine(1.0 - momentum, 0.0)?.add(&mean.affine(momentum, 0.0)?)?;
-        let rv = rv.affine(1.0 - momentum, 0.0)?.add(&unbiased.affine(momentum, 0.0)?)?;
-        Ok((affine(params, y)?, vec![("running_mean", rm), ("running_var", rv)]))
+        let rm = rm
+            .affine(1.0 - momentum, 0.0)?
+            .add(&mean.affine(momentum, 0.0)?)?;
+        let rv = rv
+            .affine(1.0 - momentum, 0.0)?
+            .add(&unbiased.affine(momentum, 0.0)?)?;
+        Ok((
+            affine(params, y)?,
+            vec![("running_mean", rm), ("running_var", rv)],
+        ))
     } else {
         let mean = channel(p(params, "running_mean")?, r)?;
         let var = channel(p(params, "running_var")?, r)?;

@@ -1,14 +1,57 @@
 //! Pooling: windowed max and average, and global pooling over all spatial
 //! axes (`[N, C, ...]` to `[N, C]`).
+//!
+//! Windowed pooling is written with reshapes, `index_select` and reductions
+//! instead of candle's `max_pool2d`/`avg_pool2d`: candle 0.11's max-pool
+//! backward scales the gradient by 1/k² and both refuse a backward pass when
+//! the stride differs from the window (checked against finite differences
+//! in `tests/gradients.rs`).
 
 use candle_core::{Result, Tensor};
 
+/// The `k×k` windows at stride `s`, stacked on a new leading axis
+/// (`[k², N, C, Ho, Wo]`), or the non-overlapping reshape when it applies
+/// (`[N, C, Ho, k, Wo, k]`).
+enum Windows {
+    Tiled(Tensor),
+    Stacked(Tensor),
+}
+
+fn windows(x: &Tensor, k: usize, s: usize) -> Result<Windows> {
+    let (n, c, h, w) = x.dims4()?;
+    if k == s && h % k == 0 && w % k == 0 {
+        return Ok(Windows::Tiled(x.reshape((n, c, h / k, k, w / k, k))?));
+    }
+    if h < k || w < k {
+        candle_core::bail!("pooling window {k} is larger than the input {h}x{w}");
+    }
+    let (ho, wo) = ((h - k) / s + 1, (w - k) / s + 1);
+    let mut views = Vec::with_capacity(k * k);
+    for di in 0..k {
+        let rows: Vec<u32> = (0..ho).map(|i| (di + s * i) as u32).collect();
+        let rows = Tensor::from_vec(rows, ho, x.device())?;
+        let xr = x.index_select(&rows, 2)?;
+        for dj in 0..k {
+            let cols: Vec<u32> = (0..wo).map(|j| (dj + s * j) as u32).collect();
+            let cols = Tensor::from_vec(cols, wo, x.device())?;
+            views.push(xr.index_select(&cols, 3)?);
+        }
+    }
+    Ok(Windows::Stacked(Tensor::stack(&views, 0)?))
+}
+
 pub(crate) fn max2d(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
-    x.max_pool2d_with_stride((k, k), (s, s))
+    match windows(x, k, s)? {
+        Windows::Tiled(t) => t.max(5)?.max(3),
+        Windows::Stacked(t) => t.max(0),
+    }
 }
 
 pub(crate) fn avg2d(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
-    x.avg_pool2d_with_stride((k, k), (s, s))
+    match windows(x, k, s)? {
+        Windows::Tiled(t) => t.mean(5)?.mean(3),
+        Windows::Stacked(t) => t.mean(0),
+    }
 }
 
 pub(crate) fn global_avg(x: &Tensor) -> Result<Tensor> {

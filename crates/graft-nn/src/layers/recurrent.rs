@@ -26,7 +26,12 @@ pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) 
             Cell::Rnn => gi.add(&gh)?.tanh()?,
             Cell::Lstm => {
                 let g = gi.add(&gh)?.chunk(4, 1)?;
-                let (i, f, gg, o) = (sigmoid(&g[0])?, sigmoid(&g[1])?, g[2].tanh()?, sigmoid(&g[3])?);
+                let (i, f, gg, o) = (
+                    sigmoid(&g[0])?,
+                    sigmoid(&g[1])?,
+                    g[2].tanh()?,
+                    sigmoid(&g[3])?,
+                );
                 c = f.mul(&c)?.add(&i.mul(&gg)?)?;
                 o.mul(&c.tanh()?)?
             }
