@@ -206,11 +206,11 @@ pub enum Op {
     },
     /// The identity.
     Identity,
-    /// A recurrent layer over `[N, T, F]`.
+    /// A recurrent layer over channels-first sequences `[N, F, T]`.
     Recurrent {
         /// Cell type.
         cell: Cell,
-        /// Return `[N, T, H]` instead of the last state `[N, H]`.
+        /// Return `[N, H, T]` instead of the last state `[N, H]`.
         sequences: bool,
     },
 }
@@ -277,7 +277,7 @@ impl Op {
         };
         let dw = |nin: &[usize], nout: usize| -> Result<Declared, String> {
             let n = *nin.first().ok_or("needs one input")?;
-            if n == 0 || nout % n != 0 {
+            if n == 0 || !nout.is_multiple_of(n) {
                 return Err(format!("nout {nout} is not a multiple of nin {n}"));
             }
             Ok(Declared {

@@ -170,7 +170,7 @@ fn a19_add_edge_into_concat_keeps_the_output() {
     let v4 = m.add("v4", Op::Concat, &[v1, v2], None).unwrap();
     let v5 = m.add("v5", dense(), &[v4], Some(3)).unwrap();
     let xin = Tensor::new(&[[0.3f32, -1.2, 0.7]], &graft_nn::Device::Cpu).unwrap();
-    let before = value_of(&m, &[xin.clone()], v5);
+    let before = value_of(&m, std::slice::from_ref(&xin), v5);
     m.commit(&Patch::new().add_edge(v3, v4), &[]).unwrap();
     assert_eq!(m.graph().nin(v4).unwrap(), [3, 4, 5]);
     assert_eq!(value_of(&m, &[xin], v5), before);
@@ -248,7 +248,7 @@ fn a24_insert_keeps_the_function_only_with_identity_init() {
 
     let (mut m, x) = build();
     let xin = Tensor::new(&[[0.25f32, -3.5, 1.125]], &graft_nn::Device::Cpu).unwrap();
-    let before = run(&m, &[xin.clone()]);
+    let before = run(&m, std::slice::from_ref(&xin));
     m.insert_after(
         x,
         NewLayer::new("id", dense(), Init::Identity),

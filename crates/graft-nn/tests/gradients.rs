@@ -243,7 +243,7 @@ fn recurrent_backward() {
             let x = m.input("x", 3).unwrap();
             m.add("rnn", Op::Recurrent { cell, sequences }, &[x], Some(4))
                 .unwrap();
-            check(&m, &[rand_tensor(&[2, 5, 3], 5)], Mode::Eval);
+            check(&m, &[rand_tensor(&[2, 3, 5], 5)], Mode::Eval);
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Recurrent layers over `[N, T, F]`: RNN (tanh), LSTM and GRU with
-//! PyTorch's gate order and equations. Weights `[gates·H, F]` and
+//! Recurrent layers over channels-first sequences `[N, F, T]` (the neuron
+//! axis is 1 everywhere in graft, as for `Conv1d`'s `[N, C, L]`): RNN
+//! (tanh), LSTM and GRU with PyTorch's gate order and equations. The output
+//! is `[N, H, T]` with `sequences`, else the last state `[N, H]`. Weights `[gates·H, F]` and
 //! `[gates·H, H]`, biases `[gates·H]`.
 
 use candle_core::{Result, Tensor};
@@ -9,7 +11,7 @@ use super::{p, Params};
 use crate::op::Cell;
 
 pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) -> Result<Tensor> {
-    let (n, t, _) = x.dims3()?;
+    let (n, _, t) = x.dims3()?;
     let wih = p(params, "weight_ih")?.t()?;
     let whh = p(params, "weight_hh")?.t()?;
     let bih = p(params, "bias_ih")?;
@@ -19,7 +21,7 @@ pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) 
     let mut c = h.clone();
     let mut outs = Vec::with_capacity(t);
     for step in 0..t {
-        let xt = x.narrow(1, step, 1)?.squeeze(1)?;
+        let xt = x.narrow(2, step, 1)?.squeeze(2)?;
         let gi = xt.matmul(&wih)?.broadcast_add(bih)?;
         let gh = h.matmul(&whh)?.broadcast_add(bhh)?;
         h = match cell {
@@ -50,7 +52,7 @@ pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) 
         }
     }
     if sequences {
-        Tensor::stack(&outs, 1)
+        Tensor::stack(&outs, 2)
     } else {
         Ok(h)
     }
