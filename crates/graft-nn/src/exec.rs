@@ -31,6 +31,11 @@ pub struct Forward {
     pub outputs: Vec<Tensor>,
     /// Every vertex's output, when asked for.
     pub activations: HashMap<VertexId, Tensor>,
+    /// With probes: per vertex, a variable of ones shaped `[1, C, 1, ...]`
+    /// multiplied into its output. The forward values are unchanged, and the
+    /// gradient of a probe is Σ over batch and space of activation ×
+    /// gradient, per neuron (candle keeps gradients of variables only).
+    pub probes: HashMap<VertexId, candle_core::Var>,
     /// New running statistics from training-mode batch norms.
     pub(crate) updates: Vec<(VertexId, &'static str, Tensor)>,
 }
@@ -110,6 +115,22 @@ impl Executor {
         mode: Mode,
         keep: bool,
     ) -> Result<Forward> {
+        self.forward_with(model, inputs, mode, keep, false)
+    }
+
+    /// [`Executor::forward`], optionally with probes on every non-input
+    /// vertex (see [`Forward::probes`]).
+    ///
+    /// # Errors
+    /// As [`Executor::forward`].
+    pub fn forward_with(
+        &self,
+        model: &Model,
+        inputs: &[Tensor],
+        mode: Mode,
+        keep: bool,
+        probe: bool,
+    ) -> Result<Forward> {
         if model.revision() != self.revision {
             return Err(NnError::StaleExecutor {
                 built: self.revision,
@@ -129,6 +150,7 @@ impl Executor {
         }
         let mut keep_all = HashMap::new();
         let mut updates = Vec::new();
+        let mut probes = HashMap::new();
         let (train, seed) = match mode {
             Mode::Eval => (false, 0),
             Mode::Train { seed } => (true, seed),
@@ -169,6 +191,17 @@ impl Executor {
                     });
                 }
                 updates.extend(up.into_iter().map(|(n, t)| (v, n, t)));
+                let y = if probe {
+                    let mut shape = vec![1usize; y.rank()];
+                    shape[1] = vx.nout();
+                    let ones = Tensor::ones(shape, y.dtype(), y.device())?;
+                    let var = candle_core::Var::from_tensor(&ones)?;
+                    let y = y.broadcast_mul(var.as_tensor())?;
+                    probes.insert(v, var);
+                    y
+                } else {
+                    y
+                };
                 vals.insert(v, y);
             }
             if keep {
@@ -182,6 +215,7 @@ impl Executor {
         Ok(Forward {
             outputs,
             activations: keep_all,
+            probes,
             updates,
         })
     }

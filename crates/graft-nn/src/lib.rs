@@ -10,12 +10,14 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 mod error;
 mod exec;
 mod layers;
 mod model;
 mod op;
 mod surgery;
+pub mod train;
 pub mod utility;
 
 pub use error::{NnError, Result};

@@ -57,3 +57,86 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
     }
     Ok(u)
 }
+
+/// Activation contribution (first-order Taylor, Molchanov et al.): for each
+/// neuron, an exponential moving average over batches of
+/// |mean(activation × gradient)|, the mean taken over the batch and every
+/// spatial position. Feed it forward passes made with probes
+/// ([`crate::Executor::forward_with`], or [`crate::train::Fit`] with
+/// `probes`) and their gradients; it records every `every`-th call.
+#[derive(Debug, Clone)]
+pub struct Taylor {
+    decay: f64,
+    every: usize,
+    calls: usize,
+    values: std::collections::HashMap<graft_core::VertexId, Vec<f64>>,
+}
+
+impl Taylor {
+    /// With moving-average weight `decay` on the old value (NaiveNASflux
+    /// uses 0.9) and a record every `every` steps.
+    pub fn new(decay: f64, every: usize) -> Self {
+        Self {
+            decay,
+            every: every.max(1),
+            calls: 0,
+            values: Default::default(),
+        }
+    }
+
+    /// Record one step.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn observe(
+        &mut self,
+        f: &crate::exec::Forward,
+        grads: &candle_core::backprop::GradStore,
+    ) -> Result<()> {
+        self.calls += 1;
+        if self.calls % self.every != 0 {
+            return Ok(());
+        }
+        for (v, probe) in &f.probes {
+            let Some(g) = grads.get(probe.as_tensor()) else {
+                continue;
+            };
+            // The probe's gradient sums activation x gradient over batch
+            // and space; divide by their count for the mean.
+            let count = f
+                .activations
+                .get(v)
+                .map(|a| a.elem_count() / a.dim(1).unwrap_or(1).max(1))
+                .unwrap_or(1);
+            let per: Vec<f64> = g
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .affine(1.0 / count as f64, 0.0)?
+                .abs()?
+                .to_vec1()?;
+            match self.values.get_mut(v) {
+                Some(old) if old.len() == per.len() => {
+                    for (o, n) in old.iter_mut().zip(&per) {
+                        *o = self.decay * *o + (1.0 - self.decay) * n;
+                    }
+                }
+                _ => {
+                    self.values.insert(*v, per);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded values as a planner utility (vertices whose size has
+    /// changed since they were recorded are left out).
+    pub fn utility(&self, model: &Model) -> Utility {
+        let mut u = Utility::new();
+        for (v, vals) in &self.values {
+            if model.graph().nout(*v).ok() == Some(vals.len()) {
+                u.set(*v, vals.clone());
+            }
+        }
+        u
+    }
+}
