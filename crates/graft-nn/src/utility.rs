@@ -25,9 +25,8 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
             if !s.trainable {
                 continue;
             }
-            let Some((axis, gates)) = s.roles.iter().enumerate().find_map(|(a, r)| match *r {
-                Role::Out => Some((a, 1)),
-                Role::OutGates(g) => Some((a, g)),
+            let Some(axis) = s.roles.iter().enumerate().find_map(|(a, r)| match *r {
+                Role::Out | Role::OutGates(_) => Some(a),
                 _ => None,
             }) else {
                 continue;
@@ -48,7 +47,6 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
             for (i, x) in per.iter().enumerate() {
                 acc[i % n] += x;
             }
-            let _ = gates;
             any = true;
         }
         if any {
@@ -94,7 +92,7 @@ impl Taylor {
         grads: &candle_core::backprop::GradStore,
     ) -> Result<()> {
         self.calls += 1;
-        if self.calls % self.every != 0 {
+        if !self.calls.is_multiple_of(self.every) {
             return Ok(());
         }
         for (v, probe) in &f.probes {
