@@ -27,7 +27,8 @@ pub enum Mode {
 /// The result of a forward pass.
 #[derive(Debug)]
 pub struct Forward {
-    /// One tensor per graph output (vertices without consumers, in id order).
+    /// One tensor per graph output (vertices without consumers, in
+    /// topological order, ties by id).
     pub outputs: Vec<Tensor>,
     /// Every vertex's output, when asked for.
     pub activations: HashMap<VertexId, Tensor>,
@@ -60,16 +61,20 @@ impl Executor {
         let g = model.graph();
         g.check()?;
         let order = g.topological_order()?;
-        let inputs: Vec<VertexId> = g
-            .ids()
+        // Inputs and outputs in topological order (ties by id), which
+        // saving and loading preserve.
+        let inputs: Vec<VertexId> = order
+            .iter()
+            .copied()
             .filter(|&v| {
                 g.vertex(v)
                     .map(|x| x.kind() == SizeKind::Input)
                     .unwrap_or(false)
             })
             .collect();
-        let outputs: Vec<VertexId> = g
-            .ids()
+        let outputs: Vec<VertexId> = order
+            .iter()
+            .copied()
             .filter(|&v| g.vertex(v).map(|x| x.outputs().is_empty()).unwrap_or(false))
             .collect();
         let pos: HashMap<VertexId, usize> =

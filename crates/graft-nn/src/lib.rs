@@ -16,6 +16,7 @@ mod exec;
 mod layers;
 mod model;
 mod op;
+mod persist;
 mod surgery;
 pub mod train;
 pub mod utility;
@@ -24,6 +25,7 @@ pub use error::{NnError, Result};
 pub use exec::{Executor, Forward, Mode};
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit};
 pub use op::{Activation, Cell, Conv, Groups, Op};
+pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};
 
 pub use candle_core::{DType, Device, Tensor, Var};

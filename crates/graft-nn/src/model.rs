@@ -152,6 +152,19 @@ impl Model {
         }
     }
 
+    /// A model from a graph and its layers (every vertex needs one),
+    /// checked like any committed change.
+    pub(crate) fn from_parts(
+        graph: Graph,
+        layers: Vec<(VertexId, Layer)>,
+        dtype: DType,
+    ) -> Result<Model> {
+        let mut m = Model::with(Device::Cpu, dtype, 0);
+        let rng = m.rng.clone();
+        m.commit_state(graph, layers.into_iter().collect(), rng)?;
+        Ok(m)
+    }
+
     /// How new output neurons get their weights from now on.
     pub fn set_growth(&mut self, g: Growth) {
         self.growth = g;
