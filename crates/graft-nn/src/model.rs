@@ -16,7 +16,7 @@ use rand_distr::{Distribution, Uniform};
 use crate::error::{NnError, Result};
 use crate::layers::Params;
 use crate::op::{Fill, Groups, Op};
-use crate::surgery::{layout, select_axis, selections, Growth};
+use crate::surgery::{layout, select_axis, select_net2net, selections, Growth};
 
 /// One vertex's computation: its op and its parameters (buffers such as a
 /// batch norm's running statistics included).
@@ -393,7 +393,7 @@ impl Model {
         let mut rng = self.rng.clone();
         let mut edits = Vec::new();
         for c in &plan.changes {
-            change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+            change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
         }
         self.commit_state(g, layers, rng)?;
         Ok(edits)
@@ -414,12 +414,12 @@ impl Model {
             match step {
                 Applied::Resize { plan, .. } => {
                     for c in &plan.changes {
-                        change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+                        change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
                     }
                 }
                 Applied::EdgeAdded { follow, .. } | Applied::EdgeRemoved { follow, .. } => {
                     for c in follow {
-                        change_layer(&mut layers, &g, c, self.growth.std(), &mut rng, &mut edits)?;
+                        change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
                     }
                 }
                 Applied::Inserted {
@@ -524,7 +524,7 @@ fn change_layer(
     layers: &mut BTreeMap<VertexId, Layer>,
     g: &Graph,
     c: &VertexChange,
-    std: f64,
+    growth: Growth,
     rng: &mut StdRng,
     edits: &mut Vec<ParamEdit>,
 ) -> Result<()> {
@@ -541,8 +541,14 @@ fn change_layer(
             continue;
         }
         let mut t = layer.params[&name].as_tensor().clone();
-        for &(axis, list, gates, fill) in &sels {
-            t = select_axis(&t, axis, list, gates, fill, std, rng).map_err(|e| NnError::Layer {
+        for &(axis, list, gates, fill, side) in &sels {
+            let r = match (growth, side) {
+                (Growth::Net2Net { seed }, Some(side)) => {
+                    select_net2net(&t, axis, list, gates, side, seed)
+                }
+                _ => select_axis(&t, axis, list, gates, fill, growth.std(), rng),
+            };
+            t = r.map_err(|e| NnError::Layer {
                 vertex: g.name(c.vertex),
                 reason: format!("parameter `{name}`: {e}"),
             })?;
@@ -553,7 +559,7 @@ fn change_layer(
             param: name,
             selections: sels
                 .iter()
-                .map(|&(a, l, g, _)| (a, l.to_vec(), g))
+                .map(|&(a, l, g, _, _)| (a, l.to_vec(), g))
                 .collect(),
         });
     }

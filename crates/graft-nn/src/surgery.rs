@@ -34,6 +34,16 @@ pub enum Growth {
     /// The default: `Random { std: NEW_ROW_STD }`.
     #[default]
     Default,
+    /// Net2Net widening (Chen, Goodfellow and Shlens, 2015): each new unit
+    /// copies an old one of the same list (chosen with this seed; every
+    /// vertex sharing the list picks the same) and the consumers' columns
+    /// of the original and its copies are divided by the copy count, so
+    /// the function is kept without zero columns. Recurrent weights read
+    /// back by the layer itself get zeros.
+    Net2Net {
+        /// Seed of the choice of units to copy.
+        seed: u64,
+    },
 }
 
 impl Growth {
@@ -42,7 +52,115 @@ impl Growth {
             Growth::Random { std } => std,
             Growth::Zero => 0.0,
             Growth::Default => NEW_ROW_STD,
+            Growth::Net2Net { .. } => NEW_ROW_STD,
         }
+    }
+}
+
+/// Whether a selection is on an output axis (rows of the vertex's own
+/// neurons) or an input axis (columns reading a producer's neurons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Out,
+    In,
+}
+
+/// For each `New` entry of `list`, the old unit it copies under Net2Net:
+/// drawn from the list's old entries with a generator seeded by `seed` and
+/// the list itself, so that every vertex holding the same list agrees.
+pub(crate) fn net2net_sources(list: &[Neuron], seed: u64) -> Vec<Option<usize>> {
+    let olds: Vec<usize> = list
+        .iter()
+        .filter_map(|n| match n {
+            Neuron::Old(i) => Some(*i),
+            Neuron::New => None,
+        })
+        .collect();
+    let mut h: u64 = seed ^ 0xcbf2_9ce4_8422_2325;
+    for n in list {
+        let x = match n {
+            Neuron::Old(i) => *i as u64,
+            Neuron::New => u64::MAX,
+        };
+        h = (h ^ x).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(h);
+    list.iter()
+        .map(|n| match n {
+            Neuron::New if !olds.is_empty() => {
+                Some(olds[rand::Rng::random_range(&mut rng, 0..olds.len())])
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Net2Net selection: new output rows copy their source rows; new input
+/// columns copy their source columns and every column of a copied unit is
+/// divided by its copy count. Entries without a source fall back to zeros.
+pub(crate) fn select_net2net(
+    t: &Tensor,
+    axis: usize,
+    list: &[Neuron],
+    gates: usize,
+    side: Side,
+    seed: u64,
+) -> Result<Tensor> {
+    let len = t.dim(axis)?;
+    let gates = gates.max(1);
+    let units = len / gates;
+    let src = net2net_sources(list, seed);
+    // Copies per old unit (the original included).
+    let mut count = vec![1usize; units];
+    for s in src.iter().flatten() {
+        count[*s] += 1;
+    }
+    let zero_needed = list
+        .iter()
+        .zip(&src)
+        .any(|(n, s)| *n == Neuron::New && s.is_none());
+    let ext = if zero_needed {
+        let mut shape = t.dims().to_vec();
+        shape[axis] = 1;
+        Tensor::cat(&[t, &Tensor::zeros(shape, t.dtype(), t.device())?], axis)?
+    } else {
+        t.clone()
+    };
+    let mut idx: Vec<u32> = Vec::with_capacity(list.len() * gates);
+    let mut scale: Vec<f64> = Vec::with_capacity(list.len() * gates);
+    for g in 0..gates {
+        for (n, s) in list.iter().zip(&src) {
+            let unit = match (*n, *s) {
+                (Neuron::Old(i), _) => Some(i),
+                (Neuron::New, Some(i)) => Some(i),
+                (Neuron::New, None) => None,
+            };
+            match unit {
+                Some(i) => {
+                    idx.push((g * units + i) as u32);
+                    scale.push(if side == Side::In {
+                        1.0 / count[i] as f64
+                    } else {
+                        1.0
+                    });
+                }
+                None => {
+                    idx.push(len as u32);
+                    scale.push(1.0);
+                }
+            }
+        }
+    }
+    let n = idx.len();
+    let idx = Tensor::from_vec(idx, n, t.device())?;
+    let out = ext.index_select(&idx, axis)?;
+    if side == Side::In {
+        let mut shape = vec![1usize; t.rank()];
+        shape[axis] = n;
+        let sc = Tensor::from_vec(scale, shape, t.device())?.to_dtype(t.dtype())?;
+        out.broadcast_mul(&sc)?.contiguous()
+    } else {
+        out.contiguous()
     }
 }
 
@@ -101,28 +219,28 @@ pub(crate) fn selections<'a>(
     roles: &[Role],
     out_fill: Fill,
     change: &'a VertexChange,
-) -> Vec<(usize, &'a [Neuron], usize, Fill)> {
+) -> Vec<(usize, &'a [Neuron], usize, Fill, Option<Side>)> {
     let mut out = Vec::new();
     for (axis, r) in roles.iter().enumerate() {
         match *r {
             Role::Out => {
                 if let Some(l) = &change.outs {
-                    out.push((axis, l.as_slice(), 1, out_fill));
+                    out.push((axis, l.as_slice(), 1, out_fill, Some(Side::Out)));
                 }
             }
             Role::OutGates(g) => {
                 if let Some(l) = &change.outs {
-                    out.push((axis, l.as_slice(), g, out_fill));
+                    out.push((axis, l.as_slice(), g, out_fill, Some(Side::Out)));
                 }
             }
             Role::Rec => {
                 if let Some(l) = &change.outs {
-                    out.push((axis, l.as_slice(), 1, Fill::Value(0.0)));
+                    out.push((axis, l.as_slice(), 1, Fill::Value(0.0), None));
                 }
             }
             Role::In(k) => {
                 if let Some(Some(l)) = change.ins.get(k) {
-                    out.push((axis, l.as_slice(), 1, Fill::Value(0.0)));
+                    out.push((axis, l.as_slice(), 1, Fill::Value(0.0), Some(Side::In)));
                 }
             }
             Role::Fixed => {}

@@ -1,0 +1,144 @@
+//! Parameter surgery beyond the acceptance scenarios: Net2Net widening keeps
+//! the function without zero columns, optimiser state follows mutations so
+//! training continues, and a stale executor is refused.
+
+use graft_core::Request;
+use graft_nn::train::{Adam, Fit, Loss, Optimizer, Sgd};
+use graft_nn::{
+    Activation, Conv, Device, Executor, Growth, Mode, Model, NnError, Op, Tensor, VertexId,
+};
+
+fn out(m: &Model, x: &Tensor) -> Vec<f32> {
+    let ex = Executor::new(m).unwrap();
+    ex.forward(m, std::slice::from_ref(x), Mode::Eval, false)
+        .unwrap()
+        .outputs[0]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+    }
+}
+
+fn mlp() -> (Model, VertexId, VertexId) {
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let d1 = m
+        .add("d1", Op::Dense { bias: true }, &[x], Some(6))
+        .unwrap();
+    let r = m
+        .add("relu", Op::Activation(Activation::Relu), &[d1], None)
+        .unwrap();
+    let bn = m
+        .add(
+            "bn",
+            Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+            &[r],
+            None,
+        )
+        .unwrap();
+    let d2 = m
+        .add("d2", Op::Dense { bias: true }, &[bn], Some(3))
+        .unwrap();
+    (m, d1, d2)
+}
+
+#[test]
+fn net2net_widening_keeps_the_function() {
+    let (mut m, d1, d2) = mlp();
+    let x = Tensor::randn(0f32, 1.0, (5, 4), &Device::Cpu).unwrap();
+    let before = out(&m, &x);
+    m.set_growth(Growth::Net2Net { seed: 11 });
+    m.change_sizes(&Request::new().nout(d1, 4)).unwrap();
+    assert_eq!(m.graph().nout(d1).unwrap(), 10);
+    close(&out(&m, &x), &before);
+    // Every new row is a copy of an old one, and the consumer's new columns
+    // are not zero (the function is shared between copies, not ignored).
+    let w: Vec<Vec<f32>> = m.param(d1, "weight").unwrap().to_vec2().unwrap();
+    for row in &w[6..] {
+        assert!(w[..6].contains(row), "new row {row:?} copies an old one");
+    }
+    let w2: Vec<Vec<f32>> = m.param(d2, "weight").unwrap().to_vec2().unwrap();
+    assert!(w2.iter().any(|r| r[6..].iter().any(|&v| v != 0.0)));
+
+    // Convolutions: conv -> relu -> conv -> global pool.
+    let mut m = Model::new();
+    let xi = m.input("x", 2).unwrap();
+    let c1 = m
+        .add("c1", Op::Conv2d(Conv::same(3)), &[xi], Some(4))
+        .unwrap();
+    let r = m
+        .add("r", Op::Activation(Activation::Relu), &[c1], None)
+        .unwrap();
+    let c2 = m
+        .add("c2", Op::Conv2d(Conv::same(3)), &[r], Some(5))
+        .unwrap();
+    m.add("gap", Op::GlobalAvgPool, &[c2], None).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 2, 6, 6), &Device::Cpu).unwrap();
+    let before = out(&m, &x);
+    m.set_growth(Growth::Net2Net { seed: 3 });
+    m.change_sizes(&Request::new().nout(c1, 3)).unwrap();
+    close(&out(&m, &x), &before);
+}
+
+#[test]
+fn optimiser_state_follows_mutations_and_training_continues() {
+    let data = graft_nn::data::spirals(64, 0.02, 5).unwrap();
+    for adam in [true, false] {
+        let mut m = Model::new();
+        let x = m.input("x", 2).unwrap();
+        let h = m
+            .add("h", Op::Dense { bias: true }, &[x], Some(16))
+            .unwrap();
+        let a = m
+            .add("a", Op::Activation(Activation::Tanh), &[h], None)
+            .unwrap();
+        m.add("o", Op::Dense { bias: true }, &[a], Some(2)).unwrap();
+        let mut opt: Box<dyn Optimizer> = if adam {
+            Box::new(Adam::adamw(1e-2, 1e-4))
+        } else {
+            Box::new(Sgd::new(0.1, 0.9))
+        };
+        let fit = Fit {
+            batch: 16,
+            epochs: 5,
+            loss: Loss::CrossEntropy,
+            seed: 1,
+            probes: false,
+        };
+        fit.run(&mut m, opt.as_mut(), &data.x, &data.y, |_, _, _| Ok(()))
+            .unwrap();
+        // Prune four hidden units, then grow six: the state shrinks and grows
+        // with the parameters.
+        let (_, edits) = m.change_sizes(&Request::new().nout(h, -4)).unwrap();
+        opt.follow(&m, &edits).unwrap();
+        let (_, edits) = m.change_sizes(&Request::new().nout(h, 6)).unwrap();
+        opt.follow(&m, &edits).unwrap();
+        let losses = fit
+            .run(&mut m, opt.as_mut(), &data.x, &data.y, |_, _, _| Ok(()))
+            .unwrap();
+        assert!(losses.iter().all(|l| l.is_finite()));
+        assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
+    }
+}
+
+#[test]
+fn a_stale_executor_is_refused() {
+    let (mut m, d1, _) = mlp();
+    let ex = Executor::new(&m).unwrap();
+    m.change_sizes(&Request::new().nout(d1, 1)).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (1, 4), &Device::Cpu).unwrap();
+    match ex.forward(&m, &[x], Mode::Eval, false) {
+        Err(NnError::StaleExecutor { built, now }) => assert!(now > built),
+        other => panic!("expected StaleExecutor, got {other:?}"),
+    }
+}
