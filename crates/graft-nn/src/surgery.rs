@@ -213,13 +213,17 @@ pub(crate) fn select_axis(
     ext.index_select(&idx, axis)?.contiguous()
 }
 
-/// The selections a vertex change makes on one parameter: (axis, list,
-/// gates, fill), in the order they are applied.
+/// One selection on a parameter: (axis, index list, gate blocks, fill of new
+/// entries, output or input side; `None` for recurrent read-back columns).
+pub(crate) type Selection<'a> = (usize, &'a [Neuron], usize, Fill, Option<Side>);
+
+/// The selections a vertex change makes on one parameter, in the order they
+/// are applied.
 pub(crate) fn selections<'a>(
     roles: &[Role],
     out_fill: Fill,
     change: &'a VertexChange,
-) -> Vec<(usize, &'a [Neuron], usize, Fill, Option<Side>)> {
+) -> Vec<Selection<'a>> {
     let mut out = Vec::new();
     for (axis, r) in roles.iter().enumerate() {
         match *r {
