@@ -2,12 +2,12 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{p, Params};
+use super::{linear::linear, p, Params};
 
 pub(crate) fn forward(params: &Params, x: &Tensor) -> Result<Tensor> {
-    let y = x.matmul(&p(params, "weight")?.t()?)?;
-    match params.get("bias") {
-        Some(b) => y.broadcast_add(b.as_tensor()),
-        None => Ok(y),
-    }
+    linear(
+        x,
+        p(params, "weight")?,
+        params.get("bias").map(|b| b.as_tensor()),
+    )
 }

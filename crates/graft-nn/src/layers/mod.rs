@@ -5,6 +5,7 @@
 pub(crate) mod activation;
 pub(crate) mod conv;
 pub(crate) mod dense;
+pub(crate) mod linear;
 pub(crate) mod merge;
 pub(crate) mod norm;
 pub(crate) mod pool;
