@@ -1,13 +1,15 @@
 //! # graft
 //!
 //! Neural-network surgery: change a trained network's structure (the width of
-//! a layer, for now) without breaking it. Sizes coupled through
+//! a layer, its vertices and edges) without breaking it. Sizes coupled through
 //! concatenations and elementwise ops follow automatically, and the planner
 //! chooses, optimally for a documented objective, which neurons each vertex
 //! keeps and where new ones go.
 //!
 //! This crate is the facade: it re-exports [`graft_core`] (the tensor-free
-//! graph and planner), also reachable as [`core`](crate::core).
+//! graph, planner and mutations), also reachable as [`core`](crate::core),
+//! and [`graft_nn`] as [`nn`](crate::nn) (layers with real tensors,
+//! execution, training and parameter surgery).
 //!
 //! ```
 //! use graft::{Graph, Request, Step};
@@ -33,6 +35,7 @@
 
 pub use graft_core as core;
 pub use graft_core::*;
+pub use graft_nn as nn;
 
 /// The Rust blocks of the repository's README, run as doctests so that the
 /// README stays true.
