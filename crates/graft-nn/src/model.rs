@@ -228,6 +228,7 @@ impl Model {
             reason,
         };
         let nout = match (op.chooses_size(), &op, nout) {
+            (_, Op::Reshape { shape }, _) => shape.first().copied().unwrap_or(0),
             (true, _, Some(n)) => n,
             (true, _, None) => return Err(layer_err("needs an output size".into())),
             (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),

@@ -191,6 +191,14 @@ pub enum Op {
         /// Product of the spatial sizes of the input.
         spatial: usize,
     },
+    /// Reshape each sample to `shape` (the first entry is the new neuron
+    /// axis), e.g. `[N, C·H·W]` to `[N, C, H, W]`. Other than flatten, the
+    /// core cannot keep such a regrouping of neurons aligned, so the vertex
+    /// is immutable: its size and its input's size never change.
+    Reshape {
+        /// Per-sample shape after the reshape.
+        shape: Vec<usize>,
+    },
     /// Concatenation along axis 1.
     Concat,
     /// Elementwise sum of the inputs.
@@ -302,6 +310,7 @@ impl Op {
                 dw(nin, nout)
             }
             Op::Concat => one(Stack),
+            Op::Reshape { .. } => one(Immutable),
             Op::GroupNorm { groups, .. } => Ok(Declared {
                 kind: Invariant,
                 constraints: vec![Constraint::NoutStep { step: *groups }],
@@ -448,6 +457,7 @@ impl Op {
             Op::GlobalMaxPool => "global_max_pool",
             Op::Dropout { .. } => "dropout",
             Op::Flatten { .. } => "flatten",
+            Op::Reshape { .. } => "reshape",
             Op::Concat => "concat",
             Op::Add => "add",
             Op::Sub => "sub",

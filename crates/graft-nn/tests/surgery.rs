@@ -142,3 +142,35 @@ fn a_stale_executor_is_refused() {
         other => panic!("expected StaleExecutor, got {other:?}"),
     }
 }
+
+#[test]
+fn reshape_is_immutable_and_freezes_its_input() {
+    let mut m = Model::new();
+    let x = m.input("x", 5).unwrap();
+    let d = m
+        .add("d", Op::Dense { bias: true }, &[x], Some(12))
+        .unwrap();
+    let r = m
+        .add(
+            "r",
+            Op::Reshape {
+                shape: vec![3, 2, 2],
+            },
+            &[d],
+            None,
+        )
+        .unwrap();
+    let c = m
+        .add("c", Op::Conv2d(Conv::same(1)), &[r], Some(4))
+        .unwrap();
+    m.add("gap", Op::GlobalAvgPool, &[c], None).unwrap();
+    let input = Tensor::randn(0f32, 1.0, (2, 5), &Device::Cpu).unwrap();
+    assert_eq!(out(&m, &input).len(), 8);
+    assert_eq!(m.graph().nout(r).unwrap(), 3);
+    let before = m.clone();
+    assert!(m.change_sizes(&Request::new().nout(d, 2)).is_err());
+    assert_eq!(m.graph(), before.graph());
+    // The conv after it can still change.
+    m.change_sizes(&Request::new().nout(c, 2)).unwrap();
+    assert_eq!(out(&m, &input).len(), 12);
+}

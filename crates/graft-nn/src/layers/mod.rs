@@ -75,6 +75,11 @@ pub(crate) fn forward(
         Op::GlobalMaxPool => (pool::global_max(x)?, none),
         Op::Dropout { p } => (merge::dropout(x, *p, ctx)?, none),
         Op::Flatten { .. } => (x.flatten_from(1)?, none),
+        Op::Reshape { shape } => {
+            let mut dims = vec![x.dim(0)?];
+            dims.extend(shape);
+            (x.reshape(dims)?, none)
+        }
         Op::Concat => (Tensor::cat(xs, 1)?, none),
         Op::Add => (merge::fold(xs, |a, b| a.add(b))?, none),
         Op::Sub => (merge::fold(xs, |a, b| a.sub(b))?, none),
