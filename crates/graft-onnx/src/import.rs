@@ -1,0 +1,323 @@
+//! Import: a `ModelProto` into a graft model.
+//!
+//! Values are either runtime tensors (a graft vertex and the shape graft's
+//! forward gives it, batch first) or constants (initializers, `Constant`
+//! nodes). Nodes are taken in file order (ONNX requires a topological one)
+//! and handed to the importer of their op family (`ops/`). Before anything
+//! is built, every op type is looked up, and all unsupported ones are
+//! reported in one error with their node names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use graft_core::VertexId;
+use graft_nn::{Model, Op, Tensor};
+use prost::Message;
+
+use crate::error::OnnxError;
+use crate::ops::registry;
+use crate::proto::{attribute_proto::AttributeType, AttributeProto, ModelProto, NodeProto};
+use crate::tensor::{decode, Const};
+
+/// A value flowing between nodes.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// Computed by a vertex; `shape` is graft's shape of it (batch first).
+    Runtime { v: VertexId, shape: Vec<usize> },
+    /// Known at import time.
+    Const(Const),
+}
+
+/// An imported model and the names of its graph inputs and outputs.
+#[derive(Debug)]
+pub struct Imported {
+    /// The model.
+    pub model: Model,
+    /// Graph inputs, in the model's order, with the vertex of each.
+    pub inputs: Vec<(String, VertexId)>,
+    /// Graph outputs, in the model's order, with the vertex of each.
+    pub outputs: Vec<(String, VertexId)>,
+}
+
+/// One node, with typed access to its attributes.
+pub(crate) struct Node<'a> {
+    pub proto: &'a NodeProto,
+    pub name: String,
+    pub op: String,
+}
+
+impl<'a> Node<'a> {
+    fn attr(&self, key: &str) -> Option<&'a AttributeProto> {
+        self.proto
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(key))
+    }
+    /// An integer attribute.
+    pub fn int(&self, key: &str, default: i64) -> i64 {
+        self.attr(key).and_then(|a| a.i).unwrap_or(default)
+    }
+    /// A float attribute.
+    pub fn float(&self, key: &str, default: f32) -> f32 {
+        self.attr(key).and_then(|a| a.f).unwrap_or(default)
+    }
+    /// An integer list attribute.
+    pub fn ints(&self, key: &str) -> Option<Vec<i64>> {
+        self.attr(key).map(|a| a.ints.clone())
+    }
+    /// A string attribute.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.attr(key)
+            .and_then(|a| a.s.as_ref())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+    /// A tensor attribute.
+    pub fn tensor(&self, key: &str) -> Option<&'a crate::proto::TensorProto> {
+        self.attr(key).and_then(|a| {
+            if a.r#type == Some(AttributeType::Tensor as i32) || a.t.is_some() {
+                a.t.as_ref()
+            } else {
+                None
+            }
+        })
+    }
+    /// Input names (empty strings are absent optional inputs).
+    pub fn inputs(&self) -> &'a [String] {
+        &self.proto.input
+    }
+    /// The first output's name.
+    pub fn output(&self) -> &'a str {
+        self.proto.output.first().map(String::as_str).unwrap_or("")
+    }
+    /// An error about this node.
+    pub fn err(&self, reason: impl Into<String>) -> OnnxError {
+        OnnxError::Node {
+            node: self.name.clone(),
+            op: self.op.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Import state.
+pub(crate) struct Ctx {
+    pub model: Model,
+    pub values: HashMap<String, Value>,
+    names: BTreeMap<String, usize>,
+}
+
+impl Ctx {
+    /// The value named `name`, read by `node`.
+    pub fn get(&self, node: &Node, name: &str) -> Result<Value, OnnxError> {
+        self.values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| OnnxError::MissingValue {
+                node: node.name.clone(),
+                value: name.to_string(),
+            })
+    }
+    /// Input `k` as a runtime value.
+    pub fn runtime(&self, node: &Node, k: usize) -> Result<(VertexId, Vec<usize>), OnnxError> {
+        let name = node
+            .inputs()
+            .get(k)
+            .ok_or_else(|| node.err(format!("needs input {k}")))?;
+        match self.get(node, name)? {
+            Value::Runtime { v, shape } => Ok((v, shape)),
+            Value::Const(_) => Err(node.err(format!(
+                "input {k} (`{name}`) must be computed, not constant"
+            ))),
+        }
+    }
+    /// Input `k` as a constant, if present.
+    pub fn constant(&self, node: &Node, k: usize) -> Result<Option<Const>, OnnxError> {
+        match node.inputs().get(k).filter(|n| !n.is_empty()) {
+            None => Ok(None),
+            Some(name) => match self.get(node, name)? {
+                Value::Const(c) => Ok(Some(c)),
+                Value::Runtime { .. } => Err(node.err(format!(
+                    "input {k} (`{name}`) must be a constant (an initializer)"
+                ))),
+            },
+        }
+    }
+    /// A fresh vertex name derived from the node's output.
+    pub fn vertex_name(&mut self, node: &Node) -> String {
+        let base = if node.name.is_empty() {
+            node.output().to_string()
+        } else {
+            node.name.clone()
+        };
+        let base = if base.is_empty() {
+            node.op.to_lowercase()
+        } else {
+            base
+        };
+        let k = self.names.entry(base.clone()).or_insert(0);
+        *k += 1;
+        if *k == 1 && self.model.graph().id(&base).is_err() {
+            base
+        } else {
+            format!("{base}#{k}")
+        }
+    }
+    /// Add a vertex for `node`, bind its output, and return it.
+    pub fn add(
+        &mut self,
+        node: &Node,
+        op: Op,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+        shape: Vec<usize>,
+    ) -> Result<VertexId, OnnxError> {
+        let name = self.vertex_name(node);
+        let v = self.model.add(&name, op, inputs, nout)?;
+        self.values
+            .insert(node.output().to_string(), Value::Runtime { v, shape });
+        Ok(v)
+    }
+    /// Make `node`'s output the same value as another.
+    pub fn alias(&mut self, node: &Node, value: Value) {
+        self.values.insert(node.output().to_string(), value);
+    }
+    /// Set a parameter from constant values.
+    pub fn set(
+        &mut self,
+        v: VertexId,
+        param: &str,
+        dims: &[usize],
+        vals: Vec<f32>,
+    ) -> Result<(), OnnxError> {
+        let t = Tensor::from_vec(vals, dims, &graft_nn::Device::Cpu)?;
+        self.model.set_param(v, param, &t)?;
+        Ok(())
+    }
+}
+
+/// Import a model from a file.
+///
+/// # Errors
+/// Unreadable or malformed files, unsupported opsets or ops (all listed),
+/// missing initializers, shapes that do not fit.
+pub fn import(path: &Path) -> Result<Imported, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    import_bytes(&bytes)
+}
+
+/// Import a model from its protobuf bytes.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
+    let m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed(e.to_string()))?;
+    for o in &m.opset_import {
+        let domain = o.domain.clone().unwrap_or_default();
+        let version = o.version.unwrap_or(0);
+        if (domain.is_empty() || domain == "ai.onnx") && !(13..=21).contains(&version) {
+            return Err(OnnxError::Opset { domain, version });
+        }
+    }
+    let g = m
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Malformed("no graph".into()))?;
+    let reg = registry();
+
+    // Every unsupported op at once.
+    let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &g.node {
+        let op = n.op_type.clone().unwrap_or_default();
+        let domain = n.domain.clone().unwrap_or_default();
+        if !(domain.is_empty() || domain == "ai.onnx") || !reg.contains_key(op.as_str()) {
+            let shown = if domain.is_empty() {
+                op
+            } else {
+                format!("{domain}.{op}")
+            };
+            unsupported
+                .entry(shown)
+                .or_default()
+                .push(n.name.clone().unwrap_or_default());
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(OnnxError::Unsupported {
+            ops: unsupported.into_iter().collect(),
+        });
+    }
+
+    let mut ctx = Ctx {
+        model: Model::new(),
+        values: HashMap::new(),
+        names: BTreeMap::new(),
+    };
+    for t in &g.initializer {
+        ctx.values
+            .insert(t.name.clone().unwrap_or_default(), Value::Const(decode(t)?));
+    }
+    let mut inputs = Vec::new();
+    for vi in &g.input {
+        let name = vi.name.clone().unwrap_or_default();
+        if ctx.values.contains_key(&name) {
+            continue; // an initializer listed as an input (old exporters)
+        }
+        let shape = input_shape(vi).ok_or_else(|| OnnxError::Tensor {
+            name: name.clone(),
+            reason: "a graph input needs a tensor type with a known channel count (axis 1)".into(),
+        })?;
+        let v = ctx.model.input(&name, shape[1])?;
+        ctx.values.insert(name.clone(), Value::Runtime { v, shape });
+        inputs.push((name, v));
+    }
+    for n in &g.node {
+        let node = Node {
+            proto: n,
+            name: n.name.clone().unwrap_or_default(),
+            op: n.op_type.clone().unwrap_or_default(),
+        };
+        let f = reg[node.op.as_str()];
+        f(&mut ctx, &node)?;
+    }
+    let mut outputs = Vec::new();
+    for vi in &g.output {
+        let name = vi.name.clone().unwrap_or_default();
+        match ctx.values.get(&name) {
+            Some(Value::Runtime { v, .. }) => outputs.push((name, *v)),
+            _ => {
+                return Err(OnnxError::MissingValue {
+                    node: "(graph output)".into(),
+                    value: name,
+                })
+            }
+        }
+    }
+    Ok(Imported {
+        model: ctx.model,
+        inputs,
+        outputs,
+    })
+}
+
+/// A graph input's shape with symbolic dimensions as 1.
+fn input_shape(vi: &crate::proto::ValueInfoProto) -> Option<Vec<usize>> {
+    use crate::proto::tensor_shape_proto::dimension::Value as D;
+    use crate::proto::type_proto::Value as T;
+    let Some(T::TensorType(t)) = vi.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let dims: Vec<usize> = t
+        .shape
+        .as_ref()?
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(D::DimValue(v)) if *v > 0 => *v as usize,
+            _ => 1,
+        })
+        .collect();
+    (dims.len() >= 2).then_some(dims)
+}

@@ -1,0 +1,81 @@
+//! Pointwise activations.
+
+use std::collections::HashMap;
+
+use graft_nn::{Activation, Op};
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Relu", |c, n| act(c, n, Activation::Relu));
+    r.insert("Sigmoid", |c, n| act(c, n, Activation::Sigmoid));
+    r.insert("Tanh", |c, n| act(c, n, Activation::Tanh));
+    r.insert("HardSwish", |c, n| act(c, n, Activation::HardSwish));
+    r.insert("LeakyRelu", |c, n| {
+        let slope = n.float("alpha", 0.01) as f64;
+        act(c, n, Activation::LeakyRelu { slope })
+    });
+    r.insert("Elu", |c, n| {
+        let alpha = n.float("alpha", 1.0) as f64;
+        act(c, n, Activation::Elu { alpha })
+    });
+    r.insert("Selu", selu);
+    r.insert("Gelu", |c, n| match n.string("approximate").as_deref() {
+        None | Some("none") => act(c, n, Activation::Gelu),
+        Some(other) => Err(n.err(format!("approximate = {other} is not supported"))),
+    });
+    r.insert("Softmax", softmax);
+    r.insert("Clip", clip);
+}
+
+fn act(ctx: &mut Ctx, node: &Node, f: Activation) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    ctx.add(node, Op::Activation(f), &[x], None, shape)?;
+    Ok(())
+}
+
+fn selu(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (a, g) = (
+        node.float("alpha", 1.673_263_2),
+        node.float("gamma", 1.050_701),
+    );
+    if (a - 1.673_263_2).abs() > 1e-5 || (g - 1.050_701).abs() > 1e-5 {
+        return Err(node.err("only the standard SELU constants are supported"));
+    }
+    act(ctx, node, Activation::Selu)
+}
+
+fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (_, shape) = ctx.runtime(node, 0)?;
+    let axis = node.int("axis", -1);
+    let last = shape.len() as i64 - 1;
+    if !(axis == 1 || (axis == -1 && last == 1) || (axis == -(last) && last == 1)) {
+        return Err(node.err(format!(
+            "softmax over axis {axis} of {shape:?}: only axis 1 is supported"
+        )));
+    }
+    act(ctx, node, Activation::Softmax)
+}
+
+fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let scalar = |k: usize, attr: &str, default: f32| -> Result<f32, OnnxError> {
+        match ctx.constant(node, k)? {
+            Some(c) if c.len() == 1 => Ok(c.floats()[0]),
+            Some(c) => Err(node.err(format!("clip bound of shape {:?}", c.dims))),
+            None => Ok(node.float(attr, default)),
+        }
+    };
+    let (lo, hi) = (
+        scalar(1, "min", f32::NEG_INFINITY)?,
+        scalar(2, "max", f32::INFINITY)?,
+    );
+    match (lo, hi) {
+        (0.0, 6.0) => act(ctx, node, Activation::Relu6),
+        (0.0, h) if h.is_infinite() => act(ctx, node, Activation::Relu),
+        _ => Err(node.err(format!(
+            "clip to [{lo}, {hi}]: only ReLU6 and ReLU are supported"
+        ))),
+    }
+}

@@ -1,0 +1,108 @@
+//! Conv (1-D and 2-D; groups, depthwise, dilation, pads, auto_pad, strides).
+
+use std::collections::HashMap;
+
+use graft_nn::{Conv, Groups, Op};
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Conv", conv);
+}
+
+/// All entries equal, or an error naming the attribute.
+fn same(node: &Node, key: &str, v: &[i64], default: i64) -> Result<usize, OnnxError> {
+    match v.first() {
+        None => Ok(default as usize),
+        Some(&x) if v.iter().all(|&y| y == x) && x >= 0 => Ok(x as usize),
+        _ => Err(node.err(format!(
+            "{key} {v:?}: only equal values on every axis are supported"
+        ))),
+    }
+}
+
+fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let w = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant weight"))?;
+    let spatial = w.dims.len().saturating_sub(2);
+    if !(1..=2).contains(&spatial) || shape.len() != spatial + 2 {
+        return Err(node.err(format!(
+            "weight {:?} on input {shape:?}: 1-D or 2-D only",
+            w.dims
+        )));
+    }
+    let k = same(
+        node,
+        "kernel_shape",
+        &w.dims[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        1,
+    )?;
+    let stride = same(
+        node,
+        "strides",
+        &node.ints("strides").unwrap_or_default(),
+        1,
+    )?;
+    let dilation = same(
+        node,
+        "dilations",
+        &node.ints("dilations").unwrap_or_default(),
+        1,
+    )?;
+    let padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        "NOTSET" => same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?,
+        "VALID" => 0,
+        "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (k - 1)) % 2 == 0 => {
+            dilation * (k - 1) / 2
+        }
+        other => return Err(node.err(format!("auto_pad {other} with stride {stride}"))),
+    };
+    let cin = shape[1];
+    let out = w.dims[0];
+    let g = node.int("group", 1) as usize;
+    let groups = match g {
+        1 => Groups::One,
+        g if g == cin && w.dims[1] == 1 => Groups::Depthwise,
+        g => Groups::Fixed(g),
+    };
+    if w.dims[1] * g != cin {
+        return Err(node.err(format!(
+            "weight reads {} x {g} channels, the input has {cin}",
+            w.dims[1]
+        )));
+    }
+    let bias = ctx.constant(node, 2)?;
+    let c = Conv {
+        kernel: k,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias: true,
+    };
+    let mut oshape = vec![shape[0], out];
+    for &s in &shape[2..] {
+        let eff = dilation * (k - 1) + 1;
+        if s + 2 * padding < eff {
+            return Err(node.err(format!("kernel {k} does not fit input size {s}")));
+        }
+        oshape.push((s + 2 * padding - eff) / stride + 1);
+    }
+    let op = if spatial == 2 {
+        Op::Conv2d(c)
+    } else {
+        Op::Conv1d(c)
+    };
+    let v = ctx.add(node, op, &[x], Some(out), oshape)?;
+    ctx.set(v, "weight", &w.dims, w.floats())?;
+    let b = bias.map(|b| b.floats()).unwrap_or_else(|| vec![0.0; out]);
+    if b.len() != out {
+        return Err(node.err(format!("bias of {} values for {out} outputs", b.len())));
+    }
+    ctx.set(v, "bias", &[out], b)?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Gemm and MatMul with a constant weight: dense layers.
+
+use std::collections::HashMap;
+
+use graft_nn::Op;
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Gemm", gemm);
+    r.insert("MatMul", matmul);
+}
+
+/// `[k, n]` row-major to `[n, k]`.
+fn transpose(v: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let mut t = vec![0f32; v.len()];
+    for i in 0..k {
+        for j in 0..n {
+            t[j * k + i] = v[i * n + j];
+        }
+    }
+    t
+}
+
+fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    if shape.len() != 2 {
+        return Err(node.err(format!("input of rank {} (Gemm needs [N, F])", shape.len())));
+    }
+    if node.int("transA", 0) != 0 {
+        return Err(node.err("transA = 1 is not supported"));
+    }
+    let b = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant weight B"))?;
+    if b.dims.len() != 2 {
+        return Err(node.err(format!("weight of shape {:?}", b.dims)));
+    }
+    let (alpha, beta) = (node.float("alpha", 1.0), node.float("beta", 1.0));
+    let (out, inp, mut w) = if node.int("transB", 0) != 0 {
+        (b.dims[0], b.dims[1], b.floats())
+    } else {
+        (
+            b.dims[1],
+            b.dims[0],
+            transpose(&b.floats(), b.dims[0], b.dims[1]),
+        )
+    };
+    if inp != shape[1] {
+        return Err(node.err(format!(
+            "weight reads {inp} features, the input has {}",
+            shape[1]
+        )));
+    }
+    w.iter_mut().for_each(|v| *v *= alpha);
+    let bias = match ctx.constant(node, 2)? {
+        None => vec![0.0; out],
+        Some(c) if c.len() == out => c.floats().iter().map(|v| v * beta).collect(),
+        Some(c) if c.len() == 1 => vec![c.floats()[0] * beta; out],
+        Some(c) => return Err(node.err(format!("bias of shape {:?} for {out} outputs", c.dims))),
+    };
+    let v = ctx.add(
+        node,
+        Op::Dense { bias: true },
+        &[x],
+        Some(out),
+        vec![shape[0], out],
+    )?;
+    ctx.set(v, "weight", &[out, inp], w)?;
+    ctx.set(v, "bias", &[out], bias)?;
+    Ok(())
+}
+
+fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let b = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("only a constant right-hand side (a weight) is supported"))?;
+    if shape.len() != 2 || b.dims.len() != 2 || b.dims[0] != shape[1] {
+        return Err(node.err(format!(
+            "[N, F] times [F, out] needed, got {shape:?} and {:?}",
+            b.dims
+        )));
+    }
+    let (inp, out) = (b.dims[0], b.dims[1]);
+    let v = ctx.add(
+        node,
+        Op::Dense { bias: false },
+        &[x],
+        Some(out),
+        vec![shape[0], out],
+    )?;
+    ctx.set(v, "weight", &[out, inp], transpose(&b.floats(), inp, out))?;
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Pooling: MaxPool, AveragePool (square windows, no padding), the global
+//! pools and ReduceMean over every spatial axis.
+
+use std::collections::HashMap;
+
+use graft_nn::Op;
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("MaxPool", |c, n| window(c, n, true));
+    r.insert("AveragePool", |c, n| window(c, n, false));
+    r.insert("GlobalAveragePool", |c, n| global(c, n, Op::GlobalAvgPool));
+    r.insert("GlobalMaxPool", |c, n| global(c, n, Op::GlobalMaxPool));
+    r.insert("ReduceMean", reduce_mean);
+}
+
+fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let ks = node.ints("kernel_shape").unwrap_or_default();
+    let st = node.ints("strides").unwrap_or_else(|| vec![1; ks.len()]);
+    let pads = node.ints("pads").unwrap_or_default();
+    if shape.len() != 4 || ks.len() != 2 || ks[0] != ks[1] || st.len() != 2 || st[0] != st[1] {
+        return Err(node.err(format!(
+            "square 2-D windows only (kernel {ks:?}, strides {st:?})"
+        )));
+    }
+    if pads.iter().any(|&p| p != 0) || node.int("ceil_mode", 0) != 0 {
+        return Err(node.err("padding and ceil_mode are not supported"));
+    }
+    if node
+        .ints("dilations")
+        .is_some_and(|d| d.iter().any(|&x| x != 1))
+    {
+        return Err(node.err("dilated pooling is not supported"));
+    }
+    let (k, s) = (ks[0] as usize, st[0] as usize);
+    if shape[2] < k || shape[3] < k {
+        return Err(node.err(format!("window {k} larger than the input {shape:?}")));
+    }
+    let out = vec![
+        shape[0],
+        shape[1],
+        (shape[2] - k) / s + 1,
+        (shape[3] - k) / s + 1,
+    ];
+    let op = if max {
+        Op::MaxPool2d {
+            kernel: k,
+            stride: s,
+        }
+    } else {
+        Op::AvgPool2d {
+            kernel: k,
+            stride: s,
+        }
+    };
+    ctx.add(node, op, &[x], None, out)?;
+    Ok(())
+}
+
+fn global(ctx: &mut Ctx, node: &Node, op: Op) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    if shape.len() < 3 {
+        return Err(node.err(format!("needs spatial axes, got {shape:?}")));
+    }
+    // graft's global pools drop the spatial axes: [N, C]. Flatten, Squeeze
+    // and Reshape to [N, C] after them become no-ops.
+    ctx.add(node, op, &[x], None, vec![shape[0], shape[1]])?;
+    Ok(())
+}
+
+fn reduce_mean(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (_, shape) = ctx.runtime(node, 0)?;
+    let axes = match node.ints("axes") {
+        Some(a) => a,
+        None => ctx.constant(node, 1)?.map(|c| c.ints()).unwrap_or_default(),
+    };
+    let rank = shape.len() as i64;
+    let mut axes: Vec<i64> = axes
+        .iter()
+        .map(|&a| if a < 0 { a + rank } else { a })
+        .collect();
+    axes.sort_unstable();
+    let spatial: Vec<i64> = (2..rank).collect();
+    if rank < 3 || axes != spatial {
+        return Err(node.err(format!(
+            "only a mean over every spatial axis (axes {axes:?} of rank {rank})"
+        )));
+    }
+    global(ctx, node, Op::GlobalAvgPool)
+}

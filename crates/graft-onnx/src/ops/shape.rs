@@ -1,0 +1,145 @@
+//! Shape and plumbing ops: Concat, Flatten, Reshape, Squeeze, Identity,
+//! Dropout, Constant.
+
+use std::collections::HashMap;
+
+use graft_nn::Op;
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node, Value};
+use crate::tensor::decode;
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Concat", concat);
+    r.insert("Flatten", flatten);
+    r.insert("Reshape", reshape);
+    r.insert("Squeeze", squeeze);
+    r.insert("Identity", pass);
+    r.insert("Dropout", pass);
+    r.insert("Constant", constant);
+}
+
+fn pass(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let v = ctx.get(node, &node.inputs()[0])?;
+    ctx.alias(node, v);
+    Ok(())
+}
+
+fn constant(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let t = node
+        .tensor("value")
+        .ok_or_else(|| node.err("only a `value` tensor is supported"))?;
+    let c = decode(t)?;
+    ctx.alias(node, Value::Const(c));
+    Ok(())
+}
+
+fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let mut vs = Vec::new();
+    let mut shape: Option<Vec<usize>> = None;
+    let mut channels = 0;
+    for k in 0..node.inputs().len() {
+        let (v, s) = ctx.runtime(node, k)?;
+        let axis = node.int("axis", 1);
+        if axis != 1 && axis != 1 - s.len() as i64 {
+            return Err(node.err(format!("concatenation along axis {axis}: only axis 1")));
+        }
+        if let Some(first) = &shape {
+            if first.len() != s.len() || first[2..] != s[2..] {
+                return Err(node.err(format!("shapes {first:?} and {s:?} do not concatenate")));
+            }
+        }
+        channels += s[1];
+        shape.get_or_insert(s);
+        vs.push(v);
+    }
+    let mut out = shape.ok_or_else(|| node.err("no inputs"))?;
+    out[1] = channels;
+    ctx.add(node, Op::Concat, &vs, None, out)?;
+    Ok(())
+}
+
+fn flatten_to(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (v, s) = ctx.runtime(node, 0)?;
+    if s.len() == 2 {
+        ctx.alias(node, Value::Runtime { v, shape: s });
+        return Ok(());
+    }
+    let spatial: usize = s[2..].iter().product();
+    ctx.add(
+        node,
+        Op::Flatten { spatial },
+        &[v],
+        None,
+        vec![s[0], s[1] * spatial],
+    )?;
+    Ok(())
+}
+
+fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if node.int("axis", 1) != 1 {
+        return Err(node.err("only axis 1 is supported"));
+    }
+    flatten_to(ctx, node)
+}
+
+fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    // After a global pool graft's value is already [N, C].
+    let (_, s) = ctx.runtime(node, 0)?;
+    if s.len() == 2 {
+        return pass(ctx, node);
+    }
+    Err(node.err(format!("squeeze of {s:?}: only after global pooling")))
+}
+
+fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (v, s) = ctx.runtime(node, 0)?;
+    let target = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant shape"))?
+        .ints();
+    let total: usize = s.iter().product();
+    // Resolve 0 (copy) and -1 (infer).
+    let mut dims: Vec<i64> = target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d == 0 {
+                s.get(i).copied().unwrap_or(1) as i64
+            } else {
+                d
+            }
+        })
+        .collect();
+    if let Some(p) = dims.iter().position(|&d| d == -1) {
+        let known: i64 = dims.iter().filter(|&&d| d != -1).product();
+        if known <= 0 || total as i64 % known != 0 {
+            return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
+        }
+        dims[p] = total as i64 / known;
+    }
+    let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    if dims.iter().product::<usize>() != total || dims.first() != s.first() {
+        return Err(node.err(format!(
+            "cannot reshape {s:?} to {target:?} (the batch axis must stay)"
+        )));
+    }
+    if dims == s {
+        ctx.alias(node, Value::Runtime { v, shape: s });
+        return Ok(());
+    }
+    if dims.len() == 2 && s.len() > 2 {
+        return flatten_to(ctx, node);
+    }
+    ctx.add(
+        node,
+        Op::Reshape {
+            shape: dims[1..].to_vec(),
+        },
+        &[v],
+        None,
+        dims,
+    )?;
+    Ok(())
+}

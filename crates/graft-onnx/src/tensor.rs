@@ -1,0 +1,143 @@
+//! Reading and writing `TensorProto`s.
+
+use crate::error::OnnxError;
+use crate::proto::TensorProto;
+
+/// ONNX data type codes used here.
+pub(crate) const FLOAT: i32 = 1;
+pub(crate) const INT32: i32 = 6;
+pub(crate) const INT64: i32 = 7;
+pub(crate) const DOUBLE: i32 = 11;
+
+/// A constant tensor: its shape and its values as f32 (floats) or i64
+/// (integers).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Const {
+    pub dims: Vec<usize>,
+    pub f: Vec<f32>,
+    pub i: Vec<i64>,
+}
+
+impl Const {
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+    /// The values as integers (integer tensors as they are, floats rounded).
+    pub fn ints(&self) -> Vec<i64> {
+        if self.i.is_empty() {
+            self.f.iter().map(|&x| x as i64).collect()
+        } else {
+            self.i.clone()
+        }
+    }
+    /// The values as floats.
+    pub fn floats(&self) -> Vec<f32> {
+        if self.f.is_empty() {
+            self.i.iter().map(|&x| x as f32).collect()
+        } else {
+            self.f.clone()
+        }
+    }
+}
+
+fn bad(t: &TensorProto, reason: String) -> OnnxError {
+    OnnxError::Tensor {
+        name: t.name.clone().unwrap_or_default(),
+        reason,
+    }
+}
+
+/// Decode a tensor.
+pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
+    if t.data_location == Some(1) {
+        return Err(bad(
+            t,
+            "external data is not supported; save the model with its weights inside".into(),
+        ));
+    }
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| bad(t, format!("negative dimension {d}"))))
+        .collect::<Result<_, _>>()?;
+    let n: usize = dims.iter().product();
+    let raw = t.raw_data.as_deref().unwrap_or(&[]);
+    let dtype = t.data_type.unwrap_or(0);
+    let mut c = Const {
+        dims,
+        f: Vec::new(),
+        i: Vec::new(),
+    };
+    let check = |len: usize| -> Result<(), OnnxError> {
+        if len != n {
+            return Err(bad(t, format!("{len} values for shape {:?}", t.dims)));
+        }
+        Ok(())
+    };
+    match dtype {
+        FLOAT => {
+            c.f = if !raw.is_empty() {
+                raw.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            } else {
+                t.float_data.clone()
+            };
+            check(c.f.len())?;
+        }
+        DOUBLE => {
+            c.f = if !raw.is_empty() {
+                raw.chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                    .collect()
+            } else {
+                t.double_data.iter().map(|&x| x as f32).collect()
+            };
+            check(c.f.len())?;
+        }
+        INT64 => {
+            c.i = if !raw.is_empty() {
+                raw.chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect()
+            } else {
+                t.int64_data.clone()
+            };
+            check(c.i.len())?;
+        }
+        INT32 => {
+            c.i = if !raw.is_empty() {
+                raw.chunks_exact(4)
+                    .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64)
+                    .collect()
+            } else {
+                t.int32_data.iter().map(|&x| x as i64).collect()
+            };
+            check(c.i.len())?;
+        }
+        other => return Err(bad(t, format!("data type {other} is not supported"))),
+    }
+    Ok(c)
+}
+
+/// A float tensor, values in `raw_data`.
+pub(crate) fn encode_f32(name: &str, dims: &[usize], vals: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(FLOAT),
+        raw_data: Some(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..Default::default()
+    }
+}
+
+/// An int64 tensor.
+pub(crate) fn encode_i64(name: &str, dims: &[usize], vals: &[i64]) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(INT64),
+        raw_data: Some(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,94 @@
+//! Imported fixtures match onnxruntime, export then import gives the same
+//! outputs, and bad files are typed errors. The fixtures and the reference
+//! outputs come from `scripts/onnx_fixtures.py` (PyTorch export and
+//! onnxruntime); the test suite needs only cargo.
+
+use std::path::PathBuf;
+
+use graft_nn::{Device, Executor, Mode, Tensor};
+use graft_onnx::{export_bytes, import, import_bytes, OnnxError};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A tensor file of the fixture script: u32 rank, u32 dims, f32 values.
+fn read_tensor(name: &str) -> Tensor {
+    let b = std::fs::read(fixture(name)).unwrap();
+    let u = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()) as usize;
+    let rank = u(0);
+    let dims: Vec<usize> = (1..=rank).map(u).collect();
+    let vals: Vec<f32> = b[4 * (rank + 1)..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Tensor::from_vec(vals, dims, &Device::Cpu).unwrap()
+}
+
+fn run(m: &graft_nn::Model, x: &Tensor) -> Vec<f32> {
+    let ex = Executor::new(m).unwrap();
+    ex.forward(m, std::slice::from_ref(x), Mode::Eval, false)
+        .unwrap()
+        .outputs[0]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Within 1e-4 of the reference's largest magnitude.
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want
+        .iter()
+        .fold(0f32, |a, &b| a.max(b.abs()))
+        .max(f32::MIN_POSITIVE);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "{what}[{i}]: {a} vs {b} (scale {scale})"
+        );
+    }
+}
+
+const MODELS: [&str; 2] = ["mlp", "rescnn"];
+
+#[test]
+fn imported_fixtures_match_onnxruntime() {
+    for name in MODELS {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        for exporter in ["legacy", "dynamo"] {
+            let imp = import(&fixture(&format!("{name}.{exporter}.onnx"))).unwrap();
+            let want: Vec<f32> = read_tensor(&format!("{name}.{exporter}.out.bin"))
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_close(&run(&imp.model, &x), &want, &format!("{name}.{exporter}"));
+        }
+    }
+}
+
+#[test]
+fn export_then_import_gives_the_same_outputs() {
+    for name in MODELS {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        let imp = import(&fixture(&format!("{name}.legacy.onnx"))).unwrap();
+        let bytes = export_bytes(&imp.model, &[x.dims().to_vec()]).unwrap();
+        let back = import_bytes(&bytes).unwrap();
+        assert_eq!(back.model.graph().len(), imp.model.graph().len(), "{name}");
+        assert_eq!(run(&back.model, &x), run(&imp.model, &x), "{name}");
+    }
+}
+
+#[test]
+fn bad_files_are_typed_errors() {
+    assert!(matches!(
+        import_bytes(b"\xff\xff\xff garbage"),
+        Err(OnnxError::Malformed(_))
+    ));
+    let missing = fixture("nope.onnx");
+    assert!(matches!(import(&missing), Err(OnnxError::Io { .. })));
+}
