@@ -77,16 +77,96 @@ class ResCnn(nn.Module):
         return self.head(h)
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: expand 1x1, depthwise 3x3, project 1x1, with
+    batch norm and ReLU6, and the residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.block = nn.Sequential(
+            nn.Conv2d(8, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU6(),
+            nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.BatchNorm2d(48), nn.ReLU6(),
+            nn.Conv2d(48, 8, 1, bias=False), nn.BatchNorm2d(8),
+        )
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = h + self.block(h)
+        return self.head(nn.functional.adaptive_avg_pool2d(h, 1).flatten(1))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = torch.relu(self.b1(self.c1(x)))
+        h = self.b2(self.c2(h))
+        return torch.relu(h + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 layout at width 8 (8-16-32-64 channels)."""
+
+    def __init__(self, w=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                                  nn.MaxPool2d(2, 2))
+        blocks, cin = [], w
+        for i, c in enumerate([w, 2 * w, 4 * w, 8 * w]):
+            for j in range(2):
+                blocks.append(BasicBlock(cin, c, 2 if i > 0 and j == 0 else 1))
+                cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(8 * w, 10)
+
+    def forward(self, x):
+        h = self.blocks(self.stem(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class DenseBlock(nn.Module):
+    """A DenseNet block of three BN-ReLU-conv layers, growth 4."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(8 + 4 * i), nn.ReLU(), nn.Conv2d(8 + 4 * i, 4, 3, padding=1))
+            for i in range(3)
+        )
+        self.head = nn.Linear(20, 3)
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for layer in self.layers:
+            feats.append(layer(torch.cat(feats, 1)))
+        h = torch.cat(feats, 1)
+        return self.head(h.mean((2, 3)))
+
+
 MODELS = {
     "mlp": (Mlp, (2, 6)),
     "rescnn": (ResCnn, (2, 3, 8, 8)),
+    "invres": (InvertedResidual, (2, 3, 8, 8)),
+    "resnet18w8": (ResNet18, (1, 3, 32, 32)),
+    "denseblock": (DenseBlock, (2, 3, 6, 6)),
 }
 
 
 def randomise_bn(m):
     g = torch.Generator().manual_seed(5)
     for mod in m.modules():
-        if isinstance(mod, nn.BatchNorm2d):
+        if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm1d)):
             with torch.no_grad():
                 mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
                 mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)

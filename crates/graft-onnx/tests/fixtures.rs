@@ -53,7 +53,7 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     }
 }
 
-const MODELS: [&str; 2] = ["mlp", "rescnn"];
+const MODELS: [&str; 5] = ["mlp", "rescnn", "invres", "resnet18w8", "denseblock"];
 
 #[test]
 fn imported_fixtures_match_onnxruntime() {
