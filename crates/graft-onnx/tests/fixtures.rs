@@ -92,3 +92,65 @@ fn bad_files_are_typed_errors() {
     let missing = fixture("nope.onnx");
     assert!(matches!(import(&missing), Err(OnnxError::Io { .. })));
 }
+
+/// Re-encode a fixture after `edit` changed its protobuf.
+fn edited(name: &str, edit: impl FnOnce(&mut graft_onnx::proto::ModelProto)) -> Vec<u8> {
+    use prost::Message;
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let mut m = graft_onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+    edit(&mut m);
+    m.encode_to_vec()
+}
+
+#[test]
+fn unsupported_ops_are_listed_in_one_error() {
+    let bytes = edited("rescnn.legacy.onnx", |m| {
+        let g = m.graph.as_mut().unwrap();
+        for n in g.node.iter_mut() {
+            match n.op_type.as_deref() {
+                Some("Relu") => n.op_type = Some("Swish".into()),
+                Some("MaxPool") => n.op_type = Some("LpPool".into()),
+                _ => {}
+            }
+        }
+    });
+    match import_bytes(&bytes) {
+        Err(OnnxError::Unsupported { ops }) => {
+            let names: Vec<&str> = ops.iter().map(|(o, _)| o.as_str()).collect();
+            assert_eq!(names, ["LpPool", "Swish"]);
+            // Both Relu nodes of the model are named.
+            assert_eq!(ops[1].1.len(), 2, "{ops:?}");
+            assert!(ops[1].1.iter().all(|n| !n.is_empty()));
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_opsets_missing_initializers_and_shapes_are_typed_errors() {
+    let bytes = edited("mlp.legacy.onnx", |m| m.opset_import[0].version = Some(9));
+    assert!(matches!(import_bytes(&bytes), Err(OnnxError::Opset { version: 9, .. })));
+
+    let bytes = edited("mlp.legacy.onnx", |m| {
+        m.graph.as_mut().unwrap().initializer.remove(0);
+    });
+    assert!(
+        matches!(import_bytes(&bytes), Err(OnnxError::MissingValue { .. } | OnnxError::Node { .. })),
+        "{:?}",
+        import_bytes(&bytes)
+    );
+
+    // A weight of the wrong width for its input.
+    let bytes = edited("mlp.legacy.onnx", |m| {
+        let t = &mut m.graph.as_mut().unwrap().initializer[0];
+        let d = t.dims.clone();
+        t.dims = vec![d[0], d[1] - 1];
+        let keep = (d[0] * (d[1] - 1) * 4) as usize;
+        if let Some(raw) = t.raw_data.as_mut() {
+            raw.truncate(keep);
+        } else {
+            t.float_data.truncate(keep / 4);
+        }
+    });
+    assert!(matches!(import_bytes(&bytes), Err(OnnxError::Node { .. })), "{:?}", import_bytes(&bytes));
+}
