@@ -204,5 +204,29 @@ def main():
             print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
 
 
+def read_tensor(path):
+    b = open(path, "rb").read()
+    (rank,) = struct.unpack("<I", b[:4])
+    dims = struct.unpack(f"<{rank}I", b[4:4 + 4 * rank])
+    return np.frombuffer(b[4 + 4 * rank:], dtype="<f4").reshape(dims)
+
+
+def mutated():
+    """graft imports, mutates and exports the narrow ResNet-18 (the Rust
+    example); onnxruntime runs what graft wrote, and its outputs become
+    fixtures too."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    subprocess.check_call(["cargo", "run", "--quiet", "-p", "graft-onnx", "--example", "mutated_fixtures"],
+                          cwd=root)
+    x = read_tensor(OUT / "resnet18w8.input.bin")
+    for kind in ["grown", "pruned"]:
+        path = OUT / f"resnet18w8.{kind}.graft.onnx"
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+        write_tensor(OUT / f"resnet18w8.{kind}.graft.out.bin", y)
+        print(f"{path.name}: onnxruntime output {y.shape}")
+
+
 if __name__ == "__main__":
     main()
+    mutated()

@@ -13,6 +13,7 @@
 mod error;
 mod export;
 mod import;
+pub mod mutations;
 mod ops;
 mod tensor;
 

@@ -129,13 +129,19 @@ fn unsupported_ops_are_listed_in_one_error() {
 #[test]
 fn bad_opsets_missing_initializers_and_shapes_are_typed_errors() {
     let bytes = edited("mlp.legacy.onnx", |m| m.opset_import[0].version = Some(9));
-    assert!(matches!(import_bytes(&bytes), Err(OnnxError::Opset { version: 9, .. })));
+    assert!(matches!(
+        import_bytes(&bytes),
+        Err(OnnxError::Opset { version: 9, .. })
+    ));
 
     let bytes = edited("mlp.legacy.onnx", |m| {
         m.graph.as_mut().unwrap().initializer.remove(0);
     });
     assert!(
-        matches!(import_bytes(&bytes), Err(OnnxError::MissingValue { .. } | OnnxError::Node { .. })),
+        matches!(
+            import_bytes(&bytes),
+            Err(OnnxError::MissingValue { .. } | OnnxError::Node { .. })
+        ),
         "{:?}",
         import_bytes(&bytes)
     );
@@ -152,5 +158,41 @@ fn bad_opsets_missing_initializers_and_shapes_are_typed_errors() {
             t.float_data.truncate(keep / 4);
         }
     });
-    assert!(matches!(import_bytes(&bytes), Err(OnnxError::Node { .. })), "{:?}", import_bytes(&bytes));
+    assert!(
+        matches!(import_bytes(&bytes), Err(OnnxError::Node { .. })),
+        "{:?}",
+        import_bytes(&bytes)
+    );
+}
+
+#[test]
+fn onnxruntime_agrees_with_graft_on_mutated_models() {
+    // Written by examples/mutated_fixtures.rs (graft: import, mutate,
+    // export) and run by onnxruntime in scripts/onnx_fixtures.py.
+    let x = read_tensor("resnet18w8.input.bin");
+    let original: Vec<f32> = read_tensor("resnet18w8.legacy.out.bin")
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for kind in ["grown", "pruned"] {
+        let m = import(&fixture(&format!("resnet18w8.{kind}.graft.onnx")))
+            .unwrap()
+            .model;
+        let ort: Vec<f32> = read_tensor(&format!("resnet18w8.{kind}.graft.out.bin"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = run(&m, &x);
+        assert_close(&ours, &ort, kind);
+        if kind == "grown" {
+            // Growth kept the function: onnxruntime's output on the grown
+            // model is the original model's.
+            let scale = original.iter().fold(0f32, |a, &b| a.max(b.abs()));
+            for (a, b) in ort.iter().zip(&original) {
+                assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+            }
+        }
+    }
 }
