@@ -22,7 +22,7 @@ fn main() -> Result<(), graft_onnx::OnnxError> {
     mutations::insert_identity_conv(&mut m, "/blocks/blocks.1/Relu_1", "extra")?;
     export(
         &m,
-        &[shape.clone()],
+        std::slice::from_ref(&shape),
         &dir.join("resnet18w8.grown.graft.onnx"),
     )?;
 
