@@ -168,6 +168,9 @@ pub enum Op {
         kernel: usize,
         /// Stride.
         stride: usize,
+        /// Padding on each side (padded entries never win).
+        #[serde(default)]
+        padding: usize,
     },
     /// Average pooling on `[N, C, H, W]`.
     AvgPool2d {

@@ -201,6 +201,12 @@ fn pooling_backward() {
         Op::MaxPool2d {
             kernel: 2,
             stride: 2,
+            padding: 0,
+        },
+        Op::MaxPool2d {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
         },
         Op::AvgPool2d {
             kernel: 3,

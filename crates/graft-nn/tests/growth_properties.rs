@@ -168,6 +168,7 @@ fn build(r: &Recipe) -> (Model, VertexId, Tensor) {
                     Op::MaxPool2d {
                         kernel: 2,
                         stride: 2,
+                        padding: 0,
                     }
                 } else {
                     Op::AvgPool2d {

@@ -73,6 +73,7 @@ fn digits_cnn_reaches_97_percent() {
             Op::MaxPool2d {
                 kernel: 2,
                 stride: 2,
+                padding: 0,
             },
             &[a2],
             None,

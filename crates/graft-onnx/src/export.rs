@@ -286,17 +286,24 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 };
                 out.node(op, &name, &[x], &name, attrs);
             }
-            Op::MaxPool2d { kernel, stride } | Op::AvgPool2d { kernel, stride } => {
-                let op = if matches!(layer.op, Op::MaxPool2d { .. }) {
-                    "MaxPool"
-                } else {
-                    "AveragePool"
-                };
+            Op::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let attrs = vec![
+                    attr_ints("kernel_shape", vec![*kernel as i64; 2]),
+                    attr_ints("strides", vec![*stride as i64; 2]),
+                    attr_ints("pads", vec![*padding as i64; 4]),
+                ];
+                out.node("MaxPool", &name, &[x], &name, attrs);
+            }
+            Op::AvgPool2d { kernel, stride } => {
                 let attrs = vec![
                     attr_ints("kernel_shape", vec![*kernel as i64; 2]),
                     attr_ints("strides", vec![*stride as i64; 2]),
                 ];
-                out.node(op, &name, &[x], &name, attrs);
+                out.node("AveragePool", &name, &[x], &name, attrs);
             }
             Op::GlobalAvgPool | Op::GlobalMaxPool => {
                 let op = if matches!(layer.op, Op::GlobalAvgPool) {

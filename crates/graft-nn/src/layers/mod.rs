@@ -69,7 +69,11 @@ pub(crate) fn forward(
         Op::GroupNorm { groups, eps } => (norm::group_norm(params, x, *groups, *eps)?, none),
         Op::InstanceNorm { eps } => (norm::instance_norm(params, x, *eps)?, none),
         Op::Activation(f) => (activation::forward(*f, x)?, none),
-        Op::MaxPool2d { kernel, stride } => (pool::max2d(x, *kernel, *stride)?, none),
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => (pool::max2d(x, *kernel, *stride, *padding)?, none),
         Op::AvgPool2d { kernel, stride } => (pool::avg2d(x, *kernel, *stride)?, none),
         Op::GlobalAvgPool => (pool::global_avg(x)?, none),
         Op::GlobalMaxPool => (pool::global_max(x)?, none),

@@ -40,8 +40,24 @@ fn windows(x: &Tensor, k: usize, s: usize) -> Result<Windows> {
     Ok(Windows::Stacked(Tensor::stack(&views, 0)?))
 }
 
-pub(crate) fn max2d(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
-    match windows(x, k, s)? {
+/// Pad the two spatial axes with `p` entries of the dtype's lowest value on
+/// each side, so that padding never wins a max.
+fn pad_low(x: &Tensor, p: usize) -> Result<Tensor> {
+    let mut x = x.clone();
+    for axis in [2, 3] {
+        let mut shape = x.dims().to_vec();
+        shape[axis] = p;
+        let low = Tensor::full(f32::MIN, shape, x.device())?
+            .to_dtype(x.dtype())?
+            .detach();
+        x = Tensor::cat(&[&low, &x, &low], axis)?;
+    }
+    Ok(x)
+}
+
+pub(crate) fn max2d(x: &Tensor, k: usize, s: usize, pad: usize) -> Result<Tensor> {
+    let x = if pad > 0 { pad_low(x, pad)? } else { x.clone() };
+    match windows(&x, k, s)? {
         Windows::Tiled(t) => t.max(5)?.max(3),
         Windows::Stacked(t) => t.max(0),
     }

@@ -27,8 +27,17 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
             "square 2-D windows only (kernel {ks:?}, strides {st:?})"
         )));
     }
-    if pads.iter().any(|&p| p != 0) || node.int("ceil_mode", 0) != 0 {
-        return Err(node.err("padding and ceil_mode are not supported"));
+    let pad = match pads.first() {
+        None => 0,
+        Some(&p) if pads.iter().all(|&q| q == p) && (max || p == 0) => p as usize,
+        _ => {
+            return Err(node.err(format!(
+                "pads {pads:?}: equal padding on every side, max pooling only"
+            )))
+        }
+    };
+    if node.int("ceil_mode", 0) != 0 {
+        return Err(node.err("ceil_mode is not supported"));
     }
     if node
         .ints("dilations")
@@ -37,19 +46,20 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
         return Err(node.err("dilated pooling is not supported"));
     }
     let (k, s) = (ks[0] as usize, st[0] as usize);
-    if shape[2] < k || shape[3] < k {
+    if shape[2] + 2 * pad < k || shape[3] + 2 * pad < k {
         return Err(node.err(format!("window {k} larger than the input {shape:?}")));
     }
     let out = vec![
         shape[0],
         shape[1],
-        (shape[2] - k) / s + 1,
-        (shape[3] - k) / s + 1,
+        (shape[2] + 2 * pad - k) / s + 1,
+        (shape[3] + 2 * pad - k) / s + 1,
     ];
     let op = if max {
         Op::MaxPool2d {
             kernel: k,
             stride: s,
+            padding: pad,
         }
     } else {
         Op::AvgPool2d {
