@@ -233,7 +233,7 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 ];
                 out.node("ConvTranspose", &name, &i, &name, attrs);
             }
-            Op::BatchNorm { eps, .. } => {
+            Op::BatchNorm { eps, momentum } => {
                 let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
                     .iter()
                     .map(|p| out.param(model, v, &name, p))
@@ -241,13 +241,11 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 let i: Vec<&str> = std::iter::once(x)
                     .chain(p.iter().map(String::as_str))
                     .collect();
-                out.node(
-                    "BatchNormalization",
-                    &name,
-                    &i,
-                    &name,
-                    vec![attr_f("epsilon", *eps as f32)],
-                );
+                let attrs = vec![
+                    attr_f("epsilon", *eps as f32),
+                    attr_f("momentum", (1.0 - *momentum) as f32),
+                ];
+                out.node("BatchNormalization", &name, &i, &name, attrs);
             }
             Op::LayerNorm { eps } | Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
                 let w = out.param(model, v, &name, "weight")?;
@@ -311,11 +309,19 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 } else {
                     "GlobalMaxPool"
                 };
+                // graft's global pools give [N, C]; ONNX's [N, C, 1, 1].
+                // The pool node keeps the vertex's name, so it imports back
+                // as the same vertex (the Flatten after it is a no-op).
                 let pooled = format!("{name}.pooled");
-                out.node(op, &pooled, &[x], &pooled, vec![]);
-                out.node("Flatten", &name, &[&pooled], &name, vec![attr_i("axis", 1)]);
+                out.node(op, &name, &[x], &pooled, vec![]);
+                let flat = format!("{name}.flatten");
+                out.node("Flatten", &flat, &[&pooled], &name, vec![attr_i("axis", 1)]);
             }
-            Op::Dropout { .. } | Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
+            Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
+            Op::Dropout { p } => {
+                let r = out.scalar(&format!("{name}.ratio"), *p as f32);
+                out.node("Dropout", &name, &[x, &r], &name, vec![]);
+            }
             Op::Flatten { .. } => out.node("Flatten", &name, &[x], &name, vec![attr_i("axis", 1)]),
             Op::Reshape { shape } => {
                 let s = format!("{name}.shape");

@@ -82,7 +82,7 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         padding,
         dilation,
         groups,
-        bias: true,
+        bias: bias.is_some(),
     };
     let mut oshape = vec![shape[0], out];
     for &s in &shape[2..] {
@@ -99,10 +99,12 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     };
     let v = ctx.add(node, op, &[x], Some(out), oshape)?;
     ctx.set(v, "weight", &w.dims, w.floats())?;
-    let b = bias.map(|b| b.floats()).unwrap_or_else(|| vec![0.0; out]);
-    if b.len() != out {
-        return Err(node.err(format!("bias of {} values for {out} outputs", b.len())));
+    if let Some(b) = bias {
+        let b = b.floats();
+        if b.len() != out {
+            return Err(node.err(format!("bias of {} values for {out} outputs", b.len())));
+        }
+        ctx.set(v, "bias", &[out], b)?;
     }
-    ctx.set(v, "bias", &[out], b)?;
     Ok(())
 }

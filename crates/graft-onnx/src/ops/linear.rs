@@ -55,21 +55,20 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         )));
     }
     w.iter_mut().for_each(|v| *v *= alpha);
-    let bias = match ctx.constant(node, 2)? {
-        None => vec![0.0; out],
-        Some(c) if c.len() == out => c.floats().iter().map(|v| v * beta).collect(),
-        Some(c) if c.len() == 1 => vec![c.floats()[0] * beta; out],
+    let bias: Option<Vec<f32>> = match ctx.constant(node, 2)? {
+        None => None,
+        Some(c) if c.len() == out => Some(c.floats().iter().map(|v| v * beta).collect()),
+        Some(c) if c.len() == 1 => Some(vec![c.floats()[0] * beta; out]),
         Some(c) => return Err(node.err(format!("bias of shape {:?} for {out} outputs", c.dims))),
     };
-    let v = ctx.add(
-        node,
-        Op::Dense { bias: true },
-        &[x],
-        Some(out),
-        vec![shape[0], out],
-    )?;
+    let op = Op::Dense {
+        bias: bias.is_some(),
+    };
+    let v = ctx.add(node, op, &[x], Some(out), vec![shape[0], out])?;
     ctx.set(v, "weight", &[out, inp], w)?;
-    ctx.set(v, "bias", &[out], bias)?;
+    if let Some(b) = bias {
+        ctx.set(v, "bias", &[out], b)?;
+    }
     Ok(())
 }
 

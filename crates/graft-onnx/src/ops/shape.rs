@@ -15,14 +15,39 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Flatten", flatten);
     r.insert("Reshape", reshape);
     r.insert("Squeeze", squeeze);
-    r.insert("Identity", pass);
-    r.insert("Dropout", pass);
+    r.insert("Identity", identity);
+    r.insert("Dropout", dropout);
     r.insert("Constant", constant);
 }
 
 fn pass(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let v = ctx.get(node, &node.inputs()[0])?;
     ctx.alias(node, v);
+    Ok(())
+}
+
+/// Identity on a constant (exporters re-share initializers that way) is an
+/// alias; on a computed value it is a vertex, so graphs round-trip.
+fn identity(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    match ctx.get(node, &node.inputs()[0])? {
+        Value::Runtime { v, shape } => {
+            ctx.add(node, Op::Identity, &[v], None, shape)?;
+            Ok(())
+        }
+        c => {
+            ctx.alias(node, c);
+            Ok(())
+        }
+    }
+}
+
+fn dropout(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (v, shape) = ctx.runtime(node, 0)?;
+    let p = match ctx.constant(node, 1)? {
+        Some(c) if c.len() == 1 => c.floats()[0] as f64,
+        _ => node.float("ratio", 0.5) as f64,
+    };
+    ctx.add(node, Op::Dropout { p }, &[v], None, shape)?;
     Ok(())
 }
 
