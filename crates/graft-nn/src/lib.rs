@@ -20,6 +20,7 @@ mod persist;
 mod surgery;
 pub mod train;
 pub mod utility;
+pub mod zoo;
 
 pub use error::{NnError, Result};
 pub use exec::{Executor, Forward, Mode};

@@ -7,9 +7,9 @@ use graft_nn::{utility, Conv, Init, Model, NewLayer, Op};
 
 use crate::error::OnnxError;
 
-/// Prune about half of every convolution's channels: the magnitude utility
-/// minus its median per convolution, then a re-select (neurons of negative
-/// utility are dropped, coupled channels decide together).
+/// Prune about half of every convolution's channels: each convolution's
+/// magnitude utility minus its median, then a re-select (neurons of negative
+/// utility are dropped; coupled channels decide together).
 ///
 /// # Errors
 /// Planner or model errors.
@@ -26,9 +26,9 @@ pub fn prune_half_by_magnitude(m: &mut Model) -> Result<(), OnnxError> {
             s.sort_by(f64::total_cmp);
             let median = s[s.len() / 2];
             u.set(v, vals.iter().map(|x| x - median).collect());
-        } else if let Some(vals) = mag.get(v) {
-            u.set(v, vals.to_vec());
         }
+        // Other vertices keep the planner's default (norms and activations
+        // 0, so they do not outweigh the convolutions they follow).
     }
     m.change_sizes(&Request::new().with_utility(u))?;
     Ok(())

@@ -1,0 +1,98 @@
+//! Models of known shapes, with random weights, for benchmarks and demos.
+
+use graft_core::VertexId;
+
+use crate::error::Result;
+use crate::model::Model;
+use crate::op::{Activation, Conv, Groups, Op};
+
+fn conv(k: usize, stride: usize) -> Op {
+    Op::Conv2d(Conv {
+        kernel: k,
+        stride,
+        padding: k / 2,
+        dilation: 1,
+        groups: Groups::One,
+        bias: false,
+    })
+}
+
+fn bn() -> Op {
+    Op::BatchNorm {
+        eps: 1e-5,
+        momentum: 0.1,
+    }
+}
+
+fn relu() -> Op {
+    Op::Activation(Activation::Relu)
+}
+
+struct Builder {
+    m: Model,
+    n: usize,
+}
+
+impl Builder {
+    fn add(&mut self, p: &str, op: Op, ins: &[VertexId], nout: Option<usize>) -> Result<VertexId> {
+        self.n += 1;
+        let name = format!("{p}{}", self.n);
+        self.m.add(&name, op, ins, nout)
+    }
+    /// conv -> batch norm (-> relu).
+    fn cbr(&mut self, x: VertexId, k: usize, s: usize, out: usize, act: bool) -> Result<VertexId> {
+        let c = self.add("conv", conv(k, s), &[x], Some(out))?;
+        let b = self.add("bn", bn(), &[c], None)?;
+        if act {
+            self.add("relu", relu(), &[b], None)
+        } else {
+            Ok(b)
+        }
+    }
+}
+
+/// ResNet-50 (torchvision's layout: 7×7 stem, padded 3×3 max pool,
+/// bottleneck blocks 3-4-6-3 with widths 64 to 512 and expansion 4, global
+/// pool, 1000 classes): 25.6M parameters.
+///
+/// # Errors
+/// None in practice (the construction is fixed).
+pub fn resnet50(seed: u64) -> Result<Model> {
+    let mut b = Builder {
+        m: Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed),
+        n: 0,
+    };
+    let x = b.m.input("image", 3)?;
+    let s = b.cbr(x, 7, 2, 64, true)?;
+    let mut h = b.add(
+        "pool",
+        Op::MaxPool2d {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        },
+        &[s],
+        None,
+    )?;
+    for (stage, (blocks, w)) in [(3, 64usize), (4, 128), (6, 256), (3, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        for blk in 0..blocks {
+            let stride = if stage > 0 && blk == 0 { 2 } else { 1 };
+            let a = b.cbr(h, 1, 1, w, true)?;
+            let c = b.cbr(a, 3, stride, w, true)?;
+            let d = b.cbr(c, 1, 1, 4 * w, false)?;
+            let short = if blk == 0 {
+                b.cbr(h, 1, stride, 4 * w, false)?
+            } else {
+                h
+            };
+            let sum = b.add("add", Op::Add, &[d, short], None)?;
+            h = b.add("relu", relu(), &[sum], None)?;
+        }
+    }
+    let p = b.add("gap", Op::GlobalAvgPool, &[h], None)?;
+    b.add("fc", Op::Dense { bias: true }, &[p], Some(1000))?;
+    Ok(b.m)
+}

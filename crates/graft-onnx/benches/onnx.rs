@@ -1,0 +1,57 @@
+//! ONNX benchmarks: `cargo bench -p graft-onnx --bench onnx`.
+//! A ResNet-50 built in graft (25.6M parameters): export, import, and
+//! import + prune half of every convolution by magnitude + export.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use graft_onnx::{export_bytes, import_bytes, mutations};
+use std::hint::black_box;
+
+fn resnet50(c: &mut Criterion) {
+    let m = graft_nn::zoo::resnet50(0).unwrap();
+    let shape = vec![vec![1, 3, 224, 224]];
+    let bytes = export_bytes(&m, &shape).unwrap();
+    eprintln!("ResNet-50 ONNX: {} MB", bytes.len() / 1_000_000);
+    // What the pruning benchmark does, once, for the record.
+    let channels = |m: &graft_nn::Model| -> usize {
+        m.graph()
+            .ids()
+            .filter(|&v| matches!(m.layer(v).map(|l| &l.op), Some(graft_nn::Op::Conv2d(_))))
+            .map(|v| m.graph().nout(v).unwrap())
+            .sum()
+    };
+    let mut pruned = import_bytes(&bytes).unwrap().model;
+    mutations::prune_half_by_magnitude(&mut pruned).unwrap();
+    let out = export_bytes(&pruned, &shape).unwrap();
+    eprintln!(
+        "pruning: conv channels {} -> {}, ONNX {} MB -> {} MB",
+        channels(&m),
+        channels(&pruned),
+        bytes.len() / 1_000_000,
+        out.len() / 1_000_000
+    );
+    let mut g = c.benchmark_group("resnet50_onnx");
+    g.sample_size(10);
+    g.bench_function("export", |b| {
+        b.iter(|| black_box(export_bytes(&m, &shape).unwrap()))
+    });
+    g.bench_function("import", |b| {
+        b.iter(|| black_box(import_bytes(&bytes).unwrap()))
+    });
+    g.bench_function("import_export", |b| {
+        b.iter(|| {
+            let imp = import_bytes(&bytes).unwrap();
+            black_box(export_bytes(&imp.model, &shape).unwrap())
+        })
+    });
+    g.bench_function("import_prune_half_export", |b| {
+        b.iter(|| {
+            let mut imp = import_bytes(&bytes).unwrap();
+            mutations::prune_half_by_magnitude(&mut imp.model).unwrap();
+            black_box(export_bytes(&imp.model, &shape).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, resnet50);
+criterion_main!(benches);
