@@ -36,6 +36,13 @@ pub enum Activation {
     HardSwish,
     /// min(max(x, 0), 6).
     Relu6,
+    /// max(0, min(1, alpha·x + beta)) (ONNX's defaults: 0.2 and 0.5).
+    HardSigmoid {
+        /// Slope.
+        alpha: f64,
+        /// Offset.
+        beta: f64,
+    },
 }
 
 /// How a convolution groups its channels.

@@ -189,6 +189,10 @@ fn activation_backward() {
         Activation::Softmax,
         Activation::HardSwish,
         Activation::Relu6,
+        Activation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        },
     ] {
         let (m, xs) = flat(Op::Activation(f));
         check(&m, &xs, Mode::Eval);

@@ -275,6 +275,10 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                     Activation::Tanh => ("Tanh", vec![]),
                     Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
                     Activation::HardSwish => ("HardSwish", vec![]),
+                    Activation::HardSigmoid { alpha, beta } => (
+                        "HardSigmoid",
+                        vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
+                    ),
                     Activation::Relu6 => {
                         let lo = out.scalar(&format!("{name}.min"), 0.0);
                         let hi = out.scalar(&format!("{name}.max"), 6.0);

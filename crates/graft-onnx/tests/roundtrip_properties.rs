@@ -8,7 +8,7 @@ use graft_nn::{Activation, Conv, Device, Executor, Mode, Model, Op, Tensor, Vert
 use graft_onnx::{export_bytes, import_bytes};
 use proptest::prelude::*;
 
-const ACTS: [Activation; 10] = [
+const ACTS: [Activation; 11] = [
     Activation::Relu,
     Activation::LeakyRelu { slope: 0.25 },
     Activation::Elu { alpha: 0.5 },
@@ -19,6 +19,10 @@ const ACTS: [Activation; 10] = [
     Activation::Softmax,
     Activation::HardSwish,
     Activation::Relu6,
+    Activation::HardSigmoid {
+        alpha: 0.25,
+        beta: 0.5,
+    },
 ];
 
 /// Build a random model from `steps`: (op choice, input pick, width).
@@ -43,7 +47,7 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
             .filter(|(v, r, s)| *r == rank && *s == side && *v != u)
             .map(|t| t.0)
             .collect();
-        let (op, ins, nout, next) = match (kind % 14, rank) {
+        let (op, ins, nout, next) = match (kind % 15, rank) {
             (0, 2) => (
                 Op::Dense {
                     bias: width % 2 == 0,
@@ -152,6 +156,19 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
                 (rank, side),
             ),
             (13, _) => (Op::Dropout { p: 0.25 }, vec![u], None, (rank, side)),
+            (14, 4) if side <= 8 => (
+                Op::ConvTranspose2d {
+                    conv: Conv {
+                        stride: 2,
+                        bias: width % 2 == 1,
+                        ..Conv::same(3)
+                    },
+                    output_padding: 1,
+                },
+                vec![u],
+                Some(width + 1),
+                (4, 2 * side),
+            ),
             _ => (Op::Identity, vec![u], None, (rank, side)),
         };
         let v = m.add(&name, op, &ins, nout).unwrap();
@@ -178,7 +195,7 @@ proptest! {
     #[test]
     fn export_then_import_is_the_same_model(
         conv in any::<bool>(),
-        steps in prop::collection::vec((0..15u8, 0..64usize, 0..6usize), 1..10),
+        steps in prop::collection::vec((0..16u8, 0..64usize, 0..6usize), 1..10),
         seed in any::<u64>(),
     ) {
         let (m, x) = build(conv, &steps, seed);

@@ -8,8 +8,9 @@
 //!
 //! This crate is the facade: it re-exports [`graft_core`] (the tensor-free
 //! graph, planner and mutations), also reachable as [`core`](crate::core),
-//! and [`graft_nn`] as [`nn`](crate::nn) (layers with real tensors,
-//! execution, training and parameter surgery).
+//! [`graft_nn`] as [`nn`](crate::nn) (layers with real tensors, execution,
+//! training and parameter surgery) and [`graft_onnx`] as
+//! [`onnx`](crate::onnx) (ONNX import and export).
 //!
 //! ```
 //! use graft::{Graph, Request, Step};
@@ -36,6 +37,7 @@
 pub use graft_core as core;
 pub use graft_core::*;
 pub use graft_nn as nn;
+pub use graft_onnx as onnx;
 
 /// The Rust blocks of the repository's README, run as doctests so that the
 /// README stays true.

@@ -32,5 +32,6 @@ pub(crate) fn forward(f: Activation, x: &Tensor) -> Result<Tensor> {
             .mul(&x.affine(1.0, 3.0)?.clamp(0.0, 6.0)?)?
             .affine(1.0 / 6.0, 0.0),
         Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::HardSigmoid { alpha, beta } => x.affine(alpha, beta)?.clamp(0.0, 1.0),
     }
 }

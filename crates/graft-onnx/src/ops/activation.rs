@@ -27,6 +27,11 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
         Some(other) => Err(n.err(format!("approximate = {other} is not supported"))),
     });
     r.insert("Softmax", softmax);
+    r.insert("HardSigmoid", |c, n| {
+        let alpha = n.float("alpha", 0.2) as f64;
+        let beta = n.float("beta", 0.5) as f64;
+        act(c, n, Activation::HardSigmoid { alpha, beta })
+    });
     r.insert("Clip", clip);
 }
 

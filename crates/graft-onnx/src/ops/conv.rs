@@ -10,6 +10,81 @@ use crate::import::{Ctx, Node};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Conv", conv);
+    r.insert("ConvTranspose", conv_transpose);
+}
+
+fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let w = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant weight"))?;
+    if w.dims.len() != 4 || shape.len() != 4 || w.dims[0] != shape[1] {
+        return Err(node.err(format!("2-D only: weight {:?} on input {shape:?}", w.dims)));
+    }
+    if node.int("group", 1) != 1 {
+        return Err(node.err("groups are not supported for ConvTranspose"));
+    }
+    if node.ints("output_shape").is_some() {
+        return Err(node.err("output_shape is not supported; give pads and output_padding"));
+    }
+    let k = same(
+        node,
+        "kernel_shape",
+        &w.dims[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        1,
+    )?;
+    let stride = same(
+        node,
+        "strides",
+        &node.ints("strides").unwrap_or_default(),
+        1,
+    )?;
+    let dilation = same(
+        node,
+        "dilations",
+        &node.ints("dilations").unwrap_or_default(),
+        1,
+    )?;
+    let padding = same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?;
+    let output_padding = same(
+        node,
+        "output_padding",
+        &node.ints("output_padding").unwrap_or_default(),
+        0,
+    )?;
+    let out = w.dims[1];
+    let bias = ctx.constant(node, 2)?;
+    let conv = Conv {
+        kernel: k,
+        stride,
+        padding,
+        dilation,
+        groups: Groups::One,
+        bias: bias.is_some(),
+    };
+    let mut oshape = vec![shape[0], out];
+    for &s in &shape[2..] {
+        let full = (s - 1) * stride + dilation * (k - 1) + output_padding + 1;
+        if full <= 2 * padding {
+            return Err(node.err(format!("padding {padding} leaves no output from size {s}")));
+        }
+        oshape.push(full - 2 * padding);
+    }
+    let v = ctx.add(
+        node,
+        Op::ConvTranspose2d {
+            conv,
+            output_padding,
+        },
+        &[x],
+        Some(out),
+        oshape,
+    )?;
+    ctx.set(v, "weight", &w.dims, w.floats())?;
+    if let Some(b) = bias {
+        ctx.set(v, "bias", &[out], b.floats())?;
+    }
+    Ok(())
 }
 
 /// All entries equal, or an error naming the attribute.
