@@ -100,6 +100,16 @@ pub enum Constraint {
         #[serde(default, skip_serializing_if = "Multipliers::is_empty")]
         choices: Multipliers,
     },
+    /// A grouped convolution on an absorbing vertex with one input: its
+    /// inputs and outputs are split into `groups` equal blocks, output block
+    /// `i` reading input block `i`. Sizes change by whole rows of groups:
+    /// every block keeps the same local neurons (on the output side, and on
+    /// the input side in the producer), and new ones go at the end of each
+    /// block, so the groups stay interleaved.
+    Grouped {
+        /// Number of groups, at least 1.
+        groups: usize,
+    },
 }
 
 impl Constraint {
@@ -204,6 +214,14 @@ impl Vertex {
     pub fn depthwise(&self) -> Option<usize> {
         self.constraints.iter().find_map(|c| match *c {
             Constraint::Depthwise { multiplier, .. } => Some(multiplier),
+            _ => None,
+        })
+    }
+
+    /// The number of groups, if the vertex has the grouped constraint.
+    pub fn grouped(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Grouped { groups } => Some(groups),
             _ => None,
         })
     }
@@ -547,6 +565,23 @@ impl Graph {
                     ));
                 }
             }
+            Constraint::Grouped { groups } => {
+                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 {
+                    return Err(bad(
+                        "grouped needs an absorbing vertex with one input".into()
+                    ));
+                }
+                if groups == 0 || !v.nout.is_multiple_of(groups) || !v.nin[0].is_multiple_of(groups)
+                {
+                    return Err(bad(format!(
+                        "nin {} and nout {} are not multiples of {groups} groups",
+                        v.nin[0], v.nout
+                    )));
+                }
+                if v.grouped().is_some() && !v.constraints.contains(&c) {
+                    return Err(bad("already grouped with another count".into()));
+                }
+            }
             _ => {}
         }
         if !v.constraints.contains(&c) {
@@ -730,6 +765,17 @@ impl Graph {
                         Some(format!(
                             "depthwise: nout {} != {multiplier} x nin {:?}",
                             v.nout, v.nin
+                        ))
+                    }
+                    Constraint::Grouped { groups }
+                        if v.nin.len() != 1
+                            || groups == 0
+                            || !v.nout.is_multiple_of(groups)
+                            || !v.nin[0].is_multiple_of(groups) =>
+                    {
+                        Some(format!(
+                            "grouped: nin {:?} and nout {} are not multiples of {groups}",
+                            v.nin, v.nout
                         ))
                     }
                     _ => None,

@@ -54,8 +54,9 @@ pub enum Groups {
     /// One group per input channel (depthwise, channel multiplier
     /// nout / nin); sizes stay coupled block by block.
     Depthwise,
-    /// A fixed number of groups between 1 and nin. The core cannot keep such
-    /// groups aligned, so the vertex is declared immutable.
+    /// A fixed number of groups between 1 and nin (the core's `grouped`
+    /// constraint: sizes change by whole rows of groups, every group keeping
+    /// the same local channels).
     Fixed(usize),
 }
 
@@ -248,6 +249,10 @@ pub(crate) enum Role {
     OutGates(usize),
     /// The neurons arriving at input `k`.
     In(usize),
+    /// The neurons arriving at input `k` within one of `groups` blocks (a
+    /// grouped convolution's kernel: every block keeps the same local
+    /// neurons, so the first block's list serves all).
+    InBlock(usize, usize),
     /// The vertex's own outputs, read back (recurrent weights): new ones 0.
     Rec,
     /// Nothing.
@@ -310,7 +315,18 @@ impl Op {
                 Groups::One => one(Absorb),
                 Groups::Depthwise => dw(nin, nout),
                 Groups::Fixed(1) => one(Absorb),
-                Groups::Fixed(_) => one(Immutable),
+                Groups::Fixed(g) => {
+                    let n = nin.first().copied().unwrap_or(0);
+                    if !n.is_multiple_of(g) || !nout.is_multiple_of(g) {
+                        return Err(format!(
+                            "nin {n} and nout {nout} are not multiples of {g} groups"
+                        ));
+                    }
+                    Ok(Declared {
+                        kind: Absorb,
+                        constraints: vec![Constraint::Grouped { groups: g }],
+                    })
+                }
             },
             Op::Flatten { spatial } => {
                 let n = *nin.first().ok_or("needs one input")?;
@@ -383,11 +399,14 @@ impl Op {
             Op::Conv1d(c) | Op::Conv2d(c) => {
                 let g = Self::conv_groups(c, n0).max(1);
                 let k = c.kernel;
-                let (shape, roles) = match (self, c.groups) {
-                    (Op::Conv1d(_), Groups::One) => (vec![nout, n0, k], vec![Out, In(0), Fixed]),
-                    (Op::Conv1d(_), _) => (vec![nout, n0 / g, k], vec![Out, Fixed, Fixed]),
-                    (_, Groups::One) => (vec![nout, n0, k, k], vec![Out, In(0), Fixed, Fixed]),
-                    _ => (vec![nout, n0 / g, k, k], vec![Out, Fixed, Fixed, Fixed]),
+                let local = match c.groups {
+                    Groups::One | Groups::Fixed(1) => Role::In(0),
+                    Groups::Depthwise => Role::Fixed,
+                    Groups::Fixed(g) => Role::InBlock(0, g),
+                };
+                let (shape, roles) = match self {
+                    Op::Conv1d(_) => (vec![nout, n0 / g, k], vec![Out, local, Fixed]),
+                    _ => (vec![nout, n0 / g, k, k], vec![Out, local, Fixed, Fixed]),
                 };
                 let mut v = vec![spec("weight", shape, roles, Fill::Random)];
                 v.extend(bias(c.bias));

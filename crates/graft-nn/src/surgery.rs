@@ -247,6 +247,12 @@ pub(crate) fn selections<'a>(
                     out.push((axis, l.as_slice(), 1, Fill::Value(0.0), Some(Side::In)));
                 }
             }
+            Role::InBlock(k, g) => {
+                if let Some(Some(l)) = change.ins.get(k) {
+                    let first = &l[..l.len() / g.max(1)];
+                    out.push((axis, first, 1, Fill::Value(0.0), Some(Side::In)));
+                }
+            }
             Role::Fixed => {}
         }
     }

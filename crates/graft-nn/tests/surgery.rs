@@ -174,3 +174,45 @@ fn reshape_is_immutable_and_freezes_its_input() {
     m.change_sizes(&Request::new().nout(c, 2)).unwrap();
     assert_eq!(out(&m, &input).len(), 12);
 }
+
+#[test]
+fn grouped_convolutions_change_by_whole_rows_of_groups() {
+    use graft_nn::Groups;
+    let mut m = Model::new();
+    let x = m.input("x", 3).unwrap();
+    let c1 = m
+        .add("c1", Op::Conv2d(Conv::same(3)), &[x], Some(8))
+        .unwrap();
+    let a = m
+        .add("a", Op::Activation(Activation::Relu), &[c1], None)
+        .unwrap();
+    let grouped = Conv {
+        groups: Groups::Fixed(2),
+        ..Conv::same(3)
+    };
+    let c2 = m.add("c2", Op::Conv2d(grouped), &[a], Some(6)).unwrap();
+    m.add("gap", Op::GlobalAvgPool, &[c2], None).unwrap();
+    let input = Tensor::randn(0f32, 1.0, (2, 3, 6, 6), &Device::Cpu).unwrap();
+    let before = out(&m, &input);
+
+    // Growing the grouped conv's input and output keeps the function: the
+    // new channels land at the end of each group.
+    m.change_sizes(&Request::new().nout(c1, 4)).unwrap();
+    assert_eq!(m.param(c2, "weight").unwrap().dims(), &[6, 6, 3, 3]);
+    m.change_sizes(&Request::new().nout(c2, 2)).unwrap();
+    let after = out(&m, &input);
+    close(&after[..3], &before[..3]);
+    close(&after[4..7], &before[3..6]);
+
+    // An odd change is refused (relaxed to a whole row), and pruning by
+    // magnitude keeps the kernel consistent with its groups.
+    m.change_sizes(&Request::new().nout_relaxed(c2, -1))
+        .unwrap();
+    assert_eq!(m.graph().nout(c2).unwrap() % 2, 0);
+    let mag = graft_nn::utility::magnitude(&m).unwrap();
+    m.change_sizes(&Request::new().nout(c1, -6).with_utility(mag))
+        .unwrap();
+    assert_eq!(m.graph().nin(c2).unwrap(), &[6]);
+    assert_eq!(m.param(c2, "weight").unwrap().dims()[1], 3);
+    assert_eq!(out(&m, &input).len(), 2 * m.graph().nout(c2).unwrap());
+}

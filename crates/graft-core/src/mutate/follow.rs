@@ -277,6 +277,14 @@ fn propagate(
                 (SizeKind::Immutable, _) if !is_identity(&l, nout_of(g, v)) => {
                     return Err(clash(c, "it is immutable and reads a changed size".into()));
                 }
+                (SizeKind::Absorb, None)
+                    if cx.grouped().is_some() && !is_identity(&l, nout_of(g, v)) =>
+                {
+                    return Err(clash(
+                        c,
+                        "a grouped convolution's input changes only by whole rows of groups".into(),
+                    ));
+                }
                 _ => {}
             }
         }

@@ -379,6 +379,30 @@ impl Component {
             }
         }
 
+        // Grouped convolutions: every block keeps the same local neurons, on
+        // the output side (the vertex itself) and on the input side (its
+        // producer), and grows at the same local place.
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            let mut gs: Vec<usize> = vx.grouped().into_iter().collect();
+            let mut readers = vx.outputs.clone();
+            readers.sort();
+            readers.dedup();
+            gs.extend(readers.iter().filter_map(|&c| graph.v(c).grouped()));
+            for g in gs {
+                let b = vx.nout / g;
+                for i in 1..g {
+                    for k in 0..b {
+                        let (x, y) = ((base[li] + i * b + k) as u32, (base[li] + k) as u32);
+                        uf.union(x, y);
+                        if let Some(gp) = gaps.as_mut() {
+                            gp.union(x, y, Ratio::ONE);
+                        }
+                    }
+                }
+            }
+        }
+
         // Classes numbered by first appearance (vertex order, then position):
         // independent of union-find internals, hence deterministic.
         let mut class_of = vec![u32::MAX; n];
