@@ -10,31 +10,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use graft_nn::train::{Loss, Optimizer, Sgd};
-use graft_nn::{
-    Activation, Conv, DType, Device, Executor, Groups, Mode, Model, Op, Tensor, VertexId,
-};
+use graft_nn::{Activation, DType, Device, Executor, Mode, Model, Op, Tensor};
 use std::hint::black_box;
 
 fn relu() -> Op {
     Op::Activation(Activation::Relu)
-}
-
-fn bn() -> Op {
-    Op::BatchNorm {
-        eps: 1e-5,
-        momentum: 0.1,
-    }
-}
-
-fn conv(k: usize, stride: usize) -> Op {
-    Op::Conv2d(Conv {
-        kernel: k,
-        stride,
-        padding: k / 2,
-        dilation: 1,
-        groups: Groups::One,
-        bias: false,
-    })
 }
 
 fn mlp() -> Model {
@@ -49,48 +29,6 @@ fn mlp() -> Model {
         .unwrap();
     let a2 = m.add("a2", relu(), &[h2], None).unwrap();
     m.add("out", Op::Dense { bias: true }, &[a2], Some(10))
-        .unwrap();
-    m
-}
-
-/// ResNet-18 with a CIFAR stem (3×3 convolution, no max pool).
-fn resnet18() -> Model {
-    let mut m = Model::with(Device::Cpu, DType::F32, 0);
-    let mut n = 0;
-    let mut name = |p: &str| {
-        n += 1;
-        format!("{p}{n}")
-    };
-    let x = m.input("image", 3).unwrap();
-    let c = m.add(&name("conv"), conv(3, 1), &[x], Some(64)).unwrap();
-    let b = m.add(&name("bn"), bn(), &[c], None).unwrap();
-    let mut h: VertexId = m.add(&name("relu"), relu(), &[b], None).unwrap();
-    let mut width = 64;
-    for (stage, out) in [64usize, 128, 256, 512].into_iter().enumerate() {
-        for block in 0..2 {
-            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            let c1 = m
-                .add(&name("conv"), conv(3, stride), &[h], Some(out))
-                .unwrap();
-            let b1 = m.add(&name("bn"), bn(), &[c1], None).unwrap();
-            let r1 = m.add(&name("relu"), relu(), &[b1], None).unwrap();
-            let c2 = m.add(&name("conv"), conv(3, 1), &[r1], Some(out)).unwrap();
-            let b2 = m.add(&name("bn"), bn(), &[c2], None).unwrap();
-            let short = if stride != 1 || width != out {
-                let s = m
-                    .add(&name("down"), conv(1, stride), &[h], Some(out))
-                    .unwrap();
-                m.add(&name("bn"), bn(), &[s], None).unwrap()
-            } else {
-                h
-            };
-            let sum = m.add(&name("add"), Op::Add, &[b2, short], None).unwrap();
-            h = m.add(&name("relu"), relu(), &[sum], None).unwrap();
-            width = out;
-        }
-    }
-    let p = m.add("gap", Op::GlobalAvgPool, &[h], None).unwrap();
-    m.add("fc", Op::Dense { bias: true }, &[p], Some(10))
         .unwrap();
     m
 }
@@ -121,7 +59,7 @@ fn bench_mlp(c: &mut Criterion) {
 }
 
 fn bench_resnet(c: &mut Criterion) {
-    let mut m = resnet18();
+    let mut m = graft_nn::zoo::resnet18_cifar(0).unwrap();
     let x = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
     let y = labels(8);
     let mut opt = Sgd::new(0.01, 0.9);

@@ -96,3 +96,36 @@ pub fn resnet50(seed: u64) -> Result<Model> {
     b.add("fc", Op::Dense { bias: true }, &[p], Some(1000))?;
     Ok(b.m)
 }
+
+/// ResNet-18 with a CIFAR stem (3×3 convolution, no max pool): basic blocks
+/// 2-2-2-2 with 64 to 512 channels, batch norm, global pool, 10 classes.
+///
+/// # Errors
+/// None in practice (the construction is fixed).
+pub fn resnet18_cifar(seed: u64) -> Result<Model> {
+    let mut b = Builder {
+        m: Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed),
+        n: 0,
+    };
+    let x = b.m.input("image", 3)?;
+    let mut h = b.cbr(x, 3, 1, 64, true)?;
+    let mut width = 64;
+    for (stage, out) in [64usize, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let r1 = b.cbr(h, 3, stride, out, true)?;
+            let b2 = b.cbr(r1, 3, 1, out, false)?;
+            let short = if stride != 1 || width != out {
+                b.cbr(h, 1, stride, out, false)?
+            } else {
+                h
+            };
+            let sum = b.add("add", Op::Add, &[b2, short], None)?;
+            h = b.add("relu", relu(), &[sum], None)?;
+            width = out;
+        }
+    }
+    let p = b.add("gap", Op::GlobalAvgPool, &[h], None)?;
+    b.add("fc", Op::Dense { bias: true }, &[p], Some(10))?;
+    Ok(b.m)
+}

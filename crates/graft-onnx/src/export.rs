@@ -108,6 +108,20 @@ impl Out {
         self.inits.push(encode_f32(&name, t.dims(), &vals));
         Ok(name)
     }
+    /// The weight, and the bias when there is one, as initializers.
+    fn weight_bias(
+        &mut self,
+        m: &Model,
+        v: graft_core::VertexId,
+        vname: &str,
+        bias: bool,
+    ) -> Result<Vec<String>, OnnxError> {
+        let mut p = vec![self.param(m, v, vname, "weight")?];
+        if bias {
+            p.push(self.param(m, v, vname, "bias")?);
+        }
+        Ok(p)
+    }
     fn scalar(&mut self, name: &str, v: f32) -> String {
         self.inits.push(encode_f32(name, &[], &[v]));
         name.to_string()
@@ -177,13 +191,10 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
         match &layer.op {
             Op::Input => {}
             Op::Dense { bias } => {
-                let w = out.param(model, v, &name, "weight")?;
-                let mut i = vec![x, w.as_str()];
-                let b;
-                if *bias {
-                    b = out.param(model, v, &name, "bias")?;
-                    i.push(b.as_str());
-                }
+                let p = out.weight_bias(model, v, &name, *bias)?;
+                let i: Vec<&str> = std::iter::once(x)
+                    .chain(p.iter().map(String::as_str))
+                    .collect();
                 out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
             }
             Op::Conv1d(c) | Op::Conv2d(c) => {
@@ -197,13 +208,10 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                     Groups::Depthwise => vx.nin()[0] as i64,
                     Groups::Fixed(k) => k as i64,
                 };
-                let w = out.param(model, v, &name, "weight")?;
-                let mut i = vec![x, w.as_str()];
-                let b;
-                if c.bias {
-                    b = out.param(model, v, &name, "bias")?;
-                    i.push(b.as_str());
-                }
+                let p = out.weight_bias(model, v, &name, c.bias)?;
+                let i: Vec<&str> = std::iter::once(x)
+                    .chain(p.iter().map(String::as_str))
+                    .collect();
                 let attrs = vec![
                     attr_ints("kernel_shape", vec![c.kernel as i64; spatial]),
                     attr_ints("strides", vec![c.stride as i64; spatial]),
@@ -217,13 +225,10 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 conv: c,
                 output_padding,
             } => {
-                let w = out.param(model, v, &name, "weight")?;
-                let mut i = vec![x, w.as_str()];
-                let b;
-                if c.bias {
-                    b = out.param(model, v, &name, "bias")?;
-                    i.push(b.as_str());
-                }
+                let p = out.weight_bias(model, v, &name, c.bias)?;
+                let i: Vec<&str> = std::iter::once(x)
+                    .chain(p.iter().map(String::as_str))
+                    .collect();
                 let attrs = vec![
                     attr_ints("kernel_shape", vec![c.kernel as i64; 2]),
                     attr_ints("strides", vec![c.stride as i64; 2]),

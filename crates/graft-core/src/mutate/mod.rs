@@ -1190,24 +1190,20 @@ impl Committed {
                     to,
                     position,
                     follow,
-                } => {
-                    s += &format!(
-                        "{n}. add edge `{}` -> `{}` input {position}\n",
-                        nm(*from),
-                        nm(*to)
-                    );
-                    if !follow.is_empty() {
-                        s += &indent(&changes_table(follow));
-                    }
                 }
-                Applied::EdgeRemoved {
+                | Applied::EdgeRemoved {
                     from,
                     to,
                     position,
                     follow,
                 } => {
+                    let verb = if matches!(st, Applied::EdgeAdded { .. }) {
+                        "add"
+                    } else {
+                        "remove"
+                    };
                     s += &format!(
-                        "{n}. remove edge `{}` -> `{}` input {position}\n",
+                        "{n}. {verb} edge `{}` -> `{}` input {position}\n",
                         nm(*from),
                         nm(*to)
                     );

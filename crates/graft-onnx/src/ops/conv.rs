@@ -7,6 +7,7 @@ use graft_nn::{Conv, Groups, Op};
 use super::Importer;
 use crate::error::OnnxError;
 use crate::import::{Ctx, Node};
+use crate::tensor::Const;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Conv", conv);
@@ -15,9 +16,7 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 
 fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let (x, shape) = ctx.runtime(node, 0)?;
-    let w = ctx
-        .constant(node, 1)?
-        .ok_or_else(|| node.err("needs a constant weight"))?;
+    let (w, k, stride, dilation) = geometry(ctx, node)?;
     if w.dims.len() != 4 || shape.len() != 4 || w.dims[0] != shape[1] {
         return Err(node.err(format!("2-D only: weight {:?} on input {shape:?}", w.dims)));
     }
@@ -27,24 +26,6 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     if node.ints("output_shape").is_some() {
         return Err(node.err("output_shape is not supported; give pads and output_padding"));
     }
-    let k = same(
-        node,
-        "kernel_shape",
-        &w.dims[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(),
-        1,
-    )?;
-    let stride = same(
-        node,
-        "strides",
-        &node.ints("strides").unwrap_or_default(),
-        1,
-    )?;
-    let dilation = same(
-        node,
-        "dilations",
-        &node.ints("dilations").unwrap_or_default(),
-        1,
-    )?;
     let padding = same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?;
     let output_padding = same(
         node,
@@ -98,24 +79,14 @@ fn same(node: &Node, key: &str, v: &[i64], default: i64) -> Result<usize, OnnxEr
     }
 }
 
-fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let (x, shape) = ctx.runtime(node, 0)?;
+/// A convolution node's constant weight, and its kernel size, stride and
+/// dilation (equal on every axis).
+fn geometry(ctx: &Ctx, node: &Node) -> Result<(Const, usize, usize, usize), OnnxError> {
     let w = ctx
         .constant(node, 1)?
         .ok_or_else(|| node.err("needs a constant weight"))?;
-    let spatial = w.dims.len().saturating_sub(2);
-    if !(1..=2).contains(&spatial) || shape.len() != spatial + 2 {
-        return Err(node.err(format!(
-            "weight {:?} on input {shape:?}: 1-D or 2-D only",
-            w.dims
-        )));
-    }
-    let k = same(
-        node,
-        "kernel_shape",
-        &w.dims[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(),
-        1,
-    )?;
+    let dims: Vec<i64> = w.dims.iter().skip(2).map(|&d| d as i64).collect();
+    let k = same(node, "kernel_shape", &dims, 1)?;
     let stride = same(
         node,
         "strides",
@@ -128,6 +99,19 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         &node.ints("dilations").unwrap_or_default(),
         1,
     )?;
+    Ok((w, k, stride, dilation))
+}
+
+fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let (w, k, stride, dilation) = geometry(ctx, node)?;
+    let spatial = w.dims.len().saturating_sub(2);
+    if !(1..=2).contains(&spatial) || shape.len() != spatial + 2 {
+        return Err(node.err(format!(
+            "weight {:?} on input {shape:?}: 1-D or 2-D only",
+            w.dims
+        )));
+    }
     let padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
         "NOTSET" => same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?,
         "VALID" => 0,
