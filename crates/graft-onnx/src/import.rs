@@ -85,6 +85,14 @@ impl<'a> Node<'a> {
     pub fn inputs(&self) -> &'a [String] {
         &self.proto.input
     }
+    /// Input `k`'s name, or an error naming the node.
+    pub fn input(&self, k: usize) -> Result<&'a str, OnnxError> {
+        self.proto
+            .input
+            .get(k)
+            .map(String::as_str)
+            .ok_or_else(|| self.err(format!("needs input {k}")))
+    }
     /// The first output's name.
     pub fn output(&self) -> &'a str {
         self.proto.output.first().map(String::as_str).unwrap_or("")

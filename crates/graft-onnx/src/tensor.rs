@@ -60,7 +60,10 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| bad(t, format!("negative dimension {d}"))))
         .collect::<Result<_, _>>()?;
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(t, format!("shape {:?} is too large", t.dims)))?;
     let raw = t.raw_data.as_deref().unwrap_or(&[]);
     let dtype = t.data_type.unwrap_or(0);
     let mut c = Const {

@@ -21,7 +21,7 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 }
 
 fn pass(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let v = ctx.get(node, &node.inputs()[0])?;
+    let v = ctx.get(node, node.input(0)?)?;
     ctx.alias(node, v);
     Ok(())
 }
@@ -29,7 +29,7 @@ fn pass(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 /// Identity on a constant (exporters re-share initializers that way) is an
 /// alias; on a computed value it is a vertex, so graphs round-trip.
 fn identity(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    match ctx.get(node, &node.inputs()[0])? {
+    match ctx.get(node, node.input(0)?)? {
         Value::Runtime { v, shape } => {
             ctx.add(node, Op::Identity, &[v], None, shape)?;
             Ok(())
@@ -137,15 +137,23 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             }
         })
         .collect();
+    if dims.iter().any(|&d| d < -1 || d > total as i64) {
+        return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
+    }
     if let Some(p) = dims.iter().position(|&d| d == -1) {
-        let known: i64 = dims.iter().filter(|&&d| d != -1).product();
+        let known = dims
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1i64, |a, &d| a.checked_mul(d))
+            .unwrap_or(0);
         if known <= 0 || total as i64 % known != 0 {
             return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
         }
         dims[p] = total as i64 / known;
     }
     let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
-    if dims.iter().product::<usize>() != total || dims.first() != s.first() {
+    let size = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if size != Some(total) || dims.first() != s.first() {
         return Err(node.err(format!(
             "cannot reshape {s:?} to {target:?} (the batch axis must stay)"
         )));

@@ -1,0 +1,83 @@
+//! Bad input never panics: corrupted, truncated and structurally edited
+//! fixtures import to a model or to a typed error.
+
+use std::path::PathBuf;
+
+use graft_onnx::import_bytes;
+use graft_onnx::proto::ModelProto;
+use proptest::prelude::*;
+use prost::Message;
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn corrupted_bytes_never_panic(
+        which in 0..3usize,
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let name = ["mlp.legacy.onnx", "rescnn.dynamo.onnx", "invres.legacy.onnx"][which];
+        let mut b = bytes(name);
+        for (i, v) in flips {
+            let k = i.index(b.len());
+            b[k] = v;
+        }
+        if truncate {
+            b.truncate(cut.index(b.len()));
+        }
+        let _ = import_bytes(&b);
+    }
+
+    #[test]
+    fn edited_graphs_never_panic(
+        which in 0..4usize,
+        edits in prop::collection::vec((0..7u8, any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..6),
+    ) {
+        let name = ["mlp.legacy.onnx", "invres.legacy.onnx", "denseblock.legacy.onnx", "resnet18w8.dynamo.onnx"][which];
+        let mut m = ModelProto::decode(bytes(name).as_slice()).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        for (kind, a, b) in edits {
+            if g.node.is_empty() {
+                break;
+            }
+            let n = a.index(g.node.len());
+            match kind {
+                // Drop a node's inputs, or all but one.
+                0 => g.node[n].input.clear(),
+                1 => g.node[n].input.truncate(1),
+                // Rewire an input to another node's output.
+                2 => {
+                    let src = b.index(g.node.len());
+                    if let (Some(o), false) = (g.node[src].output.first().cloned(), g.node[n].input.is_empty()) {
+                        g.node[n].input[0] = o;
+                    }
+                }
+                // Drop attributes, outputs or an initializer; change an op.
+                3 => g.node[n].attribute.clear(),
+                4 => g.node[n].output.clear(),
+                5 => {
+                    let ops = ["Identity", "Dropout", "Flatten", "Reshape", "Concat", "Squeeze", "Add", "Clip", "MaxPool", "ReduceMean"];
+                    g.node[n].op_type = Some(ops[b.index(ops.len())].to_string());
+                }
+                _ => {
+                    if !g.initializer.is_empty() {
+                        let k = b.index(g.initializer.len());
+                        g.initializer[k].dims.push(2);
+                    }
+                }
+            }
+        }
+        let _ = import_bytes(&m.encode_to_vec());
+    }
+}
