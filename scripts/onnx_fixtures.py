@@ -154,12 +154,28 @@ class DenseBlock(nn.Module):
         return self.head(h.mean((2, 3)))
 
 
+class Seq(nn.Module):
+    """A recurrent layer over [N, T, F] (batch first), its last output, a
+    linear head."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.rnn = getattr(nn, cell)(3, 6, batch_first=True)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.fc(y[:, -1, :])
+
+
 MODELS = {
     "mlp": (Mlp, (2, 6)),
     "rescnn": (ResCnn, (2, 3, 8, 8)),
     "invres": (InvertedResidual, (2, 3, 8, 8)),
     "resnet18w8": (ResNet18, (1, 3, 32, 32)),
     "denseblock": (DenseBlock, (2, 3, 6, 6)),
+    "lstm": (lambda: Seq("LSTM"), (2, 5, 3)),
+    "gru": (lambda: Seq("GRU"), (2, 5, 3)),
 }
 
 

@@ -225,6 +225,9 @@ pub enum Op {
     },
     /// The identity.
     Identity,
+    /// The last time step of a channels-first sequence: `[N, C, T]` to
+    /// `[N, C]`.
+    LastStep,
     /// A recurrent layer over channels-first sequences `[N, F, T]`.
     Recurrent {
         /// Cell type.
@@ -493,6 +496,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Scale { .. } => "scale",
             Op::Identity => "identity",
+            Op::LastStep => "last_step",
             Op::Recurrent { .. } => "recurrent",
         }
     }

@@ -26,6 +26,41 @@ pub(crate) enum Value {
     Runtime { v: VertexId, shape: Vec<usize> },
     /// Known at import time.
     Const(Const),
+    /// A vertex's output seen through transposes and unit axes: ONNX axis
+    /// `i` is graft axis `order[i]`, or a size-1 axis graft does not have
+    /// (`None`). Only view ops and recurrent layers read these.
+    View {
+        v: VertexId,
+        shape: Vec<usize>,
+        order: Vec<Option<usize>>,
+    },
+}
+
+impl Value {
+    /// A runtime value as a view (identity order for a plain one).
+    pub fn view(&self) -> Option<(VertexId, Vec<usize>, Vec<Option<usize>>)> {
+        match self {
+            Value::Runtime { v, shape } => {
+                Some((*v, shape.clone(), (0..shape.len()).map(Some).collect()))
+            }
+            Value::View { v, shape, order } => Some((*v, shape.clone(), order.clone())),
+            Value::Const(_) => None,
+        }
+    }
+    /// A view, simplified to a plain runtime value when it is one.
+    pub fn from_view(v: VertexId, shape: Vec<usize>, order: Vec<Option<usize>>) -> Value {
+        let plain =
+            order.len() == shape.len() && order.iter().enumerate().all(|(i, o)| *o == Some(i));
+        if plain {
+            Value::Runtime { v, shape }
+        } else {
+            Value::View { v, shape, order }
+        }
+    }
+    /// The ONNX dimensions of a view.
+    pub fn onnx_dims(shape: &[usize], order: &[Option<usize>]) -> Vec<usize> {
+        order.iter().map(|o| o.map_or(1, |a| shape[a])).collect()
+    }
 }
 
 /// An imported model and the names of its graph inputs and outputs.
@@ -37,6 +72,11 @@ pub struct Imported {
     pub inputs: Vec<(String, VertexId)>,
     /// Graph outputs, in the model's order, with the vertex of each.
     pub outputs: Vec<(String, VertexId)>,
+    /// For each input, when graft's axis order differs from the ONNX
+    /// input's (sequences feeding a recurrent layer: graft takes
+    /// `[N, F, T]`), the ONNX axis each graft axis comes from: feed
+    /// `x.permute(perm)`.
+    pub input_perms: Vec<Option<Vec<usize>>>,
 }
 
 /// One node, with typed access to its attributes.
@@ -111,6 +151,8 @@ impl<'a> Node<'a> {
 pub(crate) struct Ctx {
     pub model: Model,
     pub values: HashMap<String, Value>,
+    /// How many node inputs and graph outputs read each value.
+    pub uses: HashMap<String, usize>,
     names: BTreeMap<String, usize>,
 }
 
@@ -136,6 +178,9 @@ impl Ctx {
             Value::Const(_) => Err(node.err(format!(
                 "input {k} (`{name}`) must be computed, not constant"
             ))),
+            Value::View { .. } => Err(node.err(format!(
+                "input {k} (`{name}`) is a transposed or reshaped view, which only recurrent layers read"
+            ))),
         }
     }
     /// Input `k` as a constant, if present.
@@ -144,7 +189,7 @@ impl Ctx {
             None => Ok(None),
             Some(name) => match self.get(node, name)? {
                 Value::Const(c) => Ok(Some(c)),
-                Value::Runtime { .. } => Err(node.err(format!(
+                Value::Runtime { .. } | Value::View { .. } => Err(node.err(format!(
                     "input {k} (`{name}`) must be a constant (an initializer)"
                 ))),
             },
@@ -258,16 +303,28 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         });
     }
 
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for n in &g.node {
+        for i in &n.input {
+            *uses.entry(i.clone()).or_default() += 1;
+        }
+    }
+    for o in &g.output {
+        *uses.entry(o.name.clone().unwrap_or_default()).or_default() += 1;
+    }
     let mut ctx = Ctx {
         model: Model::new(),
         values: HashMap::new(),
+        uses,
         names: BTreeMap::new(),
     };
     for t in &g.initializer {
         ctx.values
             .insert(t.name.clone().unwrap_or_default(), Value::Const(decode(t)?));
     }
+    let seq_axes = sequence_inputs(g);
     let mut inputs = Vec::new();
+    let mut input_perms = Vec::new();
     for vi in &g.input {
         let name = vi.name.clone().unwrap_or_default();
         if ctx.values.contains_key(&name) {
@@ -277,8 +334,24 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             name: name.clone(),
             reason: "a graph input needs a tensor type with a known channel count (axis 1)".into(),
         })?;
+        if let Some(&[pn, pf, pt]) = seq_axes.get(&name).map(|a| a.as_slice()) {
+            // A sequence: graft holds [N, F, T].
+            let v = ctx.model.input(&name, shape[pf])?;
+            let mut order = vec![None; 3];
+            order[pn] = Some(0);
+            order[pf] = Some(1);
+            order[pt] = Some(2);
+            let gshape = vec![shape[pn], shape[pf], shape[pt]];
+            ctx.values
+                .insert(name.clone(), Value::from_view(v, gshape, order));
+            let perm = vec![pn, pf, pt];
+            input_perms.push((perm != [0, 1, 2]).then_some(perm));
+            inputs.push((name, v));
+            continue;
+        }
         let v = ctx.model.input(&name, shape[1])?;
         ctx.values.insert(name.clone(), Value::Runtime { v, shape });
+        input_perms.push(None);
         inputs.push((name, v));
     }
     for n in &g.node {
@@ -307,7 +380,58 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         model: ctx.model,
         inputs,
         outputs,
+        input_perms,
     })
+}
+
+/// Rank-3 graph inputs that reach a recurrent layer's input through
+/// transposes alone: the input axes of batch, features and time.
+fn sequence_inputs(g: &crate::proto::GraphProto) -> HashMap<String, Vec<usize>> {
+    let mut found = HashMap::new();
+    for vi in &g.input {
+        let name = vi.name.clone().unwrap_or_default();
+        let mut cur = name.clone();
+        // perm[i]: the input axis that axis i of `cur` comes from.
+        let mut perm = vec![0usize, 1, 2];
+        for _ in 0..8 {
+            // Shape nodes only read the dimensions (exporters compute the
+            // initial state from them); they do not consume the layout.
+            let readers: Vec<&NodeProto> = g
+                .node
+                .iter()
+                .filter(|n| n.input.contains(&cur) && n.op_type.as_deref() != Some("Shape"))
+                .collect();
+            let [n] = readers.as_slice() else { break };
+            match n.op_type.as_deref() {
+                Some("Transpose") => {
+                    let p: Vec<usize> = n
+                        .attribute
+                        .iter()
+                        .find(|a| a.name.as_deref() == Some("perm"))
+                        .map(|a| a.ints.iter().map(|&x| x.max(0) as usize).collect())
+                        .unwrap_or_else(|| vec![2, 1, 0]);
+                    if p.len() != 3 || p.iter().any(|&x| x > 2) {
+                        break;
+                    }
+                    perm = p.iter().map(|&i| perm[i]).collect();
+                    cur = n.output.first().cloned().unwrap_or_default();
+                }
+                Some("LSTM" | "GRU" | "RNN") if n.input.first() == Some(&cur) => {
+                    let layout = n
+                        .attribute
+                        .iter()
+                        .find(|a| a.name.as_deref() == Some("layout"))
+                        .and_then(|a| a.i)
+                        .unwrap_or(0);
+                    let (t, b) = if layout == 0 { (0, 1) } else { (1, 0) };
+                    found.insert(name.clone(), vec![perm[b], perm[2], perm[t]]);
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+    found
 }
 
 /// A graph input's shape with symbolic dimensions as 1.

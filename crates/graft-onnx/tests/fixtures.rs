@@ -53,20 +53,38 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     }
 }
 
-const MODELS: [&str; 5] = ["mlp", "rescnn", "invres", "resnet18w8", "denseblock"];
+const MODELS: [&str; 7] = [
+    "mlp",
+    "rescnn",
+    "invres",
+    "resnet18w8",
+    "denseblock",
+    "lstm",
+    "gru",
+];
+
+/// The input in graft's axis order (sequences are `[N, F, T]`).
+fn graft_input(imp: &graft_onnx::Imported, x: &Tensor) -> Tensor {
+    match &imp.input_perms[0] {
+        Some(p) => x.permute(p.clone()).unwrap().contiguous().unwrap(),
+        None => x.clone(),
+    }
+}
 
 #[test]
 fn imported_fixtures_match_onnxruntime() {
     for name in MODELS {
         let x = read_tensor(&format!("{name}.input.bin"));
         for exporter in ["legacy", "dynamo"] {
-            let imp = import(&fixture(&format!("{name}.{exporter}.onnx"))).unwrap();
+            let imp = import(&fixture(&format!("{name}.{exporter}.onnx")))
+                .unwrap_or_else(|e| panic!("{name}.{exporter}: {e}"));
             let want: Vec<f32> = read_tensor(&format!("{name}.{exporter}.out.bin"))
                 .flatten_all()
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            assert_close(&run(&imp.model, &x), &want, &format!("{name}.{exporter}"));
+            let xg = graft_input(&imp, &x);
+            assert_close(&run(&imp.model, &xg), &want, &format!("{name}.{exporter}"));
         }
     }
 }
@@ -76,10 +94,13 @@ fn export_then_import_gives_the_same_outputs() {
     for name in MODELS {
         let x = read_tensor(&format!("{name}.input.bin"));
         let imp = import(&fixture(&format!("{name}.legacy.onnx"))).unwrap();
-        let bytes = export_bytes(&imp.model, &[x.dims().to_vec()]).unwrap();
+        let xg = graft_input(&imp, &x);
+        let bytes = export_bytes(&imp.model, &[xg.dims().to_vec()]).unwrap();
         let back = import_bytes(&bytes).unwrap();
         assert_eq!(back.model.graph().len(), imp.model.graph().len(), "{name}");
-        assert_eq!(run(&back.model, &x), run(&imp.model, &x), "{name}");
+        // What graft exports takes graft's layout.
+        assert!(back.input_perms[0].is_none(), "{name}");
+        assert_eq!(run(&back.model, &xg), run(&imp.model, &xg), "{name}");
     }
 }
 
@@ -194,5 +215,49 @@ fn onnxruntime_agrees_with_graft_on_mutated_models() {
                 assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
             }
         }
+    }
+}
+
+#[test]
+fn recurrent_layers_built_in_graft_round_trip() {
+    use graft_nn::{Cell, Model, Op};
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        let mut m = Model::new();
+        let x = m.input("x", 3).unwrap();
+        let r1 = m
+            .add(
+                "r1",
+                Op::Recurrent {
+                    cell,
+                    sequences: true,
+                },
+                &[x],
+                Some(5),
+            )
+            .unwrap();
+        let r2 = m
+            .add(
+                "r2",
+                Op::Recurrent {
+                    cell,
+                    sequences: false,
+                },
+                &[r1],
+                Some(4),
+            )
+            .unwrap();
+        let last = m.add("last", Op::LastStep, &[r1], None).unwrap();
+        m.add("both", Op::Concat, &[r2, last], None).unwrap();
+        let input = Tensor::randn(0f32, 1.0, (2, 3, 6), &Device::Cpu).unwrap();
+        let bytes = export_bytes(&m, &[vec![2, 3, 6]]).unwrap();
+        let back = import_bytes(&bytes).unwrap();
+        assert!(back.input_perms[0].is_none());
+        assert_eq!(
+            graft_core::json::GraphSpec::from_graph(back.model.graph()),
+            graft_core::json::GraphSpec::from_graph(m.graph()),
+            "{cell:?}"
+        );
+        let (a, b) = (run(&m, &input), run(&back.model, &input));
+        assert_close(&b, &a, &format!("{cell:?}"));
     }
 }

@@ -90,6 +90,10 @@ pub(crate) fn forward(
         Op::Mul => (merge::fold(xs, |a, b| a.mul(b))?, none),
         Op::Scale { factor } => (x.affine(*factor, 0.0)?, none),
         Op::Identity => (x.clone(), none),
+        Op::LastStep => {
+            let t = x.dim(2)?;
+            (x.narrow(2, t - 1, 1)?.squeeze(2)?, none)
+        }
         Op::Recurrent { cell, sequences } => {
             (recurrent::forward(params, *cell, *sequences, x)?, none)
         }

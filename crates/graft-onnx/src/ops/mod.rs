@@ -11,7 +11,9 @@ mod elementwise;
 mod linear;
 mod norm;
 mod pool;
+mod recurrent;
 mod shape;
+pub(crate) mod view;
 
 /// Imports one node into the context.
 pub(crate) type Importer = fn(&mut Ctx, &Node) -> Result<(), OnnxError>;
@@ -26,5 +28,7 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     elementwise::register(&mut r);
     pool::register(&mut r);
     shape::register(&mut r);
+    view::register(&mut r);
+    recurrent::register(&mut r);
     r
 }

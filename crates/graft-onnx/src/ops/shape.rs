@@ -14,16 +14,9 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Concat", concat);
     r.insert("Flatten", flatten);
     r.insert("Reshape", reshape);
-    r.insert("Squeeze", squeeze);
     r.insert("Identity", identity);
     r.insert("Dropout", dropout);
     r.insert("Constant", constant);
-}
-
-fn pass(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let v = ctx.get(node, node.input(0)?)?;
-    ctx.alias(node, v);
-    Ok(())
 }
 
 /// Identity on a constant (exporters re-share initializers that way) is an
@@ -61,6 +54,33 @@ fn constant(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    // Constants (shape arithmetic of exporters): 1-D concatenation.
+    let all_const: Option<Vec<crate::tensor::Const>> = node
+        .inputs()
+        .iter()
+        .map(|n| match ctx.values.get(n) {
+            Some(Value::Const(c)) if c.dims.len() <= 1 => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(cs) = all_const.filter(|c| !c.is_empty()) {
+        let ints = cs.iter().all(|c| !c.i.is_empty() || c.len() == 0);
+        let mut out = crate::tensor::Const {
+            dims: vec![0],
+            f: Vec::new(),
+            i: Vec::new(),
+        };
+        for c in cs {
+            if ints {
+                out.i.extend(c.ints());
+            } else {
+                out.f.extend(c.floats());
+            }
+        }
+        out.dims[0] = out.i.len().max(out.f.len());
+        ctx.alias(node, Value::Const(out));
+        return Ok(());
+    }
     let mut vs = Vec::new();
     let mut shape: Option<Vec<usize>> = None;
     let mut channels = 0;
@@ -109,16 +129,10 @@ fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     flatten_to(ctx, node)
 }
 
-fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    // After a global pool graft's value is already [N, C].
-    let (_, s) = ctx.runtime(node, 0)?;
-    if s.len() == 2 {
-        return pass(ctx, node);
-    }
-    Err(node.err(format!("squeeze of {s:?}: only after global pooling")))
-}
-
 fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if let Some(Value::View { .. }) = ctx.values.get(node.input(0)?) {
+        return super::view::reshape_view(ctx, node);
+    }
     let (v, s) = ctx.runtime(node, 0)?;
     let target = ctx
         .constant(node, 1)?

@@ -1,0 +1,331 @@
+//! View ops: Transpose, Squeeze, Unsqueeze and unit-axis Reshape change how
+//! ONNX sees a value without computing anything (a view keeps the graft
+//! vertex and maps ONNX axes to graft axes); Shape, Gather on constants,
+//! Unsqueeze on constants and Expand fold the shape arithmetic exporters
+//! write around recurrent layers. Gather of the last time step of a
+//! sequence becomes graft's `LastStep`.
+
+use std::collections::HashMap;
+
+use graft_nn::Op;
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::import::{Ctx, Node, Value};
+use crate::tensor::Const;
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Transpose", transpose);
+    r.insert("Squeeze", squeeze);
+    r.insert("Unsqueeze", unsqueeze);
+    r.insert("Shape", shape);
+    r.insert("Gather", gather);
+    r.insert("Expand", expand);
+}
+
+/// Axes from the attribute (older opsets) or the second input.
+fn axes(ctx: &Ctx, node: &Node) -> Result<Option<Vec<i64>>, OnnxError> {
+    if let Some(a) = node.ints("axes") {
+        return Ok(Some(a));
+    }
+    Ok(ctx.constant(node, 1)?.map(|c| c.ints()))
+}
+
+fn norm_axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
+    let r = rank as i64;
+    let x = if a < 0 { a + r } else { a };
+    if !(0..r).contains(&x) {
+        return Err(node.err(format!("axis {a} out of range for rank {rank}")));
+    }
+    Ok(x as usize)
+}
+
+fn input(ctx: &Ctx, node: &Node) -> Result<Value, OnnxError> {
+    ctx.get(node, node.input(0)?)
+}
+
+fn transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    let (v, shape, order) = val
+        .view()
+        .ok_or_else(|| node.err("transposing a constant is not supported"))?;
+    let perm: Vec<usize> = match node.ints("perm") {
+        Some(p) => p
+            .iter()
+            .map(|&a| norm_axis(node, a, order.len()))
+            .collect::<Result<_, _>>()?,
+        None => (0..order.len()).rev().collect(),
+    };
+    let mut seen = vec![false; order.len()];
+    for &p in &perm {
+        if p >= order.len() || seen[p] {
+            return Err(node.err(format!(
+                "perm {perm:?} is not a permutation of {} axes",
+                order.len()
+            )));
+        }
+        seen[p] = true;
+    }
+    if perm.len() != order.len() {
+        return Err(node.err(format!("perm {perm:?} for rank {}", order.len())));
+    }
+    let new: Vec<Option<usize>> = perm.iter().map(|&p| order[p]).collect();
+    ctx.alias(node, Value::from_view(v, shape, new));
+    Ok(())
+}
+
+fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    // After a global pool graft's value is already [N, C] (ONNX's is
+    // [N, C, 1, 1]): squeezing the spatial axes is a no-op.
+    if let Value::Runtime { shape, .. } = &val {
+        if shape.len() == 2 {
+            ctx.alias(node, val);
+            return Ok(());
+        }
+    }
+    let Some((v, shape, order)) = val.view() else {
+        return Err(node.err("squeezing a constant is not supported"));
+    };
+    let dims = Value::onnx_dims(&shape, &order);
+    let remove: Vec<usize> = match axes(ctx, node)? {
+        Some(a) => a
+            .iter()
+            .map(|&x| norm_axis(node, x, order.len()))
+            .collect::<Result<_, _>>()?,
+        None => (0..dims.len()).filter(|&i| dims[i] == 1).collect(),
+    };
+    let mut new = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        if remove.contains(&i) {
+            match o {
+                None => continue,
+                // After a global pool graft's value has no spatial axes.
+                Some(a) if shape[*a] == 1 => {
+                    return Err(node.err(format!("squeezing graft axis {a} is not supported")))
+                }
+                Some(_) => return Err(node.err(format!("axis {i} has size {}, not 1", dims[i]))),
+            }
+        }
+        new.push(*o);
+    }
+    ctx.alias(node, Value::from_view(v, shape, new));
+    Ok(())
+}
+
+fn unsqueeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    let add = axes(ctx, node)?.ok_or_else(|| node.err("needs axes"))?;
+    match val {
+        Value::Const(c) => {
+            let rank = c.dims.len() + add.len();
+            let mut at: Vec<usize> = add
+                .iter()
+                .map(|&a| norm_axis(node, a, rank))
+                .collect::<Result<_, _>>()?;
+            at.sort_unstable();
+            let mut dims = c.dims.clone();
+            for a in at {
+                dims.insert(a.min(dims.len()), 1);
+            }
+            ctx.alias(node, Value::Const(Const { dims, ..c }));
+            Ok(())
+        }
+        other => {
+            let (v, shape, order) = other.view().expect("runtime or view");
+            let rank = order.len() + add.len();
+            let mut at: Vec<usize> = add
+                .iter()
+                .map(|&a| norm_axis(node, a, rank))
+                .collect::<Result<_, _>>()?;
+            at.sort_unstable();
+            let mut new = order;
+            for a in at {
+                new.insert(a.min(new.len()), None);
+            }
+            ctx.alias(node, Value::from_view(v, shape, new));
+            Ok(())
+        }
+    }
+}
+
+fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    let dims: Vec<i64> = match &val {
+        Value::Const(c) => c.dims.iter().map(|&d| d as i64).collect(),
+        other => {
+            let (_, shape, order) = other.view().expect("runtime or view");
+            Value::onnx_dims(&shape, &order)
+                .iter()
+                .map(|&d| d as i64)
+                .collect()
+        }
+    };
+    let n = dims.len();
+    ctx.alias(
+        node,
+        Value::Const(Const {
+            dims: vec![n],
+            f: Vec::new(),
+            i: dims,
+        }),
+    );
+    Ok(())
+}
+
+fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let idx = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs constant indices"))?;
+    let val = input(ctx, node)?;
+    match val {
+        Value::Const(c) => {
+            // Gathering from a 1-D constant (shape arithmetic).
+            if c.dims.len() != 1 || node.int("axis", 0) != 0 {
+                return Err(node.err("gathering from a constant: 1-D, axis 0 only"));
+            }
+            let n = c.dims[0] as i64;
+            let pick = |i: i64| -> Result<usize, OnnxError> {
+                let j = if i < 0 { i + n } else { i };
+                if !(0..n).contains(&j) {
+                    return Err(node.err(format!("index {i} out of range {n}")));
+                }
+                Ok(j as usize)
+            };
+            let ints = c.ints();
+            let floats = c.floats();
+            let is_int = !c.i.is_empty();
+            let sel: Vec<usize> = idx
+                .ints()
+                .iter()
+                .map(|&i| pick(i))
+                .collect::<Result<_, _>>()?;
+            let dims = idx.dims.clone();
+            let out = Const {
+                dims,
+                i: if is_int {
+                    sel.iter().map(|&k| ints[k]).collect()
+                } else {
+                    Vec::new()
+                },
+                f: if is_int {
+                    Vec::new()
+                } else {
+                    sel.iter().map(|&k| floats[k]).collect()
+                },
+            };
+            ctx.alias(node, Value::Const(out));
+            Ok(())
+        }
+        other => {
+            let (v, shape, order) = other.view().expect("runtime or view");
+            let axis = norm_axis(node, node.int("axis", 0), order.len())?;
+            let Some(graft_axis) = order[axis] else {
+                return Err(node.err("gathering along a unit axis is not supported"));
+            };
+            let t = shape.get(2).copied().unwrap_or(0) as i64;
+            let last = idx.len() == 1
+                && idx.dims.is_empty()
+                && (idx.ints()[0] == -1 || idx.ints()[0] == t - 1);
+            if shape.len() != 3 || graft_axis != 2 || !last {
+                return Err(node.err(
+                    "only the last time step of a sequence (a scalar index -1 on the time axis) is supported",
+                ));
+            }
+            let name = ctx.vertex_name(node);
+            let w = ctx.model.add(&name, Op::LastStep, &[v], None)?;
+            let new: Vec<Option<usize>> = order
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != axis)
+                .map(|(_, o)| *o)
+                .collect();
+            ctx.alias(node, Value::from_view(w, vec![shape[0], shape[1]], new));
+            Ok(())
+        }
+    }
+}
+
+fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let c = ctx
+        .constant(node, 0)?
+        .ok_or_else(|| node.err("only expanding a constant is supported"))?;
+    let to = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant shape"))?
+        .ints();
+    let vals = c.floats();
+    if vals.is_empty() || vals.iter().any(|&x| x != vals[0]) {
+        return Err(node.err("only expanding a uniform constant is supported"));
+    }
+    let dims: Vec<usize> = to.iter().map(|&d| d.max(0) as usize).collect();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= 1 << 24);
+    let n = n.ok_or_else(|| node.err(format!("shape {to:?} is too large")))?;
+    ctx.alias(
+        node,
+        Value::Const(Const {
+            dims,
+            f: vec![vals[0]; n],
+            i: Vec::new(),
+        }),
+    );
+    Ok(())
+}
+
+/// Reshape of a view: only adding or removing unit axes.
+pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    let (v, shape, order) = val.view().expect("a view");
+    let dims = Value::onnx_dims(&shape, &order);
+    let target = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant shape"))?
+        .ints();
+    let target: Vec<i64> = target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d == 0 {
+                dims.get(i).copied().unwrap_or(1) as i64
+            } else {
+                d
+            }
+        })
+        .collect();
+    // Walk both: real axes must match in order; unit axes come and go.
+    let real: Vec<(usize, Option<usize>)> = order
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| o.is_some() || dims[*i] != 1)
+        .map(|(i, o)| (dims[i], *o))
+        .filter(|(d, _)| *d != 1)
+        .collect();
+    let mut new = Vec::new();
+    let mut k = 0;
+    for &t in &target {
+        if t == 1 {
+            new.push(None);
+        } else if k < real.len() && (t == real[k].0 as i64 || t == -1) {
+            new.push(real[k].1);
+            k += 1;
+        } else {
+            return Err(node.err(format!(
+                "reshape of a view from {dims:?} to {target:?}: only unit axes may change"
+            )));
+        }
+    }
+    if k != real.len() {
+        return Err(node.err(format!(
+            "reshape of a view from {dims:?} to {target:?}: only unit axes may change"
+        )));
+    }
+    // Graft axes of size 1 that were dropped as unit axes are kept as real.
+    if new.iter().flatten().count() != shape.len() {
+        return Err(node.err("reshape would drop a graft axis"));
+    }
+    ctx.alias(node, Value::from_view(v, shape, new));
+    Ok(())
+}
