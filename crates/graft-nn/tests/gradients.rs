@@ -255,5 +255,21 @@ fn recurrent_backward() {
                 .unwrap();
             check(&m, &[rand_tensor(&[2, 3, 5], 5)], Mode::Eval);
         }
+        // The last step of a sequence.
+        let mut m = model();
+        let x = m.input("x", 3).unwrap();
+        let r = m
+            .add(
+                "rnn",
+                Op::Recurrent {
+                    cell,
+                    sequences: true,
+                },
+                &[x],
+                Some(4),
+            )
+            .unwrap();
+        m.add("last", Op::LastStep, &[r], None).unwrap();
+        check(&m, &[rand_tensor(&[2, 3, 5], 6)], Mode::Eval);
     }
 }
