@@ -270,7 +270,7 @@ impl Model {
             let n: usize = s.shape.iter().product();
             let fan_in: usize = match op {
                 Op::Recurrent { .. } => nout,
-                Op::Dense { .. } | Op::Conv1d(_) | Op::Conv2d(_) => {
+                Op::Dense { .. } | Op::MaskedDense { .. } | Op::Conv1d(_) | Op::Conv2d(_) => {
                     let w = op.params(nin, nout);
                     w[0].shape.iter().skip(1).product::<usize>().max(1)
                 }
@@ -575,7 +575,7 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
         return Ok(v);
     }
     match op {
-        Op::Dense { .. } => {
+        Op::Dense { .. } | Op::MaskedDense { .. } => {
             let (o, i) = (shape[0], shape[1]);
             if o != i {
                 return Err(format!("identity needs a square weight, not {o}x{i}"));

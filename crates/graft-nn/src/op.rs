@@ -132,6 +132,13 @@ pub enum Op {
         /// With a bias.
         bias: bool,
     },
+    /// Fully connected layer whose weight is multiplied by a 0/1 mask, a
+    /// persistent buffer of the weight's shape (saved with the parameters):
+    /// masked weights get exactly zero gradient. The bias is not masked.
+    MaskedDense {
+        /// With a bias.
+        bias: bool,
+    },
     /// 1-D convolution on `[N, C, L]`.
     Conv1d(Conv),
     /// 2-D convolution on `[N, C, H, W]`.
@@ -313,7 +320,10 @@ impl Op {
         };
         match self {
             Op::Input => one(Input),
-            Op::Dense { .. } | Op::ConvTranspose2d { .. } | Op::Recurrent { .. } => one(Absorb),
+            Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Recurrent { .. } => one(Absorb),
             Op::Conv1d(c) | Op::Conv2d(c) => match c.groups {
                 Groups::One => one(Absorb),
                 Groups::Depthwise => dw(nin, nout),
@@ -355,6 +365,7 @@ impl Op {
             self,
             Op::Input
                 | Op::Dense { .. }
+                | Op::MaskedDense { .. }
                 | Op::Conv1d(_)
                 | Op::Conv2d(_)
                 | Op::ConvTranspose2d { .. }
@@ -397,6 +408,13 @@ impl Op {
                     Fill::Random,
                 )];
                 v.extend(bias(*b));
+                v
+            }
+            Op::MaskedDense { bias: b } => {
+                let mut v = Op::Dense { bias: *b }.params(nin, nout);
+                let mut m = spec("mask", vec![nout, n0], vec![Out, In(0)], Fill::Value(1.0));
+                m.trainable = false;
+                v.push(m);
                 v
             }
             Op::Conv1d(c) | Op::Conv2d(c) => {
@@ -475,6 +493,7 @@ impl Op {
         match self {
             Op::Input => "input",
             Op::Dense { .. } => "dense",
+            Op::MaskedDense { .. } => "masked_dense",
             Op::Conv1d(_) => "conv1d",
             Op::Conv2d(_) => "conv2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",

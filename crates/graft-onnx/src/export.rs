@@ -193,6 +193,20 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                     .collect();
                 out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
             }
+            Op::MaskedDense { bias } => {
+                // ONNX has no mask: the masked weight is written.
+                let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
+                let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+                let wn = format!("{name}.weight");
+                out.inits.push(encode_f32(&wn, w.dims(), &vals));
+                let mut i = vec![x, wn.as_str()];
+                let b;
+                if *bias {
+                    b = out.param(model, v, &name, "bias")?;
+                    i.push(&b);
+                }
+                out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
+            }
             Op::Conv1d(c) | Op::Conv2d(c) => {
                 let spatial = if matches!(layer.op, Op::Conv2d(_)) {
                     2

@@ -11,3 +11,10 @@ pub(crate) fn forward(params: &Params, x: &Tensor) -> Result<Tensor> {
         params.get("bias").map(|b| b.as_tensor()),
     )
 }
+
+/// `y = x (W ⊙ M)ᵀ + b`: masked entries contribute nothing and get exactly
+/// zero gradient.
+pub(crate) fn masked(params: &Params, x: &Tensor) -> Result<Tensor> {
+    let w = p(params, "weight")?.mul(p(params, "mask")?)?;
+    linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
+}

@@ -1,0 +1,256 @@
+//! Scenarios of shared/acceptance/sparse.md (deepstruct 0.10.0's measured
+//! numbers, or the intended behaviour where deepstruct is wrong): 1-7 and
+//! 11-14 so far.
+
+use graft_nn::{Device, Executor, Mode, Model, Op, Tensor, VertexId};
+use graft_sparse::dag::LayeredDag;
+use graft_sparse::ffn::masked_ffn;
+use graft_sparse::prune::{
+    apply_mask, kept, masked_layers, prune_count, prune_global, prune_layerwise, recompute_mask,
+};
+use graft_sparse::structure::{neuron_graph, to_dag, Include};
+use graft_sparse::SparseError;
+
+fn params(m: &Model) -> usize {
+    m.trainable().iter().map(|(_, _, v)| v.elem_count()).sum()
+}
+
+fn set_mask_entries(m: &mut Model, v: VertexId, off: &[(usize, usize)]) {
+    let t = m.param(v, "mask").unwrap();
+    let (r, c) = t.dims2().unwrap();
+    let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+    for &(i, j) in off {
+        vals[i * c + j] = 0.0;
+    }
+    m.set_param(
+        v,
+        "mask",
+        &Tensor::from_vec(vals, (r, c), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn s01_dense_ffn_graph() {
+    let m = masked_ffn(784, 10, &[100, 100], 0).unwrap();
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!(g.node_count(), 994);
+    assert_eq!(g.edge_count(), 89_400);
+    assert_eq!(to_dag(&g).unwrap().layer_sizes(), [784, 100, 100, 10]);
+    let h = neuron_graph(&m, Include::HIDDEN).unwrap();
+    assert_eq!((h.node_count(), h.edge_count()), (200, 10_000));
+    assert_eq!(params(&m), 89_610);
+    assert_eq!(kept(&m).unwrap(), 89_400);
+}
+
+#[test]
+fn s02_masking_removes_edges_and_keeps_isolated_neurons() {
+    let mut m = masked_ffn(784, 10, &[20, 15, 12], 0).unwrap();
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!((g.node_count(), g.edge_count()), (841, 16_280));
+    let fc2 = m.id("fc2").unwrap();
+    let off = [(0, 0), (3, 7), (14, 19), (5, 5)];
+    set_mask_entries(&mut m, fc2, &off);
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!((g.node_count(), g.edge_count()), (841, 16_280 - off.len()));
+
+    // FFN(6, 2, [4, 3]): hidden column 0 and row 1 of the 4 -> 3 mask off.
+    let mut m = masked_ffn(6, 2, &[4, 3], 0).unwrap();
+    let fc2 = m.id("fc2").unwrap();
+    let mut off: Vec<(usize, usize)> = (0..3).map(|i| (i, 0)).collect();
+    off.extend((0..4).map(|j| (1, j)));
+    set_mask_entries(&mut m, fc2, &off);
+    let h = neuron_graph(&m, Include::HIDDEN).unwrap();
+    assert_eq!(
+        h.node_count(),
+        7,
+        "isolated neurons stay (deepstruct gives 5)"
+    );
+}
+
+#[test]
+fn s03_masked_gradients_are_exactly_zero() {
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let l = m
+        .add("l", Op::MaskedDense { bias: true }, &[x], Some(3))
+        .unwrap();
+    set_mask_entries(&mut m, l, &[(0, 0), (2, 3)]);
+    let input = Tensor::randn(0f32, 1.0, (5, 4), &Device::Cpu).unwrap();
+    let ex = Executor::new(&m).unwrap();
+    let y = ex
+        .forward(&m, &[input], Mode::Train { seed: 0 }, false)
+        .unwrap()
+        .outputs[0]
+        .clone();
+    let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let w = m
+        .trainable()
+        .into_iter()
+        .find(|(_, n, _)| n == "weight")
+        .unwrap()
+        .2;
+    let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
+    assert_eq!(g[0][0], 0.0);
+    assert_eq!(g[2][3], 0.0);
+    assert!(g.iter().flatten().filter(|&&x| x != 0.0).count() == 10);
+    apply_mask(&mut m, l).unwrap();
+    let w: Vec<Vec<f32>> = m.param(l, "weight").unwrap().to_vec2().unwrap();
+    assert_eq!(w[0][0], 0.0);
+}
+
+#[test]
+fn s04_threshold_recompute() {
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let l = m
+        .add("l", Op::MaskedDense { bias: false }, &[x], Some(3))
+        .unwrap();
+    let w = Tensor::new(
+        &[
+            [5e-4f32, 0.5, -2e-3, 0.0],
+            [1.0, 1.0, 1.0, 1.0],
+            [-9e-4, 1e-3, 1e-2, -1.0],
+        ],
+        &Device::Cpu,
+    )
+    .unwrap();
+    m.set_param(l, "weight", &w).unwrap();
+    let mask = |m: &Model| -> Vec<Vec<f32>> { m.param(l, "mask").unwrap().to_vec2().unwrap() };
+    recompute_mask(&mut m, l, 1e-3, true).unwrap();
+    assert_eq!(
+        mask(&m),
+        [[0., 1., 1., 0.], [1., 1., 1., 1.], [0., 1., 1., 1.]]
+    );
+    recompute_mask(&mut m, l, 1e-2, true).unwrap();
+    assert_eq!(
+        mask(&m),
+        [[0., 1., 0., 0.], [1., 1., 1., 1.], [0., 0., 1., 1.]]
+    );
+    // Explicit choice: with `revive`, a lower threshold brings weights back
+    // (deepstruct's behaviour); without it, pruning is for good.
+    recompute_mask(&mut m, l, 1e-3, false).unwrap();
+    assert_eq!(
+        mask(&m),
+        [[0., 1., 0., 0.], [1., 1., 1., 1.], [0., 0., 1., 1.]]
+    );
+    recompute_mask(&mut m, l, 1e-3, true).unwrap();
+    assert_eq!(
+        mask(&m),
+        [[0., 1., 1., 0.], [1., 1., 1., 1.], [0., 1., 1., 1.]]
+    );
+}
+
+#[test]
+fn s05_global_percentage_pruning() {
+    let mut m = masked_ffn(784, 10, &[100, 100], 1).unwrap();
+    prune_global(&mut m, 0.1).unwrap();
+    assert_eq!(kept(&m).unwrap(), 80_460);
+    prune_global(&mut m, 0.1).unwrap();
+    assert_eq!(kept(&m).unwrap(), 72_414);
+}
+
+#[test]
+fn s06_absolute_and_layerwise_pruning() {
+    let mut m = masked_ffn(784, 10, &[100, 100], 2).unwrap();
+    prune_count(&mut m, 1_000).unwrap();
+    assert_eq!(kept(&m).unwrap(), 89_400 - 1_000);
+
+    let mut m = masked_ffn(784, 10, &[100, 100], 3).unwrap();
+    prune_layerwise(&mut m, 0.5).unwrap();
+    for v in masked_layers(&m) {
+        let t = m.param(v, "mask").unwrap();
+        let on: f32 = t.sum_all().unwrap().to_scalar().unwrap();
+        assert_eq!(
+            on as usize * 2,
+            t.elem_count(),
+            "density 0.5 in {}",
+            m.graph().name(v)
+        );
+    }
+}
+
+#[test]
+fn s07_layer_assignment() {
+    // Nodes 1..5 as 0..4; edges 1->3, 2->4, 3->4, 4->5.
+    let g = LayeredDag::from_edges(5, &[(0, 2), (1, 3), (2, 3), (3, 4)]).unwrap();
+    assert_eq!(g.layers(), [0, 0, 1, 2, 3]);
+}
+
+#[test]
+fn s11_cycle_rejection() {
+    let mut g = LayeredDag::from_edges(3, &[(0, 1), (1, 2)]).unwrap();
+    let before = g.clone();
+    match g.add_edge(2, 0) {
+        Err(SparseError::Cycle { cycle, .. }) => assert_eq!(cycle, [0, 1, 2, 0]),
+        other => panic!("expected a cycle error, got {other:?}"),
+    }
+    assert_eq!(g, before);
+    assert_eq!((g.len(), g.edge_count(), g.layer_sizes().len()), (3, 2, 3));
+}
+
+#[test]
+fn s12_auto_id_dag() {
+    let mut g = LayeredDag::new();
+    assert_eq!(g.add_node(), 0);
+    let mut g = LayeredDag::new();
+    let (a, b) = (g.add_node(), g.add_node());
+    g.add_edge(a, b).unwrap();
+    assert_eq!((a, b), (0, 1));
+    assert_eq!(g.layers(), [0, 1]);
+    let c = g.add_node_at(5);
+    g.add_edge(0, c).unwrap();
+    assert_eq!(g.layers()[c], 5);
+}
+
+#[test]
+fn s13_append_and_compose() {
+    let bip = |a: usize, b: usize| {
+        let edges: Vec<(usize, usize)> = (0..a)
+            .flat_map(|i| (0..b).map(move |j| (i, a + j)))
+            .collect();
+        LayeredDag::from_edges(a + b, &edges).unwrap()
+    };
+    let (g1, g2) = (bip(3, 5), bip(5, 4));
+    let g = g1.compose(&g2).unwrap();
+    assert_eq!(g.len(), 12);
+    assert_eq!(g.edge_count(), g1.edge_count() + g2.edge_count());
+    assert_eq!(g.layer_sizes(), [3, 5, 4]);
+    assert!(matches!(
+        g1.compose(&bip(4, 2)),
+        Err(SparseError::Boundary {
+            first: 5,
+            second: 4
+        })
+    ));
+}
+
+#[test]
+fn s14_linear_layer_to_graph_without_mutation() {
+    let mut m = Model::new();
+    let x = m.input("x", 10).unwrap();
+    let l = m.add("l", Op::Dense { bias: true }, &[x], Some(5)).unwrap();
+    let w = (Tensor::rand(1f32, 2.0, (5, 10), &Device::Cpu).unwrap())
+        .to_dtype(graft_nn::DType::F32)
+        .unwrap();
+    m.set_param(l, "weight", &w).unwrap();
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!((g.node_count(), g.edge_count()), (15, 50));
+    assert_eq!(to_dag(&g).unwrap().layer_sizes().len(), 2);
+
+    // Weights times a Bernoulli(0.3) mask: one edge per nonzero weight.
+    let keep: Vec<f32> = (0..50).map(|i| f32::from((i * 7919 % 10) < 3)).collect();
+    let nnz = keep.iter().filter(|&&k| k != 0.0).count();
+    let masked = w
+        .mul(&Tensor::from_vec(keep, (5, 10), &Device::Cpu).unwrap())
+        .unwrap();
+    m.set_param(l, "weight", &masked).unwrap();
+    let before = m.param(l, "weight").unwrap().to_vec2::<f32>().unwrap();
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!(g.edge_count(), nnz);
+    assert_eq!(
+        m.param(l, "weight").unwrap().to_vec2::<f32>().unwrap(),
+        before,
+        "export never changes the model"
+    );
+}
