@@ -8,13 +8,17 @@
 //!   their layer and index, edges are unmasked weights with their value);
 //! - [`prune`]: masks from saliency (magnitude), globally or per layer, by
 //!   percentage of what remains or by count, and threshold recompute;
-//! - [`ffn`]: masked feed-forward networks.
+//! - [`ffn`]: masked feed-forward networks;
+//! - [`dan`]: networks from any DAG, one neuron per DAG node;
+//! - [`generators`]: seeded random and regular graphs, oriented into DAGs.
 
 #![warn(missing_docs)]
 
 pub mod dag;
+pub mod dan;
 mod error;
 pub mod ffn;
+pub mod generators;
 pub mod prune;
 pub mod structure;
 
