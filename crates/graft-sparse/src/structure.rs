@@ -48,10 +48,58 @@ impl Include {
     };
 }
 
-/// A vertex's neurons in the exported graph (`None`: left out) and layer.
+/// A vertex's neurons (provisional ids; `None`: left out), their layer,
+/// and whether they are the fresh output of a weighted layer read by
+/// nothing else (such blocks summed by an add are one layer of neurons).
 struct Block {
-    nodes: Vec<Option<NodeIndex>>,
+    ids: Vec<Option<usize>>,
     layer: usize,
+    fresh: bool,
+}
+
+/// Provisional neurons, merged by a union-find when an add sums fresh
+/// blocks, then numbered.
+#[derive(Default)]
+struct Neurons {
+    info: Vec<Option<NeuronNode>>,
+    parent: Vec<usize>,
+    edges: Vec<(usize, usize, f32)>,
+}
+
+impl Neurons {
+    fn block(&mut self, vertex: &str, layer: usize, n: usize, on: bool) -> Vec<Option<usize>> {
+        (0..n)
+            .map(|index| {
+                on.then(|| {
+                    self.info.push(Some(NeuronNode {
+                        vertex: vertex.to_string(),
+                        layer,
+                        index,
+                    }));
+                    self.parent.push(self.parent.len());
+                    self.parent.len() - 1
+                })
+            })
+            .collect()
+    }
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    /// Merge `b` into `a` (a's description wins, at the deeper layer).
+    fn merge(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let lb = self.info[rb].as_ref().map_or(0, |n| n.layer);
+            if let Some(n) = self.info[ra].as_mut() {
+                n.layer = n.layer.max(lb);
+            }
+            self.parent[rb] = ra;
+        }
+    }
 }
 
 /// The neuron-level graph of `model`.
@@ -65,11 +113,9 @@ pub fn neuron_graph(
 ) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
     let g = model.graph();
     let order = g.topological_order().map_err(graft_nn::NnError::from)?;
-    let outputs: Vec<VertexId> = g
-        .ids()
-        .filter(|&v| g.vertex(v).map(|x| x.outputs().is_empty()).unwrap_or(false))
-        .collect();
-    let mut out: DiGraph<NeuronNode, f32> = DiGraph::new();
+    let is_output = |v: VertexId| g.vertex(v).map(|x| x.outputs().is_empty()).unwrap_or(false);
+    let single_reader = |v: VertexId| g.vertex(v).map(|x| x.outputs().len() == 1).unwrap_or(false);
+    let mut nn = Neurons::default();
     let mut blocks: HashMap<VertexId, Block> = HashMap::new();
     let unsupported = |v: VertexId, what: &str| SparseError::Unsupported {
         vertex: g.name(v),
@@ -78,42 +124,32 @@ pub fn neuron_graph(
     for v in order {
         let vx = g.vertex(v).map_err(graft_nn::NnError::from)?;
         let name = vx.name().to_string();
-        let keep = |layer: usize,
-                    out: &mut DiGraph<NeuronNode, f32>,
-                    n: usize,
-                    on: bool|
-         -> Vec<Option<NodeIndex>> {
-            (0..n)
-                .map(|index| {
-                    on.then(|| {
-                        out.add_node(NeuronNode {
-                            vertex: name.clone(),
-                            layer,
-                            index,
-                        })
-                    })
-                })
-                .collect()
-        };
-        let is_out = outputs.contains(&v);
+        let on = include.output || !is_output(v);
         if vx.kind() == SizeKind::Input {
-            let nodes = keep(0, &mut out, vx.nout(), include.input);
-            blocks.insert(v, Block { nodes, layer: 0 });
+            let ids = nn.block(&name, 0, vx.nout(), include.input);
+            blocks.insert(
+                v,
+                Block {
+                    ids,
+                    layer: 0,
+                    fresh: false,
+                },
+            );
             continue;
         }
-        let layer_op = &model
+        let op = &model
             .layer(v)
             .ok_or_else(|| unsupported(v, "a vertex without a layer"))?
             .op;
         let ins: Vec<&Block> = vx.inputs().iter().map(|u| &blocks[u]).collect();
         let depth = ins.iter().map(|b| b.layer).max().unwrap_or(0);
-        let block = match layer_op {
+        let block = match op {
             Op::Dense { .. } | Op::MaskedDense { .. } => {
                 let w: Vec<Vec<f32>> = model
                     .param(v, "weight")?
                     .to_dtype(graft_nn::DType::F32)?
                     .to_vec2()?;
-                let mask: Option<Vec<Vec<f32>>> = match layer_op {
+                let mask: Option<Vec<Vec<f32>>> = match op {
                     Op::MaskedDense { .. } => Some(
                         model
                             .param(v, "mask")?
@@ -122,43 +158,63 @@ pub fn neuron_graph(
                     ),
                     _ => None,
                 };
-                let src = ins[0].nodes.clone();
-                let nodes = keep(depth + 1, &mut out, vx.nout(), include.output || !is_out);
+                let src = ins[0].ids.clone();
+                let ids = nn.block(&name, depth + 1, vx.nout(), on);
                 for (i, row) in w.iter().enumerate() {
-                    let Some(t) = nodes[i] else { continue };
+                    let Some(t) = ids[i] else { continue };
                     for (j, &x) in row.iter().enumerate() {
-                        let on = match &mask {
+                        let kept = match &mask {
                             Some(m) => m[i][j] != 0.0,
                             None => x != 0.0,
                         };
-                        if let (true, Some(s)) = (on, src[j]) {
-                            out.add_edge(s, t, x);
+                        if let (true, Some(s)) = (kept, src[j]) {
+                            nn.edges.push((s, t, x));
                         }
                     }
                 }
                 Block {
-                    nodes,
+                    ids,
                     layer: depth + 1,
+                    fresh: single_reader(v),
                 }
             }
             Op::Concat => Block {
-                nodes: ins.iter().flat_map(|b| b.nodes.iter().copied()).collect(),
+                ids: ins.iter().flat_map(|b| b.ids.iter().copied()).collect(),
                 layer: depth,
+                fresh: false,
             },
-            Op::Add | Op::Sub | Op::Mul if ins.len() > 1 => {
-                let srcs: Vec<Vec<Option<NodeIndex>>> =
-                    ins.iter().map(|b| b.nodes.clone()).collect();
-                let nodes = keep(depth + 1, &mut out, vx.nout(), include.output || !is_out);
-                for (i, t) in nodes.iter().enumerate() {
-                    for s in &srcs {
-                        if let (Some(t), Some(s)) = (t, s[i]) {
-                            out.add_edge(s, *t, 1.0);
+            Op::Add | Op::Sub | Op::Mul
+                if ins.len() > 1 && ins.iter().all(|b| b.fresh) && matches!(op, Op::Add) =>
+            {
+                // Weighted layers summed: one layer of neurons.
+                let ids = ins[0].ids.clone();
+                for b in &ins[1..] {
+                    for (a, c) in ids.iter().zip(&b.ids) {
+                        if let (Some(a), Some(c)) = (a, c) {
+                            nn.merge(*a, *c);
                         }
                     }
                 }
                 Block {
-                    nodes,
+                    ids,
+                    layer: depth,
+                    fresh: single_reader(v),
+                }
+            }
+            Op::Add | Op::Sub | Op::Mul if ins.len() > 1 => {
+                let srcs: Vec<Vec<Option<usize>>> = ins.iter().map(|b| b.ids.clone()).collect();
+                let ids = nn.block(&name, depth + 1, vx.nout(), on);
+                for (i, t) in ids.iter().enumerate() {
+                    for s in &srcs {
+                        if let (Some(t), Some(s)) = (t, s[i]) {
+                            nn.edges.push((s, *t, 1.0));
+                        }
+                    }
+                }
+                Block {
+                    ids,
                     layer: depth + 1,
+                    fresh: false,
                 }
             }
             Op::Activation(_)
@@ -169,12 +225,33 @@ pub fn neuron_graph(
             | Op::Add
             | Op::Sub
             | Op::Mul => Block {
-                nodes: ins[0].nodes.clone(),
+                ids: ins[0].ids.clone(),
                 layer: depth,
+                fresh: ins[0].fresh && single_reader(v),
             },
             other => return Err(unsupported(v, other.name())),
         };
         blocks.insert(v, block);
+    }
+    // Number the representatives in creation order.
+    let mut out: DiGraph<NeuronNode, f32> = DiGraph::new();
+    let n = nn.info.len();
+    let roots: Vec<bool> = (0..n).map(|x| nn.find(x) == x).collect();
+    let index: Vec<Option<NodeIndex>> = nn
+        .info
+        .iter()
+        .zip(&roots)
+        .map(|(info, &root)| match (root, info) {
+            (true, Some(info)) => Some(out.add_node(info.clone())),
+            _ => None,
+        })
+        .collect();
+    let edges = std::mem::take(&mut nn.edges);
+    for (a, b, w) in edges {
+        let (ra, rb) = (nn.find(a), nn.find(b));
+        if let (Some(a), Some(b)) = (index[ra], index[rb]) {
+            out.add_edge(a, b, w);
+        }
     }
     Ok(out)
 }

@@ -344,3 +344,48 @@ fn s10_orientation_of_undirected_generators() {
     // Every block is 1x1 with a bias.
     assert_eq!(params(&d.model), 2 * (d.blocks.len()));
 }
+
+#[test]
+fn s09_structure_round_trip() {
+    use graft_sparse::dan::{dan, Aggregation, BlockKind};
+    use graft_sparse::generators::{newman_watts_strogatz, watts_strogatz};
+    use petgraph::algo::is_isomorphic;
+    use petgraph::graph::DiGraph;
+    for (name, g) in [
+        ("WS(200, 3, 0.8)", watts_strogatz(200, 3, 0.8, 11)),
+        ("NWS(100, 4, 0.5)", newman_watts_strogatz(100, 4, 0.5, 12)),
+    ] {
+        for agg in [Aggregation::ReluPerBlock, Aggregation::SumThenRelu] {
+            let d = dan(5, 3, &g, agg, 1).unwrap();
+            let exported = neuron_graph(&d.model, Include::HIDDEN).unwrap();
+            assert_eq!(exported.node_count(), g.len(), "{name}");
+            assert_eq!(exported.edge_count(), g.edge_count(), "{name}");
+            let mut want: DiGraph<(), ()> = DiGraph::new();
+            let ids: Vec<_> = (0..g.len()).map(|_| want.add_node(())).collect();
+            for (a, b) in g.edges() {
+                want.add_edge(ids[a], ids[b], ());
+            }
+            let got = exported.map(|_, _| (), |_, _| ());
+            assert!(is_isomorphic(&got, &want), "{name} {agg:?}");
+        }
+    }
+
+    // FFN -> export -> DAN gives the FFN back.
+    let ffn = masked_ffn(784, 10, &[100, 100], 0).unwrap();
+    let hidden = to_dag(&neuron_graph(&ffn, Include::HIDDEN).unwrap()).unwrap();
+    let d = dan(784, 10, &hidden, Aggregation::ReluPerBlock, 0).unwrap();
+    let shapes: Vec<Vec<usize>> = d
+        .blocks
+        .iter()
+        .map(|b| d.model.param(b.vertex, "weight").unwrap().dims().to_vec())
+        .collect();
+    assert_eq!(shapes, [vec![100, 784], vec![100, 100], vec![10, 100]]);
+    assert_eq!(
+        d.blocks
+            .iter()
+            .filter(|b| b.kind == BlockKind::Skip)
+            .count(),
+        0
+    );
+    assert_eq!(params(&d.model), 89_610);
+}
