@@ -73,6 +73,22 @@ pub fn dan(
     agg: Aggregation,
     seed: u64,
 ) -> Result<Dan, SparseError> {
+    dan_with(inputs, outputs, dag, agg, false, seed)
+}
+
+/// [`dan`], optionally with a layer norm after every hidden layer (as
+/// deepstruct's scalable networks).
+///
+/// # Errors
+/// An empty DAG, model errors.
+pub fn dan_with(
+    inputs: usize,
+    outputs: usize,
+    dag: &LayeredDag,
+    agg: Aggregation,
+    layer_norm: bool,
+    seed: u64,
+) -> Result<Dan, SparseError> {
     if dag.is_empty() {
         return Err(SparseError::Unsupported {
             vertex: "dag".into(),
@@ -115,7 +131,15 @@ pub fn dan(
         to: Some(0),
         vertex: first,
     });
-    let mut out_of: Vec<VertexId> = vec![m.add("layer0", relu.clone(), &[first], None)?];
+    let norm = |m: &mut Model, l: usize, h: VertexId| -> Result<VertexId, SparseError> {
+        if layer_norm {
+            Ok(m.add(&format!("norm{l}"), Op::LayerNorm { eps: 1e-5 }, &[h], None)?)
+        } else {
+            Ok(h)
+        }
+    };
+    let h0 = m.add("layer0", relu.clone(), &[first], None)?;
+    let mut out_of: Vec<VertexId> = vec![norm(&mut m, 0, h0)?];
     for l in 1..nl {
         let mut parts = Vec::new();
         for s in (0..l).rev() {
@@ -176,7 +200,7 @@ pub fn dan(
                 m.add(&format!("layer{l}"), relu.clone(), &[sum], None)?
             }
         };
-        out_of.push(h);
+        out_of.push(norm(&mut m, l, h)?);
     }
     let last = *out_of.last().expect("at least one layer");
     let o = add_block(&mut m, "out".into(), last, outputs, None)?;

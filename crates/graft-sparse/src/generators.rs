@@ -116,3 +116,27 @@ pub fn barabasi_albert(n: usize, m: usize, seed: u64) -> LayeredDag {
     }
     oriented(n, e)
 }
+
+/// A scalable family member: every node `v` of `base` becomes a group of
+/// `round(proportion[v] · scale)` neurons, and every base edge a complete
+/// bipartite join between the two groups. Returns the graph and each new
+/// node's base node.
+pub fn scaled(base: &LayeredDag, proportions: &[f64], scale: usize) -> (LayeredDag, Vec<usize>) {
+    let mut g = LayeredDag::new();
+    let mut group: Vec<Vec<usize>> = Vec::with_capacity(base.len());
+    let mut origin = Vec::new();
+    for (v, &p) in proportions.iter().enumerate().take(base.len()) {
+        let n = (p * scale as f64).round() as usize;
+        group.push((0..n).map(|_| g.add_node()).collect());
+        origin.extend(std::iter::repeat_n(v, n));
+    }
+    for (a, b) in base.edges() {
+        for &x in &group[a] {
+            for &y in &group[b] {
+                g.add_edge(x, y)
+                    .expect("a copy of a DAG's edges is acyclic");
+            }
+        }
+    }
+    (g, origin)
+}

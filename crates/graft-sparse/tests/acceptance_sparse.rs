@@ -389,3 +389,66 @@ fn s09_structure_round_trip() {
     );
     assert_eq!(params(&d.model), 89_610);
 }
+
+#[test]
+fn s16_scalable_family() {
+    use graft_sparse::dan::{dan_with, Aggregation, BlockKind};
+    use graft_sparse::generators::scaled;
+    let base = LayeredDag::from_edges(5, &[(0, 2), (1, 3), (2, 3), (3, 4)]).unwrap();
+    let (g, _) = scaled(&base, &[0.1, 0.2, 0.3, 0.2, 0.2], 50);
+    assert_eq!((g.len(), g.edge_count()), (50, 425));
+    assert_eq!(g.layer_sizes(), [15, 15, 10, 10]);
+    let d = dan_with(3, 2, &g, Aggregation::ReluPerBlock, true, 0).unwrap();
+    let shape = |k: BlockKind| -> Vec<Vec<usize>> {
+        d.blocks
+            .iter()
+            .filter(|b| b.kind == k)
+            .map(|b| d.model.param(b.vertex, "weight").unwrap().dims().to_vec())
+            .collect()
+    };
+    assert_eq!(
+        shape(BlockKind::Main),
+        [vec![15, 15], vec![10, 15], vec![10, 10]]
+    );
+    assert_eq!(shape(BlockKind::Skip), [vec![10, 15]]);
+    let norms = d
+        .model
+        .graph()
+        .ids()
+        .filter(|&v| matches!(d.model.layer(v).map(|l| &l.op), Some(Op::LayerNorm { .. })))
+        .count();
+    assert_eq!(norms, 4);
+}
+
+#[test]
+fn s18_batch_contract() {
+    use graft_sparse::dan::{dan, Aggregation, BlockKind};
+    use graft_sparse::generators::erdos_renyi;
+    let g = erdos_renyi(500, 0.01, 3);
+    let d = dan(784, 10, &g, Aggregation::ReluPerBlock, 0).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (64, 784), &Device::Cpu).unwrap();
+    let ex = Executor::new(&d.model).unwrap();
+    let y = ex
+        .forward(&d.model, &[x], Mode::Eval, false)
+        .unwrap()
+        .outputs[0]
+        .clone();
+    assert_eq!(y.dims(), &[64, 10]);
+    // Structure invariants (deepstruct's exact counts depend on networkx's
+    // seeded generator): one main block per pair of consecutive layers, one
+    // skip block per non-adjacent pair of layers joined by an edge.
+    let layers = g.layers();
+    let nl = g.layer_sizes().len();
+    let mut pairs = std::collections::BTreeSet::new();
+    for (a, b) in g.edges() {
+        if layers[b] > layers[a] + 1 {
+            pairs.insert((layers[a], layers[b]));
+        }
+    }
+    let count = |k| d.blocks.iter().filter(|b| b.kind == k).count();
+    assert_eq!(count(BlockKind::Main), nl - 1);
+    assert_eq!(count(BlockKind::Skip), pairs.len());
+    // The structure does not depend on the batch size.
+    let e = neuron_graph(&d.model, Include::HIDDEN).unwrap();
+    assert_eq!((e.node_count(), e.edge_count()), (500, g.edge_count()));
+}
