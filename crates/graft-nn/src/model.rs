@@ -270,7 +270,11 @@ impl Model {
             let n: usize = s.shape.iter().product();
             let fan_in: usize = match op {
                 Op::Recurrent { .. } => nout,
-                Op::Dense { .. } | Op::MaskedDense { .. } | Op::Conv1d(_) | Op::Conv2d(_) => {
+                Op::Dense { .. }
+                | Op::MaskedDense { .. }
+                | Op::LearnableMaskedDense { .. }
+                | Op::Conv1d(_)
+                | Op::Conv2d(_) => {
                     let w = op.params(nin, nout);
                     w[0].shape.iter().skip(1).product::<usize>().max(1)
                 }
@@ -278,7 +282,7 @@ impl Model {
             };
             let bound = 1.0 / (fan_in as f64).sqrt();
             let constant = match s.new_out {
-                Fill::Value(v) if is_norm || !s.trainable => Some(v),
+                Fill::Value(v) if is_norm || !s.trainable || s.name == "mask_logits" => Some(v),
                 _ => None,
             };
             let vals: Vec<f64> = match (constant, init) {
@@ -575,7 +579,7 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
         return Ok(v);
     }
     match op {
-        Op::Dense { .. } | Op::MaskedDense { .. } => {
+        Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
             let (o, i) = (shape[0], shape[1]);
             if o != i {
                 return Err(format!("identity needs a square weight, not {o}x{i}"));

@@ -139,6 +139,14 @@ pub enum Op {
         /// With a bias.
         bias: bool,
     },
+    /// Fully connected layer with a learnable mask: the mask is
+    /// `logits > 0` in the forward pass and passes gradients to its logits
+    /// through a sigmoid (straight-through). The logits start at +3, so a
+    /// new layer has every connection on.
+    LearnableMaskedDense {
+        /// With a bias.
+        bias: bool,
+    },
     /// 1-D convolution on `[N, C, L]`.
     Conv1d(Conv),
     /// 2-D convolution on `[N, C, H, W]`.
@@ -322,6 +330,7 @@ impl Op {
             Op::Input => one(Input),
             Op::Dense { .. }
             | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Recurrent { .. } => one(Absorb),
             Op::Conv1d(c) | Op::Conv2d(c) => match c.groups {
@@ -366,6 +375,7 @@ impl Op {
             Op::Input
                 | Op::Dense { .. }
                 | Op::MaskedDense { .. }
+                | Op::LearnableMaskedDense { .. }
                 | Op::Conv1d(_)
                 | Op::Conv2d(_)
                 | Op::ConvTranspose2d { .. }
@@ -408,6 +418,16 @@ impl Op {
                     Fill::Random,
                 )];
                 v.extend(bias(*b));
+                v
+            }
+            Op::LearnableMaskedDense { bias: b } => {
+                let mut v = Op::Dense { bias: *b }.params(nin, nout);
+                v.push(spec(
+                    "mask_logits",
+                    vec![nout, n0],
+                    vec![Out, In(0)],
+                    Fill::Value(3.0),
+                ));
                 v
             }
             Op::MaskedDense { bias: b } => {
@@ -494,6 +514,7 @@ impl Op {
             Op::Input => "input",
             Op::Dense { .. } => "dense",
             Op::MaskedDense { .. } => "masked_dense",
+            Op::LearnableMaskedDense { .. } => "learnable_masked_dense",
             Op::Conv1d(_) => "conv1d",
             Op::Conv2d(_) => "conv2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",

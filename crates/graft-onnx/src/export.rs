@@ -193,9 +193,16 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                     .collect();
                 out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
             }
-            Op::MaskedDense { bias } => {
+            Op::MaskedDense { bias } | Op::LearnableMaskedDense { bias } => {
                 // ONNX has no mask: the masked weight is written.
-                let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
+                let mask = match layer.op {
+                    Op::MaskedDense { .. } => model.param(v, "mask")?,
+                    _ => {
+                        let l = model.param(v, "mask_logits")?;
+                        l.gt(0.0)?.to_dtype(l.dtype())?
+                    }
+                };
+                let w = model.param(v, "weight")?.mul(&mask)?;
                 let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
                 let wn = format!("{name}.weight");
                 out.inits.push(encode_f32(&wn, w.dims(), &vals));

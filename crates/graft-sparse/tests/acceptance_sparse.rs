@@ -452,3 +452,62 @@ fn s18_batch_contract() {
     let e = neuron_graph(&d.model, Include::HIDDEN).unwrap();
     assert_eq!((e.node_count(), e.edge_count()), (500, g.edge_count()));
 }
+
+#[test]
+fn s20_learnable_masks_start_on_and_learn() {
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let l = m
+        .add("l", Op::LearnableMaskedDense { bias: true }, &[x], Some(3))
+        .unwrap();
+    let mut plain = Model::new();
+    let px = plain.input("x", 4).unwrap();
+    let pl = plain
+        .add("l", Op::Dense { bias: true }, &[px], Some(3))
+        .unwrap();
+    for p in ["weight", "bias"] {
+        plain.set_param(pl, p, &m.param(l, p).unwrap()).unwrap();
+    }
+    let input = Tensor::randn(0f32, 1.0, (5, 4), &Device::Cpu).unwrap();
+    let run = |m: &Model| -> Tensor {
+        Executor::new(m)
+            .unwrap()
+            .forward(
+                m,
+                std::slice::from_ref(&input),
+                Mode::Train { seed: 0 },
+                false,
+            )
+            .unwrap()
+            .outputs[0]
+            .clone()
+    };
+    // All connections on at the start: the same function as a dense layer.
+    let (a, b) = (run(&m), run(&plain));
+    let diff: f32 = a
+        .sub(&b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(diff < 1e-6);
+    // The mask logits receive gradients through the forward pass.
+    let grads = a.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let logits = m
+        .trainable()
+        .into_iter()
+        .find(|(_, n, _)| n == "mask_logits")
+        .unwrap()
+        .2;
+    let g: Vec<f32> = grads
+        .get(logits.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(g.iter().all(|x| x.is_finite()) && g.iter().filter(|&&x| x != 0.0).count() == 12);
+}

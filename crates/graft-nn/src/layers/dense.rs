@@ -18,3 +18,14 @@ pub(crate) fn masked(params: &Params, x: &Tensor) -> Result<Tensor> {
     let w = p(params, "weight")?.mul(p(params, "mask")?)?;
     linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
 }
+
+/// `y = x (W ⊙ M)ᵀ + b` with `M = [logits > 0]` in value and
+/// `sigmoid(logits)` in gradient (straight-through).
+pub(crate) fn learnable(params: &Params, x: &Tensor) -> Result<Tensor> {
+    let logits = p(params, "mask_logits")?;
+    let hard = logits.gt(0.0)?.to_dtype(logits.dtype())?;
+    let soft = super::activation::sigmoid(logits)?;
+    let m = hard.sub(&soft.detach())?.add(&soft)?;
+    let w = p(params, "weight")?.mul(&m)?;
+    linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
+}

@@ -59,6 +59,7 @@ pub(crate) fn forward(
         Op::Input => (x.clone(), none),
         Op::Dense { .. } => (dense::forward(params, x)?, none),
         Op::MaskedDense { .. } => (dense::masked(params, x)?, none),
+        Op::LearnableMaskedDense { .. } => (dense::learnable(params, x)?, none),
         Op::Conv1d(c) => (conv::conv1d(params, c, x)?, none),
         Op::Conv2d(c) => (conv::conv2d(params, c, x)?, none),
         Op::ConvTranspose2d {
