@@ -111,7 +111,53 @@ pub fn neuron_graph(
     model: &Model,
     include: Include,
 ) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
+    build(model, include, None)
+}
+
+/// The neuron-level graph of a model with spatial layers: `input_shapes`
+/// gives each graph input's shape without the batch axis (in the
+/// executor's input order), and every neuron of every channel and position
+/// becomes a node; convolutions (padding, stride, dilation, groups) give
+/// exactly the taps that fall inside the input, pools their windows. The
+/// batch plays no part.
+///
+/// # Errors
+/// As [`neuron_graph`], and shapes that do not fit the model.
+pub fn neuron_graph_for(
+    model: &Model,
+    input_shapes: &[Vec<usize>],
+    include: Include,
+) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
+    let ex = graft_nn::Executor::new(model)?;
+    let xs: Vec<graft_nn::Tensor> = input_shapes
+        .iter()
+        .map(|s| {
+            let mut d = vec![1];
+            d.extend(s);
+            graft_nn::Tensor::zeros(d, graft_nn::DType::F32, &graft_nn::Device::Cpu)
+        })
+        .collect::<Result<_, _>>()?;
+    let f = ex.forward(model, &xs, graft_nn::Mode::Eval, true)?;
+    let shapes: HashMap<VertexId, Vec<usize>> = f
+        .activations
+        .iter()
+        .map(|(v, t)| (*v, t.dims()[1..].to_vec()))
+        .collect();
+    build(model, include, Some(&shapes))
+}
+
+fn build(
+    model: &Model,
+    include: Include,
+    shapes: Option<&HashMap<VertexId, Vec<usize>>>,
+) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
     let g = model.graph();
+    let count = |v: VertexId| -> usize {
+        shapes
+            .and_then(|s| s.get(&v))
+            .map(|d| d.iter().product())
+            .unwrap_or_else(|| g.nout(v).unwrap_or(0))
+    };
     let order = g.topological_order().map_err(graft_nn::NnError::from)?;
     let is_output = |v: VertexId| g.vertex(v).map(|x| x.outputs().is_empty()).unwrap_or(false);
     let single_reader = |v: VertexId| g.vertex(v).map(|x| x.outputs().len() == 1).unwrap_or(false);
@@ -126,7 +172,7 @@ pub fn neuron_graph(
         let name = vx.name().to_string();
         let on = include.output || !is_output(v);
         if vx.kind() == SizeKind::Input {
-            let ids = nn.block(&name, 0, vx.nout(), include.input);
+            let ids = nn.block(&name, 0, count(v), include.input);
             blocks.insert(
                 v,
                 Block {
@@ -159,7 +205,7 @@ pub fn neuron_graph(
                     _ => None,
                 };
                 let src = ins[0].ids.clone();
-                let ids = nn.block(&name, depth + 1, vx.nout(), on);
+                let ids = nn.block(&name, depth + 1, count(v), on);
                 for (i, row) in w.iter().enumerate() {
                     let Some(t) = ids[i] else { continue };
                     for (j, &x) in row.iter().enumerate() {
@@ -178,6 +224,73 @@ pub fn neuron_graph(
                     fresh: single_reader(v),
                 }
             }
+            Op::Conv2d(c) => {
+                let sh = shapes.ok_or_else(|| {
+                    unsupported(
+                        v,
+                        "a convolution without input shapes (use neuron_graph_for)",
+                    )
+                })?;
+                let u = vx.inputs()[0];
+                let (ci, hi, wi) = (sh[&u][0], sh[&u][1], sh[&u][2]);
+                let (co, ho, wo) = (sh[&v][0], sh[&v][1], sh[&v][2]);
+                let groups = match c.groups {
+                    graft_nn::Groups::One => 1,
+                    graft_nn::Groups::Depthwise => ci,
+                    graft_nn::Groups::Fixed(k) => k,
+                };
+                let (cig, cog, k) = (ci / groups, co / groups, c.kernel);
+                let w: Vec<f32> = model
+                    .param(v, "weight")?
+                    .to_dtype(graft_nn::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?;
+                let src = ins[0].ids.clone();
+                let ids = nn.block(&name, depth + 1, count(v), on);
+                for o in 0..co {
+                    let grp = o / cog;
+                    for cl in 0..cig {
+                        let ch = grp * cig + cl;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let x = w[((o * cig + cl) * k + ky) * k + kx];
+                                if x == 0.0 {
+                                    continue;
+                                }
+                                for y in 0..ho {
+                                    let iy = (y * c.stride + ky * c.dilation) as isize
+                                        - c.padding as isize;
+                                    if iy < 0 || iy >= hi as isize {
+                                        continue;
+                                    }
+                                    for xx in 0..wo {
+                                        let ix = (xx * c.stride + kx * c.dilation) as isize
+                                            - c.padding as isize;
+                                        if ix < 0 || ix >= wi as isize {
+                                            continue;
+                                        }
+                                        let s = src[ch * hi * wi + iy as usize * wi + ix as usize];
+                                        let t = ids[o * ho * wo + y * wo + xx];
+                                        if let (Some(s), Some(t)) = (s, t) {
+                                            nn.edges.push((s, t, x));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Block {
+                    ids,
+                    layer: depth + 1,
+                    fresh: false,
+                }
+            }
+            Op::Flatten { .. } => Block {
+                ids: ins[0].ids.clone(),
+                layer: depth,
+                fresh: false,
+            },
             Op::Concat => Block {
                 ids: ins.iter().flat_map(|b| b.ids.iter().copied()).collect(),
                 layer: depth,

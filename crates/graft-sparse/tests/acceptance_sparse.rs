@@ -511,3 +511,53 @@ fn s20_learnable_masks_start_on_and_learn() {
         .unwrap();
     assert!(g.iter().all(|x| x.is_finite()) && g.iter().filter(|&&x| x != 0.0).count() == 12);
 }
+
+#[test]
+fn s15_conv_layer_to_graph() {
+    use graft_nn::{Conv, Groups};
+    use graft_sparse::structure::neuron_graph_for;
+    let conv = |k: usize, s: usize, p: usize| Conv {
+        kernel: k,
+        stride: s,
+        padding: p,
+        dilation: 1,
+        groups: Groups::One,
+        bias: true,
+    };
+    let build = |c: Conv| {
+        let mut m = Model::new();
+        let x = m.input("x", 2).unwrap();
+        let v = m.add("conv", Op::Conv2d(c), &[x], Some(3)).unwrap();
+        // Weights away from zero, so that every tap is an edge.
+        let w = Tensor::rand(1f32, 2.0, (3, 2, c.kernel, c.kernel), &Device::Cpu).unwrap();
+        m.set_param(v, "weight", &w).unwrap();
+        m
+    };
+    let count_inputs = |g: &petgraph::graph::DiGraph<graft_sparse::structure::NeuronNode, f32>| {
+        g.node_indices().filter(|&n| g[n].vertex == "x").count()
+    };
+    let g = neuron_graph_for(&build(conv(3, 1, 0)), &[vec![2, 5, 5]], Include::ALL).unwrap();
+    assert_eq!(count_inputs(&g), 50);
+    assert_eq!(g.node_count() - 50, 27);
+    assert_eq!(g.edge_count(), 486);
+
+    // Padding: every output reads its in-bounds taps (deepstruct drops
+    // edges here: 726 edges and 27 outputs without inputs).
+    let g = neuron_graph_for(&build(conv(3, 1, 1)), &[vec![2, 5, 5]], Include::ALL).unwrap();
+    assert_eq!(g.node_count() - 50, 75);
+    assert_eq!(g.edge_count(), 1_014);
+    let inputless = g
+        .node_indices()
+        .filter(|&n| g[n].vertex == "conv")
+        .filter(|&n| {
+            g.neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+                == 0
+        })
+        .count();
+    assert_eq!(inputless, 0);
+
+    let g = neuron_graph_for(&build(conv(2, 2, 0)), &[vec![2, 6, 6]], Include::ALL).unwrap();
+    assert_eq!(g.node_count() - 72, 27);
+    assert_eq!(g.edge_count(), 216);
+}
