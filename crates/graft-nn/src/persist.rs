@@ -89,6 +89,40 @@ impl Model {
         Ok(())
     }
 
+    /// Load parameters saved with [`Model::save`] into this model, by
+    /// vertex and parameter name (a model rebuilt from the same structure).
+    /// All or nothing.
+    ///
+    /// # Errors
+    /// A missing or unreadable file, a missing tensor or a wrong shape,
+    /// named.
+    pub fn load_weights(&mut self, weights: &Path) -> Result<()> {
+        let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
+            .map_err(|e| io(weights, e))?;
+        let mut updates = Vec::new();
+        for (v, name, var) in self.all_params() {
+            let key = format!("{}/{name}", self.graph().name(v));
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| io(weights, format!("no tensor `{key}`")))?;
+            if t.dims() != var.dims() {
+                return Err(io(
+                    weights,
+                    format!(
+                        "`{key}` has shape {:?}, the model needs {:?}",
+                        t.dims(),
+                        var.dims()
+                    ),
+                ));
+            }
+            updates.push((var, t.to_dtype(self.dtype())?));
+        }
+        for (var, t) in updates {
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+
     /// Load a model saved with [`Model::save`], on the CPU.
     ///
     /// # Errors

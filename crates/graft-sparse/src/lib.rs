@@ -19,6 +19,7 @@ pub mod dan;
 mod error;
 pub mod ffn;
 pub mod generators;
+pub mod graphml;
 pub mod prune;
 pub mod structure;
 

@@ -561,3 +561,106 @@ fn s15_conv_layer_to_graph() {
     assert_eq!(g.node_count() - 72, 27);
     assert_eq!(g.edge_count(), 216);
 }
+
+#[test]
+fn s17_persistence_rebuild_and_train() {
+    use graft_nn::train::{Adam, Fit, Loss};
+    use graft_sparse::dan::{dan_with, Aggregation};
+    use graft_sparse::generators::scaled;
+    use graft_sparse::graphml::{from_graphml, to_graphml};
+    let base = LayeredDag::from_edges(5, &[(0, 2), (1, 3), (2, 3), (3, 4)]).unwrap();
+    let (g, _) = scaled(&base, &[0.1, 0.2, 0.3, 0.2, 0.2], 50);
+    let d = dan_with(6, 3, &g, Aggregation::ReluPerBlock, true, 5).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("graft-s17-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("structure.graphml"), to_graphml(&g)).unwrap();
+    d.model
+        .save(&dir.join("model.json"), &dir.join("weights.safetensors"))
+        .unwrap();
+
+    // Rebuild from the stored graph and load the weights.
+    let g2 =
+        from_graphml(&std::fs::read_to_string(dir.join("structure.graphml")).unwrap()).unwrap();
+    assert_eq!(
+        (g2.len(), g2.edge_count(), g2.layers()),
+        (g.len(), g.edge_count(), g.layers())
+    );
+    let mut rebuilt = dan_with(6, 3, &g2, Aggregation::ReluPerBlock, true, 99)
+        .unwrap()
+        .model;
+    rebuilt
+        .load_weights(&dir.join("weights.safetensors"))
+        .unwrap();
+    for (v, name, var) in d.model.all_params() {
+        let w = rebuilt.id(&d.model.graph().name(v)).unwrap();
+        let a: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = rebuilt
+            .param(w, &name)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+
+    // One training step succeeds.
+    let x = Tensor::randn(0f32, 1.0, (8, 6), &Device::Cpu).unwrap();
+    let y = Tensor::from_vec(
+        (0..8u32).map(|i| i % 3).collect::<Vec<_>>(),
+        8,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let fit = Fit {
+        batch: 8,
+        epochs: 1,
+        loss: Loss::CrossEntropy,
+        seed: 0,
+        probes: false,
+    };
+    let losses = fit
+        .run(&mut rebuilt, &mut Adam::new(1e-3), &x, &y, |_, _, _| Ok(()))
+        .unwrap();
+    assert!(losses[0].is_finite());
+}
+
+#[test]
+fn s19_graph_follows_data_flow_and_keeps_joins() {
+    // a: Linear(4 -> 8) then b: Linear(8 -> 4), wired x -> a -> b: the graph
+    // is the execution order, whatever order layers were written in.
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let a = m.add("a", Op::Dense { bias: true }, &[x], Some(8)).unwrap();
+    let b = m.add("b", Op::Dense { bias: true }, &[a], Some(4)).unwrap();
+    assert_eq!(m.graph().topological_order().unwrap(), [x, a, b]);
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    assert_eq!(to_dag(&g).unwrap().layer_sizes(), [4, 8, 4]);
+
+    // Residual adds stay as joins: ResNet-18's eight adds each read two
+    // vertices, and nothing degenerates to a chain.
+    let r = graft_nn::zoo::resnet18_cifar(0).unwrap();
+    let adds: Vec<VertexId> = r
+        .graph()
+        .ids()
+        .filter(|&v| matches!(r.layer(v).map(|l| &l.op), Some(Op::Add)))
+        .collect();
+    assert_eq!(adds.len(), 8);
+    for v in adds {
+        let ins = r.graph().vertex(v).unwrap().inputs().to_vec();
+        assert_eq!(ins.len(), 2);
+        assert_ne!(ins[0], ins[1]);
+    }
+    let edges: usize = r
+        .graph()
+        .ids()
+        .map(|v| r.graph().vertex(v).unwrap().inputs().len())
+        .sum();
+    assert_eq!(
+        edges,
+        r.graph().len() - 1 + 8,
+        "a chain plus one extra edge per residual join"
+    );
+}
