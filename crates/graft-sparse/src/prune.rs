@@ -150,3 +150,112 @@ pub fn apply_mask(model: &mut Model, v: VertexId) -> Result<(), SparseError> {
     let new = w.iter().zip(&m).map(|(&x, &on)| x * on).collect();
     write(model, v, "weight", &dims, new)
 }
+
+/// Turn unstructured sparsity into structure: neurons of masked dense
+/// layers that pruning left with no outgoing connection (their column is
+/// off in every consumer), or with no incoming one (their row is off:
+/// they output a constant, which is first folded into the consumers'
+/// biases), are removed for real by a planner re-select with those neurons
+/// at negative utility. The dense layers shrink and the function is kept.
+/// Only neurons read by masked dense layers, directly or through ReLU or
+/// identity-like vertices, are considered. Removing neurons can leave
+/// others dead, so this repeats until nothing changes. Returns how many
+/// neurons went.
+///
+/// # Errors
+/// Planner or tensor errors.
+pub fn to_structure(model: &mut Model) -> Result<usize, SparseError> {
+    let mut total = 0;
+    loop {
+        let n = to_structure_once(model)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
+    use graft_core::{Request, Utility};
+    let layers = masked_layers(model);
+    let mut utility = Utility::new();
+    let mut dead_total = 0;
+    for &v in &layers {
+        let g = model.graph();
+        let n = g.nout(v).map_err(graft_nn::NnError::from)?;
+        // Follow unary vertices to the consumers; note whether a ReLU is
+        // on the way (for the constant of an input-less neuron).
+        let mut relu = false;
+        let mut frontier = vec![v];
+        let mut readers = Vec::new();
+        let mut ok = true;
+        while let Some(x) = frontier.pop() {
+            for &c in g.vertex(x).map_err(graft_nn::NnError::from)?.outputs() {
+                match model.layer(c).map(|l| &l.op) {
+                    Some(Op::MaskedDense { .. }) => readers.push(c),
+                    Some(Op::Activation(graft_nn::Activation::Relu)) => {
+                        relu = true;
+                        frontier.push(c);
+                    }
+                    Some(Op::Identity | Op::Dropout { .. }) => frontier.push(c),
+                    _ => ok = false,
+                }
+            }
+        }
+        if !ok || readers.is_empty() {
+            continue;
+        }
+        let (_, mask) = read(model, v, "mask")?;
+        let cols = mask.len() / n;
+        let no_in: Vec<bool> = (0..n)
+            .map(|i| mask[i * cols..(i + 1) * cols].iter().all(|&m| m == 0.0))
+            .collect();
+        let mut no_out = vec![true; n];
+        for &r in &readers {
+            let (_, rm) = read(model, r, "mask")?;
+            let rows = rm.len() / n;
+            for i in 0..n {
+                if (0..rows).any(|j| rm[j * n + i] != 0.0) {
+                    no_out[i] = false;
+                }
+            }
+        }
+        // Fold the constants of input-less neurons into the readers' biases.
+        let bias = match model.param(v, "bias") {
+            Ok(b) => b.to_dtype(graft_nn::DType::F32)?.to_vec1::<f32>()?,
+            Err(_) => vec![0.0; n],
+        };
+        for &r in &readers {
+            let (_, w) = read(model, r, "weight")?;
+            let (_, rm) = read(model, r, "mask")?;
+            let rows = w.len() / n;
+            if let Ok(b) = model.param(r, "bias") {
+                let mut b: Vec<f32> = b.to_dtype(graft_nn::DType::F32)?.to_vec1()?;
+                for i in (0..n).filter(|&i| no_in[i] && !no_out[i]) {
+                    let c = if relu { bias[i].max(0.0) } else { bias[i] };
+                    for (j, bj) in b.iter_mut().enumerate().take(rows) {
+                        *bj += w[j * n + i] * rm[j * n + i] * c;
+                    }
+                }
+                write(model, r, "bias", &[rows], b)?;
+            } else if (0..n).any(|i| no_in[i] && !no_out[i] && bias[i] != 0.0) {
+                // No bias to fold into: keep those neurons.
+                continue;
+            }
+        }
+        let dead: Vec<bool> = (0..n).map(|i| no_in[i] || no_out[i]).collect();
+        let count = dead.iter().filter(|&&d| d).count();
+        if count == 0 || count == n {
+            continue;
+        }
+        dead_total += count;
+        utility.set(
+            v,
+            dead.iter().map(|&d| if d { -1.0 } else { 1.0 }).collect(),
+        );
+    }
+    if dead_total > 0 {
+        model.change_sizes(&Request::new().with_utility(utility))?;
+    }
+    Ok(dead_total)
+}
