@@ -10,7 +10,9 @@
 //! graph, planner and mutations), also reachable as [`core`](crate::core),
 //! [`graft_nn`] as [`nn`](crate::nn) (layers with real tensors, execution,
 //! training and parameter surgery) and [`graft_onnx`] as
-//! [`onnx`](crate::onnx) (ONNX import and export).
+//! [`onnx`](crate::onnx) (ONNX import and export), and [`graft_sparse`] as
+//! [`sparse`](crate::sparse) (masks, pruning, DAG networks, neuron-level
+//! graphs).
 //!
 //! ```
 //! use graft::{Graph, Request, Step};
@@ -38,6 +40,7 @@ pub use graft_core as core;
 pub use graft_core::*;
 pub use graft_nn as nn;
 pub use graft_onnx as onnx;
+pub use graft_sparse as sparse;
 
 /// The Rust blocks of the repository's README, run as doctests so that the
 /// README stays true.
