@@ -171,6 +171,7 @@ impl Executor {
                 let ctx = Ctx {
                     train,
                     seed: seed ^ (v.index() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    csr: model.sparse_pattern(v),
                 };
                 let (y, up) =
                     forward(&layer.op, &layer.params, &xs, &ctx).map_err(|e| NnError::Layer {

@@ -24,7 +24,8 @@ pub mod zoo;
 
 pub use error::{NnError, Result};
 pub use exec::{Executor, Forward, Mode};
-pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit};
+pub use layers::sparse::SPARSE_BELOW;
+pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{Activation, Cell, Conv, Groups, Op};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

@@ -116,6 +116,35 @@ pub struct Mutated {
     pub edits: Vec<ParamEdit>,
 }
 
+/// When masked dense layers use the sparse kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SparseKernel {
+    /// On the CPU in f32 when the mask's density is below
+    /// [`crate::SPARSE_BELOW`].
+    #[default]
+    Auto,
+    /// Never (the dense product with the mask multiplied in).
+    Never,
+    /// Whenever possible (CPU, f32).
+    Always,
+}
+
+/// Mask patterns of masked dense layers, built on first use. Cleared by
+/// every change of a mask that goes through the model (`set_param`, plans,
+/// patches); a clone starts empty.
+#[derive(Debug, Default)]
+struct PatternCache(
+    std::sync::Mutex<
+        std::collections::HashMap<VertexId, std::sync::Arc<crate::layers::sparse::Csr>>,
+    >,
+);
+
+impl Clone for PatternCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
 /// A graph with real layers.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -125,6 +154,8 @@ pub struct Model {
     dtype: DType,
     rng: StdRng,
     growth: Growth,
+    kernel: SparseKernel,
+    patterns: PatternCache,
 }
 
 impl Default for Model {
@@ -149,6 +180,48 @@ impl Model {
             dtype,
             rng: StdRng::seed_from_u64(seed),
             growth: Growth::Default,
+            kernel: SparseKernel::Auto,
+            patterns: PatternCache::default(),
+        }
+    }
+
+    /// Choose when masked dense layers use the sparse kernel.
+    pub fn set_sparse_kernel(&mut self, k: SparseKernel) {
+        self.kernel = k;
+    }
+
+    /// The mask pattern of masked dense vertex `v` when the sparse kernel
+    /// applies to it now.
+    pub(crate) fn sparse_pattern(
+        &self,
+        v: VertexId,
+    ) -> Option<std::sync::Arc<crate::layers::sparse::Csr>> {
+        if self.kernel == SparseKernel::Never || !self.device.is_cpu() || self.dtype != DType::F32 {
+            return None;
+        }
+        let layer = self.layers.get(&v)?;
+        if !matches!(layer.op, Op::MaskedDense { .. }) {
+            return None;
+        }
+        let mut cache = self.patterns.0.lock().ok()?;
+        let csr = match cache.get(&v) {
+            Some(c) => c.clone(),
+            None => {
+                let m = layer.params.get("mask")?.as_tensor();
+                let (r, c) = m.dims2().ok()?;
+                let vals: Vec<f32> = m.flatten_all().ok()?.to_vec1().ok()?;
+                let csr = std::sync::Arc::new(crate::layers::sparse::Csr::from_mask(&vals, r, c));
+                cache.insert(v, csr.clone());
+                csr
+            }
+        };
+        (self.kernel == SparseKernel::Always || csr.density() < crate::layers::sparse::SPARSE_BELOW)
+            .then_some(csr)
+    }
+
+    fn forget_patterns(&self) {
+        if let Ok(mut c) = self.patterns.0.lock() {
+            c.clear();
         }
     }
 
@@ -343,6 +416,9 @@ impl Model {
             });
         }
         var.set(&value.to_dtype(self.dtype)?.to_device(&self.device)?)?;
+        if name == "mask" {
+            self.forget_patterns();
+        }
         Ok(())
     }
 
@@ -520,6 +596,7 @@ impl Model {
         self.graph = g;
         self.layers = layers;
         self.rng = rng;
+        self.forget_patterns();
         Ok(())
     }
 }

@@ -25,5 +25,49 @@ fn layers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, export, layers);
+fn masked_dense(c: &mut Criterion) {
+    use graft_nn::{Device, Executor, Mode, Model, Op, SparseKernel, Tensor};
+    let mut m = Model::new();
+    let x = m.input("x", 4096).unwrap();
+    let l = m
+        .add("l", Op::MaskedDense { bias: true }, &[x], Some(4096))
+        .unwrap();
+    // 90% sparsity, seeded.
+    let mut s = 7u64;
+    let keep: Vec<f32> = (0..4096 * 4096)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            f32::from(s.is_multiple_of(10))
+        })
+        .collect();
+    m.set_param(
+        l,
+        "mask",
+        &Tensor::from_vec(keep, (4096, 4096), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let input = Tensor::randn(0f32, 1.0, (64, 4096), &Device::Cpu).unwrap();
+    let mut g = c.benchmark_group("masked_dense_4096_b64_90pct");
+    g.sample_size(20);
+    for (name, k) in [
+        ("dense_path", SparseKernel::Never),
+        ("sparse_kernel", SparseKernel::Auto),
+    ] {
+        m.set_sparse_kernel(k);
+        let ex = Executor::new(&m).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(
+                    ex.forward(&m, std::slice::from_ref(&input), Mode::Eval, false)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, export, layers, masked_dense);
 criterion_main!(benches);

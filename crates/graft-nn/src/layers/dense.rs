@@ -29,3 +29,18 @@ pub(crate) fn learnable(params: &Params, x: &Tensor) -> Result<Tensor> {
     let w = p(params, "weight")?.mul(&m)?;
     linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
 }
+
+/// The masked layer through the sparse kernel (the pattern of its mask).
+pub(crate) fn sparse(
+    params: &Params,
+    x: &Tensor,
+    csr: std::sync::Arc<super::sparse::Csr>,
+) -> Result<Tensor> {
+    let w = p(params, "weight")?;
+    let b = match params.get("bias") {
+        Some(b) => b.as_tensor().clone(),
+        None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
+    };
+    x.contiguous()?
+        .apply_op3(w, &b, super::sparse::SparseLinear(csr))
+}

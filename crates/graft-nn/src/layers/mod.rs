@@ -10,6 +10,7 @@ pub(crate) mod merge;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
+pub(crate) mod sparse;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,8 @@ pub(crate) struct Ctx {
     pub train: bool,
     /// Seed for dropout masks of this pass and vertex.
     pub seed: u64,
+    /// For a masked dense layer sparse enough: its mask's pattern.
+    pub csr: Option<std::sync::Arc<sparse::Csr>>,
 }
 
 /// Running statistics a batch-norm layer wants written back after a
@@ -58,7 +61,10 @@ pub(crate) fn forward(
     Ok(match op {
         Op::Input => (x.clone(), none),
         Op::Dense { .. } => (dense::forward(params, x)?, none),
-        Op::MaskedDense { .. } => (dense::masked(params, x)?, none),
+        Op::MaskedDense { .. } => match &ctx.csr {
+            Some(csr) => (dense::sparse(params, x, csr.clone())?, none),
+            None => (dense::masked(params, x)?, none),
+        },
         Op::LearnableMaskedDense { .. } => (dense::learnable(params, x)?, none),
         Op::Conv1d(c) => (conv::conv1d(params, c, x)?, none),
         Op::Conv2d(c) => (conv::conv2d(params, c, x)?, none),
