@@ -30,6 +30,7 @@ pub use op::{Activation, Cell, Conv, Groups, Op};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};
 
+pub use candle_core::backprop::GradStore;
 /// candle's error type, for crates that build on graft-nn.
 pub use candle_core::Error as CandleError;
 pub use candle_core::{DType, Device, Tensor, Var};

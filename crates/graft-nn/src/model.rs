@@ -19,15 +19,45 @@ use crate::op::{Fill, Groups, Op};
 use crate::surgery::{layout, select_axis, select_net2net, selections, Growth};
 
 /// One vertex's computation: its op and its parameters (buffers such as a
-/// batch norm's running statistics included).
-#[derive(Debug, Clone)]
+/// batch norm's running statistics included). Cloning copies the
+/// parameters: a cloned model is independent of the original.
+#[derive(Debug)]
 pub struct Layer {
     /// What it computes.
     pub op: Op,
     pub(crate) params: Params,
 }
 
+impl Clone for Layer {
+    fn clone(&self) -> Self {
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let t = v
+                    .as_tensor()
+                    .copy()
+                    .expect("copying a CPU or device tensor");
+                (k.clone(), Var::from_tensor(&t).expect("a fresh variable"))
+            })
+            .collect();
+        Layer {
+            op: self.op.clone(),
+            params,
+        }
+    }
+}
+
 impl Layer {
+    /// The same op and the same parameter variables (shared storage): the
+    /// draft that a mutation builds before it replaces the changed ones.
+    fn shallow(&self) -> Layer {
+        Layer {
+            op: self.op.clone(),
+            params: self.params.clone(),
+        }
+    }
+
     /// Parameter and buffer names.
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
         self.params.keys().map(String::as_str)
@@ -470,7 +500,8 @@ impl Model {
     pub fn apply_plan(&mut self, plan: &graft_core::Plan) -> Result<Vec<ParamEdit>> {
         let mut g = self.graph.clone();
         plan.apply(&mut g)?;
-        let mut layers = self.layers.clone();
+        let mut layers: BTreeMap<VertexId, Layer> =
+            self.layers.iter().map(|(k, l)| (*k, l.shallow())).collect();
         let mut rng = self.rng.clone();
         let mut edits = Vec::new();
         for c in &plan.changes {
@@ -488,7 +519,8 @@ impl Model {
     /// cannot follow.
     pub fn commit(&mut self, patch: &Patch, new_layers: &[NewLayer]) -> Result<Mutated> {
         let (g, done) = self.graph.dry_run(patch)?;
-        let mut layers = self.layers.clone();
+        let mut layers: BTreeMap<VertexId, Layer> =
+            self.layers.iter().map(|(k, l)| (*k, l.shallow())).collect();
         let mut rng = self.rng.clone();
         let mut edits = Vec::new();
         for step in &done.steps {

@@ -216,3 +216,17 @@ fn grouped_convolutions_change_by_whole_rows_of_groups() {
     assert_eq!(m.param(c2, "weight").unwrap().dims()[1], 3);
     assert_eq!(out(&m, &input).len(), 2 * m.graph().nout(c2).unwrap());
 }
+
+#[test]
+fn a_cloned_model_is_independent() {
+    let (m, d1, _) = mlp();
+    let mut c = m.clone();
+    let w = m.param(d1, "weight").unwrap();
+    c.set_param(d1, "weight", &w.zeros_like().unwrap()).unwrap();
+    let back: Vec<Vec<f32>> = m.param(d1, "weight").unwrap().to_vec2().unwrap();
+    assert_eq!(
+        back,
+        w.to_vec2::<f32>().unwrap(),
+        "the original keeps its weights"
+    );
+}

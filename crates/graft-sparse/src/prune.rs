@@ -55,8 +55,135 @@ pub fn kept(model: &Model) -> Result<usize, SparseError> {
     Ok(n)
 }
 
+/// How important a weight is; the lowest go first.
+#[derive(Debug, Clone)]
+pub enum Saliency {
+    /// |w|.
+    Magnitude,
+    /// A seeded random number per weight.
+    Random {
+        /// Seed.
+        seed: u64,
+    },
+    /// Optimal Brain Damage with a diagonal Fisher estimate of the Hessian:
+    /// ½ · w² · E[g²], the expectation from the gradients a [`Fisher`]
+    /// collected during training.
+    Obd(Fisher),
+}
+
+/// Running mean of squared gradients of every masked layer's weight (the
+/// diagonal of the empirical Fisher information), for [`Saliency::Obd`].
+#[derive(Debug, Clone, Default)]
+pub struct Fisher {
+    sums: std::collections::HashMap<VertexId, Vec<f32>>,
+    count: usize,
+}
+
+impl Fisher {
+    /// An empty estimate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Add one step's gradients.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn observe(
+        &mut self,
+        model: &Model,
+        grads: &graft_nn::GradStore,
+    ) -> Result<(), SparseError> {
+        for v in masked_layers(model) {
+            let Some((_, _, var)) = model
+                .trainable()
+                .into_iter()
+                .find(|(x, n, _)| *x == v && n == "weight")
+            else {
+                continue;
+            };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let g: Vec<f32> = g.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+            let acc = self.sums.entry(v).or_insert_with(|| vec![0.0; g.len()]);
+            if acc.len() == g.len() {
+                acc.iter_mut().zip(&g).for_each(|(a, x)| *a += x * x);
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+    fn mean(&self, v: VertexId, i: usize) -> f32 {
+        self.sums
+            .get(&v)
+            .and_then(|s| s.get(i))
+            .map_or(0.0, |x| x / self.count.max(1) as f32)
+    }
+}
+
+/// How many weights to prune.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    /// This fraction of the weights that remain.
+    Fraction(f64),
+    /// Exactly this many.
+    Count(usize),
+    /// As many as leave exactly this many (a bucket of survivors).
+    Keep(usize),
+}
+
+/// Prune `amount` of the masked weights by `saliency`, over all masked
+/// layers together (`per_layer = false`) or in each layer separately.
+///
+/// # Errors
+/// Tensor errors.
+pub fn prune(
+    model: &mut Model,
+    saliency: &Saliency,
+    amount: Amount,
+    per_layer: bool,
+) -> Result<(), SparseError> {
+    let groups: Vec<Vec<VertexId>> = if per_layer {
+        masked_layers(model).into_iter().map(|v| vec![v]).collect()
+    } else {
+        vec![masked_layers(model)]
+    };
+    for layers in groups {
+        let mut kept_here = 0;
+        for &v in &layers {
+            kept_here += read(model, v, "mask")?
+                .1
+                .iter()
+                .filter(|&&m| m != 0.0)
+                .count();
+        }
+        let k = match amount {
+            Amount::Fraction(f) => (kept_here as f64 * f).floor() as usize,
+            Amount::Count(c) => c,
+            Amount::Keep(k) => kept_here.saturating_sub(k),
+        };
+        prune_by(model, &layers, k, saliency)?;
+    }
+    Ok(())
+}
+
 /// Turn off the `k` kept entries of lowest |w| among `layers`.
 fn prune_k(model: &mut Model, layers: &[VertexId], k: usize) -> Result<(), SparseError> {
+    prune_by(model, layers, k, &Saliency::Magnitude)
+}
+
+/// Turn off the `k` kept entries of lowest saliency among `layers`.
+fn prune_by(
+    model: &mut Model,
+    layers: &[VertexId],
+    k: usize,
+    saliency: &Saliency,
+) -> Result<(), SparseError> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = match saliency {
+        Saliency::Random { seed } => Some(rand::rngs::StdRng::seed_from_u64(*seed)),
+        _ => None,
+    };
     let mut cands: Vec<(f32, usize, usize)> = Vec::new();
     let mut masks = Vec::new();
     for (li, &v) in layers.iter().enumerate() {
@@ -64,7 +191,12 @@ fn prune_k(model: &mut Model, layers: &[VertexId], k: usize) -> Result<(), Spars
         let (dims, m) = read(model, v, "mask")?;
         for (i, (&x, &on)) in w.iter().zip(&m).enumerate() {
             if on != 0.0 {
-                cands.push((x.abs(), li, i));
+                let s = match saliency {
+                    Saliency::Magnitude => x.abs(),
+                    Saliency::Random { .. } => rng.as_mut().map_or(0.0, |r| r.random::<f32>()),
+                    Saliency::Obd(f) => 0.5 * x * x * f.mean(v, i),
+                };
+                cands.push((s, li, i));
             }
         }
         masks.push((dims, m));
@@ -258,4 +390,30 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
         model.change_sizes(&Request::new().with_utility(utility))?;
     }
     Ok(dead_total)
+}
+
+/// Iterative pruning: `steps` rounds of pruning `amount` by `saliency`
+/// (over all layers), each followed by fine-tuning with `fit`. Returns, per
+/// round, the weights kept and the last fine-tuning epoch's loss.
+///
+/// # Errors
+/// Tensor or training errors.
+#[allow(clippy::too_many_arguments)]
+pub fn iterative(
+    model: &mut Model,
+    opt: &mut dyn graft_nn::train::Optimizer,
+    fit: &graft_nn::train::Fit,
+    x: &Tensor,
+    y: &Tensor,
+    saliency: &Saliency,
+    amount: Amount,
+    steps: usize,
+) -> Result<Vec<(usize, f64)>, SparseError> {
+    let mut out = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        prune(model, saliency, amount, false)?;
+        let losses = fit.run(model, opt, x, y, |_, _, _| Ok(()))?;
+        out.push((kept(model)?, losses.last().copied().unwrap_or(f64::NAN)));
+    }
+    Ok(out)
 }
