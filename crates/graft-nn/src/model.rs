@@ -377,7 +377,8 @@ impl Model {
                 | Op::MaskedDense { .. }
                 | Op::LearnableMaskedDense { .. }
                 | Op::Conv1d(_)
-                | Op::Conv2d(_) => {
+                | Op::Conv2d(_)
+                | Op::MaskedConv2d(_) => {
                     let w = op.params(nin, nout);
                     w[0].shape.iter().skip(1).product::<usize>().max(1)
                 }
@@ -614,7 +615,7 @@ impl Model {
                     });
                 }
             }
-            if let Op::Conv1d(c) | Op::Conv2d(c) = &l.op {
+            if let Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) = &l.op {
                 if let Groups::Fixed(k) = c.groups {
                     if vx.nin()[0] % k != 0 {
                         return Err(NnError::Layer {
@@ -698,7 +699,7 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
             }
             Ok(v)
         }
-        Op::Conv1d(c) | Op::Conv2d(c) => {
+        Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
             if c.stride != 1 || c.kernel % 2 == 0 || c.padding * 2 != c.dilation * (c.kernel - 1) {
                 return Err("identity needs stride 1, an odd kernel and same padding".into());
             }

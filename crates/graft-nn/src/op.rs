@@ -151,6 +151,10 @@ pub enum Op {
     Conv1d(Conv),
     /// 2-D convolution on `[N, C, H, W]`.
     Conv2d(Conv),
+    /// 2-D convolution whose kernel is multiplied by a 0/1 mask of its
+    /// shape (a saved, non-trainable buffer): masked taps get exactly zero
+    /// gradient. The bias is not masked.
+    MaskedConv2d(Conv),
     /// 2-D transposed convolution (groups 1).
     ConvTranspose2d {
         /// Kernel, stride, padding, dilation, bias (groups must be One).
@@ -333,7 +337,7 @@ impl Op {
             | Op::LearnableMaskedDense { .. }
             | Op::ConvTranspose2d { .. }
             | Op::Recurrent { .. } => one(Absorb),
-            Op::Conv1d(c) | Op::Conv2d(c) => match c.groups {
+            Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => match c.groups {
                 Groups::One => one(Absorb),
                 Groups::Depthwise => dw(nin, nout),
                 Groups::Fixed(1) => one(Absorb),
@@ -378,6 +382,7 @@ impl Op {
                 | Op::LearnableMaskedDense { .. }
                 | Op::Conv1d(_)
                 | Op::Conv2d(_)
+                | Op::MaskedConv2d(_)
                 | Op::ConvTranspose2d { .. }
                 | Op::Recurrent { .. }
         )
@@ -433,6 +438,18 @@ impl Op {
             Op::MaskedDense { bias: b } => {
                 let mut v = Op::Dense { bias: *b }.params(nin, nout);
                 let mut m = spec("mask", vec![nout, n0], vec![Out, In(0)], Fill::Value(1.0));
+                m.trainable = false;
+                v.push(m);
+                v
+            }
+            Op::MaskedConv2d(c) => {
+                let mut v = Op::Conv2d(*c).params(nin, nout);
+                let mut m = spec(
+                    "mask",
+                    v[0].shape.clone(),
+                    v[0].roles.clone(),
+                    Fill::Value(1.0),
+                );
                 m.trainable = false;
                 v.push(m);
                 v
@@ -517,6 +534,7 @@ impl Op {
             Op::LearnableMaskedDense { .. } => "learnable_masked_dense",
             Op::Conv1d(_) => "conv1d",
             Op::Conv2d(_) => "conv2d",
+            Op::MaskedConv2d(_) => "masked_conv2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
             Op::BatchNorm { .. } => "batch_norm",
             Op::LayerNorm { .. } => "layer_norm",

@@ -123,6 +123,8 @@ fn conv_backward() {
         let nout = if groups == Groups::Depthwise { 8 } else { 6 };
         let (m, xs) = spatial(Op::Conv2d(conv), Some(nout));
         check(&m, &xs, Mode::Eval);
+        let (m, xs) = spatial(Op::MaskedConv2d(conv), Some(nout));
+        check(&m, &xs, Mode::Eval);
         // 1-D
         let mut m = model();
         let x = m.input("x", 4).unwrap();

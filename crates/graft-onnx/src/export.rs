@@ -214,18 +214,27 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
                 }
                 out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
             }
-            Op::Conv1d(c) | Op::Conv2d(c) => {
-                let spatial = if matches!(layer.op, Op::Conv2d(_)) {
-                    2
-                } else {
+            Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
+                let spatial = if matches!(layer.op, Op::Conv1d(_)) {
                     1
+                } else {
+                    2
                 };
                 let groups = match c.groups {
                     Groups::One => 1,
                     Groups::Depthwise => vx.nin()[0] as i64,
                     Groups::Fixed(k) => k as i64,
                 };
-                let p = out.weight_bias(model, v, &name, c.bias)?;
+                let mut p = out.weight_bias(model, v, &name, c.bias)?;
+                if matches!(layer.op, Op::MaskedConv2d(_)) {
+                    // ONNX has no mask: the masked kernel is written.
+                    let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
+                    let vals: Vec<f32> =
+                        w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+                    let wn = format!("{name}.masked_weight");
+                    out.inits.push(encode_f32(&wn, w.dims(), &vals));
+                    p[0] = wn;
+                }
                 let i: Vec<&str> = std::iter::once(x)
                     .chain(p.iter().map(String::as_str))
                     .collect();

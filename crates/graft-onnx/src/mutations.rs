@@ -19,7 +19,7 @@ pub fn prune_half_by_magnitude(m: &mut Model) -> Result<(), OnnxError> {
     for v in m.graph().ids().collect::<Vec<_>>() {
         let is_conv = matches!(
             m.layer(v).map(|l| &l.op),
-            Some(Op::Conv2d(_) | Op::Conv1d(_))
+            Some(Op::Conv2d(_) | Op::Conv1d(_) | Op::MaskedConv2d(_))
         );
         if let (true, Some(vals)) = (is_conv, mag.get(v)) {
             let mut s = vals.to_vec();

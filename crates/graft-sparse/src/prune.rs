@@ -8,14 +8,20 @@ use graft_nn::{Model, Op, Tensor};
 
 use crate::error::SparseError;
 
-/// The masked dense layers of a model, in topological order.
+/// The masked layers (dense and 2-D convolution) of a model, in
+/// topological order.
 pub fn masked_layers(model: &Model) -> Vec<VertexId> {
     model
         .graph()
         .topological_order()
         .unwrap_or_default()
         .into_iter()
-        .filter(|&v| matches!(model.layer(v).map(|l| &l.op), Some(Op::MaskedDense { .. })))
+        .filter(|&v| {
+            matches!(
+                model.layer(v).map(|l| &l.op),
+                Some(Op::MaskedDense { .. } | Op::MaskedConv2d(_))
+            )
+        })
         .collect()
 }
 
@@ -315,8 +321,10 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
     for &v in &layers {
         let g = model.graph();
         let n = g.nout(v).map_err(graft_nn::NnError::from)?;
-        // Follow unary vertices to the consumers; note whether a ReLU is
-        // on the way (for the constant of an input-less neuron).
+        let conv = matches!(model.layer(v).map(|l| &l.op), Some(Op::MaskedConv2d(_)));
+        // Follow unary vertices to the consumers, which must be masked
+        // layers of the same family (a convolution's channels read by
+        // full-group convolutions); note a ReLU on the way.
         let mut relu = false;
         let mut frontier = vec![v];
         let mut readers = Vec::new();
@@ -324,7 +332,10 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
         while let Some(x) = frontier.pop() {
             for &c in g.vertex(x).map_err(graft_nn::NnError::from)?.outputs() {
                 match model.layer(c).map(|l| &l.op) {
-                    Some(Op::MaskedDense { .. }) => readers.push(c),
+                    Some(Op::MaskedDense { .. }) if !conv => readers.push((c, 0usize)),
+                    Some(Op::MaskedConv2d(cv)) if conv && cv.groups == graft_nn::Groups::One => {
+                        readers.push((c, cv.padding))
+                    }
                     Some(Op::Activation(graft_nn::Activation::Relu)) => {
                         relu = true;
                         frontier.push(c);
@@ -338,47 +349,65 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
             continue;
         }
         let (_, mask) = read(model, v, "mask")?;
-        let cols = mask.len() / n;
+        let row = mask.len() / n;
         let no_in: Vec<bool> = (0..n)
-            .map(|i| mask[i * cols..(i + 1) * cols].iter().all(|&m| m == 0.0))
+            .map(|i| mask[i * row..(i + 1) * row].iter().all(|&m| m == 0.0))
             .collect();
+        // A reader's mask is [rows, n, taps...]: input unit i is the slice
+        // of `taps` entries at i in every row.
         let mut no_out = vec![true; n];
-        for &r in &readers {
+        for &(r, _) in &readers {
             let (_, rm) = read(model, r, "mask")?;
-            let rows = rm.len() / n;
-            for i in 0..n {
-                if (0..rows).any(|j| rm[j * n + i] != 0.0) {
-                    no_out[i] = false;
+            let rows = model.graph().nout(r).map_err(graft_nn::NnError::from)?;
+            let taps = rm.len() / (rows * n);
+            for (i, keep) in no_out.iter_mut().enumerate() {
+                if (0..rows).any(|j| {
+                    rm[(j * n + i) * taps..(j * n + i + 1) * taps]
+                        .iter()
+                        .any(|&m| m != 0.0)
+                }) {
+                    *keep = false;
                 }
             }
         }
-        // Fold the constants of input-less neurons into the readers' biases.
+        // A unit with no input outputs a constant (its bias, through the
+        // ReLU): fold it into the readers' biases. A padded convolution
+        // sees the constant only inside the image, so it cannot be folded.
+        let foldable = readers.iter().all(|&(_, pad)| pad == 0);
         let bias = match model.param(v, "bias") {
             Ok(b) => b.to_dtype(graft_nn::DType::F32)?.to_vec1::<f32>()?,
             Err(_) => vec![0.0; n],
         };
-        for &r in &readers {
-            let (_, w) = read(model, r, "weight")?;
-            let (_, rm) = read(model, r, "mask")?;
-            let rows = w.len() / n;
-            if let Ok(b) = model.param(r, "bias") {
-                let mut b: Vec<f32> = b.to_dtype(graft_nn::DType::F32)?.to_vec1()?;
-                for i in (0..n).filter(|&i| no_in[i] && !no_out[i]) {
-                    let c = if relu { bias[i].max(0.0) } else { bias[i] };
-                    for (j, bj) in b.iter_mut().enumerate().take(rows) {
-                        *bj += w[j * n + i] * rm[j * n + i] * c;
-                    }
-                }
-                write(model, r, "bias", &[rows], b)?;
-            } else if (0..n).any(|i| no_in[i] && !no_out[i] && bias[i] != 0.0) {
-                // No bias to fold into: keep those neurons.
-                continue;
-            }
-        }
-        let dead: Vec<bool> = (0..n).map(|i| no_in[i] || no_out[i]).collect();
+        let with_bias = readers.iter().all(|&(r, _)| model.param(r, "bias").is_ok());
+        let fold: Vec<bool> = (0..n)
+            .map(|i| no_in[i] && !no_out[i] && foldable && with_bias)
+            .collect();
+        let dead: Vec<bool> = (0..n).map(|i| no_out[i] || fold[i]).collect();
         let count = dead.iter().filter(|&&d| d).count();
         if count == 0 || count == n {
             continue;
+        }
+        for &(r, _) in &readers {
+            if !fold.iter().any(|&f| f) {
+                break;
+            }
+            let (_, w) = read(model, r, "weight")?;
+            let (_, rm) = read(model, r, "mask")?;
+            let rows = model.graph().nout(r).map_err(graft_nn::NnError::from)?;
+            let taps = w.len() / (rows * n);
+            let mut b: Vec<f32> = model
+                .param(r, "bias")?
+                .to_dtype(graft_nn::DType::F32)?
+                .to_vec1()?;
+            for i in (0..n).filter(|&i| fold[i]) {
+                let c = if relu { bias[i].max(0.0) } else { bias[i] };
+                for (j, bj) in b.iter_mut().enumerate().take(rows) {
+                    let at = (j * n + i) * taps;
+                    let s: f32 = (at..at + taps).map(|t| w[t] * rm[t]).sum();
+                    *bj += s * c;
+                }
+            }
+            write(model, r, "bias", &[rows], b)?;
         }
         dead_total += count;
         utility.set(

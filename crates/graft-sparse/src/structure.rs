@@ -224,7 +224,7 @@ fn build(
                     fresh: single_reader(v),
                 }
             }
-            Op::Conv2d(c) => {
+            Op::Conv2d(c) | Op::MaskedConv2d(c) => {
                 let sh = shapes.ok_or_else(|| {
                     unsupported(
                         v,
@@ -245,6 +245,16 @@ fn build(
                     .to_dtype(graft_nn::DType::F32)?
                     .flatten_all()?
                     .to_vec1()?;
+                let mask: Option<Vec<f32>> = match op {
+                    Op::MaskedConv2d(_) => Some(
+                        model
+                            .param(v, "mask")?
+                            .to_dtype(graft_nn::DType::F32)?
+                            .flatten_all()?
+                            .to_vec1()?,
+                    ),
+                    _ => None,
+                };
                 let src = ins[0].ids.clone();
                 let ids = nn.block(&name, depth + 1, count(v), on);
                 for o in 0..co {
@@ -253,8 +263,13 @@ fn build(
                         let ch = grp * cig + cl;
                         for ky in 0..k {
                             for kx in 0..k {
-                                let x = w[((o * cig + cl) * k + ky) * k + kx];
-                                if x == 0.0 {
+                                let at = ((o * cig + cl) * k + ky) * k + kx;
+                                let x = w[at];
+                                let kept = match &mask {
+                                    Some(m) => m[at] != 0.0,
+                                    None => x != 0.0,
+                                };
+                                if !kept {
                                     continue;
                                 }
                                 for y in 0..ho {

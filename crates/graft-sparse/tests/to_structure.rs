@@ -65,3 +65,62 @@ fn pruned_mlp_shrinks_and_keeps_its_function() {
     assert_eq!(to_structure(&mut m).unwrap(), 0);
     assert_eq!(masked_layers(&m).len(), 3);
 }
+
+#[test]
+fn pruned_cnn_shrinks_and_keeps_its_function() {
+    use graft_nn::{Activation, Conv, Op};
+    let mut m = Model::new();
+    let x = m.input("x", 3).unwrap();
+    let c1 = m
+        .add("c1", Op::MaskedConv2d(Conv::same(3)), &[x], Some(12))
+        .unwrap();
+    let r1 = m
+        .add("r1", Op::Activation(Activation::Relu), &[c1], None)
+        .unwrap();
+    // The second convolution has no padding, so constants fold exactly.
+    let valid = Conv {
+        padding: 0,
+        ..Conv::same(3)
+    };
+    let c2 = m
+        .add("c2", Op::MaskedConv2d(valid), &[r1], Some(10))
+        .unwrap();
+    let r2 = m
+        .add("r2", Op::Activation(Activation::Relu), &[c2], None)
+        .unwrap();
+    m.add("c3", Op::MaskedConv2d(valid), &[r2], Some(4))
+        .unwrap();
+    prune_global(&mut m, 0.6).unwrap();
+    // c1's channel 2 loses every input; c2 stops reading c1's channel 5;
+    // c3 stops reading c2's channel 0.
+    let zero = |m: &mut Model, v, f: &dyn Fn(&[usize]) -> bool| {
+        let t = m.param(v, "mask").unwrap();
+        let d = t.dims().to_vec();
+        let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        let per: usize = d[1..].iter().product();
+        let inner: usize = d[2..].iter().product();
+        for (k, val) in vals.iter_mut().enumerate() {
+            let (o, i) = (k / per, (k % per) / inner);
+            if f(&[o, i]) {
+                *val = 0.0;
+            }
+        }
+        m.set_param(v, "mask", &Tensor::from_vec(vals, d, &Device::Cpu).unwrap())
+            .unwrap();
+    };
+    zero(&mut m, c1, &|oi| oi[0] == 2);
+    zero(&mut m, c2, &|oi| oi[1] == 5);
+    let c3 = m.id("c3").unwrap();
+    zero(&mut m, c3, &|oi| oi[1] == 0);
+    let input = Tensor::randn(0f32, 1.0, (2, 3, 9, 9), &Device::Cpu).unwrap();
+    let before = out(&m, &input);
+    let p0 = params(&m);
+    let removed = to_structure(&mut m).unwrap();
+    assert!(removed >= 3, "removed {removed}");
+    assert!(m.graph().nout(c1).unwrap() <= 10 && m.graph().nout(c2).unwrap() <= 9);
+    assert!(params(&m) < p0);
+    let after = out(&m, &input);
+    for (a, b) in after.iter().zip(&before) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}

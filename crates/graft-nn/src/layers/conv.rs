@@ -55,3 +55,11 @@ pub(crate) fn conv_transpose2d(
     )?;
     add_bias(params, y)
 }
+
+/// The kernel multiplied by its mask, then [`conv2d`]'s computation.
+pub(crate) fn masked_conv2d(params: &Params, c: &Conv, x: &Tensor) -> Result<Tensor> {
+    let g = Op::conv_groups(c, x.dim(1)?);
+    let w = p(params, "weight")?.mul(p(params, "mask")?)?;
+    let y = x.conv2d(&w, c.padding, c.stride, c.dilation, g)?;
+    add_bias(params, y)
+}

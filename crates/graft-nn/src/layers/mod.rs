@@ -68,6 +68,7 @@ pub(crate) fn forward(
         Op::LearnableMaskedDense { .. } => (dense::learnable(params, x)?, none),
         Op::Conv1d(c) => (conv::conv1d(params, c, x)?, none),
         Op::Conv2d(c) => (conv::conv2d(params, c, x)?, none),
+        Op::MaskedConv2d(c) => (conv::masked_conv2d(params, c, x)?, none),
         Op::ConvTranspose2d {
             conv: c,
             output_padding,
