@@ -10,10 +10,12 @@
 //!   percentage of what remains or by count, and threshold recompute;
 //! - [`ffn`]: masked feed-forward networks;
 //! - [`dan`]: networks from any DAG, one neuron per DAG node;
+//! - [`cells`]: networks whose DAG nodes are user-built cells;
 //! - [`generators`]: seeded random and regular graphs, oriented into DAGs.
 
 #![warn(missing_docs)]
 
+pub mod cells;
 pub mod dag;
 pub mod dan;
 mod error;
