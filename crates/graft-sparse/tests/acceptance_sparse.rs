@@ -664,3 +664,23 @@ fn s19_graph_follows_data_flow_and_keeps_joins() {
         "a chain plus one extra edge per residual join"
     );
 }
+
+#[test]
+fn neuron_graphs_round_trip_through_graphml() {
+    use graft_sparse::graphml::{neurons_from_graphml, neurons_to_graphml};
+    let mut m = masked_ffn(12, 3, &[6, 5], 4).unwrap();
+    prune_global(&mut m, 0.5).unwrap();
+    let g = neuron_graph(&m, Include::ALL).unwrap();
+    let back = neurons_from_graphml(&neurons_to_graphml(&g)).unwrap();
+    assert_eq!(
+        (back.node_count(), back.edge_count()),
+        (g.node_count(), g.edge_count())
+    );
+    for n in g.node_indices() {
+        assert_eq!(back[n], g[n]);
+    }
+    for e in g.edge_indices() {
+        assert_eq!(back.edge_endpoints(e), g.edge_endpoints(e));
+        assert_eq!(back[e], g[e]);
+    }
+}
