@@ -230,3 +230,29 @@ fn a_cloned_model_is_independent() {
         "the original keeps its weights"
     );
 }
+
+#[test]
+fn a_refused_mutation_leaves_graph_and_parameters_as_they_were() {
+    let (mut m, d1, d2) = mlp();
+    let graph = m.graph().clone();
+    let before: Vec<Vec<f32>> = m
+        .all_params()
+        .iter()
+        .map(|(_, _, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect();
+    // A patch whose first edit succeeds on the draft and whose second is
+    // refused; then a size change the planner cannot meet.
+    let x = m.id("x").unwrap();
+    let patch = graft_core::Patch::new()
+        .resize(Request::new().nout(d1, 3))
+        .remove(x);
+    assert!(m.commit(&patch, &[]).is_err());
+    assert!(m.change_sizes(&Request::new().nout(d2, -3)).is_err());
+    assert_eq!(m.graph(), &graph);
+    let after: Vec<Vec<f32>> = m
+        .all_params()
+        .iter()
+        .map(|(_, _, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect();
+    assert_eq!(after, before);
+}
