@@ -31,8 +31,14 @@ impl Dataset {
     /// A seeded shuffle split into (first `n`, rest).
     ///
     /// # Errors
-    /// Tensor errors.
+    /// More samples asked than there are, tensor errors.
     pub fn split(&self, n: usize, seed: u64) -> Result<(Dataset, Dataset)> {
+        if n > self.len() {
+            return Err(NnError::Invalid {
+                what: "split".into(),
+                reason: format!("{n} samples asked of {}", self.len()),
+            });
+        }
         let mut idx: Vec<u32> = (0..self.len() as u32).collect();
         idx.shuffle(&mut StdRng::seed_from_u64(seed));
         let take = |ids: &[u32]| -> Result<Dataset> {

@@ -44,6 +44,14 @@ pub enum NnError {
         /// Tensors given.
         got: usize,
     },
+    /// An argument outside what the call accepts.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// The argument.
+        what: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Reading or writing a file.
     #[error("{path}: {reason}")]
     Io {

@@ -260,6 +260,12 @@ impl Fit {
         y: &Tensor,
         mut each_step: impl FnMut(&Model, &crate::exec::Forward, &GradStore) -> Result<()>,
     ) -> Result<Vec<f64>> {
+        if self.batch == 0 {
+            return Err(crate::error::NnError::Invalid {
+                what: "Fit::batch".into(),
+                reason: "a batch needs at least one sample".into(),
+            });
+        }
         let n = x.dim(0)?;
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut order: Vec<u32> = (0..n as u32).collect();

@@ -256,3 +256,21 @@ fn a_refused_mutation_leaves_graph_and_parameters_as_they_were() {
         .collect();
     assert_eq!(after, before);
 }
+
+#[test]
+fn bad_training_arguments_are_typed_errors() {
+    let data = graft_nn::data::spirals(8, 0.0, 1).unwrap();
+    assert!(matches!(data.split(100, 0), Err(NnError::Invalid { .. })));
+    let (mut m, _, _) = mlp();
+    let fit = Fit {
+        batch: 0,
+        epochs: 1,
+        loss: Loss::Mse,
+        seed: 0,
+        probes: false,
+    };
+    let x = Tensor::zeros((4, 4), graft_nn::DType::F32, &Device::Cpu).unwrap();
+    let y = Tensor::zeros((4, 3), graft_nn::DType::F32, &Device::Cpu).unwrap();
+    let r = fit.run(&mut m, &mut Sgd::new(0.1, 0.0), &x, &y, |_, _, _| Ok(()));
+    assert!(matches!(r, Err(NnError::Invalid { .. })));
+}

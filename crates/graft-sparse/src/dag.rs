@@ -49,13 +49,13 @@ impl LayeredDag {
     pub fn edge_count(&self) -> usize {
         self.edges
     }
-    /// Successors of a node.
+    /// Successors of a node (none for an unknown id).
     pub fn successors(&self, v: usize) -> &[usize] {
-        &self.succ[v]
+        self.succ.get(v).map_or(&[], Vec::as_slice)
     }
-    /// Predecessors of a node.
+    /// Predecessors of a node (none for an unknown id).
     pub fn predecessors(&self, v: usize) -> &[usize] {
-        &self.pred[v]
+        self.pred.get(v).map_or(&[], Vec::as_slice)
     }
     /// All edges, by source then insertion order.
     pub fn edges(&self) -> Vec<(usize, usize)> {

@@ -119,13 +119,15 @@ pub fn barabasi_albert(n: usize, m: usize, seed: u64) -> LayeredDag {
 
 /// A scalable family member: every node `v` of `base` becomes a group of
 /// `round(proportion[v] · scale)` neurons, and every base edge a complete
-/// bipartite join between the two groups. Returns the graph and each new
-/// node's base node.
+/// bipartite join between the two groups (nodes without a proportion get
+/// none). Returns the graph and each new node's base node.
 pub fn scaled(base: &LayeredDag, proportions: &[f64], scale: usize) -> (LayeredDag, Vec<usize>) {
     let mut g = LayeredDag::new();
     let mut group: Vec<Vec<usize>> = Vec::with_capacity(base.len());
     let mut origin = Vec::new();
-    for (v, &p) in proportions.iter().enumerate().take(base.len()) {
+    // A node without a proportion (or a negative one) gets no neurons.
+    for v in 0..base.len() {
+        let p = proportions.get(v).copied().unwrap_or(0.0).max(0.0);
         let n = (p * scale as f64).round() as usize;
         group.push((0..n).map(|_| g.add_node()).collect());
         origin.extend(std::iter::repeat_n(v, n));

@@ -300,17 +300,26 @@ pub fn apply_mask(model: &mut Model, v: VertexId) -> Result<(), SparseError> {
 /// others dead, so this repeats until nothing changes. Returns how many
 /// neurons went.
 ///
+/// All or nothing: the work (bias folding, then the planner's re-select)
+/// is done on a copy, which replaces the model only when every step went
+/// through.
+///
 /// # Errors
-/// Planner or tensor errors.
+/// Planner or tensor errors; the model is unchanged.
 pub fn to_structure(model: &mut Model) -> Result<usize, SparseError> {
+    let mut draft = model.clone();
     let mut total = 0;
     loop {
-        let n = to_structure_once(model)?;
+        let n = to_structure_once(&mut draft)?;
         if n == 0 {
-            return Ok(total);
+            break;
         }
         total += n;
     }
+    if total > 0 {
+        *model = draft;
+    }
+    Ok(total)
 }
 
 fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {

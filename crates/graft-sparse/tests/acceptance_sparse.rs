@@ -684,3 +684,18 @@ fn neuron_graphs_round_trip_through_graphml() {
         assert_eq!(back[e], g[e]);
     }
 }
+
+#[test]
+fn bad_ids_and_short_proportions_do_not_panic() {
+    use graft_sparse::generators::scaled;
+    let g = LayeredDag::from_edges(3, &[(0, 1)]).unwrap();
+    assert!(g.successors(9).is_empty() && g.predecessors(9).is_empty());
+    assert!(matches!(
+        LayeredDag::new().add_edge(0, 1),
+        Err(SparseError::UnknownNode(0))
+    ));
+    // Node 1 has no proportion: no neurons, and its edges vanish.
+    let (s, origin) = scaled(&g, &[0.5], 4);
+    assert_eq!((s.len(), s.edge_count()), (2, 0));
+    assert_eq!(origin, [0, 0]);
+}

@@ -96,39 +96,27 @@ impl CustomOp2 for MatMul {
         }
         let (o1, r1, c1) = strides2(l1)?;
         let (o2, r2, c2) = strides2(l2)?;
+        macro_rules! run {
+            ($a:expr, $b:expr, $t:ty, $v:ident) => {{
+                let mut d = vec![0 as $t; m * n];
+                gemm_into(
+                    &mut d,
+                    m,
+                    n,
+                    k,
+                    &$a[o1..],
+                    (r1, c1),
+                    &$b[o2..],
+                    (r2, c2),
+                    0.0,
+                    1.0,
+                );
+                CpuStorage::$v(d)
+            }};
+        }
         let out = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let mut d = vec![0f32; m * n];
-                gemm_into(
-                    &mut d,
-                    m,
-                    n,
-                    k,
-                    &a[o1..],
-                    (r1, c1),
-                    &b[o2..],
-                    (r2, c2),
-                    0.0,
-                    1.0,
-                );
-                CpuStorage::F32(d)
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let mut d = vec![0f64; m * n];
-                gemm_into(
-                    &mut d,
-                    m,
-                    n,
-                    k,
-                    &a[o1..],
-                    (r1, c1),
-                    &b[o2..],
-                    (r2, c2),
-                    0.0,
-                    1.0,
-                );
-                CpuStorage::F64(d)
-            }
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => run!(a, b, f32, F32),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => run!(a, b, f64, F64),
             _ => {
                 return s1
                     .matmul(s2, (1, m, n, k), l1, l2)
