@@ -48,6 +48,12 @@ pub enum SizeKind {
     Invariant,
     /// Sizes never change; its inputs' sizes are frozen too.
     Immutable,
+    /// A merge of conditional branches (a conditional, a gate, a mixture of
+    /// experts): input 0 is the control (its size is free, like an absorbing
+    /// vertex's input); every other input equals nout neuron by neuron, as
+    /// the inputs of an add do, because whichever branch runs, its output
+    /// lands in the same value.
+    Select,
 }
 
 impl SizeKind {
@@ -59,12 +65,17 @@ impl SizeKind {
             SizeKind::Stack => "stack",
             SizeKind::Invariant => "invariant",
             SizeKind::Immutable => "immutable",
+            SizeKind::Select => "select",
         }
     }
 
-    /// Stack and invariant vertices tie their output neurons to their inputs'.
+    /// Stack, invariant and select vertices tie their output neurons to
+    /// their (select: non-control) inputs'.
     pub fn is_transparent(self) -> bool {
-        matches!(self, SizeKind::Stack | SizeKind::Invariant)
+        matches!(
+            self,
+            SizeKind::Stack | SizeKind::Invariant | SizeKind::Select
+        )
     }
 }
 
@@ -245,6 +256,28 @@ impl Vertex {
     /// invariant, depthwise), so its size follows theirs.
     pub fn couples_inputs(&self) -> bool {
         self.kind.is_transparent() || self.depthwise().is_some()
+    }
+
+    /// True when the neurons arriving at input position `pos` are tied to
+    /// this vertex's output neurons (a select's control input is not).
+    pub fn couples_input(&self, pos: usize) -> bool {
+        self.couples_inputs() && !(self.kind == SizeKind::Select && pos == 0)
+    }
+
+    /// The inputs whose neurons are tied to this vertex's output neurons, as
+    /// (position, producer).
+    pub fn tied_inputs(&self) -> impl Iterator<Item = (usize, VertexId)> + '_ {
+        self.inputs
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| self.couples_input(*p))
+            .map(|(p, &u)| (p, u))
+    }
+
+    /// True when this vertex ties the neurons of producer `u` (on at least
+    /// one of the edges from `u`).
+    pub fn couples_producer(&self, u: VertexId) -> bool {
+        self.tied_inputs().any(|(_, x)| x == u)
     }
 
     /// True when the planner may never change this vertex's nout.
@@ -495,6 +528,26 @@ impl Graph {
                 }
                 n
             }
+            SizeKind::Select => {
+                if inputs.len() < 2 {
+                    return Err(GraphError::InvalidConstraint {
+                        vertex: vname(),
+                        reason: "a select needs a control input and at least one branch".into(),
+                    });
+                }
+                let n = nout.unwrap_or(nin[1]);
+                for (&i, &s) in inputs.iter().zip(&nin).skip(1) {
+                    if s != n {
+                        return Err(GraphError::SizeMismatch {
+                            vertex: vname(),
+                            input: self.name(i),
+                            expected: n,
+                            found: s,
+                        });
+                    }
+                }
+                n
+            }
         };
         if nout == 0 {
             return Err(GraphError::ZeroSize { vertex: vname() });
@@ -682,13 +735,11 @@ impl Graph {
                     stack.push(u);
                 }
             };
-            if vx.couples_inputs() {
-                for &u in &vx.inputs {
-                    push(u, &mut stack);
-                }
+            for (_, u) in vx.tied_inputs() {
+                push(u, &mut stack);
             }
             for &o in &vx.outputs {
-                if self.v(o).couples_inputs() {
+                if self.v(o).couples_producer(v) {
                     push(o, &mut stack);
                 }
             }
@@ -746,6 +797,13 @@ impl Graph {
                     }
                 }
                 SizeKind::Invariant if v.nin.iter().any(|&n| n != v.nout) => {
+                    return Err(CheckError::Invariant {
+                        vertex: v.name.clone(),
+                        nout: v.nout,
+                        nin: v.nin.clone(),
+                    });
+                }
+                SizeKind::Select if v.nin.len() < 2 || v.nin[1..].iter().any(|&n| n != v.nout) => {
                     return Err(CheckError::Invariant {
                         vertex: v.name.clone(),
                         nout: v.nout,

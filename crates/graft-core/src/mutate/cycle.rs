@@ -53,9 +53,11 @@ pub(crate) fn size_cycle(g: &Graph) -> Option<Vec<String>> {
                 }
                 e
             }
-            (SizeKind::Invariant, _) => {
-                let first = expr[&vx.inputs()[0]].clone();
-                for (pos, u) in vx.inputs().iter().enumerate().skip(1) {
+            (SizeKind::Invariant | SizeKind::Select, _) => {
+                // A select's control (input 0) is free; its branches are tied.
+                let base = usize::from(vx.kind() == SizeKind::Select);
+                let first = expr[&vx.inputs()[base]].clone();
+                for (pos, u) in vx.inputs().iter().enumerate().skip(base + 1) {
                     let mut d = expr[u].clone();
                     add_into(&mut d, &first, -1);
                     eqs.push((v, pos, d));
@@ -118,7 +120,8 @@ pub(crate) fn size_cycle(g: &Graph) -> Option<Vec<String>> {
 /// two inputs when no such path exists).
 fn name_cycle(g: &Graph, at: VertexId, pos: usize) -> Vec<String> {
     let ins = g.v(at).inputs();
-    let (a, b) = (ins[0], ins[pos]);
+    let base = usize::from(g.v(at).kind() == SizeKind::Select);
+    let (a, b) = (ins[base], ins[pos]);
     let mut prev: HashMap<VertexId, VertexId> = HashMap::new();
     let mut queue = VecDeque::from([a]);
     prev.insert(a, a);
@@ -129,14 +132,11 @@ fn name_cycle(g: &Graph, at: VertexId, pos: usize) -> Vec<String> {
             break;
         }
         let xv = g.v(x);
-        let mut next: Vec<VertexId> = Vec::new();
-        if xv.couples_inputs() {
-            next.extend(xv.inputs());
-        }
+        let mut next: Vec<VertexId> = xv.tied_inputs().map(|(_, u)| u).collect();
         next.extend(
             xv.outputs()
                 .iter()
-                .filter(|&&o| g.v(o).couples_inputs())
+                .filter(|&&o| g.v(o).couples_producer(x))
                 .copied(),
         );
         for y in next {

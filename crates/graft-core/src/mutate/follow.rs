@@ -271,6 +271,9 @@ fn propagate(
                 }
                 (SizeKind::Stack, _) => {}
                 (SizeKind::Invariant, _) => assign(&mut at, &mut queue, c, l.clone())?,
+                (SizeKind::Select, _) if cx.couples_producer(v) => {
+                    assign(&mut at, &mut queue, c, l.clone())?;
+                }
                 (SizeKind::Absorb, Some(m)) => {
                     assign(&mut at, &mut queue, c, expand(&l, m))?;
                 }
@@ -293,8 +296,9 @@ fn propagate(
             continue;
         }
         match (vx.kind(), vx.depthwise()) {
-            (SizeKind::Invariant, _) => {
-                for &u in vx.inputs() {
+            (SizeKind::Invariant | SizeKind::Select, _) => {
+                let tied: Vec<VertexId> = vx.tied_inputs().map(|(_, u)| u).collect();
+                for u in tied {
                     assign(&mut at, &mut queue, u, l.clone())?;
                 }
             }

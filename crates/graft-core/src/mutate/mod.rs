@@ -668,6 +668,11 @@ fn insert(
     let n = d.v(v).nout();
     match nv.kind {
         SizeKind::Input => return Err(bad("an input cannot be inserted after a vertex".into())),
+        SizeKind::Select => {
+            return Err(bad(
+                "a select needs a control input besides its branch; add it with its inputs".into(),
+            ))
+        }
         SizeKind::Absorb => {}
         SizeKind::Stack | SizeKind::Invariant | SizeKind::Immutable => {
             if nv.nout.is_some_and(|k| k != n) {
@@ -897,8 +902,15 @@ fn add_edge(
         return Err(MutationError::SizeCycle { vertices });
     }
     let n = d.v(u).nout();
+    if vx.kind() == SizeKind::Select && pos == 0 {
+        return Err(MutationError::BadPosition {
+            vertex: vx.name().to_string(),
+            position: pos,
+            inputs: vx.inputs().len(),
+        });
+    }
     match vx.kind() {
-        SizeKind::Invariant => {
+        SizeKind::Invariant | SizeKind::Select => {
             align_sizes(d, u, v, align, steps)?;
             d.insert_input_raw(v, pos, u);
             steps.push(Applied::EdgeAdded {
@@ -969,9 +981,15 @@ fn remove_edge_at(
             why: "it is immutable".into(),
         });
     }
-    if vx.inputs().len() == 1 {
+    if vx.inputs().len() == 1 || (vx.kind() == SizeKind::Select && vx.inputs().len() == 2) {
         return Err(MutationError::LastInput {
             vertex: vx.name().to_string(),
+        });
+    }
+    if vx.kind() == SizeKind::Select && pos == 0 {
+        return Err(MutationError::FrozenInputs {
+            vertex: vx.name().to_string(),
+            why: "input 0 is the control of a select".into(),
         });
     }
     let mut follow_report = Vec::new();

@@ -231,10 +231,8 @@ pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<Vert
     let mut uf = UnionFind::new(graph.id_bound());
     for &id in topo {
         let v = graph.v(id);
-        if v.couples_inputs() {
-            for &u in &v.inputs {
-                uf.union(id.0, u.0);
-            }
+        for (_, u) in v.tied_inputs() {
+            uf.union(id.0, u.0);
         }
     }
     let mut index: HashMap<u32, usize> = HashMap::new();
@@ -348,8 +346,9 @@ impl Component {
                         off += nu;
                     }
                 }
-                SizeKind::Invariant => {
-                    for u in &vx.inputs {
+                SizeKind::Invariant | SizeKind::Select => {
+                    for (_, u) in vx.tied_inputs() {
+                        let u = &u;
                         let bu = base[local[u] as usize];
                         for j in 0..vx.nout {
                             uf.union((base[li] + j) as u32, (bu + j) as u32);

@@ -511,7 +511,7 @@ fn retargetable(graph: &Graph, verts: &[VertexId]) -> Option<(VertexId, usize, V
             let leaks = vx
                 .outputs()
                 .iter()
-                .any(|o| graph.v(*o).couples_inputs() && !set.contains(o));
+                .any(|o| graph.v(*o).couples_producer(v) && !set.contains(o));
             if frozen || leaks {
                 continue 'next;
             }
