@@ -10,7 +10,9 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 pub mod data;
+pub mod dynamic;
 mod error;
 mod exec;
 mod layers;
@@ -23,10 +25,10 @@ pub mod utility;
 pub mod zoo;
 
 pub use error::{NnError, Result};
-pub use exec::{Executor, Forward, Mode};
+pub use exec::{Choice, Decision, Executor, Forward, GateForce, Mode, Run, Trace};
 pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
-pub use op::{Activation, Cell, Conv, Groups, Op};
+pub use op::{Activation, Cell, Confidence, Conv, GateEstimator, Groups, Op, Rule};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};
 

@@ -301,6 +301,15 @@ impl Model {
         Ok(self.graph.id(name)?)
     }
 
+    /// Add a core constraint to a vertex (the graph's revision moves).
+    pub(crate) fn add_constraint(&mut self, v: VertexId, c: graft_core::Constraint) -> Result<()> {
+        let mut g = self.graph.clone();
+        g.add_constraint(v, c)?;
+        g.check()?;
+        self.graph = g;
+        Ok(())
+    }
+
     /// A graph input of `size` features or channels.
     ///
     /// # Errors
@@ -336,6 +345,9 @@ impl Model {
             (true, _, None) => return Err(layer_err("needs an output size".into())),
             (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),
             (false, Op::Concat, _) => nin.iter().sum(),
+            (false, Op::Cond { .. } | Op::Gate { .. } | Op::Moe { .. }, _) => {
+                nin.get(1).copied().unwrap_or(0)
+            }
             (false, _, _) => nin.first().copied().unwrap_or(0),
         };
         let d = op.declare(&nin, nout).map_err(layer_err)?;

@@ -254,6 +254,89 @@ pub enum Op {
         /// Return `[N, H, T]` instead of the last state `[N, H]`.
         sequences: bool,
     },
+    /// A conditional: input 0 is the control, inputs 1.. are the branches;
+    /// each sample takes the branch the rule picks from its control row (a
+    /// control of one row decides for the whole batch). Only the branch
+    /// taken runs, on the samples that take it; the branches merge into
+    /// one value, so their sizes are tied (a select in the core).
+    Cond {
+        /// How the control picks a branch.
+        rule: Rule,
+    },
+    /// A gated branch: input 0 is the gate's logit (one per sample, from a
+    /// learned head), input 1 the branch. Output `g · branch` with a hard
+    /// gate g = [logit > 0] (the branch runs only where g = 1 at
+    /// inference); in training g passes gradients to the logit by the
+    /// estimator. Used as `x + gate(head(x), f(x))` for SkipNet-style
+    /// blocks.
+    Gate {
+        /// How training passes gradients through the hard decision.
+        estimator: GateEstimator,
+    },
+    /// An early exit: input 0 is a side head's output, input 1 the rest of
+    /// the network. At inference a sample whose head is confident enough
+    /// takes the head's output and the rest does not run for it; in
+    /// training every sample runs to the end and the head's output is kept
+    /// for the joint loss. The two inputs are tied (invariant).
+    Exit {
+        /// The confidence measure.
+        confidence: Confidence,
+        /// A sample exits when its confidence is at least this.
+        threshold: f64,
+    },
+    /// A mixture of experts: input 0 the router's logits (one per expert),
+    /// inputs 1.. the experts. Each sample goes to its top-`k` experts,
+    /// weighted by the softmax of the router renormalised over those `k`;
+    /// an expert runs only on the samples sent to it. Experts' sizes are
+    /// tied (a select in the core).
+    Moe {
+        /// Experts per sample.
+        k: usize,
+        /// Capacity factor: an expert takes at most ⌈factor · k · N / E⌉
+        /// samples of a batch of N (in sample order; the rest are dropped
+        /// for that expert). None: unlimited.
+        capacity: Option<f64>,
+    },
+}
+
+/// How a conditional picks its branch from a sample's control row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Rule {
+    /// Two branches: the first if the control is above `threshold`, the
+    /// second otherwise (the seed's `if control > 0.5`).
+    Threshold {
+        /// The threshold.
+        threshold: f64,
+    },
+    /// Branch number `round(control)`, clamped to the branches there are.
+    Switch,
+    /// The control has one column per branch; the largest wins.
+    Argmax,
+}
+
+/// How a gate passes gradients through its hard 0/1 decision in training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "estimator", rename_all = "snake_case")]
+pub enum GateEstimator {
+    /// Forward the hard decision, backward the sigmoid's gradient.
+    StraightThrough,
+    /// Add logistic (Gumbel difference) noise to the logit, temperature
+    /// `tau`, then straight-through.
+    Gumbel {
+        /// Temperature.
+        tau: f64,
+    },
+}
+
+/// How an early exit measures a sample's confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// The largest softmax probability.
+    MaxSoftmax,
+    /// Minus the entropy of the softmax (nats): 0 is certain.
+    NegEntropy,
 }
 
 /// How a vertex declares itself to the core.
@@ -363,6 +446,58 @@ impl Op {
             }
             Op::Concat => one(Stack),
             Op::Reshape { .. } => one(Immutable),
+            Op::Cond { rule } => {
+                let branches = nin.len().saturating_sub(1);
+                match rule {
+                    Rule::Threshold { .. } if branches != 2 => Err(format!(
+                        "a threshold picks one of 2 branches, not {branches}"
+                    )),
+                    Rule::Threshold { .. } | Rule::Switch if nin.first() != Some(&1) => {
+                        Err(format!("the control has 1 column, not {:?}", nin.first()))
+                    }
+                    Rule::Argmax if nin.first() != Some(&branches) => Err(format!(
+                        "an argmax control has one column per branch ({branches}), not {:?}",
+                        nin.first()
+                    )),
+                    _ if branches == 0 => Err("a conditional needs a branch".into()),
+                    _ => one(Select),
+                }
+            }
+            Op::Gate { .. } => {
+                if nin.len() != 2 || nin[0] != 1 {
+                    return Err(format!(
+                        "a gate reads a 1-column logit and a branch, not sizes {nin:?}"
+                    ));
+                }
+                one(Select)
+            }
+            Op::Moe { k, capacity } => {
+                let experts = nin.len().saturating_sub(1);
+                if experts == 0 || nin[0] != experts {
+                    return Err(format!(
+                        "the router has one logit per expert: {experts} experts, sizes {nin:?}"
+                    ));
+                }
+                if *k == 0 || *k > experts {
+                    return Err(format!("top-{k} of {experts} experts"));
+                }
+                if capacity.is_some_and(|c| c <= 0.0 || c.is_nan()) {
+                    return Err(format!("capacity factor {capacity:?}"));
+                }
+                one(Select)
+            }
+            Op::Exit { threshold, .. } => {
+                if nin.len() != 2 {
+                    return Err(format!(
+                        "an exit reads a head and the rest of the network, not {} inputs",
+                        nin.len()
+                    ));
+                }
+                if threshold.is_nan() {
+                    return Err("threshold NaN".into());
+                }
+                one(Invariant)
+            }
             Op::GroupNorm { groups, .. } => Ok(Declared {
                 kind: Invariant,
                 constraints: vec![Constraint::NoutStep { step: *groups }],
@@ -556,6 +691,30 @@ impl Op {
             Op::Identity => "identity",
             Op::LastStep => "last_step",
             Op::Recurrent { .. } => "recurrent",
+            Op::Cond { .. } => "cond",
+            Op::Gate { .. } => "gate",
+            Op::Exit { .. } => "exit",
+            Op::Moe { .. } => "moe",
+        }
+    }
+
+    /// True for the ops that route samples (conditional, gate, exit,
+    /// mixture of experts): the executor runs them, not a layer function.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(
+            self,
+            Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. }
+        )
+    }
+
+    /// The input positions whose values a dynamic op computes only for the
+    /// samples that need them (its branches, experts, or the rest after an
+    /// exit).
+    pub fn lazy_inputs(&self, inputs: usize) -> std::ops::Range<usize> {
+        match self {
+            Op::Cond { .. } | Op::Moe { .. } | Op::Gate { .. } => 1..inputs,
+            Op::Exit { .. } => 1..inputs.min(2),
+            _ => 0..0,
         }
     }
 }

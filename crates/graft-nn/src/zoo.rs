@@ -129,3 +129,31 @@ pub fn resnet18_cifar(seed: u64) -> Result<Model> {
     b.add("fc", Op::Dense { bias: true }, &[p], Some(10))?;
     Ok(b.m)
 }
+
+/// The seed's `DynamicNet(input, hidden, output)` as one graph: inputs `x`
+/// (`input` features) and `control` (1 column), then
+/// `fc1 -> relu1 -> [fc2 -> relu2 if control > 0.5] -> fc3`, where the
+/// conditional `cond` picks `relu2` above the threshold and `relu1`
+/// otherwise. Weights are seeded.
+///
+/// # Errors
+/// Sizes of 0.
+pub fn dynamic_net(input: usize, hidden: usize, output: usize, seed: u64) -> Result<Model> {
+    let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
+    let x = m.input("x", input)?;
+    let c = m.input("control", 1)?;
+    let fc1 = m.add("fc1", Op::Dense { bias: true }, &[x], Some(hidden))?;
+    let r1 = m.add("relu1", relu(), &[fc1], None)?;
+    let fc2 = m.add("fc2", Op::Dense { bias: true }, &[r1], Some(hidden))?;
+    let r2 = m.add("relu2", relu(), &[fc2], None)?;
+    let cond = m.add(
+        "cond",
+        Op::Cond {
+            rule: crate::op::Rule::Threshold { threshold: 0.5 },
+        },
+        &[c, r2, r1],
+        None,
+    )?;
+    m.add("fc3", Op::Dense { bias: true }, &[cond], Some(output))?;
+    Ok(m)
+}

@@ -402,6 +402,12 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
             Op::Recurrent { cell, sequences } => {
                 recurrent(&mut out, model, v, &name, x, *cell, *sequences, vx.nout())?;
             }
+            Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
+                return Err(OnnxError::Export {
+                    vertex: name,
+                    reason: format!("{} is not exported yet", layer.op.name()),
+                });
+            }
         }
     }
     let outputs = ex

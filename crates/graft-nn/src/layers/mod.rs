@@ -106,5 +106,8 @@ pub(crate) fn forward(
         Op::Recurrent { cell, sequences } => {
             (recurrent::forward(params, *cell, *sequences, x)?, none)
         }
+        Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
+            candle_core::bail!("{} routes samples: the executor runs it", op.name())
+        }
     })
 }

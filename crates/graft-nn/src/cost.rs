@@ -1,0 +1,223 @@
+//! Shapes and multiply-accumulates without running anything: per-sample
+//! shapes follow from the graph inputs' shapes through every op, and the
+//! multiply-accumulates (MACs) of a vertex are those of its weighted product
+//! (dense, convolution, recurrent); elementwise ops, norms and pools count 0,
+//! as the usual MAC counters do. Masked layers count their dense product.
+
+use std::collections::HashMap;
+
+use graft_core::{SizeKind, VertexId};
+
+use crate::error::{NnError, Result};
+use crate::model::Model;
+use crate::op::{Conv, Op};
+
+/// One sample's shape: features or channels first, then spatial axes.
+pub type Shape = Vec<usize>;
+
+fn conv_out(len: usize, c: &Conv) -> Option<usize> {
+    let span = c.dilation * (c.kernel - 1) + 1;
+    (len + 2 * c.padding)
+        .checked_sub(span)
+        .map(|x| x / c.stride.max(1) + 1)
+}
+
+/// The per-sample output shape of `op` for these input shapes and `nout`.
+pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result<Shape, String> {
+    let first = || ins.first().copied().ok_or("no input".to_string());
+    let with_channels = |s: &Shape| {
+        let mut s = s.clone();
+        if let Some(c) = s.first_mut() {
+            *c = nout;
+        }
+        s
+    };
+    let spatial = |s: &Shape, want: usize| -> std::result::Result<Vec<usize>, String> {
+        if s.len() != want + 1 {
+            return Err(format!(
+                "expects {want} spatial axes, the input has shape {s:?}"
+            ));
+        }
+        Ok(s[1..].to_vec())
+    };
+    Ok(match op {
+        Op::Input => first()?.clone(),
+        Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => vec![nout],
+        Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
+            let d = if matches!(op, Op::Conv1d(_)) { 1 } else { 2 };
+            let mut out = vec![nout];
+            for l in spatial(first()?, d)? {
+                out.push(conv_out(l, c).ok_or(format!("kernel larger than the input ({l})"))?);
+            }
+            out
+        }
+        Op::ConvTranspose2d {
+            conv: c,
+            output_padding,
+        } => {
+            let mut out = vec![nout];
+            for l in spatial(first()?, 2)? {
+                let full = (l - 1) * c.stride + c.dilation * (c.kernel - 1) + output_padding + 1;
+                out.push(
+                    full.checked_sub(2 * c.padding)
+                        .ok_or("padding larger than the output")?,
+                );
+            }
+            out
+        }
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let mut out = vec![nout];
+            for l in spatial(first()?, 2)? {
+                let l = l + 2 * padding;
+                out.push(
+                    l.checked_sub(*kernel)
+                        .ok_or(format!("window {kernel} larger than the input {l}"))?
+                        / stride.max(&1)
+                        + 1,
+                );
+            }
+            out
+        }
+        Op::AvgPool2d { kernel, stride } => {
+            let mut out = vec![nout];
+            for l in spatial(first()?, 2)? {
+                out.push(
+                    l.checked_sub(*kernel)
+                        .ok_or(format!("window {kernel} larger than the input {l}"))?
+                        / stride.max(&1)
+                        + 1,
+                );
+            }
+            out
+        }
+        Op::GlobalAvgPool | Op::GlobalMaxPool | Op::LastStep => vec![nout],
+        Op::Flatten { .. } => vec![first()?.iter().product()],
+        Op::Reshape { shape } => shape.clone(),
+        Op::Concat => with_channels(first()?),
+        Op::Recurrent { sequences, .. } => {
+            let s = first()?;
+            if *sequences {
+                vec![nout, *s.get(1).ok_or("a sequence needs a time axis")?]
+            } else {
+                vec![nout]
+            }
+        }
+        Op::Cond { .. } | Op::Gate { .. } | Op::Moe { .. } => {
+            with_channels(ins.get(1).copied().ok_or("no branch")?)
+        }
+        Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Activation(_)
+        | Op::Dropout { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::Identity
+        | Op::Exit { .. } => with_channels(first()?),
+    })
+}
+
+/// Multiply-accumulates of one sample through `op`.
+pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
+    let n0 = ins.first().and_then(|s| s.first()).copied().unwrap_or(0) as u64;
+    let nout = out.first().copied().unwrap_or(0) as u64;
+    let prod = |s: &[usize]| s.iter().map(|&x| x as u64).product::<u64>();
+    match op {
+        Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => n0 * nout,
+        Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
+            let g = Op::conv_groups(c, n0 as usize).max(1) as u64;
+            let taps = (c.kernel as u64).pow(out.len() as u32 - 1);
+            prod(&out[1..]) * nout * (n0 / g) * taps
+        }
+        Op::ConvTranspose2d { conv: c, .. } => {
+            let s = ins.first().map_or(&[][..], |s| &s[1..]);
+            prod(s) * n0 * nout * (c.kernel as u64).pow(2)
+        }
+        Op::Recurrent { cell, .. } => {
+            let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
+            t * cell.gates() as u64 * nout * (n0 + nout)
+        }
+        _ => 0,
+    }
+}
+
+/// Per-sample shapes and MACs of every vertex of a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cost {
+    /// Every vertex's per-sample output shape.
+    pub shapes: HashMap<VertexId, Shape>,
+    /// Every vertex's multiply-accumulates per sample.
+    pub macs: HashMap<VertexId, u64>,
+}
+
+impl Cost {
+    /// The multiply-accumulates of one sample through the whole graph
+    /// (every branch and expert included).
+    pub fn total(&self) -> u64 {
+        self.macs.values().sum()
+    }
+}
+
+impl Model {
+    /// Shapes and MACs per sample, given the per-sample shape of every
+    /// graph input (in the executor's input order), e.g. `[3, 32, 32]`.
+    ///
+    /// # Errors
+    /// A wrong number of input shapes, or shapes an op cannot take (the
+    /// vertex is named).
+    pub fn cost(&self, inputs: &[Shape]) -> Result<Cost> {
+        let g = self.graph();
+        let order = g.topological_order()?;
+        let graph_inputs: Vec<VertexId> = order
+            .iter()
+            .copied()
+            .filter(|&v| g.vertex(v).is_ok_and(|x| x.kind() == SizeKind::Input))
+            .collect();
+        if graph_inputs.len() != inputs.len() {
+            return Err(NnError::InputCount {
+                expected: graph_inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        let mut shapes: HashMap<VertexId, Shape> = HashMap::new();
+        let mut macs = HashMap::new();
+        for (&v, s) in graph_inputs.iter().zip(inputs) {
+            let n = g.vertex(v)?.nout();
+            if s.first() != Some(&n) {
+                return Err(NnError::Layer {
+                    vertex: g.name(v),
+                    reason: format!("input shape {s:?}, the graph says {n} features"),
+                });
+            }
+            shapes.insert(v, s.clone());
+        }
+        for &v in &order {
+            let vx = g.vertex(v)?;
+            if vx.kind() == SizeKind::Input {
+                continue;
+            }
+            let op = &self
+                .layer(v)
+                .ok_or_else(|| NnError::Layer {
+                    vertex: vx.name().to_string(),
+                    reason: "no layer".into(),
+                })?
+                .op;
+            let ins: Vec<&Shape> = vx.inputs().iter().map(|u| &shapes[u]).collect();
+            let out = infer(op, &ins, vx.nout()).map_err(|reason| NnError::Layer {
+                vertex: vx.name().to_string(),
+                reason,
+            })?;
+            macs.insert(v, macs_of(op, &ins, &out));
+            shapes.insert(v, out);
+        }
+        Ok(Cost { shapes, macs })
+    }
+}
