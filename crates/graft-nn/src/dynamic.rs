@@ -186,8 +186,7 @@ pub(crate) fn eval(
                     sc,
                     on.iter().map(|&x| Choice::Gate(x > 0.5)).collect(),
                 );
-                let p = sigmoid(&l)?;
-                rec.gates.push((v, p));
+                rec.gates.push((v, gate.clone()));
                 return Ok(y.broadcast_mul(&per_row(&gate, y.rank())?)?);
             }
             let on: Vec<bool> = match ctx.opts.gates {
@@ -329,10 +328,6 @@ pub(crate) fn eval(
     }
 }
 
-fn sigmoid(x: &Tensor) -> Result<Tensor> {
-    Ok(Tensor::ones_like(x)?.broadcast_div(&x.neg()?.exp()?.affine(1.0, 1.0)?)?)
-}
-
 /// `[n, 1]` uniform values in (0, 1), seeded.
 fn uniform(n: usize, seed: u64, model: &Model) -> Result<Tensor> {
     use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -346,12 +341,14 @@ fn uniform(n: usize, seed: u64, model: &Model) -> Result<Tensor> {
 /// The auxiliary terms of a dynamic network's training loss.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Objective {
-    /// Weight of each early exit's loss, in execution order (the main
-    /// output's loss has weight 1); missing entries weigh 1. Empty with no
-    /// exits.
+    /// Weight of each early exit's head loss, in execution order (see
+    /// [`Forward::exit_heads`]; the main output's loss has weight 1). A
+    /// head without a weight here adds nothing.
     pub exit_weights: Vec<f64>,
     /// Ask the gates to be on for this share of samples: adds weight ·
-    /// (mean gate probability − rate)² per gate. (rate, weight).
+    /// (share of samples gated on − rate)² per gate, the share taken over
+    /// the straight-through gates (its gradient reaches the gate heads).
+    /// (rate, weight).
     pub gate_rate: Option<(f64, f64)>,
     /// Weight of the experts' load-balancing loss (0.01 is usual).
     pub balance: f64,
@@ -377,7 +374,7 @@ impl Objective {
         let dtype = f.outputs.first().map_or(DType::F32, |t| t.dtype());
         let mut total = Tensor::zeros((), dtype, &device)?;
         for (i, (_, head)) in f.exit_heads.iter().enumerate() {
-            let w = self.exit_weights.get(i).copied().unwrap_or(1.0);
+            let w = self.exit_weights.get(i).copied().unwrap_or(0.0);
             if w != 0.0 {
                 total = total.add(&loss.compute(head, target)?.affine(w, 0.0)?)?;
             }

@@ -40,8 +40,9 @@ pub struct Forward {
     pub probes: HashMap<VertexId, candle_core::Var>,
     /// With [`Run::trace`]: the path each sample took and the cost spent.
     pub trace: Option<Trace>,
-    /// Training passes: every gate's soft probability sigmoid(logit), `[N,
-    /// 1]`, for the target-rate loss.
+    /// Training passes: every gate's straight-through values, `[N, 1]`: the
+    /// hard 0/1 decisions forward, the sigmoid's gradient backward (for the
+    /// target-rate loss).
     pub gates: Vec<(VertexId, Tensor)>,
     /// Training passes (or exits switched off): every early exit's head
     /// output on the whole batch, in execution order, for the joint loss.

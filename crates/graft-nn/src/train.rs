@@ -245,6 +245,9 @@ pub struct Fit {
     /// Run every step with probes and activations kept (for
     /// [`crate::utility::Taylor`]).
     pub probes: bool,
+    /// Auxiliary losses of dynamic networks (early exits, gate rates,
+    /// expert balance), added to the main loss; the default adds nothing.
+    pub objective: crate::dynamic::Objective,
 }
 
 impl Fit {
@@ -258,6 +261,22 @@ impl Fit {
         opt: &mut dyn Optimizer,
         x: &Tensor,
         y: &Tensor,
+        each_step: impl FnMut(&Model, &crate::exec::Forward, &GradStore) -> Result<()>,
+    ) -> Result<Vec<f64>> {
+        self.run_inputs(model, opt, std::slice::from_ref(x), y, each_step)
+    }
+
+    /// [`Fit::run`] for a model with several inputs, each with one row per
+    /// sample (features, per-sample controls), in the executor's order.
+    ///
+    /// # Errors
+    /// Shape errors, a stale model, inputs with different row counts.
+    pub fn run_inputs(
+        &self,
+        model: &mut Model,
+        opt: &mut dyn Optimizer,
+        xs: &[Tensor],
+        y: &Tensor,
         mut each_step: impl FnMut(&Model, &crate::exec::Forward, &GradStore) -> Result<()>,
     ) -> Result<Vec<f64>> {
         if self.batch == 0 {
@@ -266,7 +285,15 @@ impl Fit {
                 reason: "a batch needs at least one sample".into(),
             });
         }
-        let n = x.dim(0)?;
+        let n = y.dim(0)?;
+        for (i, x) in xs.iter().enumerate() {
+            if x.dim(0)? != n {
+                return Err(crate::error::NnError::Invalid {
+                    what: format!("Fit input {i}"),
+                    reason: format!("{} rows, the targets have {n}", x.dim(0)?),
+                });
+            }
+        }
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut order: Vec<u32> = (0..n as u32).collect();
         let mut losses = Vec::with_capacity(self.epochs);
@@ -277,15 +304,21 @@ impl Fit {
             let mut total = 0.0;
             let mut batches = 0;
             for chunk in order.chunks(self.batch) {
-                let idx = Tensor::from_vec(chunk.to_vec(), chunk.len(), x.device())?;
-                let xb = x.index_select(&idx, 0)?;
+                let idx = Tensor::from_vec(chunk.to_vec(), chunk.len(), y.device())?;
+                let xb = xs
+                    .iter()
+                    .map(|x| x.index_select(&idx, 0))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 let yb = y.index_select(&idx, 0)?;
                 step += 1;
                 let mode = Mode::Train {
                     seed: self.seed ^ step,
                 };
-                let f = ex.forward_with(model, &[xb], mode, self.probes, self.probes)?;
-                let l = self.loss.compute(&f.outputs[0], &yb)?;
+                let f = ex.forward_with(model, &xb, mode, self.probes, self.probes)?;
+                let mut l = self.loss.compute(&f.outputs[0], &yb)?;
+                if !self.objective.is_empty() {
+                    l = l.add(&self.objective.loss(&f, self.loss, &yb)?)?;
+                }
                 let grads = l.backward()?;
                 each_step(model, &f, &grads)?;
                 opt.step(model, &grads)?;

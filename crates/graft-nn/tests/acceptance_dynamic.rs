@@ -100,3 +100,378 @@ fn d1_dynamic_net_control() {
     let none = run(&m, &x, &control(&[0.2; 16]));
     assert_eq!(none.trace.unwrap().rows.get(&fc2), None);
 }
+
+/// Outputs of `m` for a batch-level control, and for per-sample controls.
+fn both_branches(m: &Model, x: &Tensor) -> [Vec<Vec<f32>>; 3] {
+    let cs: Vec<f32> = (0..x.dim(0).unwrap())
+        .map(|i| if i % 2 == 0 { 0.8 } else { 0.2 })
+        .collect();
+    [
+        rows(&run(m, x, &control(&[0.7])).outputs[0]),
+        rows(&run(m, x, &control(&[0.3])).outputs[0]),
+        rows(&run(m, x, &control(&cs)).outputs[0]),
+    ]
+}
+
+fn assert_close(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>], tol: f32) {
+    for (x, y) in a
+        .iter()
+        .flatten()
+        .flatten()
+        .zip(b.iter().flatten().flatten())
+    {
+        assert!((x - y).abs() <= tol, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn d2_sizes_through_a_conditional() {
+    use graft_core::{plan, Patch, Request};
+    let mut m = dynamic_net(10, 5, 2, 3).unwrap();
+    let x = randn(12, 10, 2);
+    let before = both_branches(&m, &x);
+    let id = |m: &Model, n: &str| m.id(n).unwrap();
+    let (fc1, fc2, fc3) = (id(&m, "fc1"), id(&m, "fc2"), id(&m, "fc3"));
+
+    // Δnout(fc1) = +3: fc1's rows, fc2's columns and rows, fc3's columns.
+    m.change_sizes(&Request::new().nout(fc1, 3)).unwrap();
+    assert_eq!(m.param(fc1, "weight").unwrap().dims(), &[8, 10]);
+    assert_eq!(m.param(fc2, "weight").unwrap().dims(), &[8, 8]);
+    assert_eq!(m.param(fc3, "weight").unwrap().dims(), &[2, 8]);
+    // New neurons have zero outgoing weights: columns 5.. of fc3 and fc2.
+    let w3 = rows(&m.param(fc3, "weight").unwrap());
+    assert!(w3.iter().all(|r| r[5..].iter().all(|&v| v == 0.0)));
+    let after = both_branches(&m, &x);
+    assert_close(&before, &after, 1e-5);
+
+    // Δnout(fc2) = +1 with fc1 held is infeasible exactly.
+    let held = Request::new().nout(fc2, 1).nout(fc1, 0);
+    assert!(plan(m.graph(), &held).is_err());
+    // Relaxed, fc1 and fc2 move together.
+    m.change_sizes(&Request::new().nout_relaxed(fc2, 1))
+        .unwrap();
+    assert_eq!(m.graph().nout(fc1).unwrap(), 9);
+    assert_eq!(m.graph().nout(fc2).unwrap(), 9);
+    assert_close(&before, &both_branches(&m, &x), 1e-5);
+
+    // Removing fc2 leaves both branches identity-like (relu of a relu):
+    // the network is fc1-relu-fc3 whatever the control.
+    let short_before = before[1].clone();
+    m.commit(&Patch::new().remove("fc2"), &[]).unwrap();
+    let [hi, lo, mixed] = both_branches(&m, &x);
+    assert_close(&[short_before.clone()], &[hi], 1e-5);
+    assert_close(&[short_before.clone()], &[lo], 1e-5);
+    assert_close(&[short_before], &[mixed], 1e-5);
+    let _ = fc3;
+}
+
+/// x(8) -> stem -> relu -> x + gate(head, dense-relu) -> out(3).
+fn gated(seed: u64, estimator: graft_nn::GateEstimator) -> Model {
+    use graft_nn::dynamic::GateHead;
+    let mut m = Model::with(Device::Cpu, DType::F32, seed);
+    let x = m.input("x", 8).unwrap();
+    let s = m
+        .add("stem", Op::Dense { bias: true }, &[x], Some(8))
+        .unwrap();
+    let r = m.add("stem.relu", relu(), &[s], None).unwrap();
+    let b = m
+        .gated_residual("block", r, GateHead::Dense, estimator, |m, at| {
+            let d = m.add("body", Op::Dense { bias: true }, &[at], Some(8))?;
+            m.add("body.relu", relu(), &[d], None)
+        })
+        .unwrap();
+    m.add("out", Op::Dense { bias: true }, &[b], Some(3))
+        .unwrap();
+    m
+}
+
+#[test]
+fn d3_gated_blocks() {
+    use graft_nn::{
+        dynamic::Objective, train::Adam, train::Fit, train::Loss, GateEstimator, GateForce,
+    };
+    let m = gated(5, GateEstimator::StraightThrough);
+    let x = randn(64, 8, 3);
+    let ex = Executor::new(&m).unwrap();
+    let fwd = |opts: Run| ex.run(&m, &[x.clone()], &opts.traced()).unwrap();
+    let learned = fwd(Run::eval());
+    let on = fwd(Run::eval().force_gates(GateForce::On));
+    let off = fwd(Run::eval().force_gates(GateForce::Off));
+    let head = m.id("block.head").unwrap();
+    let body = m.id("body").unwrap();
+    let gate = m.id("block.gate").unwrap();
+    // Hard at inference: a sample's gate is on when its head's logit > 0.
+    let keep = ex
+        .run(
+            &m,
+            &[x.clone()],
+            &Run {
+                keep: true,
+                ..Run::eval()
+            },
+        )
+        .unwrap();
+    let logits: Vec<f32> = rows(&keep.activations[&head])
+        .into_iter()
+        .map(|r| r[0])
+        .collect();
+    let t = learned.trace.as_ref().unwrap();
+    let decided = &t.of(gate).unwrap().per_sample;
+    let n_on = logits.iter().filter(|&&l| l > 0.0).count();
+    assert!(n_on > 0 && n_on < 64, "a mix of decisions ({n_on} on)");
+    for (i, l) in logits.iter().enumerate() {
+        assert_eq!(decided[i], Some(Choice::Gate(*l > 0.0)));
+    }
+    // The body runs on the gated-on samples only; forced on or off, on all
+    // or none.
+    assert_eq!(t.rows[&body], n_on);
+    assert_eq!(on.trace.as_ref().unwrap().rows[&body], 64);
+    assert_eq!(off.trace.as_ref().unwrap().rows.get(&body), None);
+    // Each row equals the forced-on row where the gate is on, the
+    // forced-off row where it is off.
+    let (l, a, b) = (
+        rows(&learned.outputs[0]),
+        rows(&on.outputs[0]),
+        rows(&off.outputs[0]),
+    );
+    for i in 0..64 {
+        let want = if logits[i] > 0.0 { &a[i] } else { &b[i] };
+        for (p, q) in l[i].iter().zip(want) {
+            assert!((p - q).abs() < 1e-6);
+        }
+    }
+
+    // Training: the straight-through gate passes gradients to its head.
+    let y = Tensor::from_vec(
+        (0..64u32).map(|i| i % 3).collect::<Vec<_>>(),
+        64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let f = ex.run(&m, &[x.clone()], &Run::train(1)).unwrap();
+    let loss = Loss::CrossEntropy.compute(&f.outputs[0], &y).unwrap();
+    let grads = loss.backward().unwrap();
+    let hw = m
+        .trainable()
+        .into_iter()
+        .find(|(v, n, _)| *v == head && n == "weight")
+        .unwrap()
+        .2;
+    let g = grads.get(hw.as_tensor()).expect("the head gets a gradient");
+    assert!(
+        g.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            > 0.0
+    );
+
+    // A target execution rate through the auxiliary loss, for both
+    // estimators: the share of samples gated on moves to a target far from
+    // where it starts (at
+    // inference for straight-through; with the Gumbel noise of training
+    // for Gumbel, whose noise-free decisions may all fall on one side).
+    for (est, target) in [
+        (GateEstimator::StraightThrough, 0.85),
+        (GateEstimator::Gumbel { tau: 1.0 }, 0.1),
+    ] {
+        let mut m = gated(5, est);
+        let mode = match est {
+            GateEstimator::StraightThrough => Run::eval(),
+            GateEstimator::Gumbel { .. } => Run::train(99),
+        };
+        let rate = |m: &Model| {
+            let ex = Executor::new(m).unwrap();
+            let t = ex
+                .run(m, &[x.clone()], &mode.traced())
+                .unwrap()
+                .trace
+                .unwrap();
+            let gate = m.id("block.gate").unwrap();
+            let d = &t.of(gate).unwrap().per_sample;
+            d.iter().filter(|c| **c == Some(Choice::Gate(true))).count() as f64 / 64.0
+        };
+        let fit = Fit {
+            batch: 16,
+            epochs: 60,
+            loss: Loss::CrossEntropy,
+            seed: 3,
+            probes: false,
+            objective: Objective {
+                gate_rate: Some((target, 5.0)),
+                ..Objective::default()
+            },
+        };
+        let mut opt = Adam::new(1e-2);
+        let start = rate(&m);
+        assert!((start - target).abs() > 0.3, "{est:?}: starts at {start}");
+        fit.run(&mut m, &mut opt, &x, &y, |_, _, _| Ok(())).unwrap();
+        let r = rate(&m);
+        assert!(
+            (r - target).abs() <= 0.1,
+            "{est:?}: rate {r} (from {start})"
+        );
+    }
+}
+
+/// x(16) -> b1 -> b2 -> b3 -> final(4), heads h1 (after b1) and h2 (after
+/// b2); exit e2 = Exit(h2, final), e1 = Exit(h1, e2).
+fn exits(threshold: f64, confidence: graft_nn::Confidence) -> Model {
+    let mut m = Model::with(Device::Cpu, DType::F32, 11);
+    let x = m.input("x", 16).unwrap();
+    let mut at = x;
+    let mut heads = Vec::new();
+    for i in 1..=3 {
+        let d = m
+            .add(&format!("b{i}"), Op::Dense { bias: true }, &[at], Some(32))
+            .unwrap();
+        at = m.add(&format!("b{i}.relu"), relu(), &[d], None).unwrap();
+        if i < 3 {
+            heads.push(
+                m.add(&format!("h{i}"), Op::Dense { bias: true }, &[at], Some(4))
+                    .unwrap(),
+            );
+        }
+    }
+    let fin = m
+        .add("final", Op::Dense { bias: true }, &[at], Some(4))
+        .unwrap();
+    let op = Op::Exit {
+        confidence,
+        threshold,
+    };
+    let e2 = m.add("e2", op.clone(), &[heads[1], fin], None).unwrap();
+    m.add("e1", op, &[heads[0], e2], None).unwrap();
+    m
+}
+
+fn softmax_max(r: &[f32]) -> f64 {
+    let m = r.iter().copied().fold(f32::MIN, f32::max) as f64;
+    1.0 / r.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>()
+}
+
+#[test]
+fn d4_early_exits() {
+    use graft_nn::{dynamic::Objective, train::Loss, Confidence};
+    let x = randn(200, 16, 9).affine(4.0, 0.0).unwrap();
+    // The heads' confidences, from a pass without exits.
+    let m = exits(0.3, Confidence::MaxSoftmax);
+    let ex = Executor::new(&m).unwrap();
+    let all = ex
+        .run(
+            &m,
+            &[x.clone()],
+            &Run {
+                keep: true,
+                ..Run::eval().without_exits()
+            },
+        )
+        .unwrap();
+    let id = |n: &str| m.id(n).unwrap();
+    let conf = |v| -> Vec<f64> {
+        rows(&all.activations[&v])
+            .iter()
+            .map(|r| softmax_max(r))
+            .collect()
+    };
+    let (c1, c2) = (conf(id("h1")), conf(id("h2")));
+    let (h1, h2, fin) = (
+        rows(&all.activations[&id("h1")]),
+        rows(&all.activations[&id("h2")]),
+        rows(&all.activations[&id("final")]),
+    );
+    let t = 0.3;
+    let f = ex.run(&m, &[x.clone()], &Run::eval().traced()).unwrap();
+    let tr = f.trace.as_ref().unwrap();
+    let out = rows(&f.outputs[0]);
+    let (mut n1, mut n2, mut n3) = (0, 0, 0);
+    for i in 0..200 {
+        let (want, exit) = if c1[i] >= t {
+            n1 += 1;
+            (&h1[i], Some(id("e1")))
+        } else if c2[i] >= t {
+            n2 += 1;
+            (&h2[i], Some(id("e2")))
+        } else {
+            n3 += 1;
+            (&fin[i], None)
+        };
+        assert_eq!(tr.exit_taken(i), exit, "sample {i}");
+        for (p, q) in out[i].iter().zip(want) {
+            assert!((p - q).abs() < 1e-5);
+        }
+    }
+    assert!(n1 > 0 && n2 > 0 && n3 > 0, "exits taken: {n1} {n2} {n3}");
+    // The rest of the network does not run for samples that left.
+    assert_eq!(tr.rows[&id("b2")], 200 - n1);
+    assert_eq!(tr.rows[&id("b3")], n3);
+    assert_eq!(tr.rows[&id("b1")], 200);
+    // Thresholds nobody passes: the full network; everybody passes: only b1.
+    let never = exits(1.01, Confidence::MaxSoftmax);
+    let fn_ = Executor::new(&never)
+        .unwrap()
+        .run(&never, &[x.clone()], &Run::eval().traced())
+        .unwrap();
+    assert_eq!(rows(&fn_.outputs[0]), fin);
+    let always = exits(0.0, Confidence::MaxSoftmax);
+    let fa = Executor::new(&always)
+        .unwrap()
+        .run(&always, &[x.clone()], &Run::eval().traced())
+        .unwrap();
+    assert_eq!(rows(&fa.outputs[0]), h1);
+    assert_eq!(fa.trace.unwrap().rows.get(&id("b2")), None);
+    // Negative entropy: the entropy of a 4-way softmax is at most ln 4.
+    let ent = exits(-0.5, Confidence::NegEntropy);
+    let fe = Executor::new(&ent)
+        .unwrap()
+        .run(&ent, &[x.clone()], &Run::eval().traced())
+        .unwrap();
+    let te = fe.trace.unwrap();
+    for (i, r) in h1.iter().enumerate() {
+        let mx = r.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let z: f64 = r.iter().map(|&v| (v as f64 - mx).exp()).sum();
+        let h: f64 = -r
+            .iter()
+            .map(|&v| {
+                let p = (v as f64 - mx).exp() / z;
+                p * p.ln()
+            })
+            .sum::<f64>();
+        assert_eq!(te.exit_taken(i) == Some(id("e1")), -h >= -0.5, "sample {i}");
+    }
+
+    // Training runs every sample to the end and returns every head for the
+    // weighted joint loss.
+    let y = Tensor::from_vec(
+        (0..200u32).map(|i| i % 4).collect::<Vec<_>>(),
+        200,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let ft = ex.run(&m, &[x.clone()], &Run::train(0)).unwrap();
+    assert_eq!(
+        ft.exit_heads.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![id("e2"), id("e1")]
+    );
+    let obj = Objective {
+        exit_weights: vec![0.5, 0.25],
+        ..Objective::default()
+    };
+    let aux = obj
+        .loss(&ft, Loss::CrossEntropy, &y)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let ce = |t: &Tensor| {
+        Loss::CrossEntropy
+            .compute(t, &y)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let want = 0.5 * ce(&ft.exit_heads[0].1) + 0.25 * ce(&ft.exit_heads[1].1);
+    assert!((aux - want).abs() < 1e-5);
+    assert_eq!(rows(&ft.outputs[0]), fin);
+}

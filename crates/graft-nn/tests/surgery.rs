@@ -114,6 +114,7 @@ fn optimiser_state_follows_mutations_and_training_continues() {
             loss: Loss::CrossEntropy,
             seed: 1,
             probes: false,
+            objective: Default::default(),
         };
         fit.run(&mut m, opt.as_mut(), &data.x, &data.y, |_, _, _| Ok(()))
             .unwrap();
@@ -268,6 +269,7 @@ fn bad_training_arguments_are_typed_errors() {
         loss: Loss::Mse,
         seed: 0,
         probes: false,
+        objective: Default::default(),
     };
     let x = Tensor::zeros((4, 4), graft_nn::DType::F32, &Device::Cpu).unwrap();
     let y = Tensor::zeros((4, 3), graft_nn::DType::F32, &Device::Cpu).unwrap();

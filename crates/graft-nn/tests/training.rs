@@ -38,6 +38,7 @@ fn digits_mlp_reaches_95_percent() {
         loss: Loss::CrossEntropy,
         seed: 7,
         probes: false,
+        objective: Default::default(),
     };
     let mut opt = Adam::new(1e-3);
     let losses = fit
@@ -94,6 +95,7 @@ fn digits_cnn_reaches_97_percent() {
         loss: Loss::CrossEntropy,
         seed: 8,
         probes: false,
+        objective: Default::default(),
     };
     let mut opt = Adam::new(2e-3);
     fit.run(&mut m, &mut opt, &trx, &train.y, |_, _, _| Ok(()))
@@ -136,6 +138,7 @@ fn xor_pruning_by_activation_contribution() {
         loss: Loss::Mse,
         seed: 4,
         probes: true,
+        objective: Default::default(),
     };
     let mut opt = Adam::new(1e-2);
     let mut taylor = graft_nn::utility::Taylor::new(0.9, 1);

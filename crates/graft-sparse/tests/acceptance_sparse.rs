@@ -620,6 +620,7 @@ fn s17_persistence_rebuild_and_train() {
         loss: Loss::CrossEntropy,
         seed: 0,
         probes: false,
+        objective: Default::default(),
     };
     let losses = fit
         .run(&mut rebuilt, &mut Adam::new(1e-3), &x, &y, |_, _, _| Ok(()))

@@ -14,6 +14,7 @@ fn fit(epochs: usize) -> Fit {
         loss: Loss::CrossEntropy,
         seed: 1,
         probes: false,
+        objective: Default::default(),
     }
 }
 
