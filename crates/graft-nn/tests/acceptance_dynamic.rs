@@ -475,3 +475,226 @@ fn d4_early_exits() {
     assert!((aux - want).abs() < 1e-5);
     assert_eq!(rows(&ft.outputs[0]), fin);
 }
+
+/// x(6) -> mixture of 4 experts (dense 6->8), top-2 -> out(3).
+fn moe(capacity: Option<f64>) -> Model {
+    let mut m = Model::with(Device::Cpu, DType::F32, 21);
+    let x = m.input("x", 6).unwrap();
+    let mix = m
+        .mixture("moe", x, 4, 2, capacity, |m, i, x| {
+            m.add(
+                &format!("expert{i}"),
+                Op::Dense { bias: true },
+                &[x],
+                Some(8),
+            )
+        })
+        .unwrap();
+    m.add("out", Op::Dense { bias: true }, &[mix], Some(3))
+        .unwrap();
+    m
+}
+
+fn dense_rows(m: &Model, v: graft_nn::VertexId, x: &Tensor) -> Vec<Vec<f32>> {
+    let w = m.param(v, "weight").unwrap();
+    let b = m.param(v, "bias").unwrap();
+    rows(
+        &x.matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn d5_mixture_of_experts() {
+    use graft_core::Request;
+    let mut m = moe(None);
+    let x = randn(40, 6, 4).affine(3.0, 0.0).unwrap();
+    let id = |m: &Model, n: &str| m.id(n).unwrap();
+    // Expert 3 is never chosen: its router logit is hopeless.
+    let router = id(&m, "moe.router");
+    let mut b = m.param(router, "bias").unwrap().to_vec1::<f32>().unwrap();
+    b[3] = -1e3;
+    m.set_param(
+        router,
+        "bias",
+        &Tensor::from_vec(b, 4, &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+
+    let ex = Executor::new(&m).unwrap();
+    let f = ex
+        .run(
+            &m,
+            &[x.clone()],
+            &Run {
+                keep: true,
+                ..Run::eval().traced()
+            },
+        )
+        .unwrap();
+    let mix = rows(&f.activations[&id(&m, "moe")]);
+    let logits = dense_rows(&m, router, &x);
+    let experts: Vec<Vec<Vec<f32>>> = (0..4)
+        .map(|e| dense_rows(&m, id(&m, &format!("expert{e}")), &x))
+        .collect();
+    let t = f.trace.as_ref().unwrap();
+    let decisions = &t.of(id(&m, "moe")).unwrap().per_sample;
+    let mut f_share = [0f64; 4];
+    let mut p_mean = [0f64; 4];
+    for i in 0..40 {
+        let mx = logits[i].iter().copied().fold(f32::MIN, f32::max) as f64;
+        let z: Vec<f64> = logits[i].iter().map(|&l| (l as f64 - mx).exp()).collect();
+        let p: Vec<f64> = z.iter().map(|v| v / z.iter().sum::<f64>()).collect();
+        let mut order: Vec<usize> = (0..4).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let top = &order[..2];
+        let norm: f64 = top.iter().map(|&e| p[e]).sum();
+        for e in 0..4 {
+            p_mean[e] += p[e] / 40.0;
+        }
+        for &e in top {
+            f_share[e] += 1.0 / 80.0;
+        }
+        // Output: Σ over the top-2 of renormalised weight × expert output.
+        for j in 0..8 {
+            let want: f64 = top
+                .iter()
+                .map(|&e| p[e] / norm * experts[e][i][j] as f64)
+                .sum();
+            assert!((mix[i][j] as f64 - want).abs() < 1e-4, "sample {i}");
+        }
+        let Some(Choice::Experts(got)) = &decisions[i] else {
+            panic!("no decision")
+        };
+        let mut got_e: Vec<usize> = got.iter().map(|(e, _)| *e).collect();
+        got_e.sort();
+        let mut want_e = top.to_vec();
+        want_e.sort();
+        assert_eq!(got_e, want_e);
+    }
+    // Experts that receive no sample do no work.
+    assert_eq!(t.rows.get(&id(&m, "expert3")), None);
+    let ran: usize = (0..3).map(|e| t.rows[&id(&m, &format!("expert{e}"))]).sum();
+    assert_eq!(ran, 80);
+    // The load-balancing loss returned with the output: E · Σ f_e · P_e.
+    let want: f64 = 4.0 * (0..4).map(|e| f_share[e] * p_mean[e]).sum::<f64>();
+    let got = f.balance[0].1.to_scalar::<f32>().unwrap() as f64;
+    assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+    // It has a gradient to the router.
+    let g = f.balance[0].1.backward().unwrap();
+    let rw = m
+        .trainable()
+        .into_iter()
+        .find(|(v, n, _)| *v == router && n == "weight")
+        .unwrap()
+        .2;
+    assert!(g.get(rw.as_tensor()).is_some());
+
+    // A capacity factor bounds each expert's samples: ⌈0.5 · 2 · 40 / 4⌉.
+    let capped = moe(Some(0.5));
+    let tc = Executor::new(&capped)
+        .unwrap()
+        .run(&capped, &[x.clone()], &Run::eval().traced())
+        .unwrap()
+        .trace
+        .unwrap();
+    for e in 0..4 {
+        assert!(
+            tc.rows
+                .get(&id(&capped, &format!("expert{e}")))
+                .copied()
+                .unwrap_or(0)
+                <= 10
+        );
+    }
+
+    // Δnout on the mixture resizes every expert; the router stays at 4 and
+    // the function is kept.
+    let before = rows(&ex.run(&m, &[x.clone()], &Run::eval()).unwrap().outputs[0]);
+    m.change_sizes(&Request::new().nout(id(&m, "moe"), 2))
+        .unwrap();
+    for e in 0..4 {
+        assert_eq!(m.graph().nout(id(&m, &format!("expert{e}"))).unwrap(), 10);
+    }
+    assert_eq!(m.graph().nout(router).unwrap(), 4);
+    let after = rows(
+        &Executor::new(&m)
+            .unwrap()
+            .run(&m, &[x.clone()], &Run::eval())
+            .unwrap()
+            .outputs[0],
+    );
+    assert_close(&[before], &[after], 1e-5);
+}
+
+#[test]
+fn d6_trace_and_cost() {
+    // DynamicNet(10, 5, 2): 10·5 + 5·5 + 5·2 = 85 MACs per sample in full,
+    // 60 without fc2.
+    let m = dynamic_net(10, 5, 2, 1).unwrap();
+    assert_eq!(m.cost(&[vec![10], vec![1]]).unwrap().total(), 85);
+    let x = randn(32, 10, 5);
+    let cs: Vec<f32> = (0..32).map(|i| if i < 8 { 0.9 } else { 0.1 }).collect();
+    let t = run(&m, &x, &control(&cs)).trace.unwrap();
+    assert_eq!(t.samples, 32);
+    assert_eq!(t.macs_full, 32 * 85);
+    assert_eq!(t.macs_spent, 32 * 60 + 8 * 25);
+    let cond = m.id("cond").unwrap();
+    assert_eq!(t.decisions.len(), 1);
+    assert_eq!(t.of(cond).unwrap().name, "cond");
+
+    // A mixture: the full graph runs every expert on every sample; top-2
+    // of 4 spends the router, two experts and the head per sample.
+    let mx = moe(None);
+    let x6 = randn(20, 6, 6);
+    let tm = Executor::new(&mx)
+        .unwrap()
+        .run(&mx, &[x6], &Run::eval().traced())
+        .unwrap()
+        .trace
+        .unwrap();
+    let per = |a: u64, b: u64| a * b;
+    assert_eq!(tm.macs_full, 20 * (per(6, 4) + 4 * per(6, 8) + per(8, 3)));
+    assert_eq!(tm.macs_spent, 20 * (per(6, 4) + 2 * per(6, 8) + per(8, 3)));
+
+    // A gated convolutional block: conv MACs follow the spatial size, and
+    // gates off spend nothing in the body.
+    use graft_nn::{dynamic::GateHead, Conv, GateEstimator, GateForce};
+    let mut c = Model::new();
+    let xin = c.input("img", 3).unwrap();
+    let stem = c
+        .add("stem", Op::Conv2d(Conv::same(3)), &[xin], Some(4))
+        .unwrap();
+    c.gated_residual(
+        "block",
+        stem,
+        GateHead::PooledDense,
+        GateEstimator::StraightThrough,
+        |m, at| m.add("body", Op::Conv2d(Conv::same(3)), &[at], Some(4)),
+    )
+    .unwrap();
+    let img = Tensor::randn(0f32, 1.0, (5, 3, 8, 8), &Device::Cpu).unwrap();
+    let ex = Executor::new(&c).unwrap();
+    let off = ex
+        .run(
+            &c,
+            &[img.clone()],
+            &Run::eval().traced().force_gates(GateForce::Off),
+        )
+        .unwrap()
+        .trace
+        .unwrap();
+    let on = ex
+        .run(&c, &[img], &Run::eval().traced().force_gates(GateForce::On))
+        .unwrap()
+        .trace
+        .unwrap();
+    let stem_macs = 64 * 4 * 3 * 9;
+    let body_macs = 64 * 4 * 4 * 9;
+    let head_macs = 4;
+    assert_eq!(on.macs_full, 5 * (stem_macs + body_macs + head_macs));
+    assert_eq!(on.macs_spent, on.macs_full);
+    assert_eq!(off.macs_spent, 5 * (stem_macs + head_macs));
+}
