@@ -118,8 +118,17 @@ pub(crate) fn eval(
         ex.shape_in(model, inputs[pos], sc)
     };
     match op {
-        Op::Cond { rule } => {
+        Op::Cond { rule, batch } => {
             let c = sc.get(inputs[0], model)?;
+            if *batch && c.dim(0)? != 1 {
+                return Err(NnError::Layer {
+                    vertex: vx.name().to_string(),
+                    reason: format!(
+                        "a batch-level conditional takes a control of one row, not {}",
+                        c.dim(0)?
+                    ),
+                });
+            }
             let branches = inputs.len() - 1;
             let picks: Vec<usize> = control_rows(model, v, &c, n)?
                 .iter()

@@ -262,6 +262,11 @@ pub enum Op {
     Cond {
         /// How the control picks a branch.
         rule: Rule,
+        /// The control has one row for the whole batch (a scalar switch;
+        /// exported to ONNX as `If`); otherwise it may have one row per
+        /// sample (exported in mask-and-merge form).
+        #[serde(default)]
+        batch: bool,
     },
     /// A gated branch: input 0 is the gate's logit (one per sample, from a
     /// learned head), input 1 the branch. Output `g · branch` with a hard
@@ -446,7 +451,7 @@ impl Op {
             }
             Op::Concat => one(Stack),
             Op::Reshape { .. } => one(Immutable),
-            Op::Cond { rule } => {
+            Op::Cond { rule, .. } => {
                 let branches = nin.len().saturating_sub(1);
                 match rule {
                     Rule::Threshold { .. } if branches != 2 => Err(format!(

@@ -134,11 +134,19 @@ pub fn resnet18_cifar(seed: u64) -> Result<Model> {
 /// (`input` features) and `control` (1 column), then
 /// `fc1 -> relu1 -> [fc2 -> relu2 if control > 0.5] -> fc3`, where the
 /// conditional `cond` picks `relu2` above the threshold and `relu1`
-/// otherwise. Weights are seeded.
+/// otherwise. Weights are seeded. With `batch`, the control is one value
+/// for the whole batch (as in the seed; exported to ONNX as `If`);
+/// otherwise each sample may carry its own.
 ///
 /// # Errors
 /// Sizes of 0.
-pub fn dynamic_net(input: usize, hidden: usize, output: usize, seed: u64) -> Result<Model> {
+pub fn dynamic_net(
+    input: usize,
+    hidden: usize,
+    output: usize,
+    batch: bool,
+    seed: u64,
+) -> Result<Model> {
     let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
     let x = m.input("x", input)?;
     let c = m.input("control", 1)?;
@@ -150,6 +158,7 @@ pub fn dynamic_net(input: usize, hidden: usize, output: usize, seed: u64) -> Res
         "cond",
         Op::Cond {
             rule: crate::op::Rule::Threshold { threshold: 0.5 },
+            batch,
         },
         &[c, r2, r1],
         None,

@@ -55,7 +55,7 @@ fn run(m: &Model, x: &Tensor, c: &Tensor) -> graft_nn::Forward {
 
 #[test]
 fn d1_dynamic_net_control() {
-    let m = dynamic_net(10, 5, 2, 7).unwrap();
+    let m = dynamic_net(10, 5, 2, false, 7).unwrap();
     let x = randn(16, 10, 1);
     let long = static_chain(&m, &["fc1", "fc2", "fc3"]);
     let short = static_chain(&m, &["fc1", "fc3"]);
@@ -127,7 +127,7 @@ fn assert_close(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>], tol: f32) {
 #[test]
 fn d2_sizes_through_a_conditional() {
     use graft_core::{plan, Patch, Request};
-    let mut m = dynamic_net(10, 5, 2, 3).unwrap();
+    let mut m = dynamic_net(10, 5, 2, false, 3).unwrap();
     let x = randn(12, 10, 2);
     let before = both_branches(&m, &x);
     let id = |m: &Model, n: &str| m.id(n).unwrap();
@@ -633,7 +633,7 @@ fn d5_mixture_of_experts() {
 fn d6_trace_and_cost() {
     // DynamicNet(10, 5, 2): 10·5 + 5·5 + 5·2 = 85 MACs per sample in full,
     // 60 without fc2.
-    let m = dynamic_net(10, 5, 2, 1).unwrap();
+    let m = dynamic_net(10, 5, 2, false, 1).unwrap();
     assert_eq!(m.cost(&[vec![10], vec![1]]).unwrap().total(), 85);
     let x = randn(32, 10, 5);
     let cs: Vec<f32> = (0..32).map(|i| if i < 8 { 0.9 } else { 0.1 }).collect();
