@@ -166,3 +166,130 @@ pub fn dynamic_net(
     m.add("fc3", Op::Dense { bias: true }, &[cond], Some(output))?;
     Ok(m)
 }
+
+/// A gated residual MLP: `x(features) -> stem(hidden) -> relu`, then
+/// `blocks` SkipNet-style blocks `h + gate(head(h), relu(dense(h)))`, then a
+/// dense head of `classes`. Straight-through gates; seeded weights.
+///
+/// # Errors
+/// Sizes of 0.
+pub fn gated_mlp(
+    features: usize,
+    hidden: usize,
+    blocks: usize,
+    classes: usize,
+    seed: u64,
+) -> Result<Model> {
+    use crate::dynamic::GateHead;
+    use crate::op::GateEstimator;
+    let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
+    let x = m.input("x", features)?;
+    let s = m.add("stem", Op::Dense { bias: true }, &[x], Some(hidden))?;
+    let mut at = m.add("stem.relu", relu(), &[s], None)?;
+    for b in 0..blocks {
+        at = m.gated_residual(
+            &format!("block{b}"),
+            at,
+            GateHead::Dense,
+            GateEstimator::StraightThrough,
+            |m, h| {
+                let d = m.add(
+                    &format!("block{b}.dense"),
+                    Op::Dense { bias: true },
+                    &[h],
+                    Some(hidden),
+                )?;
+                m.add(&format!("block{b}.relu"), relu(), &[d], None)
+            },
+        )?;
+    }
+    m.add("head", Op::Dense { bias: true }, &[at], Some(classes))?;
+    Ok(m)
+}
+
+/// An MLP with early exits: `stages` dense-relu stages of `hidden`, a side
+/// head of `classes` after each stage but the last and a final head; exit
+/// `exit{i}` takes head `i` when its max-softmax reaches `threshold`.
+///
+/// # Errors
+/// Sizes of 0, fewer than 2 stages.
+pub fn early_exit_mlp(
+    features: usize,
+    hidden: usize,
+    stages: usize,
+    classes: usize,
+    threshold: f64,
+    seed: u64,
+) -> Result<Model> {
+    use crate::op::Confidence;
+    if stages < 2 {
+        return Err(crate::error::NnError::Invalid {
+            what: "early_exit_mlp stages".into(),
+            reason: "an exit needs at least 2 stages".into(),
+        });
+    }
+    let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
+    let mut at = m.input("x", features)?;
+    let mut heads = Vec::new();
+    for i in 0..stages {
+        let d = m.add(
+            &format!("stage{i}"),
+            Op::Dense { bias: true },
+            &[at],
+            Some(hidden),
+        )?;
+        at = m.add(&format!("stage{i}.relu"), relu(), &[d], None)?;
+        if i + 1 < stages {
+            heads.push(m.add(
+                &format!("head{i}"),
+                Op::Dense { bias: true },
+                &[at],
+                Some(classes),
+            )?);
+        }
+    }
+    let mut out = m.add("final", Op::Dense { bias: true }, &[at], Some(classes))?;
+    for (i, h) in heads.into_iter().enumerate().rev() {
+        let op = Op::Exit {
+            confidence: Confidence::MaxSoftmax,
+            threshold,
+        };
+        out = m.add(&format!("exit{i}"), op, &[h, out], None)?;
+    }
+    Ok(m)
+}
+
+/// A mixture-of-experts layer on `[N, features]`: a router and `experts`
+/// experts `dense(features -> hidden) -> relu -> dense(hidden -> features)`,
+/// top-`k` routing, then a dense head of `classes`.
+///
+/// # Errors
+/// Sizes of 0, k outside 1..=experts.
+pub fn moe_mlp(
+    features: usize,
+    hidden: usize,
+    experts: usize,
+    k: usize,
+    classes: usize,
+    seed: u64,
+) -> Result<Model> {
+    let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
+    let x = m.input("x", features)?;
+    let mix = m.mixture("moe", x, experts, k, None, |m, e, x| {
+        let a = m.add(
+            &format!("expert{e}.in"),
+            Op::Dense { bias: true },
+            &[x],
+            Some(hidden),
+        )?;
+        let r = m.add(&format!("expert{e}.relu"), relu(), &[a], None)?;
+        m.add(
+            &format!("expert{e}.out"),
+            Op::Dense { bias: true },
+            &[r],
+            Some(features),
+        )
+    })?;
+    m.add("head", Op::Dense { bias: true }, &[mix], Some(classes))?;
+    Ok(m)
+}

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use graft_core::SizeKind;
-use graft_nn::{Activation, Groups, Model, Op};
+use std::collections::HashMap;
+
+use graft_nn::{Activation, Confidence, Groups, Model, Op, Rule};
 use prost::Message;
 
 use crate::error::OnnxError;
@@ -172,244 +174,8 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
     for (v, s) in ex.inputs().iter().zip(input_shapes) {
         inputs.push(value_info(&g.name(*v), Some(s)));
     }
-    for v in g.topological_order()? {
-        let vx = g.vertex(v)?;
-        if vx.kind() == SizeKind::Input {
-            continue;
-        }
-        let name = vx.name().to_string();
-        let ins: Vec<String> = vx.inputs().iter().map(|&u| g.name(u)).collect();
-        let x = ins[0].as_str();
-        let layer = model.layer(v).ok_or_else(|| OnnxError::Export {
-            vertex: name.clone(),
-            reason: "no layer".into(),
-        })?;
-        match &layer.op {
-            Op::Input => {}
-            Op::Dense { bias } => {
-                let p = out.weight_bias(model, v, &name, *bias)?;
-                let i: Vec<&str> = std::iter::once(x)
-                    .chain(p.iter().map(String::as_str))
-                    .collect();
-                out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
-            }
-            Op::MaskedDense { bias } | Op::LearnableMaskedDense { bias } => {
-                // ONNX has no mask: the masked weight is written.
-                let mask = match layer.op {
-                    Op::MaskedDense { .. } => model.param(v, "mask")?,
-                    _ => {
-                        let l = model.param(v, "mask_logits")?;
-                        l.gt(0.0)?.to_dtype(l.dtype())?
-                    }
-                };
-                let w = model.param(v, "weight")?.mul(&mask)?;
-                let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
-                let wn = format!("{name}.weight");
-                out.inits.push(encode_f32(&wn, w.dims(), &vals));
-                let mut i = vec![x, wn.as_str()];
-                let b;
-                if *bias {
-                    b = out.param(model, v, &name, "bias")?;
-                    i.push(&b);
-                }
-                out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
-            }
-            Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
-                let spatial = if matches!(layer.op, Op::Conv1d(_)) {
-                    1
-                } else {
-                    2
-                };
-                let groups = match c.groups {
-                    Groups::One => 1,
-                    Groups::Depthwise => vx.nin()[0] as i64,
-                    Groups::Fixed(k) => k as i64,
-                };
-                let mut p = out.weight_bias(model, v, &name, c.bias)?;
-                if matches!(layer.op, Op::MaskedConv2d(_)) {
-                    // ONNX has no mask: the masked kernel is written.
-                    let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
-                    let vals: Vec<f32> =
-                        w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
-                    let wn = format!("{name}.masked_weight");
-                    out.inits.push(encode_f32(&wn, w.dims(), &vals));
-                    p[0] = wn;
-                }
-                let i: Vec<&str> = std::iter::once(x)
-                    .chain(p.iter().map(String::as_str))
-                    .collect();
-                let attrs = vec![
-                    attr_ints("kernel_shape", vec![c.kernel as i64; spatial]),
-                    attr_ints("strides", vec![c.stride as i64; spatial]),
-                    attr_ints("pads", vec![c.padding as i64; 2 * spatial]),
-                    attr_ints("dilations", vec![c.dilation as i64; spatial]),
-                    attr_i("group", groups),
-                ];
-                out.node("Conv", &name, &i, &name, attrs);
-            }
-            Op::ConvTranspose2d {
-                conv: c,
-                output_padding,
-            } => {
-                let p = out.weight_bias(model, v, &name, c.bias)?;
-                let i: Vec<&str> = std::iter::once(x)
-                    .chain(p.iter().map(String::as_str))
-                    .collect();
-                let attrs = vec![
-                    attr_ints("kernel_shape", vec![c.kernel as i64; 2]),
-                    attr_ints("strides", vec![c.stride as i64; 2]),
-                    attr_ints("pads", vec![c.padding as i64; 4]),
-                    attr_ints("dilations", vec![c.dilation as i64; 2]),
-                    attr_ints("output_padding", vec![*output_padding as i64; 2]),
-                ];
-                out.node("ConvTranspose", &name, &i, &name, attrs);
-            }
-            Op::BatchNorm { eps, momentum } => {
-                let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
-                    .iter()
-                    .map(|p| out.param(model, v, &name, p))
-                    .collect::<Result<_, _>>()?;
-                let i: Vec<&str> = std::iter::once(x)
-                    .chain(p.iter().map(String::as_str))
-                    .collect();
-                let attrs = vec![
-                    attr_f("epsilon", *eps as f32),
-                    attr_f("momentum", (1.0 - *momentum) as f32),
-                ];
-                out.node("BatchNormalization", &name, &i, &name, attrs);
-            }
-            Op::LayerNorm { eps } | Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
-                let w = out.param(model, v, &name, "weight")?;
-                let b = out.param(model, v, &name, "bias")?;
-                let (op, mut attrs) = match &layer.op {
-                    Op::LayerNorm { .. } => ("LayerNormalization", vec![attr_i("axis", 1)]),
-                    Op::InstanceNorm { .. } => ("InstanceNormalization", vec![]),
-                    Op::GroupNorm { groups, .. } => (
-                        "GroupNormalization",
-                        vec![attr_i("num_groups", *groups as i64)],
-                    ),
-                    _ => unreachable!("matched above"),
-                };
-                attrs.push(attr_f("epsilon", *eps as f32));
-                out.node(op, &name, &[x, &w, &b], &name, attrs);
-            }
-            Op::Activation(f) => {
-                let (op, attrs) = match f {
-                    Activation::Relu => ("Relu", vec![]),
-                    Activation::LeakyRelu { slope } => {
-                        ("LeakyRelu", vec![attr_f("alpha", *slope as f32)])
-                    }
-                    Activation::Elu { alpha } => ("Elu", vec![attr_f("alpha", *alpha as f32)]),
-                    Activation::Selu => ("Selu", vec![]),
-                    Activation::Gelu => ("Gelu", vec![]),
-                    Activation::Sigmoid => ("Sigmoid", vec![]),
-                    Activation::Tanh => ("Tanh", vec![]),
-                    Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
-                    Activation::HardSwish => ("HardSwish", vec![]),
-                    Activation::HardSigmoid { alpha, beta } => (
-                        "HardSigmoid",
-                        vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
-                    ),
-                    Activation::Relu6 => {
-                        let lo = out.scalar(&format!("{name}.min"), 0.0);
-                        let hi = out.scalar(&format!("{name}.max"), 6.0);
-                        out.node("Clip", &name, &[x, &lo, &hi], &name, vec![]);
-                        continue;
-                    }
-                };
-                out.node(op, &name, &[x], &name, attrs);
-            }
-            Op::MaxPool2d {
-                kernel,
-                stride,
-                padding,
-            } => {
-                let attrs = vec![
-                    attr_ints("kernel_shape", vec![*kernel as i64; 2]),
-                    attr_ints("strides", vec![*stride as i64; 2]),
-                    attr_ints("pads", vec![*padding as i64; 4]),
-                ];
-                out.node("MaxPool", &name, &[x], &name, attrs);
-            }
-            Op::AvgPool2d { kernel, stride } => {
-                let attrs = vec![
-                    attr_ints("kernel_shape", vec![*kernel as i64; 2]),
-                    attr_ints("strides", vec![*stride as i64; 2]),
-                ];
-                out.node("AveragePool", &name, &[x], &name, attrs);
-            }
-            Op::GlobalAvgPool | Op::GlobalMaxPool => {
-                let op = if matches!(layer.op, Op::GlobalAvgPool) {
-                    "GlobalAveragePool"
-                } else {
-                    "GlobalMaxPool"
-                };
-                // graft's global pools give [N, C]; ONNX's [N, C, 1, 1].
-                // The pool node keeps the vertex's name, so it imports back
-                // as the same vertex (the Flatten after it is a no-op).
-                let pooled = format!("{name}.pooled");
-                out.node(op, &name, &[x], &pooled, vec![]);
-                let flat = format!("{name}.flatten");
-                out.node("Flatten", &flat, &[&pooled], &name, vec![attr_i("axis", 1)]);
-            }
-            Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
-            Op::Dropout { p } => {
-                let r = out.scalar(&format!("{name}.ratio"), *p as f32);
-                out.node("Dropout", &name, &[x, &r], &name, vec![]);
-            }
-            Op::Flatten { .. } => out.node("Flatten", &name, &[x], &name, vec![attr_i("axis", 1)]),
-            Op::Reshape { shape } => {
-                let s = format!("{name}.shape");
-                let mut dims = vec![0i64];
-                dims.extend(shape.iter().map(|&d| d as i64));
-                out.inits.push(encode_i64(&s, &[dims.len()], &dims));
-                out.node("Reshape", &name, &[x, &s], &name, vec![]);
-            }
-            Op::Concat => {
-                let i: Vec<&str> = ins.iter().map(String::as_str).collect();
-                out.node("Concat", &name, &i, &name, vec![attr_i("axis", 1)]);
-            }
-            Op::Add | Op::Sub | Op::Mul => {
-                let op = match layer.op {
-                    Op::Add => "Add",
-                    Op::Sub => "Sub",
-                    _ => "Mul",
-                };
-                // ONNX's elementwise ops are binary: a chain for more inputs.
-                let mut acc = ins[0].clone();
-                for (k, y) in ins.iter().enumerate().skip(1) {
-                    let o = if k + 1 == ins.len() {
-                        name.clone()
-                    } else {
-                        format!("{name}.{k}")
-                    };
-                    out.node(op, &o, &[&acc, y], &o, vec![]);
-                    acc = o;
-                }
-                if ins.len() == 1 {
-                    out.node("Identity", &name, &[x], &name, vec![]);
-                }
-            }
-            Op::Scale { factor } => {
-                let k = out.scalar(&format!("{name}.factor"), *factor as f32);
-                out.node("Mul", &name, &[x, &k], &name, vec![]);
-            }
-            Op::LastStep => {
-                let idx = format!("{name}.index");
-                out.inits.push(encode_i64(&idx, &[], &[-1]));
-                out.node("Gather", &name, &[x, &idx], &name, vec![attr_i("axis", 2)]);
-            }
-            Op::Recurrent { cell, sequences } => {
-                recurrent(&mut out, model, v, &name, x, *cell, *sequences, vx.nout())?;
-            }
-            Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
-                return Err(OnnxError::Export {
-                    vertex: name,
-                    reason: format!("{} is not exported yet", layer.op.name()),
-                });
-            }
-        }
-    }
+    let plan = Dyn::new(model, &ex, input_shapes)?;
+    emit_level(&mut out, model, &plan, None)?;
     let outputs = ex
         .outputs()
         .iter()
@@ -433,6 +199,599 @@ fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, On
         }),
         ..Default::default()
     })
+}
+
+/// Where dynamic vertices put their branches: a batch-level threshold
+/// conditional becomes an `If` whose two subgraphs hold its branch regions;
+/// everything else is in the main graph (mask-and-merge: every branch runs
+/// on every sample and the control picks among the results).
+struct Dyn {
+    order: Vec<graft_core::VertexId>,
+    /// The innermost `If` branch holding each vertex that is in one.
+    homes: HashMap<graft_core::VertexId, (graft_core::VertexId, usize)>,
+    /// Rank (batch axis included) of each vertex's value, for models with
+    /// dynamic vertices.
+    ranks: HashMap<graft_core::VertexId, usize>,
+}
+
+fn is_if(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Cond {
+            rule: Rule::Threshold { .. },
+            batch: true
+        }
+    )
+}
+
+impl Dyn {
+    fn new(
+        model: &Model,
+        ex: &graft_nn::Executor,
+        input_shapes: &[Vec<usize>],
+    ) -> Result<Self, OnnxError> {
+        let order = model.graph().topological_order()?;
+        let op = |v| model.layer(v).map(|l| &l.op);
+        let mut ranks = HashMap::new();
+        if order.iter().any(|&v| op(v).is_some_and(Op::is_dynamic)) {
+            let per_sample: Vec<Vec<usize>> = input_shapes
+                .iter()
+                .map(|s| s[1.min(s.len())..].to_vec())
+                .collect();
+            let cost = model.cost(&per_sample)?;
+            ranks = cost
+                .shapes
+                .into_iter()
+                .map(|(v, s)| (v, s.len() + 1))
+                .collect();
+        }
+        let mut owner = HashMap::new();
+        for (key, verts) in ex.regions() {
+            for &v in verts {
+                owner.insert(v, *key);
+            }
+        }
+        let mut homes = HashMap::new();
+        for &v in &order {
+            let mut at = owner.get(&v).copied();
+            while let Some((s, pos)) = at {
+                if op(s).is_some_and(is_if) {
+                    homes.insert(v, (s, pos));
+                    break;
+                }
+                at = owner.get(&s).copied();
+            }
+        }
+        Ok(Dyn {
+            order,
+            homes,
+            ranks,
+        })
+    }
+    fn home(&self, v: graft_core::VertexId) -> Option<(graft_core::VertexId, usize)> {
+        self.homes.get(&v).copied()
+    }
+    fn rank(&self, v: graft_core::VertexId) -> usize {
+        self.ranks.get(&v).copied().unwrap_or(2)
+    }
+}
+
+/// `x` (`[N, 1]`) unsqueezed to broadcast over a value of `rank` axes.
+fn per_sample(out: &mut Out, name: &str, x: &str, rank: usize) -> String {
+    if rank <= 2 {
+        return x.to_string();
+    }
+    let axes: Vec<i64> = (2..rank as i64).collect();
+    let a = format!("{name}.axes");
+    out.inits.push(encode_i64(&a, &[axes.len()], &axes));
+    out.node("Unsqueeze", name, &[x, &a], name, vec![]);
+    name.to_string()
+}
+
+fn attr_graph(name: &str, g: GraphProto) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        g: Some(g),
+        r#type: Some(AttributeType::Graph as i32),
+        ..Default::default()
+    }
+}
+
+/// A dynamic vertex: `If` for a batch-level threshold conditional, the
+/// mask-and-merge form otherwise (documented in docs/onnx-dynamic.md).
+#[allow(clippy::too_many_arguments)]
+fn dynamic(
+    out: &mut Out,
+    model: &Model,
+    plan: &Dyn,
+    v: graft_core::VertexId,
+    name: &str,
+    ins: &[String],
+    op: &Op,
+) -> Result<(), OnnxError> {
+    let rank = plan.rank(v);
+    let err = |reason: String| OnnxError::Export {
+        vertex: name.to_string(),
+        reason,
+    };
+    match op {
+        Op::Cond {
+            rule: Rule::Threshold { threshold },
+            batch,
+        } => {
+            let t = out.scalar(&format!("{name}.threshold"), *threshold as f32);
+            if *batch {
+                let when = format!("{name}.when");
+                out.node("Greater", &when, &[&ins[0], &t], &when, vec![]);
+                let mut attrs = Vec::new();
+                for (pos, key) in [(1, "then_branch"), (2, "else_branch")] {
+                    let mut sub = Out {
+                        nodes: Vec::new(),
+                        inits: Vec::new(),
+                    };
+                    emit_level(&mut sub, model, plan, Some((v, pos)))?;
+                    let result = format!("{name}.branch{pos}");
+                    sub.node("Identity", &result, &[&ins[pos]], &result, vec![]);
+                    // Parameters live in the main graph (outer scope).
+                    out.inits.append(&mut sub.inits);
+                    attrs.push(attr_graph(
+                        key,
+                        GraphProto {
+                            name: Some(format!("{name}.{key}")),
+                            node: sub.nodes,
+                            output: vec![value_info(&result, None)],
+                            ..Default::default()
+                        },
+                    ));
+                }
+                out.node("If", name, &[&when], name, attrs);
+            } else {
+                let c = per_sample(out, &format!("{name}.control"), &ins[0], rank);
+                let when = format!("{name}.when");
+                out.node("Greater", &when, &[&c, &t], &when, vec![]);
+                out.node("Where", name, &[&when, &ins[1], &ins[2]], name, vec![]);
+            }
+        }
+        Op::Cond { rule, .. } => {
+            // The branch index as a float [N, 1], then a chain of Wheres.
+            let k = ins.len() - 1;
+            let idx = format!("{name}.index");
+            match rule {
+                Rule::Switch => {
+                    let r = format!("{name}.round");
+                    out.node("Round", &r, &[&ins[0]], &r, vec![]);
+                    let lo = out.scalar(&format!("{name}.first"), 0.0);
+                    let hi = out.scalar(&format!("{name}.last"), (k - 1) as f32);
+                    out.node("Clip", &idx, &[&r, &lo, &hi], &idx, vec![]);
+                }
+                Rule::Argmax => {
+                    let a = format!("{name}.argmax");
+                    out.node(
+                        "ArgMax",
+                        &a,
+                        &[&ins[0]],
+                        &a,
+                        vec![attr_i("axis", 1), attr_i("keepdims", 1)],
+                    );
+                    out.node("Cast", &idx, &[&a], &idx, vec![attr_i("to", FLOAT as i64)]);
+                }
+                Rule::Threshold { .. } => unreachable!("matched above"),
+            }
+            let idx = per_sample(out, &format!("{name}.index_b"), &idx, rank);
+            let mut acc = ins[k].clone();
+            for b in (0..k - 1).rev() {
+                let c = out.scalar(&format!("{name}.b{b}"), b as f32);
+                let eq = format!("{name}.is{b}");
+                out.node("Equal", &eq, &[&idx, &c], &eq, vec![]);
+                let o = if b == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}.w{b}")
+                };
+                out.node("Where", &o, &[&eq, &ins[b + 1], &acc], &o, vec![]);
+                acc = o;
+            }
+        }
+        Op::Gate { .. } => {
+            let l = per_sample(out, &format!("{name}.logit"), &ins[0], rank);
+            let zero = out.scalar(&format!("{name}.zero"), 0.0);
+            let when = format!("{name}.on");
+            out.node("Greater", &when, &[&l, &zero], &when, vec![]);
+            out.node("Where", name, &[&when, &ins[1], &zero], name, vec![]);
+        }
+        Op::Exit {
+            confidence,
+            threshold,
+        } => {
+            if rank != 2 {
+                return Err(err(format!(
+                    "an exit's head must be [N, classes] for export, not rank {rank}"
+                )));
+            }
+            let axes = format!("{name}.axes");
+            out.inits.push(encode_i64(&axes, &[1], &[1]));
+            let probs = format!("{name}.probs");
+            out.node(
+                "Softmax",
+                &probs,
+                &[&ins[0]],
+                &probs,
+                vec![attr_i("axis", 1)],
+            );
+            let conf = format!("{name}.confidence");
+            match confidence {
+                Confidence::MaxSoftmax => {
+                    out.node(
+                        "ReduceMax",
+                        &conf,
+                        &[&probs, &axes],
+                        &conf,
+                        vec![attr_i("keepdims", 1)],
+                    );
+                }
+                Confidence::NegEntropy => {
+                    let ls = format!("{name}.log_probs");
+                    out.node("LogSoftmax", &ls, &[&ins[0]], &ls, vec![attr_i("axis", 1)]);
+                    let pl = format!("{name}.plogp");
+                    out.node("Mul", &pl, &[&probs, &ls], &pl, vec![]);
+                    out.node(
+                        "ReduceSum",
+                        &conf,
+                        &[&pl, &axes],
+                        &conf,
+                        vec![attr_i("keepdims", 1)],
+                    );
+                }
+            }
+            let t = out.scalar(&format!("{name}.threshold"), *threshold as f32);
+            let leave = format!("{name}.leave");
+            out.node("GreaterOrEqual", &leave, &[&conf, &t], &leave, vec![]);
+            out.node("Where", name, &[&leave, &ins[0], &ins[1]], name, vec![]);
+        }
+        Op::Moe { k, capacity } => {
+            if capacity.is_some() {
+                return Err(err(
+                    "a capacity factor depends on the batch's routing, which the mask-and-merge form cannot express".into(),
+                ));
+            }
+            let experts = ins.len() - 1;
+            let probs = format!("{name}.probs");
+            out.node(
+                "Softmax",
+                &probs,
+                &[&ins[0]],
+                &probs,
+                vec![attr_i("axis", 1)],
+            );
+            let kk = format!("{name}.k");
+            out.inits.push(encode_i64(&kk, &[1], &[*k as i64]));
+            let (topv, topi) = (format!("{name}.top_values"), format!("{name}.top_indices"));
+            out.nodes.push(NodeProto {
+                op_type: Some("TopK".into()),
+                name: Some(format!("{name}.topk")),
+                input: vec![probs.clone(), kk],
+                output: vec![topv.clone(), topi.clone()],
+                attribute: vec![attr_i("axis", 1)],
+                ..Default::default()
+            });
+            let shape = format!("{name}.top_shape");
+            out.node("Shape", &shape, &[&topv], &shape, vec![]);
+            let one = out.scalar(&format!("{name}.one"), 1.0);
+            let ones = format!("{name}.ones");
+            out.node("Expand", &ones, &[&one, &shape], &ones, vec![]);
+            let zero = out.scalar(&format!("{name}.zero"), 0.0);
+            let zeros = format!("{name}.zeros");
+            out.node("Mul", &zeros, &[&probs, &zero], &zeros, vec![]);
+            let mask = format!("{name}.mask");
+            out.node(
+                "ScatterElements",
+                &mask,
+                &[&zeros, &topi, &ones],
+                &mask,
+                vec![attr_i("axis", 1)],
+            );
+            let top = format!("{name}.top");
+            out.node("Mul", &top, &[&probs, &mask], &top, vec![]);
+            let axes = format!("{name}.axes");
+            out.inits.push(encode_i64(&axes, &[1], &[1]));
+            let sum = format!("{name}.sum");
+            out.node(
+                "ReduceSum",
+                &sum,
+                &[&top, &axes],
+                &sum,
+                vec![attr_i("keepdims", 1)],
+            );
+            let w = format!("{name}.weights");
+            out.node("Div", &w, &[&top, &sum], &w, vec![]);
+            let mut acc: Option<String> = None;
+            for e in 0..experts {
+                let ie = format!("{name}.e{e}");
+                out.inits.push(encode_i64(&ie, &[1], &[e as i64]));
+                let we = format!("{name}.w{e}");
+                out.node("Gather", &we, &[&w, &ie], &we, vec![attr_i("axis", 1)]);
+                let we = per_sample(out, &format!("{name}.wb{e}"), &we, rank);
+                let term = format!("{name}.term{e}");
+                out.node("Mul", &term, &[&we, &ins[e + 1]], &term, vec![]);
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => {
+                        let o = if e + 1 == experts {
+                            name.to_string()
+                        } else {
+                            format!("{name}.sum{e}")
+                        };
+                        out.node("Add", &o, &[&a, &term], &o, vec![]);
+                        o
+                    }
+                });
+            }
+            if experts == 1 {
+                out.node("Identity", name, &[&acc.unwrap_or_default()], name, vec![]);
+            }
+        }
+        _ => unreachable!("only dynamic ops reach here"),
+    }
+    Ok(())
+}
+
+/// Emit the vertices whose home is `home` (None: the main graph; Some: the
+/// branch of an `If`), in topological order.
+fn emit_level(
+    out: &mut Out,
+    model: &Model,
+    plan: &Dyn,
+    home: Option<(graft_core::VertexId, usize)>,
+) -> Result<(), OnnxError> {
+    for &v in &plan.order {
+        if plan.home(v) == home {
+            emit(out, model, plan, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Emit the nodes of one vertex.
+fn emit(
+    out: &mut Out,
+    model: &Model,
+    plan: &Dyn,
+    v: graft_core::VertexId,
+) -> Result<(), OnnxError> {
+    let g = model.graph();
+    let vx = g.vertex(v)?;
+    if vx.kind() == SizeKind::Input {
+        return Ok(());
+    }
+    let name = vx.name().to_string();
+    let ins: Vec<String> = vx.inputs().iter().map(|&u| g.name(u)).collect();
+    let x = ins[0].as_str();
+    let layer = model.layer(v).ok_or_else(|| OnnxError::Export {
+        vertex: name.clone(),
+        reason: "no layer".into(),
+    })?;
+    match &layer.op {
+        Op::Input => {}
+        Op::Dense { bias } => {
+            let p = out.weight_bias(model, v, &name, *bias)?;
+            let i: Vec<&str> = std::iter::once(x)
+                .chain(p.iter().map(String::as_str))
+                .collect();
+            out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
+        }
+        Op::MaskedDense { bias } | Op::LearnableMaskedDense { bias } => {
+            // ONNX has no mask: the masked weight is written.
+            let mask = match layer.op {
+                Op::MaskedDense { .. } => model.param(v, "mask")?,
+                _ => {
+                    let l = model.param(v, "mask_logits")?;
+                    l.gt(0.0)?.to_dtype(l.dtype())?
+                }
+            };
+            let w = model.param(v, "weight")?.mul(&mask)?;
+            let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+            let wn = format!("{name}.weight");
+            out.inits.push(encode_f32(&wn, w.dims(), &vals));
+            let mut i = vec![x, wn.as_str()];
+            let b;
+            if *bias {
+                b = out.param(model, v, &name, "bias")?;
+                i.push(&b);
+            }
+            out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
+        }
+        Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
+            let spatial = if matches!(layer.op, Op::Conv1d(_)) {
+                1
+            } else {
+                2
+            };
+            let groups = match c.groups {
+                Groups::One => 1,
+                Groups::Depthwise => vx.nin()[0] as i64,
+                Groups::Fixed(k) => k as i64,
+            };
+            let mut p = out.weight_bias(model, v, &name, c.bias)?;
+            if matches!(layer.op, Op::MaskedConv2d(_)) {
+                // ONNX has no mask: the masked kernel is written.
+                let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
+                let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+                let wn = format!("{name}.masked_weight");
+                out.inits.push(encode_f32(&wn, w.dims(), &vals));
+                p[0] = wn;
+            }
+            let i: Vec<&str> = std::iter::once(x)
+                .chain(p.iter().map(String::as_str))
+                .collect();
+            let attrs = vec![
+                attr_ints("kernel_shape", vec![c.kernel as i64; spatial]),
+                attr_ints("strides", vec![c.stride as i64; spatial]),
+                attr_ints("pads", vec![c.padding as i64; 2 * spatial]),
+                attr_ints("dilations", vec![c.dilation as i64; spatial]),
+                attr_i("group", groups),
+            ];
+            out.node("Conv", &name, &i, &name, attrs);
+        }
+        Op::ConvTranspose2d {
+            conv: c,
+            output_padding,
+        } => {
+            let p = out.weight_bias(model, v, &name, c.bias)?;
+            let i: Vec<&str> = std::iter::once(x)
+                .chain(p.iter().map(String::as_str))
+                .collect();
+            let attrs = vec![
+                attr_ints("kernel_shape", vec![c.kernel as i64; 2]),
+                attr_ints("strides", vec![c.stride as i64; 2]),
+                attr_ints("pads", vec![c.padding as i64; 4]),
+                attr_ints("dilations", vec![c.dilation as i64; 2]),
+                attr_ints("output_padding", vec![*output_padding as i64; 2]),
+            ];
+            out.node("ConvTranspose", &name, &i, &name, attrs);
+        }
+        Op::BatchNorm { eps, momentum } => {
+            let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+                .iter()
+                .map(|p| out.param(model, v, &name, p))
+                .collect::<Result<_, _>>()?;
+            let i: Vec<&str> = std::iter::once(x)
+                .chain(p.iter().map(String::as_str))
+                .collect();
+            let attrs = vec![
+                attr_f("epsilon", *eps as f32),
+                attr_f("momentum", (1.0 - *momentum) as f32),
+            ];
+            out.node("BatchNormalization", &name, &i, &name, attrs);
+        }
+        Op::LayerNorm { eps } | Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
+            let w = out.param(model, v, &name, "weight")?;
+            let b = out.param(model, v, &name, "bias")?;
+            let (op, mut attrs) = match &layer.op {
+                Op::LayerNorm { .. } => ("LayerNormalization", vec![attr_i("axis", 1)]),
+                Op::InstanceNorm { .. } => ("InstanceNormalization", vec![]),
+                Op::GroupNorm { groups, .. } => (
+                    "GroupNormalization",
+                    vec![attr_i("num_groups", *groups as i64)],
+                ),
+                _ => unreachable!("matched above"),
+            };
+            attrs.push(attr_f("epsilon", *eps as f32));
+            out.node(op, &name, &[x, &w, &b], &name, attrs);
+        }
+        Op::Activation(f) => {
+            let (op, attrs) = match f {
+                Activation::Relu => ("Relu", vec![]),
+                Activation::LeakyRelu { slope } => {
+                    ("LeakyRelu", vec![attr_f("alpha", *slope as f32)])
+                }
+                Activation::Elu { alpha } => ("Elu", vec![attr_f("alpha", *alpha as f32)]),
+                Activation::Selu => ("Selu", vec![]),
+                Activation::Gelu => ("Gelu", vec![]),
+                Activation::Sigmoid => ("Sigmoid", vec![]),
+                Activation::Tanh => ("Tanh", vec![]),
+                Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
+                Activation::HardSwish => ("HardSwish", vec![]),
+                Activation::HardSigmoid { alpha, beta } => (
+                    "HardSigmoid",
+                    vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
+                ),
+                Activation::Relu6 => {
+                    let lo = out.scalar(&format!("{name}.min"), 0.0);
+                    let hi = out.scalar(&format!("{name}.max"), 6.0);
+                    out.node("Clip", &name, &[x, &lo, &hi], &name, vec![]);
+                    return Ok(());
+                }
+            };
+            out.node(op, &name, &[x], &name, attrs);
+        }
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let attrs = vec![
+                attr_ints("kernel_shape", vec![*kernel as i64; 2]),
+                attr_ints("strides", vec![*stride as i64; 2]),
+                attr_ints("pads", vec![*padding as i64; 4]),
+            ];
+            out.node("MaxPool", &name, &[x], &name, attrs);
+        }
+        Op::AvgPool2d { kernel, stride } => {
+            let attrs = vec![
+                attr_ints("kernel_shape", vec![*kernel as i64; 2]),
+                attr_ints("strides", vec![*stride as i64; 2]),
+            ];
+            out.node("AveragePool", &name, &[x], &name, attrs);
+        }
+        Op::GlobalAvgPool | Op::GlobalMaxPool => {
+            let op = if matches!(layer.op, Op::GlobalAvgPool) {
+                "GlobalAveragePool"
+            } else {
+                "GlobalMaxPool"
+            };
+            // graft's global pools give [N, C]; ONNX's [N, C, 1, 1].
+            // The pool node keeps the vertex's name, so it imports back
+            // as the same vertex (the Flatten after it is a no-op).
+            let pooled = format!("{name}.pooled");
+            out.node(op, &name, &[x], &pooled, vec![]);
+            let flat = format!("{name}.flatten");
+            out.node("Flatten", &flat, &[&pooled], &name, vec![attr_i("axis", 1)]);
+        }
+        Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
+        Op::Dropout { p } => {
+            let r = out.scalar(&format!("{name}.ratio"), *p as f32);
+            out.node("Dropout", &name, &[x, &r], &name, vec![]);
+        }
+        Op::Flatten { .. } => out.node("Flatten", &name, &[x], &name, vec![attr_i("axis", 1)]),
+        Op::Reshape { shape } => {
+            let s = format!("{name}.shape");
+            let mut dims = vec![0i64];
+            dims.extend(shape.iter().map(|&d| d as i64));
+            out.inits.push(encode_i64(&s, &[dims.len()], &dims));
+            out.node("Reshape", &name, &[x, &s], &name, vec![]);
+        }
+        Op::Concat => {
+            let i: Vec<&str> = ins.iter().map(String::as_str).collect();
+            out.node("Concat", &name, &i, &name, vec![attr_i("axis", 1)]);
+        }
+        Op::Add | Op::Sub | Op::Mul => {
+            let op = match layer.op {
+                Op::Add => "Add",
+                Op::Sub => "Sub",
+                _ => "Mul",
+            };
+            // ONNX's elementwise ops are binary: a chain for more inputs.
+            let mut acc = ins[0].clone();
+            for (k, y) in ins.iter().enumerate().skip(1) {
+                let o = if k + 1 == ins.len() {
+                    name.clone()
+                } else {
+                    format!("{name}.{k}")
+                };
+                out.node(op, &o, &[&acc, y], &o, vec![]);
+                acc = o;
+            }
+            if ins.len() == 1 {
+                out.node("Identity", &name, &[x], &name, vec![]);
+            }
+        }
+        Op::Scale { factor } => {
+            let k = out.scalar(&format!("{name}.factor"), *factor as f32);
+            out.node("Mul", &name, &[x, &k], &name, vec![]);
+        }
+        Op::LastStep => {
+            let idx = format!("{name}.index");
+            out.inits.push(encode_i64(&idx, &[], &[-1]));
+            out.node("Gather", &name, &[x, &idx], &name, vec![attr_i("axis", 2)]);
+        }
+        Op::Recurrent { cell, sequences } => {
+            recurrent(out, model, v, &name, x, *cell, *sequences, vx.nout())?;
+        }
+        Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
+            dynamic(out, model, plan, v, &name, &ins, &layer.op)?;
+        }
+    }
+    Ok(())
 }
 
 /// A recurrent layer as ONNX's LSTM/GRU/RNN (layout 0, forward):

@@ -34,6 +34,9 @@ pub(crate) enum Value {
         shape: Vec<usize>,
         order: Vec<Option<usize>>,
     },
+    /// `control > threshold` on a one-column control vertex, waiting for
+    /// the `If` or `Where` that reads it.
+    Test { v: VertexId, threshold: f64 },
 }
 
 impl Value {
@@ -44,7 +47,7 @@ impl Value {
                 Some((*v, shape.clone(), (0..shape.len()).map(Some).collect()))
             }
             Value::View { v, shape, order } => Some((*v, shape.clone(), order.clone())),
-            Value::Const(_) => None,
+            Value::Const(_) | Value::Test { .. } => None,
         }
     }
     /// A view, simplified to a plain runtime value when it is one.
@@ -110,6 +113,10 @@ impl<'a> Node<'a> {
         self.attr(key)
             .and_then(|a| a.s.as_ref())
             .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+    /// A graph attribute (the branches of `If`).
+    pub fn graph(&self, key: &str) -> Option<&'a crate::proto::GraphProto> {
+        self.attr(key).and_then(|a| a.g.as_ref())
     }
     /// A tensor attribute.
     pub fn tensor(&self, key: &str) -> Option<&'a crate::proto::TensorProto> {
@@ -181,6 +188,9 @@ impl Ctx {
             Value::View { .. } => Err(node.err(format!(
                 "input {k} (`{name}`) is a transposed or reshaped view, which only recurrent layers read"
             ))),
+            Value::Test { .. } => Err(node.err(format!(
+                "input {k} (`{name}`) is a comparison, which only If and Where read"
+            ))),
         }
     }
     /// Input `k` as a constant, if present.
@@ -189,9 +199,9 @@ impl Ctx {
             None => Ok(None),
             Some(name) => match self.get(node, name)? {
                 Value::Const(c) => Ok(Some(c)),
-                Value::Runtime { .. } | Value::View { .. } => Err(node.err(format!(
-                    "input {k} (`{name}`) must be a constant (an initializer)"
-                ))),
+                Value::Runtime { .. } | Value::View { .. } | Value::Test { .. } => Err(node.err(
+                    format!("input {k} (`{name}`) must be a constant (an initializer)"),
+                )),
             },
         }
     }

@@ -6,6 +6,7 @@ use crate::error::OnnxError;
 use crate::import::{Ctx, Node};
 
 mod activation;
+mod control;
 mod conv;
 mod elementwise;
 mod linear;
@@ -30,5 +31,6 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     shape::register(&mut r);
     view::register(&mut r);
     recurrent::register(&mut r);
+    control::register(&mut r);
     r
 }

@@ -1,0 +1,187 @@
+//! Scenario D7 of shared/acceptance/dynamic.md: dynamic networks in ONNX.
+//! A batch-level conditional exports as `If` keeping both branches and
+//! imports back; a per-sample one exports as `Where` (mask-and-merge) and
+//! imports back; gates, exits and experts export in mask-and-merge form.
+//! onnxruntime's outputs on graft's exports come from
+//! `scripts/onnx_dynamic_fixtures.py` (committed); the tests need only cargo.
+
+use std::path::PathBuf;
+
+use graft_nn::{zoo, Device, Executor, Model, Op, Rule, Run, Tensor};
+use graft_onnx::{import, proto::ModelProto};
+use prost::Message;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn read_tensor(name: &str) -> Tensor {
+    let b = std::fs::read(fixture(name)).unwrap();
+    let u = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()) as usize;
+    let rank = u(0);
+    let dims: Vec<usize> = (1..=rank).map(u).collect();
+    let vals: Vec<f32> = b[4 * (rank + 1)..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Tensor::from_vec(vals, dims, &Device::Cpu).unwrap()
+}
+
+fn out(m: &Model, inputs: &[Tensor]) -> Vec<f32> {
+    Executor::new(m)
+        .unwrap()
+        .run(m, inputs, &Run::eval())
+        .unwrap()
+        .outputs[0]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Within 1e-5 of the reference's largest magnitude.
+fn assert_matches(got: &[f32], want: &Tensor) {
+    let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 * scale, "{g} vs {w}");
+    }
+}
+
+fn scalar(v: f32) -> Tensor {
+    Tensor::from_vec(vec![v], (1, 1), &Device::Cpu).unwrap()
+}
+
+fn conds(m: &Model) -> Vec<Op> {
+    m.graph()
+        .topological_order()
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| m.layer(v).map(|l| l.op.clone()))
+        .filter(|op| matches!(op, Op::Cond { .. }))
+        .collect()
+}
+
+#[test]
+fn d7_if_keeps_both_branches_and_imports_back() {
+    let x = read_tensor("dynamic_net.x.bin");
+    let m = zoo::dynamic_net(10, 5, 2, true, 7).unwrap();
+    // The file holds an If whose branches hold fc2 (then) and nothing but
+    // the value of relu1 (else).
+    let bytes = std::fs::read(fixture("dynamic_net.if.graft.onnx")).unwrap();
+    let proto = ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = proto.graph.unwrap();
+    let iff = g
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("If"))
+        .expect("an If node");
+    let branch = |key: &str| {
+        iff.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(key))
+            .and_then(|a| a.g.clone())
+            .unwrap()
+    };
+    let ops = |g: &graft_onnx::proto::GraphProto| -> Vec<String> {
+        g.node
+            .iter()
+            .map(|n| n.op_type.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(ops(&branch("then_branch")), ["Gemm", "Relu", "Identity"]);
+    assert_eq!(ops(&branch("else_branch")), ["Identity"]);
+    assert!(!g.node.iter().any(|n| n.name.as_deref() == Some("fc2")));
+
+    // graft's executor and onnxruntime agree on both sides of the
+    // threshold, and so does the imported model.
+    let back = import(&fixture("dynamic_net.if.graft.onnx")).unwrap().model;
+    assert_eq!(
+        conds(&back),
+        [Op::Cond {
+            rule: Rule::Threshold { threshold: 0.5 },
+            batch: true
+        }]
+    );
+    for (c, tag) in [(0.7, "hi"), (0.3, "lo")] {
+        let want = read_tensor(&format!("dynamic_net.if.{tag}.out.bin"));
+        assert_matches(&out(&m, &[x.clone(), scalar(c)]), &want);
+        assert_matches(&out(&back, &[x.clone(), scalar(c)]), &want);
+    }
+    // The imported conditional still routes: fc2 runs only above 0.5.
+    let fc2 = back.id("fc2").unwrap();
+    let ex = Executor::new(&back).unwrap();
+    let t = ex
+        .run(&back, &[x.clone(), scalar(0.3)], &Run::eval().traced())
+        .unwrap()
+        .trace
+        .unwrap();
+    assert_eq!(t.rows.get(&fc2), None);
+}
+
+#[test]
+fn d7_per_sample_routing_exports_as_mask_and_merge() {
+    let x = read_tensor("dynamic_net.x.bin");
+    let c = read_tensor("dynamic_net.control.bin");
+    let m = zoo::dynamic_net(10, 5, 2, false, 7).unwrap();
+    let want = read_tensor("dynamic_net.where.out.bin");
+    assert_matches(&out(&m, &[x.clone(), c.clone()]), &want);
+    let back = import(&fixture("dynamic_net.where.graft.onnx"))
+        .unwrap()
+        .model;
+    assert_eq!(
+        conds(&back),
+        [Op::Cond {
+            rule: Rule::Threshold { threshold: 0.5 },
+            batch: false
+        }]
+    );
+    assert_matches(&out(&back, &[x, c]), &want);
+}
+
+#[test]
+fn d7_gates_exits_and_experts_match_onnxruntime() {
+    let cases: [(&str, Model); 3] = [
+        ("gated", zoo::gated_mlp(8, 16, 2, 3, 5).unwrap()),
+        ("exits", zoo::early_exit_mlp(8, 16, 3, 4, 0.4, 9).unwrap()),
+        ("moe", zoo::moe_mlp(8, 16, 4, 2, 3, 13).unwrap()),
+    ];
+    for (name, m) in cases {
+        let x = read_tensor(&format!("{name}.x.bin"));
+        let want = read_tensor(&format!("{name}.graft.out.bin"));
+        assert_matches(&out(&m, &[x.clone()]), &want);
+        // The mask-and-merge forms are written, not read back: a typed
+        // error, never a panic.
+        assert!(import(&fixture(&format!("{name}.graft.onnx"))).is_err());
+    }
+    // The exits fixture does route: some samples leave at each exit.
+    let m = zoo::early_exit_mlp(8, 16, 3, 4, 0.4, 9).unwrap();
+    let x = read_tensor("exits.x.bin");
+    let t = Executor::new(&m)
+        .unwrap()
+        .run(&m, &[x], &Run::eval().traced())
+        .unwrap()
+        .trace
+        .unwrap();
+    let taken: Vec<Option<_>> = (0..64).map(|i| t.exit_taken(i)).collect();
+    for e in ["exit0", "exit1"] {
+        let v = m.id(e).unwrap();
+        assert!(taken.contains(&Some(v)), "nobody left at {e}");
+    }
+    assert!(taken.contains(&None), "everybody left early");
+}
+
+#[test]
+fn a_capacity_factor_is_refused_by_export() {
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    m.mixture("moe", x, 2, 1, Some(1.0), |m, e, x| {
+        m.add(&format!("e{e}"), Op::Dense { bias: true }, &[x], Some(4))
+    })
+    .unwrap();
+    let err = graft_onnx::export_bytes(&m, &[vec![2, 4]]).unwrap_err();
+    assert!(err.to_string().contains("moe"), "{err}");
+}
