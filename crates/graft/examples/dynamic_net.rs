@@ -52,7 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     outputs(&m, &x)?;
 
     m.commit(&Patch::new().remove("fc2"), &[])?;
-    println!("\nremove fc2 (both branches are now relu(fc1)): {}", sizes(&m));
+    println!(
+        "\nremove fc2 (both branches are now relu(fc1)): {}",
+        sizes(&m)
+    );
     outputs(&m, &x)?;
     Ok(())
 }
