@@ -58,7 +58,7 @@ fn cond(c: &mut Criterion) {
         let m = chain(with);
         let ex = Executor::new(&m).unwrap();
         g.bench_function(name, |b| {
-            b.iter(|| black_box(ex.run(&m, &[x.clone()], &Run::eval()).unwrap()))
+            b.iter(|| black_box(ex.run(&m, std::slice::from_ref(&x), &Run::eval()).unwrap()))
         });
     }
     let m = zoo::dynamic_net(1024, 1024, 10, false, 1).unwrap();
@@ -81,7 +81,7 @@ fn moe(c: &mut Criterion) {
         let m = zoo::moe_mlp(256, 1024, 8, k, 10, 3).unwrap();
         let ex = Executor::new(&m).unwrap();
         g.bench_function(name, |b| {
-            b.iter(|| black_box(ex.run(&m, &[x.clone()], &Run::eval()).unwrap()))
+            b.iter(|| black_box(ex.run(&m, std::slice::from_ref(&x), &Run::eval()).unwrap()))
         });
     }
     g.finish();

@@ -89,6 +89,13 @@ fn confidence(c: Confidence, logits: &[f32]) -> f64 {
 /// sample.
 fn control_rows(model: &Model, v: VertexId, t: &Tensor, n: usize) -> Result<Vec<Vec<f32>>> {
     let rows = rows_of(t)?;
+    let width = model.graph().vertex(v)?.nin()[0];
+    if t.rank() != 2 || t.dim(1)? != width {
+        return Err(NnError::Layer {
+            vertex: model.graph().name(v),
+            reason: format!("the control is {:?}, not [rows, {width}]", t.dims()),
+        });
+    }
     match rows.len() {
         1 => Ok(vec![rows[0].clone(); n]),
         r if r == n => Ok(rows),

@@ -62,7 +62,7 @@ fn d1_dynamic_net_control() {
     let static_out = |s: &Model| {
         let ex = Executor::new(s).unwrap();
         rows(
-            &ex.forward(s, &[x.clone()], graft_nn::Mode::Eval, false)
+            &ex.forward(s, std::slice::from_ref(&x), graft_nn::Mode::Eval, false)
                 .unwrap()
                 .outputs[0],
         )
@@ -159,8 +159,8 @@ fn d2_sizes_through_a_conditional() {
     let short_before = before[1].clone();
     m.commit(&Patch::new().remove("fc2"), &[]).unwrap();
     let [hi, lo, mixed] = both_branches(&m, &x);
-    assert_close(&[short_before.clone()], &[hi], 1e-5);
-    assert_close(&[short_before.clone()], &[lo], 1e-5);
+    assert_close(std::slice::from_ref(&short_before), &[hi], 1e-5);
+    assert_close(std::slice::from_ref(&short_before), &[lo], 1e-5);
     assert_close(&[short_before], &[mixed], 1e-5);
     let _ = fc3;
 }
@@ -193,7 +193,10 @@ fn d3_gated_blocks() {
     let m = gated(5, GateEstimator::StraightThrough);
     let x = randn(64, 8, 3);
     let ex = Executor::new(&m).unwrap();
-    let fwd = |opts: Run| ex.run(&m, &[x.clone()], &opts.traced()).unwrap();
+    let fwd = |opts: Run| {
+        ex.run(&m, std::slice::from_ref(&x), &opts.traced())
+            .unwrap()
+    };
     let learned = fwd(Run::eval());
     let on = fwd(Run::eval().force_gates(GateForce::On));
     let off = fwd(Run::eval().force_gates(GateForce::Off));
@@ -204,7 +207,7 @@ fn d3_gated_blocks() {
     let keep = ex
         .run(
             &m,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &Run {
                 keep: true,
                 ..Run::eval()
@@ -248,7 +251,9 @@ fn d3_gated_blocks() {
         &Device::Cpu,
     )
     .unwrap();
-    let f = ex.run(&m, &[x.clone()], &Run::train(1)).unwrap();
+    let f = ex
+        .run(&m, std::slice::from_ref(&x), &Run::train(1))
+        .unwrap();
     let loss = Loss::CrossEntropy.compute(&f.outputs[0], &y).unwrap();
     let grads = loss.backward().unwrap();
     let hw = m
@@ -285,7 +290,7 @@ fn d3_gated_blocks() {
         let rate = |m: &Model| {
             let ex = Executor::new(m).unwrap();
             let t = ex
-                .run(m, &[x.clone()], &mode.traced())
+                .run(m, std::slice::from_ref(&x), &mode.traced())
                 .unwrap()
                 .trace
                 .unwrap();
@@ -362,7 +367,7 @@ fn d4_early_exits() {
     let all = ex
         .run(
             &m,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &Run {
                 keep: true,
                 ..Run::eval().without_exits()
@@ -383,7 +388,9 @@ fn d4_early_exits() {
         rows(&all.activations[&id("final")]),
     );
     let t = 0.3;
-    let f = ex.run(&m, &[x.clone()], &Run::eval().traced()).unwrap();
+    let f = ex
+        .run(&m, std::slice::from_ref(&x), &Run::eval().traced())
+        .unwrap();
     let tr = f.trace.as_ref().unwrap();
     let out = rows(&f.outputs[0]);
     let (mut n1, mut n2, mut n3) = (0, 0, 0);
@@ -412,13 +419,13 @@ fn d4_early_exits() {
     let never = exits(1.01, Confidence::MaxSoftmax);
     let fn_ = Executor::new(&never)
         .unwrap()
-        .run(&never, &[x.clone()], &Run::eval().traced())
+        .run(&never, std::slice::from_ref(&x), &Run::eval().traced())
         .unwrap();
     assert_eq!(rows(&fn_.outputs[0]), fin);
     let always = exits(0.0, Confidence::MaxSoftmax);
     let fa = Executor::new(&always)
         .unwrap()
-        .run(&always, &[x.clone()], &Run::eval().traced())
+        .run(&always, std::slice::from_ref(&x), &Run::eval().traced())
         .unwrap();
     assert_eq!(rows(&fa.outputs[0]), h1);
     assert_eq!(fa.trace.unwrap().rows.get(&id("b2")), None);
@@ -426,7 +433,7 @@ fn d4_early_exits() {
     let ent = exits(-0.5, Confidence::NegEntropy);
     let fe = Executor::new(&ent)
         .unwrap()
-        .run(&ent, &[x.clone()], &Run::eval().traced())
+        .run(&ent, std::slice::from_ref(&x), &Run::eval().traced())
         .unwrap();
     let te = fe.trace.unwrap();
     for (i, r) in h1.iter().enumerate() {
@@ -450,7 +457,9 @@ fn d4_early_exits() {
         &Device::Cpu,
     )
     .unwrap();
-    let ft = ex.run(&m, &[x.clone()], &Run::train(0)).unwrap();
+    let ft = ex
+        .run(&m, std::slice::from_ref(&x), &Run::train(0))
+        .unwrap();
     assert_eq!(
         ft.exit_heads.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
         vec![id("e2"), id("e1")]
@@ -527,7 +536,7 @@ fn d5_mixture_of_experts() {
     let f = ex
         .run(
             &m,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &Run {
                 keep: true,
                 ..Run::eval().traced()
@@ -596,7 +605,7 @@ fn d5_mixture_of_experts() {
     let capped = moe(Some(0.5));
     let tc = Executor::new(&capped)
         .unwrap()
-        .run(&capped, &[x.clone()], &Run::eval().traced())
+        .run(&capped, std::slice::from_ref(&x), &Run::eval().traced())
         .unwrap()
         .trace
         .unwrap();
@@ -612,7 +621,11 @@ fn d5_mixture_of_experts() {
 
     // Δnout on the mixture resizes every expert; the router stays at 4 and
     // the function is kept.
-    let before = rows(&ex.run(&m, &[x.clone()], &Run::eval()).unwrap().outputs[0]);
+    let before = rows(
+        &ex.run(&m, std::slice::from_ref(&x), &Run::eval())
+            .unwrap()
+            .outputs[0],
+    );
     m.change_sizes(&Request::new().nout(id(&m, "moe"), 2))
         .unwrap();
     for e in 0..4 {
@@ -622,7 +635,7 @@ fn d5_mixture_of_experts() {
     let after = rows(
         &Executor::new(&m)
             .unwrap()
-            .run(&m, &[x.clone()], &Run::eval())
+            .run(&m, std::slice::from_ref(&x), &Run::eval())
             .unwrap()
             .outputs[0],
     );
@@ -680,7 +693,7 @@ fn d6_trace_and_cost() {
     let off = ex
         .run(
             &c,
-            &[img.clone()],
+            std::slice::from_ref(&img),
             &Run::eval().traced().force_gates(GateForce::Off),
         )
         .unwrap()
@@ -697,4 +710,38 @@ fn d6_trace_and_cost() {
     assert_eq!(on.macs_full, 5 * (stem_macs + body_macs + head_macs));
     assert_eq!(on.macs_spent, on.macs_full);
     assert_eq!(off.macs_spent, 5 * (stem_macs + head_macs));
+}
+
+#[test]
+fn bad_controls_are_typed_errors_naming_the_vertex() {
+    let m = dynamic_net(10, 5, 2, false, 1).unwrap();
+    let x = randn(4, 10, 1);
+    let ex = Executor::new(&m).unwrap();
+    // Three rows for a batch of four, two columns for a one-column control.
+    for c in [randn(3, 1, 2), randn(4, 2, 3)] {
+        let err = ex.run(&m, &[x.clone(), c], &Run::eval()).unwrap_err();
+        assert!(err.to_string().contains("cond"), "{err}");
+    }
+    // A batch-level conditional takes one control row.
+    let b = dynamic_net(10, 5, 2, true, 1).unwrap();
+    let eb = Executor::new(&b).unwrap();
+    let err = eb
+        .run(&b, &[x.clone(), randn(4, 1, 4)], &Run::eval())
+        .unwrap_err();
+    assert!(err.to_string().contains("one row"), "{err}");
+    // Ops whose inputs do not fit are refused when added.
+    let mut m = Model::new();
+    let c = m.input("c", 2).unwrap();
+    let a = m.input("a", 3).unwrap();
+    let rule = graft_nn::Rule::Threshold { threshold: 0.5 };
+    let cond = Op::Cond { rule, batch: false };
+    assert!(m
+        .add("two_columns", cond.clone(), &[c, a, a], None)
+        .is_err());
+    assert!(m.add("one_branch", cond, &[a], None).is_err());
+    let moe = Op::Moe {
+        k: 3,
+        capacity: None,
+    };
+    assert!(m.add("top3_of_2", moe, &[c, a, a], None).is_err());
 }
