@@ -745,3 +745,39 @@ fn bad_controls_are_typed_errors_naming_the_vertex() {
     };
     assert!(m.add("top3_of_2", moe, &[c, a, a], None).is_err());
 }
+
+#[test]
+fn gradients_flow_through_per_sample_routing() {
+    // The summed output of a mixed batch: fc2's gradient equals that of the
+    // static fc1-fc2-fc3 chain on the rows that took fc2 alone.
+    let m = dynamic_net(10, 5, 2, false, 5).unwrap();
+    let x = randn(10, 10, 8);
+    let cs: Vec<f32> = (0..10).map(|i| if i < 4 { 0.9 } else { 0.1 }).collect();
+    let f = Executor::new(&m)
+        .unwrap()
+        .run(&m, &[x.clone(), control(&cs)], &Run::train(0))
+        .unwrap();
+    let grads = f.outputs[0].sum_all().unwrap().backward().unwrap();
+    let fc2 = m.id("fc2").unwrap();
+    let var = |m: &Model, v| {
+        m.trainable()
+            .into_iter()
+            .find(|(u, n, _)| *u == v && n == "weight")
+            .unwrap()
+            .2
+    };
+    let g_dyn = rows(grads.get(var(&m, fc2).as_tensor()).unwrap());
+
+    let long = static_chain(&m, &["fc1", "fc2", "fc3"]);
+    let taken = x.narrow(0, 0, 4).unwrap();
+    let fs = Executor::new(&long)
+        .unwrap()
+        .run(&long, &[taken], &Run::train(0))
+        .unwrap();
+    let gs = fs.outputs[0].sum_all().unwrap().backward().unwrap();
+    let g_static = rows(
+        gs.get(var(&long, long.id("fc2").unwrap()).as_tensor())
+            .unwrap(),
+    );
+    assert_close(&[g_dyn], &[g_static], 1e-5);
+}
