@@ -19,14 +19,9 @@ try:
     import torch
     import torch.nn as nn
 except ImportError:
-    venv = os.environ.get("GRAFT_BENCH_VENV", os.path.expanduser("~/.cache/graft-bench-venv"))
-    py = os.path.join(venv, "bin", "python")
-    if os.path.abspath(sys.executable) == os.path.abspath(py):
-        raise
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    subprocess.check_call([py, "-m", "pip", "install", "-q", "torch"])
-    os.execv(py, [py] + sys.argv)
+    from pyenv_setup import rerun_in_venv
+
+    rerun_in_venv(["torch"], "GRAFT_BENCH_VENV", "~/.cache/graft-bench-venv")
 
 
 def median_time(f, warmup, iters):

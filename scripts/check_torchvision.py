@@ -21,15 +21,9 @@ try:
     import torch
     import torchvision
 except ImportError:
-    venv = os.environ.get("GRAFT_ONNX_VENV", os.path.expanduser("~/.cache/graft-onnx-venv"))
-    py = os.path.join(venv, "bin", "python")
-    if os.path.abspath(sys.executable) == os.path.abspath(py):
-        raise
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    subprocess.check_call([py, "-m", "pip", "install", "-q", "torch", "torchvision", "onnx", "onnxscript",
-                           "onnxruntime", "numpy"])
-    os.execv(py, [py] + sys.argv)
+    from pyenv_setup import rerun_in_venv
+
+    rerun_in_venv(["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy"])
 
 
 def write(path, a):

@@ -24,32 +24,14 @@ try:
     import numpy as np
     import onnxruntime as ort
 except ImportError:
-    venv = os.environ.get("GRAFT_ONNX_VENV", os.path.expanduser("~/.cache/graft-onnx-venv"))
-    py = os.path.join(venv, "bin", "python")
-    if os.path.abspath(sys.executable) == os.path.abspath(py):
-        raise
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    subprocess.check_call([py, "-m", "pip", "install", "-q", "onnxruntime", "numpy"])
-    os.execv(py, [py] + sys.argv)
+    from pyenv_setup import rerun_in_venv
+
+    rerun_in_venv(["onnxruntime", "numpy"])
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tensor_files import read_tensor, write_tensor  # noqa: E402
+
 OUT = ROOT / "crates" / "graft-onnx" / "tests" / "fixtures"
-
-
-def read_tensor(path):
-    b = open(path, "rb").read()
-    (rank,) = struct.unpack("<I", b[:4])
-    dims = struct.unpack(f"<{rank}I", b[4:4 + 4 * rank])
-    return np.frombuffer(b[4 + 4 * rank:], dtype="<f4").reshape(dims)
-
-
-def write_tensor(path, a):
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<I", a.ndim))
-        f.write(struct.pack(f"<{a.ndim}I", *a.shape))
-        f.write(a.astype("<f4").tobytes())
 
 
 def run(model, feeds):

@@ -27,24 +27,13 @@ try:
     import torch
     import torch.nn as nn
 except ImportError:
-    venv = os.environ.get("GRAFT_ONNX_VENV", os.path.expanduser("~/.cache/graft-onnx-venv"))
-    py = os.path.join(venv, "bin", "python")
-    if os.path.abspath(sys.executable) == os.path.abspath(py):
-        raise
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    subprocess.check_call([py, "-m", "pip", "install", "-q", "torch", "onnx", "onnxscript", "onnxruntime", "numpy"])
-    os.execv(py, [py] + sys.argv)
+    from pyenv_setup import rerun_in_venv
+
+    rerun_in_venv(["torch", "onnx", "onnxscript", "onnxruntime", "numpy"])
+
+from tensor_files import read_tensor, write_tensor  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
-
-
-def write_tensor(path, a):
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<I", a.ndim))
-        f.write(struct.pack(f"<{a.ndim}I", *a.shape))
-        f.write(a.astype("<f4").tobytes())
 
 
 class Mlp(nn.Module):
@@ -218,13 +207,6 @@ def main():
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)
             print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
-
-
-def read_tensor(path):
-    b = open(path, "rb").read()
-    (rank,) = struct.unpack("<I", b[:4])
-    dims = struct.unpack(f"<{rank}I", b[4:4 + 4 * rank])
-    return np.frombuffer(b[4 + 4 * rank:], dtype="<f4").reshape(dims)
 
 
 def mutated():

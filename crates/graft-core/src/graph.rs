@@ -511,32 +511,21 @@ impl Graph {
                 }
                 sum
             }
-            SizeKind::Invariant => {
-                if inputs.is_empty() {
-                    return Err(GraphError::NoInputs { vertex: vname() });
-                }
-                let n = nout.unwrap_or(nin[0]);
-                for (&i, &s) in inputs.iter().zip(&nin) {
-                    if s != n {
-                        return Err(GraphError::SizeMismatch {
+            SizeKind::Invariant | SizeKind::Select => {
+                // A select's input 0 is its control; the rest are tied.
+                let skip = usize::from(kind == SizeKind::Select);
+                if inputs.len() <= skip {
+                    return Err(if skip == 0 {
+                        GraphError::NoInputs { vertex: vname() }
+                    } else {
+                        GraphError::InvalidConstraint {
                             vertex: vname(),
-                            input: self.name(i),
-                            expected: n,
-                            found: s,
-                        });
-                    }
-                }
-                n
-            }
-            SizeKind::Select => {
-                if inputs.len() < 2 {
-                    return Err(GraphError::InvalidConstraint {
-                        vertex: vname(),
-                        reason: "a select needs a control input and at least one branch".into(),
+                            reason: "a select needs a control input and at least one branch".into(),
+                        }
                     });
                 }
-                let n = nout.unwrap_or(nin[1]);
-                for (&i, &s) in inputs.iter().zip(&nin).skip(1) {
+                let n = nout.unwrap_or(nin[skip]);
+                for (&i, &s) in inputs.iter().zip(&nin).skip(skip) {
                     if s != n {
                         return Err(GraphError::SizeMismatch {
                             vertex: vname(),

@@ -22,6 +22,25 @@ fn conv_out(len: usize, c: &Conv) -> Option<usize> {
         .map(|x| x / c.stride.max(1) + 1)
 }
 
+/// `[nout, spatial...]` after a pooling window (padded entries never win).
+fn pooled(
+    spatial: &[usize],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    nout: usize,
+) -> std::result::Result<Shape, String> {
+    let mut out = vec![nout];
+    for &l in spatial {
+        let l = l + 2 * padding;
+        let span = l
+            .checked_sub(kernel)
+            .ok_or(format!("window {kernel} larger than the input {l}"))?;
+        out.push(span / stride.max(1) + 1);
+    }
+    Ok(out)
+}
+
 /// The per-sample output shape of `op` for these input shapes and `nout`.
 pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result<Shape, String> {
     let first = || ins.first().copied().ok_or("no input".to_string());
@@ -69,30 +88,9 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
             kernel,
             stride,
             padding,
-        } => {
-            let mut out = vec![nout];
-            for l in spatial(first()?, 2)? {
-                let l = l + 2 * padding;
-                out.push(
-                    l.checked_sub(*kernel)
-                        .ok_or(format!("window {kernel} larger than the input {l}"))?
-                        / stride.max(&1)
-                        + 1,
-                );
-            }
-            out
-        }
+        } => pooled(&spatial(first()?, 2)?, *kernel, *stride, *padding, nout)?,
         Op::AvgPool2d { kernel, stride } => {
-            let mut out = vec![nout];
-            for l in spatial(first()?, 2)? {
-                out.push(
-                    l.checked_sub(*kernel)
-                        .ok_or(format!("window {kernel} larger than the input {l}"))?
-                        / stride.max(&1)
-                        + 1,
-                );
-            }
-            out
+            pooled(&spatial(first()?, 2)?, *kernel, *stride, 0, nout)?
         }
         Op::GlobalAvgPool | Op::GlobalMaxPool | Op::LastStep => vec![nout],
         Op::Flatten { .. } => vec![first()?.iter().product()],

@@ -124,6 +124,17 @@ impl Out {
         }
         Ok(p)
     }
+    /// One node whose node and output are both named `output`; the name.
+    fn named(
+        &mut self,
+        op: &str,
+        output: String,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
+        self.node(op, &output, inputs, &output, attrs);
+        output
+    }
     fn scalar(&mut self, name: &str, v: f32) -> String {
         self.inits.push(encode_f32(name, &[], &[v]));
         name.to_string()
@@ -410,37 +421,24 @@ fn dynamic(
             }
             let axes = format!("{name}.axes");
             out.inits.push(encode_i64(&axes, &[1], &[1]));
-            let probs = format!("{name}.probs");
-            out.node(
+            let probs = out.named(
                 "Softmax",
-                &probs,
+                format!("{name}.probs"),
                 &[&ins[0]],
-                &probs,
                 vec![attr_i("axis", 1)],
             );
             let conf = format!("{name}.confidence");
+            let keep = vec![attr_i("keepdims", 1)];
             match confidence {
                 Confidence::MaxSoftmax => {
-                    out.node(
-                        "ReduceMax",
-                        &conf,
-                        &[&probs, &axes],
-                        &conf,
-                        vec![attr_i("keepdims", 1)],
-                    );
+                    out.named("ReduceMax", conf.clone(), &[&probs, &axes], keep.clone());
                 }
                 Confidence::NegEntropy => {
                     let ls = format!("{name}.log_probs");
                     out.node("LogSoftmax", &ls, &[&ins[0]], &ls, vec![attr_i("axis", 1)]);
                     let pl = format!("{name}.plogp");
                     out.node("Mul", &pl, &[&probs, &ls], &pl, vec![]);
-                    out.node(
-                        "ReduceSum",
-                        &conf,
-                        &[&pl, &axes],
-                        &conf,
-                        vec![attr_i("keepdims", 1)],
-                    );
+                    out.named("ReduceSum", conf.clone(), &[&pl, &axes], keep.clone());
                 }
             }
             let t = out.scalar(&format!("{name}.threshold"), *threshold as f32);
@@ -455,12 +453,10 @@ fn dynamic(
                 ));
             }
             let experts = ins.len() - 1;
-            let probs = format!("{name}.probs");
-            out.node(
+            let probs = out.named(
                 "Softmax",
-                &probs,
+                format!("{name}.probs"),
                 &[&ins[0]],
-                &probs,
                 vec![attr_i("axis", 1)],
             );
             let kk = format!("{name}.k");

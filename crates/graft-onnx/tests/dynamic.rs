@@ -5,41 +5,12 @@
 //! onnxruntime's outputs on graft's exports come from
 //! `scripts/onnx_dynamic_fixtures.py` (committed); the tests need only cargo.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{fixture, read_tensor, run_all};
 use graft_nn::{zoo, Device, Executor, Model, Op, Rule, Run, Tensor};
 use graft_onnx::{import, proto::ModelProto};
 use prost::Message;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn read_tensor(name: &str) -> Tensor {
-    let b = std::fs::read(fixture(name)).unwrap();
-    let u = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()) as usize;
-    let rank = u(0);
-    let dims: Vec<usize> = (1..=rank).map(u).collect();
-    let vals: Vec<f32> = b[4 * (rank + 1)..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Tensor::from_vec(vals, dims, &Device::Cpu).unwrap()
-}
-
-fn out(m: &Model, inputs: &[Tensor]) -> Vec<f32> {
-    Executor::new(m)
-        .unwrap()
-        .run(m, inputs, &Run::eval())
-        .unwrap()
-        .outputs[0]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 /// Within 1e-5 of the reference's largest magnitude.
 fn assert_matches(got: &[f32], want: &Tensor) {
@@ -108,8 +79,8 @@ fn d7_if_keeps_both_branches_and_imports_back() {
     );
     for (c, tag) in [(0.7, "hi"), (0.3, "lo")] {
         let want = read_tensor(&format!("dynamic_net.if.{tag}.out.bin"));
-        assert_matches(&out(&m, &[x.clone(), scalar(c)]), &want);
-        assert_matches(&out(&back, &[x.clone(), scalar(c)]), &want);
+        assert_matches(&run_all(&m, &[x.clone(), scalar(c)]), &want);
+        assert_matches(&run_all(&back, &[x.clone(), scalar(c)]), &want);
     }
     // The imported conditional still routes: fc2 runs only above 0.5.
     let fc2 = back.id("fc2").unwrap();
@@ -128,7 +99,7 @@ fn d7_per_sample_routing_exports_as_mask_and_merge() {
     let c = read_tensor("dynamic_net.control.bin");
     let m = zoo::dynamic_net(10, 5, 2, false, 7).unwrap();
     let want = read_tensor("dynamic_net.where.out.bin");
-    assert_matches(&out(&m, &[x.clone(), c.clone()]), &want);
+    assert_matches(&run_all(&m, &[x.clone(), c.clone()]), &want);
     let back = import(&fixture("dynamic_net.where.graft.onnx"))
         .unwrap()
         .model;
@@ -139,7 +110,7 @@ fn d7_per_sample_routing_exports_as_mask_and_merge() {
             batch: false
         }]
     );
-    assert_matches(&out(&back, &[x, c]), &want);
+    assert_matches(&run_all(&back, &[x, c]), &want);
 }
 
 #[test]
@@ -152,7 +123,7 @@ fn d7_gates_exits_and_experts_match_onnxruntime() {
     for (name, m) in cases {
         let x = read_tensor(&format!("{name}.x.bin"));
         let want = read_tensor(&format!("{name}.graft.out.bin"));
-        assert_matches(&out(&m, std::slice::from_ref(&x)), &want);
+        assert_matches(&run_all(&m, std::slice::from_ref(&x)), &want);
         // The mask-and-merge forms are written, not read back: a typed
         // error, never a panic.
         assert!(import(&fixture(&format!("{name}.graft.onnx"))).is_err());

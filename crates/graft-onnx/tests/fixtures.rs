@@ -3,40 +3,11 @@
 //! outputs come from `scripts/onnx_fixtures.py` (PyTorch export and
 //! onnxruntime); the test suite needs only cargo.
 
-use std::path::PathBuf;
+mod common;
 
-use graft_nn::{Device, Executor, Mode, Tensor};
+use common::{fixture, read_tensor, run};
+use graft_nn::{Device, Tensor};
 use graft_onnx::{export_bytes, import, import_bytes, OnnxError};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A tensor file of the fixture script: u32 rank, u32 dims, f32 values.
-fn read_tensor(name: &str) -> Tensor {
-    let b = std::fs::read(fixture(name)).unwrap();
-    let u = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()) as usize;
-    let rank = u(0);
-    let dims: Vec<usize> = (1..=rank).map(u).collect();
-    let vals: Vec<f32> = b[4 * (rank + 1)..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Tensor::from_vec(vals, dims, &Device::Cpu).unwrap()
-}
-
-fn run(m: &graft_nn::Model, x: &Tensor) -> Vec<f32> {
-    let ex = Executor::new(m).unwrap();
-    ex.forward(m, std::slice::from_ref(x), Mode::Eval, false)
-        .unwrap()
-        .outputs[0]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 /// Within 1e-4 of the reference's largest magnitude.
 fn assert_close(got: &[f32], want: &[f32], what: &str) {

@@ -3,10 +3,14 @@
 //! convolution's channels by magnitude, remove a residual block; each then
 //! exported, imported again and run.
 
+mod common;
+
+use common::run;
+
 use std::path::PathBuf;
 
 use graft_core::{Alignment, Connect, Edit, Patch};
-use graft_nn::{Device, Executor, Mode, Model, Op, Tensor};
+use graft_nn::{Device, Model, Op, Tensor};
 use graft_onnx::{export_bytes, import, import_bytes, mutations};
 
 fn fixture(name: &str) -> PathBuf {
@@ -19,17 +23,6 @@ fn model() -> (Model, Tensor) {
     let imp = import(&fixture("resnet18w8.legacy.onnx")).unwrap();
     let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
     (imp.model, x)
-}
-
-fn run(m: &Model, x: &Tensor) -> Vec<f32> {
-    let ex = Executor::new(m).unwrap();
-    ex.forward(m, std::slice::from_ref(x), Mode::Eval, false)
-        .unwrap()
-        .outputs[0]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 fn close(a: &[f32], b: &[f32], tol: f32) {
