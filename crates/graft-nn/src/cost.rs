@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use graft_core::{SizeKind, VertexId};
+use graft_core::{Graph, SizeKind, VertexId};
 
 use crate::error::{NnError, Result};
 use crate::model::Model;
@@ -171,51 +171,81 @@ impl Model {
     /// A wrong number of input shapes, or shapes an op cannot take (the
     /// vertex is named).
     pub fn cost(&self, inputs: &[Shape]) -> Result<Cost> {
-        let g = self.graph();
-        let order = g.topological_order()?;
-        let graph_inputs: Vec<VertexId> = order
-            .iter()
-            .copied()
-            .filter(|&v| g.vertex(v).is_ok_and(|x| x.kind() == SizeKind::Input))
-            .collect();
-        if graph_inputs.len() != inputs.len() {
-            return Err(NnError::InputCount {
-                expected: graph_inputs.len(),
-                got: inputs.len(),
+        cost_of(self.graph(), self, inputs)
+    }
+
+    /// Trainable parameters (weights and biases, not buffers such as masks
+    /// or running statistics).
+    pub fn parameter_count(&self) -> u64 {
+        parameters_of(self.graph(), self)
+    }
+}
+
+/// Trainable parameters of `model`'s layers at the sizes of `graph` (the
+/// model's own graph, or a planned copy of it).
+pub(crate) fn parameters_of(graph: &Graph, model: &Model) -> u64 {
+    graph
+        .ids()
+        .filter_map(|v| {
+            let vx = graph.vertex(v).ok()?;
+            let op = &model.layer(v)?.op;
+            Some(
+                op.params(vx.nin(), vx.nout())
+                    .iter()
+                    .filter(|s| s.trainable)
+                    .map(|s| s.shape.iter().product::<usize>() as u64)
+                    .sum::<u64>(),
+            )
+        })
+        .sum()
+}
+
+/// [`Model::cost`] at the sizes of `graph`.
+pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<Cost> {
+    let g = graph;
+    let order = g.topological_order()?;
+    let graph_inputs: Vec<VertexId> = order
+        .iter()
+        .copied()
+        .filter(|&v| g.vertex(v).is_ok_and(|x| x.kind() == SizeKind::Input))
+        .collect();
+    if graph_inputs.len() != inputs.len() {
+        return Err(NnError::InputCount {
+            expected: graph_inputs.len(),
+            got: inputs.len(),
+        });
+    }
+    let mut shapes: HashMap<VertexId, Shape> = HashMap::new();
+    let mut macs = HashMap::new();
+    for (&v, s) in graph_inputs.iter().zip(inputs) {
+        let n = g.vertex(v)?.nout();
+        if s.first() != Some(&n) {
+            return Err(NnError::Layer {
+                vertex: g.name(v),
+                reason: format!("input shape {s:?}, the graph says {n} features"),
             });
         }
-        let mut shapes: HashMap<VertexId, Shape> = HashMap::new();
-        let mut macs = HashMap::new();
-        for (&v, s) in graph_inputs.iter().zip(inputs) {
-            let n = g.vertex(v)?.nout();
-            if s.first() != Some(&n) {
-                return Err(NnError::Layer {
-                    vertex: g.name(v),
-                    reason: format!("input shape {s:?}, the graph says {n} features"),
-                });
-            }
-            shapes.insert(v, s.clone());
-        }
-        for &v in &order {
-            let vx = g.vertex(v)?;
-            if vx.kind() == SizeKind::Input {
-                continue;
-            }
-            let op = &self
-                .layer(v)
-                .ok_or_else(|| NnError::Layer {
-                    vertex: vx.name().to_string(),
-                    reason: "no layer".into(),
-                })?
-                .op;
-            let ins: Vec<&Shape> = vx.inputs().iter().map(|u| &shapes[u]).collect();
-            let out = infer(op, &ins, vx.nout()).map_err(|reason| NnError::Layer {
-                vertex: vx.name().to_string(),
-                reason,
-            })?;
-            macs.insert(v, macs_of(op, &ins, &out));
-            shapes.insert(v, out);
-        }
-        Ok(Cost { shapes, macs })
+        shapes.insert(v, s.clone());
     }
+    for &v in &order {
+        let vx = g.vertex(v)?;
+        if vx.kind() == SizeKind::Input {
+            continue;
+        }
+        let op = &model
+            .layer(v)
+            .ok_or_else(|| NnError::Layer {
+                vertex: vx.name().to_string(),
+                reason: "no layer".into(),
+            })?
+            .op;
+        let ins: Vec<&Shape> = vx.inputs().iter().map(|u| &shapes[u]).collect();
+        let out = infer(op, &ins, vx.nout()).map_err(|reason| NnError::Layer {
+            vertex: vx.name().to_string(),
+            reason,
+        })?;
+        macs.insert(v, macs_of(op, &ins, &out));
+        shapes.insert(v, out);
+    }
+    Ok(Cost { shapes, macs })
 }

@@ -19,6 +19,7 @@ mod layers;
 mod model;
 mod op;
 mod persist;
+pub mod shrink;
 mod surgery;
 pub mod train;
 pub mod utility;

@@ -80,6 +80,10 @@ pub struct Imported {
     /// `[N, F, T]`), the ONNX axis each graft axis comes from: feed
     /// `x.permute(perm)`.
     pub input_perms: Vec<Option<Vec<usize>>>,
+    /// Each input's shape as the executor takes it (graft's axis order;
+    /// a symbolic or missing batch size reads as 1), for exporting the
+    /// model again and for costing it.
+    pub input_shapes: Vec<Vec<usize>>,
 }
 
 /// One node, with typed access to its attributes.
@@ -335,6 +339,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
     let seq_axes = sequence_inputs(g);
     let mut inputs = Vec::new();
     let mut input_perms = Vec::new();
+    let mut input_shapes = Vec::new();
     for vi in &g.input {
         let name = vi.name.clone().unwrap_or_default();
         if ctx.values.contains_key(&name) {
@@ -352,6 +357,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             order[pf] = Some(1);
             order[pt] = Some(2);
             let gshape = vec![shape[pn], shape[pf], shape[pt]];
+            input_shapes.push(gshape.clone());
             ctx.values
                 .insert(name.clone(), Value::from_view(v, gshape, order));
             let perm = vec![pn, pf, pt];
@@ -360,6 +366,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             continue;
         }
         let v = ctx.model.input(&name, shape[1])?;
+        input_shapes.push(shape.clone());
         ctx.values.insert(name.clone(), Value::Runtime { v, shape });
         input_perms.push(None);
         inputs.push((name, v));
@@ -391,6 +398,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         inputs,
         outputs,
         input_perms,
+        input_shapes,
     })
 }
 

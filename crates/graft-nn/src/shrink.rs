@@ -1,0 +1,206 @@
+//! Structured pruning to a target: remove whole neurons (channels, features)
+//! until a share of them, a parameter budget or a MAC budget is met.
+//!
+//! The planner does the removing. Every prunable vertex gets a utility per
+//! neuron, shifted down by a cut; a re-select request then drops the
+//! neurons of negative utility, coupled neurons (residual adds,
+//! concatenations, branches) deciding together and every vertex keeping at
+//! least one. The cut is searched by bisection until the target holds:
+//!
+//! - global scope: one cut over utilities normalised per vertex (each
+//!   vertex's utilities divided by their mean), so vertices compete;
+//! - layer scope: every vertex loses the same share, its own quantile.
+//!
+//! Prunable vertices are the absorbing ones whose size may change and that
+//! feed something (a graph output keeps its size).
+
+use graft_core::{plan, Graph, Plan, Request, SizeKind, Utility, VertexId};
+
+use crate::cost::{cost_of, parameters_of, Shape};
+use crate::error::{NnError, Result};
+use crate::model::Model;
+
+/// What to prune to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Remove this share (0 to 1) of the prunable neurons.
+    Ratio(f64),
+    /// At most this many trainable parameters.
+    Params(u64),
+    /// At most this many multiply-accumulates per sample.
+    Macs(u64),
+}
+
+/// How neurons compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One cut over the whole network (utilities normalised per vertex).
+    Global,
+    /// The same share from every vertex.
+    Layer,
+}
+
+/// Sizes and costs before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shrunk {
+    /// The plan that was applied.
+    pub plan: Plan,
+    /// Prunable neurons before and after.
+    pub neurons: (u64, u64),
+    /// Trainable parameters before and after.
+    pub params: (u64, u64),
+    /// MACs per sample before and after.
+    pub macs: (u64, u64),
+}
+
+/// The vertices pruning may shrink.
+pub fn prunable(model: &Model) -> Vec<VertexId> {
+    let g = model.graph();
+    g.ids()
+        .filter(|&v| {
+            g.vertex(v).is_ok_and(|x| {
+                x.kind() == SizeKind::Absorb && !x.is_size_frozen() && !x.outputs().is_empty()
+            })
+        })
+        .collect()
+}
+
+struct Measure {
+    neurons: u64,
+    params: u64,
+    macs: u64,
+}
+
+fn measure(g: &Graph, model: &Model, shapes: &[Shape], prunable: &[VertexId]) -> Result<Measure> {
+    Ok(Measure {
+        neurons: prunable
+            .iter()
+            .map(|&v| g.nout(v).unwrap_or(0) as u64)
+            .sum(),
+        params: parameters_of(g, model),
+        macs: cost_of(g, model, shapes)?.total(),
+    })
+}
+
+/// Prune `model` to `target` with per-neuron `utility` (e.g.
+/// [`crate::utility::magnitude`]). `input_shapes` are per-sample shapes of
+/// the graph inputs, for counting MACs. All or nothing.
+///
+/// # Errors
+/// A target outside what pruning can reach (a ratio outside [0, 1), a budget
+/// below the smallest network the planner can leave), no prunable vertex,
+/// planner errors.
+pub fn shrink(
+    model: &mut Model,
+    utility: &Utility,
+    target: Target,
+    scope: Scope,
+    input_shapes: &[Shape],
+) -> Result<Shrunk> {
+    let bad = |reason: String| NnError::Invalid {
+        what: "pruning target".into(),
+        reason,
+    };
+    if let Target::Ratio(r) = target {
+        if !(0.0..1.0).contains(&r) {
+            return Err(bad(format!(
+                "a ratio of {r}: it must be at least 0 and below 1"
+            )));
+        }
+    }
+    let vs = prunable(model);
+    if vs.is_empty() {
+        return Err(bad("no vertex can be pruned".into()));
+    }
+    let before = measure(model.graph(), model, input_shapes, &vs)?;
+    // Per-vertex utilities, normalised (global) or as ranks in [0, 1)
+    // (layer: a cut at c removes the share c of every vertex).
+    let mut base: Vec<(VertexId, Vec<f64>)> = Vec::new();
+    for &v in &vs {
+        let n = model.graph().nout(v)?;
+        let u: Vec<f64> = utility.get(v).map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
+        let vals = match scope {
+            Scope::Global => {
+                let mean = u.iter().sum::<f64>() / n.max(1) as f64;
+                u.iter()
+                    .map(|x| if mean > 0.0 { x / mean } else { 1.0 })
+                    .collect()
+            }
+            Scope::Layer => {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by(|&a, &b| u[a].total_cmp(&u[b]));
+                let mut rank = vec![0.0; n];
+                for (r, &i) in order.iter().enumerate() {
+                    rank[i] = (r as f64 + 0.5) / n as f64;
+                }
+                rank
+            }
+        };
+        base.push((v, vals));
+    }
+    // Graph outputs and other vertices keep their default utility.
+    let request = |cut: f64| {
+        let mut u = Utility::new();
+        for (v, vals) in &base {
+            u.set(*v, vals.iter().map(|x| x - cut).collect());
+        }
+        Request::new().with_utility(u)
+    };
+    let try_cut = |cut: f64| -> Result<(Plan, Measure)> {
+        let p = plan(model.graph(), &request(cut))?;
+        let mut g = model.graph().clone();
+        p.apply(&mut g)?;
+        let m = measure(&g, model, input_shapes, &vs)?;
+        Ok((p, m))
+    };
+    let meets = |m: &Measure| match target {
+        Target::Ratio(r) => (before.neurons - m.neurons) as f64 >= r * before.neurons as f64 - 1e-9,
+        Target::Params(n) => m.params <= n,
+        Target::Macs(n) => m.macs <= n,
+    };
+    // The cut rises until the target holds; bisect for the smallest such.
+    let hi_cut = match scope {
+        Scope::Layer => 1.0,
+        Scope::Global => {
+            base.iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .fold(0.0, f64::max)
+                + 1.0
+        }
+    };
+    let (mut lo, mut hi) = (0.0, hi_cut);
+    let (p_hi, m_hi) = try_cut(hi)?;
+    if !meets(&m_hi) {
+        return Err(bad(format!(
+            "{target:?} cannot be met: the smallest network pruning leaves has {} parameters and {} MACs",
+            m_hi.params, m_hi.macs
+        )));
+    }
+    let mut best = (p_hi, m_hi);
+    let (p0, m0) = try_cut(0.0)?;
+    if meets(&m0) {
+        best = (p0, m0);
+    } else {
+        for _ in 0..40 {
+            let mid = 0.5 * (lo + hi);
+            let (p, m) = try_cut(mid)?;
+            if meets(&m) {
+                hi = mid;
+                best = (p, m);
+            } else {
+                lo = mid;
+            }
+            if hi - lo < 1e-6 {
+                break;
+            }
+        }
+    }
+    let (p, after) = best;
+    model.apply_plan(&p)?;
+    Ok(Shrunk {
+        plan: p,
+        neurons: (before.neurons, after.neurons),
+        params: (before.params, after.params),
+        macs: (before.macs, after.macs),
+    })
+}

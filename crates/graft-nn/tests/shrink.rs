@@ -1,0 +1,84 @@
+//! Structured pruning to a share of neurons, a parameter budget or a MAC
+//! budget, through the planner.
+
+use graft_nn::shrink::{shrink, Scope, Target};
+use graft_nn::{utility, Activation, Conv, Device, Executor, Model, Op, Run, Tensor};
+
+/// conv(3->16) -> relu -> [conv -> relu -> conv] + skip -> relu ->
+/// conv(16->32, stride 2) -> relu -> global pool -> dense(10).
+fn small_resnet() -> Model {
+    let mut m = Model::new();
+    let relu = || Op::Activation(Activation::Relu);
+    let x = m.input("x", 3).unwrap();
+    let c0 = m
+        .add("c0", Op::Conv2d(Conv::same(3)), &[x], Some(16))
+        .unwrap();
+    let r0 = m.add("r0", relu(), &[c0], None).unwrap();
+    let c1 = m
+        .add("c1", Op::Conv2d(Conv::same(3)), &[r0], Some(16))
+        .unwrap();
+    let r1 = m.add("r1", relu(), &[c1], None).unwrap();
+    let c2 = m
+        .add("c2", Op::Conv2d(Conv::same(3)), &[r1], Some(16))
+        .unwrap();
+    let add = m.add("add", Op::Add, &[r0, c2], None).unwrap();
+    let r2 = m.add("r2", relu(), &[add], None).unwrap();
+    let down = Conv {
+        stride: 2,
+        ..Conv::same(3)
+    };
+    let c3 = m.add("c3", Op::Conv2d(down), &[r2], Some(32)).unwrap();
+    let r3 = m.add("r3", relu(), &[c3], None).unwrap();
+    let p = m.add("pool", Op::GlobalAvgPool, &[r3], None).unwrap();
+    m.add("fc", Op::Dense { bias: true }, &[p], Some(10))
+        .unwrap();
+    m
+}
+
+#[test]
+fn targets_are_met_and_the_network_still_runs() {
+    let base = small_resnet();
+    let shapes = vec![vec![3, 16, 16]];
+    let macs0 = base.cost(&shapes).unwrap().total();
+    let params0 = base.parameter_count();
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 16, 16), &Device::Cpu).unwrap();
+    for (target, scope) in [
+        (Target::Ratio(0.5), Scope::Global),
+        (Target::Ratio(0.5), Scope::Layer),
+        (Target::Macs(macs0 / 2), Scope::Global),
+        (Target::Params(params0 / 3), Scope::Layer),
+    ] {
+        let mut m = base.clone();
+        let u = utility::magnitude(&m).unwrap();
+        let r = shrink(&mut m, &u, target, scope, &shapes).unwrap();
+        assert_eq!(r.params.1, m.parameter_count());
+        assert_eq!(r.macs.1, m.cost(&shapes).unwrap().total());
+        assert_eq!((r.params.0, r.macs.0), (params0, macs0));
+        match target {
+            Target::Ratio(q) => {
+                assert!(r.neurons.1 as f64 <= (1.0 - q) * r.neurons.0 as f64 + 1e-9)
+            }
+            Target::Macs(n) => assert!(r.macs.1 <= n && r.macs.1 > n / 2, "{r:?}"),
+            Target::Params(n) => assert!(r.params.1 <= n, "{r:?}"),
+        }
+        m.graph().check().unwrap();
+        let y = Executor::new(&m)
+            .unwrap()
+            .run(&m, &[x.clone()], &Run::eval())
+            .unwrap();
+        assert_eq!(y.outputs[0].dims(), &[2, 10]);
+    }
+    // Budgets pruning cannot reach, and bad ratios, are typed errors; the
+    // model is untouched.
+    let mut m = base.clone();
+    let u = utility::magnitude(&m).unwrap();
+    for t in [
+        Target::Macs(1),
+        Target::Params(10),
+        Target::Ratio(1.0),
+        Target::Ratio(-0.1),
+    ] {
+        assert!(shrink(&mut m, &u, t, Scope::Global, &shapes).is_err());
+    }
+    assert_eq!(m.graph(), base.graph());
+}
