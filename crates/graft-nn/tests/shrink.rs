@@ -64,7 +64,7 @@ fn targets_are_met_and_the_network_still_runs() {
         m.graph().check().unwrap();
         let y = Executor::new(&m)
             .unwrap()
-            .run(&m, &[x.clone()], &Run::eval())
+            .run(&m, std::slice::from_ref(&x), &Run::eval())
             .unwrap();
         assert_eq!(y.outputs[0].dims(), &[2, 10]);
     }
