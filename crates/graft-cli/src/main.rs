@@ -1,16 +1,21 @@
 //! `graft`: the command-line tool of graft.
 //!
 //! Exit codes: 0 success, 2 bad input (unreadable or malformed file, unknown
-//! vertex, impossible request: any error of graft-core), 1 internal failure.
+//! vertex, impossible request or budget: any typed error of graft's crates
+//! about the input), 1 internal failure. A command that fails writes no
+//! output file.
+
+mod commands;
+mod io;
 
 use std::fs;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use graft::json::{GraphSpec, PlanReport, RequestSpec};
+use graft::nn::shrink::{Scope, Target};
 use graft::{
     plan, plan_or_relax, CheckError, Graph, GraphError, PlanError, Planned, Request, Step,
     TargetMode,
@@ -21,12 +26,30 @@ use graft::{
 #[command(
     name = "graft",
     version,
-    after_help = "Examples:\n  graft demo\n  graft plan examples/plan/graph.json examples/plan/request.json\n\n\
+    after_help = "Examples:\n  graft demo\n  graft inspect model.onnx\n  \
+                  graft resize model.onnx --vertex conv3 --by 16 -o wider.onnx\n  \
+                  graft prune model.onnx --macs 2000000 -o small.onnx\n  \
+                  graft plan examples/plan/graph.json examples/plan/request.json\n\n\
                   Exit codes: 0 success, 2 bad input, 1 internal failure."
 )]
 struct Cli {
+    /// Print nothing on success.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How pruned neurons compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScopeArg {
+    /// One ranking over the whole network (magnitudes normalised per layer).
+    Global,
+    /// The same share from every layer.
+    Layer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,18 +74,239 @@ enum Command {
         #[arg(long)]
         no_fallback: bool,
     },
+    /// List the vertices of an ONNX model: op, size kind, sizes, parameters
+    /// and multiply-accumulates per sample at the model's input shape.
+    #[command(
+        after_help = "Example:\n  graft inspect model.onnx\n  graft inspect --json model.onnx"
+    )]
+    Inspect {
+        /// The ONNX model.
+        model: PathBuf,
+    },
+    /// Change one vertex's number of neurons; every coupled vertex follows
+    /// and the plan is printed. Growth keeps the function (new inputs are 0).
+    #[command(
+        after_help = "Example:\n  graft resize model.onnx --vertex conv3 --by 16 -o wider.onnx\n  \
+                  graft resize model.onnx --vertex fc1 --by -5 --relaxed -o narrower.onnx"
+    )]
+    Resize {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The vertex to resize (its name in the model).
+        #[arg(long)]
+        vertex: String,
+        /// Neurons to add (negative: remove), by magnitude.
+        #[arg(long, allow_hyphen_values = true)]
+        by: i64,
+        /// Accept the nearest size that works when the exact one cannot.
+        #[arg(long)]
+        relaxed: bool,
+        /// Where to write the resized model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Structured pruning with the planner: remove whole neurons (channels)
+    /// of least magnitude, coupled neurons together, to a share of neurons
+    /// or a parameter or MAC budget.
+    #[command(
+        after_help = "Example:\n  graft prune model.onnx --ratio 0.5 -o half.onnx\n  \
+                  graft prune model.onnx --macs 2000000 --scope layer -o small.onnx"
+    )]
+    Prune {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Remove this share (0 to 1) of the prunable neurons.
+        #[arg(long, group = "target")]
+        ratio: Option<f64>,
+        /// At most this many parameters.
+        #[arg(long, group = "target")]
+        params: Option<u64>,
+        /// At most this many multiply-accumulates per sample.
+        #[arg(long, group = "target")]
+        macs: Option<u64>,
+        /// How neurons compete.
+        #[arg(long, value_enum, default_value = "global")]
+        scope: ScopeArg,
+        /// Where to write the pruned model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Insert a vertex after another (identity-initialised, so the function
+    /// is kept); it takes over all consumers or the ones named.
+    #[command(
+        after_help = "Example:\n  graft insert model.onnx --after relu2 --name extra --op conv3x3 -o deeper.onnx"
+    )]
+    Insert {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The vertex it follows.
+        #[arg(long)]
+        after: String,
+        /// The new vertex's name.
+        #[arg(long)]
+        name: String,
+        /// What it computes.
+        #[arg(long, value_enum)]
+        op: commands::edit::NewOp,
+        /// Only these consumers read the new vertex (default: all).
+        #[arg(long, value_delimiter = ',')]
+        consumers: Vec<String>,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Remove a vertex, splicing its input into its consumers (sizes are
+    /// aligned by the planner when they differ).
+    #[command(after_help = "Example:\n  graft remove model.onnx --vertex extra -o smaller.onnx")]
+    Remove {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The vertex to remove.
+        #[arg(long)]
+        vertex: String,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Add an edge: `--from` becomes an input of `--to` (a concatenation
+    /// grows, an add aligns sizes).
+    #[command(
+        after_help = "Example:\n  graft connect model.onnx --from relu1 --to cat -o joined.onnx"
+    )]
+    Connect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The producer.
+        #[arg(long)]
+        from: String,
+        /// The consumer.
+        #[arg(long)]
+        to: String,
+        /// Input position at the consumer (default: last).
+        #[arg(long)]
+        position: Option<usize>,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Remove an edge `--from` -> `--to`.
+    #[command(
+        after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
+    )]
+    Disconnect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The producer.
+        #[arg(long)]
+        from: String,
+        /// The consumer.
+        #[arg(long)]
+        to: String,
+        /// Which occurrence of the edge (0-based).
+        #[arg(long, default_value_t = 0)]
+        nth: usize,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let json = cli.json;
+    let text = match cli.command {
         Command::Demo => demo(),
         Command::Plan {
             graph,
             request,
             no_fallback,
         } => plan_files(&graph, &request, no_fallback),
+        Command::Inspect { model } => commands::inspect::run(&model, json),
+        Command::Resize {
+            model,
+            vertex,
+            by,
+            relaxed,
+            output,
+        } => commands::resize::run(&model, &vertex, by, relaxed, &output, json),
+        Command::Prune {
+            model,
+            ratio,
+            params,
+            macs,
+            scope,
+            output,
+        } => (|| {
+            let target = match (ratio, params, macs) {
+                (Some(r), None, None) => Target::Ratio(r),
+                (None, Some(p), None) => Target::Params(p),
+                (None, None, Some(m)) => Target::Macs(m),
+                _ => {
+                    return Err(anyhow!(Usage(
+                        "give one of --ratio, --params or --macs".into()
+                    )))
+                }
+            };
+            let scope = match scope {
+                ScopeArg::Global => Scope::Global,
+                ScopeArg::Layer => Scope::Layer,
+            };
+            commands::prune::run(&model, target, scope, &output, json)
+        })(),
+        Command::Insert {
+            model,
+            after,
+            name,
+            op,
+            consumers,
+            output,
+        } => commands::edit::run(
+            &model,
+            commands::edit::Change::Insert {
+                after: &after,
+                name: &name,
+                op,
+                consumers: &consumers,
+            },
+            &output,
+        ),
+        Command::Remove {
+            model,
+            vertex,
+            output,
+        } => commands::edit::run(&model, commands::edit::Change::Remove(&vertex), &output),
+        Command::Connect {
+            model,
+            from,
+            to,
+            position,
+            output,
+        } => commands::edit::run(
+            &model,
+            commands::edit::Change::Connect {
+                from: &from,
+                to: &to,
+                position,
+            },
+            &output,
+        ),
+        Command::Disconnect {
+            model,
+            from,
+            to,
+            nth,
+            output,
+        } => commands::edit::run(
+            &model,
+            commands::edit::Change::Disconnect {
+                from: &from,
+                to: &to,
+                nth,
+            },
+            &output,
+        ),
     };
+    let result = text.and_then(|t| if cli.quiet { Ok(()) } else { io::emit(&t) });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -72,30 +316,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// 2 when the error comes from the input (files, names, requests), else 1.
+/// A command line that asks for something impossible.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// 2 when the error comes from the input (files, names, requests, budgets),
+/// else 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
     let bad_input = e.chain().any(|c| {
         c.is::<PlanError>()
             || c.is::<GraphError>()
             || c.is::<CheckError>()
+            || c.is::<graft::MutationError>()
+            || c.is::<graft::nn::NnError>()
+            || c.is::<graft::onnx::OnnxError>()
+            || c.is::<Usage>()
             || c.is::<serde_json::Error>()
-            || c.is::<io::Error>()
+            || c.is::<std::io::Error>()
     });
     if bad_input {
         2
     } else {
         1
-    }
-}
-
-/// Write to stdout; a closed pipe ends the output quietly. Other write
-/// failures are internal (they carry no `io::Error`, so they exit with 1).
-fn emit(text: &str) -> Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(anyhow!("writing to stdout: {e}")),
     }
 }
 
@@ -120,7 +370,7 @@ fn demo_graph() -> Result<(Graph, graft::VertexId), GraphError> {
     Ok((g, b2))
 }
 
-fn demo() -> Result<()> {
+fn demo() -> Result<String> {
     // The demo's input is fixed, so any error here is internal (exit 1):
     // errors are turned into text, which `exit_code` does not count as input.
     let internal = |what: &str, e: &dyn std::fmt::Display| anyhow!("{what}: {e}");
@@ -151,14 +401,14 @@ fn demo() -> Result<()> {
     text.push_str("\n## Graph after\n\n");
     text.push_str(&g.summary());
     text.push_str("\ncheck: ok\n");
-    emit(&text)
+    Ok(text)
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("reading {what} file `{}`", path.display()))
 }
 
-fn plan_files(graph_path: &Path, request_path: &Path, no_fallback: bool) -> Result<()> {
+fn plan_files(graph_path: &Path, request_path: &Path, no_fallback: bool) -> Result<String> {
     let gspec: GraphSpec = serde_json::from_str(&read(graph_path, "graph")?)
         .with_context(|| format!("parsing graph file `{}`", graph_path.display()))?;
     let rspec: RequestSpec = serde_json::from_str(&read(request_path, "request")?)
@@ -190,5 +440,5 @@ fn plan_files(graph_path: &Path, request_path: &Path, no_fallback: bool) -> Resu
     let mut json = serde_json::to_string_pretty(&report)
         .map_err(|e| anyhow!("serializing the plan report: {e}"))?;
     json.push('\n');
-    emit(&json)
+    Ok(json)
 }

@@ -1,0 +1,142 @@
+//! `graft insert`, `remove`, `connect` and `disconnect`: structural
+//! mutations by vertex name, committed all or nothing.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use graft::nn::{Activation, Conv, Init, NewLayer, Op};
+use graft::{Edit, Patch, Reroute};
+
+use crate::io::{load, save};
+
+/// What `graft insert` adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NewOp {
+    /// A dense layer initialised to the identity.
+    Dense,
+    /// A 3x3 convolution initialised to the identity (Dirac kernel).
+    Conv3x3,
+    /// A ReLU.
+    Relu,
+    /// An identity vertex.
+    Identity,
+    /// A batch norm with unit scale and zero statistics (eval: identity).
+    BatchNorm,
+}
+
+impl NewOp {
+    fn op(self) -> Op {
+        match self {
+            NewOp::Dense => Op::Dense { bias: true },
+            NewOp::Conv3x3 => Op::Conv2d(Conv::same(3)),
+            NewOp::Relu => Op::Activation(Activation::Relu),
+            NewOp::Identity => Op::Identity,
+            NewOp::BatchNorm => Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+        }
+    }
+}
+
+/// One structural edit.
+pub enum Change<'a> {
+    Insert {
+        after: &'a str,
+        name: &'a str,
+        op: NewOp,
+        consumers: &'a [String],
+    },
+    Remove(&'a str),
+    Connect {
+        from: &'a str,
+        to: &'a str,
+        position: Option<usize>,
+    },
+    Disconnect {
+        from: &'a str,
+        to: &'a str,
+        nth: usize,
+    },
+}
+
+pub fn run(path: &Path, change: Change, out: &Path) -> Result<String> {
+    let mut l = load(path)?;
+    let m = &mut l.model;
+    let known = |m: &graft::nn::Model, name: &str| {
+        m.id(name)
+            .with_context(|| format!("vertex `{name}` in `{}`", path.display()))
+    };
+    let (patch, layers, what) = match change {
+        Change::Insert {
+            after,
+            name,
+            op,
+            consumers,
+        } => {
+            let a = known(m, after)?;
+            let reroute = if consumers.is_empty() {
+                Reroute::All
+            } else {
+                let mut ids = Vec::new();
+                for c in consumers {
+                    known(m, c)?;
+                    ids.push(c.as_str().into());
+                }
+                Reroute::Only(ids)
+            };
+            let layer = NewLayer::new(name, op.op(), Init::Identity);
+            let n = m.graph().nout(a)?;
+            let vertex = layer.vertex(n)?;
+            let patch = Patch::new().push(Edit::Insert {
+                after: after.into(),
+                vertex,
+                reroute,
+                utility: Default::default(),
+            });
+            (
+                patch,
+                vec![layer],
+                format!("inserted `{name}` after `{after}`"),
+            )
+        }
+        Change::Remove(name) => {
+            known(m, name)?;
+            (
+                Patch::new().remove(name),
+                vec![],
+                format!("removed `{name}`"),
+            )
+        }
+        Change::Connect { from, to, position } => {
+            known(m, from)?;
+            known(m, to)?;
+            let patch = Patch::new().push(Edit::AddEdge {
+                from: from.into(),
+                to: to.into(),
+                position,
+                align: Default::default(),
+            });
+            (patch, vec![], format!("connected `{from}` to `{to}`"))
+        }
+        Change::Disconnect { from, to, nth } => {
+            known(m, from)?;
+            known(m, to)?;
+            let patch = Patch::new().push(Edit::RemoveEdge {
+                from: from.into(),
+                to: to.into(),
+                nth,
+            });
+            (patch, vec![], format!("disconnected `{from}` from `{to}`"))
+        }
+    };
+    let done = m
+        .commit(&patch, &layers)
+        .with_context(|| format!("editing `{}`", path.display()))?;
+    save(m, &l.input_shapes, out)?;
+    Ok(format!(
+        "{what}\n\n{}\nwrote {}\n",
+        done.committed.render(m.graph()),
+        out.display()
+    ))
+}

@@ -1,0 +1,73 @@
+//! `graft inspect`: the vertices of a model with their sizes, parameters
+//! and multiply-accumulates.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::io::{load, table, thousands};
+
+pub fn run(path: &Path, json_out: bool) -> Result<String> {
+    let l = load(path)?;
+    let m = &l.model;
+    let cost = m
+        .cost(&l.sample_shapes())
+        .with_context(|| format!("costing `{}`", path.display()))?;
+    let mut params: HashMap<graft::VertexId, u64> = HashMap::new();
+    for (v, _, var) in m.trainable() {
+        *params.entry(v).or_default() += var.as_tensor().elem_count() as u64;
+    }
+    let g = m.graph();
+    let mut rows = Vec::new();
+    let mut records = Vec::new();
+    for v in g.topological_order()? {
+        let vx = g.vertex(v)?;
+        let op = m.layer(v).map_or("input", |l| l.op.name());
+        let p = params.get(&v).copied().unwrap_or(0);
+        let macs = cost.macs.get(&v).copied().unwrap_or(0);
+        let nin: Vec<String> = vx.nin().iter().map(|n| n.to_string()).collect();
+        rows.push(vec![
+            vx.name().to_string(),
+            op.to_string(),
+            vx.kind().as_str().to_string(),
+            if nin.is_empty() {
+                "-".into()
+            } else {
+                nin.join("+")
+            },
+            vx.nout().to_string(),
+            thousands(p),
+            thousands(macs),
+        ]);
+        records.push(json!({
+            "name": vx.name(), "op": op, "kind": vx.kind().as_str(),
+            "nin": vx.nin(), "nout": vx.nout(), "params": p, "macs": macs,
+        }));
+    }
+    let total_p = m.parameter_count();
+    let total_m = cost.total();
+    if json_out {
+        let doc = json!({
+            "model": path.display().to_string(),
+            "input_shapes": l.input_shapes,
+            "vertices": records,
+            "params": total_p,
+            "macs": total_m,
+        });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
+    let mut out = table(
+        &["vertex", "op", "kind", "nin", "nout", "params", "MACs"],
+        &rows,
+    );
+    out.push_str(&format!(
+        "\n{} vertices, {} parameters, {} multiply-accumulates per sample at input {:?}\n",
+        rows.len(),
+        thousands(total_p),
+        thousands(total_m),
+        l.input_shapes
+    ));
+    Ok(out)
+}

@@ -1,0 +1,6 @@
+//! One module per group of subcommands; each returns the text to print.
+
+pub mod edit;
+pub mod inspect;
+pub mod prune;
+pub mod resize;

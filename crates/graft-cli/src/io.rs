@@ -1,0 +1,122 @@
+//! Reading and writing models, and writing output, for every subcommand.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use graft::nn::Model;
+
+/// A model read from an ONNX file, with the input shapes to write it back.
+pub struct Loaded {
+    pub model: Model,
+    /// Each input's shape, batch first (graft's axis order).
+    pub input_shapes: Vec<Vec<usize>>,
+}
+
+impl Loaded {
+    /// Per-sample input shapes (the batch axis dropped), for costing.
+    pub fn sample_shapes(&self) -> Vec<Vec<usize>> {
+        self.input_shapes.iter().map(|s| s[1..].to_vec()).collect()
+    }
+}
+
+/// Read an ONNX model; errors name the file.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let imp =
+        graft::onnx::import(path).with_context(|| format!("reading model `{}`", path.display()))?;
+    Ok(Loaded {
+        model: imp.model,
+        input_shapes: imp.input_shapes,
+    })
+}
+
+/// Write `model` as ONNX to `out`: the bytes are made first, so a failed
+/// export writes no file, and a failed write leaves no partial file.
+pub fn save(model: &Model, input_shapes: &[Vec<usize>], out: &Path) -> Result<()> {
+    let bytes = graft::onnx::export_bytes(model, input_shapes)
+        .with_context(|| format!("exporting to `{}`", out.display()))?;
+    write_file(out, &bytes)
+}
+
+/// Write bytes through a temporary file beside `out`, renamed into place.
+pub fn write_file(out: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp: PathBuf = {
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        out.with_file_name(name)
+    };
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("writing `{}`", out.display()))
+}
+
+/// Write to stdout; a closed pipe ends the output quietly. Other write
+/// failures are internal (they carry no `io::Error`, so they exit with 1).
+pub fn emit(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow!("writing to stdout: {e}")),
+    }
+}
+
+/// A table with a header, columns aligned (numbers to the right).
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let numeric: Vec<bool> = (0..header.len())
+        .map(|i| {
+            rows.iter().all(|r| {
+                r[i].chars()
+                    .all(|c| c.is_ascii_digit() || ",.-+→ x%".contains(c))
+            })
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = width[i] - c.chars().count();
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if numeric[i] {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                if i + 1 < cells.len() {
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push_str(&line(width.iter().map(|&w| "-".repeat(w)).collect()));
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+/// 1234567 as "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

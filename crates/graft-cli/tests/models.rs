@@ -1,0 +1,300 @@
+//! The model subcommands on the ONNX fixtures of graft-onnx, run as a user
+//! would (assert_cmd), with the printed tables as snapshots. Every failing
+//! command exits non-zero, names the culprit and writes no output file.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../graft-onnx/tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A fresh output path (no file there yet).
+fn out(test: &str, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("models")
+        .join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn graft() -> Command {
+    Command::cargo_bin("graft").unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = graft().args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Exit 2, the message contains `names`, and `output` was not written.
+fn refused(args: &[&str], output: &Path, names: &str) {
+    let o = graft().args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(names), "{args:?}: {err}");
+    assert!(!output.exists(), "{args:?} wrote {}", output.display());
+}
+
+fn macs(path: &Path) -> u64 {
+    let m = graft::onnx::import(path).unwrap();
+    let shapes: Vec<Vec<usize>> = m.input_shapes.iter().map(|s| s[1..].to_vec()).collect();
+    m.model.cost(&shapes).unwrap().total()
+}
+
+#[test]
+fn inspect_tables_and_json() {
+    insta::assert_snapshot!("inspect_mlp", ok(&["inspect", &fixture("mlp.legacy.onnx")]));
+    insta::assert_snapshot!(
+        "inspect_rescnn",
+        ok(&["inspect", &fixture("rescnn.legacy.onnx")])
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "inspect",
+        "--json",
+        &fixture("resnet18w8.legacy.onnx"),
+    ]))
+    .unwrap();
+    assert_eq!(json["macs"], 842_368);
+    assert_eq!(json["params"], 176_762);
+    assert_eq!(json["vertices"].as_array().unwrap().len(), 49);
+}
+
+#[test]
+fn resize_prints_the_plan_and_keeps_the_function() {
+    let o = out("resize", "wide.onnx");
+    let text = ok(&[
+        "resize",
+        &fixture("rescnn.legacy.onnx"),
+        "--vertex",
+        "/a/Conv",
+        "--by",
+        "3",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    insta::assert_snapshot!("resize_rescnn", text.replace(o.to_str().unwrap(), "OUT"));
+    // The widened model computes what the original did.
+    let run = |p: &str| {
+        let m = graft::onnx::import(Path::new(p)).unwrap().model;
+        let x =
+            graft::nn::Tensor::ones((2, 3, 8, 8), graft::nn::DType::F32, &graft::nn::Device::Cpu)
+                .unwrap();
+        let ex = graft::nn::Executor::new(&m).unwrap();
+        let y: Vec<f32> = ex.run(&m, &[x], &graft::nn::Run::eval()).unwrap().outputs[0]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        y
+    };
+    for (a, b) in run(&fixture("rescnn.legacy.onnx"))
+        .iter()
+        .zip(run(o.to_str().unwrap()))
+    {
+        assert!((a - b).abs() < 1e-5);
+    }
+    // Quiet mode prints nothing.
+    let q = out("resize", "quiet.onnx");
+    let s = ok(&[
+        "resize",
+        &fixture("rescnn.legacy.onnx"),
+        "--vertex",
+        "/a/Conv",
+        "--by",
+        "1",
+        "-q",
+        "-o",
+        q.to_str().unwrap(),
+    ]);
+    assert!(s.is_empty() && q.exists());
+}
+
+#[test]
+fn prune_to_half_the_macs() {
+    let src = fixture("resnet18w8.legacy.onnx");
+    let o = out("prune", "half.onnx");
+    let before = macs(Path::new(&src));
+    let text = ok(&[
+        "prune",
+        &src,
+        "--macs",
+        &(before / 2).to_string(),
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    assert!(text.contains("MACs per sample"), "{text}");
+    let after = macs(&o);
+    assert!(
+        after <= before / 2 && after > before / 4,
+        "{after} of {before}"
+    );
+    let o2 = out("prune", "ratio.onnx");
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "prune",
+        &src,
+        "--ratio",
+        "0.3",
+        "--scope",
+        "layer",
+        "--json",
+        "-o",
+        o2.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let (n0, n1) = (
+        j["neurons"][0].as_u64().unwrap(),
+        j["neurons"][1].as_u64().unwrap(),
+    );
+    assert!(n1 as f64 <= 0.7 * n0 as f64, "{j}");
+}
+
+#[test]
+fn structural_edits_by_name() {
+    let src = fixture("rescnn.legacy.onnx");
+    let a = out("edits", "inserted.onnx");
+    let text = ok(&[
+        "insert",
+        &src,
+        "--after",
+        "/Relu_1",
+        "--name",
+        "extra",
+        "--op",
+        "conv3x3",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert!(text.contains("inserted `extra`"), "{text}");
+    let b = out("edits", "removed.onnx");
+    ok(&[
+        "remove",
+        a.to_str().unwrap(),
+        "--vertex",
+        "extra",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    let c = out("edits", "disconnected.onnx");
+    ok(&[
+        "disconnect",
+        &src,
+        "--from",
+        "/b/Conv",
+        "--to",
+        "/Concat",
+        "-o",
+        c.to_str().unwrap(),
+    ]);
+    let d = out("edits", "connected.onnx");
+    let text = ok(&[
+        "connect",
+        c.to_str().unwrap(),
+        "--from",
+        "/b/Conv",
+        "--to",
+        "/Concat",
+        "-o",
+        d.to_str().unwrap(),
+    ]);
+    assert!(text.contains("connected"), "{text}");
+    let m = graft::onnx::import(&d).unwrap().model;
+    assert_eq!(m.graph().nout(m.id("/Concat").unwrap()).unwrap(), 8);
+}
+
+#[test]
+fn bad_input_exits_2_names_the_culprit_and_writes_nothing() {
+    let src = fixture("resnet18w8.legacy.onnx");
+    let o = out("bad", "never.onnx");
+    let os = o.to_str().unwrap();
+    let bad = out("bad", "malformed.onnx");
+    std::fs::write(&bad, b"definitely not protobuf").unwrap();
+    let bads = bad.to_str().unwrap();
+    refused(
+        &["inspect", "/no/such/model.onnx"],
+        &o,
+        "/no/such/model.onnx",
+    );
+    refused(
+        &[
+            "resize",
+            "/no/such/model.onnx",
+            "--vertex",
+            "a",
+            "--by",
+            "1",
+            "-o",
+            os,
+        ],
+        &o,
+        "/no/such/model.onnx",
+    );
+    refused(
+        &["resize", bads, "--vertex", "a", "--by", "1", "-o", os],
+        &o,
+        "malformed.onnx",
+    );
+    refused(
+        &["resize", &src, "--vertex", "nope", "--by", "1", "-o", os],
+        &o,
+        "`nope`",
+    );
+    refused(
+        &[
+            "resize",
+            &src,
+            "--vertex",
+            "/blocks/blocks.0/c1/Conv",
+            "--by",
+            "-9",
+            "-o",
+            os,
+        ],
+        &o,
+        "/blocks/blocks.0/c1/Conv",
+    );
+    refused(
+        &["prune", &src, "--params", "10", "-o", os],
+        &o,
+        "cannot be met",
+    );
+    refused(&["prune", &src, "--ratio", "1.5", "-o", os], &o, "ratio");
+    refused(
+        &["remove", &src, "--vertex", "ghost", "-o", os],
+        &o,
+        "`ghost`",
+    );
+    refused(
+        &[
+            "connect",
+            &src,
+            "--from",
+            "/fc/Gemm",
+            "--to",
+            "/stem/stem.0/Conv",
+            "-o",
+            os,
+        ],
+        &o,
+        "cycle",
+    );
+    // Two budgets at once is a usage error of clap (exit 2 too).
+    refused(
+        &["prune", &src, "--ratio", "0.5", "--macs", "10", "-o", os],
+        &o,
+        "--macs",
+    );
+}
