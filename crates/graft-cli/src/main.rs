@@ -189,6 +189,19 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Write the neuron-level graph (every neuron a node, every nonzero
+    /// weight an edge; convolutions expanded over positions) as GraphML or
+    /// Graphviz DOT, chosen by the output's extension.
+    #[command(
+        after_help = "Example:\n  graft structure model.onnx -o neurons.graphml\n  graft structure model.onnx -o neurons.dot"
+    )]
+    Structure {
+        /// The ONNX model.
+        model: PathBuf,
+        /// `.graphml` or `.dot` file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Remove an edge `--from` -> `--to`.
     #[command(
         after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
@@ -222,6 +235,7 @@ fn main() -> ExitCode {
             no_fallback,
         } => plan_files(&graph, &request, no_fallback),
         Command::Inspect { model } => commands::inspect::run(&model, json),
+        Command::Structure { model, output } => commands::structure::run(&model, &output),
         Command::Resize {
             model,
             vertex,
@@ -318,7 +332,7 @@ fn main() -> ExitCode {
 
 /// A command line that asks for something impossible.
 #[derive(Debug)]
-struct Usage(String);
+pub(crate) struct Usage(pub(crate) String);
 
 impl std::fmt::Display for Usage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -338,6 +352,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<graft::MutationError>()
             || c.is::<graft::nn::NnError>()
             || c.is::<graft::onnx::OnnxError>()
+            || c.is::<graft::sparse::SparseError>()
             || c.is::<Usage>()
             || c.is::<serde_json::Error>()
             || c.is::<std::io::Error>()

@@ -298,3 +298,50 @@ fn bad_input_exits_2_names_the_culprit_and_writes_nothing() {
         "--macs",
     );
 }
+
+#[test]
+fn structure_writes_the_neuron_graph() {
+    let g = out("structure", "mlp.graphml");
+    let text = ok(&[
+        "structure",
+        &fixture("mlp.legacy.onnx"),
+        "-o",
+        g.to_str().unwrap(),
+    ]);
+    // 6 inputs + 16 + 12 + 4 neurons; 6·16 + 16·12 + 12·4 weights.
+    assert!(text.starts_with("38 neurons, 336 connections"), "{text}");
+    let xml = std::fs::read_to_string(&g).unwrap();
+    assert_eq!(xml.matches("<node ").count(), 38);
+    let d = out("structure", "mlp.dot");
+    ok(&[
+        "structure",
+        &fixture("mlp.legacy.onnx"),
+        "-o",
+        d.to_str().unwrap(),
+    ]);
+    let dot = std::fs::read_to_string(&d).unwrap();
+    assert_eq!(dot.matches(" -> ").count(), 336);
+    // Unsupported layers and unknown formats are refused, naming them.
+    let o = out("structure", "never.graphml");
+    refused(
+        &[
+            "structure",
+            &fixture("rescnn.legacy.onnx"),
+            "-o",
+            o.to_str().unwrap(),
+        ],
+        &o,
+        "/MaxPool",
+    );
+    let t = out("structure", "never.txt");
+    refused(
+        &[
+            "structure",
+            &fixture("mlp.legacy.onnx"),
+            "-o",
+            t.to_str().unwrap(),
+        ],
+        &t,
+        ".graphml or .dot",
+    );
+}

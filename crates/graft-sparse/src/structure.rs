@@ -331,7 +331,9 @@ fn build(
             }
             Op::Add | Op::Sub | Op::Mul if ins.len() > 1 => {
                 let srcs: Vec<Vec<Option<usize>>> = ins.iter().map(|b| b.ids.clone()).collect();
-                let ids = nn.block(&name, depth + 1, vx.nout(), on);
+                // One neuron per channel and position (count, not nout:
+                // spatial joins have H·W neurons per channel).
+                let ids = nn.block(&name, depth + 1, count(v), on);
                 for (i, t) in ids.iter().enumerate() {
                     for s in &srcs {
                         if let (Some(t), Some(s)) = (t, s[i]) {

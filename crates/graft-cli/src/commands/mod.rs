@@ -4,3 +4,4 @@ pub mod edit;
 pub mod inspect;
 pub mod prune;
 pub mod resize;
+pub mod structure;
