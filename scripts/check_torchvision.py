@@ -9,7 +9,6 @@ Uses the same virtual environment as scripts/onnx_fixtures.py (installed
 outside the repository on first run, with torchvision added)."""
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,7 @@ except ImportError:
     rerun_in_venv(["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy"])
 
 
-def write(path, a):
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<I", a.ndim))
-        f.write(struct.pack(f"<{a.ndim}I", *a.shape))
-        f.write(a.astype("<f4").tobytes())
+from tensor_files import write_tensor as write  # noqa: E402
 
 
 def main():
