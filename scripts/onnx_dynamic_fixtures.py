@@ -7,7 +7,8 @@ crates/graft-onnx/tests/fixtures/ (see its header); this script then writes
   dynamic_net.if.hi.out.bin     the If export, batch control 0.7
   dynamic_net.if.lo.out.bin     the If export, batch control 0.3
   dynamic_net.where.out.bin     the Where export, per-sample controls
-  gated.graft.out.bin, exits.graft.out.bin, moe.graft.out.bin
+  gated.graft.out.bin, exits.graft.out.bin, entropy_exits.graft.out.bin,
+  moe.graft.out.bin, switch.graft.out.bin, argmax.graft.out.bin
 Tensor files: u32 rank, u32 dims..., then f32 values, little-endian.
 
 Needs numpy and onnxruntime; when they are missing they are installed with
@@ -49,9 +50,15 @@ def main():
         write_tensor(OUT / f"dynamic_net.if.{tag}.out.bin", y)
     c = read_tensor(OUT / "dynamic_net.control.bin")
     write_tensor(OUT / "dynamic_net.where.out.bin", run("dynamic_net.where.graft.onnx", {"x": x, "control": c}))
-    for name in ["gated", "exits", "moe"]:
+    for name in ["gated", "exits", "entropy_exits", "moe"]:
         x = read_tensor(OUT / f"{name}.x.bin")
         y = run(f"{name}.graft.onnx", {"x": x})
+        write_tensor(OUT / f"{name}.graft.out.bin", y)
+        print(f"{name}.graft.onnx: onnxruntime output {y.shape}")
+    x = read_tensor(OUT / "switch.x.bin")
+    for name in ["switch", "argmax"]:
+        c = read_tensor(OUT / f"{name}.control.bin")
+        y = run(f"{name}.graft.onnx", {"x": x, "control": c})
         write_tensor(OUT / f"{name}.graft.out.bin", y)
         print(f"{name}.graft.onnx: onnxruntime output {y.shape}")
 

@@ -66,11 +66,31 @@ fn a_select_needs_equal_branches_and_keeps_its_control() {
         .is_err());
     assert!(g.add_vertex("s", SizeKind::Select, &[c], None).is_err());
     let (mut g, [c, _, r1, _, _, sel, _]) = dynamic_net();
-    // The control cannot be disconnected, nor the last branch.
+    // The control cannot be disconnected, nor the last branch, and a
+    // refusal leaves the graph as it was.
+    let before = g.clone();
     assert!(g.remove_edge(c, sel, 0).is_err());
+    assert_eq!(g, before);
     g.remove_edge(r1, sel, 0).unwrap();
+    let one_branch = g.clone();
     let r2 = g.id("relu2").unwrap();
     assert!(g.remove_edge(r2, sel, 0).is_err());
+    assert_eq!(g, one_branch);
+    // Nor can an edge come in as a new control, or a select be inserted
+    // after a vertex (it needs its control).
+    let x = g.id("x").unwrap();
+    assert!(g.add_edge(x, sel, Some(0), Default::default()).is_err());
+    assert_eq!(g, one_branch);
+    let select = graft_core::NewVertex {
+        name: "s2".into(),
+        kind: SizeKind::Select,
+        nout: None,
+        constraints: Vec::new(),
+    };
+    assert!(g
+        .commit(&graft_core::Patch::new().insert(r1, select))
+        .is_err());
+    assert_eq!(g, one_branch);
     g.check().unwrap();
 }
 

@@ -297,10 +297,6 @@ impl Executor {
     pub fn regions(&self) -> &HashMap<(VertexId, usize), Vec<VertexId>> {
         &self.regions
     }
-    /// Every vertex in topological order.
-    pub fn order(&self) -> &[VertexId] {
-        &self.order
-    }
 
     /// Run forward. With `keep`, every vertex's output is returned too.
     ///

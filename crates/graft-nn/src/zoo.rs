@@ -209,7 +209,7 @@ pub fn gated_mlp(
 
 /// An MLP with early exits: `stages` dense-relu stages of `hidden`, a side
 /// head of `classes` after each stage but the last and a final head; exit
-/// `exit{i}` takes head `i` when its max-softmax reaches `threshold`.
+/// `exit{i}` takes head `i` when its `confidence` reaches `threshold`.
 ///
 /// # Errors
 /// Sizes of 0, fewer than 2 stages.
@@ -218,10 +218,10 @@ pub fn early_exit_mlp(
     hidden: usize,
     stages: usize,
     classes: usize,
+    confidence: crate::op::Confidence,
     threshold: f64,
     seed: u64,
 ) -> Result<Model> {
-    use crate::op::Confidence;
     if stages < 2 {
         return Err(crate::error::NnError::Invalid {
             what: "early_exit_mlp stages".into(),
@@ -251,7 +251,7 @@ pub fn early_exit_mlp(
     let mut out = m.add("final", Op::Dense { bias: true }, &[at], Some(classes))?;
     for (i, h) in heads.into_iter().enumerate().rev() {
         let op = Op::Exit {
-            confidence: Confidence::MaxSoftmax,
+            confidence,
             threshold,
         };
         out = m.add(&format!("exit{i}"), op, &[h, out], None)?;
@@ -291,5 +291,43 @@ pub fn moe_mlp(
         )
     })?;
     m.add("head", Op::Dense { bias: true }, &[mix], Some(classes))?;
+    Ok(m)
+}
+
+/// A conditional over `branches` dense-relu branches of `hidden` on the
+/// features of `x`, picked per sample by `rule` from input `control` (one
+/// column for a switch, one per branch for an argmax), then a dense head
+/// of `classes`. Seeded weights.
+///
+/// # Errors
+/// Sizes of 0, a threshold rule with other than 2 branches.
+pub fn switch_mlp(
+    features: usize,
+    hidden: usize,
+    branches: usize,
+    classes: usize,
+    rule: crate::op::Rule,
+    seed: u64,
+) -> Result<Model> {
+    let mut m = Model::with(candle_core::Device::Cpu, candle_core::DType::F32, seed);
+    let x = m.input("x", features)?;
+    let width = match rule {
+        crate::op::Rule::Argmax => branches,
+        _ => 1,
+    };
+    let c = m.input("control", width)?;
+    let stem = m.add("stem", Op::Dense { bias: true }, &[x], Some(hidden))?;
+    let mut ins = vec![c];
+    for b in 0..branches {
+        let d = m.add(
+            &format!("branch{b}"),
+            Op::Dense { bias: true },
+            &[stem],
+            Some(hidden),
+        )?;
+        ins.push(m.add(&format!("branch{b}.relu"), relu(), &[d], None)?);
+    }
+    let cond = m.add("cond", Op::Cond { rule, batch: false }, &ins, None)?;
+    m.add("head", Op::Dense { bias: true }, &[cond], Some(classes))?;
     Ok(m)
 }

@@ -781,3 +781,113 @@ fn gradients_flow_through_per_sample_routing() {
     );
     assert_close(&[g_dyn], &[g_static], 1e-5);
 }
+
+#[test]
+fn argmax_conditionals_route_each_sample_by_its_largest_column() {
+    let m = graft_nn::zoo::switch_mlp(6, 8, 3, 2, graft_nn::Rule::Argmax, 4).unwrap();
+    let x = randn(12, 6, 1);
+    let c = randn(12, 3, 2);
+    let ex = Executor::new(&m).unwrap();
+    let f = ex
+        .run(&m, &[x.clone(), c.clone()], &Run::eval().traced())
+        .unwrap();
+    let got = rows(&f.outputs[0]);
+    let t = f.trace.unwrap();
+    let cond = m.id("cond").unwrap();
+    for (i, row) in rows(&c).iter().enumerate() {
+        let best = (0..3).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        assert_eq!(
+            t.of(cond).unwrap().per_sample[i],
+            Some(Choice::Branch(best))
+        );
+        // The same as a one-hot control for that branch, sample alone.
+        let mut hot = vec![0f32; 3];
+        hot[best] = 1.0;
+        let one = Tensor::from_vec(hot, (1, 3), &Device::Cpu).unwrap();
+        let alone = ex
+            .run(&m, &[x.narrow(0, i, 1).unwrap(), one], &Run::eval())
+            .unwrap();
+        assert_eq!(got[i], rows(&alone.outputs[0])[0], "sample {i}");
+    }
+}
+
+#[test]
+fn refused_mutations_leave_a_dynamic_model_as_it_was() {
+    use graft_core::{Edit, Patch};
+    let mut m = dynamic_net(10, 5, 2, false, 2).unwrap();
+    let before = m.clone();
+    let params = |m: &Model| -> Vec<Vec<f32>> {
+        m.trainable()
+            .into_iter()
+            .map(|(_, _, p)| p.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    // The control of a conditional cannot be disconnected, its last branch
+    // neither, and a patch that fails half-way changes nothing.
+    let refused = [
+        Patch::new().remove_edge("control", "cond"),
+        Patch::new()
+            .remove_edge("relu1", "cond")
+            .remove_edge("relu2", "cond"),
+        Patch::new()
+            .resize(graft_core::Request::new().nout(m.id("fc1").unwrap(), 2))
+            .push(Edit::RemoveEdge {
+                from: "control".into(),
+                to: "cond".into(),
+                nth: 0,
+            }),
+    ];
+    for p in refused {
+        assert!(m.commit(&p, &[]).is_err());
+        assert_eq!(m.graph(), before.graph());
+        assert_eq!(params(&m), params(&before));
+    }
+}
+
+#[test]
+fn fit_trains_a_conditional_with_per_sample_controls() {
+    use graft_nn::train::{Adam, Fit, Loss};
+    let mut m = dynamic_net(10, 5, 2, false, 6).unwrap();
+    let x = randn(64, 10, 3);
+    let c: Vec<f32> = (0..64).map(|i| (i % 2) as f32).collect();
+    let c = control(&c);
+    let y = Tensor::from_vec(
+        (0..64u32).map(|i| i % 2).collect::<Vec<_>>(),
+        64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let loss = |m: &Model| {
+        let f = Executor::new(m)
+            .unwrap()
+            .run(m, &[x.clone(), c.clone()], &Run::eval())
+            .unwrap();
+        Loss::CrossEntropy
+            .compute(&f.outputs[0], &y)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let start = loss(&m);
+    let fit = Fit {
+        batch: 16,
+        epochs: 40,
+        loss: Loss::CrossEntropy,
+        seed: 1,
+        probes: false,
+        objective: Default::default(),
+    };
+    let mut opt = Adam::new(1e-2);
+    fit.run_inputs(&mut m, &mut opt, &[x.clone(), c.clone()], &y, |_, _, _| {
+        Ok(())
+    })
+    .unwrap();
+    let end = loss(&m);
+    assert!(end < 0.5 * start, "{start} -> {end}");
+    // Inputs whose rows disagree with the targets are refused.
+    let short = c.narrow(0, 0, 10).unwrap();
+    let err = fit
+        .run_inputs(&mut m, &mut opt, &[x.clone(), short], &y, |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("Fit input 1"), "{err}");
+}

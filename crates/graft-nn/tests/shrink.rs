@@ -81,4 +81,11 @@ fn targets_are_met_and_the_network_still_runs() {
         assert!(shrink(&mut m, &u, t, Scope::Global, &shapes).is_err());
     }
     assert_eq!(m.graph(), base.graph());
+    let values = |m: &Model| -> Vec<Vec<f32>> {
+        m.all_params()
+            .into_iter()
+            .map(|(_, _, p)| p.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    assert_eq!(values(&m), values(&base));
 }

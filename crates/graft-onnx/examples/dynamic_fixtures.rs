@@ -5,10 +5,13 @@
 //!   batch-level control, exported as an `If` keeping both branches;
 //! - `dynamic_net.where.graft.onnx`: the same with per-sample controls, in
 //!   mask-and-merge form (`Where`);
-//! - `gated.graft.onnx`, `exits.graft.onnx`, `moe.graft.onnx`: gated
-//!   residual blocks, early exits and a top-2 mixture of 4 experts, in
-//!   their mask-and-merge forms;
-//! - the inputs, as `NAME.x.bin` (and `dynamic_net.control.bin`).
+//! - `gated.graft.onnx`, `exits.graft.onnx`, `entropy_exits.graft.onnx`,
+//!   `moe.graft.onnx`: gated residual blocks, early exits by max-softmax
+//!   and by negative entropy, and a top-2 mixture of 4 experts, in their
+//!   mask-and-merge forms;
+//! - `switch.graft.onnx`, `argmax.graft.onnx`: per-sample conditionals over
+//!   three branches by a switch and by an argmax (chains of `Where`);
+//! - the inputs, as `NAME.x.bin` and `NAME.control.bin`.
 //!
 //! Every model is built by a seeded `graft_nn::zoo` function, so the tests
 //! rebuild the same weights. Run:
@@ -16,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use graft_nn::{zoo, Device, Tensor};
+use graft_nn::{zoo, Confidence, Device, Rule, Tensor};
 use graft_onnx::export;
 
 fn write_tensor(path: &Path, t: &Tensor) -> std::io::Result<()> {
@@ -72,26 +75,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &dir.join("dynamic_net.where.graft.onnx"),
     )?;
 
-    let x = inputs(32, 8, 1.0, 2);
-    write_tensor(&dir.join("gated.x.bin"), &x)?;
+    // Mask-and-merge forms on one input `x`: (name, model, rows, scale).
+    let one_input = [
+        ("gated", zoo::gated_mlp(8, 16, 2, 3, 5)?, 32, 1.0),
+        (
+            "exits",
+            zoo::early_exit_mlp(8, 16, 3, 4, Confidence::MaxSoftmax, 0.4, 9)?,
+            64,
+            3.0,
+        ),
+        (
+            "entropy_exits",
+            zoo::early_exit_mlp(8, 16, 3, 4, Confidence::NegEntropy, -1.35, 9)?,
+            64,
+            3.0,
+        ),
+        ("moe", zoo::moe_mlp(8, 16, 4, 2, 3, 13)?, 32, 1.0),
+    ];
+    for (seed, (name, m, rows, scale)) in (2..).zip(one_input) {
+        write_tensor(
+            &dir.join(format!("{name}.x.bin")),
+            &inputs(rows, 8, scale, seed),
+        )?;
+        export(
+            &m,
+            &[vec![rows, 8]],
+            &dir.join(format!("{name}.graft.onnx")),
+        )?;
+    }
+    // Conditionals over three branches: a switch on a value in [-0.5, 2.5)
+    // and an argmax over three columns, per sample.
+    let x = inputs(24, 8, 1.0, 20);
+    write_tensor(&dir.join("switch.x.bin"), &x)?;
+    let c = inputs(24, 1, 1.5, 21).affine(1.0, 1.0)?;
+    write_tensor(&dir.join("switch.control.bin"), &c)?;
+    let m = zoo::switch_mlp(8, 16, 3, 3, Rule::Switch, 22)?;
     export(
-        &zoo::gated_mlp(8, 16, 2, 3, 5)?,
-        &[vec![32, 8]],
-        &dir.join("gated.graft.onnx"),
+        &m,
+        &[vec![24, 8], vec![24, 1]],
+        &dir.join("switch.graft.onnx"),
     )?;
-    let x = inputs(64, 8, 3.0, 3);
-    write_tensor(&dir.join("exits.x.bin"), &x)?;
+    let c = inputs(24, 3, 1.0, 23);
+    write_tensor(&dir.join("argmax.control.bin"), &c)?;
+    let m = zoo::switch_mlp(8, 16, 3, 3, Rule::Argmax, 22)?;
     export(
-        &zoo::early_exit_mlp(8, 16, 3, 4, 0.4, 9)?,
-        &[vec![64, 8]],
-        &dir.join("exits.graft.onnx"),
-    )?;
-    let x = inputs(32, 8, 1.0, 4);
-    write_tensor(&dir.join("moe.x.bin"), &x)?;
-    export(
-        &zoo::moe_mlp(8, 16, 4, 2, 3, 13)?,
-        &[vec![32, 8]],
-        &dir.join("moe.graft.onnx"),
+        &m,
+        &[vec![24, 8], vec![24, 3]],
+        &dir.join("argmax.graft.onnx"),
     )?;
     println!("wrote the dynamic fixtures to {}", dir.display());
     Ok(())

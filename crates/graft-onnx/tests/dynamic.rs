@@ -8,7 +8,7 @@
 mod common;
 
 use common::{fixture, read_tensor, run_all};
-use graft_nn::{zoo, Device, Executor, Model, Op, Rule, Run, Tensor};
+use graft_nn::{zoo, Confidence, Device, Executor, Model, Op, Rule, Run, Tensor};
 use graft_onnx::{import, proto::ModelProto};
 use prost::Message;
 
@@ -115,9 +115,16 @@ fn d7_per_sample_routing_exports_as_mask_and_merge() {
 
 #[test]
 fn d7_gates_exits_and_experts_match_onnxruntime() {
-    let cases: [(&str, Model); 3] = [
+    let cases: [(&str, Model); 4] = [
         ("gated", zoo::gated_mlp(8, 16, 2, 3, 5).unwrap()),
-        ("exits", zoo::early_exit_mlp(8, 16, 3, 4, 0.4, 9).unwrap()),
+        (
+            "exits",
+            zoo::early_exit_mlp(8, 16, 3, 4, Confidence::MaxSoftmax, 0.4, 9).unwrap(),
+        ),
+        (
+            "entropy_exits",
+            zoo::early_exit_mlp(8, 16, 3, 4, Confidence::NegEntropy, -1.35, 9).unwrap(),
+        ),
         ("moe", zoo::moe_mlp(8, 16, 4, 2, 3, 13).unwrap()),
     ];
     for (name, m) in cases {
@@ -127,22 +134,49 @@ fn d7_gates_exits_and_experts_match_onnxruntime() {
         // The mask-and-merge forms are written, not read back: a typed
         // error, never a panic.
         assert!(import(&fixture(&format!("{name}.graft.onnx"))).is_err());
+        if name.ends_with("exits") {
+            // The fixture does route: some samples leave at each exit and
+            // some run to the end.
+            let t = Executor::new(&m)
+                .unwrap()
+                .run(&m, &[x], &Run::eval().traced())
+                .unwrap()
+                .trace
+                .unwrap();
+            let taken: Vec<Option<_>> = (0..64).map(|i| t.exit_taken(i)).collect();
+            for e in ["exit0", "exit1"] {
+                let v = m.id(e).unwrap();
+                assert!(taken.contains(&Some(v)), "{name}: nobody left at {e}");
+            }
+            assert!(taken.contains(&None), "{name}: everybody left early");
+        }
     }
-    // The exits fixture does route: some samples leave at each exit.
-    let m = zoo::early_exit_mlp(8, 16, 3, 4, 0.4, 9).unwrap();
-    let x = read_tensor("exits.x.bin");
-    let t = Executor::new(&m)
-        .unwrap()
-        .run(&m, &[x], &Run::eval().traced())
-        .unwrap()
-        .trace
-        .unwrap();
-    let taken: Vec<Option<_>> = (0..64).map(|i| t.exit_taken(i)).collect();
-    for e in ["exit0", "exit1"] {
-        let v = m.id(e).unwrap();
-        assert!(taken.contains(&Some(v)), "nobody left at {e}");
+}
+
+#[test]
+fn d7_switch_and_argmax_conditionals_match_onnxruntime() {
+    let x = read_tensor("switch.x.bin");
+    for (name, rule) in [("switch", Rule::Switch), ("argmax", Rule::Argmax)] {
+        let m = zoo::switch_mlp(8, 16, 3, 3, rule, 22).unwrap();
+        let c = read_tensor(&format!("{name}.control.bin"));
+        let inputs = [x.clone(), c];
+        let want = read_tensor(&format!("{name}.graft.out.bin"));
+        assert_matches(&run_all(&m, &inputs), &want);
+        // Every branch is taken by some sample.
+        let t = Executor::new(&m)
+            .unwrap()
+            .run(&m, &inputs, &Run::eval().traced())
+            .unwrap()
+            .trace
+            .unwrap();
+        for b in 0..3 {
+            let v = m.id(&format!("branch{b}")).unwrap();
+            assert!(
+                t.rows.get(&v).is_some_and(|&r| r > 0 && r < 24),
+                "{name}: branch {b}"
+            );
+        }
     }
-    assert!(taken.contains(&None), "everybody left early");
 }
 
 #[test]
@@ -155,4 +189,47 @@ fn a_capacity_factor_is_refused_by_export() {
     .unwrap();
     let err = graft_onnx::export_bytes(&m, &[vec![2, 4]]).unwrap_err();
     assert!(err.to_string().contains("moe"), "{err}");
+}
+
+#[test]
+fn malformed_conditionals_are_typed_errors_naming_the_node() {
+    use graft_onnx::import_bytes;
+    let bytes = std::fs::read(fixture("dynamic_net.where.graft.onnx")).unwrap();
+    let edit = |f: &dyn Fn(&mut graft_onnx::proto::GraphProto)| {
+        let mut p = ModelProto::decode(bytes.as_slice()).unwrap();
+        f(p.graph.as_mut().unwrap());
+        import_bytes(&p.encode_to_vec()).unwrap_err().to_string()
+    };
+    // A threshold that is not one number.
+    let err = edit(&|g| {
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some("cond.threshold"))
+            .unwrap();
+        t.dims = vec![2];
+        t.float_data = vec![0.5, 0.5];
+        t.raw_data = None;
+    });
+    assert!(err.contains("cond.when"), "{err}");
+    // A Where whose condition is a value, not a test.
+    let err = edit(&|g| {
+        let w = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type.as_deref() == Some("Where"))
+            .unwrap();
+        w.input[0] = "x".into();
+    });
+    assert!(err.contains("cond") && err.contains("Greater"), "{err}");
+    // A test of a multi-column value.
+    let err = edit(&|g| {
+        let gr = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type.as_deref() == Some("Greater"))
+            .unwrap();
+        gr.input[0] = "relu1".into();
+    });
+    assert!(err.contains("one-column"), "{err}");
 }

@@ -134,23 +134,10 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         return super::view::reshape_view(ctx, node);
     }
     let (v, s) = ctx.runtime(node, 0)?;
-    let target = ctx
-        .constant(node, 1)?
-        .ok_or_else(|| node.err("needs a constant shape"))?
-        .ints();
     let total: usize = s.iter().product();
-    // Resolve 0 (copy) and -1 (infer).
-    let mut dims: Vec<i64> = target
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            if d == 0 {
-                s.get(i).copied().unwrap_or(1) as i64
-            } else {
-                d
-            }
-        })
-        .collect();
+    // Resolve 0 (copy), then -1 (infer).
+    let mut dims = super::view::reshape_target(ctx, node, &s)?;
+    let target = dims.clone();
     if dims.iter().any(|&d| d < -1 || d > total as i64) {
         return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
     }

@@ -275,16 +275,18 @@ fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     Ok(())
 }
 
-/// Reshape of a view: only adding or removing unit axes.
-pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let val = input(ctx, node)?;
-    let (v, shape, order) = val.view().expect("a view");
-    let dims = Value::onnx_dims(&shape, &order);
+/// A `Reshape` node's constant target shape, with 0 (copy the input's
+/// axis) resolved against `dims`; -1 is left for the caller.
+pub(crate) fn reshape_target(
+    ctx: &Ctx,
+    node: &Node,
+    dims: &[usize],
+) -> Result<Vec<i64>, OnnxError> {
     let target = ctx
         .constant(node, 1)?
         .ok_or_else(|| node.err("needs a constant shape"))?
         .ints();
-    let target: Vec<i64> = target
+    Ok(target
         .iter()
         .enumerate()
         .map(|(i, &d)| {
@@ -294,7 +296,15 @@ pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> 
                 d
             }
         })
-        .collect();
+        .collect())
+}
+
+/// Reshape of a view: only adding or removing unit axes.
+pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let val = input(ctx, node)?;
+    let (v, shape, order) = val.view().expect("a view");
+    let dims = Value::onnx_dims(&shape, &order);
+    let target = reshape_target(ctx, node, &dims)?;
     // Walk both: real axes must match in order; unit axes come and go.
     let real: Vec<(usize, Option<usize>)> = order
         .iter()
