@@ -120,3 +120,49 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// A progress bar on stderr for a step of `len` units, or a hidden one when
+/// `show` is false (quiet or JSON output). indicatif draws nothing when
+/// stderr is not a terminal, so logs and pipes stay clean.
+pub fn bar(len: u64, what: &str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg:<24} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    b.set_style(style);
+    b.set_message(what.to_string());
+    b
+}
+
+/// A spinner for a step whose length is not known in advance.
+pub fn spinner(what: &str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let s = indicatif::ProgressBar::new_spinner();
+    s.set_message(what.to_string());
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    s
+}
+
+/// The one output of a single-output model and its size (the classes of a
+/// classifier); errors name the file.
+pub fn classes(model: &Model, path: &str) -> Result<usize> {
+    let g = model.graph();
+    let outs: Vec<_> = g
+        .ids()
+        .filter(|&v| g.vertex(v).is_ok_and(|x| x.outputs().is_empty()))
+        .collect();
+    match outs[..] {
+        [v] => Ok(g.nout(v)?),
+        _ => Err(crate::Usage(format!(
+            "model `{path}` has {} outputs; training needs exactly one",
+            outs.len()
+        ))
+        .into()),
+    }
+}

@@ -6,6 +6,7 @@
 //! output file.
 
 mod commands;
+mod data;
 mod io;
 
 use std::fs;
@@ -16,10 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use graft::json::{GraphSpec, PlanReport, RequestSpec};
 use graft::nn::shrink::{Scope, Target};
-use graft::{
-    plan, plan_or_relax, CheckError, Graph, GraphError, PlanError, Planned, Request, Step,
-    TargetMode,
-};
+use graft::{plan, plan_or_relax, CheckError, GraphError, PlanError, Planned, Step, TargetMode};
 
 /// Change a trained network's structure without breaking it.
 #[derive(Debug, Parser)]
@@ -27,6 +25,8 @@ use graft::{
     name = "graft",
     version,
     after_help = "Examples:\n  graft demo\n  graft inspect model.onnx\n  \
+                  graft draw model.onnx --plan conv3=+16 -o plan.svg\n  \
+                  graft train model.onnx --data digits -o tuned.onnx\n  \
                   graft resize model.onnx --vertex conv3 --by 16 -o wider.onnx\n  \
                   graft prune model.onnx --macs 2000000 -o small.onnx\n  \
                   graft plan examples/plan/graph.json examples/plan/request.json\n\n\
@@ -54,9 +54,18 @@ enum ScopeArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build a small residual + concat graph, shrink one branch, show the plan.
-    #[command(after_help = "Example:\n  graft demo")]
-    Demo,
+    /// The end-to-end story on the shipped digits: train a small residual
+    /// CNN, prune it to half its MACs with the planner, fine-tune, widen one
+    /// stage function-preservingly, export to ONNX, and draw it as SVG.
+    #[command(after_help = "Example:\n  graft demo\n  graft demo --quick -o /tmp/demo")]
+    Demo {
+        /// Fewer epochs (the same steps; used by the test suite).
+        #[arg(long)]
+        quick: bool,
+        /// Directory for the ONNX file and the SVG.
+        #[arg(short, long, default_value = "graft-demo")]
+        output: PathBuf,
+    },
     /// Plan a size change on a graph given as JSON and print the plan as JSON.
     ///
     /// The formats are described in docs/plan-json.md. Without
@@ -110,7 +119,8 @@ enum Command {
     /// or a parameter or MAC budget.
     #[command(
         after_help = "Example:\n  graft prune model.onnx --ratio 0.5 -o half.onnx\n  \
-                  graft prune model.onnx --macs 2000000 --scope layer -o small.onnx"
+                  graft prune model.onnx --macs 2000000 --scope layer -o small.onnx\n  \
+                  graft prune cnn.onnx --params 20000 --utility taylor --data digits -o small.onnx"
     )]
     Prune {
         /// The ONNX model.
@@ -127,6 +137,13 @@ enum Command {
         /// How neurons compete.
         #[arg(long, value_enum, default_value = "global")]
         scope: ScopeArg,
+        /// How neurons are valued.
+        #[arg(long, value_enum, default_value = "magnitude")]
+        utility: commands::prune::UtilityArg,
+        /// Data for `--utility taylor`: `digits`, or a .csv, .npy or .npz
+        /// file of features and labels (see `graft train --help`).
+        #[arg(long)]
+        data: Option<String>,
         /// Where to write the pruned model.
         #[arg(short, long)]
         output: PathBuf,
@@ -202,6 +219,92 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Unstructured pruning: mask the weights of least saliency in every
+    /// dense layer and 2-D convolution until `--density` of them remain
+    /// (written as zeros); `--compact` then removes the neurons the masks
+    /// left dead, through the planner.
+    #[command(
+        after_help = "Example:\n  graft sparsify model.onnx --density 0.2 -o sparse.onnx\n  \
+                  graft sparsify mlp.onnx --density 0.05 --compact -o small.onnx"
+    )]
+    Sparsify {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Share of the weights to keep (0 to 1].
+        #[arg(long)]
+        density: f64,
+        /// How weights are ranked.
+        #[arg(long, value_enum, default_value = "magnitude")]
+        saliency: commands::sparsify::SaliencyArg,
+        /// Rank over the whole network or keep the density in every layer.
+        #[arg(long, value_enum, default_value = "global")]
+        scope: ScopeArg,
+        /// Remove dead neurons: a structurally smaller model.
+        #[arg(long)]
+        compact: bool,
+        /// Seed of `--saliency random`.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Draw the vertex graph as SVG (no system tool needed); `--plan`
+    /// highlights the vertices a size change would touch.
+    #[command(after_help = "Example:\n  graft draw model.onnx -o model.svg\n  \
+                  graft draw model.onnx --plan conv3=+16 -o plan.svg")]
+    Draw {
+        /// The ONNX model.
+        model: PathBuf,
+        /// A change to draw, VERTEX=N (N neurons more, or fewer when
+        /// negative), e.g. conv3=+16.
+        #[arg(long, allow_hyphen_values = true)]
+        plan: Option<String>,
+        /// With `--plan`: accept the nearest size that works.
+        #[arg(long)]
+        relaxed: bool,
+        /// The .svg file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Train (fine-tune) a classifier with Adam and cross-entropy, with a
+    /// progress bar per epoch and held-out loss and accuracy after each.
+    ///
+    /// Data: `digits` (shipped with graft), a .csv file (one sample per
+    /// line, features then the label; a non-numeric first line is a
+    /// header), a .npy file (2-D, the label in the last column) or a .npz
+    /// file with arrays `x` and `y`. Features are reshaped to the model's
+    /// input (64 pixels to 1×8×8 for a CNN).
+    #[command(
+        after_help = "Example:\n  graft train cnn.onnx --data digits --epochs 5 -o tuned.onnx\n  \
+                  graft train mlp.onnx --data samples.csv --lr 0.01 -o tuned.onnx"
+    )]
+    Train {
+        /// The ONNX model (one input, one output of class scores).
+        model: PathBuf,
+        /// The data set.
+        #[arg(long)]
+        data: String,
+        /// Passes over the training data.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Samples per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Adam's learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Share of the samples held out for evaluation (0: evaluate on
+        /// the training data).
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// Seed of the split and the shuffles.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write the trained model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Remove an edge `--from` -> `--to`.
     #[command(
         after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
@@ -227,8 +330,66 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // Progress bars on stderr, unless the output is for scripts.
+    let show = !cli.quiet && !json;
     let text = match cli.command {
-        Command::Demo => demo(),
+        Command::Demo { quick, output } => {
+            let len = if quick {
+                commands::demo::Length::QUICK
+            } else {
+                commands::demo::Length::FULL
+            };
+            commands::demo::run(&output, len, json, show)
+        }
+        Command::Sparsify {
+            model,
+            density,
+            saliency,
+            scope,
+            compact,
+            seed,
+            output,
+        } => commands::sparsify::run(
+            &model,
+            &commands::sparsify::Options {
+                density,
+                saliency,
+                per_layer: scope == ScopeArg::Layer,
+                compact,
+                seed,
+            },
+            &output,
+            json,
+        ),
+        Command::Draw {
+            model,
+            plan,
+            relaxed,
+            output,
+        } => commands::draw::run(&model, plan.as_deref(), relaxed, &output),
+        Command::Train {
+            model,
+            data,
+            epochs,
+            batch,
+            lr,
+            holdout,
+            seed,
+            output,
+        } => commands::train::run(
+            &model,
+            &data,
+            commands::train::Schedule {
+                epochs,
+                batch,
+                lr,
+                seed,
+            },
+            holdout,
+            &output,
+            json,
+            show,
+        ),
         Command::Plan {
             graph,
             request,
@@ -249,6 +410,8 @@ fn main() -> ExitCode {
             params,
             macs,
             scope,
+            utility,
+            data,
             output,
         } => (|| {
             let target = match (ratio, params, macs) {
@@ -265,7 +428,16 @@ fn main() -> ExitCode {
                 ScopeArg::Global => Scope::Global,
                 ScopeArg::Layer => Scope::Layer,
             };
-            commands::prune::run(&model, target, scope, &output, json)
+            commands::prune::run(
+                &model,
+                target,
+                scope,
+                utility,
+                data.as_deref(),
+                &output,
+                json,
+                show,
+            )
         })(),
         Command::Insert {
             model,
@@ -362,61 +534,6 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     } else {
         1
     }
-}
-
-fn step_name(step: Step) -> &'static str {
-    match step {
-        Step::Exact => "exact",
-        Step::Relaxed => "relaxed",
-    }
-}
-
-/// The demo graph: x(3) -> stem(8) -> {b1(4), b2(4)} -> cat = b1 ++ b2 (8);
-/// add = stem + cat (8) -> head(10).
-fn demo_graph() -> Result<(Graph, graft::VertexId), GraphError> {
-    let mut g = Graph::new();
-    let x = g.add_input("x", 3)?;
-    let stem = g.add_absorb("stem", &[x], 8)?;
-    let b1 = g.add_absorb("b1", &[stem], 4)?;
-    let b2 = g.add_absorb("b2", &[stem], 4)?;
-    let cat = g.add_stack("cat", &[b1, b2])?;
-    let add = g.add_invariant("add", &[stem, cat])?;
-    g.add_absorb("head", &[add], 10)?;
-    Ok((g, b2))
-}
-
-fn demo() -> Result<String> {
-    // The demo's input is fixed, so any error here is internal (exit 1):
-    // errors are turned into text, which `exit_code` does not count as input.
-    let internal = |what: &str, e: &dyn std::fmt::Display| anyhow!("{what}: {e}");
-    let (mut g, b2) = demo_graph().map_err(|e| internal("building the demo graph", &e))?;
-    let mut text = String::new();
-    text.push_str("graft demo: a residual block around a concatenation\n\n");
-    text.push_str("## Graph before\n\n");
-    text.push_str(&g.summary());
-    text.push_str(
-        "\n## Request\n\n\
-         nout(b2) -2, exact, default utility (1 per neuron of an absorbing vertex).\n\
-         `add` ties `stem` to `cat` = b1 ++ b2 neuron by neuron, so stem, cat and add\n\
-         shrink with b2 unless b1 grows to fill the gap. The planner weighs the utility\n\
-         kept against the relative size changes and picks the best plan: here the\n\
-         residual shrinks with b2.\n",
-    );
-    let Planned { plan, step } = g
-        .change_sizes(&Request::new().nout(b2, -2))
-        .map_err(|e| internal("changing the size of b2", &e))?;
-    g.check()
-        .map_err(|e| internal("checking the graph after the change", &e))?;
-    text.push_str(&format!(
-        "\n## Plan\n\nstep of the chain that succeeded: {}\n\
-         lists give the old neurons kept (0-based) and where new ones go (new×k)\n\n",
-        step_name(step)
-    ));
-    text.push_str(&plan.to_string());
-    text.push_str("\n## Graph after\n\n");
-    text.push_str(&g.summary());
-    text.push_str("\ncheck: ok\n");
-    Ok(text)
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {

@@ -32,6 +32,7 @@ mod graph;
 pub mod json;
 mod mutate;
 mod planner;
+pub mod svg;
 mod text;
 pub mod zoo;
 

@@ -63,11 +63,31 @@ pub fn digits_path() -> PathBuf {
 /// # Errors
 /// A missing or malformed file, named.
 pub fn digits(path: &Path) -> Result<Dataset> {
-    let bad = |reason: String| NnError::Io {
+    let bytes = std::fs::read(path).map_err(|e| NnError::Io {
         path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    digits_from(&bytes, &path.display().to_string())
+}
+
+/// The digits built into the library (the same bytes as
+/// `data/digits.bin`), so programs find them wherever they run.
+///
+/// # Errors
+/// Tensor errors.
+pub fn shipped_digits() -> Result<Dataset> {
+    digits_from(
+        include_bytes!("../../../data/digits.bin"),
+        "data/digits.bin",
+    )
+}
+
+/// Parse the digits format; errors name `origin`.
+fn digits_from(bytes: &[u8], origin: &str) -> Result<Dataset> {
+    let bad = |reason: String| NnError::Io {
+        path: origin.to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     if bytes.len() < 12 || &bytes[..8] != b"DIGITS1\n" {
         return Err(bad("not a digits file (bad header)".into()));
     }

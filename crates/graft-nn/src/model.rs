@@ -491,6 +491,41 @@ impl Model {
         out
     }
 
+    /// Turn every dense layer and 2-D convolution into its masked form
+    /// ([`Op::MaskedDense`], [`Op::MaskedConv2d`]) with a mask of ones, so
+    /// the function is unchanged and unstructured pruning can start.
+    /// Returns the vertices changed, in id order; layers already masked are
+    /// left as they are.
+    ///
+    /// # Errors
+    /// Tensor errors (the model is unchanged).
+    pub fn mask_weights(&mut self) -> Result<Vec<VertexId>> {
+        let mut layers: BTreeMap<VertexId, Layer> =
+            self.layers.iter().map(|(&v, l)| (v, l.shallow())).collect();
+        let mut changed = Vec::new();
+        for (&v, layer) in layers.iter_mut() {
+            let op = match &layer.op {
+                Op::Dense { bias } => Op::MaskedDense { bias: *bias },
+                Op::Conv2d(c) => Op::MaskedConv2d(*c),
+                _ => continue,
+            };
+            let vx = self.graph.vertex(v)?;
+            for s in op.params(vx.nin(), vx.nout()) {
+                if s.name == "mask" {
+                    let t = Tensor::ones(s.shape.clone(), self.dtype, &self.device)?;
+                    layer
+                        .params
+                        .insert(s.name.to_string(), Var::from_tensor(&t)?);
+                }
+            }
+            layer.op = op;
+            changed.push(v);
+        }
+        let rng = self.rng.clone();
+        self.commit_state(self.graph.clone(), layers, rng)?;
+        Ok(changed)
+    }
+
     pub(crate) fn layers(&self) -> &BTreeMap<VertexId, Layer> {
         &self.layers
     }

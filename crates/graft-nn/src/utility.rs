@@ -64,7 +64,9 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
 /// `probes`) and their gradients; it records every `every`-th call.
 #[derive(Debug, Clone)]
 pub struct Taylor {
-    decay: f64,
+    /// `None`: the plain mean of every record.
+    decay: Option<f64>,
+    records: usize,
     every: usize,
     calls: usize,
     values: std::collections::HashMap<graft_core::VertexId, Vec<f64>>,
@@ -75,8 +77,21 @@ impl Taylor {
     /// uses 0.9) and a record every `every` steps.
     pub fn new(decay: f64, every: usize) -> Self {
         Self {
-            decay,
+            decay: Some(decay),
+            records: 0,
             every: every.max(1),
+            calls: 0,
+            values: Default::default(),
+        }
+    }
+
+    /// The plain mean of every record (for measuring on a fixed data set
+    /// rather than following training).
+    pub fn averaging() -> Self {
+        Self {
+            decay: None,
+            records: 0,
+            every: 1,
             calls: 0,
             values: Default::default(),
         }
@@ -95,6 +110,11 @@ impl Taylor {
         if !self.calls.is_multiple_of(self.every) {
             return Ok(());
         }
+        self.records += 1;
+        // Weight of the old value: the decay, or (k-1)/k for a plain mean.
+        let keep = self
+            .decay
+            .unwrap_or((self.records - 1) as f64 / self.records as f64);
         for (v, probe) in &f.probes {
             let Some(g) = grads.get(probe.as_tensor()) else {
                 continue;
@@ -115,7 +135,7 @@ impl Taylor {
             match self.values.get_mut(v) {
                 Some(old) if old.len() == per.len() => {
                     for (o, n) in old.iter_mut().zip(&per) {
-                        *o = self.decay * *o + (1.0 - self.decay) * n;
+                        *o = keep * *o + (1.0 - keep) * n;
                     }
                 }
                 _ => {
@@ -137,4 +157,42 @@ impl Taylor {
         }
         u
     }
+}
+
+/// The Taylor utility of `model` measured on data without changing it: one
+/// pass over `x` (targets `y`) in batches of `batch`, in evaluation mode,
+/// each batch's |mean(activation × gradient of `loss`)| per neuron averaged
+/// over the batches. `each_batch` is called after every batch (progress).
+///
+/// # Errors
+/// Shape errors, an empty data set or a batch of 0.
+pub fn taylor_on(
+    model: &Model,
+    x: &Tensor,
+    y: &Tensor,
+    loss: crate::train::Loss,
+    batch: usize,
+    mut each_batch: impl FnMut(),
+) -> Result<Utility> {
+    let n = x.dim(0)?;
+    if batch == 0 || n == 0 {
+        return Err(crate::error::NnError::Invalid {
+            what: "Taylor utility".into(),
+            reason: format!("{n} samples in batches of {batch}"),
+        });
+    }
+    let ex = crate::exec::Executor::new(model)?;
+    let mut t = Taylor::averaging();
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(batch);
+        let xb = x.narrow(0, start, len)?;
+        let yb = y.narrow(0, start, len)?;
+        let f = ex.forward_with(model, &[xb], crate::exec::Mode::Eval, true, true)?;
+        let grads = loss.compute(&f.outputs[0], &yb)?.backward()?;
+        t.observe(&f, &grads)?;
+        each_batch();
+        start += len;
+    }
+    Ok(t.utility(model))
 }

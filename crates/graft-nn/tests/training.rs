@@ -194,3 +194,116 @@ fn xor_pruning_by_activation_contribution() {
     // 0.00091 by contribution, 0.0077 random, 0.249 worst first.
     assert!(by_taylor < 0.002 && by_random > 0.005 && by_worst > 0.2);
 }
+
+#[test]
+fn shipped_digits_equal_the_file() {
+    let a = graft_nn::data::shipped_digits().unwrap();
+    let b = digits(&digits_path()).unwrap();
+    let flat = |t: &graft_nn::Tensor| -> Vec<f32> {
+        t.to_dtype(graft_nn::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    assert_eq!(flat(&a.x), flat(&b.x));
+    assert_eq!(flat(&a.y), flat(&b.y));
+}
+
+/// Taylor utility measured on data: a neuron whose outgoing weights are 0
+/// contributes nothing to the loss and gets 0; the others get more; the
+/// model is not changed.
+#[test]
+fn taylor_on_data_finds_a_silent_neuron() {
+    let d = xor(128, 0.1, 3).unwrap();
+    let mut m = Model::with(graft_nn::Device::Cpu, graft_nn::DType::F32, 5);
+    let x = m.input("x", 2).unwrap();
+    let h = m.add("h", Op::Dense { bias: true }, &[x], Some(6)).unwrap();
+    let a = m
+        .add("a", Op::Activation(Activation::Tanh), &[h], None)
+        .unwrap();
+    let y = m.add("y", Op::Dense { bias: true }, &[a], Some(1)).unwrap();
+    // Silence neuron 2 of h: its column in y's weight is 0.
+    let mut w: Vec<f32> = m
+        .param(y, "weight")
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    w[2] = 0.0;
+    m.set_param(
+        y,
+        "weight",
+        &graft_nn::Tensor::from_vec(w.clone(), (1, 6), &graft_nn::Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let mut batches = 0;
+    let u = graft_nn::utility::taylor_on(&m, &d.x, &d.y, Loss::Mse, 32, || batches += 1).unwrap();
+    assert_eq!(batches, 4);
+    let uh = u.get(h).expect("h has a utility");
+    assert_eq!(uh.len(), 6);
+    assert_eq!(uh[2], 0.0);
+    assert!(
+        uh.iter().enumerate().all(|(i, &v)| i == 2 || v > 0.0),
+        "{uh:?}"
+    );
+    let after: Vec<f32> = m
+        .param(y, "weight")
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(after, w);
+    assert!(graft_nn::utility::taylor_on(&m, &d.x, &d.y, Loss::Mse, 0, || {}).is_err());
+}
+
+/// Masking every dense layer and convolution keeps the function; the masks
+/// start at one and are used from then on.
+#[test]
+fn mask_weights_keeps_the_function() {
+    let mut m = Model::with(graft_nn::Device::Cpu, graft_nn::DType::F32, 6);
+    let x = m.input("x", 2).unwrap();
+    let c = m
+        .add("c", Op::Conv2d(Conv::same(3)), &[x], Some(4))
+        .unwrap();
+    let r = m.add("r", relu(), &[c], None).unwrap();
+    let f = m.add("f", Op::Flatten { spatial: 16 }, &[r], None).unwrap();
+    let y = m.add("y", Op::Dense { bias: true }, &[f], Some(3)).unwrap();
+    let xs = graft_nn::Tensor::randn(0f32, 1.0, (5, 2, 4, 4), &graft_nn::Device::Cpu).unwrap();
+    let run = |m: &Model| -> Vec<f32> {
+        graft_nn::Executor::new(m)
+            .unwrap()
+            .forward(m, std::slice::from_ref(&xs), graft_nn::Mode::Eval, false)
+            .unwrap()
+            .outputs[0]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let before = run(&m);
+    let changed = m.mask_weights().unwrap();
+    assert_eq!(changed, vec![c, y]);
+    assert!(matches!(m.layer(c).unwrap().op, Op::MaskedConv2d(_)));
+    assert!(matches!(
+        m.layer(y).unwrap().op,
+        Op::MaskedDense { bias: true }
+    ));
+    assert_eq!(m.param(c, "mask").unwrap().dims(), &[4, 2, 3, 3]);
+    assert_eq!(run(&m), before);
+    // The mask is live: zero it on y and the output is y's bias.
+    m.set_param(
+        y,
+        "mask",
+        &graft_nn::Tensor::zeros((3, 64), graft_nn::DType::F32, &graft_nn::Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let bias: Vec<f32> = m.param(y, "bias").unwrap().to_vec1().unwrap();
+    let out = run(&m);
+    assert_eq!(&out[..3], &bias[..]);
+    // Masking again changes nothing.
+    assert!(m.mask_weights().unwrap().is_empty());
+}

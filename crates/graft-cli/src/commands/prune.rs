@@ -7,18 +7,67 @@ use anyhow::{Context, Result};
 use graft::nn::shrink::{shrink, Scope, Target};
 use serde_json::json;
 
-use crate::io::{load, save, table, thousands};
+use crate::io::{bar, classes, load, save, table, thousands};
+use crate::Usage;
 
+/// How neurons are valued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UtilityArg {
+    /// The norm of each neuron's weights (no data needed).
+    Magnitude,
+    /// |mean(activation × gradient)| of each neuron on `--data` (first-order
+    /// Taylor estimate of the loss change when the neuron goes).
+    Taylor,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
     target: Target,
     scope: Scope,
+    utility: UtilityArg,
+    data: Option<&str>,
     out: &Path,
     json_out: bool,
+    show: bool,
 ) -> Result<String> {
     let mut l = load(path)?;
-    let u = graft::nn::utility::magnitude(&l.model)
-        .with_context(|| format!("magnitudes of `{}`", path.display()))?;
+    let name = path.display().to_string();
+    let u = match (utility, data) {
+        (UtilityArg::Magnitude, None) => graft::nn::utility::magnitude(&l.model)
+            .with_context(|| format!("magnitudes of `{name}`"))?,
+        (UtilityArg::Magnitude, Some(_)) => {
+            return Err(Usage("--data is used by --utility taylor only".into()).into())
+        }
+        (UtilityArg::Taylor, None) => {
+            return Err(Usage("--utility taylor needs --data".into()).into())
+        }
+        (UtilityArg::Taylor, Some(spec)) => {
+            if l.input_shapes.len() != 1 {
+                return Err(Usage(format!(
+                    "model `{name}` has {} inputs; --utility taylor needs exactly one",
+                    l.input_shapes.len()
+                ))
+                .into());
+            }
+            let k = classes(&l.model, &name)?;
+            let d =
+                crate::data::shaped_for(crate::data::load(spec)?, spec, &l.sample_shapes()[0], k)?;
+            let batch = 64;
+            let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
+            let u = graft::nn::utility::taylor_on(
+                &l.model,
+                &d.x,
+                &d.y,
+                graft::nn::train::Loss::CrossEntropy,
+                batch,
+                || b.inc(1),
+            )
+            .with_context(|| format!("Taylor utility of `{name}` on `{spec}`"))?;
+            b.finish_and_clear();
+            u
+        }
+    };
     let shapes = l.sample_shapes();
     let r = shrink(&mut l.model, &u, target, scope, &shapes)
         .with_context(|| format!("pruning `{}`", path.display()))?;

@@ -1,0 +1,509 @@
+//! The workflow subcommands, run as a user would: `demo` (quick mode),
+//! `train` on every data format, `prune --utility taylor`, `sparsify` and
+//! `draw`. Models are built with the library and written as ONNX first.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use graft::nn::{Activation, Conv, DType, Device, Model, Op, Tensor};
+use serde_json::Value;
+
+fn dir(test: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("workflows")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn graft() -> Command {
+    Command::cargo_bin("graft").unwrap()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let o = graft().arg("--json").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn ok_text(args: &[&str]) -> String {
+    let o = graft().args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Exit 2, the message contains `names`, and `output` was not written.
+fn refused(args: &[&str], output: &Path, names: &str) {
+    let o = graft().args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(names), "{args:?}: {err}");
+    assert!(!output.exists(), "{args:?} wrote {}", output.display());
+}
+
+/// pixels(64) → dense(32) → relu → dense(32) → relu → dense(classes).
+fn mlp(inputs: usize, classes: usize, path: &Path) {
+    let mut m = Model::with(Device::Cpu, DType::F32, 3);
+    let x = m.input("pixels", inputs).unwrap();
+    let h = m
+        .add("fc1", Op::Dense { bias: true }, &[x], Some(32))
+        .unwrap();
+    let h = m
+        .add("relu1", Op::Activation(Activation::Relu), &[h], None)
+        .unwrap();
+    let h = m
+        .add("fc2", Op::Dense { bias: true }, &[h], Some(32))
+        .unwrap();
+    let h = m
+        .add("relu2", Op::Activation(Activation::Relu), &[h], None)
+        .unwrap();
+    m.add("logits", Op::Dense { bias: true }, &[h], Some(classes))
+        .unwrap();
+    graft::onnx::export(&m, &[vec![1, inputs]], path).unwrap();
+}
+
+/// image(1×8×8) → conv(8) → relu → conv(8) → relu → pool → dense(10).
+fn cnn(path: &Path) {
+    let mut m = Model::with(Device::Cpu, DType::F32, 4);
+    let x = m.input("image", 1).unwrap();
+    let c = m
+        .add("conv1", Op::Conv2d(Conv::same(3)), &[x], Some(8))
+        .unwrap();
+    let c = m
+        .add("relu1", Op::Activation(Activation::Relu), &[c], None)
+        .unwrap();
+    let c = m
+        .add("conv2", Op::Conv2d(Conv::same(3)), &[c], Some(8))
+        .unwrap();
+    let c = m
+        .add("relu2", Op::Activation(Activation::Relu), &[c], None)
+        .unwrap();
+    let p = m.add("pool", Op::GlobalAvgPool, &[c], None).unwrap();
+    m.add("logits", Op::Dense { bias: true }, &[p], Some(10))
+        .unwrap();
+    graft::onnx::export(&m, &[vec![1, 1, 8, 8]], path).unwrap();
+}
+
+fn accuracies(report: &Value) -> Vec<f64> {
+    report["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["held_out_accuracy"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn demo_quick_keeps_accuracy_after_pruning_and_fine_tuning() {
+    let d = dir("demo");
+    let r = ok_json(&["demo", "--quick", "-o", s(&d)]);
+    let acc = |k: &str| r[k]["accuracy"].as_f64().unwrap();
+    let macs = |k: &str| r[k]["macs"].as_u64().unwrap();
+    let params = |k: &str| r[k]["params"].as_u64().unwrap();
+    eprintln!("{r:#}");
+    // A real classifier, not chance.
+    assert!(acc("trained") > 0.9, "trained accuracy {}", acc("trained"));
+    // Half the MACs, and within 2 points of the trained accuracy after
+    // fine-tuning.
+    assert!(macs("pruned") <= macs("trained") / 2);
+    assert!(params("pruned") < params("trained"));
+    assert!(
+        acc("fine_tuned") >= acc("trained") - 0.02,
+        "fine-tuned {} against trained {}",
+        acc("fine_tuned"),
+        acc("trained")
+    );
+    // Widening grows the model and keeps its function; so does ONNX.
+    assert!(params("widened") > params("fine_tuned"));
+    assert!(macs("widened") > macs("fine_tuned"));
+    assert_eq!(acc("widened"), acc("fine_tuned"));
+    assert!(r["widen_max_diff"].as_f64().unwrap() < 1e-5);
+    assert!(r["onnx_max_diff"].as_f64().unwrap() < 1e-5);
+    let onnx = Path::new(r["onnx"].as_str().unwrap());
+    let back = graft::onnx::import(onnx).unwrap();
+    assert_eq!(back.model.parameter_count(), params("widened"));
+    let svg = std::fs::read_to_string(r["svg"].as_str().unwrap()).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("s2_add") && svg.contains("changed by the plan"));
+}
+
+#[test]
+fn train_on_the_shipped_digits_with_per_epoch_metrics() {
+    let d = dir("train_digits");
+    let model = d.join("mlp.onnx");
+    mlp(64, 10, &model);
+    let out = d.join("tuned.onnx");
+    let r = ok_json(&[
+        "train",
+        s(&model),
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "-o",
+        s(&out),
+    ]);
+    let acc = accuracies(&r);
+    assert_eq!(acc.len(), 4, "epoch 0 and three epochs");
+    assert_eq!(r["held_out_samples"], 359);
+    assert_eq!(r["train_samples"], 1438);
+    assert!(acc[0] < 0.3, "untrained accuracy {}", acc[0]);
+    assert!(acc[3] > 0.9, "accuracy after 3 epochs {}", acc[3]);
+    // The written model is the trained one: its held-out accuracy is the
+    // report's (same split, seed 0).
+    let back = graft::onnx::import(&out).unwrap();
+    let data = graft::nn::data::digits(&graft::nn::data::digits_path()).unwrap();
+    let (_, held) = data.split(1438, 0).unwrap();
+    let (_, a) = graft::nn::train::evaluate(
+        &back.model,
+        &held.x,
+        &held.y,
+        graft::nn::train::Loss::CrossEntropy,
+    )
+    .unwrap();
+    assert!((a - acc[3]).abs() < 1e-9, "{a} against {}", acc[3]);
+    // A CNN gets the 64 pixels as 1×8×8 images; the text mode prints the
+    // table.
+    let cnn_path = d.join("cnn.onnx");
+    cnn(&cnn_path);
+    let text = ok_text(&[
+        "train",
+        s(&cnn_path),
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "-o",
+        s(&out),
+    ]);
+    assert!(text.contains("held-out accuracy"), "{text}");
+    assert!(text.contains("trained on 1438 samples"), "{text}");
+}
+
+/// Two Gaussian blobs in 4-D, labels 0 and 1.
+fn blobs() -> (Vec<[f32; 4]>, Vec<u32>) {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..200u32 {
+        let c = (i % 2) as f32;
+        let j = |k: u32| ((i * 7 + k * 13) % 17) as f32 / 17.0 - 0.5;
+        x.push([2.0 * c - 1.0 + j(0), j(1), 1.0 - 2.0 * c + j(2), j(3)]);
+        y.push(i % 2);
+    }
+    (x, y)
+}
+
+#[test]
+fn train_on_csv_npy_and_npz_files() {
+    let d = dir("train_files");
+    let model = d.join("mlp.onnx");
+    mlp(4, 2, &model);
+    let (x, y) = blobs();
+    // CSV with a header.
+    let mut csv = String::from("a,b,c,d,label\n");
+    for (r, l) in x.iter().zip(&y) {
+        csv.push_str(&format!("{},{},{},{},{l}\n", r[0], r[1], r[2], r[3]));
+    }
+    let csv_path = d.join("blobs.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    // NPY: features and the label in the last column.
+    let flat: Vec<f32> = x
+        .iter()
+        .zip(&y)
+        .flat_map(|(r, &l)| r.iter().copied().chain([l as f32]))
+        .collect();
+    let npy_path = d.join("blobs.npy");
+    Tensor::from_vec(flat, (200, 5), &Device::Cpu)
+        .unwrap()
+        .write_npy(&npy_path)
+        .unwrap();
+    // NPZ: `x` and integer `y`.
+    let npz_path = d.join("blobs.npz");
+    let xt = Tensor::from_vec(x.concat(), (200, 4), &Device::Cpu).unwrap();
+    let yt = Tensor::from_vec(
+        y.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+        200,
+        &Device::Cpu,
+    )
+    .unwrap();
+    Tensor::write_npz(&[("x", &xt), ("y", &yt)], &npz_path).unwrap();
+    for data in [&csv_path, &npy_path, &npz_path] {
+        let out = d.join("tuned.onnx");
+        let r = ok_json(&[
+            "train",
+            s(&model),
+            "--data",
+            s(data),
+            "--epochs",
+            "5",
+            "--lr",
+            "0.01",
+            "-o",
+            s(&out),
+        ]);
+        assert_eq!(r["train_samples"], 160, "{data:?}");
+        let acc = accuracies(&r);
+        assert!(acc[5] > 0.95, "{data:?}: {acc:?}");
+    }
+    // Bad data: each names the file and what is wrong, and writes nothing.
+    let out = d.join("never.onnx");
+    let bad_csv = d.join("bad.csv");
+    std::fs::write(&bad_csv, "1,2,3,4,0\n1,2,x,4,1\n").unwrap();
+    let args = |data: &Path| {
+        vec![
+            "train".to_string(),
+            s(&model).to_string(),
+            "--data".into(),
+            s(data).to_string(),
+            "-o".into(),
+            s(&out).to_string(),
+        ]
+    };
+    let run = |data: &Path, names: &str| {
+        let a = args(data);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        refused(&a, &out, names);
+    };
+    run(&bad_csv, "bad.csv`: line 2");
+    let label = d.join("label.csv");
+    std::fs::write(&label, "1,2,3,4,0\n1,2,3,4,7\n").unwrap();
+    run(&label, "label 7, the model has 2 outputs");
+    let wide = d.join("wide.csv");
+    std::fs::write(&wide, "1,2,3,0\n1,2,3,1\n").unwrap();
+    run(&wide, "3 features per sample");
+    run(&d.join("missing.csv"), "missing.csv");
+    run(&d.join("data.parquet"), "unknown format");
+    refused(
+        &["train", s(&model), "--data", "digits", "-o", s(&out)],
+        &out,
+        "64 features per sample",
+    );
+    refused(
+        &[
+            "train",
+            s(&model),
+            "--data",
+            s(&csv_path),
+            "--holdout",
+            "1.5",
+            "-o",
+            s(&out),
+        ],
+        &out,
+        "--holdout",
+    );
+}
+
+#[test]
+fn prune_with_taylor_utility_on_data() {
+    let d = dir("taylor");
+    let model = d.join("mlp.onnx");
+    mlp(64, 10, &model);
+    let trained = d.join("trained.onnx");
+    ok_json(&[
+        "train",
+        s(&model),
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "-o",
+        s(&trained),
+    ]);
+    let out = d.join("pruned.onnx");
+    let r = ok_json(&[
+        "prune",
+        s(&trained),
+        "--ratio",
+        "0.5",
+        "--utility",
+        "taylor",
+        "--data",
+        "digits",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(r["neurons"], serde_json::json!([64, 32]));
+    let back = graft::onnx::import(&out).unwrap();
+    assert_eq!(
+        back.model.parameter_count(),
+        r["params"][1].as_u64().unwrap()
+    );
+    // The pruned network still classifies the digits.
+    let data = graft::nn::data::digits(&graft::nn::data::digits_path()).unwrap();
+    let (_, a) = graft::nn::train::evaluate(
+        &back.model,
+        &data.x,
+        &data.y,
+        graft::nn::train::Loss::CrossEntropy,
+    )
+    .unwrap();
+    assert!(a > 0.5, "accuracy after pruning half the neurons: {a}");
+    refused(
+        &[
+            "prune",
+            s(&trained),
+            "--ratio",
+            "0.5",
+            "--utility",
+            "taylor",
+            "-o",
+            s(&out),
+        ],
+        &out.with_file_name("none.onnx"),
+        "--utility taylor needs --data",
+    );
+    let none = d.join("none.onnx");
+    refused(
+        &[
+            "prune",
+            s(&trained),
+            "--ratio",
+            "0.5",
+            "--data",
+            "digits",
+            "-o",
+            s(&none),
+        ],
+        &none,
+        "--data is used by --utility taylor only",
+    );
+}
+
+#[test]
+fn sparsify_to_a_density_and_compact() {
+    let d = dir("sparsify");
+    let model = d.join("mlp.onnx");
+    mlp(64, 10, &model);
+    let out = d.join("sparse.onnx");
+    let r = ok_json(&["sparsify", s(&model), "--density", "0.25", "-o", s(&out)]);
+    let total = 64 * 32 + 32 * 32 + 32 * 10;
+    assert_eq!(r["weights"], serde_json::json!([total, total / 4]));
+    assert_eq!(r["neurons_removed"], 0);
+    // The written weights have exactly that many nonzeros.
+    let back = graft::onnx::import(&out).unwrap();
+    let mut nonzero = 0;
+    for name in ["fc1", "fc2", "logits"] {
+        let v = back.model.id(name).unwrap();
+        let w: Vec<f32> = back
+            .model
+            .param(v, "weight")
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        nonzero += w.iter().filter(|&&x| x != 0.0).count();
+    }
+    assert_eq!(nonzero, total / 4);
+    // Very sparse: dead neurons appear and --compact removes them.
+    let small = d.join("small.onnx");
+    let r = ok_json(&[
+        "sparsify",
+        s(&model),
+        "--density",
+        "0.02",
+        "--compact",
+        "-o",
+        s(&small),
+    ]);
+    let removed = r["neurons_removed"].as_u64().unwrap();
+    assert!(removed > 0, "{r}");
+    let p = r["params"].as_array().unwrap();
+    assert!(p[1].as_u64().unwrap() < p[0].as_u64().unwrap());
+    let back = graft::onnx::import(&small).unwrap();
+    assert_eq!(back.model.parameter_count(), p[1].as_u64().unwrap());
+    // Per layer and random saliency run too.
+    let r = ok_json(&[
+        "sparsify",
+        s(&model),
+        "--density",
+        "0.5",
+        "--scope",
+        "layer",
+        "--saliency",
+        "random",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(r["weights"][1], total / 2);
+    let none = d.join("none.onnx");
+    refused(
+        &["sparsify", s(&model), "--density", "0", "-o", s(&none)],
+        &none,
+        "--density 0",
+    );
+    refused(
+        &[
+            "sparsify",
+            s(&d.join("nope.onnx")),
+            "--density",
+            "0.5",
+            "-o",
+            s(&none),
+        ],
+        &none,
+        "nope.onnx",
+    );
+}
+
+#[test]
+fn draw_the_graph_and_a_plan() {
+    let d = dir("draw");
+    let model = d.join("cnn.onnx");
+    cnn(&model);
+    let out = d.join("cnn.svg");
+    let text = ok_text(&["draw", s(&model), "-o", s(&out)]);
+    assert!(text.contains("drew 7 vertices"), "{text}");
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for name in [
+        "image", "conv1", "relu1", "conv2", "relu2", "pool", "logits",
+    ] {
+        assert!(svg.contains(&format!(">{name}</text>")), "{name}");
+    }
+    // One arrow per edge.
+    assert_eq!(svg.matches("marker-end").count(), 6);
+    let plan = d.join("plan.svg");
+    let text = ok_text(&["draw", s(&model), "--plan", "conv1=+4", "-o", s(&plan)]);
+    assert!(
+        text.contains("the plan changes 2 vertices: conv1 8→12, relu1 8→12"),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(&plan).unwrap();
+    assert!(svg.contains("changed by the plan (2 vertices)"));
+    assert!(svg.contains("8 → 12"));
+    let none = d.join("none.svg");
+    refused(
+        &["draw", s(&model), "--plan", "conv1+4", "-o", s(&none)],
+        &none,
+        "--plan `conv1+4`",
+    );
+    refused(
+        &["draw", s(&model), "--plan", "conv9=+4", "-o", s(&none)],
+        &none,
+        "conv9",
+    );
+    refused(
+        &["draw", s(&model), "--plan", "image=+1", "-o", s(&none)],
+        &none,
+        "image",
+    );
+}
