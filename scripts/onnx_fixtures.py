@@ -14,6 +14,9 @@ Tensor files: u32 rank, u32 dims..., then f32 values, all little-endian.
 torch, onnx, onnxscript and onnxruntime are installed with pip into a
 virtual environment outside the repository when they are missing
 (~/.cache/graft-onnx-venv or $GRAFT_ONNX_VENV). Not part of the tests.
+
+`onnx_fixtures.py cli` redoes only the last step: `graft prune` halves the
+narrow ResNet-18's MACs and onnxruntime runs the result.
 """
 import os
 import pathlib
@@ -225,6 +228,35 @@ def mutated():
         print(f"{path.name}: onnxruntime output {y.shape}")
 
 
+def cli_pruned():
+    """`graft prune` (the command-line tool) cuts the narrow ResNet-18 to
+    half its multiply-accumulates; onnxruntime runs what it wrote. The
+    table graft printed and onnxruntime's output are committed."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    src = OUT / "resnet18w8.legacy.onnx"
+    dst = OUT / "resnet18w8.half.cli.onnx"
+    # 842,368 MACs per sample at 3x32x32 (graft inspect); half of it.
+    table = subprocess.check_output(
+        ["cargo", "run", "--quiet", "--release", "-p", "graft-cli", "--", "prune", str(src),
+         "--macs", "421184", "-o", str(dst)], cwd=root, text=True)
+    x = read_tensor(OUT / "resnet18w8.input.bin")
+    sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert y.shape == (x.shape[0], 10), y.shape
+    assert np.isfinite(y).all()
+    write_tensor(OUT / "resnet18w8.half.cli.out.bin", y)
+    log = (f"$ graft prune resnet18w8.legacy.onnx --macs 421184 -o resnet18w8.half.cli.onnx\n{table}\n"
+           f"onnxruntime {ort.__version__}: ran resnet18w8.half.cli.onnx on resnet18w8.input.bin, "
+           f"output {list(y.shape)}, all finite\n")
+    (OUT / "resnet18w8.half.cli.txt").write_text(log.replace(str(OUT) + "/", ""))
+    print(log)
+
+
 if __name__ == "__main__":
-    main()
-    mutated()
+    # `onnx_fixtures.py cli` redoes only the command-line pruning fixture.
+    if sys.argv[1:] == ["cli"]:
+        cli_pruned()
+    else:
+        main()
+        mutated()
+        cli_pruned()

@@ -115,7 +115,8 @@ impl Optimizer for Sgd {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let mut g = g.clone();
+            // Detached, as in Adam: the velocity must not hold the graph.
+            let mut g = g.detach();
             if self.weight_decay != 0.0 {
                 g = g.add(&var.as_tensor().affine(self.weight_decay, 0.0)?)?;
             }
@@ -125,7 +126,7 @@ impl Optimizer for Sgd {
                     Some(b) => b.affine(self.momentum, 0.0)?.add(&g)?,
                     None => g,
                 };
-                self.velocity.insert(key, b.clone());
+                self.velocity.insert(key, b.detach());
                 b
             } else {
                 g
@@ -193,7 +194,10 @@ impl Optimizer for Adam {
             };
             let key = (vx, name);
             let w = var.as_tensor();
-            let mut g = g.clone();
+            // Detached: a gradient computed by candle's own backward ops
+            // (convolutions) still records how it was made, and a moment
+            // kept from it would hold every earlier step's graph alive.
+            let mut g = g.detach();
             if self.weight_decay != 0.0 && !self.decoupled {
                 g = g.add(&w.affine(self.weight_decay, 0.0)?)?;
             }
@@ -221,8 +225,8 @@ impl Optimizer for Adam {
                 neww = neww.sub(&w.affine(self.lr * self.weight_decay, 0.0)?)?;
             }
             var.set(&neww)?;
-            self.m.insert(key.clone(), m);
-            self.v.insert(key, v);
+            self.m.insert(key.clone(), m.detach());
+            self.v.insert(key, v.detach());
         }
         Ok(())
     }

@@ -307,3 +307,56 @@ fn mask_weights_keeps_the_function() {
     // Masking again changes nothing.
     assert!(m.mask_weights().unwrap().is_empty());
 }
+
+/// Optimiser state holds values, not graphs: a moment that kept how its
+/// gradient was computed (candle's convolution backward records it) would
+/// keep every earlier step's activations alive, and memory would grow with
+/// every step.
+#[test]
+fn optimiser_state_does_not_hold_the_graph() {
+    use graft_nn::train::{Optimizer, Sgd};
+    let (train, _) = digits_split();
+    let x = train
+        .x
+        .narrow(0, 0, 64)
+        .unwrap()
+        .reshape((64, 1, 8, 8))
+        .unwrap();
+    let y = train.y.narrow(0, 0, 64).unwrap();
+    let mut m = Model::with(graft_nn::Device::Cpu, graft_nn::DType::F32, 9);
+    let i = m.input("image", 1).unwrap();
+    let c = m
+        .add("c", Op::Conv2d(Conv::same(3)), &[i], Some(4))
+        .unwrap();
+    let r = m.add("r", relu(), &[c], None).unwrap();
+    let p = m.add("p", Op::GlobalAvgPool, &[r], None).unwrap();
+    m.add("fc", Op::Dense { bias: true }, &[p], Some(10))
+        .unwrap();
+    let fit = Fit {
+        batch: 32,
+        epochs: 2,
+        loss: Loss::CrossEntropy,
+        seed: 1,
+        probes: false,
+        objective: Default::default(),
+    };
+    let mut adam = Adam::adamw(1e-3, 0.0);
+    let mut coupled = Adam::new(1e-3);
+    coupled.weight_decay = 1e-4;
+    let mut sgd = Sgd::new(1e-2, 0.9);
+    sgd.weight_decay = 1e-4;
+    let opts: [&mut dyn Optimizer; 3] = [&mut adam, &mut coupled, &mut sgd];
+    for opt in opts {
+        let mut mm = m.clone();
+        fit.run(&mut mm, &mut *opt, &x, &y, |_, _, _| Ok(()))
+            .unwrap();
+        let states = opt.states();
+        assert!(!states.is_empty());
+        for st in states {
+            assert!(!st.is_empty());
+            for t in st.values() {
+                assert!(!t.track_op(), "a state tensor keeps its graph");
+            }
+        }
+    }
+}

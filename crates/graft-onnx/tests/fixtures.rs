@@ -190,6 +190,36 @@ fn onnxruntime_agrees_with_graft_on_mutated_models() {
 }
 
 #[test]
+fn cli_prune_to_half_the_macs_runs_in_onnxruntime() {
+    // `graft prune resnet18w8.legacy.onnx --macs 421184`, run by
+    // scripts/onnx_fixtures.py, which then ran the result in onnxruntime
+    // (its log: resnet18w8.half.cli.txt).
+    let full = import(&fixture("resnet18w8.legacy.onnx")).unwrap();
+    let half = import(&fixture("resnet18w8.half.cli.onnx")).unwrap();
+    let shapes = vec![vec![3, 32, 32]];
+    let macs0 = full.model.cost(&shapes).unwrap().total();
+    let macs1 = half.model.cost(&shapes).unwrap().total();
+    assert_eq!(macs0, 842_368);
+    assert!(macs1 <= macs0 / 2, "{macs1} MACs");
+    assert!(
+        macs1 >= macs0 / 3,
+        "{macs1} MACs: pruned far below the budget"
+    );
+    assert!(half.model.parameter_count() < full.model.parameter_count());
+    // graft's executor and onnxruntime agree on the pruned model.
+    let x = read_tensor("resnet18w8.input.bin");
+    let ort: Vec<f32> = read_tensor("resnet18w8.half.cli.out.bin")
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_close(&run(&half.model, &x), &ort, "half");
+    let log = std::fs::read_to_string(fixture("resnet18w8.half.cli.txt")).unwrap();
+    assert!(log.contains("MACs per sample"), "{log}");
+    assert!(log.contains("all finite"), "{log}");
+}
+
+#[test]
 fn recurrent_layers_built_in_graft_round_trip() {
     use graft_nn::{Cell, Model, Op};
     for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
