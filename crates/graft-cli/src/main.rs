@@ -360,6 +360,7 @@ fn main() -> ExitCode {
             },
             &output,
             json,
+            show,
         ),
         Command::Draw {
             model,
@@ -396,7 +397,7 @@ fn main() -> ExitCode {
             no_fallback,
         } => plan_files(&graph, &request, no_fallback),
         Command::Inspect { model } => commands::inspect::run(&model, json),
-        Command::Structure { model, output } => commands::structure::run(&model, &output),
+        Command::Structure { model, output } => commands::structure::run(&model, &output, show),
         Command::Resize {
             model,
             vertex,

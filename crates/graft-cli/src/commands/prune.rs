@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use graft::nn::shrink::{shrink, Scope, Target};
 use serde_json::json;
 
-use crate::io::{bar, classes, load, save, table, thousands};
+use crate::io::{bar, classes, load, save, spinner, table, thousands};
 use crate::Usage;
 
 /// How neurons are valued.
@@ -69,8 +69,10 @@ pub fn run(
         }
     };
     let shapes = l.sample_shapes();
+    let sp = spinner("pruning (planner bisection)", show);
     let r = shrink(&mut l.model, &u, target, scope, &shapes)
         .with_context(|| format!("pruning `{}`", path.display()))?;
+    sp.finish_and_clear();
     save(&l.model, &l.input_shapes, out)?;
     if json_out {
         let doc = json!({

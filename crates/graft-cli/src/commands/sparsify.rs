@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use graft::sparse::prune::{kept, masked_layers, prune, to_structure, Amount, Saliency};
 use serde_json::json;
 
-use crate::io::{load, save, table, thousands};
+use crate::io::{load, save, spinner, table, thousands};
 use crate::Usage;
 
 /// How weights are ranked.
@@ -29,7 +29,7 @@ pub struct Options {
     pub seed: u64,
 }
 
-pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool) -> Result<String> {
+pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> Result<String> {
     if !(o.density > 0.0 && o.density <= 1.0) {
         return Err(Usage(format!(
             "--density {}: the share of weights kept must be above 0 and at most 1",
@@ -62,6 +62,7 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool) -> Result<Strin
     } else {
         Amount::Keep((total as f64 * o.density).round() as usize)
     };
+    let sp = spinner("masking weights", show);
     prune(&mut l.model, &saliency, amount, o.per_layer)
         .with_context(|| format!("pruning the weights of `{name}`"))?;
     let weights = kept(&l.model)?;
@@ -70,6 +71,7 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool) -> Result<Strin
     } else {
         0
     };
+    sp.finish_and_clear();
     let weights_after = kept(&l.model)?;
     let params1 = l.model.parameter_count();
     let macs1 = l.model.cost(&shapes)?.total();

@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use graft::sparse::structure::{neuron_graph_for, Include};
 use petgraph::visit::EdgeRef;
 
-use crate::io::{load, thousands, write_file};
+use crate::io::{load, spinner, thousands, write_file};
 use crate::Usage;
 
-pub fn run(path: &Path, out: &Path) -> Result<String> {
+pub fn run(path: &Path, out: &Path, show: bool) -> Result<String> {
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !matches!(ext, "graphml" | "dot") {
         return Err(Usage(format!(
@@ -21,8 +21,10 @@ pub fn run(path: &Path, out: &Path) -> Result<String> {
         .into());
     }
     let l = load(path)?;
+    let sp = spinner("building the neuron graph", show);
     let g = neuron_graph_for(&l.model, &l.sample_shapes(), Include::ALL)
         .with_context(|| format!("the neuron graph of `{}`", path.display()))?;
+    sp.finish_and_clear();
     let text = if ext == "graphml" {
         graft::sparse::graphml::neurons_to_graphml(&g)
     } else {
