@@ -367,7 +367,7 @@ fn main() -> ExitCode {
             plan,
             relaxed,
             output,
-        } => commands::draw::run(&model, plan.as_deref(), relaxed, &output),
+        } => commands::draw::run(&model, plan.as_deref(), relaxed, &output, json),
         Command::Train {
             model,
             data,
@@ -397,7 +397,9 @@ fn main() -> ExitCode {
             no_fallback,
         } => plan_files(&graph, &request, no_fallback),
         Command::Inspect { model } => commands::inspect::run(&model, json),
-        Command::Structure { model, output } => commands::structure::run(&model, &output, show),
+        Command::Structure { model, output } => {
+            commands::structure::run(&model, &output, json, show)
+        }
         Command::Resize {
             model,
             vertex,
@@ -456,12 +458,18 @@ fn main() -> ExitCode {
                 consumers: &consumers,
             },
             &output,
+            json,
         ),
         Command::Remove {
             model,
             vertex,
             output,
-        } => commands::edit::run(&model, commands::edit::Change::Remove(&vertex), &output),
+        } => commands::edit::run(
+            &model,
+            commands::edit::Change::Remove(&vertex),
+            &output,
+            json,
+        ),
         Command::Connect {
             model,
             from,
@@ -476,6 +484,7 @@ fn main() -> ExitCode {
                 position,
             },
             &output,
+            json,
         ),
         Command::Disconnect {
             model,
@@ -491,6 +500,7 @@ fn main() -> ExitCode {
                 nth,
             },
             &output,
+            json,
         ),
     };
     let result = text.and_then(|t| if cli.quiet { Ok(()) } else { io::emit(&t) });

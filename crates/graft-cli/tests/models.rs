@@ -370,3 +370,71 @@ fn sparsify_table() {
     insta::assert_snapshot!("sparsify_mlp", without_paths(&text));
     assert!(o.exists());
 }
+
+/// Scripts get JSON from the editing, structure and drawing commands too.
+#[test]
+fn json_from_edits_structure_and_draw() {
+    let src = fixture("rescnn.legacy.onnx");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    let a = out("json", "inserted.onnx");
+    let j = json(&[
+        "insert",
+        &src,
+        "--after",
+        "/Relu_1",
+        "--name",
+        "extra",
+        "--op",
+        "relu",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(j["created"], serde_json::json!(["extra"]));
+    assert_eq!(j["change"], "inserted `extra` after `/Relu_1`");
+    let b = out("json", "cut.onnx");
+    let j = json(&[
+        "disconnect",
+        &src,
+        "--from",
+        "/b/Conv",
+        "--to",
+        "/Concat",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    let resized = j["resized"].as_array().unwrap();
+    assert!(
+        resized
+            .iter()
+            .any(|r| r["vertex"] == "/Concat" && r["nout"] == 4),
+        "{j}"
+    );
+    let g = out("json", "mlp.graphml");
+    let j = json(&[
+        "structure",
+        &fixture("mlp.legacy.onnx"),
+        "-o",
+        g.to_str().unwrap(),
+    ]);
+    assert_eq!(j["neurons"], 6 + 16 + 12 + 4);
+    let d = out("json", "plan.svg");
+    let j = json(&[
+        "draw",
+        &src,
+        "--plan",
+        "/b/Conv=+2",
+        "-o",
+        d.to_str().unwrap(),
+    ]);
+    let changed = j["changed"].as_array().unwrap();
+    assert!(
+        changed
+            .iter()
+            .any(|c| c["vertex"] == "/b/Conv" && c["before"] == 4 && c["after"] == 6),
+        "{j}"
+    );
+}

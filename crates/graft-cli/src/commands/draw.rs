@@ -71,7 +71,13 @@ fn plan_change(model: &graft::nn::Model, name: &str, by: i64, relaxed: bool) -> 
     plan(model.graph(), &req).with_context(|| format!("changing `{name}` by {by}{hint}"))
 }
 
-pub fn run(path: &Path, change: Option<&str>, relaxed: bool, out: &Path) -> Result<String> {
+pub fn run(
+    path: &Path,
+    change: Option<&str>,
+    relaxed: bool,
+    out: &Path,
+    json_out: bool,
+) -> Result<String> {
     let l = load(path)?;
     let change = change.map(parse_change).transpose()?;
     let mut title = path.file_name().map_or_else(
@@ -89,18 +95,32 @@ pub fn run(path: &Path, change: Option<&str>, relaxed: bool, out: &Path) -> Resu
     let svg =
         to_svg(l.model.graph(), &d).with_context(|| format!("drawing `{}`", path.display()))?;
     write_file(out, svg.as_bytes())?;
+    let mut changed: Vec<(String, usize, usize)> = d
+        .changed
+        .iter()
+        .map(|(&v, &(a, b))| (l.model.graph().name(v), a, b))
+        .collect();
+    changed.sort();
+    if json_out {
+        let doc = serde_json::json!({
+            "vertices": l.model.graph().ids().count(),
+            "changed": changed.iter().map(|(n, a, b)| serde_json::json!({
+                "vertex": n, "before": a, "after": b,
+            })).collect::<Vec<_>>(),
+            "output": out.display().to_string(),
+        });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
     let mut text = format!(
         "drew {} vertices to {}\n",
         l.model.graph().ids().count(),
         out.display()
     );
     if change.is_some() {
-        let mut names: Vec<String> = d
-            .changed
+        let names: Vec<String> = changed
             .iter()
-            .map(|(&v, (a, b))| format!("{} {a}→{b}", l.model.graph().name(v)))
+            .map(|(n, a, b)| format!("{n} {a}→{b}"))
             .collect();
-        names.sort();
         text.push_str(&format!(
             "the plan changes {} vertices: {}\n",
             names.len(),

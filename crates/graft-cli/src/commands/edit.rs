@@ -60,7 +60,7 @@ pub enum Change<'a> {
     },
 }
 
-pub fn run(path: &Path, change: Change, out: &Path) -> Result<String> {
+pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<String> {
     let mut l = load(path)?;
     let m = &mut l.model;
     let known = |m: &graft::nn::Model, name: &str| {
@@ -134,6 +134,23 @@ pub fn run(path: &Path, change: Change, out: &Path) -> Result<String> {
         .commit(&patch, &layers)
         .with_context(|| format!("editing `{}`", path.display()))?;
     save(m, &l.input_shapes, out)?;
+    if json_out {
+        let g = m.graph();
+        let names = |ids: &[graft::VertexId]| ids.iter().map(|&v| g.name(v)).collect::<Vec<_>>();
+        let c = &done.committed;
+        let doc = serde_json::json!({
+            "change": what,
+            "created": names(&c.created),
+            "removed": c.removed.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "resized": c.resized.iter().map(|&v| serde_json::json!({
+                "vertex": g.name(v),
+                "nin": g.nin(v).map(<[usize]>::to_vec).unwrap_or_default(),
+                "nout": g.nout(v).unwrap_or(0),
+            })).collect::<Vec<_>>(),
+            "output": out.display().to_string(),
+        });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
     Ok(format!(
         "{what}\n\n{}\nwrote {}\n",
         done.committed.render(m.graph()),

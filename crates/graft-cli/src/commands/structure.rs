@@ -11,7 +11,7 @@ use petgraph::visit::EdgeRef;
 use crate::io::{load, spinner, thousands, write_file};
 use crate::Usage;
 
-pub fn run(path: &Path, out: &Path, show: bool) -> Result<String> {
+pub fn run(path: &Path, out: &Path, json_out: bool, show: bool) -> Result<String> {
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !matches!(ext, "graphml" | "dot") {
         return Err(Usage(format!(
@@ -53,6 +53,14 @@ pub fn run(path: &Path, out: &Path, show: bool) -> Result<String> {
         s
     };
     write_file(out, text.as_bytes())?;
+    if json_out {
+        let doc = serde_json::json!({
+            "neurons": g.node_count(),
+            "connections": g.edge_count(),
+            "output": out.display().to_string(),
+        });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
     Ok(format!(
         "{} neurons, {} connections: wrote {}\n",
         thousands(g.node_count() as u64),
