@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+
+use common::{ok, refused};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,29 +26,6 @@ fn out(test: &str, name: &str) -> PathBuf {
     let p = dir.join(name);
     let _ = std::fs::remove_file(&p);
     p
-}
-
-fn graft() -> Command {
-    Command::cargo_bin("graft").unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = graft().args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// Exit 2, the message contains `names`, and `output` was not written.
-fn refused(args: &[&str], output: &Path, names: &str) {
-    let o = graft().args(args).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{args:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(names), "{args:?}: {err}");
-    assert!(!output.exists(), "{args:?} wrote {}", output.display());
 }
 
 /// The text without the line naming the output file (its directory

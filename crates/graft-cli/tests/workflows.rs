@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+
+use common::{ok, refused};
 use graft::nn::{Activation, Conv, DType, Device, Model, Op, Tensor};
 use serde_json::Value;
 
@@ -21,37 +23,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn graft() -> Command {
-    Command::cargo_bin("graft").unwrap()
-}
-
 fn ok_json(args: &[&str]) -> Value {
-    let o = graft().arg("--json").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn ok_text(args: &[&str]) -> String {
-    let o = graft().args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// Exit 2, the message contains `names`, and `output` was not written.
-fn refused(args: &[&str], output: &Path, names: &str) {
-    let o = graft().args(args).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{args:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(names), "{args:?}: {err}");
-    assert!(!output.exists(), "{args:?} wrote {}", output.display());
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ok(&a)).unwrap()
 }
 
 /// pixels(64) → dense(32) → relu → dense(32) → relu → dense(classes).
@@ -181,7 +156,7 @@ fn train_on_the_shipped_digits_with_per_epoch_metrics() {
     // table.
     let cnn_path = d.join("cnn.onnx");
     cnn(&cnn_path);
-    let text = ok_text(&[
+    let text = ok(&[
         "train",
         s(&cnn_path),
         "--data",
@@ -470,7 +445,7 @@ fn draw_the_graph_and_a_plan() {
     let model = d.join("cnn.onnx");
     cnn(&model);
     let out = d.join("cnn.svg");
-    let text = ok_text(&["draw", s(&model), "-o", s(&out)]);
+    let text = ok(&["draw", s(&model), "-o", s(&out)]);
     assert!(text.contains("drew 7 vertices"), "{text}");
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -482,7 +457,7 @@ fn draw_the_graph_and_a_plan() {
     // One arrow per edge.
     assert_eq!(svg.matches("marker-end").count(), 6);
     let plan = d.join("plan.svg");
-    let text = ok_text(&["draw", s(&model), "--plan", "conv1=+4", "-o", s(&plan)]);
+    let text = ok(&["draw", s(&model), "--plan", "conv1=+4", "-o", s(&plan)]);
     assert!(
         text.contains("the plan changes 2 vertices: conv1 8→12, relu1 8→12"),
         "{text}"

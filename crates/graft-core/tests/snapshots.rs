@@ -1,19 +1,9 @@
 //! Snapshot tests of the text a person reads: the graph summary and a plan.
 
-use graft_core::{plan, Graph, Request, Utility};
+mod common;
 
-/// A residual block around a concatenation, as in the demo.
-fn residual_concat() -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", 3).unwrap();
-    let stem = g.add_absorb("stem", &[x], 8).unwrap();
-    let b1 = g.add_absorb("b1", &[stem], 4).unwrap();
-    let b2 = g.add_absorb("b2", &[stem], 4).unwrap();
-    let cat = g.add_stack("cat", &[b1, b2]).unwrap();
-    let add = g.add_invariant("add", &[stem, cat]).unwrap();
-    g.add_absorb("head", &[add], 10).unwrap();
-    g
-}
+use common::residual_concat;
+use graft_core::{plan, Request, Utility};
 
 #[test]
 fn summary_table() {

@@ -4,17 +4,16 @@
 use std::collections::HashMap;
 
 use graft_core::svg::{to_svg, Drawing};
+mod common;
+
+use common::residual_concat;
 use graft_core::{Graph, Request};
 
+/// The shared residual block, with a vertex whose name needs escaping.
 fn graph() -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", 3).unwrap();
-    let stem = g.add_absorb("stem", &[x], 8).unwrap();
-    let b1 = g.add_absorb("b1", &[stem], 4).unwrap();
-    let b2 = g.add_absorb("b2", &[stem], 4).unwrap();
-    let cat = g.add_stack("cat", &[b1, b2]).unwrap();
-    let add = g.add_invariant("add", &[stem, cat]).unwrap();
-    g.add_absorb("head<&>", &[add], 10).unwrap();
+    let mut g = residual_concat();
+    let head = g.id("head").unwrap();
+    g.add_absorb("tail<&>", &[head], 2).unwrap();
     g
 }
 
@@ -23,13 +22,13 @@ fn every_vertex_and_edge_is_drawn() {
     let g = graph();
     let svg = to_svg(&g, &Drawing::default()).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    for name in ["x", "stem", "b1", "b2", "cat", "add"] {
+    for name in ["x", "stem", "b1", "b2", "cat", "add", "head"] {
         assert_eq!(svg.matches(&format!(">{name}</text>")).count(), 1, "{name}");
     }
     // Names are escaped.
-    assert!(svg.contains(">head&lt;&amp;&gt;</text>"));
-    // 8 edges: stem, b1, b2, cat (2), add (2), head.
-    assert_eq!(svg.matches("marker-end").count(), 8);
+    assert!(svg.contains(">tail&lt;&amp;&gt;</text>"));
+    // 9 edges: stem, b1, b2, cat (2), add (2), head, tail.
+    assert_eq!(svg.matches("marker-end").count(), 9);
     assert!(!svg.contains("changed by the plan"));
 }
 

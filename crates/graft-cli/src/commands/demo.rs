@@ -96,6 +96,23 @@ fn measure(m: &Model, test: &Dataset, shapes: &[Vec<usize>]) -> Result<Row> {
     })
 }
 
+/// The vertices a plan resized, before and after.
+fn sizes(plan: &graft::Plan) -> String {
+    let rows: Vec<Vec<String>> = plan
+        .changes
+        .iter()
+        .filter(|c| c.nout_before != c.nout_after)
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.nout_before.to_string(),
+                c.nout_after.to_string(),
+            ]
+        })
+        .collect();
+    table(&["vertex", "nout before", "nout after"], &rows)
+}
+
 fn outputs(m: &Model, x: &Tensor) -> Result<Tensor> {
     let ex = Executor::new(m)?;
     Ok(ex
@@ -163,20 +180,7 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
         "\n## 2. Prune to half the MACs (budget {}; Taylor utility, planner re-select)\n\n",
         thousands(budget)
     ));
-    let sizes: Vec<Vec<String>> = r
-        .plan
-        .changes
-        .iter()
-        .filter(|c| c.nout_before != c.nout_after)
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                c.nout_before.to_string(),
-                c.nout_after.to_string(),
-            ]
-        })
-        .collect();
-    text.push_str(&table(&["vertex", "nout before", "nout after"], &sizes));
+    text.push_str(&sizes(&r.plan));
 
     // 3. Fine-tune.
     let s = Schedule {
@@ -202,20 +206,7 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
     let widen_diff = max_diff(&y_before, &y_after)?;
     let widened = measure(&m, &test, &shapes)?;
     text.push_str("\n## 4. Widen stage 2 (nout(down) +8, exact)\n\n");
-    let grown: Vec<Vec<String>> = planned
-        .plan
-        .changes
-        .iter()
-        .filter(|c| c.nout_before != c.nout_after)
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                c.nout_before.to_string(),
-                c.nout_after.to_string(),
-            ]
-        })
-        .collect();
-    text.push_str(&table(&["vertex", "nout before", "nout after"], &grown));
+    text.push_str(&sizes(&planned.plan));
     text.push_str(&format!(
         "largest change of any output on the held-out images: {widen_diff:.2e}\n"
     ));

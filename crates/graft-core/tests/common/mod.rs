@@ -1,5 +1,7 @@
-//! Random graphs for the property tests: a recipe of steps, each adding one
-//! vertex (absorb, stack with duplicated inputs, invariant, depthwise).
+//! Graphs shared by the tests: random graphs for the property tests (a
+//! recipe of steps, each adding one vertex: absorb, stack with duplicated
+//! inputs, invariant, depthwise) and a residual block around a
+//! concatenation.
 #![allow(dead_code)]
 
 use graft_core::{Constraint, Graph, VertexId};
@@ -72,4 +74,18 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0..20usize, 1..3usize)
             .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
     ]
+}
+
+/// x(3) -> stem(8) -> {b1(4), b2(4)} -> cat = b1 ++ b2 (8);
+/// add = stem + cat (8) -> head(10).
+pub fn residual_concat() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 3).unwrap();
+    let stem = g.add_absorb("stem", &[x], 8).unwrap();
+    let b1 = g.add_absorb("b1", &[stem], 4).unwrap();
+    let b2 = g.add_absorb("b2", &[stem], 4).unwrap();
+    let cat = g.add_stack("cat", &[b1, b2]).unwrap();
+    let add = g.add_invariant("add", &[stem, cat]).unwrap();
+    g.add_absorb("head", &[add], 10).unwrap();
+    g
 }
