@@ -195,6 +195,16 @@ fn xor_pruning_by_activation_contribution() {
     assert!(by_taylor < 0.002 && by_random > 0.005 && by_worst > 0.2);
 }
 
+/// A parameter's values, flattened.
+fn values(m: &Model, v: VertexId, name: &str) -> Vec<f32> {
+    m.param(v, name)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 #[test]
 fn shipped_digits_equal_the_file() {
     let a = graft_nn::data::shipped_digits().unwrap();
@@ -225,13 +235,7 @@ fn taylor_on_data_finds_a_silent_neuron() {
         .unwrap();
     let y = m.add("y", Op::Dense { bias: true }, &[a], Some(1)).unwrap();
     // Silence neuron 2 of h: its column in y's weight is 0.
-    let mut w: Vec<f32> = m
-        .param(y, "weight")
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let mut w = values(&m, y, "weight");
     w[2] = 0.0;
     m.set_param(
         y,
@@ -249,13 +253,7 @@ fn taylor_on_data_finds_a_silent_neuron() {
         uh.iter().enumerate().all(|(i, &v)| i == 2 || v > 0.0),
         "{uh:?}"
     );
-    let after: Vec<f32> = m
-        .param(y, "weight")
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let after = values(&m, y, "weight");
     assert_eq!(after, w);
     assert!(graft_nn::utility::taylor_on(&m, &d.x, &d.y, Loss::Mse, 0, || {}).is_err());
 }
