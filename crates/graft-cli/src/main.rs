@@ -115,8 +115,9 @@ enum Command {
         output: PathBuf,
     },
     /// Structured pruning with the planner: remove whole neurons (channels)
-    /// of least magnitude, coupled neurons together, to a share of neurons
-    /// or a parameter or MAC budget.
+    /// of least utility (weight magnitude, or a Taylor estimate on data),
+    /// coupled neurons together, to a share of neurons or a parameter or
+    /// MAC budget.
     #[command(
         after_help = "Example:\n  graft prune model.onnx --ratio 0.5 -o half.onnx\n  \
                   graft prune model.onnx --macs 2000000 --scope layer -o small.onnx\n  \
@@ -202,6 +203,26 @@ enum Command {
         /// Input position at the consumer (default: last).
         #[arg(long)]
         position: Option<usize>,
+        /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Remove an edge `--from` -> `--to`.
+    #[command(
+        after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
+    )]
+    Disconnect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The producer.
+        #[arg(long)]
+        from: String,
+        /// The consumer.
+        #[arg(long)]
+        to: String,
+        /// Which occurrence of the edge (0-based).
+        #[arg(long, default_value_t = 0)]
+        nth: usize,
         /// Where to write the model.
         #[arg(short, long)]
         output: PathBuf,
@@ -302,26 +323,6 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Where to write the trained model.
-        #[arg(short, long)]
-        output: PathBuf,
-    },
-    /// Remove an edge `--from` -> `--to`.
-    #[command(
-        after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
-    )]
-    Disconnect {
-        /// The ONNX model.
-        model: PathBuf,
-        /// The producer.
-        #[arg(long)]
-        from: String,
-        /// The consumer.
-        #[arg(long)]
-        to: String,
-        /// Which occurrence of the edge (0-based).
-        #[arg(long, default_value_t = 0)]
-        nth: usize,
-        /// Where to write the model.
         #[arg(short, long)]
         output: PathBuf,
     },
