@@ -295,8 +295,11 @@ pub fn apply_mask(model: &mut Model, v: VertexId) -> Result<(), SparseError> {
 /// they output a constant, which is first folded into the consumers'
 /// biases), are removed for real by a planner re-select with those neurons
 /// at negative utility. The dense layers shrink and the function is kept.
-/// Only neurons read by masked dense layers, directly or through ReLU or
-/// identity-like vertices, are considered. Removing neurons can leave
+/// Only neurons read by masked layers of the same family are considered,
+/// directly or through per-channel vertices: ReLU and identity-like
+/// vertices (a constant is folded through them), or other activations and
+/// batch norms (only unread neurons are removed through those: their
+/// constant output would change). Removing neurons can leave
 /// others dead, so this repeats until nothing changes. Returns how many
 /// neurons went.
 ///
@@ -333,8 +336,10 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
         let conv = matches!(model.layer(v).map(|l| &l.op), Some(Op::MaskedConv2d(_)));
         // Follow unary vertices to the consumers, which must be masked
         // layers of the same family (a convolution's channels read by
-        // full-group convolutions); note a ReLU on the way.
+        // full-group convolutions); note a ReLU on the way, and any other
+        // per-channel op, through which a constant cannot be folded.
         let mut relu = false;
+        let mut opaque = false;
         let mut frontier = vec![v];
         let mut readers = Vec::new();
         let mut ok = true;
@@ -350,6 +355,10 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
                         frontier.push(c);
                     }
                     Some(Op::Identity | Op::Dropout { .. }) => frontier.push(c),
+                    Some(Op::Activation(_) | Op::BatchNorm { .. }) => {
+                        opaque = true;
+                        frontier.push(c);
+                    }
                     _ => ok = false,
                 }
             }
@@ -382,7 +391,7 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
         // A unit with no input outputs a constant (its bias, through the
         // ReLU): fold it into the readers' biases. A padded convolution
         // sees the constant only inside the image, so it cannot be folded.
-        let foldable = readers.iter().all(|&(_, pad)| pad == 0);
+        let foldable = !opaque && readers.iter().all(|&(_, pad)| pad == 0);
         let bias = match model.param(v, "bias") {
             Ok(b) => b.to_dtype(graft_nn::DType::F32)?.to_vec1::<f32>()?,
             Err(_) => vec![0.0; n],

@@ -124,3 +124,67 @@ fn pruned_cnn_shrinks_and_keeps_its_function() {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+/// Through a batch norm and a tanh, a channel nobody reads any more is
+/// removed (with its batch-norm channel), while a channel with no inputs
+/// but still read stays: its constant would change through those ops.
+#[test]
+fn unread_channels_go_through_batch_norm_and_tanh() {
+    use graft_nn::{Activation, Conv, Op};
+    let mut m = Model::with(Device::Cpu, graft_nn::DType::F32, 3);
+    let x = m.input("x", 2).unwrap();
+    let c1 = m
+        .add("c1", Op::MaskedConv2d(Conv::same(3)), &[x], Some(6))
+        .unwrap();
+    let bn = m
+        .add(
+            "bn",
+            Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+            &[c1],
+            None,
+        )
+        .unwrap();
+    let t = m
+        .add("t", Op::Activation(Activation::Tanh), &[bn], None)
+        .unwrap();
+    let c2 = m
+        .add("c2", Op::MaskedConv2d(Conv::same(3)), &[t], Some(4))
+        .unwrap();
+    // Non-trivial running statistics, so the batch norm is not the identity.
+    for (name, vals) in [
+        ("running_mean", vec![0.1f32, -0.2, 0.3, 0.0, 0.5, -0.1]),
+        ("running_var", vec![1.5f32, 0.5, 2.0, 1.0, 0.8, 1.2]),
+    ] {
+        m.set_param(bn, name, &Tensor::from_vec(vals, 6, &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    // c2 reads nothing from c1's channel 1; c1's channel 4 has no inputs.
+    let zero = |m: &mut Model, v, f: &dyn Fn(usize, usize) -> bool| {
+        let t = m.param(v, "mask").unwrap();
+        let d = t.dims().to_vec();
+        let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        let (per, inner) = (d[1] * 9, 9);
+        for (k, val) in vals.iter_mut().enumerate() {
+            if f(k / per, (k % per) / inner) {
+                *val = 0.0;
+            }
+        }
+        m.set_param(v, "mask", &Tensor::from_vec(vals, d, &Device::Cpu).unwrap())
+            .unwrap();
+    };
+    zero(&mut m, c2, &|_, i| i == 1);
+    zero(&mut m, c1, &|o, _| o == 4);
+    let xs = Tensor::randn(0f32, 1.0, (3, 2, 5, 5), &Device::Cpu).unwrap();
+    let before = out(&m, &xs);
+    assert_eq!(to_structure(&mut m).unwrap(), 1);
+    assert_eq!(m.graph().nout(c1).unwrap(), 5);
+    assert_eq!(m.graph().nout(bn).unwrap(), 5);
+    assert_eq!(m.graph().nin(c2).unwrap(), &[5]);
+    let after = out(&m, &xs);
+    for (a, b) in after.iter().zip(&before) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
