@@ -17,6 +17,23 @@ fn out(m: &Model, x: &Tensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// Switch off the mask entries of a convolution's (output, input) channel
+/// pairs where `f` holds.
+fn zero_mask(m: &mut Model, v: graft_nn::VertexId, f: &dyn Fn(usize, usize) -> bool) {
+    let t = m.param(v, "mask").unwrap();
+    let d = t.dims().to_vec();
+    let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+    let per: usize = d[1..].iter().product();
+    let inner: usize = d[2..].iter().product();
+    for (k, val) in vals.iter_mut().enumerate() {
+        if f(k / per, (k % per) / inner) {
+            *val = 0.0;
+        }
+    }
+    m.set_param(v, "mask", &Tensor::from_vec(vals, d, &Device::Cpu).unwrap())
+        .unwrap();
+}
+
 fn params(m: &Model) -> usize {
     m.trainable().iter().map(|(_, _, v)| v.elem_count()).sum()
 }
@@ -93,25 +110,10 @@ fn pruned_cnn_shrinks_and_keeps_its_function() {
     prune_global(&mut m, 0.6).unwrap();
     // c1's channel 2 loses every input; c2 stops reading c1's channel 5;
     // c3 stops reading c2's channel 0.
-    let zero = |m: &mut Model, v, f: &dyn Fn(&[usize]) -> bool| {
-        let t = m.param(v, "mask").unwrap();
-        let d = t.dims().to_vec();
-        let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-        let per: usize = d[1..].iter().product();
-        let inner: usize = d[2..].iter().product();
-        for (k, val) in vals.iter_mut().enumerate() {
-            let (o, i) = (k / per, (k % per) / inner);
-            if f(&[o, i]) {
-                *val = 0.0;
-            }
-        }
-        m.set_param(v, "mask", &Tensor::from_vec(vals, d, &Device::Cpu).unwrap())
-            .unwrap();
-    };
-    zero(&mut m, c1, &|oi| oi[0] == 2);
-    zero(&mut m, c2, &|oi| oi[1] == 5);
+    zero_mask(&mut m, c1, &|o, _| o == 2);
+    zero_mask(&mut m, c2, &|_, i| i == 5);
     let c3 = m.id("c3").unwrap();
-    zero(&mut m, c3, &|oi| oi[1] == 0);
+    zero_mask(&mut m, c3, &|_, i| i == 0);
     let input = Tensor::randn(0f32, 1.0, (2, 3, 9, 9), &Device::Cpu).unwrap();
     let before = out(&m, &input);
     let p0 = params(&m);
@@ -162,21 +164,8 @@ fn unread_channels_go_through_batch_norm_and_tanh() {
             .unwrap();
     }
     // c2 reads nothing from c1's channel 1; c1's channel 4 has no inputs.
-    let zero = |m: &mut Model, v, f: &dyn Fn(usize, usize) -> bool| {
-        let t = m.param(v, "mask").unwrap();
-        let d = t.dims().to_vec();
-        let mut vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-        let (per, inner) = (d[1] * 9, 9);
-        for (k, val) in vals.iter_mut().enumerate() {
-            if f(k / per, (k % per) / inner) {
-                *val = 0.0;
-            }
-        }
-        m.set_param(v, "mask", &Tensor::from_vec(vals, d, &Device::Cpu).unwrap())
-            .unwrap();
-    };
-    zero(&mut m, c2, &|_, i| i == 1);
-    zero(&mut m, c1, &|o, _| o == 4);
+    zero_mask(&mut m, c2, &|_, i| i == 1);
+    zero_mask(&mut m, c1, &|o, _| o == 4);
     let xs = Tensor::randn(0f32, 1.0, (3, 2, 5, 5), &Device::Cpu).unwrap();
     let before = out(&m, &xs);
     assert_eq!(to_structure(&mut m).unwrap(), 1);
