@@ -314,13 +314,23 @@ fn structure_writes_the_neuron_graph() {
     refused(
         &[
             "structure",
-            &fixture("rescnn.legacy.onnx"),
+            &fixture("lstm.legacy.onnx"),
             "-o",
             o.to_str().unwrap(),
         ],
         &o,
-        "/MaxPool",
+        "`/rnn/LSTM`: recurrent has no neuron-level form",
     );
+    // Pooling has one: the narrow ResNet-18 (max pool in the stem, global
+    // average pool before the head).
+    let r = out("structure", "resnet.graphml");
+    let text = ok(&[
+        "structure",
+        &fixture("resnet18w8.legacy.onnx"),
+        "-o",
+        r.to_str().unwrap(),
+    ]);
+    assert!(text.starts_with("11,914 neurons"), "{text}");
     let t = out("structure", "never.txt");
     refused(
         &[

@@ -301,6 +301,23 @@ fn build(
                     fresh: false,
                 }
             }
+            Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::GlobalMaxPool => {
+                let sh = shapes.ok_or_else(|| {
+                    unsupported(v, "pooling without input shapes (use neuron_graph_for)")
+                })?;
+                let u = vx.inputs()[0];
+                let ids = nn.block(&name, depth + 1, count(v), on);
+                for (s, t, w) in pool_edges(op, &sh[&u], &sh[&v]) {
+                    if let (Some(s), Some(t)) = (ins[0].ids[s], ids[t]) {
+                        nn.edges.push((s, t, w));
+                    }
+                }
+                Block {
+                    ids,
+                    layer: depth + 1,
+                    fresh: false,
+                }
+            }
             Op::Flatten { .. } => Block {
                 ids: ins[0].ids.clone(),
                 layer: depth,
@@ -384,6 +401,57 @@ fn build(
         }
     }
     Ok(out)
+}
+
+/// The connections of a pooling vertex: (input neuron, output neuron,
+/// weight), neurons numbered channel-major over the per-sample shapes
+/// `[C, ...]`. Each output reads its window of the same channel: weight 1
+/// for a max (the neuron that wins depends on the input), 1/window for an
+/// average. Windows are clipped to the input (padding never wins).
+fn pool_edges(op: &Op, input: &[usize], output: &[usize]) -> Vec<(usize, usize, f32)> {
+    let c = input[0];
+    let si: usize = input[1..].iter().product();
+    let mut edges = Vec::new();
+    match op {
+        Op::GlobalAvgPool | Op::GlobalMaxPool => {
+            let w = if matches!(op, Op::GlobalAvgPool) {
+                1.0 / si.max(1) as f32
+            } else {
+                1.0
+            };
+            for ch in 0..c {
+                edges.extend((0..si).map(|i| (ch * si + i, ch, w)));
+            }
+        }
+        Op::MaxPool2d { kernel, stride, .. } | Op::AvgPool2d { kernel, stride }
+            if input.len() == 3 && output.len() == 3 =>
+        {
+            let (pad, w) = match op {
+                Op::MaxPool2d { padding, .. } => (*padding, 1.0),
+                _ => (0, 1.0 / (kernel * kernel) as f32),
+            };
+            let (hi, wi, ho, wo) = (input[1], input[2], output[1], output[2]);
+            for ch in 0..c {
+                for y in 0..ho {
+                    for x in 0..wo {
+                        let t = (ch * ho + y) * wo + x;
+                        for ky in 0..*kernel {
+                            for kx in 0..*kernel {
+                                let iy = (y * stride + ky) as isize - pad as isize;
+                                let ix = (x * stride + kx) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= hi as isize || ix >= wi as isize {
+                                    continue;
+                                }
+                                edges.push(((ch * hi + iy as usize) * wi + ix as usize, t, w));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    edges
 }
 
 /// The exported graph as a layered DAG (node `k` is `NodeIndex(k)`).
