@@ -14,7 +14,7 @@ fn edges_into(model: &Model, shape: Vec<usize>, target: &str) -> Vec<(usize, usi
         .filter(|e| g[e.target()].vertex == target)
         .map(|e| (g[e.source()].index, g[e.target()].index, *e.weight()))
         .collect();
-    out.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    out.sort_by_key(|e| (e.1, e.0));
     out
 }
 
