@@ -207,6 +207,18 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Loss and accuracy of a classifier on a data set (the same formats as
+    /// `graft train`), e.g. to check a pruned model.
+    #[command(
+        after_help = "Example:\n  graft eval small.onnx --data digits\n  graft eval mlp.onnx --data samples.csv --json"
+    )]
+    Eval {
+        /// The ONNX model (one input, one output of class scores).
+        model: PathBuf,
+        /// The data set.
+        #[arg(long)]
+        data: String,
+    },
     /// Remove an edge `--from` -> `--to`.
     #[command(
         after_help = "Example:\n  graft disconnect model.onnx --from relu1 --to cat -o split.onnx"
@@ -392,6 +404,7 @@ fn main() -> ExitCode {
             json,
             show,
         ),
+        Command::Eval { model, data } => commands::train::eval(&model, &data, json),
         Command::Plan {
             graph,
             request,

@@ -159,6 +159,7 @@ fn every_subcommand_help_has_an_example() {
         "structure",
         "draw",
         "train",
+        "eval",
     ] {
         let o = graft(&[sub, "--help"]);
         assert_eq!(o.status.code(), Some(0));

@@ -152,6 +152,22 @@ fn train_on_the_shipped_digits_with_per_epoch_metrics() {
     )
     .unwrap();
     assert!((a - acc[3]).abs() < 1e-9, "{a} against {}", acc[3]);
+    // `graft eval` measures the whole data set.
+    let e = ok_json(&["eval", s(&out), "--data", "digits"]);
+    let (_, all) = graft::nn::train::evaluate(
+        &back.model,
+        &data.x,
+        &data.y,
+        graft::nn::train::Loss::CrossEntropy,
+    )
+    .unwrap();
+    assert_eq!(e["samples"], 1797);
+    assert!((e["accuracy"].as_f64().unwrap() - all).abs() < 1e-9);
+    refused(
+        &["eval", s(&model), "--data", s(&d.join("none.csv"))],
+        &d.join("never-written"),
+        "none.csv",
+    );
     // A CNN gets the 64 pixels as 1×8×8 images; the text mode prints the
     // table.
     let cnn_path = d.join("cnn.onnx");

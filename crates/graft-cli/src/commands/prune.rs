@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use graft::nn::shrink::{shrink, Scope, Target};
 use serde_json::json;
 
-use crate::io::{bar, classes, load, save, spinner, table, thousands};
+use crate::io::{bar, load, save, spinner, table, thousands};
 use crate::Usage;
 
 /// How neurons are valued.
@@ -43,16 +43,7 @@ pub fn run(
             return Err(Usage("--utility taylor needs --data".into()).into())
         }
         (UtilityArg::Taylor, Some(spec)) => {
-            if l.input_shapes.len() != 1 {
-                return Err(Usage(format!(
-                    "model `{name}` has {} inputs; --utility taylor needs exactly one",
-                    l.input_shapes.len()
-                ))
-                .into());
-            }
-            let k = classes(&l.model, &name)?;
-            let d =
-                crate::data::shaped_for(crate::data::load(spec)?, spec, &l.sample_shapes()[0], k)?;
+            let d = super::train::data_for(&l, path, spec)?;
             let batch = 64;
             let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
             let u = graft::nn::utility::taylor_on(

@@ -95,6 +95,42 @@ pub fn epochs_table(epochs: &[Epoch]) -> String {
     )
 }
 
+/// `data` shaped for a classifier `l` read from `path` (one input, one
+/// output of class scores); errors name the file at fault.
+pub fn data_for(l: &crate::io::Loaded, path: &Path, data: &str) -> Result<Dataset> {
+    let name = path.display().to_string();
+    if l.input_shapes.len() != 1 {
+        return Err(Usage(format!(
+            "model `{name}` has {} inputs; a classifier needs exactly one",
+            l.input_shapes.len()
+        ))
+        .into());
+    }
+    let k = classes(&l.model, &name)?;
+    crate::data::shaped_for(crate::data::load(data)?, data, &l.sample_shapes()[0], k)
+}
+
+/// `graft eval`: loss and accuracy of a classifier on a whole data set.
+pub fn eval(path: &Path, data: &str, json_out: bool) -> Result<String> {
+    let l = load(path)?;
+    let d = data_for(&l, path, data)?;
+    let (loss, acc) = evaluate(&l.model, &d.x, &d.y, Loss::CrossEntropy)
+        .with_context(|| format!("evaluating `{}` on `{data}`", path.display()))?;
+    if json_out {
+        let doc = json!({
+            "samples": d.len(),
+            "loss": loss,
+            "accuracy": acc,
+        });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
+    Ok(format!(
+        "{} samples of `{data}`: cross-entropy {loss:.4}, accuracy {:.1}%\n",
+        d.len(),
+        100.0 * acc
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
@@ -115,16 +151,8 @@ pub fn run(
         .into());
     }
     let mut l = load(path)?;
+    let d = data_for(&l, path, data)?;
     let name = path.display().to_string();
-    if l.input_shapes.len() != 1 {
-        return Err(Usage(format!(
-            "model `{name}` has {} inputs; training needs exactly one",
-            l.input_shapes.len()
-        ))
-        .into());
-    }
-    let k = classes(&l.model, &name)?;
-    let d = crate::data::shaped_for(crate::data::load(data)?, data, &l.sample_shapes()[0], k)?;
     let n_held = (d.len() as f64 * holdout).round() as usize;
     if d.len() - n_held == 0 {
         return Err(Usage(format!("data file `{data}`: no sample left to train on")).into());
