@@ -64,11 +64,22 @@ pub fn fit(
             b.inc(1);
             Ok(())
         })?;
-        b.finish_and_clear();
         let (l, a) = evaluate(model, &held.x, &held.y, Loss::CrossEntropy)?;
+        let train_loss = losses.first().copied();
+        b.finish_and_clear();
+        // On a terminal, each epoch's figures as it ends (the table comes
+        // at the end, on stdout).
+        if !b.is_hidden() {
+            eprintln!(
+                "{what} {e}/{}: train loss {:.4}, held-out loss {l:.4}, accuracy {:.1}%",
+                s.epochs,
+                train_loss.unwrap_or(f64::NAN),
+                100.0 * a
+            );
+        }
         out.push(Epoch {
             epoch: e,
-            train_loss: losses.first().copied(),
+            train_loss,
             held_loss: l,
             held_accuracy: a,
         });
