@@ -388,6 +388,9 @@ fn sparsify_to_a_density_and_compact() {
     let total = 64 * 32 + 32 * 32 + 32 * 10;
     assert_eq!(r["weights"], serde_json::json!([total, total / 4]));
     assert_eq!(r["neurons_removed"], 0);
+    // An MLP's MACs are its weights: the nonzero ones are a quarter.
+    assert_eq!(r["macs"][0], total);
+    assert_eq!(r["nonzero_macs"], total / 4);
     // The written weights have exactly that many nonzeros.
     let back = graft::onnx::import(&out).unwrap();
     let mut nonzero = 0;

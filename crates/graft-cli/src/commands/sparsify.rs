@@ -74,7 +74,9 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
     sp.finish_and_clear();
     let weights_after = kept(&l.model)?;
     let params1 = l.model.parameter_count();
-    let macs1 = l.model.cost(&shapes)?.total();
+    let cost1 = l.model.cost(&shapes)?;
+    let macs1 = cost1.total();
+    let nonzero_macs = nonzero_macs(&l.model, &cost1)?;
     save(&l.model, &l.input_shapes, out)?;
     if json_out {
         let doc = json!({
@@ -85,6 +87,7 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
             "weights_after_compaction": weights_after,
             "params": [params0, params1],
             "macs": [macs0, macs1],
+            "nonzero_macs": nonzero_macs,
             "output": out.display().to_string(),
         });
         return Ok(serde_json::to_string_pretty(&doc)? + "\n");
@@ -118,8 +121,32 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
             thousands(macs0),
             thousands(macs1),
         ],
+        vec![
+            "MACs per sample (nonzero weights)".into(),
+            thousands(macs0),
+            thousands(nonzero_macs),
+        ],
     ];
     text.push_str(&table(&["", "before", "after"], &rows));
     text.push_str(&format!("\nwrote {}\n", out.display()));
     Ok(text)
+}
+
+/// Multiply-accumulates of the weights that are on: each masked layer's
+/// dense count times the share of its mask that is on (exact for dense
+/// layers; for a convolution, taps that fall on padding are counted as
+/// the dense count counts them).
+fn nonzero_macs(model: &graft::nn::Model, cost: &graft::nn::cost::Cost) -> Result<u64> {
+    let masked = masked_layers(model);
+    let mut total = 0u64;
+    for (v, &m) in &cost.macs {
+        if !masked.contains(v) {
+            total += m;
+            continue;
+        }
+        let mask: Vec<f32> = model.param(*v, "mask")?.flatten_all()?.to_vec1()?;
+        let on = mask.iter().filter(|&&x| x != 0.0).count() as u64;
+        total += m * on / mask.len().max(1) as u64;
+    }
+    Ok(total)
 }
