@@ -128,7 +128,9 @@ pub fn bar(len: u64, what: &str, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let b = indicatif::ProgressBar::new(len);
+    // Cleared when dropped too, so a step that fails leaves no bar behind
+    // its error message.
+    let b = indicatif::ProgressBar::new(len).with_finish(indicatif::ProgressFinish::AndClear);
     let style =
         indicatif::ProgressStyle::with_template("{msg:<24} [{bar:30}] {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
@@ -143,7 +145,7 @@ pub fn spinner(what: &str, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let s = indicatif::ProgressBar::new_spinner();
+    let s = indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
     s.set_message(what.to_string());
     s.enable_steady_tick(std::time::Duration::from_millis(120));
     s
