@@ -135,6 +135,8 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
     // (exit 1), so those errors are turned into text. Writing the output
     // directory is the user's input (exit 2).
     let internal = |what: &'static str| move |e: graft::nn::NnError| anyhow!("{what}: {e}");
+    // The same for the steps that return any error.
+    let failed = |what: &'static str| move |e: anyhow::Error| anyhow!("{what}: {e:#}");
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("creating the output directory `{}`", out_dir.display()))?;
     let data = shipped_digits().map_err(internal("reading the shipped digits"))?;
@@ -148,7 +150,10 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
     let (train, test) = data
         .split(1437, 42)
         .map_err(internal("splitting the digits"))?;
-    let (train, test) = (img(train)?, img(test)?);
+    let (train, test) = (
+        img(train).map_err(failed("shaping the digits"))?,
+        img(test).map_err(failed("shaping the digits"))?,
+    );
     let shapes = vec![vec![1, 8, 8]];
     let mut text = String::from(
         "graft demo: a residual CNN on the digits (1,437 training and 360 held-out 8×8 images)\n\n",
@@ -162,8 +167,8 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
         lr: 2e-3,
         seed: 11,
     };
-    let log = fit(&mut m, &train, &test, s, "train", show)?;
-    let trained = measure(&m, &test, &shapes)?;
+    let log = fit(&mut m, &train, &test, s, "train", show).map_err(failed("training"))?;
+    let trained = measure(&m, &test, &shapes).map_err(failed("measuring"))?;
     text.push_str(&format!("## 1. Train ({} epochs, Adam)\n\n", len.epochs));
     text.push_str(&epochs_table(&log));
 
@@ -175,7 +180,7 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
     let r = shrink(&mut m, &u, Target::Macs(budget), Scope::Global, &shapes)
         .map_err(internal("pruning"))?;
     sp.finish_and_clear();
-    let pruned = measure(&m, &test, &shapes)?;
+    let pruned = measure(&m, &test, &shapes).map_err(failed("measuring"))?;
     text.push_str(&format!(
         "\n## 2. Prune to half the MACs (budget {}; Taylor utility, planner re-select)\n\n",
         thousands(budget)
@@ -189,22 +194,22 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
         seed: 23,
         ..s
     };
-    let log = fit(&mut m, &train, &test, s, "fine-tune", show)?;
-    let tuned = measure(&m, &test, &shapes)?;
+    let log = fit(&mut m, &train, &test, s, "fine-tune", show).map_err(failed("fine-tuning"))?;
+    let tuned = measure(&m, &test, &shapes).map_err(failed("measuring"))?;
     text.push_str(&format!("\n## 3. Fine-tune ({} epochs)\n\n", len.fine_tune));
     text.push_str(&epochs_table(&log));
 
     // 4. Widen stage 2 by 8 channels: `down` feeds the residual add, so
     // every vertex of that stream follows. New neurons get zero weights out
     // of them, so the function is kept.
-    let y_before = outputs(&m, &test.x)?;
+    let y_before = outputs(&m, &test.x).map_err(failed("running the model"))?;
     let down = m.id("down").map_err(internal("finding `down`"))?;
     let (planned, _) = m
         .change_sizes(&Request::new().nout(down, 8))
         .map_err(internal("widening stage 2"))?;
-    let y_after = outputs(&m, &test.x)?;
-    let widen_diff = max_diff(&y_before, &y_after)?;
-    let widened = measure(&m, &test, &shapes)?;
+    let y_after = outputs(&m, &test.x).map_err(failed("running the model"))?;
+    let widen_diff = max_diff(&y_before, &y_after).map_err(failed("comparing outputs"))?;
+    let widened = measure(&m, &test, &shapes).map_err(failed("measuring"))?;
     text.push_str("\n## 4. Widen stage 2 (nout(down) +8, exact)\n\n");
     text.push_str(&sizes(&planned.plan));
     text.push_str(&format!(
@@ -218,7 +223,9 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
     write_file(&onnx_path, &bytes)?;
     let back = graft::onnx::import(&onnx_path)
         .map_err(|e| anyhow!("reading back `{}`: {e}", onnx_path.display()))?;
-    let onnx_diff = max_diff(&y_after, &outputs(&back.model, &test.x)?)?;
+    let onnx_diff = outputs(&back.model, &test.x)
+        .and_then(|y| max_diff(&y_after, &y))
+        .map_err(failed("running the model read back"))?;
     text.push_str(&format!(
         "\n## 5. Export\n\nwrote {} ({} bytes); read back, its outputs differ by at most {onnx_diff:.2e}\n",
         onnx_path.display(),
