@@ -368,3 +368,62 @@ pub fn evaluate(model: &Model, x: &Tensor, y: &Tensor, loss: Loss) -> Result<(f6
     }
     Ok((total / n as f64, correct as f64 / n as f64))
 }
+
+/// Re-estimate every batch norm's running mean and variance on `x` (in
+/// batches of `batch`, in training mode), leaving every trainable parameter
+/// as it is. After pruning or resizing, the statistics a batch norm sees
+/// have changed while its running estimates have not; re-estimating them
+/// alone often recovers much of the accuracy. The estimate is the mean of
+/// the batches' statistics weighted by their size (PyTorch's
+/// `momentum=None`), not a moving average. Returns how many batch norms
+/// were updated.
+///
+/// # Errors
+/// Shape errors, an empty data set or a batch of 0.
+pub fn recalibrate_batch_norm(model: &mut Model, x: &Tensor, batch: usize) -> Result<usize> {
+    let n = x.dim(0)?;
+    if batch == 0 || n == 0 {
+        return Err(crate::error::NnError::Invalid {
+            what: "batch-norm recalibration".into(),
+            reason: format!("{n} samples in batches of {batch}"),
+        });
+    }
+    let ex = Executor::new(model)?;
+    let mut sums: HashMap<(VertexId, &'static str), Tensor> = HashMap::new();
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(batch);
+        let xb = x.narrow(0, start, len)?;
+        let f = ex.forward(model, &[xb], Mode::Train { seed: start as u64 }, false)?;
+        for (v, name, new) in &f.updates {
+            let Some(crate::op::Op::BatchNorm { momentum, .. }) = model.layer(*v).map(|l| &l.op)
+            else {
+                continue;
+            };
+            if *momentum <= 0.0 {
+                return Err(crate::error::NnError::Layer {
+                    vertex: model.graph().name(*v),
+                    reason: "a batch norm with momentum 0 never updates its statistics".into(),
+                });
+            }
+            // new = (1 - momentum) · old + momentum · batch statistic.
+            let old = model.param(*v, name)?;
+            let stat = new
+                .sub(&old.affine(1.0 - momentum, 0.0)?)?
+                .affine(1.0 / momentum, 0.0)?
+                .affine(len as f64, 0.0)?;
+            let acc = match sums.remove(&(*v, *name)) {
+                Some(s) => s.add(&stat)?,
+                None => stat,
+            };
+            sums.insert((*v, *name), acc);
+        }
+        start += len;
+    }
+    let mut layers = std::collections::HashSet::new();
+    for ((v, name), sum) in sums {
+        model.set_param(v, name, &sum.affine(1.0 / n as f64, 0.0)?)?;
+        layers.insert(v);
+    }
+    Ok(layers.len())
+}

@@ -358,3 +358,69 @@ fn optimiser_state_does_not_hold_the_graph() {
         }
     }
 }
+
+/// Batch-norm recalibration: the running mean becomes the data's mean of
+/// the normalised activations (the same in one batch or in ten), the
+/// running variance the mean of the batches' variances, and no trainable
+/// parameter moves.
+#[test]
+fn recalibrating_batch_norm_estimates_the_data_statistics() {
+    use graft_nn::train::recalibrate_batch_norm;
+    let mut m = Model::with(graft_nn::Device::Cpu, graft_nn::DType::F32, 12);
+    let x = m.input("x", 3).unwrap();
+    let c = m
+        .add("c", Op::Conv2d(Conv::same(3)), &[x], Some(4))
+        .unwrap();
+    let bn = m
+        .add(
+            "bn",
+            Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+            &[c],
+            None,
+        )
+        .unwrap();
+    let r = m.add("r", relu(), &[bn], None).unwrap();
+    let p = m.add("p", Op::GlobalAvgPool, &[r], None).unwrap();
+    m.add("fc", Op::Dense { bias: true }, &[p], Some(2))
+        .unwrap();
+    let data = graft_nn::Tensor::randn(2f32, 1.5, (200, 3, 6, 6), &graft_nn::Device::Cpu).unwrap();
+    // The convolution's output over the data, per channel.
+    let acts = graft_nn::Executor::new(&m)
+        .unwrap()
+        .forward(&m, std::slice::from_ref(&data), graft_nn::Mode::Eval, true)
+        .unwrap()
+        .activations[&c]
+        .clone();
+    let want: Vec<f32> = acts
+        .transpose(0, 1)
+        .unwrap()
+        .flatten_from(1)
+        .unwrap()
+        .mean(1)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let weights_before = values(&m, c, "weight");
+    let mut one = m.clone();
+    let mut ten = m.clone();
+    assert_eq!(recalibrate_batch_norm(&mut one, &data, 200).unwrap(), 1);
+    assert_eq!(recalibrate_batch_norm(&mut ten, &data, 20).unwrap(), 1);
+    for (a, b) in values(&one, bn, "running_mean").iter().zip(&want) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    for (a, b) in values(&ten, bn, "running_mean").iter().zip(&want) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    // The variance over the whole data, against the mean of the batches'
+    // variances: close, and far from the initial 1.
+    let var_one = values(&one, bn, "running_var");
+    for (a, b) in var_one.iter().zip(&values(&ten, bn, "running_var")) {
+        assert!((a - b).abs() < 0.05 * a, "{a} vs {b}");
+        assert!((a - 1.0).abs() > 0.1, "{a}");
+    }
+    assert_eq!(values(&one, c, "weight"), weights_before);
+    assert!(recalibrate_batch_norm(&mut one, &data, 0).is_err());
+}
