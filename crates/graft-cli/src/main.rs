@@ -121,7 +121,8 @@ enum Command {
     #[command(
         after_help = "Example:\n  graft prune model.onnx --ratio 0.5 -o half.onnx\n  \
                   graft prune model.onnx --macs 2000000 --scope layer -o small.onnx\n  \
-                  graft prune cnn.onnx --params 20000 --utility taylor --data digits -o small.onnx"
+                  graft prune cnn.onnx --params 20000 --utility taylor --data digits -o small.onnx\n  \
+                  graft prune cnn.onnx --macs 300000 --recalibrate --data digits -o small.onnx"
     )]
     Prune {
         /// The ONNX model.
@@ -141,10 +142,15 @@ enum Command {
         /// How neurons are valued.
         #[arg(long, value_enum, default_value = "magnitude")]
         utility: commands::prune::UtilityArg,
-        /// Data for `--utility taylor`: `digits`, or a .csv, .npy or .npz
-        /// file of features and labels (see `graft train --help`).
+        /// Data for `--utility taylor` and `--recalibrate`: `digits`, or a
+        /// .csv, .npy or .npz file of features and labels (see `graft train
+        /// --help`).
         #[arg(long)]
         data: Option<String>,
+        /// After pruning, re-estimate every batch norm's running statistics
+        /// on `--data` (no weight changes).
+        #[arg(long)]
+        recalibrate: bool,
         /// Where to write the pruned model.
         #[arg(short, long)]
         output: PathBuf,
@@ -429,6 +435,7 @@ fn main() -> ExitCode {
             scope,
             utility,
             data,
+            recalibrate,
             output,
         } => (|| {
             let target = match (ratio, params, macs) {
@@ -451,6 +458,7 @@ fn main() -> ExitCode {
                 scope,
                 utility,
                 data.as_deref(),
+                recalibrate,
                 &output,
                 json,
                 show,

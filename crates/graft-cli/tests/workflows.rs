@@ -383,7 +383,7 @@ fn prune_with_taylor_utility_on_data() {
             s(&none),
         ],
         &none,
-        "--data is used by --utility taylor only",
+        "--data is used by --utility taylor and --recalibrate only",
     );
 }
 
@@ -508,5 +508,76 @@ fn draw_the_graph_and_a_plan() {
         &["draw", s(&model), "--plan", "image=+1", "-o", s(&none)],
         &none,
         "image",
+    );
+}
+
+#[test]
+fn prune_then_recalibrate_batch_norms() {
+    let d = dir("recalibrate");
+    let model = d.join("bn.onnx");
+    let mut m = Model::with(Device::Cpu, DType::F32, 8);
+    let x = m.input("image", 1).unwrap();
+    let c = m
+        .add("conv", Op::Conv2d(Conv::same(3)), &[x], Some(8))
+        .unwrap();
+    let bn = Op::BatchNorm {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let b = m.add("bn", bn, &[c], None).unwrap();
+    let r = m
+        .add("relu", Op::Activation(Activation::Relu), &[b], None)
+        .unwrap();
+    let p = m.add("pool", Op::GlobalAvgPool, &[r], None).unwrap();
+    m.add("logits", Op::Dense { bias: true }, &[p], Some(10))
+        .unwrap();
+    graft::onnx::export(&m, &[vec![1, 1, 8, 8]], &model).unwrap();
+    let plain = d.join("plain.onnx");
+    let recal = d.join("recal.onnx");
+    let run = |extra: &[&str], o: &Path| {
+        let mut a = vec!["prune", s(&model), "--ratio", "0.5", "-o", s(o)];
+        a.extend_from_slice(extra);
+        ok_json(&a)
+    };
+    assert_eq!(run(&[], &plain)["recalibrated"], 0);
+    assert_eq!(
+        run(&["--recalibrate", "--data", "digits"], &recal)["recalibrated"],
+        1
+    );
+    // The written statistics are the library's re-estimate on the digits.
+    let mut want = graft::onnx::import(&plain).unwrap().model;
+    let digits = graft::nn::data::shipped_digits().unwrap();
+    let images = digits.x.reshape((1797, 1, 8, 8)).unwrap();
+    graft::nn::train::recalibrate_batch_norm(&mut want, &images, 128).unwrap();
+    let got = graft::onnx::import(&recal).unwrap().model;
+    let stats = |m: &Model, name: &str| -> Vec<f32> {
+        let v = m.id("bn").unwrap();
+        m.param(v, name).unwrap().to_vec1().unwrap()
+    };
+    for name in ["running_mean", "running_var"] {
+        for (a, b) in stats(&got, name).iter().zip(&stats(&want, name)) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{name}: {a} vs {b}"
+            );
+        }
+    }
+    assert_ne!(
+        stats(&got, "running_mean"),
+        stats(&m, "running_mean")[..4].to_vec()
+    );
+    let none = d.join("none.onnx");
+    refused(
+        &[
+            "prune",
+            s(&model),
+            "--ratio",
+            "0.5",
+            "--recalibrate",
+            "-o",
+            s(&none),
+        ],
+        &none,
+        "--recalibrate needs --data",
     );
 }

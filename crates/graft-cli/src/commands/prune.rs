@@ -27,23 +27,30 @@ pub fn run(
     scope: Scope,
     utility: UtilityArg,
     data: Option<&str>,
+    recalibrate: bool,
     out: &Path,
     json_out: bool,
     show: bool,
 ) -> Result<String> {
+    let taylor = utility == UtilityArg::Taylor;
+    match data {
+        None if taylor => return Err(Usage("--utility taylor needs --data".into()).into()),
+        None if recalibrate => return Err(Usage("--recalibrate needs --data".into()).into()),
+        Some(_) if !taylor && !recalibrate => {
+            return Err(
+                Usage("--data is used by --utility taylor and --recalibrate only".into()).into(),
+            )
+        }
+        _ => {}
+    }
     let mut l = load(path)?;
     let name = path.display().to_string();
-    let u = match (utility, data) {
-        (UtilityArg::Magnitude, None) => graft::nn::utility::magnitude(&l.model)
-            .with_context(|| format!("magnitudes of `{name}`"))?,
-        (UtilityArg::Magnitude, Some(_)) => {
-            return Err(Usage("--data is used by --utility taylor only".into()).into())
-        }
-        (UtilityArg::Taylor, None) => {
-            return Err(Usage("--utility taylor needs --data".into()).into())
-        }
-        (UtilityArg::Taylor, Some(spec)) => {
-            let d = super::train::data_for(&l, path, spec)?;
+    let d = match data {
+        Some(spec) => Some((spec, super::train::data_for(&l, path, spec)?)),
+        None => None,
+    };
+    let u = match &d {
+        Some((spec, d)) if taylor => {
             let batch = 64;
             let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
             let u = graft::nn::utility::taylor_on(
@@ -58,18 +65,28 @@ pub fn run(
             b.finish_and_clear();
             u
         }
+        _ => graft::nn::utility::magnitude(&l.model)
+            .with_context(|| format!("magnitudes of `{name}`"))?,
     };
     let shapes = l.sample_shapes();
     let sp = spinner("pruning (planner bisection)", show);
     let r = shrink(&mut l.model, &u, target, scope, &shapes)
         .with_context(|| format!("pruning `{}`", path.display()))?;
     sp.finish_and_clear();
+    let recalibrated = match &d {
+        Some((spec, d)) if recalibrate => {
+            graft::nn::train::recalibrate_batch_norm(&mut l.model, &d.x, 128)
+                .with_context(|| format!("re-estimating the batch norms of `{name}` on `{spec}`"))?
+        }
+        _ => 0,
+    };
     save(&l.model, &l.input_shapes, out)?;
     if json_out {
         let doc = json!({
             "neurons": [r.neurons.0, r.neurons.1],
             "params": [r.params.0, r.params.1],
             "macs": [r.macs.0, r.macs.1],
+            "recalibrated": recalibrated,
             "output": out.display().to_string(),
         });
         return Ok(serde_json::to_string_pretty(&doc)? + "\n");
@@ -96,6 +113,12 @@ pub fn run(
         ],
     ];
     let mut text = table(&["", "before", "after", "kept"], &rows);
+    if recalibrate {
+        text.push_str(&format!(
+            "\nre-estimated the statistics of {recalibrated} batch norms on `{}`\n",
+            data.unwrap_or_default()
+        ));
+    }
     text.push_str(&format!("\nwrote {}\n", out.display()));
     Ok(text)
 }
