@@ -11,12 +11,55 @@ pub struct Loaded {
     pub model: Model,
     /// Each input's shape, batch first (graft's axis order).
     pub input_shapes: Vec<Vec<usize>>,
+    /// Per-sample shapes given on the command line (`--shape`), for
+    /// counting MACs at another input size; the file keeps its own.
+    pub cost_shapes: Option<Vec<Vec<usize>>>,
 }
 
 impl Loaded {
-    /// Per-sample input shapes (the batch axis dropped), for costing.
+    /// Per-sample input shapes (the batch axis dropped) for costing: those
+    /// given with `--shape`, else the file's.
     pub fn sample_shapes(&self) -> Vec<Vec<usize>> {
-        self.input_shapes.iter().map(|s| s[1..].to_vec()).collect()
+        self.cost_shapes
+            .clone()
+            .unwrap_or_else(|| self.input_shapes.iter().map(|s| s[1..].to_vec()).collect())
+    }
+
+    /// Use per-sample shapes like `3x224x224`, one per input, for costing;
+    /// each must keep its input's number of channels.
+    pub fn with_shapes(mut self, given: &[String], path: &Path) -> Result<Self> {
+        if given.is_empty() {
+            return Ok(self);
+        }
+        let name = path.display();
+        if given.len() != self.input_shapes.len() {
+            return Err(crate::Usage(format!(
+                "--shape given {} times; model `{name}` has {} inputs",
+                given.len(),
+                self.input_shapes.len()
+            ))
+            .into());
+        }
+        let mut shapes = Vec::new();
+        for (text, file) in given.iter().zip(&self.input_shapes) {
+            let dims: Option<Vec<usize>> = text
+                .split(['x', ','])
+                .map(|d| d.trim().parse().ok().filter(|&n| n > 0))
+                .collect();
+            let dims = dims.ok_or_else(|| {
+                crate::Usage(format!("--shape `{text}`: give sizes like 3x224x224"))
+            })?;
+            if dims.len() != file.len() - 1 || dims[0] != file[1] {
+                return Err(crate::Usage(format!(
+                    "--shape `{text}`: model `{name}` takes samples shaped like {:?}",
+                    &file[1..]
+                ))
+                .into());
+            }
+            shapes.push(dims);
+        }
+        self.cost_shapes = Some(shapes);
+        Ok(self)
     }
 }
 
@@ -27,6 +70,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
     Ok(Loaded {
         model: imp.model,
         input_shapes: imp.input_shapes,
+        cost_shapes: None,
     })
 }
 

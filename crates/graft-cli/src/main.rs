@@ -86,11 +86,16 @@ enum Command {
     /// List the vertices of an ONNX model: op, size kind, sizes, parameters
     /// and multiply-accumulates per sample at the model's input shape.
     #[command(
-        after_help = "Example:\n  graft inspect model.onnx\n  graft inspect --json model.onnx"
+        after_help = "Example:\n  graft inspect model.onnx\n  graft inspect --json model.onnx\n  \
+                  graft inspect resnet.onnx --shape 3x224x224"
     )]
     Inspect {
         /// The ONNX model.
         model: PathBuf,
+        /// Count MACs for samples of this shape (e.g. 3x224x224), one per
+        /// input, instead of the file's.
+        #[arg(long)]
+        shape: Vec<String>,
     },
     /// Change one vertex's number of neurons; every coupled vertex follows
     /// and the plan is printed. Growth keeps the function (new inputs are 0).
@@ -151,6 +156,10 @@ enum Command {
         /// on `--data` (no weight changes).
         #[arg(long)]
         recalibrate: bool,
+        /// Count MACs (for `--macs`) for samples of this shape, e.g.
+        /// 3x224x224, one per input, instead of the file's.
+        #[arg(long)]
+        shape: Vec<String>,
         /// Where to write the pruned model.
         #[arg(short, long)]
         output: PathBuf,
@@ -416,7 +425,7 @@ fn main() -> ExitCode {
             request,
             no_fallback,
         } => plan_files(&graph, &request, no_fallback),
-        Command::Inspect { model } => commands::inspect::run(&model, json),
+        Command::Inspect { model, shape } => commands::inspect::run(&model, &shape, json),
         Command::Structure { model, output } => {
             commands::structure::run(&model, &output, json, show)
         }
@@ -436,6 +445,7 @@ fn main() -> ExitCode {
             utility,
             data,
             recalibrate,
+            shape,
             output,
         } => (|| {
             let target = match (ratio, params, macs) {
@@ -459,6 +469,7 @@ fn main() -> ExitCode {
                 utility,
                 data.as_deref(),
                 recalibrate,
+                &shape,
                 &output,
                 json,
                 show,

@@ -427,3 +427,72 @@ fn json_from_edits_structure_and_draw() {
         "{j}"
     );
 }
+
+/// MACs at another input size: convolutions scale with the image, the head
+/// does not; a MAC budget is met at the size given.
+#[test]
+fn inspect_and_prune_at_another_input_shape() {
+    let src = fixture("resnet18w8.legacy.onnx");
+    let inspect = |extra: &[&str]| -> serde_json::Value {
+        let mut a = vec!["--json", "inspect", &src];
+        a.extend_from_slice(extra);
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    let small = inspect(&[]);
+    let large = inspect(&["--shape", "3x64x64"]);
+    assert_eq!(large["sample_shapes"], serde_json::json!([[3, 64, 64]]));
+    let head: u64 = small["vertices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["op"] == "dense")
+        .map(|v| v["macs"].as_u64().unwrap())
+        .sum();
+    assert!(head > 0);
+    let m32 = small["macs"].as_u64().unwrap();
+    assert_eq!(large["macs"].as_u64().unwrap(), 4 * (m32 - head) + head);
+    assert_eq!(large["params"], small["params"]);
+    // Prune to a budget counted at 64x64.
+    let o = out("shape", "half64.onnx");
+    let budget = 4 * m32 / 2;
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "--json",
+        "prune",
+        &src,
+        "--macs",
+        &budget.to_string(),
+        "--shape",
+        "3x64x64",
+        "-o",
+        o.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert!(j["macs"][1].as_u64().unwrap() <= budget, "{j}");
+    assert_eq!(j["macs"][0], large["macs"]);
+    // The written file keeps its own input shape.
+    assert_eq!(
+        graft::onnx::import(&o).unwrap().input_shapes,
+        vec![vec![1, 3, 32, 32]]
+    );
+    for (bad, names) in [
+        ("4x32x32", "takes samples shaped like [3, 32, 32]"),
+        ("3x32", "takes samples shaped like [3, 32, 32]"),
+        ("3xbig", "give sizes like 3x224x224"),
+    ] {
+        let o = out("shape", "never.onnx");
+        refused(
+            &[
+                "prune",
+                &src,
+                "--ratio",
+                "0.5",
+                "--shape",
+                bad,
+                "-o",
+                o.to_str().unwrap(),
+            ],
+            &o,
+            names,
+        );
+    }
+}

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::io::{load, table, thousands};
 
-pub fn run(path: &Path, json_out: bool) -> Result<String> {
-    let l = load(path)?;
+pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
+    let l = load(path)?.with_shapes(shapes, path)?;
     let m = &l.model;
     let cost = m
         .cost(&l.sample_shapes())
@@ -52,6 +52,7 @@ pub fn run(path: &Path, json_out: bool) -> Result<String> {
         let doc = json!({
             "model": path.display().to_string(),
             "input_shapes": l.input_shapes,
+            "sample_shapes": l.sample_shapes(),
             "vertices": records,
             "params": total_p,
             "macs": total_m,
@@ -63,11 +64,11 @@ pub fn run(path: &Path, json_out: bool) -> Result<String> {
         &rows,
     );
     out.push_str(&format!(
-        "\n{} vertices, {} parameters, {} multiply-accumulates per sample at input {:?}\n",
+        "\n{} vertices, {} parameters, {} multiply-accumulates per sample of shape {:?}\n",
         rows.len(),
         thousands(total_p),
         thousands(total_m),
-        l.input_shapes
+        l.sample_shapes()
     ));
     Ok(out)
 }

@@ -28,6 +28,7 @@ pub fn run(
     utility: UtilityArg,
     data: Option<&str>,
     recalibrate: bool,
+    shapes: &[String],
     out: &Path,
     json_out: bool,
     show: bool,
@@ -43,7 +44,7 @@ pub fn run(
         }
         _ => {}
     }
-    let mut l = load(path)?;
+    let mut l = load(path)?.with_shapes(shapes, path)?;
     let name = path.display().to_string();
     let d = match data {
         Some(spec) => Some((spec, super::train::data_for(&l, path, spec)?)),
