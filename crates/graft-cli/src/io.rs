@@ -198,14 +198,11 @@ pub fn spinner(what: &str, show: bool) -> indicatif::ProgressBar {
 /// The one output of a single-output model and its size (the classes of a
 /// classifier); errors name the file.
 pub fn classes(model: &Model, path: &str) -> Result<usize> {
-    let g = model.graph();
-    let outs: Vec<_> = g
-        .ids()
-        .filter(|&v| g.vertex(v).is_ok_and(|x| x.outputs().is_empty()))
-        .collect();
-    match outs[..] {
-        [v] => Ok(g.nout(v)?),
-        _ => Err(crate::Usage(format!(
+    let ex = graft::nn::Executor::new(model)
+        .with_context(|| format!("preparing model `{path}` to run"))?;
+    match ex.outputs() {
+        [v] => Ok(model.graph().nout(*v)?),
+        outs => Err(crate::Usage(format!(
             "model `{path}` has {} outputs; training needs exactly one",
             outs.len()
         ))

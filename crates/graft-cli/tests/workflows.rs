@@ -307,6 +307,23 @@ fn train_on_csv_npy_and_npz_files() {
         &out,
         "--holdout",
     );
+    // A model with two outputs is not a classifier.
+    let mut two = Model::new();
+    let x = two.input("x", 4).unwrap();
+    let h = two
+        .add("h", Op::Dense { bias: true }, &[x], Some(8))
+        .unwrap();
+    for head in ["a", "b"] {
+        two.add(head, Op::Dense { bias: true }, &[h], Some(2))
+            .unwrap();
+    }
+    let two_path = d.join("two.onnx");
+    graft::onnx::export(&two, &[vec![1, 4]], &two_path).unwrap();
+    refused(
+        &["train", s(&two_path), "--data", s(&csv_path), "-o", s(&out)],
+        &out,
+        "has 2 outputs",
+    );
 }
 
 #[test]
