@@ -203,7 +203,7 @@ pub fn classes(model: &Model, path: &str) -> Result<usize> {
     match ex.outputs() {
         [v] => Ok(model.graph().nout(*v)?),
         outs => Err(crate::Usage(format!(
-            "model `{path}` has {} outputs; training needs exactly one",
+            "model `{path}` has {} outputs; a classifier needs exactly one",
             outs.len()
         ))
         .into()),
