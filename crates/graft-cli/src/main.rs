@@ -109,7 +109,8 @@ enum Command {
         /// The vertex to resize (its name in the model).
         #[arg(long)]
         vertex: String,
-        /// Neurons to add (negative: remove), by magnitude.
+        /// Neurons to add, or to remove when negative (those with the
+        /// smallest weights go).
         #[arg(long, allow_hyphen_values = true)]
         by: i64,
         /// Accept the nearest size that works when the exact one cannot.

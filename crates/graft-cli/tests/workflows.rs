@@ -598,3 +598,74 @@ fn prune_then_recalibrate_batch_norms() {
         "--recalibrate needs --data",
     );
 }
+
+/// `resize --by -1` removes the neuron with the smallest weights, and
+/// `draw --plan` shows the same plan.
+#[test]
+fn resize_removes_the_smallest_neurons() {
+    let d = dir("resize_smallest");
+    let mut m = Model::with(Device::Cpu, DType::F32, 21);
+    let x = m.input("x", 4).unwrap();
+    let h = m
+        .add("fc1", Op::Dense { bias: true }, &[x], Some(6))
+        .unwrap();
+    let r = m
+        .add("relu", Op::Activation(Activation::Relu), &[h], None)
+        .unwrap();
+    m.add("fc2", Op::Dense { bias: true }, &[r], Some(2))
+        .unwrap();
+    // Neuron 2 of fc1 gets tiny weights and bias.
+    let rows = |m: &Model, name: &str| -> Vec<Vec<f32>> {
+        m.param(m.id(name).unwrap(), "weight")
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let mut w = rows(&m, "fc1");
+    w[2] = vec![1e-4; 4];
+    m.set_param(
+        h,
+        "weight",
+        &Tensor::from_vec(w.concat(), (6, 4), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let mut b: Vec<f32> = m.param(h, "bias").unwrap().to_vec1().unwrap();
+    b[2] = 0.0;
+    m.set_param(h, "bias", &Tensor::from_vec(b, 6, &Device::Cpu).unwrap())
+        .unwrap();
+    let src = d.join("mlp.onnx");
+    graft::onnx::export(&m, &[vec![1, 4]], &src).unwrap();
+    let out = d.join("smaller.onnx");
+    ok(&[
+        "resize",
+        s(&src),
+        "--vertex",
+        "fc1",
+        "--by",
+        "-1",
+        "-o",
+        s(&out),
+    ]);
+    let back = graft::onnx::import(&out).unwrap().model;
+    let mut want = w.clone();
+    want.remove(2);
+    assert_eq!(rows(&back, "fc1"), want);
+    let fc2: Vec<Vec<f32>> = rows(&m, "fc2")
+        .into_iter()
+        .map(|mut r| {
+            r.remove(2);
+            r
+        })
+        .collect();
+    assert_eq!(rows(&back, "fc2"), fc2);
+    let j = ok_json(&[
+        "draw",
+        s(&src),
+        "--plan",
+        "fc1=-1",
+        "-o",
+        s(&d.join("p.svg")),
+    ]);
+    assert_eq!(j["changed"][0]["vertex"], "fc1");
+    assert_eq!(j["changed"][0]["after"], 5);
+}

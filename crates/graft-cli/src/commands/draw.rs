@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use graft::svg::{to_svg, Drawing};
-use graft::{plan, Plan, Request};
+use graft::Plan;
 
 use crate::io::{load, write_file};
 use crate::Usage;
@@ -55,22 +55,6 @@ pub fn drawing(model: &graft::nn::Model, title: &str, plan: Option<&Plan>) -> Dr
     }
 }
 
-/// The plan of changing `name` by `by`.
-fn plan_change(model: &graft::nn::Model, name: &str, by: i64, relaxed: bool) -> Result<Plan> {
-    let v = model.id(name).with_context(|| format!("vertex `{name}`"))?;
-    let req = if relaxed {
-        Request::new().nout_relaxed(v, by)
-    } else {
-        Request::new().nout(v, by)
-    };
-    let hint = if relaxed {
-        ""
-    } else {
-        " (--relaxed accepts the nearest size that works)"
-    };
-    plan(model.graph(), &req).with_context(|| format!("changing `{name}` by {by}{hint}"))
-}
-
 pub fn run(
     path: &Path,
     change: Option<&str>,
@@ -87,7 +71,9 @@ pub fn run(
     let p = match &change {
         Some((name, by)) => {
             title.push_str(&format!(" — plan: {name} {by:+}"));
-            Some(plan_change(&l.model, name, *by, relaxed)?)
+            Some(super::resize::plan_change(
+                &l.model, path, name, *by, relaxed,
+            )?)
         }
         None => None,
     };

@@ -3,10 +3,40 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use graft::{plan, Request};
+use graft::{plan, Plan, Request};
 use serde_json::json;
 
 use crate::io::{load, save, table};
+
+/// The plan of changing `name` (a vertex of the model read from `path`) by
+/// `by` neurons. Neurons are valued by their weights' magnitude, so a
+/// shrink removes the smallest. Errors name the vertex and, for an exact
+/// request, say that `--relaxed` exists.
+pub fn plan_change(
+    model: &graft::nn::Model,
+    path: &Path,
+    name: &str,
+    by: i64,
+    relaxed: bool,
+) -> Result<Plan> {
+    let v = model
+        .id(name)
+        .with_context(|| format!("vertex `{name}` in `{}`", path.display()))?;
+    let u = graft::nn::utility::magnitude(model)
+        .with_context(|| format!("magnitudes of `{}`", path.display()))?;
+    let req = if relaxed {
+        Request::new().nout_relaxed(v, by)
+    } else {
+        Request::new().nout(v, by)
+    }
+    .with_utility(u);
+    let hint = if relaxed {
+        ""
+    } else {
+        " (--relaxed accepts the nearest size that works)"
+    };
+    plan(model.graph(), &req).with_context(|| format!("changing `{name}` by {by}{hint}"))
+}
 
 pub fn run(
     path: &Path,
@@ -17,23 +47,7 @@ pub fn run(
     json_out: bool,
 ) -> Result<String> {
     let mut l = load(path)?;
-    let v = l
-        .model
-        .id(vertex)
-        .with_context(|| format!("vertex `{vertex}` in `{}`", path.display()))?;
-    let req = if relaxed {
-        Request::new().nout_relaxed(v, by)
-    } else {
-        Request::new().nout(v, by)
-    };
-    let p = plan(l.model.graph(), &req).with_context(|| {
-        let hint = if relaxed {
-            ""
-        } else {
-            " (--relaxed accepts the nearest size that works)"
-        };
-        format!("changing `{vertex}` by {by}{hint}")
-    })?;
+    let p = plan_change(&l.model, path, vertex, by, relaxed)?;
     l.model
         .apply_plan(&p)
         .with_context(|| format!("applying the plan to `{}`", path.display()))?;
