@@ -669,3 +669,63 @@ fn resize_removes_the_smallest_neurons() {
     assert_eq!(j["changed"][0]["vertex"], "fc1");
     assert_eq!(j["changed"][0]["after"], 5);
 }
+
+/// Joining a smaller input to a residual add shrinks the add's stream, and
+/// the neurons with the smallest weights are the ones that go.
+#[test]
+fn connect_drops_the_smallest_neurons_when_it_must_shrink() {
+    let d = dir("connect_smallest");
+    let mut m = Model::with(Device::Cpu, DType::F32, 22);
+    let x = m.input("x", 4).unwrap();
+    let a = m.add("a", Op::Dense { bias: true }, &[x], Some(6)).unwrap();
+    let c = m.add("c", Op::Dense { bias: true }, &[a], Some(6)).unwrap();
+    let add = m.add("add", Op::Add, &[a, c], None).unwrap();
+    m.add("out", Op::Dense { bias: true }, &[add], Some(2))
+        .unwrap();
+    // Neurons 1 and 4 of a and c (tied by the add) are small.
+    for v in [a, c] {
+        let n_in = m.graph().nin(v).unwrap()[0];
+        let mut w: Vec<Vec<f32>> = m.param(v, "weight").unwrap().to_vec2().unwrap();
+        let mut b: Vec<f32> = m.param(v, "bias").unwrap().to_vec1().unwrap();
+        for i in [1, 4] {
+            w[i] = vec![1e-4; n_in];
+            b[i] = 0.0;
+        }
+        m.set_param(
+            v,
+            "weight",
+            &Tensor::from_vec(w.concat(), (6, n_in), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        m.set_param(v, "bias", &Tensor::from_vec(b, 6, &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    let src = d.join("res.onnx");
+    graft::onnx::export(&m, &[vec![1, 4]], &src).unwrap();
+    let out = d.join("joined.onnx");
+    ok(&[
+        "connect",
+        s(&src),
+        "--from",
+        "x",
+        "--to",
+        "add",
+        "-o",
+        s(&out),
+    ]);
+    let back = graft::onnx::import(&out).unwrap().model;
+    assert_eq!(back.graph().nout(back.id("add").unwrap()).unwrap(), 4);
+    let rows = |m: &Model| -> Vec<Vec<f32>> {
+        m.param(m.id("a").unwrap(), "weight")
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let kept: Vec<Vec<f32>> = rows(&m)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1 && *i != 4)
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(rows(&back), kept);
+}

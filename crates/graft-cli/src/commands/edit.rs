@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use graft::nn::{Activation, Conv, Init, NewLayer, Op};
-use graft::{Edit, Patch, Reroute};
+use graft::{Alignment, Connect, Edit, Patch, Reroute};
 
 use crate::io::{load, save};
 
@@ -67,6 +67,13 @@ pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<St
         m.id(name)
             .with_context(|| format!("vertex `{name}` in `{}`", path.display()))
     };
+    // Where sizes must be aligned (removing a vertex whose input and output
+    // differ, joining an add), neurons with the smallest weights go first.
+    let align = || -> Result<Alignment> {
+        let u = graft::nn::utility::magnitude(m)
+            .with_context(|| format!("magnitudes of `{}`", path.display()))?;
+        Ok(Alignment::default().with_utility(u))
+    };
     let (patch, layers, what) = match change {
         Change::Insert {
             after,
@@ -102,11 +109,12 @@ pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<St
         }
         Change::Remove(name) => {
             known(m, name)?;
-            (
-                Patch::new().remove(name),
-                vec![],
-                format!("removed `{name}`"),
-            )
+            let patch = Patch::new().push(Edit::Remove {
+                vertex: name.into(),
+                connect: Connect::Inputs,
+                align: align()?,
+            });
+            (patch, vec![], format!("removed `{name}`"))
         }
         Change::Connect { from, to, position } => {
             known(m, from)?;
@@ -115,7 +123,7 @@ pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<St
                 from: from.into(),
                 to: to.into(),
                 position,
-                align: Default::default(),
+                align: align()?,
             });
             (patch, vec![], format!("connected `{from}` to `{to}`"))
         }
