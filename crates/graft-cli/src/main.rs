@@ -274,7 +274,8 @@ enum Command {
     /// left dead, through the planner.
     #[command(
         after_help = "Example:\n  graft sparsify model.onnx --density 0.2 -o sparse.onnx\n  \
-                  graft sparsify mlp.onnx --density 0.05 --compact -o small.onnx"
+                  graft sparsify mlp.onnx --density 0.05 --compact -o small.onnx\n  \
+                  graft sparsify cnn.onnx --density 0.1 --saliency obd --data digits -o sparse.onnx"
     )]
     Sparsify {
         /// The ONNX model.
@@ -294,6 +295,9 @@ enum Command {
         /// Seed of `--saliency random`.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Data for `--saliency obd` (the formats of `graft train`).
+        #[arg(long)]
+        data: Option<String>,
         /// Where to write the model.
         #[arg(short, long)]
         output: PathBuf,
@@ -377,6 +381,7 @@ fn main() -> ExitCode {
             scope,
             compact,
             seed,
+            data,
             output,
         } => commands::sparsify::run(
             &model,
@@ -386,6 +391,7 @@ fn main() -> ExitCode {
                 per_layer: scope == ScopeArg::Layer,
                 compact,
                 seed,
+                data,
             },
             &output,
             json,

@@ -729,3 +729,70 @@ fn connect_drops_the_smallest_neurons_when_it_must_shrink() {
         .collect();
     assert_eq!(rows(&back), kept);
 }
+
+/// Optimal Brain Damage on data keeps a trained classifier far better than
+/// a random choice of the same number of weights.
+#[test]
+fn sparsify_with_obd_saliency_on_data() {
+    let d = dir("obd");
+    let model = d.join("mlp.onnx");
+    mlp(64, 10, &model);
+    let trained = d.join("trained.onnx");
+    ok_json(&[
+        "train",
+        s(&model),
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "-o",
+        s(&trained),
+    ]);
+    let accuracy = |saliency: &str| -> f64 {
+        let out = d.join(format!("{saliency}.onnx"));
+        let mut args = vec!["sparsify", s(&trained), "--density", "0.1"];
+        args.extend(["--saliency", saliency]);
+        if saliency == "obd" {
+            args.extend(["--data", "digits"]);
+        }
+        args.extend(["-o", s(&out)]);
+        let r = ok_json(&args);
+        assert_eq!(r["weights"][1], 339, "{saliency}: {r}");
+        ok_json(&["eval", s(&out), "--data", "digits"])["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    let (obd, random) = (accuracy("obd"), accuracy("random"));
+    assert!(obd > random + 0.2, "OBD {obd}, random {random}");
+    let none = d.join("none.onnx");
+    refused(
+        &[
+            "sparsify",
+            s(&trained),
+            "--density",
+            "0.1",
+            "--saliency",
+            "obd",
+            "-o",
+            s(&none),
+        ],
+        &none,
+        "--saliency obd needs --data",
+    );
+    refused(
+        &[
+            "sparsify",
+            s(&trained),
+            "--density",
+            "0.1",
+            "--data",
+            "digits",
+            "-o",
+            s(&none),
+        ],
+        &none,
+        "--data is used by --saliency obd only",
+    );
+}

@@ -6,10 +6,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use graft::sparse::prune::{kept, masked_layers, prune, to_structure, Amount, Saliency};
+use graft::nn::data::Dataset;
+use graft::nn::train::Loss;
+use graft::nn::{Executor, Mode};
+use graft::sparse::prune::{kept, masked_layers, prune, to_structure, Amount, Fisher, Saliency};
 use serde_json::json;
 
-use crate::io::{load, save, spinner, table, thousands};
+use crate::io::{bar, load, save, spinner, table, thousands};
 use crate::Usage;
 
 /// How weights are ranked.
@@ -19,6 +22,9 @@ pub enum SaliencyArg {
     Magnitude,
     /// A seeded random order (a baseline).
     Random,
+    /// Optimal Brain Damage: ½·w²·E[g²], the expected squared gradient of
+    /// the loss measured on `--data` (a diagonal Fisher estimate).
+    Obd,
 }
 
 pub struct Options {
@@ -27,6 +33,8 @@ pub struct Options {
     pub per_layer: bool,
     pub compact: bool,
     pub seed: u64,
+    /// Data for `--saliency obd`.
+    pub data: Option<String>,
 }
 
 pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> Result<String> {
@@ -37,8 +45,19 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
         ))
         .into());
     }
+    match (o.saliency, &o.data) {
+        (SaliencyArg::Obd, None) => return Err(Usage("--saliency obd needs --data".into()).into()),
+        (SaliencyArg::Magnitude | SaliencyArg::Random, Some(_)) => {
+            return Err(Usage("--data is used by --saliency obd only".into()).into())
+        }
+        _ => {}
+    }
     let mut l = load(path)?;
     let name = path.display().to_string();
+    let data = match &o.data {
+        Some(spec) => Some((spec, super::train::data_for(&l, path, spec)?)),
+        None => None,
+    };
     let shapes = l.sample_shapes();
     let params0 = l.model.parameter_count();
     let macs0 = l.model.cost(&shapes)?.total();
@@ -53,9 +72,17 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
         .into());
     }
     let total = kept(&l.model)?;
-    let saliency = match o.saliency {
-        SaliencyArg::Magnitude => Saliency::Magnitude,
-        SaliencyArg::Random => Saliency::Random { seed: o.seed },
+    let saliency = match (o.saliency, &data) {
+        (SaliencyArg::Obd, Some((spec, d))) => {
+            let batch = 64;
+            let b = bar(d.len().div_ceil(batch) as u64, "gradients for OBD", show);
+            let f = fisher(&l.model, d, batch, || b.inc(1))
+                .with_context(|| format!("gradients of `{name}` on `{spec}`"))?;
+            b.finish_and_clear();
+            Saliency::Obd(f)
+        }
+        (SaliencyArg::Random, _) => Saliency::Random { seed: o.seed },
+        _ => Saliency::Magnitude,
     };
     let amount = if o.per_layer {
         Amount::Fraction(1.0 - o.density)
@@ -149,4 +176,32 @@ fn nonzero_macs(model: &graft::nn::Model, cost: &graft::nn::cost::Cost) -> Resul
         total += m * on / mask.len().max(1) as u64;
     }
     Ok(total)
+}
+
+/// The diagonal Fisher estimate of the masked layers' weights: one pass
+/// over the data in batches, the mean of each batch's squared gradients of
+/// the cross-entropy (evaluation mode; the model is not changed).
+fn fisher(
+    model: &graft::nn::Model,
+    d: &Dataset,
+    batch: usize,
+    mut each_batch: impl FnMut(),
+) -> Result<Fisher> {
+    let ex = Executor::new(model)?;
+    let mut f = Fisher::new();
+    let n = d.len();
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(batch);
+        let xb = d.x.narrow(0, start, len)?;
+        let yb = d.y.narrow(0, start, len)?;
+        let out = ex.forward(model, &[xb], Mode::Eval, false)?;
+        let grads = Loss::CrossEntropy
+            .compute(&out.outputs[0], &yb)?
+            .backward()?;
+        f.observe(model, &grads)?;
+        each_batch();
+        start += len;
+    }
+    Ok(f)
 }
