@@ -121,9 +121,39 @@ pub enum Constraint {
         /// Number of groups, at least 1.
         groups: usize,
     },
+    /// Input `input` of an invariant vertex is broadcast along the neuron
+    /// axis (numpy broadcasting: an SE gate's `[N, 1, 1, 1]` scale, a
+    /// layer norm's mean `[N, T, 1]`): its size is free, like an absorbing
+    /// vertex's input, and its neurons are not tied to the output's. At
+    /// least one input of the vertex stays tied.
+    Broadcast {
+        /// Input position.
+        input: usize,
+    },
 }
 
 impl Constraint {
+    /// The input position a per-input constraint is about.
+    pub fn input(&self) -> Option<usize> {
+        match *self {
+            Constraint::NinStep { input, .. } | Constraint::Broadcast { input } => Some(input),
+            Constraint::NoutStep { .. }
+            | Constraint::Fixed
+            | Constraint::Depthwise { .. }
+            | Constraint::Grouped { .. } => None,
+        }
+    }
+
+    fn input_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Constraint::NinStep { input, .. } | Constraint::Broadcast { input } => Some(input),
+            Constraint::NoutStep { .. }
+            | Constraint::Fixed
+            | Constraint::Depthwise { .. }
+            | Constraint::Grouped { .. } => None,
+        }
+    }
+
     /// A depthwise constraint that keeps its multiplier.
     pub fn depthwise(multiplier: usize) -> Self {
         Constraint::Depthwise {
@@ -261,7 +291,16 @@ impl Vertex {
     /// True when the neurons arriving at input position `pos` are tied to
     /// this vertex's output neurons (a select's control input is not).
     pub fn couples_input(&self, pos: usize) -> bool {
-        self.couples_inputs() && !(self.kind == SizeKind::Select && pos == 0)
+        self.couples_inputs()
+            && !(self.kind == SizeKind::Select && pos == 0)
+            && !self.is_broadcast(pos)
+    }
+
+    /// True when input `pos` is broadcast along the neuron axis
+    /// ([`Constraint::Broadcast`]): its size is free.
+    pub fn is_broadcast(&self, pos: usize) -> bool {
+        self.constraints
+            .contains(&Constraint::Broadcast { input: pos })
     }
 
     /// The inputs whose neurons are tied to this vertex's output neurons, as
@@ -468,6 +507,19 @@ impl Graph {
         inputs: &[VertexId],
         nout: Option<usize>,
     ) -> Result<VertexId, GraphError> {
+        self.add_vertex_inner(name, kind, inputs, nout, &[])
+    }
+
+    /// [`Graph::add_vertex`], where the inputs at positions `free` are
+    /// broadcast (their sizes are not checked against nout).
+    fn add_vertex_inner(
+        &mut self,
+        name: &str,
+        kind: SizeKind,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+        free: &[usize],
+    ) -> Result<VertexId, GraphError> {
         if self.by_name.contains_key(name) {
             return Err(GraphError::DuplicateName {
                 name: name.to_string(),
@@ -512,7 +564,8 @@ impl Graph {
                 sum
             }
             SizeKind::Invariant | SizeKind::Select => {
-                // A select's input 0 is its control; the rest are tied.
+                // A select's input 0 is its control; broadcast inputs are
+                // free; the rest are tied.
                 let skip = usize::from(kind == SizeKind::Select);
                 if inputs.len() <= skip {
                     return Err(if skip == 0 {
@@ -524,9 +577,16 @@ impl Graph {
                         }
                     });
                 }
-                let n = nout.unwrap_or(nin[skip]);
-                for (&i, &s) in inputs.iter().zip(&nin).skip(skip) {
-                    if s != n {
+                let tied = |p: &usize| *p >= skip && !free.contains(p);
+                let Some(first) = (0..inputs.len()).find(tied) else {
+                    return Err(GraphError::InvalidConstraint {
+                        vertex: vname(),
+                        reason: "every input is broadcast: at least one must be tied".into(),
+                    });
+                };
+                let n = nout.unwrap_or(nin[first]);
+                for (p, (&i, &s)) in inputs.iter().zip(&nin).enumerate() {
+                    if tied(&p) && s != n {
                         return Err(GraphError::SizeMismatch {
                             vertex: vname(),
                             input: self.name(i),
@@ -559,6 +619,56 @@ impl Graph {
         Ok(id)
     }
 
+    /// Add a vertex of any kind together with its constraints, all or
+    /// nothing: when a constraint is refused, the vertex is taken out again
+    /// and the graph (revision included) is as it was. Costs O(inputs), not
+    /// a copy of the graph, so importers can add vertices one by one.
+    ///
+    /// # Errors
+    /// As [`Graph::add_vertex`] and [`Graph::add_constraint`].
+    pub fn add_vertex_with(
+        &mut self,
+        name: &str,
+        kind: SizeKind,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+        constraints: &[Constraint],
+    ) -> Result<VertexId, GraphError> {
+        let revision = self.revision;
+        let free: Vec<usize> = constraints
+            .iter()
+            .filter_map(|c| match *c {
+                Constraint::Broadcast { input } => Some(input),
+                _ => None,
+            })
+            .collect();
+        let id = self.add_vertex_inner(name, kind, inputs, nout, &free)?;
+        for c in constraints {
+            if let Err(e) = self.add_constraint(id, *c) {
+                self.take_back_last(id, revision);
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Undo the `add_vertex` that created `id`, the newest vertex, which
+    /// nothing reads yet.
+    fn take_back_last(&mut self, id: VertexId, revision: u64) {
+        let Some(Some(v)) = self.slots.pop() else {
+            return;
+        };
+        debug_assert_eq!(id.0 as usize, self.slots.len());
+        for &i in &v.inputs {
+            let outs = &mut self.v_mut(i).outputs;
+            if let Some(p) = outs.iter().rposition(|&o| o == id) {
+                outs.remove(p);
+            }
+        }
+        self.by_name.remove(&v.name);
+        self.revision = revision;
+    }
+
     /// Attach an extra constraint to a vertex.
     ///
     /// # Errors
@@ -579,6 +689,25 @@ impl Graph {
                     "no input {input} (vertex has {})",
                     v.inputs.len()
                 )))
+            }
+            Constraint::Broadcast { input } => {
+                if v.kind != SizeKind::Invariant {
+                    return Err(bad("only an invariant vertex has broadcast inputs".into()));
+                }
+                if input >= v.inputs.len() {
+                    return Err(bad(format!(
+                        "no input {input} (vertex has {})",
+                        v.inputs.len()
+                    )));
+                }
+                let tied_left = (0..v.inputs.len())
+                    .filter(|&p| p != input && !v.is_broadcast(p))
+                    .count();
+                if tied_left == 0 {
+                    return Err(bad(
+                        "every input would be broadcast: at least one must be tied".into(),
+                    ));
+                }
             }
             Constraint::Depthwise {
                 multiplier,
@@ -785,7 +914,12 @@ impl Graph {
                         });
                     }
                 }
-                SizeKind::Invariant if v.nin.iter().any(|&n| n != v.nout) => {
+                SizeKind::Invariant
+                    if v.nin
+                        .iter()
+                        .enumerate()
+                        .any(|(p, &n)| n != v.nout && !v.is_broadcast(p)) =>
+                {
                     return Err(CheckError::Invariant {
                         vertex: v.name.clone(),
                         nout: v.nout,
@@ -805,6 +939,15 @@ impl Graph {
                 let broken = match *c {
                     Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
                         Some(format!("nin step on missing input {input}"))
+                    }
+                    Constraint::Broadcast { input }
+                        if input >= v.inputs.len()
+                            || v.kind != SizeKind::Invariant
+                            || v.tied_inputs().next().is_none() =>
+                    {
+                        Some(format!(
+                            "broadcast input {input} needs an invariant vertex with that input and another one tied"
+                        ))
                     }
                     Constraint::Depthwise { multiplier, .. }
                         if v.nin.len() != 1 || v.nout != multiplier * v.nin[0] =>
@@ -945,7 +1088,7 @@ impl Graph {
         c.inputs.insert(pos, producer);
         c.nin.insert(pos, n);
         for k in &mut c.constraints {
-            if let Constraint::NinStep { input, .. } = k {
+            if let Some(input) = k.input_mut() {
                 if *input >= pos {
                     *input += 1;
                 }
@@ -961,10 +1104,9 @@ impl Graph {
         let c = self.v_mut(consumer);
         c.inputs.remove(pos);
         c.nin.remove(pos);
-        c.constraints
-            .retain(|k| !matches!(k, Constraint::NinStep { input, .. } if *input == pos));
+        c.constraints.retain(|k| k.input() != Some(pos));
         for k in &mut c.constraints {
-            if let Constraint::NinStep { input, .. } = k {
+            if let Some(input) = k.input_mut() {
                 if *input > pos {
                     *input -= 1;
                 }

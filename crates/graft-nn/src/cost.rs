@@ -107,6 +107,11 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Cond { .. } | Op::Gate { .. } | Op::Moe { .. } => {
             with_channels(ins.get(1).copied().ok_or("no branch")?)
         }
+        Op::Unary { .. } => first()?.clone(),
+        Op::Elementwise(e) => e.infer(ins, nout)?,
+        Op::Transpose(t) => t.infer(first()?)?,
+        Op::View(v) => v.infer(first()?, nout)?,
+        Op::Reduce(r) => r.infer(first()?)?,
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
         | Op::GroupNorm { .. }

@@ -524,7 +524,8 @@ impl Executor {
                 vertex: vx.name().to_string(),
                 reason: e.to_string(),
             })?;
-        if y.dim(1).ok() != Some(vx.nout())
+        let axis = layer.op.neuron_axis();
+        if axis.is_some_and(|a| y.dim(a).ok() != Some(vx.nout()))
             && !matches!(
                 layer.op,
                 crate::op::Op::Recurrent {
@@ -544,9 +545,9 @@ impl Executor {
         }
         rec.updates.extend(up.into_iter().map(|(n, t)| (v, n, t)));
         *rec.rows.entry(v).or_default() += y.dim(0)?;
-        if ctx.opts.probe {
+        if let (true, Some(a)) = (ctx.opts.probe, axis) {
             let mut shape = vec![1usize; y.rank()];
-            shape[1] = vx.nout();
+            shape[a] = vx.nout();
             let ones = Tensor::ones(shape, y.dtype(), y.device())?;
             let var = candle_core::Var::from_tensor(&ones)?;
             let y = y.broadcast_mul(var.as_tensor())?;

@@ -27,9 +27,13 @@ pub mod zoo;
 
 pub use error::{NnError, Result};
 pub use exec::{Choice, Decision, Executor, Forward, GateForce, Mode, Run, Trace};
+pub use layers::pointwise::broadcast_shape;
 pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
-pub use op::{Activation, Cell, Confidence, Conv, GateEstimator, Groups, Op, Rule};
+pub use op::{
+    Activation, Binary, Cell, Confidence, ConstOperand, Conv, Elementwise, GateEstimator, Groups,
+    Op, Operand, Reduce, Reducer, Rule, Transpose, Unary, View, ViewDim,
+};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};
 

@@ -345,21 +345,28 @@ impl Model {
             (true, _, None) => return Err(layer_err("needs an output size".into())),
             (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),
             (false, Op::Concat, _) => nin.iter().sum(),
+            (false, Op::Reduce(r), _) if r.over_neurons() => 1,
+            (false, Op::Elementwise(e), given) if e.chooses_size(nin.len()) => {
+                given.ok_or_else(|| layer_err("needs an output size".into()))?
+            }
+            (false, Op::Elementwise(e), _) => (0..nin.len())
+                .find(|p| !e.free.contains(p))
+                .map_or(0, |p| nin[p]),
             (false, Op::Cond { .. } | Op::Gate { .. } | Op::Moe { .. }, _) => {
                 nin.get(1).copied().unwrap_or(0)
             }
             (false, _, _) => nin.first().copied().unwrap_or(0),
         };
         let d = op.declare(&nin, nout).map_err(layer_err)?;
-        let mut g = self.graph.clone();
-        let id = g.add_vertex(name, d.kind, inputs, Some(nout))?;
-        for c in d.constraints {
-            g.add_constraint(id, c)?;
-        }
+        // Parameters first (they need no graph), then the vertex with its
+        // constraints in one all-or-nothing step: no copy of the graph, so
+        // adding n vertices costs O(n), not O(n²).
         let mut rng = self.rng.clone();
         let params = self.init_params(&mut rng, &op, &nin, nout, Init::Default, name)?;
+        let id = self
+            .graph
+            .add_vertex_with(name, d.kind, inputs, Some(nout), &d.constraints)?;
         self.rng = rng;
-        self.graph = g;
         self.layers.insert(id, Layer { op, params });
         Ok(id)
     }
@@ -405,7 +412,7 @@ impl Model {
                 (Some(v), _) => vec![v; n],
                 (None, Init::Zero) => vec![0.0; n],
                 (None, Init::Identity) => {
-                    identity(op, &s.shape, s.name).map_err(|reason| NnError::Layer {
+                    identity(op, &s.shape, &s.name).map_err(|reason| NnError::Layer {
                         vertex: name.to_string(),
                         reason,
                     })?
@@ -471,7 +478,7 @@ impl Model {
         for (&v, l) in &self.layers {
             for s in l.op.params(&[1], 1) {
                 if s.trainable {
-                    if let Some(x) = l.params.get(s.name) {
+                    if let Some(x) = l.params.get(&s.name) {
                         out.push((v, s.name.to_string(), x.clone()));
                     }
                 }
@@ -650,7 +657,7 @@ impl Model {
                 reason: "no layer".into(),
             })?;
             for s in l.op.params(vx.nin(), vx.nout()) {
-                let have = l.params.get(s.name).map(|x| x.dims().to_vec());
+                let have = l.params.get(&s.name).map(|x| x.dims().to_vec());
                 let want = s.shape.clone();
                 if have.as_deref() != Some(&want[..]) {
                     return Err(NnError::Layer {

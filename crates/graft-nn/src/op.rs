@@ -5,6 +5,9 @@
 use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
+pub use crate::layers::axes::{Reduce, Reducer, Transpose, View, ViewDim};
+pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
+
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "snake_case")]
@@ -289,6 +292,22 @@ pub enum Op {
         /// A sample exits when its confidence is at least this.
         threshold: f64,
     },
+    /// A pointwise function of one value (any layout).
+    Unary {
+        /// The function.
+        f: Unary,
+        /// The neuron axis of the value (batch axis included), if any.
+        axis: Option<usize>,
+    },
+    /// An elementwise function of several values and constants with numpy
+    /// broadcasting (any layout; see [`Elementwise`]).
+    Elementwise(Elementwise),
+    /// A permutation of the axes.
+    Transpose(Transpose),
+    /// A reshape that keeps the neuron axis whole.
+    View(View),
+    /// A reduction over some axes.
+    Reduce(Reduce),
     /// A mixture of experts: input 0 the router's logits (one per expert),
     /// inputs 1.. the experts. Each sample goes to its top-`k` experts,
     /// weighted by the softmax of the router renormalised over those `k`;
@@ -380,7 +399,7 @@ pub(crate) enum Fill {
 
 /// One parameter or buffer of a layer.
 pub(crate) struct ParamSpec {
-    pub name: &'static str,
+    pub name: String,
     pub shape: Vec<usize>,
     pub roles: Vec<Role>,
     pub new_out: Fill,
@@ -389,7 +408,7 @@ pub(crate) struct ParamSpec {
 
 fn spec(name: &'static str, shape: Vec<usize>, roles: Vec<Role>, new_out: Fill) -> ParamSpec {
     ParamSpec {
-        name,
+        name: name.to_string(),
         shape,
         roles,
         new_out,
@@ -507,6 +526,9 @@ impl Op {
                 kind: Invariant,
                 constraints: vec![Constraint::NoutStep { step: *groups }],
             }),
+            Op::Elementwise(e) => Ok(e.declare(nin.len())),
+            Op::Reduce(r) => Ok(r.declare()),
+            Op::Unary { .. } | Op::Transpose(_) | Op::View(_) => one(Invariant),
             _ => one(Invariant),
         }
     }
@@ -632,6 +654,7 @@ impl Op {
                 v
             }
             Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => affine(),
+            Op::Elementwise(e) => e.params(nout),
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
                 vec![
@@ -700,6 +723,57 @@ impl Op {
             Op::Gate { .. } => "gate",
             Op::Exit { .. } => "exit",
             Op::Moe { .. } => "moe",
+            Op::Unary { .. } => "unary",
+            Op::Elementwise(_) => "elementwise",
+            Op::Transpose(_) => "transpose",
+            Op::View(_) => "view",
+            Op::Reduce(_) => "reduce",
+        }
+    }
+
+    /// The axis of the output value (batch axis included) that holds the
+    /// neurons the core's sizes count, or `None` when the value has none
+    /// (a reduction over it: one fixed neuron). Axis 1 for every layer
+    /// family but the layout-agnostic ones, which record theirs.
+    pub fn neuron_axis(&self) -> Option<usize> {
+        match self {
+            Op::Elementwise(e) => e.axis,
+            Op::Unary { axis, .. } => *axis,
+            Op::Transpose(t) => t.axis,
+            Op::View(v) => v.axis(),
+            Op::Reduce(r) => r.axis(),
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. } => Some(1),
         }
     }
 

@@ -31,7 +31,7 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
             }) else {
                 continue;
             };
-            let Some(var) = layer.params.get(s.name) else {
+            let Some(var) = layer.params.get(&s.name) else {
                 continue;
             };
             let t: Tensor = var.as_tensor().to_dtype(DType::F64)?;

@@ -21,7 +21,7 @@ use crate::tensor::{encode_f32, encode_i64, FLOAT};
 /// The opset written.
 pub const OPSET: i64 = 21;
 
-fn attr_i(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         i: Some(v),
@@ -37,7 +37,7 @@ fn attr_f(name: &str, v: f32) -> AttributeProto {
         ..Default::default()
     }
 }
-fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
+pub(crate) fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         ints: v,
@@ -74,13 +74,14 @@ fn value_info(name: &str, dims: Option<&[usize]>) -> ValueInfoProto {
     }
 }
 
-struct Out {
-    nodes: Vec<NodeProto>,
-    inits: Vec<crate::proto::TensorProto>,
+/// The nodes and initializers written so far.
+pub(crate) struct Out {
+    pub(crate) nodes: Vec<NodeProto>,
+    pub(crate) inits: Vec<crate::proto::TensorProto>,
 }
 
 impl Out {
-    fn node(
+    pub(crate) fn node(
         &mut self,
         op: &str,
         name: &str,
@@ -785,6 +786,12 @@ fn emit(
         }
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
             dynamic(out, model, plan, v, &name, &ins, &layer.op)?;
+        }
+        Op::Unary { .. } | Op::Elementwise(_) => {
+            crate::ops::pointwise::export(out, model, v, &name, &ins, &layer.op)?;
+        }
+        Op::Transpose(_) | Op::View(_) | Op::Reduce(_) => {
+            crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), OPSET)?;
         }
     }
     Ok(())

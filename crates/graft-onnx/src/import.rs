@@ -178,8 +178,11 @@ impl Ctx {
                 value: name.to_string(),
             })
     }
-    /// Input `k` as a runtime value.
-    pub fn runtime(&self, node: &Node, k: usize) -> Result<(VertexId, Vec<usize>), OnnxError> {
+    /// Input `k` as a runtime value; a view (a transposed value, or one
+    /// with unit axes graft's vertex does not have) becomes vertices here
+    /// (a transpose, then a reshape that keeps the neuron axis whole), once
+    /// for all its readers.
+    pub fn runtime(&mut self, node: &Node, k: usize) -> Result<(VertexId, Vec<usize>), OnnxError> {
         let name = node
             .inputs()
             .get(k)
@@ -189,12 +192,99 @@ impl Ctx {
             Value::Const(_) => Err(node.err(format!(
                 "input {k} (`{name}`) must be computed, not constant"
             ))),
-            Value::View { .. } => Err(node.err(format!(
-                "input {k} (`{name}`) is a transposed or reshaped view, which only recurrent layers read"
-            ))),
+            Value::View { v, shape, order } => {
+                let (w, dims) = self.materialize(node, name, v, &shape, &order)?;
+                self.values.insert(
+                    name.clone(),
+                    Value::Runtime {
+                        v: w,
+                        shape: dims.clone(),
+                    },
+                );
+                Ok((w, dims))
+            }
             Value::Test { .. } => Err(node.err(format!(
                 "input {k} (`{name}`) is a comparison, which only If and Where read"
             ))),
+        }
+    }
+
+    /// The neuron axis of a vertex's value (batch axis included).
+    pub fn neuron_axis(&self, v: VertexId) -> Option<usize> {
+        self.model.layer(v).and_then(|l| l.op.neuron_axis())
+    }
+
+    /// Vertices computing a view of `v` (graft shape `shape`): a transpose
+    /// when graft's axes appear out of order, then a [`graft_nn::View`]
+    /// adding the unit axes. Returns the last vertex and its shape.
+    fn materialize(
+        &mut self,
+        node: &Node,
+        value: &str,
+        v: VertexId,
+        shape: &[usize],
+        order: &[Option<usize>],
+    ) -> Result<(VertexId, Vec<usize>), OnnxError> {
+        let perm: Vec<usize> = order.iter().flatten().copied().collect();
+        if perm.first() != Some(&0) || perm.len() != shape.len() {
+            return Err(node.err(format!(
+                "`{value}` moves or drops the batch axis of its producer (axes {order:?})"
+            )));
+        }
+        let axis = self.neuron_axis(v);
+        let (mut cur, mut cur_shape, mut cur_axis) = (v, shape.to_vec(), axis);
+        if perm.iter().enumerate().any(|(i, &p)| i != p) {
+            let moved = axis.and_then(|a| perm.iter().position(|&p| p == a));
+            let op = graft_nn::Op::Transpose(graft_nn::Transpose {
+                perm: perm.clone(),
+                axis: moved,
+            });
+            let name = self.fresh_name(&format!("{value}.transpose"));
+            cur = self.model.add(&name, op, &[cur], None)?;
+            cur_shape = perm.iter().map(|&p| shape[p]).collect();
+            cur_axis = moved;
+        }
+        let dims = Value::onnx_dims(shape, order);
+        if dims == cur_shape {
+            return Ok((cur, cur_shape));
+        }
+        // Positions of the graft axes in the ONNX dims, in order.
+        let at: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let neuron_at = cur_axis.map(|a| at[a]);
+        let view = graft_nn::View {
+            dims: dims[1..]
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if Some(i + 1) == neuron_at {
+                        graft_nn::ViewDim::Neurons
+                    } else {
+                        graft_nn::ViewDim::Fixed(d)
+                    }
+                })
+                .collect(),
+            from: cur_axis,
+        };
+        let name = self.fresh_name(&format!("{value}.view"));
+        let w = self
+            .model
+            .add(&name, graft_nn::Op::View(view), &[cur], None)?;
+        Ok((w, dims))
+    }
+
+    /// A vertex name not yet taken, from `base`.
+    pub fn fresh_name(&mut self, base: &str) -> String {
+        let k = self.names.entry(base.to_string()).or_insert(0);
+        *k += 1;
+        if *k == 1 && self.model.graph().id(base).is_err() {
+            base.to_string()
+        } else {
+            format!("{base}#{k}")
         }
     }
     /// Input `k` as a constant, if present.
@@ -221,13 +311,7 @@ impl Ctx {
         } else {
             base
         };
-        let k = self.names.entry(base.clone()).or_insert(0);
-        *k += 1;
-        if *k == 1 && self.model.graph().id(&base).is_err() {
-            base
-        } else {
-            format!("{base}#{k}")
-        }
+        self.fresh_name(&base)
     }
     /// Add a vertex for `node`, bind its output, and return it.
     pub fn add(
@@ -299,7 +383,8 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
     for n in &g.node {
         let op = n.op_type.clone().unwrap_or_default();
         let domain = n.domain.clone().unwrap_or_default();
-        if !(domain.is_empty() || domain == "ai.onnx") || !reg.contains_key(op.as_str()) {
+        let known = reg.contains_key(op.as_str()) || crate::fold::FOLDABLE.contains(&op.as_str());
+        if !(domain.is_empty() || domain == "ai.onnx") || !known {
             let shown = if domain.is_empty() {
                 op
             } else {
@@ -377,7 +462,12 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             name: n.name.clone().unwrap_or_default(),
             op: n.op_type.clone().unwrap_or_default(),
         };
-        let f = reg[node.op.as_str()];
+        if fold_node(&mut ctx, &node)? {
+            continue;
+        }
+        let f = reg.get(node.op.as_str()).ok_or_else(|| {
+            node.err("graft evaluates this op only on constants; here an input is computed")
+        })?;
         f(&mut ctx, &node)?;
     }
     let mut outputs = Vec::new();
@@ -400,6 +490,32 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         input_perms,
         input_shapes,
     })
+}
+
+/// Evaluate a node whose inputs are all constants (see [`crate::fold`]) and
+/// bind its outputs; false when it is not such a node.
+fn fold_node(ctx: &mut Ctx, node: &Node) -> Result<bool, OnnxError> {
+    let mut ins = Vec::with_capacity(node.inputs().len());
+    for name in node.inputs() {
+        if name.is_empty() {
+            ins.push(None);
+            continue;
+        }
+        match ctx.values.get(name) {
+            Some(Value::Const(c)) => ins.push(Some(c.clone())),
+            _ => return Ok(false),
+        }
+    }
+    if ins.is_empty() {
+        return Ok(false);
+    }
+    let Some(outs) = crate::fold::fold(node, &ins) else {
+        return Ok(false);
+    };
+    for (name, c) in node.proto.output.iter().zip(outs?) {
+        ctx.values.insert(name.clone(), Value::Const(c));
+    }
+    Ok(true)
 }
 
 /// Rank-3 graph inputs that reach a recurrent layer's input through

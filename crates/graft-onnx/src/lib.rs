@@ -12,6 +12,7 @@
 
 mod error;
 mod export;
+mod fold;
 mod import;
 pub mod mutations;
 mod ops;

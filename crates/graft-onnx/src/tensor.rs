@@ -8,6 +8,9 @@ pub(crate) const FLOAT: i32 = 1;
 pub(crate) const INT32: i32 = 6;
 pub(crate) const INT64: i32 = 7;
 pub(crate) const DOUBLE: i32 = 11;
+pub(crate) const BOOL: i32 = 9;
+pub(crate) const INT8: i32 = 3;
+pub(crate) const UINT8: i32 = 2;
 
 /// A constant tensor: its shape and its values as f32 (floats) or i64
 /// (integers).
@@ -112,6 +115,22 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
             c.i = if !raw.is_empty() {
                 raw.chunks_exact(4)
                     .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64)
+                    .collect()
+            } else {
+                t.int32_data.iter().map(|&x| x as i64).collect()
+            };
+            check(c.i.len())?;
+        }
+        BOOL | INT8 | UINT8 => {
+            c.i = if !raw.is_empty() {
+                raw.iter()
+                    .map(|&b| {
+                        if dtype == INT8 {
+                            b as i8 as i64
+                        } else {
+                            b as i64
+                        }
+                    })
                     .collect()
             } else {
                 t.int32_data.iter().map(|&x| x as i64).collect()

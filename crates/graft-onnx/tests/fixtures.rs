@@ -5,24 +5,9 @@
 
 mod common;
 
-use common::{fixture, read_tensor, run};
+use common::{assert_close, fixture, read_tensor, run};
 use graft_nn::{Device, Tensor};
 use graft_onnx::{export_bytes, import, import_bytes, OnnxError};
-
-/// Within 1e-4 of the reference's largest magnitude.
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want
-        .iter()
-        .fold(0f32, |a, &b| a.max(b.abs()))
-        .max(f32::MIN_POSITIVE);
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-4 * scale,
-            "{what}[{i}]: {a} vs {b} (scale {scale})"
-        );
-    }
-}
 
 const MODELS: [&str; 7] = [
     "mlp",

@@ -54,11 +54,13 @@ pub(crate) fn size_cycle(g: &Graph) -> Option<Vec<String>> {
                 e
             }
             (SizeKind::Invariant | SizeKind::Select, _) => {
-                // A select's control (input 0) is free; its branches are tied.
-                let base = usize::from(vx.kind() == SizeKind::Select);
-                let first = expr[&vx.inputs()[base]].clone();
-                for (pos, u) in vx.inputs().iter().enumerate().skip(base + 1) {
-                    let mut d = expr[u].clone();
+                // A select's control (input 0) and broadcast inputs are
+                // free; the others are tied.
+                let mut tied = vx.tied_inputs();
+                let (_, u0) = tied.next().expect("a checked vertex has a tied input");
+                let first = expr[&u0].clone();
+                for (pos, u) in tied {
+                    let mut d = expr[&u].clone();
                     add_into(&mut d, &first, -1);
                     eqs.push((v, pos, d));
                 }
@@ -120,7 +122,7 @@ pub(crate) fn size_cycle(g: &Graph) -> Option<Vec<String>> {
 /// two inputs when no such path exists).
 fn name_cycle(g: &Graph, at: VertexId, pos: usize) -> Vec<String> {
     let ins = g.v(at).inputs();
-    let base = usize::from(g.v(at).kind() == SizeKind::Select);
+    let base = g.v(at).tied_inputs().next().map_or(0, |(p, _)| p);
     let (a, b) = (ins[base], ins[pos]);
     let mut prev: HashMap<VertexId, VertexId> = HashMap::new();
     let mut queue = VecDeque::from([a]);

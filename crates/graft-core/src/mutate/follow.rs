@@ -270,8 +270,7 @@ fn propagate(
                     assign(&mut at, &mut queue, c, cat)?;
                 }
                 (SizeKind::Stack, _) => {}
-                (SizeKind::Invariant, _) => assign(&mut at, &mut queue, c, l.clone())?,
-                (SizeKind::Select, _) if cx.couples_producer(v) => {
+                (SizeKind::Invariant | SizeKind::Select, _) if cx.couples_producer(v) => {
                     assign(&mut at, &mut queue, c, l.clone())?;
                 }
                 (SizeKind::Absorb, Some(m)) => {

@@ -981,7 +981,11 @@ fn remove_edge_at(
             why: "it is immutable".into(),
         });
     }
-    if vx.inputs().len() == 1 || (vx.kind() == SizeKind::Select && vx.inputs().len() == 2) {
+    let tied_left = vx.tied_inputs().filter(|&(p, _)| p != pos).count();
+    if vx.inputs().len() == 1
+        || (vx.kind() == SizeKind::Select && vx.inputs().len() == 2)
+        || (vx.couples_input(pos) && tied_left == 0 && vx.kind() != SizeKind::Stack)
+    {
         return Err(MutationError::LastInput {
             vertex: vx.name().to_string(),
         });

@@ -3,11 +3,13 @@
 //! tensors themselves.
 
 pub(crate) mod activation;
+pub(crate) mod axes;
 pub(crate) mod conv;
 pub(crate) mod dense;
 pub(crate) mod linear;
 pub(crate) mod merge;
 pub(crate) mod norm;
+pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
 pub(crate) mod sparse;
@@ -106,6 +108,11 @@ pub(crate) fn forward(
         Op::Recurrent { cell, sequences } => {
             (recurrent::forward(params, *cell, *sequences, x)?, none)
         }
+        Op::Unary { f, .. } => (f.forward(x)?, none),
+        Op::Elementwise(e) => (e.forward(params, xs)?, none),
+        Op::Transpose(t) => (t.forward(x)?, none),
+        Op::View(v) => (v.forward(x)?, none),
+        Op::Reduce(r) => (r.forward(x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
             candle_core::bail!("{} routes samples: the executor runs it", op.name())
         }

@@ -6,11 +6,12 @@ use crate::error::OnnxError;
 use crate::import::{Ctx, Node};
 
 mod activation;
+pub(crate) mod axes;
 mod control;
 mod conv;
-mod elementwise;
 mod linear;
 mod norm;
+pub(crate) mod pointwise;
 mod pool;
 mod recurrent;
 mod shape;
@@ -26,7 +27,8 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     conv::register(&mut r);
     norm::register(&mut r);
     activation::register(&mut r);
-    elementwise::register(&mut r);
+    pointwise::register(&mut r);
+    axes::register(&mut r);
     pool::register(&mut r);
     shape::register(&mut r);
     view::register(&mut r);

@@ -7,14 +7,13 @@ use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
-use crate::import::{Ctx, Node};
+use crate::import::{Ctx, Node, Value};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("MaxPool", |c, n| window(c, n, true));
     r.insert("AveragePool", |c, n| window(c, n, false));
     r.insert("GlobalAveragePool", |c, n| global(c, n, Op::GlobalAvgPool));
     r.insert("GlobalMaxPool", |c, n| global(c, n, Op::GlobalMaxPool));
-    r.insert("ReduceMean", reduce_mean);
 }
 
 fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
@@ -76,29 +75,14 @@ fn global(ctx: &mut Ctx, node: &Node, op: Op) -> Result<(), OnnxError> {
     if shape.len() < 3 {
         return Err(node.err(format!("needs spatial axes, got {shape:?}")));
     }
-    // graft's global pools drop the spatial axes: [N, C]. Flatten, Squeeze
-    // and Reshape to [N, C] after them become no-ops.
-    ctx.add(node, op, &[x], None, vec![shape[0], shape[1]])?;
+    // graft's global pools drop the spatial axes: [N, C]. ONNX's value
+    // keeps them with size 1, so it is bound as a view with unit axes:
+    // Flatten, Squeeze and Reshape to [N, C] after it are free, and a
+    // convolution or a broadcast reading it (squeeze-and-excitation) gets
+    // a vertex that adds the unit axes back.
+    let v = ctx.add(node, op, &[x], None, vec![shape[0], shape[1]])?;
+    let mut order = vec![Some(0), Some(1)];
+    order.extend(std::iter::repeat_n(None, shape.len() - 2));
+    ctx.alias(node, Value::from_view(v, vec![shape[0], shape[1]], order));
     Ok(())
-}
-
-fn reduce_mean(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let (_, shape) = ctx.runtime(node, 0)?;
-    let axes = match node.ints("axes") {
-        Some(a) => a,
-        None => ctx.constant(node, 1)?.map(|c| c.ints()).unwrap_or_default(),
-    };
-    let rank = shape.len() as i64;
-    let mut axes: Vec<i64> = axes
-        .iter()
-        .map(|&a| if a < 0 { a + rank } else { a })
-        .collect();
-    axes.sort_unstable();
-    let spatial: Vec<i64> = (2..rank).collect();
-    if rank < 3 || axes != spatial {
-        return Err(node.err(format!(
-            "only a mean over every spatial axis (axes {axes:?} of rank {rank})"
-        )));
-    }
-    global(ctx, node, Op::GlobalAvgPool)
 }

@@ -106,6 +106,14 @@ fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn flatten_to(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    // A global pool's [N, C, 1, 1] view flattens to graft's [N, C] value.
+    if let Some(Value::View { v, shape, order }) = ctx.values.get(node.input(0)?).cloned() {
+        let units_after = order.iter().skip(2).all(Option::is_none);
+        if shape.len() == 2 && order.get(..2) == Some(&[Some(0), Some(1)]) && units_after {
+            ctx.alias(node, Value::Runtime { v, shape });
+            return Ok(());
+        }
+    }
     let (v, s) = ctx.runtime(node, 0)?;
     if s.len() == 2 {
         ctx.alias(node, Value::Runtime { v, shape: s });

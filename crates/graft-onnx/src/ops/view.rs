@@ -305,17 +305,22 @@ pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> 
     let (v, shape, order) = val.view().expect("a view");
     let dims = Value::onnx_dims(&shape, &order);
     let target = reshape_target(ctx, node, &dims)?;
+    // A batch axis that stays first is matched as such, whatever its size
+    // (1 included); recurrent views have time first and skip this.
+    let lead =
+        usize::from(order.first() == Some(&Some(0)) && target.first() == Some(&(dims[0] as i64)));
     // Walk both: real axes must match in order; unit axes come and go.
     let real: Vec<(usize, Option<usize>)> = order
         .iter()
         .enumerate()
+        .skip(lead)
         .filter(|(i, o)| o.is_some() || dims[*i] != 1)
         .map(|(i, o)| (dims[i], *o))
         .filter(|(d, _)| *d != 1)
         .collect();
-    let mut new = Vec::new();
+    let mut new = if lead == 1 { vec![Some(0)] } else { Vec::new() };
     let mut k = 0;
-    for &t in &target {
+    for &t in &target[lead..] {
         if t == 1 {
             new.push(None);
         } else if k < real.len() && (t == real[k].0 as i64 || t == -1) {

@@ -39,3 +39,23 @@ pub fn run_all(m: &graft_nn::Model, inputs: &[Tensor]) -> Vec<f32> {
 pub fn run(m: &graft_nn::Model, x: &Tensor) -> Vec<f32> {
     run_all(m, std::slice::from_ref(x))
 }
+
+/// Within `tol` of the reference's largest magnitude.
+pub fn assert_close_to(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want
+        .iter()
+        .fold(0f32, |a, &b| a.max(b.abs()))
+        .max(f32::MIN_POSITIVE);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * scale,
+            "{what}[{i}]: {a} vs {b} (scale {scale})"
+        );
+    }
+}
+
+/// Within 1e-4 of the reference's largest magnitude.
+pub fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_close_to(got, want, 1e-4, what);
+}

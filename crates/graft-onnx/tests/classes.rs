@@ -1,0 +1,135 @@
+//! The model classes graft reads since issue 15, one narrow fixture each,
+//! from both torch exporters (`scripts/class_fixtures.py`): squeeze-and-
+//! excitation, GELU as Erf arithmetic, a hand-written channels-first layer
+//! norm (reductions over the neurons and broadcasts), and shape arithmetic
+//! around a reshape with a symbolic batch. Each imports, matches
+//! onnxruntime, widens without changing its function, prunes, and
+//! survives export and import.
+
+mod common;
+
+use common::{assert_close, assert_close_to, fixture, read_tensor, run};
+use graft_core::{Request, VertexId};
+use graft_nn::{Model, Op};
+use graft_onnx::{export_bytes, import, import_bytes};
+
+/// Fixture name and which weighted layer (in topological order) to resize:
+/// one whose growth keeps the function (after the layer norm for `lnchan`:
+/// a new channel before it would move the mean over channels).
+const CLASSES: [(&str, usize); 4] = [("se", 0), ("gelu", 0), ("lnchan", 1), ("flat", 0)];
+
+fn want(name: &str) -> Vec<f32> {
+    read_tensor(name).flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// The `k`-th dense or convolution vertex in topological order.
+fn weighted(m: &Model, k: usize) -> VertexId {
+    let g = m.graph();
+    g.topological_order()
+        .unwrap()
+        .into_iter()
+        .filter(|&v| {
+            matches!(
+                m.layer(v).map(|l| &l.op),
+                Some(Op::Dense { .. } | Op::Conv2d(_))
+            )
+        })
+        .nth(k)
+        .expect("a weighted layer")
+}
+
+#[test]
+fn every_class_imports_and_matches_onnxruntime() {
+    for (name, _) in CLASSES {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        for exporter in ["legacy", "dynamo"] {
+            let what = format!("{name}.{exporter}");
+            let imp =
+                import(&fixture(&format!("{what}.onnx"))).unwrap_or_else(|e| panic!("{what}: {e}"));
+            imp.model.graph().check().unwrap();
+            assert_close(
+                &run(&imp.model, &x),
+                &want(&format!("{what}.out.bin")),
+                &what,
+            );
+        }
+    }
+}
+
+#[test]
+fn every_class_widens_without_changing_its_function() {
+    for (name, k) in CLASSES {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        for exporter in ["legacy", "dynamo"] {
+            let what = format!("{name}.{exporter}");
+            let mut m = import(&fixture(&format!("{what}.onnx"))).unwrap().model;
+            let before = run(&m, &x);
+            let v = weighted(&m, k);
+            let n = m.graph().nout(v).unwrap();
+            m.change_sizes(&Request::new().nout(v, 3))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            m.graph().check().unwrap();
+            assert_eq!(m.graph().nout(v).unwrap(), n + 3, "{what}");
+            assert_close_to(&run(&m, &x), &before, 1e-5, &format!("{what} widened"));
+        }
+    }
+}
+
+#[test]
+fn every_class_prunes_and_round_trips_through_onnx() {
+    for (name, k) in CLASSES {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        for exporter in ["legacy", "dynamo"] {
+            let what = format!("{name}.{exporter}");
+            let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let mut m = imp.model;
+            // Unchanged, export then import gives the same outputs.
+            let bytes = export_bytes(&m, &[x.dims().to_vec()]).unwrap();
+            let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
+            // Pruned: still runs, same output shape, and round-trips.
+            let v = weighted(&m, k);
+            let n = m.graph().nout(v).unwrap();
+            m.change_sizes(&Request::new().nout(v, -2)).unwrap();
+            m.graph().check().unwrap();
+            assert_eq!(m.graph().nout(v).unwrap(), n - 2);
+            let pruned = run(&m, &x);
+            assert_eq!(pruned.len(), want(&format!("{what}.out.bin")).len());
+            let bytes = export_bytes(&m, &[x.dims().to_vec()]).unwrap();
+            let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} pruned: {e}"));
+            assert_close_to(
+                &run(&back.model, &x),
+                &pruned,
+                1e-6,
+                &format!("{what} pruned"),
+            );
+        }
+    }
+}
+
+#[test]
+fn the_layer_norm_reductions_free_their_inputs_and_tie_the_affine_constants() {
+    let m = import(&fixture("lnchan.legacy.onnx")).unwrap().model;
+    let g = m.graph();
+    let stem = weighted(&m, 0);
+    // The stem's component holds the centring, scaling and affine vertices
+    // (tied), not the two means (free inputs, one fixed neuron).
+    let comp = g.size_component(stem).unwrap();
+    let reduces: Vec<VertexId> = g
+        .topological_order()
+        .unwrap()
+        .into_iter()
+        .filter(|&v| matches!(m.layer(v).map(|l| &l.op), Some(Op::Reduce(_))))
+        .collect();
+    assert_eq!(reduces.len(), 2);
+    for r in &reduces {
+        assert!(!comp.contains(r));
+        assert_eq!(g.nout(*r).unwrap(), 1);
+    }
+    let elementwise = comp
+        .iter()
+        .filter(|&&v| matches!(m.layer(v).map(|l| &l.op), Some(Op::Elementwise(_))))
+        .count();
+    // x − u, (x − u)², (x − u) / σ, γ · x, + β.
+    assert!(elementwise >= 4, "{elementwise}");
+}

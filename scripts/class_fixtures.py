@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Narrow models, one per failure class of issue 15 that graft now reads,
+exported with both torch exporters, with onnxruntime's output: fixtures of
+graft-onnx's `tests/classes.rs`.
+
+For each model NAME and exporter (legacy: torch.onnx.export(dynamo=False),
+opset 17, a symbolic batch; dynamo: the default exporter), writes to
+crates/graft-onnx/tests/fixtures/:
+  NAME.EXPORTER.onnx      the model
+  NAME.input.bin          the input (shape header + little-endian f32)
+  NAME.EXPORTER.out.bin   onnxruntime's output for it
+
+The classes:
+  se      squeeze-and-excitation (global pool kept as [N, C, 1, 1], 1x1
+          convolutions on it, a hard-sigmoid gate broadcast over the map),
+          hard-swish
+  gelu    GELU written as Erf arithmetic (Div, Erf, Add, Mul by constants)
+  lnchan  ConvNeXt's channels-first layer norm written by hand: means over
+          the channel axis (a reduction over the neurons), broadcasts of
+          [N, 1, H, W] against [N, C, H, W], Pow, Sqrt, per-channel affine
+          constants shaped [C, 1, 1]
+  flat    x.view(x.size(0), -1) with a symbolic batch: Shape, Gather,
+          Unsqueeze, Concat and Reshape that the importer folds
+
+torch and onnxruntime are installed with pip into a virtual environment
+outside the repository when missing (see pyenv_setup.py). Not part of the
+tests.
+"""
+import pathlib
+
+try:
+    import numpy as np  # noqa: F401
+    import onnxruntime as ort
+    import torch
+    import torch.nn as nn
+except ImportError:
+    from pyenv_setup import rerun_in_venv
+
+    rerun_in_venv(["torch", "onnx", "onnxscript", "onnxruntime", "numpy"])
+
+from tensor_files import write_tensor  # noqa: E402
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
+
+
+class Se(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(16, 4, 1)
+        self.fc2 = nn.Conv2d(4, 16, 1)
+        self.gate = nn.Hardsigmoid()
+        self.conv = nn.Conv2d(16, 8, 3, padding=1)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        s = self.gate(self.fc2(torch.relu(self.fc1(self.pool(x)))))
+        x = torch.relu(self.conv(x * s))
+        return self.head(torch.flatten(self.pool(x), 1))
+
+
+class Gelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 16)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(16, 12)
+        self.fc3 = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+class LayerNormChannels(nn.Module):
+    """ConvNeXt's LayerNorm for channels_first data, as its authors wrote it."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.weight = nn.Parameter(torch.rand(c, generator=g) + 0.5)
+        self.bias = nn.Parameter(torch.randn(c, generator=g) * 0.1)
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class LnChan(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = LayerNormChannels(8)
+        self.conv = nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = self.conv(self.norm(self.stem(x)))
+        return self.head(x.mean((2, 3)))
+
+
+class Flat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+MODELS = {
+    "se": (Se, (2, 3, 8, 8)),
+    "gelu": (Gelu, (2, 6)),
+    "lnchan": (LnChan, (2, 3, 6, 6)),
+    "flat": (Flat, (2, 3, 6, 6)),
+}
+
+
+def export(model, x, path, exporter):
+    if exporter == "legacy":
+        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        return
+    torch.onnx.export(model, (x,), str(path), dynamo=True,
+                      input_names=["input"], output_names=["output"])
+    # One self-contained file (the dynamo exporter writes the weights beside it).
+    import onnx
+    m = onnx.load(str(path))
+    onnx.save(m, str(path), save_as_external_data=False)
+    data = pathlib.Path(str(path) + ".data")
+    if data.exists():
+        data.unlink()
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, (cls, shape) in MODELS.items():
+        torch.manual_seed(0)
+        model = cls().eval()
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+        write_tensor(OUT / f"{name}.input.bin", x.numpy())
+        for exporter in ["legacy", "dynamo"]:
+            path = OUT / f"{name}.{exporter}.onnx"
+            export(model, x, path, exporter)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+            write_tensor(OUT / f"{name}.{exporter}.out.bin", y)
+            import onnx
+            ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
+            print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}, ops {ops}")
+
+
+if __name__ == "__main__":
+    main()
