@@ -21,6 +21,10 @@ The classes:
           constants shaped [C, 1, 1]
   flat    x.view(x.size(0), -1) with a symbolic batch: Shape, Gather,
           Unsqueeze, Concat and Reshape that the importer folds
+  shuffle ShuffleNetV2's unit: a channel split (Split or Slice), a
+          concatenation and a channel shuffle (Reshape, Transpose, Reshape)
+  ceilpool a max pool in ceil mode (SqueezeNet)
+  padded  an explicit uneven Pad between convolutions
 
 torch and onnxruntime are installed with pip into a virtual environment
 outside the repository when missing (see pyenv_setup.py). Not part of the
@@ -115,7 +119,62 @@ class Flat(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class Shuffle(nn.Module):
+    """ShuffleNetV2's unit: split the channels, convolve one half, join,
+    shuffle the channels (Reshape, Transpose, Reshape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv = nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat((a, torch.relu(self.branch(b))), dim=1)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        x = torch.relu(self.conv(x))
+        return self.head(x.mean((2, 3)))
+
+
+class CeilPool(nn.Module):
+    """SqueezeNet's pooling: a max pool in ceil mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv = nn.Conv2d(8, 4, 3, padding=1)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.stem(x)))
+        x = torch.relu(self.conv(x))
+        return self.head(x.mean((2, 3)))
+
+
+class Padded(nn.Module):
+    """An explicit, uneven padding between two convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv = nn.Conv2d(6, 4, 3)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.nn.functional.pad(torch.relu(self.stem(x)), (1, 2, 0, 1))
+        x = torch.relu(self.conv(x))
+        return self.head(x.mean((2, 3)))
+
+
 MODELS = {
+    "shuffle": (Shuffle, (2, 3, 6, 6)),
+    "ceilpool": (CeilPool, (2, 3, 8, 8)),
+    "padded": (Padded, (2, 3, 6, 6)),
     "se": (Se, (2, 3, 8, 8)),
     "gelu": (Gelu, (2, 6)),
     "lnchan": (LnChan, (2, 3, 6, 6)),
@@ -140,9 +199,11 @@ def export(model, x, path, exporter):
         data.unlink()
 
 
-def main():
+def main(only=None):
     OUT.mkdir(parents=True, exist_ok=True)
     for name, (cls, shape) in MODELS.items():
+        if only and name not in only:
+            continue
         torch.manual_seed(0)
         model = cls().eval()
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
@@ -159,4 +220,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

@@ -346,6 +346,17 @@ impl Model {
             (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),
             (false, Op::Concat, _) => nin.iter().sum(),
             (false, Op::Reduce(r), _) if r.over_neurons() => 1,
+            (false, Op::Slice(p), _) if p.cuts_neurons() => p.len,
+            (false, Op::Pad(p), _) if p.pads_neurons() => {
+                let extra: usize = p
+                    .pads
+                    .iter()
+                    .filter(|&&(a, _, _)| Some(a) == p.neurons)
+                    .map(|&(_, b, e)| b + e)
+                    .sum();
+                nin.first().copied().unwrap_or(0) + extra
+            }
+            (false, Op::Join(j), _) if j.stacks() => nin.iter().sum(),
             (false, Op::Elementwise(e), given) if e.chooses_size(nin.len()) => {
                 given.ok_or_else(|| layer_err("needs an output size".into()))?
             }

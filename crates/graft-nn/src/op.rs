@@ -6,6 +6,7 @@ use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 pub use crate::layers::axes::{Reduce, Reducer, Transpose, View, ViewDim};
+pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
 
 /// Pointwise nonlinearities.
@@ -308,6 +309,12 @@ pub enum Op {
     View(View),
     /// A reduction over some axes.
     Reduce(Reduce),
+    /// A slice of a value along one axis.
+    Slice(Slice),
+    /// A concatenation along any axis.
+    Join(Join),
+    /// Padding of some axes.
+    Pad(Pad),
     /// A mixture of experts: input 0 the router's logits (one per expert),
     /// inputs 1.. the experts. Each sample goes to its top-`k` experts,
     /// weighted by the softmax of the router renormalised over those `k`;
@@ -528,6 +535,9 @@ impl Op {
             }),
             Op::Elementwise(e) => Ok(e.declare(nin.len())),
             Op::Reduce(r) => Ok(r.declare()),
+            Op::Slice(p) => Ok(p.declare()),
+            Op::Join(j) => Ok(j.declare()),
+            Op::Pad(p) => Ok(p.declare()),
             Op::Unary { .. } | Op::Transpose(_) | Op::View(_) => one(Invariant),
             _ => one(Invariant),
         }
@@ -728,6 +738,9 @@ impl Op {
             Op::Transpose(_) => "transpose",
             Op::View(_) => "view",
             Op::Reduce(_) => "reduce",
+            Op::Slice(_) => "slice",
+            Op::Join(_) => "join",
+            Op::Pad(_) => "pad",
         }
     }
 
@@ -742,6 +755,9 @@ impl Op {
             Op::Transpose(t) => t.axis,
             Op::View(v) => v.axis(),
             Op::Reduce(r) => r.axis(),
+            Op::Slice(p) => p.neurons,
+            Op::Join(j) => j.neurons,
+            Op::Pad(p) => p.neurons,
             Op::Input
             | Op::Dense { .. }
             | Op::MaskedDense { .. }

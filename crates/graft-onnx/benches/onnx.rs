@@ -1,6 +1,8 @@
 //! ONNX benchmarks: `cargo bench -p graft-onnx --bench onnx`.
 //! A ResNet-50 built in graft (25.6M parameters): export, import, and
-//! import + prune half of every convolution by magnitude + export.
+//! import + prune half of every convolution by magnitude + export. A chain
+//! of 10,000 vertices (dense, ReLU, dense, ...): import, and what `graft
+//! inspect` does (import, then shapes and MACs of every vertex).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use graft_onnx::{export_bytes, import_bytes, mutations};
@@ -53,5 +55,45 @@ fn resnet50(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, resnet50);
+/// Input, then 5,000 × (dense 8 → ReLU): 10,001 vertices.
+fn chain_10k(c: &mut Criterion) {
+    let mut m = graft_nn::Model::new();
+    let mut x = m.input("x", 8).unwrap();
+    for k in 0..5_000 {
+        let d = m
+            .add(
+                &format!("fc{k}"),
+                graft_nn::Op::Dense { bias: true },
+                &[x],
+                Some(8),
+            )
+            .unwrap();
+        x = m
+            .add(
+                &format!("relu{k}"),
+                graft_nn::Op::Activation(graft_nn::Activation::Relu),
+                &[d],
+                None,
+            )
+            .unwrap();
+    }
+    let shape = vec![vec![1, 8]];
+    let bytes = export_bytes(&m, &shape).unwrap();
+    let imported = import_bytes(&bytes).unwrap();
+    assert_eq!(imported.model.graph().len(), 10_001);
+    let mut g = c.benchmark_group("chain_10k");
+    g.sample_size(10);
+    g.bench_function("import", |b| {
+        b.iter(|| black_box(import_bytes(&bytes).unwrap()))
+    });
+    g.bench_function("import_and_cost", |b| {
+        b.iter(|| {
+            let imp = import_bytes(&bytes).unwrap();
+            black_box(imp.model.cost(&[vec![8]]).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, resnet50, chain_10k);
 criterion_main!(benches);

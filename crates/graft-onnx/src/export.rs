@@ -37,6 +37,14 @@ fn attr_f(name: &str, v: f32) -> AttributeProto {
         ..Default::default()
     }
 }
+pub(crate) fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        s: Some(v.as_bytes().to_vec()),
+        r#type: Some(AttributeType::String as i32),
+        ..Default::default()
+    }
+}
 pub(crate) fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
@@ -789,6 +797,9 @@ fn emit(
         }
         Op::Unary { .. } | Op::Elementwise(_) => {
             crate::ops::pointwise::export(out, model, v, &name, &ins, &layer.op)?;
+        }
+        Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
+            crate::ops::parts::export(out, &name, &ins, &layer.op)?;
         }
         Op::Transpose(_) | Op::View(_) | Op::Reduce(_) => {
             crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), OPSET)?;

@@ -1,8 +1,9 @@
 //! The model classes graft reads since issue 15, one narrow fixture each,
 //! from both torch exporters (`scripts/class_fixtures.py`): squeeze-and-
 //! excitation, GELU as Erf arithmetic, a hand-written channels-first layer
-//! norm (reductions over the neurons and broadcasts), and shape arithmetic
-//! around a reshape with a symbolic batch. Each imports, matches
+//! norm (reductions over the neurons and broadcasts), shape arithmetic
+//! around a reshape with a symbolic batch, ShuffleNet's channel split and
+//! shuffle, a max pool in ceil mode, and an uneven Pad. Each imports, matches
 //! onnxruntime, widens without changing its function, prunes, and
 //! survives export and import.
 
@@ -16,7 +17,17 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// Fixture name and which weighted layer (in topological order) to resize:
 /// one whose growth keeps the function (after the layer norm for `lnchan`:
 /// a new channel before it would move the mean over channels).
-const CLASSES: [(&str, usize); 4] = [("se", 0), ("gelu", 0), ("lnchan", 1), ("flat", 0)];
+/// In `shuffle` the split freezes the stem and the shuffle freezes the
+/// branch: the convolution after the shuffle is the one that changes.
+const CLASSES: [(&str, usize); 7] = [
+    ("se", 0),
+    ("gelu", 0),
+    ("lnchan", 1),
+    ("flat", 0),
+    ("shuffle", 2),
+    ("ceilpool", 0),
+    ("padded", 0),
+];
 
 fn want(name: &str) -> Vec<f32> {
     read_tensor(name).flatten_all().unwrap().to_vec1().unwrap()

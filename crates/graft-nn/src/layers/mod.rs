@@ -9,6 +9,7 @@ pub(crate) mod dense;
 pub(crate) mod linear;
 pub(crate) mod merge;
 pub(crate) mod norm;
+pub(crate) mod parts;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
@@ -113,6 +114,9 @@ pub(crate) fn forward(
         Op::Transpose(t) => (t.forward(x)?, none),
         Op::View(v) => (v.forward(x)?, none),
         Op::Reduce(r) => (r.forward(x)?, none),
+        Op::Slice(p) => (p.forward(x)?, none),
+        Op::Join(j) => (j.forward(xs)?, none),
+        Op::Pad(p) => (p.forward(x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
             candle_core::bail!("{} routes samples: the executor runs it", op.name())
         }

@@ -138,7 +138,7 @@ fn round_half_even(x: &Tensor) -> Result<Tensor> {
     let frac = x.sub(&x.floor()?)?;
     let half = frac.eq(0.5)?;
     let odd = r.affine(0.5, 0.0)?.floor()?.affine(2.0, 0.0)?.ne(&r)?;
-    let back = r.sub(&x)?.sign()?;
+    let back = r.sub(x)?.sign()?;
     let fixed = r.sub(&back)?;
     half.mul(&odd)?.where_cond(&fixed, &r)
 }

@@ -102,8 +102,48 @@ fn geometry(ctx: &Ctx, node: &Node) -> Result<(Const, usize, usize, usize), Onnx
     Ok((w, k, stride, dilation))
 }
 
+/// Uneven `pads` (PyTorch's exporters fold an explicit `F.pad` into the
+/// convolution): the part above the smallest pad becomes a zero
+/// [`graft_nn::Pad`] vertex before the convolution, which keeps the
+/// smallest as its even padding.
+fn uneven_pads(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: graft_core::VertexId,
+    shape: Vec<usize>,
+) -> Result<(graft_core::VertexId, Vec<usize>, Option<usize>), OnnxError> {
+    let pads = node.ints("pads").unwrap_or_default();
+    let n = pads.len() / 2;
+    let auto = node.string("auto_pad");
+    let even = pads.windows(2).all(|p| p[0] == p[1]);
+    if even || !matches!(auto.as_deref(), None | Some("NOTSET")) || n + 2 != shape.len() {
+        return Ok((x, shape, None));
+    }
+    if pads.iter().any(|&p| p < 0) {
+        return Err(node.err(format!("negative pads {pads:?}")));
+    }
+    let m = *pads.iter().min().expect("pads") as usize;
+    let list: Vec<(usize, usize, usize)> = (0..n)
+        .map(|i| (i + 2, pads[i] as usize - m, pads[i + n] as usize - m))
+        .filter(|&(_, b, e)| b + e > 0)
+        .collect();
+    let mut out = shape.clone();
+    for &(a, b, e) in &list {
+        out[a] += b + e;
+    }
+    let p = graft_nn::Pad {
+        pads: list,
+        mode: graft_nn::PadMode::Constant { value: 0.0 },
+        neurons: ctx.neuron_axis(x),
+    };
+    let name = ctx.fresh_name(&format!("{}.pad", node.output()));
+    let v = ctx.model.add(&name, Op::Pad(p), &[x], None)?;
+    Ok((v, out, Some(m)))
+}
+
 fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let (x, shape) = ctx.runtime(node, 0)?;
+    let (x, shape, evened) = uneven_pads(ctx, node, x, shape)?;
     let (w, k, stride, dilation) = geometry(ctx, node)?;
     let spatial = w.dims.len().saturating_sub(2);
     if !(1..=2).contains(&spatial) || shape.len() != spatial + 2 {
@@ -113,6 +153,7 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         )));
     }
     let padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        "NOTSET" if evened.is_some() => evened.unwrap_or(0),
         "NOTSET" => same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?,
         "VALID" => 0,
         "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (k - 1)) % 2 == 0 => {

@@ -11,6 +11,7 @@ mod control;
 mod conv;
 mod linear;
 mod norm;
+pub(crate) mod parts;
 pub(crate) mod pointwise;
 mod pool;
 mod recurrent;
@@ -29,6 +30,7 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     activation::register(&mut r);
     pointwise::register(&mut r);
     axes::register(&mut r);
+    parts::register(&mut r);
     pool::register(&mut r);
     shape::register(&mut r);
     view::register(&mut r);

@@ -35,8 +35,9 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
             )))
         }
     };
-    if node.int("ceil_mode", 0) != 0 {
-        return Err(node.err("ceil_mode is not supported"));
+    let ceil = node.int("ceil_mode", 0) != 0;
+    if ceil && !max {
+        return Err(node.err("ceil_mode is supported for max pooling only"));
     }
     if node
         .ints("dilations")
@@ -48,6 +49,34 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
     if shape[2] + 2 * pad < k || shape[3] + 2 * pad < k {
         return Err(node.err(format!("window {k} larger than the input {shape:?}")));
     }
+    // ceil_mode: windows may run past the far edge (never starting in the
+    // far padding); a max pool reads them as −∞ padding before it.
+    let extra = |l: usize| -> usize {
+        if !ceil {
+            return 0;
+        }
+        let span = l + 2 * pad - k;
+        let mut n = span.div_ceil(s) + 1;
+        if (n - 1) * s >= l + pad {
+            n -= 1;
+        }
+        ((n - 1) * s + k).saturating_sub(l + 2 * pad)
+    };
+    let (eh, ew) = (extra(shape[2]), extra(shape[3]));
+    let (x, shape) = if eh + ew > 0 {
+        let p = graft_nn::Pad {
+            pads: vec![(2, 0, eh), (3, 0, ew)],
+            mode: graft_nn::PadMode::Constant {
+                value: f64::NEG_INFINITY,
+            },
+            neurons: ctx.neuron_axis(x),
+        };
+        let name = ctx.fresh_name(&format!("{}.ceil", node.output()));
+        let v = ctx.model.add(&name, Op::Pad(p), &[x], None)?;
+        (v, vec![shape[0], shape[1], shape[2] + eh, shape[3] + ew])
+    } else {
+        (x, shape)
+    };
     let out = vec![
         shape[0],
         shape[1],

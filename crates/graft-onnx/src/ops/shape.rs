@@ -11,7 +11,6 @@ use crate::import::{Ctx, Node, Value};
 use crate::tensor::decode;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
-    r.insert("Concat", concat);
     r.insert("Flatten", flatten);
     r.insert("Reshape", reshape);
     r.insert("Identity", identity);
@@ -53,58 +52,6 @@ fn constant(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     Ok(())
 }
 
-fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    // Constants (shape arithmetic of exporters): 1-D concatenation.
-    let all_const: Option<Vec<crate::tensor::Const>> = node
-        .inputs()
-        .iter()
-        .map(|n| match ctx.values.get(n) {
-            Some(Value::Const(c)) if c.dims.len() <= 1 => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
-    if let Some(cs) = all_const.filter(|c| !c.is_empty()) {
-        let ints = cs.iter().all(|c| !c.i.is_empty() || c.len() == 0);
-        let mut out = crate::tensor::Const {
-            dims: vec![0],
-            f: Vec::new(),
-            i: Vec::new(),
-        };
-        for c in cs {
-            if ints {
-                out.i.extend(c.ints());
-            } else {
-                out.f.extend(c.floats());
-            }
-        }
-        out.dims[0] = out.i.len().max(out.f.len());
-        ctx.alias(node, Value::Const(out));
-        return Ok(());
-    }
-    let mut vs = Vec::new();
-    let mut shape: Option<Vec<usize>> = None;
-    let mut channels = 0;
-    for k in 0..node.inputs().len() {
-        let (v, s) = ctx.runtime(node, k)?;
-        let axis = node.int("axis", 1);
-        if axis != 1 && axis != 1 - s.len() as i64 {
-            return Err(node.err(format!("concatenation along axis {axis}: only axis 1")));
-        }
-        if let Some(first) = &shape {
-            if first.len() != s.len() || first[2..] != s[2..] {
-                return Err(node.err(format!("shapes {first:?} and {s:?} do not concatenate")));
-            }
-        }
-        channels += s[1];
-        shape.get_or_insert(s);
-        vs.push(v);
-    }
-    let mut out = shape.ok_or_else(|| node.err("no inputs"))?;
-    out[1] = channels;
-    ctx.add(node, Op::Concat, &vs, None, out)?;
-    Ok(())
-}
-
 fn flatten_to(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     // A global pool's [N, C, 1, 1] view flattens to graft's [N, C] value.
     if let Some(Value::View { v, shape, order }) = ctx.values.get(node.input(0)?).cloned() {
@@ -138,8 +85,12 @@ fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    // A view that only gains or loses unit axes stays a view; any other
+    // reshape of it becomes vertices (a transpose first) below.
     if let Some(Value::View { .. }) = ctx.values.get(node.input(0)?) {
-        return super::view::reshape_view(ctx, node);
+        if super::view::reshape_view(ctx, node).is_ok() {
+            return Ok(());
+        }
     }
     let (v, s) = ctx.runtime(node, 0)?;
     let total: usize = s.iter().product();
@@ -171,6 +122,10 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         ctx.alias(node, Value::Runtime { v, shape: s });
         return Ok(());
     }
+    if let Some(view) = keeps_neurons_whole(ctx.neuron_axis(v), &s, &dims) {
+        ctx.add(node, Op::View(view), &[v], None, dims)?;
+        return Ok(());
+    }
     if dims.len() == 2 && s.len() > 2 {
         return flatten_to(ctx, node);
     }
@@ -184,4 +139,36 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         dims,
     )?;
     Ok(())
+}
+
+/// A reshape from `from` to `to` (batch axis first in both) that keeps the
+/// neuron axis whole: the neurons' size is an axis of the target, with the
+/// same number of elements before it. Then it is a [`graft_nn::View`]
+/// (invariant) rather than an immutable reshape.
+fn keeps_neurons_whole(
+    axis: Option<usize>,
+    from: &[usize],
+    to: &[usize],
+) -> Option<graft_nn::View> {
+    let a = axis?;
+    let c = *from.get(a)?;
+    let before: usize = from[..a].iter().product();
+    let b = (1..to.len()).find(|&b| to[b] == c && to[..b].iter().product::<usize>() == before)?;
+    if c == 1 || to.first() != from.first() {
+        return None;
+    }
+    Some(graft_nn::View {
+        dims: to[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                if i + 1 == b {
+                    graft_nn::ViewDim::Neurons
+                } else {
+                    graft_nn::ViewDim::Fixed(d)
+                }
+            })
+            .collect(),
+        from: Some(a),
+    })
 }
