@@ -1,5 +1,6 @@
 //! Property tests of the planner on random graphs of absorb, stack (with
-//! duplicated inputs) and invariant vertices:
+//! duplicated inputs), invariant (some with a broadcast input, whose size
+//! is free) and depthwise vertices:
 //! - every plan applied passes `check()` and keeps neurons aligned across
 //!   every stack slice and invariant input;
 //! - the same request twice gives the same plan;
@@ -53,7 +54,10 @@ impl Naive {
                     }
                 }
                 SizeKind::Invariant => {
-                    for &u in v.inputs() {
+                    for (p, &u) in v.inputs().iter().enumerate() {
+                        if v.is_broadcast(p) {
+                            continue;
+                        }
                         for j in 0..v.nout() {
                             s.union((id, j), (u, j));
                         }
@@ -100,10 +104,22 @@ fn component(g: &Graph, v: VertexId) -> Vec<VertexId> {
             matches!(v.kind(), SizeKind::Stack | SizeKind::Invariant) || v.depthwise().is_some()
         };
         if couples(vx) {
-            next.extend(vx.inputs());
+            next.extend(
+                vx.inputs()
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, _)| !vx.is_broadcast(*p))
+                    .map(|(_, &u)| u),
+            );
         }
         for &o in vx.outputs() {
-            if couples(g.vertex(o).unwrap()) {
+            let ov = g.vertex(o).unwrap();
+            let tied = ov
+                .inputs()
+                .iter()
+                .enumerate()
+                .any(|(p, &u)| u == x && !ov.is_broadcast(p));
+            if couples(ov) && tied {
                 next.push(o);
             }
         }
@@ -215,8 +231,10 @@ fn audit(g: &Graph, req: &Request, p: &Plan, verts: &[VertexId]) -> (i64, f64) {
                 assert_eq!(mine, cat, "stack {} misaligned", vx.name());
             }
             SizeKind::Invariant => {
-                for &u in vx.inputs() {
-                    assert_eq!(mine, seq(u), "invariant {} misaligned", vx.name());
+                for (p, &u) in vx.inputs().iter().enumerate() {
+                    if !vx.is_broadcast(p) {
+                        assert_eq!(mine, seq(u), "invariant {} misaligned", vx.name());
+                    }
                 }
             }
             _ => {

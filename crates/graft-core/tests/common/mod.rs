@@ -1,6 +1,7 @@
 //! Graphs shared by the tests: random graphs for the property tests (a
 //! recipe of steps, each adding one vertex: absorb, stack with duplicated
-//! inputs, invariant, depthwise) and a residual block around a
+//! inputs, invariant, depthwise, invariant with a broadcast input) and a
+//! residual block around a
 //! concatenation.
 #![allow(dead_code)]
 
@@ -10,10 +11,27 @@ use proptest::prelude::*;
 /// A recipe for a random graph: each step adds one vertex.
 #[derive(Debug, Clone)]
 pub enum Step {
-    Absorb { input: usize, nout: usize },
-    Stack { inputs: Vec<usize> },
-    Invariant { input: usize, extra: Vec<usize> },
-    Depthwise { input: usize, multiplier: usize },
+    Absorb {
+        input: usize,
+        nout: usize,
+    },
+    Stack {
+        inputs: Vec<usize>,
+    },
+    Invariant {
+        input: usize,
+        extra: Vec<usize>,
+    },
+    Depthwise {
+        input: usize,
+        multiplier: usize,
+    },
+    /// An invariant vertex tied to `input` that reads `other` broadcast
+    /// (free size), as `x - mean(x)` reads the mean.
+    Broadcast {
+        input: usize,
+        other: usize,
+    },
 }
 
 pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
@@ -50,6 +68,17 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                 }
                 g.add_invariant(&name, &ins).unwrap()
             }
+            Step::Broadcast { input, other } => {
+                let ins = [pick(*input), pick(*other)];
+                g.add_vertex_with(
+                    &name,
+                    graft_core::SizeKind::Invariant,
+                    &ins,
+                    None,
+                    &[Constraint::Broadcast { input: 1 }],
+                )
+                .unwrap()
+            }
             Step::Depthwise { input, multiplier } => {
                 let u = pick(*input);
                 let id = g
@@ -73,6 +102,7 @@ pub fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(input, extra)| Step::Invariant { input, extra }),
         1 => (0..20usize, 1..3usize)
             .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
+        1 => (0..20usize, 0..20usize).prop_map(|(input, other)| Step::Broadcast { input, other }),
     ]
 }
 
