@@ -25,6 +25,8 @@ The classes:
           concatenation and a channel shuffle (Reshape, Transpose, Reshape)
   ceilpool a max pool in ceil mode (SqueezeNet)
   padded  an explicit uneven Pad between convolutions
+  chlast  ConvNeXt's block: channels last through a permute, a layer norm
+          and dense layers on the last axis (MatMul), a per-channel scale
 
 torch and onnxruntime are installed with pip into a virtual environment
 outside the repository when missing (see pyenv_setup.py). Not part of the
@@ -171,7 +173,32 @@ class Padded(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+class ChannelsLast(nn.Module):
+    """ConvNeXt's block: a depthwise convolution, then channels last (a
+    permute) for a layer norm and two dense layers (MatMul on the last
+    axis), a per-channel scale, back to channels first, a residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.norm = nn.LayerNorm(8, eps=1e-6)
+        self.fc1 = nn.Linear(8, 16)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(16, 8)
+        self.gamma = nn.Parameter(torch.rand(8, generator=torch.Generator().manual_seed(4)) + 0.5)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.fc2(self.act(self.fc1(self.norm(y))))
+        x = x + (self.gamma * y).permute(0, 3, 1, 2)
+        return self.head(x.mean((2, 3)))
+
+
 MODELS = {
+    "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),
     "ceilpool": (CeilPool, (2, 3, 8, 8)),
     "padded": (Padded, (2, 3, 6, 6)),

@@ -115,6 +115,8 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Slice(p) => p.infer(first()?)?,
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,
+        Op::LinearLast(l) => l.infer(first()?, nout)?,
+        Op::LayerNormLast(_) | Op::ActivationAt { .. } => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
         | Op::GroupNorm { .. }
@@ -146,6 +148,9 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
             let s = ins.first().map_or(&[][..], |s| &s[1..]);
             prod(s) * n0 * nout * (c.kernel as u64).pow(2)
         }
+        Op::LinearLast(l) => ins
+            .first()
+            .map_or(0, |s| l.macs(s, out.last().copied().unwrap_or(0))),
         Op::Recurrent { cell, .. } => {
             let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
             t * cell.gates() as u64 * nout * (n0 + nout)

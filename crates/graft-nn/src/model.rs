@@ -394,6 +394,7 @@ impl Model {
         let is_norm = matches!(
             op,
             Op::BatchNorm { .. }
+                | Op::LayerNormLast(_)
                 | Op::LayerNorm { .. }
                 | Op::GroupNorm { .. }
                 | Op::InstanceNorm { .. }
@@ -408,7 +409,8 @@ impl Model {
                 | Op::LearnableMaskedDense { .. }
                 | Op::Conv1d(_)
                 | Op::Conv2d(_)
-                | Op::MaskedConv2d(_) => {
+                | Op::MaskedConv2d(_)
+                | Op::LinearLast(_) => {
                     let w = op.params(nin, nout);
                     w[0].shape.iter().skip(1).product::<usize>().max(1)
                 }

@@ -6,6 +6,7 @@ use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 pub use crate::layers::axes::{Reduce, Reducer, Transpose, View, ViewDim};
+pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
 
@@ -315,6 +316,18 @@ pub enum Op {
     Join(Join),
     /// Padding of some axes.
     Pad(Pad),
+    /// A dense layer on the last axis (channels-last maps, token sequences).
+    LinearLast(LinearLast),
+    /// Layer normalisation over the last axis. Not neuron-separable.
+    LayerNormLast(LayerNormLast),
+    /// A pointwise activation on a value whose neurons are on another axis
+    /// than 1 (channels last, token sequences). Never a softmax.
+    ActivationAt {
+        /// The function.
+        f: Activation,
+        /// The value's neuron axis, if any.
+        axis: Option<usize>,
+    },
     /// A mixture of experts: input 0 the router's logits (one per expert),
     /// inputs 1.. the experts. Each sample goes to its top-`k` experts,
     /// weighted by the softmax of the router renormalised over those `k`;
@@ -538,6 +551,13 @@ impl Op {
             Op::Slice(p) => Ok(p.declare()),
             Op::Join(j) => Ok(j.declare()),
             Op::Pad(p) => Ok(p.declare()),
+            Op::LinearLast(_) => one(Absorb),
+            Op::LayerNormLast(_) => one(Invariant),
+            Op::ActivationAt {
+                f: Activation::Softmax,
+                ..
+            } => Err("a softmax is not pointwise: it runs on axis 1 only".into()),
+            Op::ActivationAt { .. } => one(Invariant),
             Op::Unary { .. } | Op::Transpose(_) | Op::View(_) => one(Invariant),
             _ => one(Invariant),
         }
@@ -557,6 +577,7 @@ impl Op {
                 | Op::MaskedConv2d(_)
                 | Op::ConvTranspose2d { .. }
                 | Op::Recurrent { .. }
+                | Op::LinearLast(_)
         )
     }
 
@@ -665,6 +686,8 @@ impl Op {
             }
             Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => affine(),
             Op::Elementwise(e) => e.params(nout),
+            Op::LinearLast(l) => l.params(n0, nout),
+            Op::LayerNormLast(l) => l.params(nout),
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
                 vec![
@@ -741,6 +764,9 @@ impl Op {
             Op::Slice(_) => "slice",
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
+            Op::LinearLast(_) => "linear_last",
+            Op::LayerNormLast(_) => "layer_norm_last",
+            Op::ActivationAt { .. } => "activation",
         }
     }
 
@@ -758,6 +784,9 @@ impl Op {
             Op::Slice(p) => p.neurons,
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,
+            Op::LinearLast(l) => Some(l.axis),
+            Op::LayerNormLast(l) => Some(l.axis),
+            Op::ActivationAt { axis, .. } => *axis,
             Op::Input
             | Op::Dense { .. }
             | Op::MaskedDense { .. }

@@ -683,7 +683,7 @@ fn emit(
             attrs.push(attr_f("epsilon", *eps as f32));
             out.node(op, &name, &[x, &w, &b], &name, attrs);
         }
-        Op::Activation(f) => {
+        Op::Activation(f) | Op::ActivationAt { f, .. } => {
             let (op, attrs) = match f {
                 Activation::Relu => ("Relu", vec![]),
                 Activation::LeakyRelu { slope } => {
@@ -797,6 +797,32 @@ fn emit(
         }
         Op::Unary { .. } | Op::Elementwise(_) => {
             crate::ops::pointwise::export(out, model, v, &name, &ins, &layer.op)?;
+        }
+        Op::LinearLast(l) => {
+            // MatMul by the transposed weight, then the bias.
+            let w = model.param(v, "weight")?.t()?.contiguous()?;
+            let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+            let wn = format!("{name}.weight");
+            out.inits.push(encode_f32(&wn, w.dims(), &vals));
+            if l.bias {
+                let mm = format!("{name}.matmul");
+                out.node("MatMul", &mm, &[x, &wn], &mm, vec![]);
+                let b = out.param(model, v, &name, "bias")?;
+                out.node("Add", &name, &[&mm, &b], &name, vec![]);
+            } else {
+                out.node("MatMul", &name, &[x, &wn], &name, vec![]);
+            }
+        }
+        Op::LayerNormLast(l) => {
+            let w = out.param(model, v, &name, "weight")?;
+            let b = out.param(model, v, &name, "bias")?;
+            out.node(
+                "LayerNormalization",
+                &name,
+                &[x, &w, &b],
+                &name,
+                vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
+            );
         }
         Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;

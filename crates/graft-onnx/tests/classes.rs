@@ -3,7 +3,9 @@
 //! excitation, GELU as Erf arithmetic, a hand-written channels-first layer
 //! norm (reductions over the neurons and broadcasts), shape arithmetic
 //! around a reshape with a symbolic batch, ShuffleNet's channel split and
-//! shuffle, a max pool in ceil mode, and an uneven Pad. Each imports, matches
+//! shuffle, a max pool in ceil mode, an uneven Pad, and ConvNeXt's
+//! channels-last block (permutes, a layer norm and dense layers on the last
+//! axis). Each imports, matches
 //! onnxruntime, widens without changing its function, prunes, and
 //! survives export and import.
 
@@ -19,7 +21,10 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// a new channel before it would move the mean over channels).
 /// In `shuffle` the split freezes the stem and the shuffle freezes the
 /// branch: the convolution after the shuffle is the one that changes.
-const CLASSES: [(&str, usize); 7] = [
+/// In `chlast` the first dense layer on the last axis widens (the layer
+/// norm before it is not neuron-separable).
+const CLASSES: [(&str, usize); 8] = [
+    ("chlast", 2),
     ("se", 0),
     ("gelu", 0),
     ("lnchan", 1),
@@ -42,7 +47,7 @@ fn weighted(m: &Model, k: usize) -> VertexId {
         .filter(|&v| {
             matches!(
                 m.layer(v).map(|l| &l.op),
-                Some(Op::Dense { .. } | Op::Conv2d(_))
+                Some(Op::Dense { .. } | Op::Conv2d(_) | Op::LinearLast(_))
             )
         })
         .nth(k)

@@ -6,6 +6,7 @@ pub(crate) mod activation;
 pub(crate) mod axes;
 pub(crate) mod conv;
 pub(crate) mod dense;
+pub(crate) mod lastaxis;
 pub(crate) mod linear;
 pub(crate) mod merge;
 pub(crate) mod norm;
@@ -117,6 +118,9 @@ pub(crate) fn forward(
         Op::Slice(p) => (p.forward(x)?, none),
         Op::Join(j) => (j.forward(xs)?, none),
         Op::Pad(p) => (p.forward(x)?, none),
+        Op::LinearLast(l) => (l.forward(params, x)?, none),
+        Op::LayerNormLast(l) => (l.forward(params, x)?, none),
+        Op::ActivationAt { f, .. } => (activation::forward(*f, x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
             candle_core::bail!("{} routes samples: the executor runs it", op.name())
         }

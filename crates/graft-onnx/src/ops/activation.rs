@@ -37,7 +37,11 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 
 fn act(ctx: &mut Ctx, node: &Node, f: Activation) -> Result<(), OnnxError> {
     let (x, shape) = ctx.runtime(node, 0)?;
-    ctx.add(node, Op::Activation(f), &[x], None, shape)?;
+    let op = match ctx.neuron_axis(x) {
+        Some(1) => Op::Activation(f),
+        axis => Op::ActivationAt { f, axis },
+    };
+    ctx.add(node, op, &[x], None, shape)?;
     Ok(())
 }
 

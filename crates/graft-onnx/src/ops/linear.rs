@@ -77,6 +77,27 @@ fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let b = ctx
         .constant(node, 1)?
         .ok_or_else(|| node.err("only a constant right-hand side (a weight) is supported"))?;
+    // A weight applied to the last axis of a higher-rank value (channels
+    // last, token sequences): a dense layer on that axis.
+    if shape.len() > 2 && b.dims.len() == 2 && shape.last() == Some(&b.dims[0]) {
+        let last = shape.len() - 1;
+        if ctx.neuron_axis(x) != Some(last) {
+            return Err(node.err(format!(
+                "a weight on axis {last} of {shape:?}, whose neurons are on axis {:?}",
+                ctx.neuron_axis(x)
+            )));
+        }
+        let (inp, out) = (b.dims[0], b.dims[1]);
+        let op = Op::LinearLast(graft_nn::LinearLast {
+            bias: false,
+            axis: last,
+        });
+        let mut oshape = shape.clone();
+        oshape[last] = out;
+        let v = ctx.add(node, op, &[x], Some(out), oshape)?;
+        ctx.set(v, "weight", &[out, inp], transpose(&b.floats(), inp, out))?;
+        return Ok(());
+    }
     if shape.len() != 2 || b.dims.len() != 2 || b.dims[0] != shape[1] {
         return Err(node.err(format!(
             "[N, F] times [F, out] needed, got {shape:?} and {:?}",

@@ -71,6 +71,28 @@ fn instance(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 fn layer(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let (x, shape) = ctx.runtime(node, 0)?;
     let axis = node.int("axis", -1);
+    // Over the last axis of a higher-rank value whose neurons are there
+    // (channels last, token sequences).
+    let last = shape.len() - 1;
+    if shape.len() > 2 && (axis == -1 || axis == last as i64) && ctx.neuron_axis(x) == Some(last) {
+        let eps = node.float("epsilon", 1e-5) as f64;
+        let c = shape[last];
+        let take = |ctx: &Ctx, k: usize, fill: f32| -> Result<Vec<f32>, OnnxError> {
+            match ctx.constant(node, k)? {
+                Some(t) if t.len() == c => Ok(t.floats()),
+                Some(t) => {
+                    Err(node.err(format!("input {k} of shape {:?} for {c} neurons", t.dims)))
+                }
+                None => Ok(vec![fill; c]),
+            }
+        };
+        let (w, b) = (take(ctx, 1, 1.0)?, take(ctx, 2, 0.0)?);
+        let op = Op::LayerNormLast(graft_nn::LayerNormLast { eps, axis: last });
+        let v = ctx.add(node, op, &[x], None, shape)?;
+        ctx.set(v, "weight", &[c], w)?;
+        ctx.set(v, "bias", &[c], b)?;
+        return Ok(());
+    }
     if shape.len() != 2 || !(axis == -1 || axis == 1) {
         return Err(node.err(format!(
             "only over the features of [N, F] (axis {axis}, shape {shape:?})"

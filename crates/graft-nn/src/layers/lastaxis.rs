@@ -1,0 +1,183 @@
+//! The last-axis family: layers whose neurons sit on the last axis of a
+//! value of any rank (channels-last feature maps `[N, H, W, C]`, token
+//! sequences `[N, T, C]`): a dense layer ([`LinearLast`], ONNX's `MatMul` by
+//! a weight) and a layer norm ([`LayerNormLast`]). Their ONNX import and
+//! export live in graft-onnx's `ops/lastaxis.rs`.
+
+use candle_core::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{p, Params};
+use crate::op::{Fill, ParamSpec, Role};
+
+/// A dense layer on the last axis: `y[..., o] = Σ_i W[o, i] x[..., i] + b[o]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinearLast {
+    /// With a bias.
+    pub bias: bool,
+    /// The last axis (batch axis included): rank − 1.
+    pub axis: usize,
+}
+
+impl LinearLast {
+    /// Weight `[nout, nin]` and bias `[nout]`.
+    pub(crate) fn params(&self, nin: usize, nout: usize) -> Vec<ParamSpec> {
+        let mut v = vec![ParamSpec {
+            name: "weight".into(),
+            shape: vec![nout, nin],
+            roles: vec![Role::Out, Role::In(0)],
+            new_out: Fill::Random,
+            trainable: true,
+        }];
+        if self.bias {
+            v.push(ParamSpec {
+                name: "bias".into(),
+                shape: vec![nout],
+                roles: vec![Role::Out],
+                new_out: Fill::Value(0.0),
+                trainable: true,
+            });
+        }
+        v
+    }
+
+    /// The forward pass: the leading axes flattened into rows.
+    pub(crate) fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let w = p(params, "weight")?;
+        let mut dims = x.dims().to_vec();
+        let nin = *dims
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("a scalar".into()))?;
+        let rows = x.elem_count() / nin.max(1);
+        let y = x.reshape((rows, nin))?.matmul(&w.t()?)?;
+        let y = if self.bias {
+            y.broadcast_add(p(params, "bias")?)?
+        } else {
+            y
+        };
+        *dims.last_mut().expect("rank checked") = w.dim(0)?;
+        y.reshape(dims)
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(
+        &self,
+        s: &[usize],
+        nout: usize,
+    ) -> std::result::Result<Vec<usize>, String> {
+        let mut out = s.to_vec();
+        *out.last_mut()
+            .ok_or("a dense layer on the last axis needs one")? = nout;
+        Ok(out)
+    }
+
+    /// Multiply-accumulates per sample.
+    pub(crate) fn macs(&self, s: &[usize], nout: usize) -> u64 {
+        s.iter().map(|&d| d as u64).product::<u64>() * nout as u64
+    }
+}
+
+/// Layer normalisation over the last axis (the neurons), with a per-neuron
+/// scale and shift. Not neuron-separable: a neuron added or removed changes
+/// the mean and variance every output sees, so a shrink keeps the selected
+/// scales exactly but changes the function, and growth does too unless the
+/// new neurons' inputs are exactly the mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerNormLast {
+    /// Added to the variance.
+    pub eps: f64,
+    /// The last axis (batch axis included): rank − 1.
+    pub axis: usize,
+}
+
+impl LayerNormLast {
+    /// Scale (new entries 1) and shift (new entries 0), `[nout]`.
+    pub(crate) fn params(&self, nout: usize) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: "weight".into(),
+                shape: vec![nout],
+                roles: vec![Role::Out],
+                new_out: Fill::Value(1.0),
+                trainable: true,
+            },
+            ParamSpec {
+                name: "bias".into(),
+                shape: vec![nout],
+                roles: vec![Role::Out],
+                new_out: Fill::Value(0.0),
+                trainable: true,
+            },
+        ]
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let a = x
+            .rank()
+            .checked_sub(1)
+            .ok_or_else(|| candle_core::Error::Msg("a scalar".into()))?;
+        let mean = x.mean_keepdim(a)?;
+        let d = x.broadcast_sub(&mean)?;
+        let var = d.sqr()?.mean_keepdim(a)?;
+        let y = d.broadcast_div(&var.affine(1.0, self.eps)?.sqrt()?)?;
+        y.broadcast_mul(p(params, "weight")?)?
+            .broadcast_add(p(params, "bias")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn var(v: &[f32], shape: &[usize]) -> Var {
+        Var::from_tensor(&Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_dense_layer_on_the_last_axis_of_a_map() {
+        // y = W x + b on each position of [1, 2, 1, 2] (channels last):
+        // W = [[1, 2], [0, 1], [1, 0]], b = [0, 1, -1].
+        let l = LinearLast {
+            bias: true,
+            axis: 3,
+        };
+        let mut ps = Params::new();
+        ps.insert("weight".into(), var(&[1., 2., 0., 1., 1., 0.], &[3, 2]));
+        ps.insert("bias".into(), var(&[0., 1., -1.], &[3]));
+        let x = Tensor::from_vec(vec![1f32, 1., 2., 0.], (1, 2, 1, 2), &Device::Cpu).unwrap();
+        let y = l.forward(&ps, &x).unwrap();
+        assert_eq!(y.dims(), &[1, 2, 1, 3]);
+        // (1, 1) -> (3, 2, 0); (2, 0) -> (2, 1, 1).
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![3., 2., 0., 2., 1., 1.]
+        );
+        assert_eq!(l.infer(&[2, 1, 2], 3).unwrap(), vec![2, 1, 3]);
+        assert_eq!(l.macs(&[2, 1, 2], 3), 12);
+        assert_eq!(l.params(2, 3)[0].roles, vec![Role::Out, Role::In(0)]);
+    }
+
+    #[test]
+    fn a_layer_norm_over_the_last_axis() {
+        // [1, 3] normalised: mean 2, variance 2/3 -> (−1, 0, 1)/√(2/3).
+        let n = LayerNormLast { eps: 0.0, axis: 2 };
+        let mut ps = Params::new();
+        ps.insert("weight".into(), var(&[1., 1., 2.], &[3]));
+        ps.insert("bias".into(), var(&[0., 0., 1.], &[3]));
+        let x = Tensor::from_vec(vec![1f32, 2., 3.], (1, 1, 3), &Device::Cpu).unwrap();
+        let y: Vec<f32> = n
+            .forward(&ps, &x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let s = (2f32 / 3.).sqrt();
+        let want = [-1. / s, 0., 2. / s + 1.];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{y:?}");
+        }
+    }
+}
