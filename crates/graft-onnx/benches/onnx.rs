@@ -3,13 +3,14 @@
 //! import + prune half of every convolution by magnitude + export.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use graft_onnx::{export_bytes, import_bytes, mutations};
+use graft_onnx::{export_bytes, import_bytes, mutations, Interface};
 use std::hint::black_box;
 
 fn resnet50(c: &mut Criterion) {
     let m = graft_nn::zoo::resnet50(0).unwrap();
     let shape = vec![vec![1, 3, 224, 224]];
-    let bytes = export_bytes(&m, &shape).unwrap();
+    let iface = Interface::for_model(&m, &shape).unwrap();
+    let bytes = export_bytes(&m, &iface).unwrap();
     eprintln!("ResNet-50 ONNX: {} MB", bytes.len() / 1_000_000);
     // What the pruning benchmark does, once, for the record.
     let channels = |m: &graft_nn::Model| -> usize {
@@ -21,7 +22,7 @@ fn resnet50(c: &mut Criterion) {
     };
     let mut pruned = import_bytes(&bytes).unwrap().model;
     mutations::prune_half_by_magnitude(&mut pruned).unwrap();
-    let out = export_bytes(&pruned, &shape).unwrap();
+    let out = export_bytes(&pruned, &iface).unwrap();
     eprintln!(
         "pruning: conv channels {} -> {}, ONNX {} MB -> {} MB",
         channels(&m),
@@ -32,7 +33,7 @@ fn resnet50(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet50_onnx");
     g.sample_size(10);
     g.bench_function("export", |b| {
-        b.iter(|| black_box(export_bytes(&m, &shape).unwrap()))
+        b.iter(|| black_box(export_bytes(&m, &iface).unwrap()))
     });
     g.bench_function("import", |b| {
         b.iter(|| black_box(import_bytes(&bytes).unwrap()))
@@ -40,14 +41,14 @@ fn resnet50(c: &mut Criterion) {
     g.bench_function("import_export", |b| {
         b.iter(|| {
             let imp = import_bytes(&bytes).unwrap();
-            black_box(export_bytes(&imp.model, &shape).unwrap())
+            black_box(export_bytes(&imp.model, &imp.interface).unwrap())
         })
     });
     g.bench_function("import_prune_half_export", |b| {
         b.iter(|| {
             let mut imp = import_bytes(&bytes).unwrap();
             mutations::prune_half_by_magnitude(&mut imp.model).unwrap();
-            black_box(export_bytes(&imp.model, &shape).unwrap())
+            black_box(export_bytes(&imp.model, &imp.interface).unwrap())
         })
     });
     g.finish();
