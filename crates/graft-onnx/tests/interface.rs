@@ -279,3 +279,70 @@ fn an_output_that_is_also_read_and_two_outputs_on_one_vertex() {
         Some(vec![Dim::Param("batch".into()), Dim::Fixed(3)])
     );
 }
+
+/// A file with a symbolic batch named `batch_size`, an unknown dimension,
+/// metadata and doc strings: all of it is written back, and the pruned
+/// model's output keeps `batch_size` while its size is the current one.
+#[test]
+fn symbolic_dims_metadata_and_doc_strings_are_kept() {
+    use graft_onnx::proto::{tensor_shape_proto::dimension::Value as D, type_proto::Value as T};
+    use graft_onnx::proto::{ModelProto, StringStringEntryProto, ValueInfoProto};
+    use prost::Message;
+    let bytes = std::fs::read(fixture("mlp.legacy.onnx")).unwrap();
+    let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
+    let set_batch = |vi: &mut ValueInfoProto| {
+        let Some(T::TensorType(t)) = vi.r#type.as_mut().unwrap().value.as_mut() else {
+            panic!("a tensor")
+        };
+        t.shape.as_mut().unwrap().dim[0].value = Some(D::DimParam("batch_size".into()));
+    };
+    m.metadata_props.push(StringStringEntryProto {
+        key: Some("author".into()),
+        value: Some("someone".into()),
+    });
+    m.doc_string = Some("a small MLP".into());
+    let g = m.graph.as_mut().unwrap();
+    g.doc_string = Some("the graph".into());
+    set_batch(&mut g.input[0]);
+    set_batch(&mut g.output[0]);
+    let imp = import_bytes(&m.encode_to_vec()).unwrap();
+    let batch = Some(Dim::Param("batch_size".into()));
+    assert_eq!(
+        imp.interface.outputs[0].dims.as_ref().unwrap().first().cloned(),
+        batch
+    );
+    let back = import_bytes(&export_bytes(&imp.model, &imp.interface).unwrap()).unwrap();
+    assert_eq!(back.interface, {
+        // Vertex ids may differ between the two imports; compare the rest.
+        let mut i = imp.interface.clone();
+        for (p, q) in i
+            .inputs
+            .iter_mut()
+            .zip(&back.interface.inputs)
+            .chain(i.outputs.iter_mut().zip(&back.interface.outputs))
+        {
+            p.vertex = q.vertex;
+        }
+        i.ir_version = back.interface.ir_version;
+        i
+    });
+    assert_eq!(back.interface.metadata, [("author".into(), "someone".into())]);
+    assert_eq!(back.interface.doc_string.as_deref(), Some("a small MLP"));
+    assert_eq!(back.interface.graph_doc_string.as_deref(), Some("the graph"));
+
+    // The output layer loses a neuron: the written output says so and
+    // keeps its symbolic batch.
+    let mut model = imp.model;
+    let out_v = imp.outputs[0].1;
+    let before = model.graph().nout(out_v).unwrap();
+    let name = model.graph().name(out_v);
+    graft_onnx::mutations::widen(&mut model, &name, -1).unwrap();
+    let back = import_bytes(&export_bytes(&model, &imp.interface).unwrap()).unwrap();
+    assert_eq!(
+        back.interface.outputs[0].dims,
+        Some(vec![
+            Dim::Param("batch_size".into()),
+            Dim::Fixed(before as i64 - 1)
+        ])
+    );
+}
