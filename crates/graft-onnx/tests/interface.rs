@@ -308,7 +308,12 @@ fn symbolic_dims_metadata_and_doc_strings_are_kept() {
     let imp = import_bytes(&m.encode_to_vec()).unwrap();
     let batch = Some(Dim::Param("batch_size".into()));
     assert_eq!(
-        imp.interface.outputs[0].dims.as_ref().unwrap().first().cloned(),
+        imp.interface.outputs[0]
+            .dims
+            .as_ref()
+            .unwrap()
+            .first()
+            .cloned(),
         batch
     );
     let back = import_bytes(&export_bytes(&imp.model, &imp.interface).unwrap()).unwrap();
@@ -326,9 +331,15 @@ fn symbolic_dims_metadata_and_doc_strings_are_kept() {
         i.ir_version = back.interface.ir_version;
         i
     });
-    assert_eq!(back.interface.metadata, [("author".into(), "someone".into())]);
+    assert_eq!(
+        back.interface.metadata,
+        [("author".into(), "someone".into())]
+    );
     assert_eq!(back.interface.doc_string.as_deref(), Some("a small MLP"));
-    assert_eq!(back.interface.graph_doc_string.as_deref(), Some("the graph"));
+    assert_eq!(
+        back.interface.graph_doc_string.as_deref(),
+        Some("the graph")
+    );
 
     // The output layer loses a neuron: the written output says so and
     // keeps its symbolic batch.
