@@ -467,9 +467,12 @@ fn dynamic(
                 )));
             }
             let axes = format!("{name}.axes");
-            out.inits.push(encode_i64(&axes, &[1], &[1]));
             // ReduceMax takes its axes as an input from opset 18, as an
-            // attribute before (ReduceSum: an input from 13).
+            // attribute before (ReduceSum: an input from 13). An unused
+            // initializer is left out.
+            if out.opset >= 18 || *confidence == Confidence::NegEntropy {
+                out.inits.push(encode_i64(&axes, &[1], &[1]));
+            }
             let (max_in, max_attrs) = if out.opset >= 18 {
                 (vec![axes.clone()], vec![attr_i("keepdims", 1)])
             } else {
