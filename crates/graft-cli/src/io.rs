@@ -3,12 +3,22 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use anyhow::{anyhow, Context, Result};
 use graft::nn::Model;
+use graft::onnx::Interface;
 
-/// A model read from an ONNX file, with the input shapes to write it back.
+/// The opset every written model uses when `--opset` is given (set once,
+/// by `main`, before any command runs).
+pub static WRITE_OPSET: OnceLock<i64> = OnceLock::new();
+
+/// A model read from an ONNX file, with the interface to write it back.
 pub struct Loaded {
     pub model: Model,
+    /// The file's interface: input and output names, types and symbolic
+    /// dimensions, opset, producer, doc strings and metadata.
+    pub interface: Interface,
     /// Each input's shape, batch first (graft's axis order).
     pub input_shapes: Vec<Vec<usize>>,
     /// Per-sample shapes given on the command line (`--shape`), for
@@ -69,17 +79,27 @@ pub fn load(path: &Path) -> Result<Loaded> {
         graft::onnx::import(path).with_context(|| format!("reading model `{}`", path.display()))?;
     Ok(Loaded {
         model: imp.model,
+        interface: imp.interface,
         input_shapes: imp.input_shapes,
         cost_shapes: None,
     })
 }
 
-/// Write `model` as ONNX to `out`: the bytes are made first, so a failed
+/// Write `model` as ONNX to `out` with `interface` (at the `--opset`
+/// given, else the interface's own): the bytes are made first, so a failed
 /// export writes no file, and a failed write leaves no partial file.
-pub fn save(model: &Model, input_shapes: &[Vec<usize>], out: &Path) -> Result<()> {
-    let bytes = graft::onnx::export_bytes(model, input_shapes)
+pub fn save(model: &Model, interface: &Interface, out: &Path) -> Result<()> {
+    let bytes = graft::onnx::export_bytes(model, &with_write_opset(interface)?)
         .with_context(|| format!("exporting to `{}`", out.display()))?;
     write_file(out, &bytes)
+}
+
+/// `interface` at the `--opset` given, if one was.
+pub fn with_write_opset(interface: &Interface) -> Result<Interface> {
+    match WRITE_OPSET.get() {
+        Some(&n) => Ok(interface.clone().with_opset(n)?),
+        None => Ok(interface.clone()),
+    }
 }
 
 /// Write bytes through a temporary file beside `out`, renamed into place.

@@ -39,6 +39,11 @@ struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Write models at this ONNX opset (13 to 21); by default at the opset
+    /// the model was read at (21 for `demo`'s).
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(i64).range(13..=21))]
+    opset: Option<i64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -362,6 +367,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.opset {
+        let _ = io::WRITE_OPSET.set(n);
+    }
     let json = cli.json;
     // Progress bars on stderr, unless the output is for scripts.
     let show = !cli.quiet && !json;

@@ -496,3 +496,65 @@ fn inspect_and_prune_at_another_input_shape() {
         );
     }
 }
+
+#[test]
+fn written_models_keep_the_interface_and_take_an_opset() {
+    let src = fixture("resnet18w8.legacy.onnx");
+    let read = graft::onnx::import(Path::new(&src)).unwrap();
+    let o = out("opset", "wide.onnx");
+    ok(&[
+        "resize",
+        &src,
+        "--vertex",
+        "/blocks/blocks.3/c2/Conv",
+        "--by",
+        "1",
+        "-q",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    let back = graft::onnx::import(&o).unwrap();
+    // The legacy exporter's names, dimensions and opset (17) are kept.
+    assert_eq!(back.inputs[0].0, read.inputs[0].0);
+    assert_eq!(back.outputs[0].0, read.outputs[0].0);
+    assert_eq!(back.interface.inputs[0].dims, read.interface.inputs[0].dims);
+    assert_eq!(
+        back.interface.outputs[0].dims,
+        read.interface.outputs[0].dims
+    );
+    assert_eq!(back.interface.opset, read.interface.opset);
+    let o13 = out("opset", "wide13.onnx");
+    ok(&[
+        "resize",
+        &src,
+        "--vertex",
+        "/blocks/blocks.3/c2/Conv",
+        "--by",
+        "1",
+        "--opset",
+        "13",
+        "-q",
+        "-o",
+        o13.to_str().unwrap(),
+    ]);
+    assert_eq!(graft::onnx::import(&o13).unwrap().interface.opset, 13);
+    let bad = out("opset", "bad.onnx");
+    for n in ["12", "22"] {
+        refused(
+            &[
+                "resize",
+                &src,
+                "--vertex",
+                "/blocks/blocks.3/c2/Conv",
+                "--by",
+                "1",
+                "--opset",
+                n,
+                "-o",
+                bad.to_str().unwrap(),
+            ],
+            &bad,
+            "--opset",
+        );
+    }
+}

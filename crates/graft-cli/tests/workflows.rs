@@ -47,7 +47,12 @@ fn mlp(inputs: usize, classes: usize, path: &Path) {
         .unwrap();
     m.add("logits", Op::Dense { bias: true }, &[h], Some(classes))
         .unwrap();
-    graft::onnx::export(&m, &[vec![1, inputs]], path).unwrap();
+    graft::onnx::export(
+        &m,
+        &graft::onnx::Interface::for_model(&m, &[vec![1, inputs]]).unwrap(),
+        path,
+    )
+    .unwrap();
 }
 
 /// image(1×8×8) → conv(8) → relu → conv(8) → relu → pool → dense(10).
@@ -69,7 +74,12 @@ fn cnn(path: &Path) {
     let p = m.add("pool", Op::GlobalAvgPool, &[c], None).unwrap();
     m.add("logits", Op::Dense { bias: true }, &[p], Some(10))
         .unwrap();
-    graft::onnx::export(&m, &[vec![1, 1, 8, 8]], path).unwrap();
+    graft::onnx::export(
+        &m,
+        &graft::onnx::Interface::for_model(&m, &[vec![1, 1, 8, 8]]).unwrap(),
+        path,
+    )
+    .unwrap();
 }
 
 fn accuracies(report: &Value) -> Vec<f64> {
@@ -318,7 +328,12 @@ fn train_on_csv_npy_and_npz_files() {
             .unwrap();
     }
     let two_path = d.join("two.onnx");
-    graft::onnx::export(&two, &[vec![1, 4]], &two_path).unwrap();
+    graft::onnx::export(
+        &two,
+        &graft::onnx::Interface::for_model(&two, &[vec![1, 4]]).unwrap(),
+        &two_path,
+    )
+    .unwrap();
     refused(
         &["train", s(&two_path), "--data", s(&csv_path), "-o", s(&out)],
         &out,
@@ -548,7 +563,12 @@ fn prune_then_recalibrate_batch_norms() {
     let p = m.add("pool", Op::GlobalAvgPool, &[r], None).unwrap();
     m.add("logits", Op::Dense { bias: true }, &[p], Some(10))
         .unwrap();
-    graft::onnx::export(&m, &[vec![1, 1, 8, 8]], &model).unwrap();
+    graft::onnx::export(
+        &m,
+        &graft::onnx::Interface::for_model(&m, &[vec![1, 1, 8, 8]]).unwrap(),
+        &model,
+    )
+    .unwrap();
     let plain = d.join("plain.onnx");
     let recal = d.join("recal.onnx");
     let run = |extra: &[&str], o: &Path| {
@@ -634,7 +654,12 @@ fn resize_removes_the_smallest_neurons() {
     m.set_param(h, "bias", &Tensor::from_vec(b, 6, &Device::Cpu).unwrap())
         .unwrap();
     let src = d.join("mlp.onnx");
-    graft::onnx::export(&m, &[vec![1, 4]], &src).unwrap();
+    graft::onnx::export(
+        &m,
+        &graft::onnx::Interface::for_model(&m, &[vec![1, 4]]).unwrap(),
+        &src,
+    )
+    .unwrap();
     let out = d.join("smaller.onnx");
     ok(&[
         "resize",
@@ -701,7 +726,12 @@ fn connect_drops_the_smallest_neurons_when_it_must_shrink() {
             .unwrap();
     }
     let src = d.join("res.onnx");
-    graft::onnx::export(&m, &[vec![1, 4]], &src).unwrap();
+    graft::onnx::export(
+        &m,
+        &graft::onnx::Interface::for_model(&m, &[vec![1, 4]]).unwrap(),
+        &src,
+    )
+    .unwrap();
     let out = d.join("joined.onnx");
     ok(&[
         "connect",

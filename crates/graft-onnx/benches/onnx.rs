@@ -5,13 +5,14 @@
 //! inspect` does (import, then shapes and MACs of every vertex).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use graft_onnx::{export_bytes, import_bytes, mutations};
+use graft_onnx::{export_bytes, import_bytes, mutations, Interface};
 use std::hint::black_box;
 
 fn resnet50(c: &mut Criterion) {
     let m = graft_nn::zoo::resnet50(0).unwrap();
     let shape = vec![vec![1, 3, 224, 224]];
-    let bytes = export_bytes(&m, &shape).unwrap();
+    let iface = Interface::for_model(&m, &shape).unwrap();
+    let bytes = export_bytes(&m, &iface).unwrap();
     eprintln!("ResNet-50 ONNX: {} MB", bytes.len() / 1_000_000);
     // What the pruning benchmark does, once, for the record.
     let channels = |m: &graft_nn::Model| -> usize {
@@ -23,7 +24,7 @@ fn resnet50(c: &mut Criterion) {
     };
     let mut pruned = import_bytes(&bytes).unwrap().model;
     mutations::prune_half_by_magnitude(&mut pruned).unwrap();
-    let out = export_bytes(&pruned, &shape).unwrap();
+    let out = export_bytes(&pruned, &iface).unwrap();
     eprintln!(
         "pruning: conv channels {} -> {}, ONNX {} MB -> {} MB",
         channels(&m),
@@ -34,7 +35,7 @@ fn resnet50(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet50_onnx");
     g.sample_size(10);
     g.bench_function("export", |b| {
-        b.iter(|| black_box(export_bytes(&m, &shape).unwrap()))
+        b.iter(|| black_box(export_bytes(&m, &iface).unwrap()))
     });
     g.bench_function("import", |b| {
         b.iter(|| black_box(import_bytes(&bytes).unwrap()))
@@ -42,14 +43,14 @@ fn resnet50(c: &mut Criterion) {
     g.bench_function("import_export", |b| {
         b.iter(|| {
             let imp = import_bytes(&bytes).unwrap();
-            black_box(export_bytes(&imp.model, &shape).unwrap())
+            black_box(export_bytes(&imp.model, &imp.interface).unwrap())
         })
     });
     g.bench_function("import_prune_half_export", |b| {
         b.iter(|| {
             let mut imp = import_bytes(&bytes).unwrap();
             mutations::prune_half_by_magnitude(&mut imp.model).unwrap();
-            black_box(export_bytes(&imp.model, &shape).unwrap())
+            black_box(export_bytes(&imp.model, &imp.interface).unwrap())
         })
     });
     g.finish();
@@ -77,8 +78,8 @@ fn chain_10k(c: &mut Criterion) {
             )
             .unwrap();
     }
-    let shape = vec![vec![1, 8]];
-    let bytes = export_bytes(&m, &shape).unwrap();
+    let iface = graft_onnx::Interface::for_model(&m, &[vec![1, 8]]).unwrap();
+    let bytes = export_bytes(&m, &iface).unwrap();
     let imported = import_bytes(&bytes).unwrap();
     assert_eq!(imported.model.graph().len(), 10_001);
     let mut g = c.benchmark_group("chain_10k");

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 
 use graft_nn::{zoo, Confidence, Device, Rule, Tensor};
-use graft_onnx::export;
+use graft_onnx::{export, Interface};
 
 fn write_tensor(path: &Path, t: &Tensor) -> std::io::Result<()> {
     let mut b = Vec::new();
@@ -65,13 +65,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = zoo::dynamic_net(10, 5, 2, true, 7)?;
     export(
         &m,
-        &[vec![8, 10], vec![1, 1]],
+        &Interface::for_model(&m, &[vec![8, 10], vec![1, 1]])?,
         &dir.join("dynamic_net.if.graft.onnx"),
     )?;
     let m = zoo::dynamic_net(10, 5, 2, false, 7)?;
     export(
         &m,
-        &[vec![8, 10], vec![8, 1]],
+        &Interface::for_model(&m, &[vec![8, 10], vec![8, 1]])?,
         &dir.join("dynamic_net.where.graft.onnx"),
     )?;
 
@@ -99,7 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         export(
             &m,
-            &[vec![rows, 8]],
+            &Interface::for_model(&m, &[vec![rows, 8]])?,
             &dir.join(format!("{name}.graft.onnx")),
         )?;
     }
@@ -112,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = zoo::switch_mlp(8, 16, 3, 3, Rule::Switch, 22)?;
     export(
         &m,
-        &[vec![24, 8], vec![24, 1]],
+        &Interface::for_model(&m, &[vec![24, 8], vec![24, 1]])?,
         &dir.join("switch.graft.onnx"),
     )?;
     let c = inputs(24, 3, 1.0, 23);
@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = zoo::switch_mlp(8, 16, 3, 3, Rule::Argmax, 22)?;
     export(
         &m,
-        &[vec![24, 8], vec![24, 3]],
+        &Interface::for_model(&m, &[vec![24, 8], vec![24, 3]])?,
         &dir.join("argmax.graft.onnx"),
     )?;
     println!("wrote the dynamic fixtures to {}", dir.display());

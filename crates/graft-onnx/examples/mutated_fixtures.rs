@@ -15,20 +15,22 @@ use graft_onnx::{export, import, mutations};
 
 fn main() -> Result<(), graft_onnx::OnnxError> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let shape = vec![1, 3, 32, 32];
-
-    let mut m = import(&dir.join("resnet18w8.legacy.onnx"))?.model;
+    // Written with the interface the file was read with: its input and
+    // output names, symbolic batch and opset.
+    let imp = import(&dir.join("resnet18w8.legacy.onnx"))?;
+    let mut m = imp.model;
     mutations::widen(&mut m, "/blocks/blocks.3/c2/Conv", 4)?;
     mutations::insert_identity_conv(&mut m, "/blocks/blocks.1/Relu_1", "extra")?;
+    export(&m, &imp.interface, &dir.join("resnet18w8.grown.graft.onnx"))?;
+
+    let imp = import(&dir.join("resnet18w8.legacy.onnx"))?;
+    let mut m = imp.model;
+    mutations::prune_half_by_magnitude(&mut m)?;
     export(
         &m,
-        std::slice::from_ref(&shape),
-        &dir.join("resnet18w8.grown.graft.onnx"),
+        &imp.interface,
+        &dir.join("resnet18w8.pruned.graft.onnx"),
     )?;
-
-    let mut m = import(&dir.join("resnet18w8.legacy.onnx"))?.model;
-    mutations::prune_half_by_magnitude(&mut m)?;
-    export(&m, &[shape], &dir.join("resnet18w8.pruned.graft.onnx"))?;
     println!("wrote the mutated fixtures to {}", dir.display());
     Ok(())
 }

@@ -59,6 +59,19 @@ pub enum OnnxError {
         /// Why.
         reason: String,
     },
+    /// An op that the opset being written does not have in the form graft
+    /// needs.
+    #[error("cannot export `{vertex}` at opset {opset}: {op} needs opset {needs} or later")]
+    OpsetTooLow {
+        /// The vertex.
+        vertex: String,
+        /// The ONNX op (and the form of it) that is missing.
+        op: String,
+        /// The opset being written.
+        opset: i64,
+        /// The lowest opset that has it.
+        needs: i64,
+    },
     /// Reading or writing a file.
     #[error("{path}: {reason}")]
     Io {

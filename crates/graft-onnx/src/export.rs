@@ -1,7 +1,10 @@
-//! Export: a graft model as an ONNX `ModelProto` (opset 21), one or a few
-//! nodes per vertex, parameters as initializers named `vertex.param`.
-//! The match over graft's ops is exhaustive, so a new op cannot be
-//! forgotten here.
+//! Export: a graft model as an ONNX `ModelProto`, one or a few nodes per
+//! vertex, parameters as initializers named `vertex.param`, written with an
+//! [`Interface`]: the graph's input and output names, types and shapes,
+//! its opset and its descriptive fields (see `ports.rs`). Each op is
+//! written in the form valid at the interface's opset, or refused with
+//! [`OnnxError::OpsetTooLow`]. The match over graft's ops is exhaustive, so
+//! a new op cannot be forgotten here.
 
 use std::path::Path;
 
@@ -12,14 +15,13 @@ use graft_nn::{Activation, Confidence, Groups, Model, Op, Rule};
 use prost::Message;
 
 use crate::error::OnnxError;
+use crate::interface::Interface;
+use crate::ports::{self, value_info, Shapes};
 use crate::proto::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto,
 };
 use crate::tensor::{encode_f32, encode_i64, FLOAT};
-
-/// The opset written.
-pub const OPSET: i64 = 21;
 
 pub(crate) fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
@@ -54,41 +56,34 @@ pub(crate) fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
     }
 }
 
-fn value_info(name: &str, dims: Option<&[usize]>) -> ValueInfoProto {
-    let shape = dims.map(|d| TensorShapeProto {
-        dim: d
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| tensor_shape_proto::Dimension {
-                value: Some(if i == 0 {
-                    tensor_shape_proto::dimension::Value::DimParam("batch".into())
-                } else {
-                    tensor_shape_proto::dimension::Value::DimValue(x as i64)
-                }),
-                ..Default::default()
-            })
-            .collect(),
-    });
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(FLOAT),
-                shape,
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// The nodes and initializers written so far.
 pub(crate) struct Out {
     pub(crate) nodes: Vec<NodeProto>,
     pub(crate) inits: Vec<crate::proto::TensorProto>,
+    /// The default-domain opset written.
+    pub(crate) opset: i64,
 }
 
 impl Out {
+    fn new(opset: i64) -> Out {
+        Out {
+            nodes: Vec::new(),
+            inits: Vec::new(),
+            opset,
+        }
+    }
+    /// Refuse `op` for `vertex` when the opset written predates it.
+    pub(crate) fn require(&self, vertex: &str, op: &str, since: i64) -> Result<(), OnnxError> {
+        if self.opset < since {
+            return Err(OnnxError::OpsetTooLow {
+                vertex: vertex.into(),
+                op: op.into(),
+                opset: self.opset,
+                needs: since,
+            });
+        }
+        Ok(())
+    }
     pub(crate) fn node(
         &mut self,
         op: &str,
@@ -150,75 +145,130 @@ impl Out {
     }
 }
 
-/// Export `model`; `input_shapes` gives each graph input's example shape
-/// (batch first; the batch axis is written as symbolic), in the executor's
-/// input order.
+/// Export `model` with `interface`: the graph inputs and outputs keep
+/// their names, element types and symbolic dimensions, output sizes are
+/// the model's current ones, and the file is written at
+/// `interface.opset` with its IR version, producer, doc strings, graph
+/// name and metadata. Use [`Interface::for_model`] for a model with no
+/// file behind it, and [`crate::Imported::interface`] for an imported one.
 ///
 /// # Errors
-/// Vertices ONNX cannot express here (recurrent layers), a wrong number of
-/// input shapes.
-pub fn export_bytes(model: &Model, input_shapes: &[Vec<usize>]) -> Result<Vec<u8>, OnnxError> {
-    Ok(to_proto(model, input_shapes)?.encode_to_vec())
+/// Vertices ONNX cannot express ([`OnnxError::Export`]), ops the opset
+/// predates ([`OnnxError::OpsetTooLow`]), an input the interface does not
+/// describe.
+///
+/// ```
+/// use graft_nn::{Model, Op};
+/// use graft_onnx::{export_bytes, import_bytes, Interface};
+/// let mut m = Model::new();
+/// let x = m.input("x", 4).unwrap();
+/// m.add("fc", Op::Dense { bias: true }, &[x], Some(2)).unwrap();
+/// let iface = Interface::for_model(&m, &[vec![1, 4]]).unwrap().with_opset(13).unwrap();
+/// let back = import_bytes(&export_bytes(&m, &iface).unwrap()).unwrap();
+/// assert_eq!(back.interface.opset, 13);
+/// assert_eq!(back.outputs[0].0, "fc");
+/// ```
+pub fn export_bytes(model: &Model, interface: &Interface) -> Result<Vec<u8>, OnnxError> {
+    Ok(to_proto(model, interface)?.encode_to_vec())
 }
 
 /// Export `model` to a file (see [`export_bytes`]).
 ///
 /// # Errors
 /// As [`export_bytes`], and file errors.
-pub fn export(model: &Model, input_shapes: &[Vec<usize>], path: &Path) -> Result<(), OnnxError> {
-    let bytes = export_bytes(model, input_shapes)?;
+pub fn export(model: &Model, interface: &Interface, path: &Path) -> Result<(), OnnxError> {
+    let bytes = export_bytes(model, interface)?;
     std::fs::write(path, bytes).map_err(|e| OnnxError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
     })
 }
 
-fn to_proto(model: &Model, input_shapes: &[Vec<usize>]) -> Result<ModelProto, OnnxError> {
-    let ex = graft_nn::Executor::new(model)?;
-    if ex.inputs().len() != input_shapes.len() {
-        return Err(OnnxError::Export {
-            vertex: "(inputs)".into(),
-            reason: format!(
-                "{} input shapes for {} inputs",
-                input_shapes.len(),
-                ex.inputs().len()
-            ),
+/// The driver: size the model, emit its vertices, bind the interface's
+/// inputs and outputs to them, and wrap the graph in the model's header.
+fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
+    if !crate::interface::OPSETS.contains(&iface.opset) {
+        return Err(OnnxError::Opset {
+            domain: String::new(),
+            version: iface.opset,
         });
     }
-    let g = model.graph();
-    let mut out = Out {
-        nodes: Vec::new(),
-        inits: Vec::new(),
-    };
-    let mut inputs = Vec::new();
-    for (v, s) in ex.inputs().iter().zip(input_shapes) {
-        inputs.push(value_info(&g.name(*v), Some(s)));
-    }
-    let plan = Dyn::new(model, &ex, input_shapes)?;
+    let ex = graft_nn::Executor::new(model)?;
+    let input_shapes = executor_shapes(model, &ex, iface)?;
+    let plan = Dyn::new(model, &ex, &input_shapes)?;
+    let mut out = Out::new(iface.opset);
     emit_level(&mut out, model, &plan, None)?;
-    let outputs = ex
-        .outputs()
-        .iter()
-        .map(|&o| value_info(&g.name(o), None))
-        .collect();
-    Ok(ModelProto {
-        ir_version: Some(10),
-        producer_name: Some("graft".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(OPSET),
-        }],
-        graph: Some(GraphProto {
-            name: Some("graft".into()),
-            node: out.nodes,
-            initializer: out.inits,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
+    let ports = ports::ports(model, &ex, iface, plan.shapes.as_ref())?;
+    ports::rename(&ports, &mut out.nodes);
+    let value_info = plan.shapes.as_ref().map_or_else(Vec::new, |s| {
+        ports::inner_value_infos(&ports, model, iface, s, |v| plan.home(v).is_none())
+    });
+    let mut nodes = ports.before.clone();
+    nodes.append(&mut out.nodes);
+    nodes.extend(ports.after.iter().cloned());
+    let graph = GraphProto {
+        name: Some(iface.graph_name.clone()),
+        doc_string: iface.graph_doc_string.clone(),
+        node: nodes,
+        initializer: out.inits,
+        input: ports.inputs,
+        output: ports.outputs,
+        value_info,
         ..Default::default()
-    })
+    };
+    Ok(header(iface, graph))
+}
+
+/// Each executor input's example shape (batch first, graft's axis order),
+/// from the interface.
+fn executor_shapes(
+    model: &Model,
+    ex: &graft_nn::Executor,
+    iface: &Interface,
+) -> Result<Vec<Vec<usize>>, OnnxError> {
+    ex.inputs()
+        .iter()
+        .map(|&v| {
+            let port = iface.inputs.iter().find(|p| p.vertex == v);
+            port.and_then(|p| p.example_shape())
+                .ok_or_else(|| OnnxError::Export {
+                    vertex: model.graph().name(v),
+                    reason: "the interface gives no shape for this input".into(),
+                })
+        })
+        .collect()
+}
+
+/// The model around `graph`: opsets, IR version, producer, doc string and
+/// metadata from the interface.
+fn header(iface: &Interface, graph: GraphProto) -> ModelProto {
+    let mut opsets = vec![OperatorSetIdProto {
+        domain: Some(String::new()),
+        version: Some(iface.opset),
+    }];
+    opsets.extend(iface.other_opsets.iter().map(|(d, v)| OperatorSetIdProto {
+        domain: Some(d.clone()),
+        version: Some(*v),
+    }));
+    ModelProto {
+        ir_version: Some(iface.ir_version_to_write()),
+        producer_name: Some(iface.producer.0.clone()),
+        producer_version: Some(iface.producer.1.clone()),
+        domain: iface.model_domain.clone(),
+        model_version: iface.model_version,
+        doc_string: iface.doc_string.clone(),
+        metadata_props: iface
+            .metadata
+            .iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+        opset_import: opsets,
+        graph: Some(graph),
+        ..Default::default()
+    }
 }
 
 /// Where dynamic vertices put their branches: a batch-level threshold
@@ -229,9 +279,9 @@ struct Dyn {
     order: Vec<graft_core::VertexId>,
     /// The innermost `If` branch holding each vertex that is in one.
     homes: HashMap<graft_core::VertexId, (graft_core::VertexId, usize)>,
-    /// Rank (batch axis included) of each vertex's value, for models with
-    /// dynamic vertices.
-    ranks: HashMap<graft_core::VertexId, usize>,
+    /// Graft's per-sample shape of each vertex's value (`None` when the
+    /// model could not be sized; always sized when it has dynamic vertices).
+    shapes: Option<Shapes>,
 }
 
 fn is_if(op: &Op) -> bool {
@@ -252,19 +302,16 @@ impl Dyn {
     ) -> Result<Self, OnnxError> {
         let order = model.graph().topological_order()?;
         let op = |v| model.layer(v).map(|l| &l.op);
-        let mut ranks = HashMap::new();
-        if order.iter().any(|&v| op(v).is_some_and(Op::is_dynamic)) {
-            let per_sample: Vec<Vec<usize>> = input_shapes
-                .iter()
-                .map(|s| s[1.min(s.len())..].to_vec())
-                .collect();
-            let cost = model.cost(&per_sample)?;
-            ranks = cost
-                .shapes
-                .into_iter()
-                .map(|(v, s)| (v, s.len() + 1))
-                .collect();
-        }
+        let per_sample: Vec<Vec<usize>> = input_shapes
+            .iter()
+            .map(|s| s[1.min(s.len())..].to_vec())
+            .collect();
+        let shapes = match model.cost(&per_sample) {
+            Ok(cost) => Some(cost.shapes),
+            // Without dynamic vertices shapes only decorate the file.
+            Err(_) if !order.iter().any(|&v| op(v).is_some_and(Op::is_dynamic)) => None,
+            Err(e) => return Err(e.into()),
+        };
         let mut owner = HashMap::new();
         for (key, verts) in ex.regions() {
             for &v in verts {
@@ -285,14 +332,17 @@ impl Dyn {
         Ok(Dyn {
             order,
             homes,
-            ranks,
+            shapes,
         })
     }
     fn home(&self, v: graft_core::VertexId) -> Option<(graft_core::VertexId, usize)> {
         self.homes.get(&v).copied()
     }
     fn rank(&self, v: graft_core::VertexId) -> usize {
-        self.ranks.get(&v).copied().unwrap_or(2)
+        self.shapes
+            .as_ref()
+            .and_then(|s| s.get(&v))
+            .map_or(2, |s| s.len() + 1)
     }
 }
 
@@ -345,10 +395,7 @@ fn dynamic(
                 out.node("Greater", &when, &[&ins[0], &t], &when, vec![]);
                 let mut attrs = Vec::new();
                 for (pos, key) in [(1, "then_branch"), (2, "else_branch")] {
-                    let mut sub = Out {
-                        nodes: Vec::new(),
-                        inits: Vec::new(),
-                    };
+                    let mut sub = Out::new(out.opset);
                     emit_level(&mut sub, model, plan, Some((v, pos)))?;
                     let result = format!("{name}.branch{pos}");
                     sub.node("Identity", &result, &[&ins[pos]], &result, vec![]);
@@ -359,7 +406,7 @@ fn dynamic(
                         GraphProto {
                             name: Some(format!("{name}.{key}")),
                             node: sub.nodes,
-                            output: vec![value_info(&result, None)],
+                            output: vec![value_info(&result, FLOAT, None)],
                             ..Default::default()
                         },
                     ));
@@ -429,7 +476,20 @@ fn dynamic(
                 )));
             }
             let axes = format!("{name}.axes");
-            out.inits.push(encode_i64(&axes, &[1], &[1]));
+            // ReduceMax takes its axes as an input from opset 18, as an
+            // attribute before (ReduceSum: an input from 13). An unused
+            // initializer is left out.
+            if out.opset >= 18 || *confidence == Confidence::NegEntropy {
+                out.inits.push(encode_i64(&axes, &[1], &[1]));
+            }
+            let (max_in, max_attrs) = if out.opset >= 18 {
+                (vec![axes.clone()], vec![attr_i("keepdims", 1)])
+            } else {
+                (
+                    vec![],
+                    vec![attr_i("keepdims", 1), attr_ints("axes", vec![1])],
+                )
+            };
             let probs = out.named(
                 "Softmax",
                 format!("{name}.probs"),
@@ -440,7 +500,10 @@ fn dynamic(
             let keep = vec![attr_i("keepdims", 1)];
             match confidence {
                 Confidence::MaxSoftmax => {
-                    out.named("ReduceMax", conf.clone(), &[&probs, &axes], keep.clone());
+                    let i: Vec<&str> = std::iter::once(probs.as_str())
+                        .chain(max_in.iter().map(String::as_str))
+                        .collect();
+                    out.named("ReduceMax", conf.clone(), &i, max_attrs);
                 }
                 Confidence::NegEntropy => {
                     let ls = format!("{name}.log_probs");
@@ -668,20 +731,26 @@ fn emit(
             ];
             out.node("BatchNormalization", &name, &i, &name, attrs);
         }
-        Op::LayerNorm { eps } | Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
+        Op::LayerNorm { eps } | Op::InstanceNorm { eps } => {
+            let (op, mut attrs) = match &layer.op {
+                Op::LayerNorm { .. } => {
+                    out.require(&name, "LayerNormalization", 17)?;
+                    ("LayerNormalization", vec![attr_i("axis", 1)])
+                }
+                _ => ("InstanceNormalization", vec![]),
+            };
             let w = out.param(model, v, &name, "weight")?;
             let b = out.param(model, v, &name, "bias")?;
-            let (op, mut attrs) = match &layer.op {
-                Op::LayerNorm { .. } => ("LayerNormalization", vec![attr_i("axis", 1)]),
-                Op::InstanceNorm { .. } => ("InstanceNormalization", vec![]),
-                Op::GroupNorm { groups, .. } => (
-                    "GroupNormalization",
-                    vec![attr_i("num_groups", *groups as i64)],
-                ),
-                _ => unreachable!("matched above"),
-            };
             attrs.push(attr_f("epsilon", *eps as f32));
             out.node(op, &name, &[x, &w, &b], &name, attrs);
+        }
+        Op::GroupNorm { groups, eps } => {
+            let (w, b) = group_affine(out, model, v, &name, *groups)?;
+            let attrs = vec![
+                attr_i("num_groups", *groups as i64),
+                attr_f("epsilon", *eps as f32),
+            ];
+            out.node("GroupNormalization", &name, &[x, &w, &b], &name, attrs);
         }
         Op::Activation(f) | Op::ActivationAt { f, .. } => {
             let (op, attrs) = match f {
@@ -691,11 +760,17 @@ fn emit(
                 }
                 Activation::Elu { alpha } => ("Elu", vec![attr_f("alpha", *alpha as f32)]),
                 Activation::Selu => ("Selu", vec![]),
-                Activation::Gelu => ("Gelu", vec![]),
+                Activation::Gelu => {
+                    out.require(&name, "Gelu", 20)?;
+                    ("Gelu", vec![])
+                }
                 Activation::Sigmoid => ("Sigmoid", vec![]),
                 Activation::Tanh => ("Tanh", vec![]),
                 Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
-                Activation::HardSwish => ("HardSwish", vec![]),
+                Activation::HardSwish => {
+                    out.require(&name, "HardSwish", 14)?;
+                    ("HardSwish", vec![])
+                }
                 Activation::HardSigmoid { alpha, beta } => (
                     "HardSigmoid",
                     vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
@@ -814,6 +889,7 @@ fn emit(
             }
         }
         Op::LayerNormLast(l) => {
+            out.require(&name, "LayerNormalization", 17)?;
             let w = out.param(model, v, &name, "weight")?;
             let b = out.param(model, v, &name, "bias")?;
             out.node(
@@ -828,10 +904,50 @@ fn emit(
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;
         }
         Op::Transpose(_) | Op::View(_) | Op::Reduce(_) => {
-            crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), OPSET)?;
+            let opset = out.opset;
+            crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), opset)?;
         }
     }
     Ok(())
+}
+
+/// GroupNormalization's scale and bias: one per channel from opset 21;
+/// one per group at 18 to 20, which holds graft's per-channel affine only
+/// when it is constant within each group.
+fn group_affine(
+    out: &mut Out,
+    model: &Model,
+    v: graft_core::VertexId,
+    name: &str,
+    groups: usize,
+) -> Result<(String, String), OnnxError> {
+    out.require(name, "GroupNormalization", 18)?;
+    if out.opset >= 21 {
+        let w = out.param(model, v, name, "weight")?;
+        let b = out.param(model, v, name, "bias")?;
+        return Ok((w, b));
+    }
+    let mut names = Vec::new();
+    for p in ["weight", "bias"] {
+        let t = model.param(v, p)?;
+        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+        let per = vals.len() / groups.max(1);
+        let chunks: Vec<&[f32]> = vals.chunks(per.max(1)).collect();
+        if per == 0 || chunks.iter().any(|c| c.iter().any(|&x| x != c[0])) {
+            return Err(OnnxError::OpsetTooLow {
+                vertex: name.into(),
+                op: "GroupNormalization with a per-channel scale or bias".into(),
+                opset: out.opset,
+                needs: 21,
+            });
+        }
+        let per_group: Vec<f32> = chunks.iter().map(|c| c[0]).collect();
+        let n = format!("{name}.{p}");
+        out.inits
+            .push(encode_f32(&n, &[per_group.len()], &per_group));
+        names.push(n);
+    }
+    Ok((names[0].clone(), names[1].clone()))
 }
 
 /// A recurrent layer as ONNX's LSTM/GRU/RNN (layout 0, forward):

@@ -84,6 +84,10 @@ pub struct Imported {
     /// a symbolic or missing batch size reads as 1), for exporting the
     /// model again and for costing it.
     pub input_shapes: Vec<Vec<usize>>,
+    /// What the file promised its readers (names, types and dimensions of
+    /// the inputs and outputs, opset, producer, doc strings, metadata), for
+    /// writing the model back with the same interface.
+    pub interface: crate::Interface,
 }
 
 /// One node, with typed access to its attributes.
@@ -483,7 +487,9 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             }
         }
     }
+    let interface = crate::Interface::capture(&m, &inputs, &outputs, &input_perms);
     Ok(Imported {
+        interface,
         model: ctx.model,
         inputs,
         outputs,

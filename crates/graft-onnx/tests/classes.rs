@@ -98,11 +98,15 @@ fn every_class_prunes_and_round_trips_through_onnx() {
         for exporter in ["legacy", "dynamo"] {
             let what = format!("{name}.{exporter}");
             let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let iface = imp.interface;
             let mut m = imp.model;
-            // Unchanged, export then import gives the same outputs.
-            let bytes = export_bytes(&m, &[x.dims().to_vec()]).unwrap();
+            // Unchanged, export then import gives the same outputs, with
+            // the file's input and output names.
+            let bytes = export_bytes(&m, &iface).unwrap();
             let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
+            assert_eq!(back.inputs[0].0, "input", "{what}");
+            assert_eq!(back.outputs[0].0, "output", "{what}");
             // Pruned: still runs, same output shape, and round-trips.
             let v = weighted(&m, k);
             let n = m.graph().nout(v).unwrap();
@@ -111,7 +115,7 @@ fn every_class_prunes_and_round_trips_through_onnx() {
             assert_eq!(m.graph().nout(v).unwrap(), n - 2);
             let pruned = run(&m, &x);
             assert_eq!(pruned.len(), want(&format!("{what}.out.bin")).len());
-            let bytes = export_bytes(&m, &[x.dims().to_vec()]).unwrap();
+            let bytes = export_bytes(&m, &iface).unwrap();
             let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} pruned: {e}"));
             assert_close_to(
                 &run(&back.model, &x),

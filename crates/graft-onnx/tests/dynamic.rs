@@ -187,7 +187,11 @@ fn a_capacity_factor_is_refused_by_export() {
         m.add(&format!("e{e}"), Op::Dense { bias: true }, &[x], Some(4))
     })
     .unwrap();
-    let err = graft_onnx::export_bytes(&m, &[vec![2, 4]]).unwrap_err();
+    let err = graft_onnx::export_bytes(
+        &m,
+        &graft_onnx::Interface::for_model(&m, &[vec![2, 4]]).unwrap(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("moe"), "{err}");
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close, fixture, read_tensor, run};
 use graft_nn::{Device, Tensor};
-use graft_onnx::{export_bytes, import, import_bytes, OnnxError};
+use graft_onnx::{export_bytes, import, import_bytes, Interface, OnnxError};
 
 const MODELS: [&str; 7] = [
     "mlp",
@@ -51,11 +51,12 @@ fn export_then_import_gives_the_same_outputs() {
         let x = read_tensor(&format!("{name}.input.bin"));
         let imp = import(&fixture(&format!("{name}.legacy.onnx"))).unwrap();
         let xg = graft_input(&imp, &x);
-        let bytes = export_bytes(&imp.model, &[xg.dims().to_vec()]).unwrap();
+        let bytes = export_bytes(&imp.model, &imp.interface).unwrap();
         let back = import_bytes(&bytes).unwrap();
         assert_eq!(back.model.graph().len(), imp.model.graph().len(), "{name}");
-        // What graft exports takes graft's layout.
-        assert!(back.input_perms[0].is_none(), "{name}");
+        // The file keeps the input's layout (a sequence is transposed into
+        // graft's `[N, F, T]` inside the graph).
+        assert_eq!(back.input_perms, imp.input_perms, "{name}");
         assert_eq!(run(&back.model, &xg), run(&imp.model, &xg), "{name}");
     }
 }
@@ -235,7 +236,7 @@ fn recurrent_layers_built_in_graft_round_trip() {
         let last = m.add("last", Op::LastStep, &[r1], None).unwrap();
         m.add("both", Op::Concat, &[r2, last], None).unwrap();
         let input = Tensor::randn(0f32, 1.0, (2, 3, 6), &Device::Cpu).unwrap();
-        let bytes = export_bytes(&m, &[vec![2, 3, 6]]).unwrap();
+        let bytes = export_bytes(&m, &Interface::for_model(&m, &[vec![2, 3, 6]]).unwrap()).unwrap();
         let back = import_bytes(&bytes).unwrap();
         assert!(back.input_perms[0].is_none());
         assert_eq!(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use graft_core::{Alignment, Connect, Edit, Patch};
 use graft_nn::{Device, Model, Op, Tensor};
-use graft_onnx::{export_bytes, import, import_bytes, mutations};
+use graft_onnx::{export_bytes, import, import_bytes, mutations, Interface};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,7 +35,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 
 /// Export, import again, and check the outputs survive the trip.
 fn roundtrip(m: &Model, x: &Tensor) -> Vec<f32> {
-    let bytes = export_bytes(m, &[x.dims().to_vec()]).unwrap();
+    let bytes = export_bytes(m, &Interface::for_model(m, &[x.dims().to_vec()]).unwrap()).unwrap();
     let back = import_bytes(&bytes).unwrap().model;
     let out = run(&back, x);
     close(&out, &run(m, x), 1e-5);

@@ -5,7 +5,7 @@
 
 use graft_core::json::GraphSpec;
 use graft_nn::{Activation, Conv, Device, Executor, Mode, Model, Op, Tensor, VertexId};
-use graft_onnx::{export_bytes, import_bytes};
+use graft_onnx::{export_bytes, import_bytes, Interface};
 use proptest::prelude::*;
 
 const ACTS: [Activation; 11] = [
@@ -199,7 +199,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let (m, x) = build(conv, &steps, seed);
-        let bytes = export_bytes(&m, &[x.dims().to_vec()]).unwrap();
+        let bytes = export_bytes(&m, &Interface::for_model(&m, &[x.dims().to_vec()]).unwrap()).unwrap();
         let back = import_bytes(&bytes).unwrap().model;
         prop_assert_eq!(GraphSpec::from_graph(back.graph()), GraphSpec::from_graph(m.graph()));
         for v in m.graph().ids() {

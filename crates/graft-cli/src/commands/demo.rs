@@ -233,7 +233,9 @@ pub fn run(out_dir: &Path, len: Length, json_out: bool, show: bool) -> Result<St
 
     // 6. Export to ONNX and read it back.
     let onnx_path = out_dir.join("digits_rescnn.onnx");
-    let bytes = graft::onnx::export_bytes(&m, &[vec![1, 1, 8, 8]])
+    let iface = graft::onnx::Interface::for_model(&m, &[vec![1, 1, 8, 8]])
+        .map_err(|e| anyhow!("exporting to ONNX: {e}"))?;
+    let bytes = graft::onnx::export_bytes(&m, &crate::io::with_write_opset(&iface)?)
         .map_err(|e| anyhow!("exporting to ONNX: {e}"))?;
     write_file(&onnx_path, &bytes)?;
     let back = graft::onnx::import(&onnx_path)

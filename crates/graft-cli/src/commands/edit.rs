@@ -141,7 +141,7 @@ pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<St
     let done = m
         .commit(&patch, &layers)
         .with_context(|| format!("editing `{}`", path.display()))?;
-    save(m, &l.input_shapes, out)?;
+    save(m, &l.interface, out)?;
     if json_out {
         let g = m.graph();
         let names = |ids: &[graft::VertexId]| ids.iter().map(|&v| g.name(v)).collect::<Vec<_>>();

@@ -81,7 +81,7 @@ pub fn run(
         }
         _ => 0,
     };
-    save(&l.model, &l.input_shapes, out)?;
+    save(&l.model, &l.interface, out)?;
     if json_out {
         let doc = json!({
             "neurons": [r.neurons.0, r.neurons.1],

@@ -51,7 +51,7 @@ pub fn run(
     l.model
         .apply_plan(&p)
         .with_context(|| format!("applying the plan to `{}`", path.display()))?;
-    save(&l.model, &l.input_shapes, out)?;
+    save(&l.model, &l.interface, out)?;
     let changed: Vec<_> = p
         .changes
         .iter()

@@ -104,7 +104,7 @@ pub fn run(path: &Path, o: &Options, out: &Path, json_out: bool, show: bool) -> 
     let cost1 = l.model.cost(&shapes)?;
     let macs1 = cost1.total();
     let nonzero_macs = nonzero_macs(&l.model, &cost1)?;
-    save(&l.model, &l.input_shapes, out)?;
+    save(&l.model, &l.interface, out)?;
     if json_out {
         let doc = json!({
             "layers": layers.len(),

@@ -176,7 +176,7 @@ pub fn run(
     };
     let epochs = fit(&mut l.model, &train, &held, s, "epoch", show)
         .with_context(|| format!("training `{name}` on `{data}`"))?;
-    save(&l.model, &l.input_shapes, out)?;
+    save(&l.model, &l.interface, out)?;
     let evaluated_on = if n_held == 0 {
         "the training data".to_string()
     } else {

@@ -169,6 +169,10 @@ pub struct Pad {
     pub mode: PadMode,
     /// The value's neuron axis, if it has one.
     pub neurons: Option<usize>,
+    /// The value's rank (batch axis included), for writing every axis's
+    /// pads where an opset has no `axes` input.
+    #[serde(default)]
+    pub rank: usize,
 }
 
 impl Pad {
@@ -311,6 +315,7 @@ mod tests {
             pads: vec![(2, 1, 2)],
             mode: PadMode::Constant { value: -1.0 },
             neurons: Some(1),
+            rank: 3,
         };
         assert_eq!(p.declare().kind, SizeKind::Invariant);
         let y = p.forward(&x).unwrap();

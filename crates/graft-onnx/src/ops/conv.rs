@@ -135,6 +135,7 @@ fn uneven_pads(
         pads: list,
         mode: graft_nn::PadMode::Constant { value: 0.0 },
         neurons: ctx.neuron_axis(x),
+        rank: shape.len(),
     };
     let name = ctx.fresh_name(&format!("{}.pad", node.output()));
     let v = ctx.model.add(&name, Op::Pad(p), &[x], None)?;

@@ -245,6 +245,7 @@ fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         pads: list,
         mode,
         neurons: ctx.neuron_axis(x),
+        rank,
     };
     ctx.add(node, Op::Pad(p), &[x], None, out)?;
     Ok(())
@@ -283,26 +284,44 @@ pub(crate) fn export(out: &mut Out, name: &str, ins: &[String], op: &Op) -> Resu
             );
         }
         Op::Pad(p) => {
-            let axes: Vec<i64> = p.pads.iter().map(|&(a, _, _)| a as i64).collect();
-            let mut pads: Vec<i64> = p.pads.iter().map(|&(_, b, _)| b as i64).collect();
-            pads.extend(p.pads.iter().map(|&(_, _, e)| e as i64));
+            // Opset 18 names the padded axes; before it every axis has pads.
+            let with_axes = out.opset >= 18 || p.rank == 0;
+            let axes: Vec<usize> = if with_axes {
+                p.pads.iter().map(|&(a, _, _)| a).collect()
+            } else {
+                (0..p.rank).collect()
+            };
+            let of = |a: usize| {
+                p.pads
+                    .iter()
+                    .find(|x| x.0 == a)
+                    .copied()
+                    .unwrap_or((a, 0, 0))
+            };
+            let mut pads: Vec<i64> = axes.iter().map(|&a| of(a).1 as i64).collect();
+            pads.extend(axes.iter().map(|&a| of(a).2 as i64));
+            let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
             let (pn, an, vn) = (
                 format!("{name}.pads"),
                 format!("{name}.axes"),
                 format!("{name}.value"),
             );
             out.inits.push(encode_i64(&pn, &[pads.len()], &pads));
-            out.inits.push(encode_i64(&an, &[axes.len()], &axes));
             let (mode, value) = match p.mode {
                 PadMode::Constant { value } => ("constant", value as f32),
                 PadMode::Edge => ("edge", 0.0),
             };
             out.inits
                 .push(crate::tensor::encode_f32(&vn, &[], &[value]));
+            let mut inputs = vec![ins[0].as_str(), &pn, &vn];
+            if with_axes {
+                out.inits.push(encode_i64(&an, &[axes.len()], &axes));
+                inputs.push(&an);
+            }
             out.node(
                 "Pad",
                 name,
-                &[&ins[0], &pn, &vn, &an],
+                &inputs,
                 name,
                 vec![crate::export::attr_s("mode", mode)],
             );

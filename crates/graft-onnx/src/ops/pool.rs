@@ -70,6 +70,7 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
                 value: f64::NEG_INFINITY,
             },
             neurons: ctx.neuron_axis(x),
+            rank: 4,
         };
         let name = ctx.fresh_name(&format!("{}.ceil", node.output()));
         let v = ctx.model.add(&name, Op::Pad(p), &[x], None)?;
