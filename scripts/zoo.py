@@ -65,8 +65,11 @@ WIDEN_TOL = 1e-5
 # (name, input side, batch, constructor keyword arguments). The smallest
 # input each model takes, or close to it: 64x64 where the model allows.
 TORCHVISION = [
-    ("alexnet", 64, 2, {}),
-    ("vgg11_bn", 64, 2, {}),
+    # AlexNet and VGG end in an adaptive average pool to 6x6 or 7x7, which
+    # the legacy exporter writes only when it divides the feature map: 224
+    # is the smallest input where it does.
+    ("alexnet", 224, 1, {}),
+    ("vgg11_bn", 224, 1, {}),
     ("resnet18", 64, 2, {}),
     ("resnet50", 64, 2, {}),
     ("resnext50_32x4d", 64, 2, {}),
@@ -110,6 +113,17 @@ TIMM = [
 ]
 
 
+# The order of a run: the models graft already imports and the issue's timm
+# list first, the costliest exports last (a run stopped early still covers
+# the most families).
+ORDER = ["resnet18", "mobilenet_v2", "densenet121", "efficientnet_lite0", "ghostnet_100", "rexnet_100",
+         "cspdarknet53", "repvgg_a0", "hrnet_w18_small", "convnext_atto", "regnetz_b16", "mobilevitv2_050",
+         "squeezenet1_1", "googlenet", "inception_v3", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5",
+         "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf", "resnet50", "resnext50_32x4d", "squeezenet1_0",
+         "mobilenet_v3_large", "efficientnet_v2_s", "convnext_tiny", "alexnet", "swin_t", "vit_b_16", "swin_v2_t",
+         "wide_resnet50_2", "vgg11_bn", "maxvit_t"]
+
+
 def family_of(name):
     """The torchvision family a model belongs to (for the skipped list)."""
     for prefix in ["wide_resnet", "resnext", "resnet", "vgg", "densenet", "efficientnet_v2", "efficientnet_b",
@@ -131,13 +145,14 @@ def models(all_torchvision):
         if all_torchvision:
             big = any(k in n for k in ["_l", "_h_", "128gf", "32gf", "16gf", "b6", "b7", "101", "152", "161",
                                        "201"])
-            side = 224 if n.startswith(("maxvit",)) else 64
+            side = 224 if n.startswith(("maxvit", "vgg", "alexnet")) else 64
             kw = {"image_size": 64} if n.startswith("vit") else {}
             chosen.append(("torchvision", n, side, 1 if big or n.startswith(("vit", "swin")) else 2, kw))
         else:
             reps = [m for m in listed if family_of(m) == family_of(n)]
             skipped[n] = f"same family as {', '.join(sorted(reps))}" if reps else "not in the list"
     chosen += [("timm", n, s, b, {}) for n, s, b in TIMM]
+    chosen.sort(key=lambda m: ORDER.index(m[1]) if m[1] in ORDER else len(ORDER))
     return chosen, skipped
 
 
@@ -289,9 +304,10 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     x = out / f"{name}.x.npy"
     status_file = out / f"{name}.{exporter}.export.json"
     cached = None
+    key = [source, side, batch, kwargs]
     if not reexport and status_file.exists():
         cached = json.loads(status_file.read_text())
-        if cached.get("ok") and not (path.exists() and ref.exists() and x.exists()):
+        if cached.get("key") != key or cached.get("ok") and not (path.exists() and ref.exists() and x.exists()):
             cached = None
     if cached is None:
         for stale in (path, ref):
@@ -304,9 +320,10 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
             cached = {"ok": True, "detail": f"{time.time() - t:.0f} s"}
         except Failed as e:
             cached = {"ok": False, "detail": str(e)}
+        cached["key"] = key
         status_file.write_text(json.dumps(cached))
     row["export"] = ("ok" if cached["ok"] else "fail", cached["detail"])
-    if not cached["ok"]:
+    if not cached["ok"] or r.export_only:
         return row
     want = ordered(ref)
 
@@ -400,12 +417,13 @@ def error_class(msg):
     return msg[:140]
 
 
-def render(results, skipped, meta, verbose):
+def render(results, planned, skipped, meta, verbose):
     rows = sorted(results.values(), key=lambda r: (r["order"], r["exporter"]))
     lines = [f"# Model coverage ({meta['date']})", "",
              f"`scripts/zoo.py` on {meta['machine']}; graft at commit {meta['commit']}; "
              f"torch {meta['torch']}, torchvision {meta['torchvision']}, timm {meta['timm']}, "
-             f"onnx {meta['onnx']}, onnxruntime {meta['onnxruntime']}.", "",
+             f"onnx {meta['onnx']}, onnxruntime {meta['onnxruntime']}. Made with `{meta['command']}`"
+             + (f" ({meta['elapsed']})" if meta.get("elapsed") else "") + ".", "",
              "Random weights (seeded, eval mode), small inputs (the `input` column: batch × side²). "
              "`export`: torch.onnx.export then onnxruntime runs the file; `imports`: `graft inspect --json`; "
              f"`runs`: `graft run` within {RUN_TOL:g} relative (max|a−b| / max|b|) of onnxruntime; "
@@ -466,6 +484,9 @@ def render(results, skipped, meta, verbose):
                 if s in r["cells"]:
                     st, msg = r["cells"][s]
                     lines.append(f"- {r['name']} {r['exporter']} {s}: {st}: {msg}")
+    pending = [f"{m} ({e})" for m, e in planned if (m, e) not in results]
+    if pending:
+        lines += ["", "## Not reached in this run", "", ", ".join(pending)]
     if skipped:
         lines += ["", "## torchvision models not run", "",
                   "One model per family is run (the whole list with both exporters takes hours on 2 cores; "
@@ -502,6 +523,8 @@ def main():
     ap.add_argument("--export-timeout", type=int, default=900, help="seconds per export")
     ap.add_argument("--reexport", action="store_true", help="export again even when OUT has the model")
     ap.add_argument("--all-torchvision", action="store_true", help="every torchvision classification model")
+    ap.add_argument("--export-only", action="store_true",
+                    help="only export (filling OUT for a later run; needs no graft binary)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failing cell's first error line")
     args = ap.parse_args()
 
@@ -509,7 +532,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     graft = pathlib.Path(args.graft)
     graft = graft if graft.is_absolute() else (ROOT / graft)
-    if not graft.exists():
+    if not graft.exists() and not args.export_only:
         sys.exit(f"no graft binary at {graft}: cargo build --release -p graft-cli, or give --graft")
     chosen, skipped = models(args.all_torchvision)
     if args.only:
@@ -525,10 +548,11 @@ def main():
     meta = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()}-core {platform.machine()} VM, no GPU (CPU execution)",
-        "commit": commit, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "commit": commit, "command": " ".join(["scripts/zoo.py", *sys.argv[1:]]), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": timm.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
     }
     results = {}
+    planned = [(m[1], e) for m in chosen for e in exporters]
     t0 = time.time()
     for order, (source, name, side, batch, kwargs) in enumerate(chosen):
         for exporter in exporters:
@@ -536,6 +560,7 @@ def main():
             with open(out / f"{name}.{exporter}.log", "w") as log:
                 r = Runner(str(graft), out, args.timeout, log)
                 r.export_timeout = args.export_timeout
+                r.export_only = args.export_only
                 cells = check(r, source, name, exporter, side, batch, kwargs, args.reexport)
             results[(name, exporter)] = {"name": name, "source": source, "exporter": exporter, "side": side,
                                          "batch": batch, "order": order, "cells": cells}
@@ -549,10 +574,11 @@ def main():
                 {"meta": meta, "rows": [dict(v, cells={k: list(c) for k, c in v["cells"].items()})
                                         for v in results.values()]}, indent=1))
             if args.markdown:
-                pathlib.Path(args.markdown).write_text(render(results, skipped, meta, args.verbose))
+                pathlib.Path(args.markdown).write_text(render(results, planned, skipped, meta, args.verbose))
+    meta["elapsed"] = f"{(time.time() - t0) / 60:.0f} minutes; exports already in OUT are reused"
     print()
     console(results)
-    text = render(results, skipped, meta, args.verbose)
+    text = render(results, planned, skipped, meta, args.verbose)
     summary = next(line for line in text.splitlines() if line.startswith("**Summary"))
     print()
     print(summary.strip("*"))
