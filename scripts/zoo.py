@@ -48,11 +48,14 @@ import time
 
 try:
     import numpy as np
-    import onnx
     import onnxruntime as ort
-    import timm
-    import torch
-    import torchvision
+
+    # The onnxruntime worker starts without torch (seconds per call).
+    if sys.argv[1:3] != ["--worker", "ort"]:
+        import onnx
+        import timm
+        import torch
+        import torchvision
 except ImportError:
     from pyenv_setup import rerun_in_venv
 

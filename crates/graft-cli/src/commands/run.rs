@@ -74,14 +74,27 @@ pub fn run(path: &Path, inputs: &[PathBuf], out: &Path, json_out: bool) -> Resul
             _ => x,
         };
         if x.rank() != want.len() || x.dims()[1] != want[1] {
+            // The shape the file should have, in the model's axis order.
+            let mut like = want.clone();
+            if let Some(p) = &imp.input_perms[i] {
+                for (g, &o) in p.iter().enumerate() {
+                    like[o] = want[g];
+                }
+            }
+            let shown: Vec<usize> = match &imp.input_perms[i] {
+                Some(p) if x.rank() == p.len() => {
+                    let mut d = x.dims().to_vec();
+                    for (g, &o) in p.iter().enumerate() {
+                        d[o] = x.dims()[g];
+                    }
+                    d
+                }
+                _ => x.dims().to_vec(),
+            };
             return Err(Usage(format!(
-                "input file `{}`: shape {:?}; input `{iname}` of `{name}` takes {} axes with {} \
-                 channels on axis 1 (like {:?})",
+                "input file `{}`: shape {shown:?}; input `{iname}` of `{name}` takes arrays \
+                 shaped like {like:?}",
                 file.display(),
-                x.dims(),
-                want.len(),
-                want[1],
-                want
             ))
             .into());
         }
