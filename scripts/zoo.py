@@ -178,28 +178,40 @@ def ort_run(path, x):
     return {o.name: y for o, y in zip(sess.get_outputs(), ys)}
 
 
-def worker_export(source, name, exporter, out, side, batch, kwargs):
-    """Export NAME with EXPORTER to OUT/NAME.EXPORTER.onnx; the input goes
-    to OUT/NAME.x.npy and onnxruntime's outputs to OUT/NAME.EXPORTER.ref.npz."""
+def worker_export(source, name, exporters, out, side, batch, kwargs):
+    """Export NAME with each of EXPORTERS (comma-separated) to
+    OUT/NAME.EXPORTER.onnx, in one process (torch starts once); the input
+    goes to OUT/NAME.x.npy, onnxruntime's outputs to
+    OUT/NAME.EXPORTER.ref.npz, and each exporter's status (ok, or the
+    error's first line) to OUT/NAME.EXPORTER.export.json."""
     out = pathlib.Path(out)
+    key = [source, side, batch, kwargs]
     model = build(source, name, kwargs)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 3, side, side, generator=g)
     np.save(out / f"{name}.x.npy", x.numpy().astype("<f4"))
-    path = out / f"{name}.{exporter}.onnx"
-    with torch.no_grad():
-        if exporter == "legacy":
-            torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
-        else:
-            torch.onnx.export(model, (x,), str(path), dynamo=True)
-            # One self-contained file (the dynamo exporter may write the
-            # weights beside it).
-            onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
-            data = path.with_name(path.name + ".data")
-            if data.exists():
-                data.unlink()
-    ys = ort_run(path, x.numpy())
-    np.savez(out / f"{name}.{exporter}.ref.npz", **ys)
+    for exporter in exporters.split(","):
+        t = time.time()
+        path = out / f"{name}.{exporter}.onnx"
+        try:
+            with torch.no_grad():
+                if exporter == "legacy":
+                    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
+                else:
+                    torch.onnx.export(model, (x,), str(path), dynamo=True)
+                    # One self-contained file (the dynamo exporter may
+                    # write the weights beside it).
+                    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
+                    data = path.with_name(path.name + ".data")
+                    if data.exists():
+                        data.unlink()
+            ys = ort_run(path, x.numpy())
+            np.savez(out / f"{name}.{exporter}.ref.npz", **ys)
+            status = {"ok": True, "detail": f"{time.time() - t:.0f} s"}
+        except Exception as e:  # noqa: BLE001: the first line is the cell's message
+            status = {"ok": False, "detail": f"{type(e).__name__}: {first_line(str(e))}"}
+        status["key"] = key
+        (out / f"{name}.{exporter}.export.json").write_text(json.dumps(status))
 
 
 def worker_ort(model, x, out):
@@ -306,25 +318,41 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     ref = out / f"{name}.{exporter}.ref.npz"
     x = out / f"{name}.x.npy"
     status_file = out / f"{name}.{exporter}.export.json"
-    cached = None
     key = [source, side, batch, kwargs]
-    if not reexport and status_file.exists():
-        cached = json.loads(status_file.read_text())
-        if cached.get("key") != key or cached.get("ok") and not (path.exists() and ref.exists() and x.exists()):
-            cached = None
+
+    def status():
+        """The export's status from an earlier run or this one, if valid."""
+        if not status_file.exists() or (reexport and (name, exporter) not in r.exported):
+            return None
+        st = json.loads(status_file.read_text())
+        if st.get("key") != key or st.get("ok") and not (path.exists() and ref.exists() and x.exists()):
+            return None
+        return st
+
+    cached = status()
     if cached is None:
-        for stale in (path, ref):
-            if stale.exists():
-                stale.unlink()
-        t = time.time()
+        # Every exporter still to do for this model, in one process.
+        todo = []
+        for e in r.exporters:
+            f = out / f"{name}.{e}.export.json"
+            if e == exporter or not f.exists() or reexport and (name, e) not in r.exported:
+                todo.append(e)
+        for e in todo:
+            for stale in (out / f"{name}.{e}.onnx", out / f"{name}.{e}.ref.npz", out / f"{name}.{e}.export.json"):
+                if stale.exists():
+                    stale.unlink()
         try:
-            r.worker("export", source, name, exporter, out, side, batch, json.dumps(kwargs),
+            r.worker("export", source, name, ",".join(todo), out, side, batch, json.dumps(kwargs),
                      timeout=r.export_timeout)
-            cached = {"ok": True, "detail": f"{time.time() - t:.0f} s"}
+            failure = None
         except Failed as e:
-            cached = {"ok": False, "detail": str(e)}
-        cached["key"] = key
-        status_file.write_text(json.dumps(cached))
+            failure = str(e)
+        for e in todo:
+            r.exported.add((name, e))
+            f = out / f"{name}.{e}.export.json"
+            if not f.exists():
+                f.write_text(json.dumps({"ok": False, "detail": failure or "no status written", "key": key}))
+        cached = status() or {"ok": False, "detail": failure or "the export wrote no model"}
     row["export"] = ("ok" if cached["ok"] else "fail", cached["detail"])
     if not cached["ok"] or r.export_only:
         return row
@@ -556,6 +584,7 @@ def main():
     }
     results = {}
     planned = [(m[1], e) for m in chosen for e in exporters]
+    exported = set()
     t0 = time.time()
     for order, (source, name, side, batch, kwargs) in enumerate(chosen):
         for exporter in exporters:
@@ -564,6 +593,8 @@ def main():
                 r = Runner(str(graft), out, args.timeout, log)
                 r.export_timeout = args.export_timeout
                 r.export_only = args.export_only
+                r.exporters = exporters
+                r.exported = exported
                 cells = check(r, source, name, exporter, side, batch, kwargs, args.reexport)
             results[(name, exporter)] = {"name": name, "source": source, "exporter": exporter, "side": side,
                                          "batch": batch, "order": order, "cells": cells}
