@@ -422,6 +422,7 @@ MARK = {"ok": "✅", "fail": "❌", None: "—"}
 def short(msg, n=160):
     """A failure's first line, node lists of `unsupported ops` counted."""
     msg = re.sub(r"^error: ", "", msg)
+    msg = re.sub(r"^reading model `[^`]*`: ", "", msg)
     m = re.search(r"unsupported ops: (.*)$", msg)
     if m:
         parts = []
@@ -556,6 +557,8 @@ def main():
     ap.add_argument("--all-torchvision", action="store_true", help="every torchvision classification model")
     ap.add_argument("--export-only", action="store_true",
                     help="only export (filling OUT for a later run; needs no graft binary)")
+    ap.add_argument("--render", action="store_true",
+                    help="run nothing: write the table of the last run (OUT/results.json)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failing cell's first error line")
     args = ap.parse_args()
 
@@ -563,7 +566,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     graft = pathlib.Path(args.graft)
     graft = graft if graft.is_absolute() else (ROOT / graft)
-    if not graft.exists() and not args.export_only:
+    if not graft.exists() and not (args.export_only or args.render):
         sys.exit(f"no graft binary at {graft}: cargo build --release -p graft-cli, or give --graft")
     chosen, skipped = models(args.all_torchvision)
     if args.only:
@@ -585,6 +588,18 @@ def main():
     results = {}
     planned = [(m[1], e) for m in chosen for e in exporters]
     exported = set()
+    if args.render:
+        saved = json.loads((out / "results.json").read_text())
+        for v in saved["rows"]:
+            if (v["name"], v["exporter"]) in planned:
+                v["cells"] = {k: tuple(c) for k, c in v["cells"].items()}
+                results[(v["name"], v["exporter"])] = v
+        text = render(results, planned, skipped, saved["meta"], args.verbose)
+        if args.markdown:
+            pathlib.Path(args.markdown).write_text(text)
+        else:
+            print(text)
+        return
     t0 = time.time()
     for order, (source, name, side, batch, kwargs) in enumerate(chosen):
         for exporter in exporters:
