@@ -194,17 +194,18 @@ def worker_export(source, name, exporters, out, side, batch, kwargs):
         t = time.time()
         path = out / f"{name}.{exporter}.onnx"
         try:
-            with torch.no_grad():
-                if exporter == "legacy":
-                    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
-                else:
-                    torch.onnx.export(model, (x,), str(path), dynamo=True)
-                    # One self-contained file (the dynamo exporter may
-                    # write the weights beside it).
-                    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
-                    data = path.with_name(path.name + ".data")
-                    if data.exists():
-                        data.unlink()
+            # Not under torch.no_grad(): that sends nn.MultiheadAttention to
+            # its fused kernel, which the legacy exporter cannot write.
+            if exporter == "legacy":
+                torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
+            else:
+                torch.onnx.export(model, (x,), str(path), dynamo=True)
+                # One self-contained file (the dynamo exporter may
+                # write the weights beside it).
+                onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
+                data = path.with_name(path.name + ".data")
+                if data.exists():
+                    data.unlink()
             ys = ort_run(path, x.numpy())
             np.savez(out / f"{name}.{exporter}.ref.npz", **ys)
             status = {"ok": True, "detail": f"{time.time() - t:.0f} s"}
@@ -588,6 +589,10 @@ def main():
     results = {}
     planned = [(m[1], e) for m in chosen for e in exporters]
     exported = set()
+    previous = {}
+    if (out / "results.json").exists():
+        saved = json.loads((out / "results.json").read_text())
+        previous = {(v["name"], v["exporter"]): dict(v, meta=v.get("meta", saved["meta"])) for v in saved["rows"]}
     if args.render:
         saved = json.loads((out / "results.json").read_text())
         for v in saved["rows"]:
@@ -619,9 +624,11 @@ def main():
                 for s in STEPS:
                     if s in cells and cells[s][0] == "fail":
                         print(f"    {s}: {short(cells[s][1], 300)}", flush=True)
+            # Rows of earlier runs that this one did not redo are kept.
+            merged = {**previous, **{k: dict(v, meta=meta) for k, v in results.items()}}
             (out / "results.json").write_text(json.dumps(
                 {"meta": meta, "rows": [dict(v, cells={k: list(c) for k, c in v["cells"].items()})
-                                        for v in results.values()]}, indent=1))
+                                        for v in merged.values()]}, indent=1))
             if args.markdown:
                 pathlib.Path(args.markdown).write_text(render(results, planned, skipped, meta, args.verbose))
     meta["elapsed"] = f"{(time.time() - t0) / 60:.0f} minutes; exports already in OUT are reused"
