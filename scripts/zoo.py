@@ -451,7 +451,8 @@ def error_class(msg):
 
 
 def render(results, planned, skipped, meta, verbose):
-    rows = sorted(results.values(), key=lambda r: (r["order"], r["exporter"]))
+    rows = sorted(results.values(), key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER else len(ORDER)
+                                                   + r["order"], r["exporter"]))
     lines = [f"# Model coverage ({meta['date']})", "",
              f"`scripts/zoo.py` on {meta['machine']}; graft at commit {meta['commit']}; "
              f"torch {meta['torch']}, torchvision {meta['torchvision']}, timm {meta['timm']}, "
