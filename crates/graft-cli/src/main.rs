@@ -29,6 +29,7 @@ use graft::{plan, plan_or_relax, CheckError, GraphError, PlanError, Planned, Ste
                   graft train model.onnx --data digits -o tuned.onnx\n  \
                   graft resize model.onnx --vertex conv3 --by 16 -o wider.onnx\n  \
                   graft prune model.onnx --macs 2000000 -o small.onnx\n  \
+                  graft run model.onnx --input x.npy -o out.npz\n  \
                   graft plan examples/plan/graph.json examples/plan/request.json\n\n\
                   Exit codes: 0 success, 2 bad input, 1 internal failure."
 )]
@@ -225,6 +226,26 @@ enum Command {
         #[arg(long)]
         position: Option<usize>,
         /// Where to write the model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run a model on inputs from NumPy files (one `--input` per model
+    /// input, in the model's order) and write its outputs, in the model's
+    /// order, to a `.npz` archive keyed by the ONNX output names.
+    #[command(
+        after_help = "Example:\n  graft run model.onnx --input x.npy -o out.npz\n  \
+                  graft run two_inputs.onnx --input x.npy --input control.npy -o out.npz --json\n\n\
+                  Inputs are .npy files (any float or integer type; read as f32), or .npz \
+                  archives with one array or an array named after the input. Sequences \
+                  are given in the model's own axis order."
+    )]
+    Run {
+        /// The ONNX model.
+        model: PathBuf,
+        /// A .npy file per model input, in the model's input order.
+        #[arg(long, required = true)]
+        input: Vec<PathBuf>,
+        /// The .npz archive to write.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -434,6 +455,11 @@ fn main() -> ExitCode {
             json,
             show,
         ),
+        Command::Run {
+            model,
+            input,
+            output,
+        } => commands::run::run(&model, &input, &output, json),
         Command::Eval { model, data } => commands::train::eval(&model, &data, json),
         Command::Plan {
             graph,

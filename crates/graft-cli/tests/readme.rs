@@ -44,6 +44,7 @@ fn readme_cli_tour_runs() {
         "joined.onnx",
         "sparse.onnx",
         "neurons.graphml",
+        "out.npz",
         "demo/digits_rescnn.onnx",
         "tuned.onnx",
         "small.onnx",

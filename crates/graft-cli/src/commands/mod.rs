@@ -6,6 +6,7 @@ pub mod edit;
 pub mod inspect;
 pub mod prune;
 pub mod resize;
+pub mod run;
 pub mod sparsify;
 pub mod structure;
 pub mod train;
