@@ -24,7 +24,8 @@ The classes:
   shuffle ShuffleNetV2's unit: a channel split (Split or Slice), a
           concatenation and a channel shuffle (Reshape, Transpose, Reshape)
   ceilpool a max pool in ceil mode (SqueezeNet)
-  padded  an explicit uneven Pad between convolutions
+  padded  an explicit uneven Pad between convolutions, and a padded
+          average pool counting the padding (Inception)
   chlast  ConvNeXt's block: channels last through a permute, a layer norm
           and dense layers on the last axis (MatMul), a per-channel scale
 
@@ -159,7 +160,8 @@ class CeilPool(nn.Module):
 
 
 class Padded(nn.Module):
-    """An explicit, uneven padding between two convolutions."""
+    """An explicit, uneven padding between two convolutions, and a padded
+    average pool that counts the padding (Inception)."""
 
     def __init__(self):
         super().__init__()
@@ -169,7 +171,8 @@ class Padded(nn.Module):
 
     def forward(self, x):
         x = torch.nn.functional.pad(torch.relu(self.stem(x)), (1, 2, 0, 1))
-        x = torch.relu(self.conv(x))
+        # Inception's pooling branch: an average that counts the padding.
+        x = torch.nn.functional.avg_pool2d(torch.relu(self.conv(x)), 3, 1, 1)
         return self.head(x.mean((2, 3)))
 
 

@@ -29,12 +29,46 @@ fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
     let pad = match pads.first() {
         None => 0,
         Some(&p) if pads.iter().all(|&q| q == p) && (max || p == 0) => p as usize,
+        // An average that counts the padding (PyTorch's default) is an
+        // average over a zero-padded input.
+        Some(&p)
+            if pads.iter().all(|&q| q == p)
+                && p > 0
+                && node.int("count_include_pad", 0) != 0 =>
+        {
+            let p = p as usize;
+            let op = graft_nn::Pad {
+                pads: vec![(2, p, p), (3, p, p)],
+                mode: graft_nn::PadMode::Constant { value: 0.0 },
+                neurons: ctx.neuron_axis(x),
+                rank: 4,
+            };
+            let name = ctx.fresh_name(&format!("{}.pad", node.output()));
+            let v = ctx.model.add(&name, Op::Pad(op), &[x], None)?;
+            let padded = vec![shape[0], shape[1], shape[2] + 2 * p, shape[3] + 2 * p];
+            return window_on(ctx, node, v, padded, 0, max, ks, st);
+        }
         _ => {
             return Err(node.err(format!(
-                "pads {pads:?}: equal padding on every side, max pooling only"
+                "pads {pads:?}: equal padding on every side; an average pool counts it (count_include_pad)"
             )))
         }
     };
+    window_on(ctx, node, x, shape, pad, max, ks, st)
+}
+
+/// The pool on `x` (already padded where needed) with even padding `pad`.
+#[allow(clippy::too_many_arguments)]
+fn window_on(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: graft_core::VertexId,
+    shape: Vec<usize>,
+    pad: usize,
+    max: bool,
+    ks: Vec<i64>,
+    st: Vec<i64>,
+) -> Result<(), OnnxError> {
     let ceil = node.int("ceil_mode", 0) != 0;
     if ceil && !max {
         return Err(node.err("ceil_mode is supported for max pooling only"));
