@@ -426,7 +426,13 @@ pub(crate) struct ParamSpec {
     pub trainable: bool,
 }
 
-fn spec(name: &'static str, shape: Vec<usize>, roles: Vec<Role>, new_out: Fill) -> ParamSpec {
+/// A trainable parameter's spec.
+pub(crate) fn spec(
+    name: &'static str,
+    shape: Vec<usize>,
+    roles: Vec<Role>,
+    new_out: Fill,
+) -> ParamSpec {
     ParamSpec {
         name: name.to_string(),
         shape,

@@ -8,7 +8,7 @@ use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{p, Params};
-use crate::op::{Fill, ParamSpec, Role};
+use crate::op::{spec, Fill, ParamSpec, Role};
 
 /// A dense layer on the last axis: `y[..., o] = Σ_i W[o, i] x[..., i] + b[o]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,21 +22,14 @@ pub struct LinearLast {
 impl LinearLast {
     /// Weight `[nout, nin]` and bias `[nout]`.
     pub(crate) fn params(&self, nin: usize, nout: usize) -> Vec<ParamSpec> {
-        let mut v = vec![ParamSpec {
-            name: "weight".into(),
-            shape: vec![nout, nin],
-            roles: vec![Role::Out, Role::In(0)],
-            new_out: Fill::Random,
-            trainable: true,
-        }];
+        let mut v = vec![spec(
+            "weight",
+            vec![nout, nin],
+            vec![Role::Out, Role::In(0)],
+            Fill::Random,
+        )];
         if self.bias {
-            v.push(ParamSpec {
-                name: "bias".into(),
-                shape: vec![nout],
-                roles: vec![Role::Out],
-                new_out: Fill::Value(0.0),
-                trainable: true,
-            });
+            v.push(spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)));
         }
         v
     }
@@ -94,20 +87,8 @@ impl LayerNormLast {
     /// Scale (new entries 1) and shift (new entries 0), `[nout]`.
     pub(crate) fn params(&self, nout: usize) -> Vec<ParamSpec> {
         vec![
-            ParamSpec {
-                name: "weight".into(),
-                shape: vec![nout],
-                roles: vec![Role::Out],
-                new_out: Fill::Value(1.0),
-                trainable: true,
-            },
-            ParamSpec {
-                name: "bias".into(),
-                shape: vec![nout],
-                roles: vec![Role::Out],
-                new_out: Fill::Value(0.0),
-                trainable: true,
-            },
+            spec("weight", vec![nout], vec![Role::Out], Fill::Value(1.0)),
+            spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)),
         ]
     }
 
