@@ -53,13 +53,21 @@ pub struct Shrunk {
     pub macs: (u64, u64),
 }
 
-/// The vertices pruning may shrink.
+/// The vertices pruning may shrink: absorbing vertices whose size is not
+/// frozen and is not tied to a graph output's (a classifier ending in a
+/// convolution, pooled and flattened, keeps its classes).
 pub fn prunable(model: &Model) -> Vec<VertexId> {
     let g = model.graph();
+    let mut tied_to_output = std::collections::HashSet::new();
+    for s in g.ids() {
+        if g.vertex(s).is_ok_and(|x| x.outputs().is_empty()) {
+            tied_to_output.extend(g.size_component(s).unwrap_or_default());
+        }
+    }
     g.ids()
         .filter(|&v| {
             g.vertex(v).is_ok_and(|x| {
-                x.kind() == SizeKind::Absorb && !x.is_size_frozen() && !x.outputs().is_empty()
+                x.kind() == SizeKind::Absorb && !x.is_size_frozen() && !tied_to_output.contains(&v)
             })
         })
         .collect()

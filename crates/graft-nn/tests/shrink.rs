@@ -89,3 +89,31 @@ fn targets_are_met_and_the_network_still_runs() {
     };
     assert_eq!(values(&m), values(&base));
 }
+
+/// SqueezeNet's head: the classes come from a convolution, then ReLU, a
+/// global pool and the graph output. Pruning must keep the classes: the
+/// convolution's size is tied to the output's.
+#[test]
+fn a_convolution_tied_to_the_output_keeps_its_size() {
+    let mut m = Model::new();
+    let x = m.input("x", 3).unwrap();
+    let c0 = m
+        .add("c0", Op::Conv2d(Conv::same(3)), &[x], Some(16))
+        .unwrap();
+    let r0 = m
+        .add("r0", Op::Activation(Activation::Relu), &[c0], None)
+        .unwrap();
+    let classes = m
+        .add("classes", Op::Conv2d(Conv::same(1)), &[r0], Some(10))
+        .unwrap();
+    let r1 = m
+        .add("r1", Op::Activation(Activation::Relu), &[classes], None)
+        .unwrap();
+    m.add("pool", Op::GlobalAvgPool, &[r1], None).unwrap();
+    assert_eq!(graft_nn::shrink::prunable(&m), vec![c0]);
+    let u = utility::magnitude(&m).unwrap();
+    let shapes = vec![vec![3, 8, 8]];
+    shrink(&mut m, &u, Target::Ratio(0.5), Scope::Global, &shapes).unwrap();
+    assert_eq!(m.graph().nout(classes).unwrap(), 10);
+    assert!(m.graph().nout(c0).unwrap() < 16);
+}
