@@ -26,6 +26,7 @@ The classes:
   ceilpool a max pool in ceil mode (SqueezeNet)
   padded  an explicit uneven Pad between convolutions, and a padded
           average pool counting the padding (Inception)
+  attnpool a softmax over the positions, weights times values, summed
   chlast  ConvNeXt's block: channels last through a permute, a layer norm
           and dense layers on the last axis (MatMul), a per-channel scale
 
@@ -200,7 +201,27 @@ class ChannelsLast(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+class AttnPool(nn.Module):
+    """Attention pooling: a softmax over the positions (the last axis of
+    [N, C, H·W]), weights times values, summed (MobileViT v2's separable
+    attention in miniature)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.score = nn.Conv2d(8, 1, 1)
+        self.value = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        w = torch.softmax(self.score(x).flatten(2), dim=-1)
+        v = self.value(x).flatten(2)
+        return self.head((w * v).sum(-1))
+
+
 MODELS = {
+    "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),
     "ceilpool": (CeilPool, (2, 3, 8, 8)),

@@ -116,7 +116,7 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,
         Op::LinearLast(l) => l.infer(first()?, nout)?,
-        Op::LayerNormLast(_) | Op::ActivationAt { .. } => first()?.clone(),
+        Op::LayerNormLast(_) | Op::ActivationAt { .. } | Op::SoftmaxAxis(_) => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
         | Op::GroupNorm { .. }

@@ -5,7 +5,7 @@
 use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
-pub use crate::layers::axes::{Reduce, Reducer, Transpose, View, ViewDim};
+pub use crate::layers::axes::{Reduce, Reducer, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
@@ -310,6 +310,8 @@ pub enum Op {
     View(View),
     /// A reduction over some axes.
     Reduce(Reduce),
+    /// A softmax along any axis.
+    SoftmaxAxis(Softmax),
     /// A slice of a value along one axis.
     Slice(Slice),
     /// A concatenation along any axis.
@@ -564,7 +566,9 @@ impl Op {
                 ..
             } => Err("a softmax is not pointwise: it runs on axis 1 only".into()),
             Op::ActivationAt { .. } => one(Invariant),
-            Op::Unary { .. } | Op::Transpose(_) | Op::View(_) => one(Invariant),
+            Op::Unary { .. } | Op::Transpose(_) | Op::View(_) | Op::SoftmaxAxis(_) => {
+                one(Invariant)
+            }
             _ => one(Invariant),
         }
     }
@@ -767,6 +771,7 @@ impl Op {
             Op::Transpose(_) => "transpose",
             Op::View(_) => "view",
             Op::Reduce(_) => "reduce",
+            Op::SoftmaxAxis(_) => "softmax",
             Op::Slice(_) => "slice",
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
@@ -787,6 +792,7 @@ impl Op {
             Op::Transpose(t) => t.axis,
             Op::View(v) => v.axis(),
             Op::Reduce(r) => r.axis(),
+            Op::SoftmaxAxis(sm) => sm.from,
             Op::Slice(p) => p.neurons,
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,

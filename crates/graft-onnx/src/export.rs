@@ -888,6 +888,15 @@ fn emit(
                 out.node("MatMul", &name, &[x, &wn], &name, vec![]);
             }
         }
+        Op::SoftmaxAxis(sm) => {
+            out.node(
+                "Softmax",
+                &name,
+                &[x],
+                &name,
+                vec![attr_i("axis", sm.axis as i64)],
+            );
+        }
         Op::LayerNormLast(l) => {
             out.require(&name, "LayerNormalization", 17)?;
             let w = out.param(model, v, &name, "weight")?;

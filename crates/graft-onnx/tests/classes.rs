@@ -5,7 +5,8 @@
 //! around a reshape with a symbolic batch, ShuffleNet's channel split and
 //! shuffle, a max pool in ceil mode, an uneven Pad, and ConvNeXt's
 //! channels-last block (permutes, a layer norm and dense layers on the last
-//! axis). Each imports, matches
+//! axis), and attention pooling (a softmax over positions). Each imports,
+//! matches
 //! onnxruntime, widens without changing its function, prunes, and
 //! survives export and import.
 
@@ -23,7 +24,8 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// branch: the convolution after the shuffle is the one that changes.
 /// In `chlast` the first dense layer on the last axis widens (the layer
 /// norm before it is not neuron-separable).
-const CLASSES: [(&str, usize); 8] = [
+const CLASSES: [(&str, usize); 9] = [
+    ("attnpool", 0),
     ("chlast", 2),
     ("se", 0),
     ("gelu", 0),

@@ -240,6 +240,26 @@ impl Reduce {
     }
 }
 
+/// Softmax along one axis (any layout). Over the neuron axis it is not
+/// neuron-separable (a neuron added or removed changes every output), but
+/// sizes stay tied one to one: invariant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Softmax {
+    /// The normalised axis (batch axis included; never 0).
+    pub axis: usize,
+    /// The value's neuron axis, if it has one.
+    pub from: Option<usize>,
+}
+
+impl Softmax {
+    /// The forward pass: exp(x − max) / Σ exp(x − max) along the axis.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let m = x.max_keepdim(self.axis)?;
+        let e = x.broadcast_sub(&m)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(self.axis)?)
+    }
+}
+
 /// Product along an axis, by logarithms of magnitudes and a sign count
 /// (candle has no product reduction).
 fn prod_keepdim(x: &Tensor, a: usize) -> Result<Tensor> {
@@ -317,6 +337,22 @@ mod tests {
         let lse = run(Reducer::LogSumExp);
         let want = (1f32.exp() + (-2f32).exp() + 3f32.exp()).ln();
         assert!((lse[0] - want).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_softmax_along_the_last_axis() {
+        // softmax([0, ln 3]) = (1/4, 3/4) on each row.
+        let x = t(&[0., 3f32.ln(), 0., 3f32.ln()], &[1, 2, 2]);
+        let y = Softmax {
+            axis: 2,
+            from: Some(1),
+        }
+        .forward(&x)
+        .unwrap();
+        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (a, b) in v.iter().zip([0.25, 0.75, 0.25, 0.75]) {
+            assert!((a - b).abs() < 1e-6, "{v:?}");
+        }
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub(crate) fn forward(
         Op::Transpose(t) => (t.forward(x)?, none),
         Op::View(v) => (v.forward(x)?, none),
         Op::Reduce(r) => (r.forward(x)?, none),
+        Op::SoftmaxAxis(sm) => (sm.forward(x)?, none),
         Op::Slice(p) => (p.forward(x)?, none),
         Op::Join(j) => (j.forward(xs)?, none),
         Op::Pad(p) => (p.forward(x)?, none),

@@ -57,15 +57,23 @@ fn selu(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let (_, shape) = ctx.runtime(node, 0)?;
+    let (x, shape) = ctx.runtime(node, 0)?;
     let axis = node.int("axis", -1);
-    let last = shape.len() as i64 - 1;
-    if !(axis == 1 || (axis == -1 && last == 1) || (axis == -(last) && last == 1)) {
-        return Err(node.err(format!(
-            "softmax over axis {axis} of {shape:?}: only axis 1 is supported"
-        )));
+    let rank = shape.len() as i64;
+    let a = if axis < 0 { axis + rank } else { axis };
+    if !(1..rank).contains(&a) {
+        return Err(node.err(format!("softmax over axis {axis} of {shape:?}")));
     }
-    act(ctx, node, Activation::Softmax)
+    let from = ctx.neuron_axis(x);
+    if a == 1 && rank == 2 && from == Some(1) {
+        return act(ctx, node, Activation::Softmax);
+    }
+    let op = Op::SoftmaxAxis(graft_nn::Softmax {
+        axis: a as usize,
+        from,
+    });
+    ctx.add(node, op, &[x], None, shape)?;
+    Ok(())
 }
 
 fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
