@@ -26,7 +26,8 @@ The classes:
   ceilpool a max pool in ceil mode (SqueezeNet)
   padded  an explicit uneven Pad between convolutions, and a padded
           average pool counting the padding (Inception)
-  attnpool a softmax over the positions, weights times values, summed
+  attnpool a softmax over the positions, weights times values, summed,
+          a context expanded over the positions (Expand of a computed value)
   chlast  ConvNeXt's block: channels last through a permute, a layer norm
           and dense layers on the last axis (MatMul), a per-channel scale
 
@@ -203,8 +204,9 @@ class ChannelsLast(nn.Module):
 
 class AttnPool(nn.Module):
     """Attention pooling: a softmax over the positions (the last axis of
-    [N, C, H·W]), weights times values, summed (MobileViT v2's separable
-    attention in miniature)."""
+    [N, C, H·W]), weights times values, summed into a context that is
+    expanded back over the positions (MobileViT v2's separable attention in
+    miniature)."""
 
     def __init__(self):
         super().__init__()
@@ -217,7 +219,8 @@ class AttnPool(nn.Module):
         x = torch.relu(self.stem(x))
         w = torch.softmax(self.score(x).flatten(2), dim=-1)
         v = self.value(x).flatten(2)
-        return self.head((w * v).sum(-1))
+        c = (w * v).sum(-1, keepdim=True)
+        return self.head((torch.relu(v) * c.expand_as(v)).mean(-1))
 
 
 MODELS = {

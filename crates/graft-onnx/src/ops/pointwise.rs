@@ -254,6 +254,45 @@ fn general(ctx: &mut Ctx, node: &Node, f: Binary, args: &[Arg]) -> Result<(), On
     Ok(())
 }
 
+/// `Expand` of a computed value: numpy broadcasting to a constant shape, as
+/// an [`Elementwise`] sum with zeros of that shape (batch axis 1, so the
+/// value keeps its batch). A neuron axis of size 1 stretched wider makes
+/// the vertex immutable (the layout rule of every broadcast).
+pub(crate) fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let to = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant shape"))?
+        .ints();
+    if to.iter().any(|&d| d < 0) {
+        return Err(node.err(format!("negative dimension in {to:?}")));
+    }
+    let to: Vec<usize> = to.iter().map(|&d| d as usize).collect();
+    let out = graft_nn::broadcast_shape(&shape, &to)
+        .ok_or_else(|| node.err(format!("cannot expand {shape:?} to {to:?}")))?;
+    if out == shape {
+        ctx.alias(node, Value::Runtime { v: x, shape });
+        return Ok(());
+    }
+    if out.first() != shape.first() {
+        return Err(node.err(format!(
+            "expanding {shape:?} to {out:?} changes the batch axis"
+        )));
+    }
+    let mut zeros = out.clone();
+    zeros[0] = 1;
+    let n: usize = zeros.iter().product();
+    if n > 1 << 26 {
+        return Err(node.err(format!("expanding to {out:?} is too large")));
+    }
+    let axis = ctx.neuron_axis(x);
+    let args = [
+        Arg::Runtime(x, shape, axis),
+        Arg::Const(zeros, vec![0.0; n]),
+    ];
+    general(ctx, node, Binary::Add, &args)
+}
+
 /// Export a unary or elementwise vertex as ONNX nodes writing `name`.
 pub(crate) fn export(
     out: &mut Out,

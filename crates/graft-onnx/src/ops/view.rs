@@ -247,6 +247,9 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if !matches!(ctx.get(node, node.input(0)?)?, Value::Const(_)) {
+        return super::pointwise::expand(ctx, node);
+    }
     let c = ctx
         .constant(node, 0)?
         .ok_or_else(|| node.err("only expanding a constant is supported"))?;
