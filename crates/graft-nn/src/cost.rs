@@ -155,7 +155,41 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
             let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
             t * cell.gates() as u64 * nout * (n0 + nout)
         }
-        _ => 0,
+        Op::Input
+        | Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Activation(_)
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool
+        | Op::GlobalMaxPool
+        | Op::Dropout { .. }
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Concat
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::Identity
+        | Op::LastStep
+        | Op::Cond { .. }
+        | Op::Gate { .. }
+        | Op::Exit { .. }
+        | Op::Moe { .. }
+        | Op::Unary { .. }
+        | Op::Elementwise(_)
+        | Op::Transpose(_)
+        | Op::View(_)
+        | Op::Reduce(_)
+        | Op::SoftmaxAxis(_)
+        | Op::Slice(_)
+        | Op::Join(_)
+        | Op::Pad(_)
+        | Op::LayerNormLast(_)
+        | Op::ActivationAt { .. } => 0,
     }
 }
 

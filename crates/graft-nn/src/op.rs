@@ -566,10 +566,24 @@ impl Op {
                 ..
             } => Err("a softmax is not pointwise: it runs on axis 1 only".into()),
             Op::ActivationAt { .. } => one(Invariant),
+            Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep => one(Invariant),
             Op::Unary { .. } | Op::Transpose(_) | Op::View(_) | Op::SoftmaxAxis(_) => {
                 one(Invariant)
             }
-            _ => one(Invariant),
         }
     }
 
@@ -698,6 +712,35 @@ impl Op {
             Op::Elementwise(e) => e.params(nout),
             Op::LinearLast(l) => l.params(n0, nout),
             Op::LayerNormLast(l) => l.params(nout),
+            Op::Input
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. }
+            | Op::Unary { .. }
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::ActivationAt { .. } => Vec::new(),
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
                 vec![
@@ -727,7 +770,6 @@ impl Op {
                     ),
                 ]
             }
-            _ => Vec::new(),
         }
     }
 
