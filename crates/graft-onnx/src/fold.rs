@@ -194,8 +194,8 @@ fn elementwise(
 
 fn axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
     let r = rank as i64;
-    let x = if a < 0 { a + r } else { a };
-    if !(0..r.max(1)).contains(&x) {
+    let x = if a < 0 { a.saturating_add(r) } else { a };
+    if !(0..r).contains(&x) {
         return Err(node.err(format!("axis {a} out of range for rank {rank}")));
     }
     Ok(x as usize)
@@ -260,7 +260,11 @@ fn reshape_dims(
         return Err(node.err(format!("cannot reshape {from:?} to {to:?}")));
     }
     if let Some(p) = dims.iter().position(|&d| d == -1) {
-        let known: i64 = dims.iter().filter(|&&d| d != -1).product();
+        let known = dims
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1i64, |a, &d| a.checked_mul(d))
+            .unwrap_or(0);
         if known <= 0 || total as i64 % known != 0 {
             return Err(node.err(format!("cannot reshape {from:?} to {to:?}")));
         }
@@ -677,7 +681,11 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         }
         "Range" => {
             let (s, l, d) = (arg(0)?, arg(1)?, arg(2)?);
-            let (start, limit, delta) = (s.v[0], l.v[0], d.v[0]);
+            let (Some(&start), Some(&limit), Some(&delta)) =
+                (s.v.first(), l.v.first(), d.v.first())
+            else {
+                return Err(node.err("start, limit and delta must each hold one value"));
+            };
             if delta == 0.0 {
                 return Err(node.err("delta 0"));
             }
@@ -819,4 +827,82 @@ fn reduce(node: &Node, ins: &[Option<T>]) -> Result<T, OnnxError> {
         v: acc,
         int: a.int,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::NodeProto;
+
+    fn node(op: &str) -> NodeProto {
+        NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("n_{op}")),
+            ..Default::default()
+        }
+    }
+
+    fn ints(dims: &[usize], v: &[i64]) -> Option<Const> {
+        Some(Const {
+            dims: dims.to_vec(),
+            f: Vec::new(),
+            i: v.to_vec(),
+        })
+    }
+
+    fn run(op: &str, ins: &[Option<Const>]) -> Result<Vec<Const>, OnnxError> {
+        let p = node(op);
+        let n = Node {
+            proto: &p,
+            name: p.name.clone().unwrap_or_default(),
+            op: op.into(),
+        };
+        fold(&n, ins).expect("a foldable op")
+    }
+
+    #[test]
+    fn shape_arithmetic_folds() {
+        // Shape of [2, 3, 4] gathered at 0, concatenated with -1, then a
+        // reshape target: [2, -1] of a [2, 12] constant.
+        let x = Some(Const {
+            dims: vec![2, 3, 4],
+            f: vec![0.0; 24],
+            i: Vec::new(),
+        });
+        let shape = run("Shape", &[x]).unwrap().remove(0);
+        assert_eq!(shape.i, vec![2, 3, 4]);
+        let first = run("Gather", &[Some(shape), ints(&[], &[0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!((first.dims.clone(), first.i.clone()), (vec![], vec![2]));
+        let range = run(
+            "Range",
+            &[ints(&[], &[1]), ints(&[], &[7]), ints(&[], &[2])],
+        )
+        .unwrap();
+        assert_eq!(range[0].i, vec![1, 3, 5]);
+        // Python's modulo takes the divisor's sign.
+        let m = run("Mod", &[ints(&[2], &[-7, 7]), ints(&[], &[3])]).unwrap();
+        assert_eq!(m[0].i, vec![2, 1]);
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        // An empty range bound, an axis far out of range, a scalar
+        // squeezed, a reshape whose known dimensions overflow.
+        let empty = ints(&[0], &[]);
+        assert!(run("Range", &[empty.clone(), ints(&[], &[3]), ints(&[], &[1])]).is_err());
+        let v = ints(&[3], &[1, 2, 3]);
+        let mut p = node("Gather");
+        p.attribute.push(crate::export::attr_i("axis", i64::MIN));
+        let n = Node {
+            proto: &p,
+            name: "g".into(),
+            op: "Gather".into(),
+        };
+        assert!(fold(&n, &[v.clone(), ints(&[], &[0])]).unwrap().is_err());
+        assert!(run("Squeeze", &[ints(&[], &[1]), ints(&[1], &[0])]).is_err());
+        let huge = ints(&[3], &[i64::MAX, i64::MAX, -1]);
+        assert!(run("Reshape", &[v, huge]).is_err());
+    }
 }

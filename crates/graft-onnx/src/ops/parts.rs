@@ -22,7 +22,7 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 
 fn norm_axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
     let r = rank as i64;
-    let x = if a < 0 { a + r } else { a };
+    let x = if a < 0 { a.saturating_add(r) } else { a };
     if !(1..r).contains(&x) {
         return Err(node.err(format!(
             "axis {a} of rank {rank}: graft slices and joins every axis but the batch axis"
@@ -62,10 +62,13 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         let (s, e) = (norm(starts[k]), norm(ends[k]));
         let (start, len) = if step > 0 {
             let (s, e) = (s.clamp(0, d), e.clamp(0, d));
-            (s, ((e - s).max(0) + step - 1) / step)
+            (s, (e - s).max(0).saturating_add(step - 1) / step)
         } else {
             let (s, e) = (s.clamp(-1, d - 1), e.clamp(-1, d - 1));
-            (s, ((s - e).max(0) + (-step) - 1) / (-step))
+            let back = step
+                .checked_neg()
+                .ok_or_else(|| node.err(format!("step {step}")))?;
+            (s, (s - e).max(0).saturating_add(back - 1) / back)
         };
         if len == 0 {
             return Err(node.err(format!("an empty slice of axis {axis}")));
