@@ -48,6 +48,7 @@ except ImportError:
     rerun_in_venv(["torch", "onnx", "onnxscript", "onnxruntime", "numpy"])
 
 from tensor_files import write_tensor  # noqa: E402
+from torch_export import export  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
 
@@ -236,23 +237,6 @@ MODELS = {
 }
 
 
-def export(model, x, path, exporter):
-    if exporter == "legacy":
-        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-        return
-    torch.onnx.export(model, (x,), str(path), dynamo=True,
-                      input_names=["input"], output_names=["output"])
-    # One self-contained file (the dynamo exporter writes the weights beside it).
-    import onnx
-    m = onnx.load(str(path))
-    onnx.save(m, str(path), save_as_external_data=False)
-    data = pathlib.Path(str(path) + ".data")
-    if data.exists():
-        data.unlink()
-
-
 def main(only=None):
     OUT.mkdir(parents=True, exist_ok=True)
     for name, (cls, shape) in MODELS.items():
@@ -264,7 +248,7 @@ def main(only=None):
         write_tensor(OUT / f"{name}.input.bin", x.numpy())
         for exporter in ["legacy", "dynamo"]:
             path = OUT / f"{name}.{exporter}.onnx"
-            export(model, x, path, exporter)
+            export(model, x, path, exporter, dynamic_batch=True)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)

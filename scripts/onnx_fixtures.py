@@ -35,6 +35,7 @@ except ImportError:
     rerun_in_venv(["torch", "onnx", "onnxscript", "onnxruntime", "numpy"])
 
 from tensor_files import read_tensor, write_tensor  # noqa: E402
+from torch_export import export  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
 
@@ -192,20 +193,7 @@ def main():
         write_tensor(OUT / f"{name}.input.bin", x.numpy())
         for exporter in ["legacy", "dynamo"]:
             path = OUT / f"{name}.{exporter}.onnx"
-            if exporter == "legacy":
-                torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17,
-                                  input_names=["input"], output_names=["output"])
-            else:
-                torch.onnx.export(model, (x,), str(path), dynamo=True,
-                                  input_names=["input"], output_names=["output"])
-                # One self-contained file (the dynamo exporter writes the
-                # weights beside it).
-                import onnx
-                m = onnx.load(str(path))
-                onnx.save(m, str(path), save_as_external_data=False)
-                data = pathlib.Path(str(path) + ".data")
-                if data.exists():
-                    data.unlink()
+            export(model, x, path, exporter)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)
