@@ -358,6 +358,41 @@ impl Component {
                         }
                     }
                 }
+                _ if vx.slice_start().is_some() => {
+                    // Output j is input start + j; new neurons at the end
+                    // of the part go right after its last input neuron.
+                    let start = vx.slice_start().unwrap_or(0);
+                    let bu = base[local[&vx.inputs[0]] as usize] + start;
+                    for j in 0..vx.nout {
+                        let (x, y) = ((base[li] + j) as u32, (bu + j) as u32);
+                        uf.union(x, y);
+                        if let Some(gp) = gaps.as_mut() {
+                            gp.union(x, y, Ratio::ONE);
+                        }
+                    }
+                }
+                _ if vx.shuffle_groups().is_some() => {
+                    // Output k·g + i is input i·w + k. Every group keeps
+                    // the same local neurons (the ties of a whole row k),
+                    // and a new row k goes after output row k (g neurons)
+                    // and after input k of every group (one each).
+                    let g = vx.shuffle_groups().unwrap_or(1);
+                    let w = vx.nout / g;
+                    let bu = base[local[&vx.inputs[0]] as usize];
+                    for k in 0..w {
+                        for i in 0..g {
+                            let (x, y) = ((base[li] + k * g + i) as u32, (bu + i * w + k) as u32);
+                            uf.union(x, y);
+                            uf.union(y, bu as u32 + k as u32);
+                        }
+                        if let Some(gp) = gaps.as_mut() {
+                            let row_end = (base[li] + k * g + g - 1) as u32;
+                            for i in 0..g {
+                                gp.union(row_end, (bu + i * w + k) as u32, Ratio(g as u64, 1));
+                            }
+                        }
+                    }
+                }
                 _ => {
                     if let Some(m) = vx.depthwise() {
                         // Output j reads input j / m: a block per input.

@@ -1,8 +1,7 @@
 //! Graphs shared by the tests: random graphs for the property tests (a
 //! recipe of steps, each adding one vertex: absorb, stack with duplicated
-//! inputs, invariant, depthwise, invariant with a broadcast input) and a
-//! residual block around a
-//! concatenation.
+//! inputs, invariant, depthwise, invariant with a broadcast input, slice,
+//! shuffle) and a residual block around a concatenation.
 #![allow(dead_code)]
 
 use graft_core::{Constraint, Graph, VertexId};
@@ -31,6 +30,19 @@ pub enum Step {
     Broadcast {
         input: usize,
         other: usize,
+    },
+    /// A contiguous part of `input`'s neurons (clamped to fit), as a Split
+    /// or Slice along the neuron axis.
+    Slice {
+        input: usize,
+        start: usize,
+        len: usize,
+    },
+    /// A channel shuffle of `input` in `groups` groups (an invariant vertex
+    /// when its size is not a multiple of `groups`).
+    Shuffle {
+        input: usize,
+        groups: usize,
     },
 }
 
@@ -79,6 +91,27 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                 )
                 .unwrap()
             }
+            Step::Slice { input, start, len } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                let start = start % n;
+                let len = 1 + len % (n - start);
+                let id = g.add_absorb(&name, &[u], len).unwrap();
+                g.add_constraint(id, Constraint::Slice { start }).unwrap();
+                id
+            }
+            Step::Shuffle { input, groups } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                if n % groups == 0 {
+                    let id = g.add_absorb(&name, &[u], n).unwrap();
+                    g.add_constraint(id, Constraint::Shuffle { groups: *groups })
+                        .unwrap();
+                    id
+                } else {
+                    g.add_invariant(&name, &[u]).unwrap()
+                }
+            }
             Step::Depthwise { input, multiplier } => {
                 let u = pick(*input);
                 let id = g
@@ -103,6 +136,9 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0..20usize, 1..3usize)
             .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
         1 => (0..20usize, 0..20usize).prop_map(|(input, other)| Step::Broadcast { input, other }),
+        1 => (0..20usize, 0..8usize, 0..8usize)
+            .prop_map(|(input, start, len)| Step::Slice { input, start, len }),
+        1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Shuffle { input, groups }),
     ]
 }
 
