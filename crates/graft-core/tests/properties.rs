@@ -157,6 +157,7 @@ fn component(g: &Graph, v: VertexId) -> Vec<VertexId> {
 fn util_of(g: &Graph, u: &Utility, v: VertexId, i: usize) -> f64 {
     match u.get(v) {
         Some(x) => x[i],
+        None if g.vertex(v).unwrap().maps_neurons() => 0.0,
         None => match g.vertex(v).unwrap().kind() {
             SizeKind::Stack | SizeKind::Invariant => 0.0,
             _ => 1.0,

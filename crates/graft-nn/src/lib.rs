@@ -33,7 +33,7 @@ pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Elementwise, GateEstimator, Groups,
     Join, LayerNormLast, LinearLast, Op, Operand, Pad, PadMode, Reduce, Reducer, Rule, Slice,
-    Softmax, Transpose, Unary, View, ViewDim,
+    Shuffle, Softmax, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

@@ -713,6 +713,9 @@ fn change_layer(
     let Some(layer) = layers.get_mut(&c.vertex) else {
         return Ok(());
     };
+    if let Ok(v) = g.vertex(c.vertex) {
+        layer.op.follow(v);
+    }
     let names: Vec<String> = layer.params.keys().cloned().collect();
     for name in names {
         let Some((roles, fill)) = layout(&layer.op, &name) else {

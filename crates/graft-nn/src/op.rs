@@ -5,7 +5,7 @@
 use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
-pub use crate::layers::axes::{Reduce, Reducer, Softmax, Transpose, View, ViewDim};
+pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
@@ -308,6 +308,8 @@ pub enum Op {
     Transpose(Transpose),
     /// A reshape that keeps the neuron axis whole.
     View(View),
+    /// A channel shuffle: a fixed permutation of the neurons in groups.
+    Shuffle(Shuffle),
     /// A reduction over some axes.
     Reduce(Reduce),
     /// A softmax along any axis.
@@ -557,6 +559,7 @@ impl Op {
             Op::Elementwise(e) => Ok(e.declare(nin.len())),
             Op::Reduce(r) => Ok(r.declare()),
             Op::Slice(p) => Ok(p.declare()),
+            Op::Shuffle(s) => Ok(s.declare()),
             Op::Join(j) => Ok(j.declare()),
             Op::Pad(p) => Ok(p.declare()),
             Op::LinearLast(_) => one(Absorb),
@@ -735,6 +738,7 @@ impl Op {
             | Op::Unary { .. }
             | Op::Transpose(_)
             | Op::View(_)
+            | Op::Shuffle(_)
             | Op::Reduce(_)
             | Op::SoftmaxAxis(_)
             | Op::Slice(_)
@@ -815,6 +819,7 @@ impl Op {
             Op::Reduce(_) => "reduce",
             Op::SoftmaxAxis(_) => "softmax",
             Op::Slice(_) => "slice",
+            Op::Shuffle(_) => "shuffle",
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
             Op::LinearLast(_) => "linear_last",
@@ -836,6 +841,7 @@ impl Op {
             Op::Reduce(r) => r.axis(),
             Op::SoftmaxAxis(sm) => sm.from,
             Op::Slice(p) => p.neurons,
+            Op::Shuffle(s) => Some(s.axis),
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,
             Op::LinearLast(l) => Some(l.axis),
@@ -873,6 +879,59 @@ impl Op {
             | Op::Gate { .. }
             | Op::Exit { .. }
             | Op::Moe { .. } => Some(1),
+        }
+    }
+
+    /// Take into the op's hyperparameters what a plan changed in its
+    /// vertex. Only a slice of the neurons keeps a size there (its part's
+    /// start and length); every other op reads its sizes from its tensors.
+    pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
+        match self {
+            Op::Slice(p) => p.follow(v),
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. }
+            | Op::Moe { .. } => {}
         }
     }
 

@@ -461,7 +461,7 @@ impl Component {
         for (li, &v) in verts.iter().enumerate() {
             let nout = graph.v(v).nout;
             let explicit = utility.get(v);
-            let dflt = utility.default_for(graph.v(v).kind);
+            let dflt = utility.default_for(graph.v(v));
             let rt = retargeted(v);
             for i in 0..nout {
                 let u = explicit.map_or(dflt, |e| e[i]);

@@ -5,13 +5,15 @@
 //! a slice is invariant, and a join ties the neurons of all its inputs (a
 //! class token joined to the patch tokens along the sequence axis). Along
 //! the neuron axis a join stacks its inputs' neurons (the core's stack),
-//! and a slice takes a contiguous part of them; the core has no relation
-//! for that part yet, so such a slice is immutable (its size and its
+//! and a slice takes a contiguous part of them: the core's slice relation
+//! (`Constraint::Slice`), the inverse of a stack, so pruning inside the
+//! part prunes the producer there and plans move the part's start. A
+//! strided or reversed slice of the neurons is immutable (its size and its
 //! input's are frozen, reported by name) rather than a refusal.
 //! Their ONNX import and export live in graft-onnx's `ops/parts.rs`.
 
 use candle_core::{Result, Tensor};
-use graft_core::SizeKind;
+use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 use crate::op::Declared;
@@ -32,20 +34,37 @@ pub struct Slice {
 }
 
 impl Slice {
-    /// True when the slice cuts the neuron axis (frozen for now).
+    /// True when the slice cuts the neuron axis.
     pub fn cuts_neurons(&self) -> bool {
         self.neurons == Some(self.axis)
     }
 
-    /// The size rule.
+    /// The size rule: a contiguous part of the neurons is a core slice
+    /// (its neurons are the producer's, pruned and grown with them); a
+    /// strided or reversed one is frozen; a slice of another axis keeps the
+    /// neurons one to one.
     pub(crate) fn declare(&self) -> Declared {
-        Declared {
-            kind: if self.cuts_neurons() {
-                SizeKind::Immutable
-            } else {
-                SizeKind::Invariant
+        match (self.cuts_neurons(), self.step) {
+            (true, 1) => Declared {
+                kind: SizeKind::Absorb,
+                constraints: vec![Constraint::Slice { start: self.start }],
             },
-            constraints: Vec::new(),
+            (true, _) => Declared {
+                kind: SizeKind::Immutable,
+                constraints: Vec::new(),
+            },
+            (false, _) => Declared {
+                kind: SizeKind::Invariant,
+                constraints: Vec::new(),
+            },
+        }
+    }
+
+    /// Take the part the graph now says (after a plan moved or resized it).
+    pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
+        if let (true, 1, Some(start)) = (self.cuts_neurons(), self.step, v.slice_start()) {
+            self.start = start;
+            self.len = v.nout();
         }
     }
 
