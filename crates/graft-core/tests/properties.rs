@@ -274,7 +274,11 @@ fn audit(g: &Graph, req: &Request, p: &Plan, verts: &[VertexId]) -> (i64, f64) {
                         .and_then(|c| c.slice_start_after)
                         .unwrap_or(start);
                     let whole = seq(vx.inputs()[0]);
-                    assert!(start + mine.len() <= whole.len(), "slice {} out of range", vx.name());
+                    assert!(
+                        start + mine.len() <= whole.len(),
+                        "slice {} out of range",
+                        vx.name()
+                    );
                     assert_eq!(
                         mine,
                         whole[start..start + mine.len()],

@@ -387,6 +387,18 @@ pub enum Confidence {
     NegEntropy,
 }
 
+/// Which fan-in scales an op's default initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FanIn {
+    /// The hidden size (recurrent layers, as PyTorch).
+    Hidden,
+    /// The inputs of one output of the op's first parameter (its weight),
+    /// for every parameter (a bias shares its weight's bound).
+    Weight,
+    /// Each parameter's own trailing axes.
+    Own,
+}
+
 /// How a vertex declares itself to the core.
 pub(crate) struct Declared {
     pub kind: SizeKind,
@@ -882,6 +894,58 @@ impl Op {
         }
     }
 
+    /// Which fan-in scales the default initialisation of this op's
+    /// parameters (PyTorch's `1/sqrt(fan_in)` bound).
+    pub(crate) fn fan_in(&self) -> FanIn {
+        match self {
+            Op::Recurrent { .. } => FanIn::Hidden,
+            Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::LinearLast(_) => FanIn::Weight,
+            Op::Input
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. }
+            | Op::Moe { .. } => FanIn::Own,
+        }
+    }
+
     /// Take into the op's hyperparameters what a plan changed in its
     /// vertex. Only a slice of the neurons keeps a size there (its part's
     /// start and length); every other op reads its sizes from its tensors.
@@ -951,7 +1015,47 @@ impl Op {
         match self {
             Op::Cond { .. } | Op::Moe { .. } | Op::Gate { .. } => 1..inputs,
             Op::Exit { .. } => 1..inputs.min(2),
-            _ => 0..0,
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. } => 0..0,
         }
     }
 }

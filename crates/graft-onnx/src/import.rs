@@ -463,8 +463,10 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
     // Channel shuffles span three nodes; the first two wait for the third
     // to tell whether they are one.
     let shuffles = crate::ops::axes::shuffle_chains(&g.node, &ctx.uses);
-    let deferred: std::collections::HashSet<usize> =
-        shuffles.values().flat_map(|ab| ab.iter().copied()).collect();
+    let deferred: std::collections::HashSet<usize> = shuffles
+        .values()
+        .flat_map(|ab| ab.iter().copied())
+        .collect();
     let node_at = |i: usize| Node {
         proto: &g.node[i],
         name: g.node[i].name.clone().unwrap_or_default(),

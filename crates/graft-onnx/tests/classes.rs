@@ -168,12 +168,10 @@ fn the_shuffle_unit_prunes_and_widens_through_its_slices_and_shuffle() {
         let iface = imp.interface;
         let m = imp.model;
         let g = m.graph();
-        let ops: Vec<&Op> = g
-            .ids()
-            .filter_map(|v| m.layer(v).map(|l| &l.op))
-            .collect();
+        let ops: Vec<&Op> = g.ids().filter_map(|v| m.layer(v).map(|l| &l.op)).collect();
         assert!(
-            ops.iter().any(|o| matches!(o, Op::Shuffle(s) if s.groups == 2)),
+            ops.iter()
+                .any(|o| matches!(o, Op::Shuffle(s) if s.groups == 2)),
             "{what}: no shuffle"
         );
         let starts: Vec<usize> = g
@@ -212,7 +210,12 @@ fn the_shuffle_unit_prunes_and_widens_through_its_slices_and_shuffle() {
         assert_eq!(pruned.len(), before.len());
         let bytes = export_bytes(&narrow, &iface).unwrap();
         let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} pruned: {e}"));
-        assert_close_to(&run(&back.model, &x), &pruned, 1e-6, &format!("{what} pruned"));
+        assert_close_to(
+            &run(&back.model, &x),
+            &pruned,
+            1e-6,
+            &format!("{what} pruned"),
+        );
         // The shuffle survives the trip as a shuffle.
         assert!(back
             .model

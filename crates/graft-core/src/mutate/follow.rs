@@ -158,7 +158,7 @@ pub(crate) fn follow(
             outs,
             ins,
             multiplier_after: None,
-                slice_start_after: None,
+            slice_start_after: None,
         });
     }
     Ok(report)

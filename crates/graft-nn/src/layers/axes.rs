@@ -179,10 +179,7 @@ impl Shuffle {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let c = *dims.get(self.axis).ok_or_else(|| {
-            candle_core::Error::Msg(format!(
-                "shuffle on axis {} of shape {dims:?}",
-                self.axis
-            ))
+            candle_core::Error::Msg(format!("shuffle on axis {} of shape {dims:?}", self.axis))
         })?;
         if self.groups == 0 || !c.is_multiple_of(self.groups) {
             candle_core::bail!("{c} neurons do not split into {} groups", self.groups);
@@ -346,11 +343,19 @@ mod shuffle_tests {
             .unwrap()
             .reshape((1, 6, 1))
             .unwrap();
-        let y: Vec<f32> = s.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = s
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(y, [0., 3., 1., 4., 2., 5.]);
         assert_eq!(s.infer(&[6, 1]).unwrap(), vec![6, 1]);
         assert!(s.infer(&[5, 1]).is_err());
-        assert!(s.forward(&Tensor::zeros((1, 5), candle_core::DType::F32, &Device::Cpu).unwrap()).is_err());
+        assert!(s
+            .forward(&Tensor::zeros((1, 5), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .is_err());
         assert_eq!(
             s.declare().constraints,
             vec![Constraint::Shuffle { groups: 2 }]
