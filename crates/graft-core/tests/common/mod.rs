@@ -103,7 +103,7 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
             Step::Shuffle { input, groups } => {
                 let u = pick(*input);
                 let n = g.nout(u).unwrap();
-                if n % groups == 0 {
+                if n.is_multiple_of(*groups) {
                     let id = g.add_absorb(&name, &[u], n).unwrap();
                     g.add_constraint(id, Constraint::Shuffle { groups: *groups })
                         .unwrap();
