@@ -112,7 +112,7 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Transpose(t) => t.infer(first()?)?,
         Op::View(v) => v.infer(first()?, nout)?,
         Op::Reduce(r) => r.infer(first()?)?,
-        Op::Slice(p) => p.infer(first()?)?,
+        Op::Slice(p) => p.infer(first()?, nout)?,
         Op::Shuffle(s) => s.infer(first()?)?,
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,

@@ -95,13 +95,24 @@ impl Slice {
         x.index_select(&idx, self.axis)
     }
 
-    /// The per-sample output shape.
-    pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+    /// The per-sample output shape. A part of the neurons is as long as
+    /// the graph says (`nout`), which a plan may have changed before the op
+    /// takes it (`follow`): shapes of a planned graph are measured before
+    /// the plan is applied.
+    pub(crate) fn infer(&self, s: &[usize], nout: usize) -> std::result::Result<Vec<usize>, String> {
         let mut out = s.to_vec();
         let d = out
             .get_mut(self.axis.wrapping_sub(1))
             .ok_or(format!("axis {} for per-sample shape {s:?}", self.axis))?;
-        *d = self.len;
+        let len = if self.cuts_neurons() && self.step == 1 {
+            nout
+        } else {
+            self.len
+        };
+        if self.step == 1 && len > *d {
+            return Err(format!("a part of {len} from {d} on axis {}", self.axis));
+        }
+        *d = len;
         Ok(out)
     }
 }
@@ -281,7 +292,23 @@ mod tests {
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![1., 3., 5., 7., 9., 11.]
         );
-        assert_eq!(s.infer(&[3, 4]).unwrap(), vec![3, 2]);
+        assert_eq!(s.infer(&[3, 4], 3).unwrap(), vec![3, 2]);
+        // A contiguous part of the neurons: the core's slice, as long as
+        // the graph says.
+        let part = Slice {
+            axis: 1,
+            start: 1,
+            len: 2,
+            step: 1,
+            neurons: Some(1),
+        };
+        assert_eq!(
+            part.declare().constraints,
+            vec![Constraint::Slice { start: 1 }]
+        );
+        assert_eq!(part.declare().kind, SizeKind::Absorb);
+        assert_eq!(part.infer(&[3, 4], 1).unwrap(), vec![1, 4]);
+        assert!(part.infer(&[3, 4], 4).is_err());
         // Backwards along the neuron axis: frozen.
         let r = Slice {
             axis: 1,
