@@ -149,6 +149,23 @@ pub enum Constraint {
         /// Number of groups, at least 1.
         groups: usize,
     },
+    /// The vertex's neurons are `groups` blocks of equal width (a reshape
+    /// of the neuron axis into `[groups, width]`: the channels of a group
+    /// norm, the head dimension of every attention head): every block
+    /// keeps the same local neurons and grows at the same local place, so
+    /// sizes change by the same amount inside every group. On an absorbing
+    /// or invariant vertex.
+    Blocks {
+        /// Number of blocks, at least 1.
+        groups: usize,
+    },
+    /// The vertex's neurons are units of `width` consecutive neurons kept,
+    /// dropped and added whole (attention heads of a fixed head size):
+    /// sizes change by whole units. On an absorbing or invariant vertex.
+    Units {
+        /// Neurons per unit, at least 1.
+        width: usize,
+    },
 }
 
 impl Constraint {
@@ -161,7 +178,9 @@ impl Constraint {
             | Constraint::Depthwise { .. }
             | Constraint::Grouped { .. }
             | Constraint::Slice { .. }
-            | Constraint::Shuffle { .. } => None,
+            | Constraint::Shuffle { .. }
+            | Constraint::Blocks { .. }
+            | Constraint::Units { .. } => None,
         }
     }
 
@@ -173,7 +192,9 @@ impl Constraint {
             | Constraint::Depthwise { .. }
             | Constraint::Grouped { .. }
             | Constraint::Slice { .. }
-            | Constraint::Shuffle { .. } => None,
+            | Constraint::Shuffle { .. }
+            | Constraint::Blocks { .. }
+            | Constraint::Units { .. } => None,
         }
     }
 
@@ -302,6 +323,22 @@ impl Vertex {
     pub fn shuffle_groups(&self) -> Option<usize> {
         self.constraints.iter().find_map(|c| match *c {
             Constraint::Shuffle { groups } => Some(groups),
+            _ => None,
+        })
+    }
+
+    /// The block count of a vertex with [`Constraint::Blocks`].
+    pub fn blocks(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Blocks { groups } => Some(groups),
+            _ => None,
+        })
+    }
+
+    /// The unit width of a vertex with [`Constraint::Units`].
+    pub fn units(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Units { width } => Some(width),
             _ => None,
         })
     }
@@ -815,6 +852,19 @@ impl Graph {
                     )));
                 }
             }
+            Constraint::Blocks { groups: n } | Constraint::Units { width: n } => {
+                if !matches!(v.kind, SizeKind::Absorb | SizeKind::Invariant) {
+                    return Err(bad(
+                        "blocks and units are on an absorbing or invariant vertex".into(),
+                    ));
+                }
+                if n == 0 || !v.nout.is_multiple_of(n) {
+                    return Err(bad(format!("nout {} is not a multiple of {n}", v.nout)));
+                }
+                if (v.blocks().is_some() || v.units().is_some()) && !v.constraints.contains(&c) {
+                    return Err(bad("already has blocks or units".into()));
+                }
+            }
             Constraint::Shuffle { groups } => {
                 if v.kind != SizeKind::Absorb
                     || v.inputs.len() != 1
@@ -1056,6 +1106,11 @@ impl Graph {
                             "slice: part {start}..{start}+{} of nin {:?}",
                             v.nout, v.nin
                         ))
+                    }
+                    Constraint::Blocks { groups: n } | Constraint::Units { width: n }
+                        if n == 0 || !v.nout.is_multiple_of(n) =>
+                    {
+                        Some(format!("nout {} is not a multiple of {n}", v.nout))
                     }
                     Constraint::Shuffle { groups }
                         if v.kind != SizeKind::Absorb

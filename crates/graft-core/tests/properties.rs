@@ -1,6 +1,6 @@
 //! Property tests of the planner on random graphs of absorb, stack (with
 //! duplicated inputs), invariant (some with a broadcast input, whose size
-//! is free), depthwise, slice and shuffle vertices:
+//! is free), depthwise, slice, shuffle, blocks and units vertices:
 //! - every plan applied passes `check()` and keeps neurons aligned across
 //!   every stack slice and invariant input;
 //! - the same request twice gives the same plan;
@@ -75,6 +75,11 @@ impl Naive {
                             s.union((id, j), (u, start + j));
                         }
                     }
+                    if let Some(w) = v.units() {
+                        for j in 0..v.nout() {
+                            s.union((id, j), (id, j - j % w));
+                        }
+                    }
                     if let (Some(gs), Some(u)) = (v.shuffle_groups(), u) {
                         // Output k·g + i is input i·w + k, and every group
                         // keeps the same local neurons.
@@ -86,6 +91,12 @@ impl Naive {
                             }
                         }
                     }
+                }
+            }
+            if let Some(gs) = v.blocks() {
+                let w = v.nout() / gs;
+                for j in 0..v.nout() {
+                    s.union((id, j), (id, j % w));
                 }
             }
         }
@@ -246,6 +257,19 @@ fn audit(g: &Graph, req: &Request, p: &Plan, verts: &[VertexId]) -> (i64, f64) {
     for &v in verts {
         let vx = g.vertex(v).unwrap();
         let mine = seq(v);
+        if let Some(gs) = vx.blocks() {
+            // Aligned blocks: the same classes, in the same places.
+            assert_eq!(mine.len() % gs, 0, "blocks of {} uneven", vx.name());
+            let w = mine.len() / gs;
+            for b in 1..gs {
+                assert_eq!(
+                    mine[b * w..(b + 1) * w],
+                    mine[..w],
+                    "blocks of {} misaligned",
+                    vx.name()
+                );
+            }
+        }
         match vx.kind() {
             SizeKind::Stack => {
                 let cat: Vec<Option<usize>> = vx.inputs().iter().flat_map(|&u| seq(u)).collect();
@@ -285,6 +309,17 @@ fn audit(g: &Graph, req: &Request, p: &Plan, verts: &[VertexId]) -> (i64, f64) {
                         "slice {} misaligned",
                         vx.name()
                     );
+                }
+                if let Some(w) = vx.units() {
+                    // Whole units: every unit one class, or all new.
+                    assert_eq!(mine.len() % w, 0, "units {} broken", vx.name());
+                    for unit in mine.chunks(w) {
+                        assert!(
+                            unit.iter().all(|x| *x == unit[0]),
+                            "unit of {} split",
+                            vx.name()
+                        );
+                    }
                 }
                 if let Some(gs) = vx.shuffle_groups() {
                     let input = seq(vx.inputs()[0]);
@@ -449,15 +484,21 @@ proptest! {
 
         let small = verts.iter().map(|&v| g.nout(v).unwrap()).sum::<usize>() <= 14;
         // Per-class counting cannot see where new neurons go. That is
-        // enough everywhere except around slices and shuffles, where a
+        // enough everywhere except around slices, shuffles, blocks and
+        // units, where a
         // count can be reachable while no placement is: growing
         // `v3 = v0 + shuffle(v0)` (3 groups of 1) to 6 needs a sequence of
         // 3 old and 3 new neurons that the 6-neuron shuffle maps onto
         // itself, and its cycle {1, 2, 4, 3} allows none; a slice that cuts
-        // a depthwise block in half would have to take half of a new block.
-        // With either, the brute force only keeps or drops classes (no
-        // growth), and the audit still checks every tie of grown plans.
-        let maps = verts.iter().any(|&v| g.vertex(v).unwrap().maps_neurons());
+        // a depthwise block in half would have to take half of a new block;
+        // a unit of two read as two aligned blocks of one cannot grow by a
+        // unit ([a b | n n] is no longer aligned). With any of them, the
+        // brute force only keeps or drops classes (no growth), and the audit
+        // still checks every tie of grown plans.
+        let maps = verts.iter().any(|&v| {
+            let x = g.vertex(v).unwrap();
+            x.maps_neurons() || x.blocks().is_some() || x.units().is_some()
+        });
         let bf_new = if maps { 0 } else { 2 };
         match first {
             Ok(p) => {

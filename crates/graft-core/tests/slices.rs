@@ -1,7 +1,8 @@
-//! Slices and shuffles of the neuron axis (ShuffleNet's unit: a channel
-//! split, one half through a branch, a concatenation, a channel shuffle):
-//! pruning and growth inside a part, moving slice starts, the shuffle's
-//! rows, typed refusals.
+//! Neuron maps and regroupings of the neuron axis: slices and shuffles
+//! (ShuffleNet's unit: a channel split, one half through a branch, a
+//! concatenation, a channel shuffle), with pruning and growth inside a
+//! part, moving slice starts, the shuffle's rows and typed refusals; and
+//! blocks (a reshape into aligned groups) and units (heads kept whole).
 
 use graft_core::json::GraphSpec;
 use graft_core::{
@@ -210,4 +211,80 @@ fn slices_and_shuffles_survive_json() {
     assert_eq!(back.vertex(u.right).unwrap().slice_start(), Some(4));
     assert_eq!(back.vertex(u.shuffle).unwrap().shuffle_groups(), Some(2));
     back.check().unwrap();
+}
+
+/// x(3) -> heads(8, four units of 2) -> out(5).
+#[test]
+fn units_are_kept_dropped_and_added_whole() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 3).unwrap();
+    let heads = g
+        .add_vertex_with(
+            "heads",
+            SizeKind::Absorb,
+            &[x],
+            Some(8),
+            &[Constraint::Units { width: 2 }],
+        )
+        .unwrap();
+    g.add_absorb("out", &[heads], 5).unwrap();
+    // Utility: head 1 (neurons 2, 3) is the weakest as a whole, though
+    // neuron 0 alone is the weakest neuron.
+    let mut u = graft_core::Utility::new();
+    u.set(heads, vec![0.1, 5.0, 1.0, 1.0, 3.0, 3.0, 4.0, 4.0]);
+    let p = plan(&g, &Request::new().with_utility(u.clone()).nout(heads, -2)).unwrap();
+    let kept = p.change(heads).unwrap().outs.clone().unwrap();
+    assert_eq!(
+        kept,
+        [0, 1, 4, 5, 6, 7].map(Neuron::Old).to_vec(),
+        "head 1 goes, not neuron 0 and another"
+    );
+    // Half a head is no size.
+    assert!(plan(&g, &Request::new().with_utility(u).nout(heads, -1)).is_err());
+    // A new head is two new neurons side by side after a whole head.
+    let p = plan(&g, &Request::new().nout(heads, 2)).unwrap();
+    let grown = p.change(heads).unwrap().outs.clone().unwrap();
+    let at = grown.iter().position(|n| *n == Neuron::New).unwrap();
+    assert_eq!(at % 2, 0);
+    assert_eq!(grown[at + 1], Neuron::New);
+    g.change_sizes(&Request::new().nout(heads, 2)).unwrap();
+    g.check().unwrap();
+    assert_eq!(g.nout(heads).unwrap(), 10);
+}
+
+/// x(3) -> a(6) -> norm (invariant, 3 aligned blocks of 2) -> out(4).
+#[test]
+fn aligned_blocks_lose_the_same_local_neurons() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 3).unwrap();
+    let a = g.add_absorb("a", &[x], 6).unwrap();
+    let norm = g
+        .add_vertex_with(
+            "norm",
+            SizeKind::Invariant,
+            &[a],
+            None,
+            &[Constraint::Blocks { groups: 3 }],
+        )
+        .unwrap();
+    g.add_absorb("out", &[norm], 4).unwrap();
+    let mut u = graft_core::Utility::new();
+    // Local neuron 1 is weaker than local neuron 0 summed over the blocks.
+    u.set(a, vec![1.0, 0.5, 1.0, 0.5, 1.0, 0.1]);
+    let p = plan(&g, &Request::new().with_utility(u).nout(a, -3)).unwrap();
+    assert_eq!(
+        p.change(a).unwrap().outs.clone().unwrap(),
+        [0, 2, 4].map(Neuron::Old).to_vec()
+    );
+    assert!(plan(&g, &Request::new().nout(a, -1)).is_err());
+    let err = g
+        .add_vertex_with(
+            "uneven",
+            SizeKind::Invariant,
+            &[a],
+            None,
+            &[Constraint::Blocks { groups: 4 }],
+        )
+        .unwrap_err();
+    assert!(matches!(err, GraphError::InvalidConstraint { .. }));
 }

@@ -227,6 +227,12 @@ fn propagate(
             if let Some(why) = vx.frozen_reason() {
                 return Err(clash(v, format!("it cannot change size (it is {why})")));
             }
+            if vx.blocks().is_some() || vx.units().is_some() {
+                return Err(clash(
+                    v,
+                    "its neurons are blocks or units, which change only through the planner".into(),
+                ));
+            }
             if pinned.contains(&v) {
                 return Err(clash(v, "it feeds the edited edge".into()));
             }

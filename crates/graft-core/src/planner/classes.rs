@@ -206,6 +206,13 @@ impl GapUnion {
         }
         (root, self.ratio[x as usize])
     }
+    /// Close the gap after neuron `x` (and every gap tied to it): nothing
+    /// may be inserted there. Call after the last union.
+    fn close(&mut self, x: u32) {
+        let (r, _) = self.find(x);
+        self.poisoned[r as usize] = true;
+    }
+
     /// Tie `a` and `b` with weight(a) = r · weight(b).
     fn union(&mut self, a: u32, b: u32, r: Ratio) {
         let (ra, wa) = self.find(a);
@@ -432,6 +439,43 @@ impl Component {
                         if let Some(gp) = gaps.as_mut() {
                             gp.union(x, y, Ratio::ONE);
                         }
+                    }
+                }
+            }
+        }
+
+        // Blocks keep the same local neurons and grow at the same local
+        // place (as a grouped convolution's output side). Units are kept
+        // whole: one class per unit, and new units go after a unit's last
+        // neuron only (the gaps inside a unit are closed).
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            if let Some(g) = vx.blocks() {
+                let b = vx.nout / g;
+                for i in 1..g {
+                    for k in 0..b {
+                        let (x, y) = ((base[li] + i * b + k) as u32, (base[li] + k) as u32);
+                        uf.union(x, y);
+                        if let Some(gp) = gaps.as_mut() {
+                            gp.union(x, y, Ratio::ONE);
+                        }
+                    }
+                }
+            }
+            if let Some(w) = vx.units() {
+                for u in 0..vx.nout / w {
+                    for k in 1..w {
+                        uf.union((base[li] + u * w + k) as u32, (base[li] + u * w) as u32);
+                    }
+                }
+            }
+        }
+        if let Some(gp) = gaps.as_mut() {
+            for (li, &v) in verts.iter().enumerate() {
+                let vx = graph.v(v);
+                if let Some(w) = vx.units() {
+                    for x in (0..vx.nout).filter(|x| x % w != w - 1) {
+                        gp.close((base[li] + x) as u32);
                     }
                 }
             }

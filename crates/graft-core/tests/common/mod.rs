@@ -1,7 +1,7 @@
 //! Graphs shared by the tests: random graphs for the property tests (a
 //! recipe of steps, each adding one vertex: absorb, stack with duplicated
 //! inputs, invariant, depthwise, invariant with a broadcast input, slice,
-//! shuffle) and a residual block around a concatenation.
+//! shuffle, blocks, units) and a residual block around a concatenation.
 #![allow(dead_code)]
 
 use graft_core::{Constraint, Graph, VertexId};
@@ -43,6 +43,19 @@ pub enum Step {
     Shuffle {
         input: usize,
         groups: usize,
+    },
+    /// An invariant vertex on `input` whose neurons are `groups` aligned
+    /// blocks (a plain invariant when the size does not divide).
+    Blocks {
+        input: usize,
+        groups: usize,
+    },
+    /// An absorbing vertex on `input` of `units` units of `width` neurons
+    /// (attention heads).
+    Units {
+        input: usize,
+        units: usize,
+        width: usize,
     },
 }
 
@@ -112,6 +125,30 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                     g.add_invariant(&name, &[u]).unwrap()
                 }
             }
+            Step::Blocks { input, groups } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                let c: &[Constraint] = if n.is_multiple_of(*groups) {
+                    &[Constraint::Blocks { groups: *groups }]
+                } else {
+                    &[]
+                };
+                g.add_vertex_with(&name, graft_core::SizeKind::Invariant, &[u], None, c)
+                    .unwrap()
+            }
+            Step::Units {
+                input,
+                units,
+                width,
+            } => g
+                .add_vertex_with(
+                    &name,
+                    graft_core::SizeKind::Absorb,
+                    &[pick(*input)],
+                    Some(units * width),
+                    &[Constraint::Units { width: *width }],
+                )
+                .unwrap(),
             Step::Depthwise { input, multiplier } => {
                 let u = pick(*input);
                 let id = g
@@ -139,6 +176,9 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0..20usize, 0..8usize, 0..8usize)
             .prop_map(|(input, start, len)| Step::Slice { input, start, len }),
         1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Shuffle { input, groups }),
+        1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Blocks { input, groups }),
+        1 => (0..20usize, 1..3usize, 1..3usize)
+            .prop_map(|(input, units, width)| Step::Units { input, units, width }),
     ]
 }
 

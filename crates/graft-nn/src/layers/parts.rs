@@ -99,7 +99,11 @@ impl Slice {
     /// the graph says (`nout`), which a plan may have changed before the op
     /// takes it (`follow`): shapes of a planned graph are measured before
     /// the plan is applied.
-    pub(crate) fn infer(&self, s: &[usize], nout: usize) -> std::result::Result<Vec<usize>, String> {
+    pub(crate) fn infer(
+        &self,
+        s: &[usize],
+        nout: usize,
+    ) -> std::result::Result<Vec<usize>, String> {
         let mut out = s.to_vec();
         let d = out
             .get_mut(self.axis.wrapping_sub(1))
