@@ -12,9 +12,20 @@ and exporter, what graft does with them:
            reports), then onnxruntime runs the result on the same input
            without error and the output shapes are unchanged;
   widens   `graft resize MODEL --vertex V --by 4` on the first conv2d or
-           dense vertex of size kind absorb that is not the last such layer,
-           then onnxruntime's output of the result is within 1e-5 relative
-           of its output of the original.
+           dense vertex of size kind absorb that is not the last such layer
+           and whose new neurons can keep the function, then onnxruntime's
+           output of the result is within 1e-5 relative of its output of
+           the original. New neurons keep the function when every value
+           they reach before the next weighted layer treats neurons
+           separately: the rule follows the vertex's outputs (the `inputs`
+           of `graft inspect --json`) through vertices of size kind
+           invariant or stack and skips the vertex when one of them
+           normalises or reduces across the neurons (layer_norm,
+           layer_norm_last, group_norm, softmax, or a reduce that removes
+           the neuron axis): a new neuron
+           would move their mean or sum (ConvNeXt's stem feeds a
+           channels-first layer norm). Weighted layers (absorb) end the
+           walk: their new input columns are zero.
 
 `imports` needs `export`; `runs`, `prunes` and `widens` need `imports`
 (each is checked on its own: a failed `runs` does not hide what surgery
@@ -304,11 +315,44 @@ def ordered(npz):
         return [z[k] for k in z.files]
 
 
+# Ops that mix the neurons of their input without a weight (the docstring's
+# widening rule): a new neuron changes every output. A softmax along another
+# axis than the neurons' is counted too (the inspect output does not say
+# which axis); a reduce counts when it removes the neuron axis (size kind
+# absorb).
+ACROSS_NEURONS = {"layer_norm", "layer_norm_last", "group_norm", "softmax"}
+
+
+def separable(name, vertices):
+    """True when new neurons of vertex `name` reach no op in
+    ACROSS_NEURONS before a weighted (absorb) layer."""
+    readers = {}
+    for v in vertices:
+        for u in v.get("inputs", []):
+            readers.setdefault(u, []).append(v)
+    todo, seen = [name], {name}
+    while todo:
+        for v in readers.get(todo.pop(), []):
+            if v["name"] in seen:
+                continue
+            if v["op"] in ACROSS_NEURONS or v["op"] == "reduce" and v["kind"] == "absorb":
+                return False
+            if v["kind"] not in ("invariant", "stack"):
+                continue
+            seen.add(v["name"])
+            todo.append(v["name"])
+    return True
+
+
 def inner_vertex(vertices):
     """The first conv2d or dense vertex of size kind absorb that is not the
-    last such layer (widening it keeps the output's size)."""
+    last such layer (widening it keeps the output's size) and whose new
+    neurons can keep the function (`separable`)."""
     layers = [v for v in vertices if v["op"] in ("conv2d", "dense") and v["kind"] == "absorb"]
-    return layers[0]["name"] if len(layers) > 1 else None
+    for v in layers[:-1]:
+        if separable(v["name"], vertices):
+            return v["name"]
+    return None
 
 
 def check(r, source, name, exporter, side, batch, kwargs, reexport):
@@ -401,7 +445,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     w_out = out / f"{name}.{exporter}.wide.onnx"
     v = inner_vertex(info["vertices"])
     if v is None:
-        row["widens"] = ("fail", "no inner conv2d or dense vertex of kind absorb")
+        row["widens"] = ("fail", "no inner conv2d or dense vertex of kind absorb that widens separably")
         return row
     try:
         r.graft_cmd("resize", path, "--vertex", v, "--by", 4, "-o", w_out, "--json")
@@ -462,7 +506,7 @@ def render(results, planned, skipped, meta, verbose):
              "`export`: torch.onnx.export then onnxruntime runs the file; `imports`: `graft inspect --json`; "
              f"`runs`: `graft run` within {RUN_TOL:g} relative (max|a−b| / max|b|) of onnxruntime; "
              "`prunes`: `graft prune --macs` to half the MACs, onnxruntime runs the result with the same output "
-             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense vertex, onnxruntime's "
+             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense vertex whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
              f"output within {WIDEN_TOL:g} relative of the original's. `runs`, `prunes` and `widens` each need "
              "only `imports`; — means a prerequisite failed.", ""]
     n = len(rows)

@@ -113,10 +113,10 @@ fn conv_backward() {
         (1, Groups::Fixed(2), 1, 0, 1),
     ] {
         let conv = Conv {
-            kernel: k,
-            stride,
-            padding,
-            dilation,
+            kernel: graft_nn::Hw::square(k),
+            stride: graft_nn::Hw::square(stride),
+            padding: graft_nn::Hw::square(padding),
+            dilation: graft_nn::Hw::square(dilation),
             groups,
             bias: true,
         };
@@ -136,10 +136,10 @@ fn conv_backward() {
 #[test]
 fn conv_transpose_backward() {
     let conv = Conv {
-        kernel: 3,
-        stride: 2,
-        padding: 1,
-        dilation: 1,
+        kernel: 3.into(),
+        stride: 2.into(),
+        padding: 1.into(),
+        dilation: 1.into(),
         groups: Groups::One,
         bias: true,
     };
@@ -205,18 +205,18 @@ fn activation_backward() {
 fn pooling_backward() {
     for op in [
         Op::MaxPool2d {
-            kernel: 2,
-            stride: 2,
-            padding: 0,
+            kernel: 2.into(),
+            stride: 2.into(),
+            padding: 0.into(),
         },
         Op::MaxPool2d {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
+            kernel: 3.into(),
+            stride: 2.into(),
+            padding: 1.into(),
         },
         Op::AvgPool2d {
-            kernel: 3,
-            stride: 1,
+            kernel: 3.into(),
+            stride: 1.into(),
         },
         Op::GlobalAvgPool,
         Op::GlobalMaxPool,

@@ -5,10 +5,11 @@
 //! around a reshape with a symbolic batch, ShuffleNet's channel split and
 //! shuffle, a max pool in ceil mode, an uneven Pad, and ConvNeXt's
 //! channels-last block (permutes, a layer norm and dense layers on the last
-//! axis), and attention pooling (a softmax over positions). Each imports,
-//! matches
-//! onnxruntime, widens without changing its function, prunes, and
-//! survives export and import.
+//! axis), attention pooling (a softmax over positions), HRNet's resizes
+//! (nearest and bilinear), Inception's uneven kernels, strides, pads and
+//! pooling windows, and ConvNeXt's head (as_strided from the dynamo
+//! exporter). Each imports, matches onnxruntime, widens without changing
+//! its function, prunes, and survives export and import.
 
 mod common;
 
@@ -24,7 +25,10 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// branch: the convolution after the shuffle is the one that changes.
 /// In `chlast` the first dense layer on the last axis widens (the layer
 /// norm before it is not neuron-separable).
-const CLASSES: [(&str, usize); 9] = [
+const CLASSES: [(&str, usize); 12] = [
+    ("resize", 0),
+    ("asym", 0),
+    ("normhead", 0),
     ("attnpool", 0),
     ("chlast", 2),
     ("se", 0),
