@@ -11,9 +11,10 @@ and exporter, what graft does with them:
   prunes   `graft prune MODEL --macs HALF` (half the MACs `inspect --json`
            reports), then onnxruntime runs the result on the same input
            without error and the output shapes are unchanged;
-  widens   `graft resize MODEL --vertex V --by 4` on the first conv2d or
-           dense vertex of size kind absorb that is not the last such layer
-           and whose new neurons can keep the function, then onnxruntime's
+  widens   `graft resize MODEL --vertex V --by 4` on the first conv2d,
+           dense or linear_last (a dense layer on the last axis, as in
+           channels-last blocks) vertex of size kind absorb that is not the
+           last such layer and whose new neurons can keep the function, then onnxruntime's
            output of the result is within 1e-5 relative of its output of
            the original. New neurons keep the function when every value
            they reach before the next weighted layer treats neurons
@@ -24,8 +25,10 @@ and exporter, what graft does with them:
            layer_norm_last, group_norm, softmax, or a reduce that removes
            the neuron axis): a new neuron
            would move their mean or sum (ConvNeXt's stem feeds a
-           channels-first layer norm). Weighted layers (absorb) end the
-           walk: their new input columns are zero.
+           channels-first layer norm, and in torchvision's ConvNeXt every
+           convolution's output reaches a layer norm through the residual
+           stream: the first widened layer is a block's MLP). Weighted
+           layers (absorb) end the walk: their new input columns are zero.
 
 `imports` needs `export`; `runs`, `prunes` and `widens` need `imports`
 (each is checked on its own: a failed `runs` does not hide what surgery
@@ -345,10 +348,11 @@ def separable(name, vertices):
 
 
 def inner_vertex(vertices):
-    """The first conv2d or dense vertex of size kind absorb that is not the
-    last such layer (widening it keeps the output's size) and whose new
-    neurons can keep the function (`separable`)."""
-    layers = [v for v in vertices if v["op"] in ("conv2d", "dense") and v["kind"] == "absorb"]
+    """The first conv2d, dense or linear_last vertex of size kind absorb
+    that is not the last such layer (widening it keeps the output's size)
+    and whose new neurons can keep the function (`separable`)."""
+    weighted = ("conv2d", "dense", "linear_last")
+    layers = [v for v in vertices if v["op"] in weighted and v["kind"] == "absorb"]
     for v in layers[:-1]:
         if separable(v["name"], vertices):
             return v["name"]
@@ -445,7 +449,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     w_out = out / f"{name}.{exporter}.wide.onnx"
     v = inner_vertex(info["vertices"])
     if v is None:
-        row["widens"] = ("fail", "no inner conv2d or dense vertex of kind absorb that widens separably")
+        row["widens"] = ("fail", "no inner conv2d, dense or linear_last vertex of kind absorb that widens separably")
         return row
     try:
         r.graft_cmd("resize", path, "--vertex", v, "--by", 4, "-o", w_out, "--json")
@@ -506,7 +510,7 @@ def render(results, planned, skipped, meta, verbose):
              "`export`: torch.onnx.export then onnxruntime runs the file; `imports`: `graft inspect --json`; "
              f"`runs`: `graft run` within {RUN_TOL:g} relative (max|a−b| / max|b|) of onnxruntime; "
              "`prunes`: `graft prune --macs` to half the MACs, onnxruntime runs the result with the same output "
-             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense vertex whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
+             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense/linear_last vertex whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
              f"output within {WIDEN_TOL:g} relative of the original's. `runs`, `prunes` and `widens` each need "
              "only `imports`; — means a prerequisite failed.", ""]
     n = len(rows)
