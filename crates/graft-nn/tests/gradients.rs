@@ -218,10 +218,76 @@ fn pooling_backward() {
             kernel: 3.into(),
             stride: 1.into(),
         },
+        Op::MaxPool2d {
+            kernel: graft_nn::Hw::new(3, 2),
+            stride: graft_nn::Hw::new(2, 1),
+            padding: graft_nn::Hw::new(1, 0),
+        },
+        Op::AvgPool2d {
+            kernel: graft_nn::Hw::new(1, 3),
+            stride: graft_nn::Hw::new(1, 2),
+        },
         Op::GlobalAvgPool,
         Op::GlobalMaxPool,
     ] {
         let (m, xs) = spatial(op, None);
+        check(&m, &xs, Mode::Eval);
+    }
+}
+
+#[test]
+fn resize_backward() {
+    use graft_nn::{Coords, Interp, NearestRound, Resize, ResizeTarget};
+    for (target, interp, coords) in [
+        (
+            ResizeTarget::Scales([2.0, 2.0]),
+            Interp::Nearest {
+                round: NearestRound::Floor,
+            },
+            Coords::Asymmetric,
+        ),
+        (
+            ResizeTarget::Scales([1.5, 0.5]),
+            Interp::Linear,
+            Coords::HalfPixel,
+        ),
+        (
+            ResizeTarget::Sizes([4, 9]),
+            Interp::Linear,
+            Coords::AlignCorners,
+        ),
+    ] {
+        let op = Op::Resize(Resize {
+            target,
+            interp,
+            coords,
+        });
+        let (m, xs) = spatial(op, None);
+        check(&m, &xs, Mode::Eval);
+    }
+}
+
+/// Per-axis geometry: candle's conv2d takes one stride, padding and
+/// dilation, so uneven ones go through explicit padding, a dilated kernel
+/// and subsampling, which must all pass gradients.
+#[test]
+fn uneven_conv_backward() {
+    use graft_nn::Hw;
+    for conv in [
+        Conv {
+            kernel: Hw::new(1, 3),
+            padding: Hw::new(0, 1),
+            ..Conv::same(1)
+        },
+        Conv {
+            kernel: Hw::new(3, 2),
+            stride: Hw::new(2, 1),
+            padding: Hw::new(1, 2),
+            dilation: Hw::new(1, 2),
+            ..Conv::same(1)
+        },
+    ] {
+        let (m, xs) = spatial(Op::Conv2d(conv), Some(5));
         check(&m, &xs, Mode::Eval);
     }
 }

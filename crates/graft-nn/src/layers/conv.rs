@@ -203,3 +203,97 @@ pub(crate) fn masked_conv2d(params: &Params, c: &Conv, x: &Tensor) -> Result<Ten
     let y = conv2d_hw(x, &w, c, g)?;
     add_bias(params, y)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn square_values_save_as_one_number_and_old_files_load() {
+        // The form graft wrote before per-axis values.
+        let old = r#"{"kernel":3,"stride":1,"padding":1,"dilation":1,"groups":"one","bias":true}"#;
+        let c: Conv = serde_json::from_str(old).unwrap();
+        assert_eq!(c, Conv::same(3));
+        assert_eq!(serde_json::to_string(&c).unwrap(), old);
+        let row = Conv {
+            kernel: Hw::new(1, 7),
+            padding: Hw::new(0, 3),
+            ..Conv::same(3)
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        assert!(text.contains(r#""kernel":[1,7]"#), "{text}");
+        assert_eq!(serde_json::from_str::<Conv>(&text).unwrap(), row);
+    }
+
+    /// Direct evaluation of a 2-D convolution (one group) from its
+    /// definition: y[o, i, j] = Σ w[o, c, a, b] · x[c, i·sh + a·dh − ph,
+    /// j·sw + b·dw − pw], out-of-range inputs 0.
+    fn reference(x: &[f32], (c, h, w): (usize, usize, usize), wt: &Tensor, cv: &Conv) -> Vec<f32> {
+        let (o, _, kh, kw) = wt.dims4().unwrap();
+        let wv: Vec<f32> = wt.flatten_all().unwrap().to_vec1().unwrap();
+        let (s, p, d) = (cv.stride, cv.padding, cv.dilation);
+        let ho = (h + 2 * p.h - d.h * (kh - 1) - 1) / s.h + 1;
+        let wo = (w + 2 * p.w - d.w * (kw - 1) - 1) / s.w + 1;
+        let mut y = Vec::new();
+        for oc in 0..o {
+            for i in 0..ho {
+                for j in 0..wo {
+                    let mut acc = 0.0;
+                    for ic in 0..c {
+                        for a in 0..kh {
+                            for b in 0..kw {
+                                let r = (i * s.h + a * d.h) as isize - p.h as isize;
+                                let q = (j * s.w + b * d.w) as isize - p.w as isize;
+                                if r < 0 || q < 0 || r >= h as isize || q >= w as isize {
+                                    continue;
+                                }
+                                let xv = x[(ic * h + r as usize) * w + q as usize];
+                                acc += wv[((oc * c + ic) * kh + a) * kw + b] * xv;
+                            }
+                        }
+                    }
+                    y.push(acc);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn uneven_kernels_strides_pads_and_dilations_match_the_definition() {
+        let dev = Device::Cpu;
+        let (c, h, w) = (2, 7, 6);
+        let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
+        let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        for cv in [
+            Conv {
+                kernel: Hw::new(1, 3),
+                padding: Hw::new(0, 1),
+                ..Conv::same(1)
+            },
+            Conv {
+                kernel: Hw::new(3, 1),
+                stride: Hw::new(2, 1),
+                padding: Hw::new(1, 2),
+                dilation: Hw::new(1, 2),
+                ..Conv::same(1)
+            },
+            Conv {
+                kernel: Hw::new(2, 3),
+                stride: Hw::new(1, 3),
+                dilation: Hw::new(2, 1),
+                ..Conv::same(1)
+            },
+        ] {
+            let wt = Tensor::randn(0f32, 1.0, (3, c, cv.kernel.h, cv.kernel.w), &dev).unwrap();
+            let y = conv2d_hw(&x, &wt, &cv, 1).unwrap();
+            let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+            let want = reference(&xv, (c, h, w), &wt, &cv);
+            assert_eq!(got.len(), want.len(), "{cv:?}");
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{cv:?}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -94,3 +94,30 @@ pub(crate) fn global_avg(x: &Tensor) -> Result<Tensor> {
 pub(crate) fn global_max(x: &Tensor) -> Result<Tensor> {
     x.flatten_from(2)?.max(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn uneven_windows_strides_and_padding() {
+        // One channel, 4x3: rows [0 1 2], [3 4 5], [6 7 8], [9 10 11].
+        let v: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let x = Tensor::from_vec(v, (1, 1, 4, 3), &Device::Cpu).unwrap();
+        // Window 3x2, stride (2, 1), padding (1, 0): rows padded to 6,
+        // windows start at padded rows 0 and 2 (input rows -1..1 and
+        // 1..3), columns 0 and 1 (pairs 0-1, 1-2). Maxima: row window
+        // -1..1 gives rows 0, 1: max(3, 4) = 4, max(4, 5) = 5; row window
+        // 1..3 gives rows 1..3: 10, 11.
+        let y = max2d(&x, Hw::new(3, 2), Hw::new(2, 1), Hw::new(1, 0)).unwrap();
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(got, [4.0, 5.0, 10.0, 11.0]);
+        // Average over 1x3 windows at stride 1: one column, row means 1,
+        // 4, 7, 10.
+        let y = avg2d(&x, Hw::new(1, 3), Hw::square(1)).unwrap();
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(got, [1.0, 4.0, 7.0, 10.0]);
+        assert!(avg2d(&x, Hw::new(5, 1), Hw::square(1)).is_err());
+    }
+}
