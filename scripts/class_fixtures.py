@@ -4,7 +4,8 @@ exported with both torch exporters, with onnxruntime's output: fixtures of
 graft-onnx's `tests/classes.rs`.
 
 For each model NAME and exporter (legacy: torch.onnx.export(dynamo=False),
-opset 17, a symbolic batch; dynamo: the default exporter), writes to
+opset 17, a symbolic batch unless the model's entry says otherwise; dynamo:
+the default exporter), writes to
 crates/graft-onnx/tests/fixtures/:
   NAME.EXPORTER.onnx      the model
   NAME.input.bin          the input (shape header + little-endian f32)
@@ -30,6 +31,20 @@ The classes:
           a context expanded over the positions (Expand of a computed value)
   chlast  ConvNeXt's block: channels last through a permute, a layer norm
           and dense layers on the last axis (MatMul), a per-channel scale
+  resize  HRNet's fuse: a strided branch upsampled by nearest neighbour
+          (scale 2, asymmetric, floor) and added to the full-resolution
+          branch; bilinear resizes to a size (half pixel) and by a scale
+          with align_corners
+  asym    Inception's factorised convolutions (1x7 and 7x1 kernels with
+          (0, 3) and (3, 0) padding), a convolution with stride (2, 1) and
+          dilation (1, 2), a max pool with a 3x2 window, stride (2, 1) and
+          padding (1, 0), an average pool with a 1x3 window counting its
+          padding
+  normhead ConvNeXt's head (timm's NormMlpClassifierHead): a global
+          average pool kept as [N, C, 1, 1] and given channels-last strides
+          with as_strided (the dynamo exporter writes a Reshape to [-1] and
+          a Gather of every element in order), a channels-first layer norm
+          through permutes, a flatten
 
 torch and onnxruntime are installed with pip into a virtual environment
 outside the repository when missing (see pyenv_setup.py). Not part of the
@@ -224,7 +239,80 @@ class AttnPool(nn.Module):
         return self.head((torch.relu(v) * c.expand_as(v)).mean(-1))
 
 
+class Resize(nn.Module):
+    """HRNet's fuse (a low-resolution branch, a 1x1 convolution, a nearest
+    upsample by 2 added to the full-resolution branch) and bilinear
+    resizes: to the full resolution's size (half pixel) and by a scale of
+    1.5 with align_corners."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.down = nn.Conv2d(8, 12, 3, stride=2, padding=1)
+        self.fuse = nn.Conv2d(12, 8, 1)
+        self.side = nn.Conv2d(12, 8, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        f = torch.nn.functional
+        hi = torch.relu(self.stem(x))
+        lo = torch.relu(self.down(hi))
+        y = torch.relu(hi + f.interpolate(self.fuse(lo), scale_factor=2, mode="nearest"))
+        side = f.interpolate(self.side(lo), size=hi.shape[-2:], mode="bilinear", align_corners=False)
+        y = f.interpolate(y + side, scale_factor=1.5, mode="bilinear", align_corners=True)
+        return self.head(y.mean((2, 3)))
+
+
+class Asym(nn.Module):
+    """Inception's factorised 1x7 and 7x1 convolutions, a convolution with
+    stride (2, 1) and dilation (1, 2), uneven pooling windows."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, padding=1)
+        self.row = nn.Conv2d(6, 8, (1, 7), padding=(0, 3))
+        self.col = nn.Conv2d(8, 8, (7, 1), padding=(3, 0))
+        self.step = nn.Conv2d(8, 10, 3, stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+        self.pool = nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 0))
+        self.head = nn.Linear(10, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.col(torch.relu(self.row(x))))
+        x = self.pool(torch.relu(self.step(x)))
+        x = torch.nn.functional.avg_pool2d(x, (1, 3), 1, (0, 1))
+        return self.head(x.mean((2, 3)))
+
+
+class NormHead(nn.Module):
+    """ConvNeXt's head: a global average pool kept as [N, C, 1, 1] given
+    channels-last strides (as_strided, which the dynamo exporter writes as
+    a Reshape to [-1] and a Gather of every element in order), a layer norm over the channels through permutes, a
+    flatten, a dense layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(8, 8, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.norm = nn.LayerNorm(8, eps=1e-6)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.pool(self.conv(torch.relu(self.stem(x))))
+        # In timm's ConvNeXt the pool's input has channels-last strides and
+        # the decomposed pool restores them on its [N, C, 1, 1] result with
+        # as_strided; written out here, as the exporter sees it there.
+        x = torch.as_strided(x, (2, 8, 1, 1), (8, 1, 8, 8))
+        x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(x.flatten(1))
+
+
 MODELS = {
+    "resize": (Resize, (2, 3, 6, 6)),
+    "asym": (Asym, (2, 3, 8, 8)),
+    # A fixed batch: as_strided's element indices are written for one.
+    "normhead": (NormHead, (2, 3, 6, 6), False),
     "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),
@@ -239,7 +327,7 @@ MODELS = {
 
 def main(only=None):
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, (cls, shape) in MODELS.items():
+    for name, (cls, shape, *fixed) in MODELS.items():
         if only and name not in only:
             continue
         torch.manual_seed(0)
@@ -248,7 +336,7 @@ def main(only=None):
         write_tensor(OUT / f"{name}.input.bin", x.numpy())
         for exporter in ["legacy", "dynamo"]:
             path = OUT / f"{name}.{exporter}.onnx"
-            export(model, x, path, exporter, dynamic_batch=True)
+            export(model, x, path, exporter, dynamic_batch=not fixed)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)

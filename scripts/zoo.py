@@ -12,11 +12,25 @@ and exporter, what graft does with them:
            reports), the written file passes
            onnx.checker.check_model(full_check=True), and onnxruntime runs
            it on the same input without error with unchanged output shapes;
-  widens   `graft resize MODEL --vertex V --by 4` on the first conv2d or
-           dense vertex of size kind absorb that is not the last such layer,
-           the written file passes the full checker, and onnxruntime's
-           output of it is within 1e-5 relative of its output of the
-           original.
+  widens   `graft resize MODEL --vertex V --by 4` on the first conv2d,
+           dense or linear_last (a dense layer on the last axis, as in
+           channels-last blocks) vertex of size kind absorb that is not the
+           last such layer and whose new neurons can keep the function; the
+           written file passes the full checker, and onnxruntime's
+           output of it is within 1e-5 relative of its output of
+           the original. New neurons keep the function when every value
+           they reach before the next weighted layer treats neurons
+           separately: the rule follows the vertex's outputs (the `inputs`
+           of `graft inspect --json`) through vertices of size kind
+           invariant or stack and skips the vertex when one of them
+           normalises or reduces across the neurons (layer_norm,
+           layer_norm_last, group_norm, softmax, or a reduce that removes
+           the neuron axis): a new neuron
+           would move their mean or sum (ConvNeXt's stem feeds a
+           channels-first layer norm, and in torchvision's ConvNeXt every
+           convolution's output reaches a layer norm through the residual
+           stream: the first widened layer is a block's MLP). Weighted
+           layers (absorb) end the walk: their new input columns are zero.
 
 `imports` needs `export`; `runs`, `prunes` and `widens` need `imports`
 (each is checked on its own: a failed `runs` does not hide what surgery
@@ -315,11 +329,45 @@ def ordered(npz):
         return [z[k] for k in z.files]
 
 
+# Ops that mix the neurons of their input without a weight (the docstring's
+# widening rule): a new neuron changes every output. A softmax along another
+# axis than the neurons' is counted too (the inspect output does not say
+# which axis); a reduce counts when it removes the neuron axis (size kind
+# absorb).
+ACROSS_NEURONS = {"layer_norm", "layer_norm_last", "group_norm", "softmax"}
+
+
+def separable(name, vertices):
+    """True when new neurons of vertex `name` reach no op in
+    ACROSS_NEURONS before a weighted (absorb) layer."""
+    readers = {}
+    for v in vertices:
+        for u in v.get("inputs", []):
+            readers.setdefault(u, []).append(v)
+    todo, seen = [name], {name}
+    while todo:
+        for v in readers.get(todo.pop(), []):
+            if v["name"] in seen:
+                continue
+            if v["op"] in ACROSS_NEURONS or v["op"] == "reduce" and v["kind"] == "absorb":
+                return False
+            if v["kind"] not in ("invariant", "stack"):
+                continue
+            seen.add(v["name"])
+            todo.append(v["name"])
+    return True
+
+
 def inner_vertex(vertices):
-    """The first conv2d or dense vertex of size kind absorb that is not the
-    last such layer (widening it keeps the output's size)."""
-    layers = [v for v in vertices if v["op"] in ("conv2d", "dense") and v["kind"] == "absorb"]
-    return layers[0]["name"] if len(layers) > 1 else None
+    """The first conv2d, dense or linear_last vertex of size kind absorb
+    that is not the last such layer (widening it keeps the output's size)
+    and whose new neurons can keep the function (`separable`)."""
+    weighted = ("conv2d", "dense", "linear_last")
+    layers = [v for v in vertices if v["op"] in weighted and v["kind"] == "absorb"]
+    for v in layers[:-1]:
+        if separable(v["name"], vertices):
+            return v["name"]
+    return None
 
 
 def check(r, source, name, exporter, side, batch, kwargs, reexport):
@@ -412,7 +460,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     w_out = out / f"{name}.{exporter}.wide.onnx"
     v = inner_vertex(info["vertices"])
     if v is None:
-        row["widens"] = ("fail", "no inner conv2d or dense vertex of kind absorb")
+        row["widens"] = ("fail", "no inner conv2d, dense or linear_last vertex of kind absorb that widens separably")
         return row
     try:
         r.graft_cmd("resize", path, "--vertex", v, "--by", 4, "-o", w_out, "--json")
@@ -473,7 +521,7 @@ def render(results, planned, skipped, meta, verbose):
              "`export`: torch.onnx.export then onnxruntime runs the file; `imports`: `graft inspect --json`; "
              f"`runs`: `graft run` within {RUN_TOL:g} relative (max|a−b| / max|b|) of onnxruntime; "
              "`prunes`: `graft prune --macs` to half the MACs, onnxruntime runs the result with the same output "
-             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense vertex, onnxruntime's "
+             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense/linear_last vertex whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
              f"output within {WIDEN_TOL:g} relative of the original's. `runs`, `prunes` and `widens` each need "
              "only `imports`; — means a prerequisite failed.", ""]
     n = len(rows)

@@ -10,33 +10,43 @@ use graft_core::{Graph, SizeKind, VertexId};
 
 use crate::error::{NnError, Result};
 use crate::model::Model;
-use crate::op::{Conv, Op};
+use crate::op::{Hw, Op};
 
 /// One sample's shape: features or channels first, then spatial axes.
 pub type Shape = Vec<usize>;
 
-fn conv_out(len: usize, c: &Conv) -> Option<usize> {
-    let span = c.dilation * (c.kernel - 1) + 1;
-    (len + 2 * c.padding)
-        .checked_sub(span)
-        .map(|x| x / c.stride.max(1) + 1)
+/// The output length along one axis of a convolution with kernel `k`,
+/// stride `s`, padding `p` and dilation `d` on that axis.
+fn conv_out(len: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    let span = d * k.checked_sub(1)? + 1;
+    (len + 2 * p).checked_sub(span).map(|x| x / s.max(1) + 1)
+}
+
+/// The per-axis values of a 1-D (width only) or 2-D window.
+fn per_axis(v: Hw, axes: usize) -> Vec<usize> {
+    if axes == 1 {
+        vec![v.w]
+    } else {
+        vec![v.h, v.w]
+    }
 }
 
 /// `[nout, spatial...]` after a pooling window (padded entries never win).
 fn pooled(
     spatial: &[usize],
-    kernel: usize,
-    stride: usize,
-    padding: usize,
+    kernel: Hw,
+    stride: Hw,
+    padding: Hw,
     nout: usize,
 ) -> std::result::Result<Shape, String> {
     let mut out = vec![nout];
-    for &l in spatial {
-        let l = l + 2 * padding;
+    for (i, &l) in spatial.iter().enumerate() {
+        let (k, s, p) = (kernel.pair()[i], stride.pair()[i], padding.pair()[i]);
+        let l = l + 2 * p;
         let span = l
-            .checked_sub(kernel)
+            .checked_sub(k)
             .ok_or(format!("window {kernel} larger than the input {l}"))?;
-        out.push(span / stride.max(1) + 1);
+        out.push(span / s.max(1) + 1);
     }
     Ok(out)
 }
@@ -65,8 +75,13 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
             let d = if matches!(op, Op::Conv1d(_)) { 1 } else { 2 };
             let mut out = vec![nout];
-            for l in spatial(first()?, d)? {
-                out.push(conv_out(l, c).ok_or(format!("kernel larger than the input ({l})"))?);
+            let (k, s) = (per_axis(c.kernel, d), per_axis(c.stride, d));
+            let (p, dl) = (per_axis(c.padding, d), per_axis(c.dilation, d));
+            for (i, l) in spatial(first()?, d)?.into_iter().enumerate() {
+                out.push(
+                    conv_out(l, k[i], s[i], p[i], dl[i])
+                        .ok_or(format!("kernel {} larger than the input ({l})", c.kernel))?,
+                );
             }
             out
         }
@@ -75,10 +90,12 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
             output_padding,
         } => {
             let mut out = vec![nout];
-            for l in spatial(first()?, 2)? {
-                let full = (l - 1) * c.stride + c.dilation * (c.kernel - 1) + output_padding + 1;
+            for (i, l) in spatial(first()?, 2)?.into_iter().enumerate() {
+                let (k, s) = (c.kernel.pair()[i], c.stride.pair()[i]);
+                let (p, d) = (c.padding.pair()[i], c.dilation.pair()[i]);
+                let full = (l.max(1) - 1) * s + d * k.saturating_sub(1) + output_padding + 1;
                 out.push(
-                    full.checked_sub(2 * c.padding)
+                    full.checked_sub(2 * p)
                         .ok_or("padding larger than the output")?,
                 );
             }
@@ -89,10 +106,15 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
             stride,
             padding,
         } => pooled(&spatial(first()?, 2)?, *kernel, *stride, *padding, nout)?,
-        Op::AvgPool2d { kernel, stride } => {
-            pooled(&spatial(first()?, 2)?, *kernel, *stride, 0, nout)?
-        }
+        Op::AvgPool2d { kernel, stride } => pooled(
+            &spatial(first()?, 2)?,
+            *kernel,
+            *stride,
+            Hw::default(),
+            nout,
+        )?,
         Op::GlobalAvgPool | Op::GlobalMaxPool | Op::LastStep => vec![nout],
+        Op::Resize(r) => r.infer(first()?)?,
         Op::Flatten { .. } => vec![first()?.iter().product()],
         Op::Reshape { shape } => shape.clone(),
         Op::Concat => with_channels(first()?),
@@ -142,12 +164,16 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => n0 * nout,
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
             let g = Op::conv_groups(c, n0 as usize).max(1) as u64;
-            let taps = (c.kernel as u64).pow(out.len() as u32 - 1);
+            let taps = if out.len() == 2 {
+                c.kernel.w as u64
+            } else {
+                (c.kernel.h * c.kernel.w) as u64
+            };
             prod(&out[1..]) * nout * (n0 / g) * taps
         }
         Op::ConvTranspose2d { conv: c, .. } => {
             let s = ins.first().map_or(&[][..], |s| &s[1..]);
-            prod(s) * n0 * nout * (c.kernel as u64).pow(2)
+            prod(s) * n0 * nout * (c.kernel.h * c.kernel.w) as u64
         }
         Op::LinearLast(l) => ins
             .first()
@@ -166,6 +192,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::AvgPool2d { .. }
         | Op::GlobalAvgPool
         | Op::GlobalMaxPool
+        | Op::Resize(_)
         | Op::Dropout { .. }
         | Op::Flatten { .. }
         | Op::Reshape { .. }

@@ -764,7 +764,11 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
             Ok(v)
         }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
-            if c.stride != 1 || c.kernel % 2 == 0 || c.padding * 2 != c.dilation * (c.kernel - 1) {
+            let same = |k: usize, s: usize, p: usize, d: usize| {
+                s == 1 && k % 2 == 1 && p * 2 == d * (k - 1)
+            };
+            let (k, s, p, d) = (c.kernel, c.stride, c.padding, c.dilation);
+            if !same(k.h, s.h, p.h, d.h) || !same(k.w, s.w, p.w, d.w) {
                 return Err("identity needs stride 1, an odd kernel and same padding".into());
             }
             let (o, i) = (shape[0], shape[1]);

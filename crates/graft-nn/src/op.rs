@@ -6,9 +6,11 @@ use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
+pub use crate::layers::conv::Hw;
 pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
+pub use crate::layers::resize::{Coords, Interp, NearestRound, Resize, ResizeTarget};
 
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -65,17 +67,18 @@ pub enum Groups {
     Fixed(usize),
 }
 
-/// Convolution hyperparameters (square kernels for 2-D).
+/// Convolution hyperparameters, per spatial axis (a 1-D convolution reads
+/// the width entries; see [`Hw`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conv {
     /// Kernel size.
-    pub kernel: usize,
+    pub kernel: Hw,
     /// Stride.
-    pub stride: usize,
-    /// Zero padding on each side.
-    pub padding: usize,
+    pub stride: Hw,
+    /// Zero padding on each side (the same before and after, per axis).
+    pub padding: Hw,
     /// Dilation.
-    pub dilation: usize,
+    pub dilation: Hw,
     /// Channel grouping.
     pub groups: Groups,
     /// With a bias.
@@ -86,10 +89,10 @@ impl Conv {
     /// A `kernel`×`kernel` convolution with stride 1, "same" padding and a bias.
     pub fn same(kernel: usize) -> Self {
         Conv {
-            kernel,
-            stride: 1,
-            padding: kernel / 2,
-            dilation: 1,
+            kernel: Hw::square(kernel),
+            stride: Hw::square(1),
+            padding: Hw::square(kernel / 2),
+            dilation: Hw::square(1),
             groups: Groups::One,
             bias: true,
         }
@@ -197,24 +200,26 @@ pub enum Op {
     /// Max pooling on `[N, C, H, W]`.
     MaxPool2d {
         /// Window.
-        kernel: usize,
+        kernel: Hw,
         /// Stride.
-        stride: usize,
+        stride: Hw,
         /// Padding on each side (padded entries never win).
         #[serde(default)]
-        padding: usize,
+        padding: Hw,
     },
     /// Average pooling on `[N, C, H, W]`.
     AvgPool2d {
         /// Window.
-        kernel: usize,
+        kernel: Hw,
         /// Stride.
-        stride: usize,
+        stride: Hw,
     },
     /// Mean over all spatial axes: `[N, C, ...]` to `[N, C]`.
     GlobalAvgPool,
     /// Max over all spatial axes.
     GlobalMaxPool,
+    /// Up- or downsampling of the spatial axes of `[N, C, H, W]`.
+    Resize(Resize),
     /// Dropout (training only).
     Dropout {
         /// Drop probability.
@@ -589,6 +594,7 @@ impl Op {
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool
             | Op::GlobalMaxPool
+            | Op::Resize(_)
             | Op::Dropout { .. }
             | Op::Add
             | Op::Sub
@@ -695,8 +701,8 @@ impl Op {
                     Groups::Fixed(g) => Role::InBlock(0, g),
                 };
                 let (shape, roles) = match self {
-                    Op::Conv1d(_) => (vec![nout, n0 / g, k], vec![Out, local, Fixed]),
-                    _ => (vec![nout, n0 / g, k, k], vec![Out, local, Fixed, Fixed]),
+                    Op::Conv1d(_) => (vec![nout, n0 / g, k.w], vec![Out, local, Fixed]),
+                    _ => (vec![nout, n0 / g, k.h, k.w], vec![Out, local, Fixed, Fixed]),
                 };
                 let mut v = vec![spec("weight", shape, roles, Fill::Random)];
                 v.extend(bias(c.bias));
@@ -706,7 +712,7 @@ impl Op {
                 let k = c.kernel;
                 let mut v = vec![spec(
                     "weight",
-                    vec![n0, nout, k, k],
+                    vec![n0, nout, k.h, k.w],
                     vec![In(0), Out, Fixed, Fixed],
                     Fill::Random,
                 )];
@@ -733,6 +739,7 @@ impl Op {
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool
             | Op::GlobalMaxPool
+            | Op::Resize(_)
             | Op::Dropout { .. }
             | Op::Flatten { .. }
             | Op::Reshape { .. }
@@ -809,6 +816,7 @@ impl Op {
             Op::AvgPool2d { .. } => "avg_pool2d",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::GlobalMaxPool => "global_max_pool",
+            Op::Resize(_) => "resize",
             Op::Dropout { .. } => "dropout",
             Op::Flatten { .. } => "flatten",
             Op::Reshape { .. } => "reshape",
@@ -876,6 +884,7 @@ impl Op {
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool
             | Op::GlobalMaxPool
+            | Op::Resize(_)
             | Op::Dropout { .. }
             | Op::Flatten { .. }
             | Op::Reshape { .. }
@@ -934,6 +943,7 @@ impl Op {
             | Op::Elementwise(_)
             | Op::Transpose(_)
             | Op::View(_)
+            | Op::Resize(_)
             | Op::Shuffle(_)
             | Op::Reduce(_)
             | Op::SoftmaxAxis(_)
@@ -987,6 +997,7 @@ impl Op {
             | Op::Elementwise(_)
             | Op::Transpose(_)
             | Op::View(_)
+            | Op::Resize(_)
             | Op::Shuffle(_)
             | Op::Reduce(_)
             | Op::SoftmaxAxis(_)
@@ -1047,6 +1058,7 @@ impl Op {
             | Op::Elementwise(_)
             | Op::Transpose(_)
             | Op::View(_)
+            | Op::Resize(_)
             | Op::Shuffle(_)
             | Op::Reduce(_)
             | Op::SoftmaxAxis(_)

@@ -8,10 +8,10 @@ use crate::op::{Activation, Conv, Groups, Op};
 
 fn conv(k: usize, stride: usize) -> Op {
     Op::Conv2d(Conv {
-        kernel: k,
-        stride,
-        padding: k / 2,
-        dilation: 1,
+        kernel: k.into(),
+        stride: stride.into(),
+        padding: (k / 2).into(),
+        dilation: 1.into(),
         groups: Groups::One,
         bias: false,
     })
@@ -67,9 +67,9 @@ pub fn resnet50(seed: u64) -> Result<Model> {
     let mut h = b.add(
         "pool",
         Op::MaxPool2d {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
+            kernel: 3.into(),
+            stride: 2.into(),
+            padding: 1.into(),
         },
         &[s],
         None,

@@ -6,10 +6,10 @@ use graft_nn::{Activation, Cell, Conv, Device, Executor, Groups, Model, Op, Run,
 
 fn conv(kernel: usize, stride: usize, padding: usize, dilation: usize, groups: Groups) -> Conv {
     Conv {
-        kernel,
-        stride,
-        padding,
-        dilation,
+        kernel: graft_nn::Hw::square(kernel),
+        stride: graft_nn::Hw::square(stride),
+        padding: graft_nn::Hw::square(padding),
+        dilation: graft_nn::Hw::square(dilation),
         groups,
         bias: true,
     }
@@ -102,9 +102,9 @@ fn inferred_shapes_match_execution() {
         .add(
             "mp",
             Op::MaxPool2d {
-                kernel: 3,
-                stride: 2,
-                padding: 1,
+                kernel: 3.into(),
+                stride: 2.into(),
+                padding: 1.into(),
             },
             &[t],
             None,
@@ -114,8 +114,8 @@ fn inferred_shapes_match_execution() {
         .add(
             "ap",
             Op::AvgPool2d {
-                kernel: 2,
-                stride: 2,
+                kernel: 2.into(),
+                stride: 2.into(),
             },
             &[mp],
             None,
@@ -199,7 +199,7 @@ fn cost_refuses_shapes_that_do_not_fit() {
     m.add(
         "big",
         Op::Conv2d(Conv {
-            padding: 0,
+            padding: 0.into(),
             ..Conv::same(5)
         }),
         &[x],

@@ -113,10 +113,10 @@ fn conv_backward() {
         (1, Groups::Fixed(2), 1, 0, 1),
     ] {
         let conv = Conv {
-            kernel: k,
-            stride,
-            padding,
-            dilation,
+            kernel: graft_nn::Hw::square(k),
+            stride: graft_nn::Hw::square(stride),
+            padding: graft_nn::Hw::square(padding),
+            dilation: graft_nn::Hw::square(dilation),
             groups,
             bias: true,
         };
@@ -136,10 +136,10 @@ fn conv_backward() {
 #[test]
 fn conv_transpose_backward() {
     let conv = Conv {
-        kernel: 3,
-        stride: 2,
-        padding: 1,
-        dilation: 1,
+        kernel: 3.into(),
+        stride: 2.into(),
+        padding: 1.into(),
+        dilation: 1.into(),
         groups: Groups::One,
         bias: true,
     };
@@ -205,23 +205,89 @@ fn activation_backward() {
 fn pooling_backward() {
     for op in [
         Op::MaxPool2d {
-            kernel: 2,
-            stride: 2,
-            padding: 0,
+            kernel: 2.into(),
+            stride: 2.into(),
+            padding: 0.into(),
         },
         Op::MaxPool2d {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
+            kernel: 3.into(),
+            stride: 2.into(),
+            padding: 1.into(),
         },
         Op::AvgPool2d {
-            kernel: 3,
-            stride: 1,
+            kernel: 3.into(),
+            stride: 1.into(),
+        },
+        Op::MaxPool2d {
+            kernel: graft_nn::Hw::new(3, 2),
+            stride: graft_nn::Hw::new(2, 1),
+            padding: graft_nn::Hw::new(1, 0),
+        },
+        Op::AvgPool2d {
+            kernel: graft_nn::Hw::new(1, 3),
+            stride: graft_nn::Hw::new(1, 2),
         },
         Op::GlobalAvgPool,
         Op::GlobalMaxPool,
     ] {
         let (m, xs) = spatial(op, None);
+        check(&m, &xs, Mode::Eval);
+    }
+}
+
+#[test]
+fn resize_backward() {
+    use graft_nn::{Coords, Interp, NearestRound, Resize, ResizeTarget};
+    for (target, interp, coords) in [
+        (
+            ResizeTarget::Scales([2.0, 2.0]),
+            Interp::Nearest {
+                round: NearestRound::Floor,
+            },
+            Coords::Asymmetric,
+        ),
+        (
+            ResizeTarget::Scales([1.5, 0.5]),
+            Interp::Linear,
+            Coords::HalfPixel,
+        ),
+        (
+            ResizeTarget::Sizes([4, 9]),
+            Interp::Linear,
+            Coords::AlignCorners,
+        ),
+    ] {
+        let op = Op::Resize(Resize {
+            target,
+            interp,
+            coords,
+        });
+        let (m, xs) = spatial(op, None);
+        check(&m, &xs, Mode::Eval);
+    }
+}
+
+/// Per-axis geometry: candle's conv2d takes one stride, padding and
+/// dilation, so uneven ones go through explicit padding, a dilated kernel
+/// and subsampling, which must all pass gradients.
+#[test]
+fn uneven_conv_backward() {
+    use graft_nn::Hw;
+    for conv in [
+        Conv {
+            kernel: Hw::new(1, 3),
+            padding: Hw::new(0, 1),
+            ..Conv::same(1)
+        },
+        Conv {
+            kernel: Hw::new(3, 2),
+            stride: Hw::new(2, 1),
+            padding: Hw::new(1, 2),
+            dilation: Hw::new(1, 2),
+            ..Conv::same(1)
+        },
+    ] {
+        let (m, xs) = spatial(Op::Conv2d(conv), Some(5));
         check(&m, &xs, Mode::Eval);
     }
 }

@@ -166,14 +166,14 @@ fn build(r: &Recipe) -> (Model, VertexId, Tensor) {
             (8, 4) if side >= 4 => {
                 let op = if width % 2 == 0 {
                     Op::MaxPool2d {
-                        kernel: 2,
-                        stride: 2,
-                        padding: 0,
+                        kernel: 2.into(),
+                        stride: 2.into(),
+                        padding: 0.into(),
                     }
                 } else {
                     Op::AvgPool2d {
-                        kernel: 2,
-                        stride: 2,
+                        kernel: 2.into(),
+                        stride: 2.into(),
                     }
                 };
                 (op, vec![u], None)

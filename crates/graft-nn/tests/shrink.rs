@@ -24,7 +24,7 @@ fn small_resnet() -> Model {
     let add = m.add("add", Op::Add, &[r0, c2], None).unwrap();
     let r2 = m.add("r2", relu(), &[add], None).unwrap();
     let down = Conv {
-        stride: 2,
+        stride: 2.into(),
         ..Conv::same(3)
     };
     let c3 = m.add("c3", Op::Conv2d(down), &[r2], Some(32)).unwrap();

@@ -72,9 +72,9 @@ fn digits_cnn_reaches_97_percent() {
         .add(
             "pool",
             Op::MaxPool2d {
-                kernel: 2,
-                stride: 2,
-                padding: 0,
+                kernel: 2.into(),
+                stride: 2.into(),
+                padding: 0.into(),
             },
             &[a2],
             None,

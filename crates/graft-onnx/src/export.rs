@@ -691,11 +691,16 @@ fn emit(
             let i: Vec<&str> = std::iter::once(x)
                 .chain(p.iter().map(String::as_str))
                 .collect();
+            let axes = |v: graft_nn::Hw| -> Vec<i64> {
+                let v = v.pair().map(|x| x as i64);
+                v[2 - spatial..].to_vec()
+            };
+            let pads = [axes(c.padding), axes(c.padding)].concat();
             let attrs = vec![
-                attr_ints("kernel_shape", vec![c.kernel as i64; spatial]),
-                attr_ints("strides", vec![c.stride as i64; spatial]),
-                attr_ints("pads", vec![c.padding as i64; 2 * spatial]),
-                attr_ints("dilations", vec![c.dilation as i64; spatial]),
+                attr_ints("kernel_shape", axes(c.kernel)),
+                attr_ints("strides", axes(c.stride)),
+                attr_ints("pads", pads),
+                attr_ints("dilations", axes(c.dilation)),
                 attr_i("group", groups),
             ];
             out.node("Conv", &name, &i, &name, attrs);
@@ -708,11 +713,12 @@ fn emit(
             let i: Vec<&str> = std::iter::once(x)
                 .chain(p.iter().map(String::as_str))
                 .collect();
+            let hw = |v: graft_nn::Hw| vec![v.h as i64, v.w as i64];
             let attrs = vec![
-                attr_ints("kernel_shape", vec![c.kernel as i64; 2]),
-                attr_ints("strides", vec![c.stride as i64; 2]),
-                attr_ints("pads", vec![c.padding as i64; 4]),
-                attr_ints("dilations", vec![c.dilation as i64; 2]),
+                attr_ints("kernel_shape", hw(c.kernel)),
+                attr_ints("strides", hw(c.stride)),
+                attr_ints("pads", [hw(c.padding), hw(c.padding)].concat()),
+                attr_ints("dilations", hw(c.dilation)),
                 attr_ints("output_padding", vec![*output_padding as i64; 2]),
             ];
             out.node("ConvTranspose", &name, &i, &name, attrs);
@@ -789,17 +795,19 @@ fn emit(
             stride,
             padding,
         } => {
+            let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
             let attrs = vec![
-                attr_ints("kernel_shape", vec![*kernel as i64; 2]),
-                attr_ints("strides", vec![*stride as i64; 2]),
-                attr_ints("pads", vec![*padding as i64; 4]),
+                attr_ints("kernel_shape", hw(kernel)),
+                attr_ints("strides", hw(stride)),
+                attr_ints("pads", [hw(padding), hw(padding)].concat()),
             ];
             out.node("MaxPool", &name, &[x], &name, attrs);
         }
         Op::AvgPool2d { kernel, stride } => {
+            let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
             let attrs = vec![
-                attr_ints("kernel_shape", vec![*kernel as i64; 2]),
-                attr_ints("strides", vec![*stride as i64; 2]),
+                attr_ints("kernel_shape", hw(kernel)),
+                attr_ints("strides", hw(stride)),
             ];
             out.node("AveragePool", &name, &[x], &name, attrs);
         }
@@ -817,6 +825,7 @@ fn emit(
             let flat = format!("{name}.flatten");
             out.node("Flatten", &flat, &[&pooled], &name, vec![attr_i("axis", 1)]);
         }
+        Op::Resize(r) => crate::ops::resize::export(out, &name, x, r)?,
         Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
         Op::Dropout { p } => {
             let r = out.scalar(&format!("{name}.ratio"), *p as f32);

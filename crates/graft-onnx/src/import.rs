@@ -37,6 +37,12 @@ pub(crate) enum Value {
     /// `control > threshold` on a one-column control vertex, waiting for
     /// the `If` or `Where` that reads it.
     Test { v: VertexId, threshold: f64 },
+    /// The value named `of` flattened to 1-D, batch axis included (the
+    /// first half of PyTorch's `as_strided`, which the dynamo exporter
+    /// writes as `Reshape(x, [-1])` then a `Gather` of constant element
+    /// indices), waiting for the Gather that gives it a batch-first shape
+    /// again. Only that Gather reads it.
+    Flat { of: String, len: usize },
 }
 
 impl Value {
@@ -47,7 +53,7 @@ impl Value {
                 Some((*v, shape.clone(), (0..shape.len()).map(Some).collect()))
             }
             Value::View { v, shape, order } => Some((*v, shape.clone(), order.clone())),
-            Value::Const(_) | Value::Test { .. } => None,
+            Value::Const(_) | Value::Test { .. } | Value::Flat { .. } => None,
         }
     }
     /// A view, simplified to a plain runtime value when it is one.
@@ -191,6 +197,17 @@ impl Ctx {
             .inputs()
             .get(k)
             .ok_or_else(|| node.err(format!("needs input {k}")))?;
+        self.runtime_of(node, k, name)
+    }
+
+    /// [`Ctx::runtime`] of the value named `name`, read by `node` as its
+    /// input `k`.
+    pub fn runtime_of(
+        &mut self,
+        node: &Node,
+        k: usize,
+        name: &str,
+    ) -> Result<(VertexId, Vec<usize>), OnnxError> {
         match self.get(node, name)? {
             Value::Runtime { v, shape } => Ok((v, shape)),
             Value::Const(_) => Err(node.err(format!(
@@ -199,7 +216,7 @@ impl Ctx {
             Value::View { v, shape, order } => {
                 let (w, dims) = self.materialize(node, name, v, &shape, &order)?;
                 self.values.insert(
-                    name.clone(),
+                    name.to_string(),
                     Value::Runtime {
                         v: w,
                         shape: dims.clone(),
@@ -209,6 +226,10 @@ impl Ctx {
             }
             Value::Test { .. } => Err(node.err(format!(
                 "input {k} (`{name}`) is a comparison, which only If and Where read"
+            ))),
+            Value::Flat { of, len } => Err(node.err(format!(
+                "input {k} (`{name}`) is `{of}` flattened to [{len}] with its batch axis; \
+                 only a Gather restoring a batch-first shape (as_strided) reads it"
             ))),
         }
     }
@@ -297,9 +318,12 @@ impl Ctx {
             None => Ok(None),
             Some(name) => match self.get(node, name)? {
                 Value::Const(c) => Ok(Some(c)),
-                Value::Runtime { .. } | Value::View { .. } | Value::Test { .. } => Err(node.err(
-                    format!("input {k} (`{name}`) must be a constant (an initializer)"),
-                )),
+                Value::Runtime { .. }
+                | Value::View { .. }
+                | Value::Test { .. }
+                | Value::Flat { .. } => Err(node.err(format!(
+                    "input {k} (`{name}`) must be a constant (an initializer)"
+                ))),
             },
         }
     }

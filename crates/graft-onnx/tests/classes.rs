@@ -5,10 +5,11 @@
 //! around a reshape with a symbolic batch, ShuffleNet's channel split and
 //! shuffle, a max pool in ceil mode, an uneven Pad, and ConvNeXt's
 //! channels-last block (permutes, a layer norm and dense layers on the last
-//! axis), and attention pooling (a softmax over positions). Each imports,
-//! matches
-//! onnxruntime, widens without changing its function, prunes, and
-//! survives export and import.
+//! axis), attention pooling (a softmax over positions), HRNet's resizes
+//! (nearest and bilinear), Inception's uneven kernels, strides, pads and
+//! pooling windows, and ConvNeXt's head (as_strided from the dynamo
+//! exporter). Each imports, matches onnxruntime, widens without changing
+//! its function, prunes, and survives export and import.
 
 mod common;
 
@@ -24,7 +25,10 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// and the branch (through the slices and the shuffle) have their own test.
 /// In `chlast` the first dense layer on the last axis widens (the layer
 /// norm before it is not neuron-separable).
-const CLASSES: [(&str, usize); 9] = [
+const CLASSES: [(&str, usize); 12] = [
+    ("resize", 0),
+    ("asym", 0),
+    ("normhead", 0),
     ("attnpool", 0),
     ("chlast", 2),
     ("se", 0),
@@ -223,4 +227,79 @@ fn the_shuffle_unit_prunes_and_widens_through_its_slices_and_shuffle() {
             .ids()
             .any(|v| matches!(back.model.layer(v).map(|l| &l.op), Some(Op::Shuffle(_)))));
     }
+}
+
+/// A fixture's bytes after `edit` of its first node of type `op` (and of
+/// the initializers), with that node's name.
+fn edited(
+    fixture_name: &str,
+    op: &str,
+    edit: impl FnOnce(&mut graft_onnx::proto::NodeProto, &mut Vec<graft_onnx::proto::TensorProto>),
+) -> (Vec<u8>, String) {
+    use prost::Message;
+    let bytes = std::fs::read(fixture(fixture_name)).unwrap();
+    let mut m = graft_onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let n = g
+        .node
+        .iter_mut()
+        .find(|n| n.op_type.as_deref() == Some(op))
+        .unwrap();
+    let name = n.name.clone().unwrap_or_default();
+    edit(n, &mut g.initializer);
+    (m.encode_to_vec(), name)
+}
+
+fn refused_naming(bytes: &[u8], name: &str, what: &str) {
+    match import_bytes(bytes) {
+        Err(graft_onnx::OnnxError::Node { node, reason, .. }) => {
+            assert_eq!(node, name, "{what}: {reason}");
+        }
+        other => panic!("{what}: expected an error naming `{name}`, got {other:?}"),
+    }
+}
+
+#[test]
+fn resizes_and_as_strided_views_graft_does_not_compute_are_refused_naming_the_node() {
+    let set = |key: &'static str, val: &'static str| {
+        move |n: &mut graft_onnx::proto::NodeProto, _: &mut Vec<graft_onnx::proto::TensorProto>| {
+            let a = n
+                .attribute
+                .iter_mut()
+                .find(|a| a.name.as_deref() == Some(key))
+                .unwrap();
+            a.s = Some(val.as_bytes().to_vec());
+        }
+    };
+    let (b, name) = edited("resize.dynamo.onnx", "Resize", set("mode", "cubic"));
+    refused_naming(&b, &name, "cubic");
+    let (b, name) = edited(
+        "resize.dynamo.onnx",
+        "Resize",
+        set("coordinate_transformation_mode", "tf_crop_and_resize"),
+    );
+    refused_naming(&b, &name, "tf_crop_and_resize");
+    // Scaling the channel axis: the scales constant's second entry.
+    let (b, name) = edited("resize.dynamo.onnx", "Resize", |n, inits| {
+        let scales = n.input[2].clone();
+        let t = inits
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some(scales.as_str()))
+            .unwrap();
+        t.float_data = vec![1.0, 2.0, 2.0, 2.0];
+        t.raw_data = None;
+    });
+    refused_naming(&b, &name, "channel scale");
+    // as_strided with indices that do not read every element in order.
+    let (b, name) = edited("normhead.dynamo.onnx", "Gather", |n, inits| {
+        let idx = n.input[1].clone();
+        let t = inits
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some(idx.as_str()))
+            .unwrap();
+        let count: i64 = t.dims.iter().product();
+        t.int64_data = (0..count).rev().collect();
+        t.raw_data = None;
+    });
+    refused_naming(&b, &name, "reversed as_strided");
 }

@@ -92,9 +92,9 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
             (4, _) => (Op::InstanceNorm { eps: 1e-5 }, vec![u], None, (4, side)),
             (5, 4) if side >= 4 => (
                 Op::MaxPool2d {
-                    kernel: 2,
-                    stride: 2,
-                    padding: 0,
+                    kernel: 2.into(),
+                    stride: 2.into(),
+                    padding: 0.into(),
                 },
                 vec![u],
                 None,
@@ -102,9 +102,9 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
             ),
             (6, 4) if side >= 4 => (
                 Op::MaxPool2d {
-                    kernel: 3,
-                    stride: 2,
-                    padding: 1,
+                    kernel: 3.into(),
+                    stride: 2.into(),
+                    padding: 1.into(),
                 },
                 vec![u],
                 None,
@@ -112,8 +112,8 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
             ),
             (7, 4) if side >= 4 => (
                 Op::AvgPool2d {
-                    kernel: 2,
-                    stride: 2,
+                    kernel: 2.into(),
+                    stride: 2.into(),
                 },
                 vec![u],
                 None,
@@ -159,7 +159,7 @@ fn build(conv: bool, steps: &[(u8, usize, usize)], seed: u64) -> (Model, Tensor)
             (14, 4) if side <= 8 => (
                 Op::ConvTranspose2d {
                     conv: Conv {
-                        stride: 2,
+                        stride: 2.into(),
                         bias: width % 2 == 1,
                         ..Conv::same(3)
                     },

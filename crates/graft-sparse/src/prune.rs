@@ -348,7 +348,7 @@ fn to_structure_once(model: &mut Model) -> Result<usize, SparseError> {
                 match model.layer(c).map(|l| &l.op) {
                     Some(Op::MaskedDense { .. }) if !conv => readers.push((c, 0usize)),
                     Some(Op::MaskedConv2d(cv)) if conv && cv.groups == graft_nn::Groups::One => {
-                        readers.push((c, cv.padding))
+                        readers.push((c, cv.padding.h.max(cv.padding.w)))
                     }
                     Some(Op::Activation(graft_nn::Activation::Relu)) => {
                         relu = true;

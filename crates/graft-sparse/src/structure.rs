@@ -239,7 +239,7 @@ fn build(
                     graft_nn::Groups::Depthwise => ci,
                     graft_nn::Groups::Fixed(k) => k,
                 };
-                let (cig, cog, k) = (ci / groups, co / groups, c.kernel);
+                let (cig, cog, (kh, kw)) = (ci / groups, co / groups, (c.kernel.h, c.kernel.w));
                 let w: Vec<f32> = model
                     .param(v, "weight")?
                     .to_dtype(graft_nn::DType::F32)?
@@ -261,9 +261,9 @@ fn build(
                     let grp = o / cog;
                     for cl in 0..cig {
                         let ch = grp * cig + cl;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let at = ((o * cig + cl) * k + ky) * k + kx;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let at = ((o * cig + cl) * kh + ky) * kw + kx;
                                 let x = w[at];
                                 let kept = match &mask {
                                     Some(m) => m[at] != 0.0,
@@ -273,14 +273,14 @@ fn build(
                                     continue;
                                 }
                                 for y in 0..ho {
-                                    let iy = (y * c.stride + ky * c.dilation) as isize
-                                        - c.padding as isize;
+                                    let iy = (y * c.stride.h + ky * c.dilation.h) as isize
+                                        - c.padding.h as isize;
                                     if iy < 0 || iy >= hi as isize {
                                         continue;
                                     }
                                     for xx in 0..wo {
-                                        let ix = (xx * c.stride + kx * c.dilation) as isize
-                                            - c.padding as isize;
+                                        let ix = (xx * c.stride.w + kx * c.dilation.w) as isize
+                                            - c.padding.w as isize;
                                         if ix < 0 || ix >= wi as isize {
                                             continue;
                                         }
@@ -428,17 +428,17 @@ fn pool_edges(op: &Op, input: &[usize], output: &[usize]) -> Vec<(usize, usize, 
         {
             let (pad, w) = match op {
                 Op::MaxPool2d { padding, .. } => (*padding, 1.0),
-                _ => (0, 1.0 / (kernel * kernel) as f32),
+                _ => (graft_nn::Hw::default(), 1.0 / (kernel.h * kernel.w) as f32),
             };
             let (hi, wi, ho, wo) = (input[1], input[2], output[1], output[2]);
             for ch in 0..c {
                 for y in 0..ho {
                     for x in 0..wo {
                         let t = (ch * ho + y) * wo + x;
-                        for ky in 0..*kernel {
-                            for kx in 0..*kernel {
-                                let iy = (y * stride + ky) as isize - pad as isize;
-                                let ix = (x * stride + kx) as isize - pad as isize;
+                        for ky in 0..kernel.h {
+                            for kx in 0..kernel.w {
+                                let iy = (y * stride.h + ky) as isize - pad.h as isize;
+                                let ix = (x * stride.w + kx) as isize - pad.w as isize;
                                 if iy < 0 || ix < 0 || iy >= hi as isize || ix >= wi as isize {
                                     continue;
                                 }

@@ -517,10 +517,10 @@ fn s15_conv_layer_to_graph() {
     use graft_nn::{Conv, Groups};
     use graft_sparse::structure::neuron_graph_for;
     let conv = |k: usize, s: usize, p: usize| Conv {
-        kernel: k,
-        stride: s,
-        padding: p,
-        dilation: 1,
+        kernel: graft_nn::Hw::square(k),
+        stride: graft_nn::Hw::square(s),
+        padding: graft_nn::Hw::square(p),
+        dilation: 1.into(),
         groups: Groups::One,
         bias: true,
     };
@@ -529,7 +529,7 @@ fn s15_conv_layer_to_graph() {
         let x = m.input("x", 2).unwrap();
         let v = m.add("conv", Op::Conv2d(c), &[x], Some(3)).unwrap();
         // Weights away from zero, so that every tap is an edge.
-        let w = Tensor::rand(1f32, 2.0, (3, 2, c.kernel, c.kernel), &Device::Cpu).unwrap();
+        let w = Tensor::rand(1f32, 2.0, (3, 2, c.kernel.h, c.kernel.w), &Device::Cpu).unwrap();
         m.set_param(v, "weight", &w).unwrap();
         m
     };

@@ -31,9 +31,9 @@ fn max_and_average_windows() {
     let e = edges_into(
         &pooled(
             Op::MaxPool2d {
-                kernel: 2,
-                stride: 2,
-                padding: 0,
+                kernel: 2.into(),
+                stride: 2.into(),
+                padding: 0.into(),
             },
             2,
         ),
@@ -55,8 +55,8 @@ fn max_and_average_windows() {
     let e = edges_into(
         &pooled(
             Op::AvgPool2d {
-                kernel: 2,
-                stride: 2,
+                kernel: 2.into(),
+                stride: 2.into(),
             },
             2,
         ),
@@ -73,9 +73,9 @@ fn padded_max_pool_clips_at_the_border() {
     let e = edges_into(
         &pooled(
             Op::MaxPool2d {
-                kernel: 3,
-                stride: 2,
-                padding: 1,
+                kernel: 3.into(),
+                stride: 2.into(),
+                padding: 1.into(),
             },
             1,
         ),

@@ -96,7 +96,7 @@ fn pruned_cnn_shrinks_and_keeps_its_function() {
         .unwrap();
     // The second convolution has no padding, so constants fold exactly.
     let valid = Conv {
-        padding: 0,
+        padding: 0.into(),
         ..Conv::same(3)
     };
     let c2 = m

@@ -48,7 +48,7 @@ fn residual_cnn(seed: u64) -> graft::nn::Result<Model> {
     // A convolution followed by batch norm.
     let conv_bn = |m: &mut Model, name: &str, x, n, stride| -> graft::nn::Result<_> {
         let c = Conv {
-            stride,
+            stride: graft::nn::Hw::square(stride),
             ..Conv::same(3)
         };
         let v = m.add(name, Op::Conv2d(c), &[x], Some(n))?;

@@ -41,9 +41,14 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
             thousands(p),
             thousands(macs),
         ]);
+        let inputs: Vec<&str> = vx
+            .inputs()
+            .iter()
+            .filter_map(|&u| g.vertex(u).ok().map(|ux| ux.name()))
+            .collect();
         records.push(json!({
             "name": vx.name(), "op": op, "kind": vx.kind().as_str(),
-            "nin": vx.nin(), "nout": vx.nout(), "params": p, "macs": macs,
+            "inputs": inputs, "nin": vx.nin(), "nout": vx.nout(), "params": p, "macs": macs,
         }));
     }
     let total_p = m.parameter_count();

@@ -14,6 +14,7 @@ pub(crate) mod parts;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
+pub(crate) mod resize;
 pub(crate) mod sparse;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ pub(crate) fn forward(
         Op::AvgPool2d { kernel, stride } => (pool::avg2d(x, *kernel, *stride)?, none),
         Op::GlobalAvgPool => (pool::global_avg(x)?, none),
         Op::GlobalMaxPool => (pool::global_max(x)?, none),
+        Op::Resize(r) => (r.forward(x)?, none),
         Op::Dropout { p } => (merge::dropout(x, *p, ctx)?, none),
         Op::Flatten { .. } => (x.flatten_from(1)?, none),
         Op::Reshape { shape } => {

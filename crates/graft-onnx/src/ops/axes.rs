@@ -36,7 +36,7 @@ fn reduce(ctx: &mut Ctx, node: &Node, f: Reducer) -> Result<(), OnnxError> {
     let onnx_rank = match &val {
         Value::Runtime { shape, .. } => shape.len(),
         Value::View { order, .. } => order.len(),
-        Value::Const(_) | Value::Test { .. } => {
+        Value::Const(_) | Value::Test { .. } | Value::Flat { .. } => {
             return Err(node.err("reduces a value graft does not compute"))
         }
     };

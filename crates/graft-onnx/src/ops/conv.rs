@@ -1,8 +1,10 @@
-//! Conv (1-D and 2-D; groups, depthwise, dilation, pads, auto_pad, strides).
+//! Conv (1-D and 2-D; groups, depthwise, dilation, pads, auto_pad, strides,
+//! each per spatial axis) and ConvTranspose (2-D; equal strides, pads and
+//! dilations on both axes).
 
 use std::collections::HashMap;
 
-use graft_nn::{Conv, Groups, Op};
+use graft_nn::{Conv, Groups, Hw, Op};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -20,6 +22,8 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     if w.dims.len() != 4 || shape.len() != 4 || w.dims[0] != shape[1] {
         return Err(node.err(format!("2-D only: weight {:?} on input {shape:?}", w.dims)));
     }
+    let stride = square(node, "strides", stride)?;
+    let dilation = square(node, "dilations", dilation)?;
     if node.int("group", 1) != 1 {
         return Err(node.err("groups are not supported for ConvTranspose"));
     }
@@ -37,15 +41,15 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let bias = ctx.constant(node, 2)?;
     let conv = Conv {
         kernel: k,
-        stride,
-        padding,
-        dilation,
+        stride: Hw::square(stride),
+        padding: Hw::square(padding),
+        dilation: Hw::square(dilation),
         groups: Groups::One,
         bias: bias.is_some(),
     };
     let mut oshape = vec![shape[0], out];
-    for &s in &shape[2..] {
-        let full = (s - 1) * stride + dilation * (k - 1) + output_padding + 1;
+    for (&s, k) in shape[2..].iter().zip(k.pair()) {
+        let full = (s.max(1) - 1) * stride + dilation * (k.max(1) - 1) + output_padding + 1;
         if full <= 2 * padding {
             return Err(node.err(format!("padding {padding} leaves no output from size {s}")));
         }
@@ -79,52 +83,87 @@ fn same(node: &Node, key: &str, v: &[i64], default: i64) -> Result<usize, OnnxEr
     }
 }
 
+/// The common value of a per-axis one, or an error naming the attribute.
+fn square(node: &Node, key: &str, v: Hw) -> Result<usize, OnnxError> {
+    v.as_square().ok_or_else(|| {
+        node.err(format!(
+            "{key} {v}: only equal values on both axes are supported here"
+        ))
+    })
+}
+
+/// One value per spatial axis (1-D: the width entry, the height equal to
+/// it), `default` when the attribute is absent, or an error naming it.
+pub(crate) fn per_axis(
+    node: &Node,
+    key: &str,
+    v: &[i64],
+    spatial: usize,
+    default: usize,
+) -> Result<Hw, OnnxError> {
+    match (v, spatial) {
+        ([], _) => Ok(Hw::square(default)),
+        (&[x], 1) if x >= 0 => Ok(Hw::square(x as usize)),
+        (&[h, w], 2) if h >= 0 && w >= 0 => Ok(Hw::new(h as usize, w as usize)),
+        _ => Err(node.err(format!(
+            "{key} {v:?}: one non-negative value per spatial axis ({spatial}) expected"
+        ))),
+    }
+}
+
 /// A convolution node's constant weight, and its kernel size, stride and
-/// dilation (equal on every axis).
-fn geometry(ctx: &Ctx, node: &Node) -> Result<(Const, usize, usize, usize), OnnxError> {
+/// dilation per spatial axis.
+fn geometry(ctx: &Ctx, node: &Node) -> Result<(Const, Hw, Hw, Hw), OnnxError> {
     let w = ctx
         .constant(node, 1)?
         .ok_or_else(|| node.err("needs a constant weight"))?;
     let dims: Vec<i64> = w.dims.iter().skip(2).map(|&d| d as i64).collect();
-    let k = same(node, "kernel_shape", &dims, 1)?;
-    let stride = same(
-        node,
-        "strides",
-        &node.ints("strides").unwrap_or_default(),
-        1,
-    )?;
-    let dilation = same(
-        node,
-        "dilations",
-        &node.ints("dilations").unwrap_or_default(),
-        1,
-    )?;
+    let spatial = dims.len();
+    let k = per_axis(node, "kernel_shape", &dims, spatial, 1)?;
+    if let Some(ks) = node.ints("kernel_shape") {
+        if ks != dims {
+            return Err(node.err(format!(
+                "kernel_shape {ks:?} disagrees with the weight's {dims:?}"
+            )));
+        }
+    }
+    let get = |key: &str| per_axis(node, key, &node.ints(key).unwrap_or_default(), spatial, 1);
+    let stride = get("strides")?;
+    let dilation = get("dilations")?;
+    if stride.h == 0 || stride.w == 0 || dilation.h == 0 || dilation.w == 0 {
+        return Err(node.err(format!(
+            "strides {stride} and dilations {dilation} must be positive"
+        )));
+    }
     Ok((w, k, stride, dilation))
 }
 
-/// Uneven `pads` (PyTorch's exporters fold an explicit `F.pad` into the
-/// convolution): the part above the smallest pad becomes a zero
-/// [`graft_nn::Pad`] vertex before the convolution, which keeps the
-/// smallest as its even padding.
+/// Pads that differ before and after an axis (PyTorch's exporters fold an
+/// explicit `F.pad` into the convolution): on each axis the part above the
+/// smaller side becomes a zero [`graft_nn::Pad`] vertex before the
+/// convolution, which keeps the smaller side as its padding on that axis.
 fn uneven_pads(
     ctx: &mut Ctx,
     node: &Node,
     x: graft_core::VertexId,
     shape: Vec<usize>,
-) -> Result<(graft_core::VertexId, Vec<usize>, Option<usize>), OnnxError> {
+) -> Result<(graft_core::VertexId, Vec<usize>, Option<Hw>), OnnxError> {
     let pads = node.ints("pads").unwrap_or_default();
     let n = pads.len() / 2;
     let auto = node.string("auto_pad");
-    let even = pads.windows(2).all(|p| p[0] == p[1]);
+    let even = (0..n).all(|i| pads[i] == pads[i + n]);
     if even || !matches!(auto.as_deref(), None | Some("NOTSET")) || n + 2 != shape.len() {
         return Ok((x, shape, None));
     }
     if pads.iter().any(|&p| p < 0) {
         return Err(node.err(format!("negative pads {pads:?}")));
     }
-    let m = *pads.iter().min().expect("pads") as usize;
+    let m: Vec<usize> = (0..n).map(|i| pads[i].min(pads[i + n]) as usize).collect();
     let list: Vec<(usize, usize, usize)> = (0..n)
-        .map(|i| (i + 2, pads[i] as usize - m, pads[i + n] as usize - m))
+        .map(|i| {
+            let (b, e) = (pads[i] as usize - m[i], pads[i + n] as usize - m[i]);
+            (i + 2, b, e)
+        })
         .filter(|&(_, b, e)| b + e > 0)
         .collect();
     let mut out = shape.clone();
@@ -139,6 +178,11 @@ fn uneven_pads(
     };
     let name = ctx.fresh_name(&format!("{}.pad", node.output()));
     let v = ctx.model.add(&name, Op::Pad(p), &[x], None)?;
+    let m = match m[..] {
+        [w] => Hw::square(w),
+        [h, w] => Hw::new(h, w),
+        _ => return Err(node.err(format!("pads {pads:?}: 1-D or 2-D only"))),
+    };
     Ok((v, out, Some(m)))
 }
 
@@ -154,11 +198,21 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         )));
     }
     let padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
-        "NOTSET" if evened.is_some() => evened.unwrap_or(0),
-        "NOTSET" => same(node, "pads", &node.ints("pads").unwrap_or_default(), 0)?,
-        "VALID" => 0,
-        "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (k - 1)) % 2 == 0 => {
-            dilation * (k - 1) / 2
+        "NOTSET" => match evened {
+            Some(p) => p,
+            None => {
+                // Even pads: begin == end on every axis.
+                let pads = node.ints("pads").unwrap_or_default();
+                per_axis(node, "pads", &pads[..pads.len() / 2], spatial, 0)?
+            }
+        },
+        "VALID" => Hw::default(),
+        "SAME_UPPER" | "SAME_LOWER"
+            if stride == Hw::square(1)
+                && (dilation.h * (k.h - 1)) % 2 == 0
+                && (dilation.w * (k.w - 1)) % 2 == 0 =>
+        {
+            Hw::new(dilation.h * (k.h - 1) / 2, dilation.w * (k.w - 1) / 2)
         }
         other => return Err(node.err(format!("auto_pad {other} with stride {stride}"))),
     };
@@ -186,12 +240,20 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         bias: bias.is_some(),
     };
     let mut oshape = vec![shape[0], out];
-    for &s in &shape[2..] {
-        let eff = dilation * (k - 1) + 1;
-        if s + 2 * padding < eff {
+    let axes = |v: Hw| {
+        if spatial == 1 {
+            vec![v.w]
+        } else {
+            v.pair().to_vec()
+        }
+    };
+    let (ks, ss, ps, ds) = (axes(k), axes(stride), axes(padding), axes(dilation));
+    for (i, &s) in shape[2..].iter().enumerate() {
+        let eff = ds[i] * ks[i].max(1).saturating_sub(1) + 1;
+        if s + 2 * ps[i] < eff {
             return Err(node.err(format!("kernel {k} does not fit input size {s}")));
         }
-        oshape.push((s + 2 * padding - eff) / stride + 1);
+        oshape.push((s + 2 * ps[i] - eff) / ss[i] + 1);
     }
     let op = if spatial == 2 {
         Op::Conv2d(c)

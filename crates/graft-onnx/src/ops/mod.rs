@@ -15,6 +15,7 @@ pub(crate) mod parts;
 pub(crate) mod pointwise;
 mod pool;
 mod recurrent;
+pub(crate) mod resize;
 mod shape;
 pub(crate) mod view;
 
@@ -35,6 +36,7 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     shape::register(&mut r);
     view::register(&mut r);
     recurrent::register(&mut r);
+    resize::register(&mut r);
     control::register(&mut r);
     r
 }

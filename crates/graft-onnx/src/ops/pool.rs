@@ -1,9 +1,10 @@
-//! Pooling: MaxPool, AveragePool (square windows, no padding), the global
-//! pools and ReduceMean over every spatial axis.
+//! Pooling: MaxPool, AveragePool (2-D windows, kernel, stride and padding
+//! per axis, the padding the same before and after), the global pools and
+//! ReduceMean over every spatial axis.
 
 use std::collections::HashMap;
 
-use graft_nn::Op;
+use graft_nn::{Hw, Op};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -19,38 +20,47 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 fn window(ctx: &mut Ctx, node: &Node, max: bool) -> Result<(), OnnxError> {
     let (x, shape) = ctx.runtime(node, 0)?;
     let ks = node.ints("kernel_shape").unwrap_or_default();
-    let st = node.ints("strides").unwrap_or_else(|| vec![1; ks.len()]);
+    let st = node.ints("strides").unwrap_or_default();
     let pads = node.ints("pads").unwrap_or_default();
-    if shape.len() != 4 || ks.len() != 2 || ks[0] != ks[1] || st.len() != 2 || st[0] != st[1] {
+    if shape.len() != 4 || ks.len() != 2 {
         return Err(node.err(format!(
-            "square 2-D windows only (kernel {ks:?}, strides {st:?})"
+            "2-D windows only (kernel {ks:?} on input {shape:?})"
         )));
     }
-    let pad = match pads.first() {
-        None => 0,
-        Some(&p) if pads.iter().all(|&q| q == p) && (max || p == 0) => p as usize,
+    let ks = super::conv::per_axis(node, "kernel_shape", &ks, 2, 1)?;
+    let st = super::conv::per_axis(node, "strides", &st, 2, 1)?;
+    if ks.h == 0 || ks.w == 0 || st.h == 0 || st.w == 0 {
+        return Err(node.err(format!("kernel {ks} and strides {st} must be positive")));
+    }
+    let even = pads.len() == 4 && pads[0] == pads[2] && pads[1] == pads[3];
+    let pad = match pads.len() {
+        0 => Hw::default(),
+        _ if !even => {
+            return Err(node.err(format!(
+                "pads {pads:?}: the same padding before and after each axis is supported"
+            )))
+        }
+        _ => super::conv::per_axis(node, "pads", &pads[..2], 2, 0)?,
+    };
+    let pad = match pad {
+        p if max || p == Hw::default() => p,
         // An average that counts the padding (PyTorch's default) is an
         // average over a zero-padded input.
-        Some(&p)
-            if pads.iter().all(|&q| q == p)
-                && p > 0
-                && node.int("count_include_pad", 0) != 0 =>
-        {
-            let p = p as usize;
+        p if node.int("count_include_pad", 0) != 0 => {
             let op = graft_nn::Pad {
-                pads: vec![(2, p, p), (3, p, p)],
+                pads: vec![(2, p.h, p.h), (3, p.w, p.w)],
                 mode: graft_nn::PadMode::Constant { value: 0.0 },
                 neurons: ctx.neuron_axis(x),
                 rank: 4,
             };
             let name = ctx.fresh_name(&format!("{}.pad", node.output()));
             let v = ctx.model.add(&name, Op::Pad(op), &[x], None)?;
-            let padded = vec![shape[0], shape[1], shape[2] + 2 * p, shape[3] + 2 * p];
-            return window_on(ctx, node, v, padded, 0, max, ks, st);
+            let padded = vec![shape[0], shape[1], shape[2] + 2 * p.h, shape[3] + 2 * p.w];
+            return window_on(ctx, node, v, padded, Hw::default(), max, ks, st);
         }
         _ => {
             return Err(node.err(format!(
-                "pads {pads:?}: equal padding on every side; an average pool counts it (count_include_pad)"
+                "pads {pads:?}: an average pool with padding must count it (count_include_pad)"
             )))
         }
     };
@@ -64,10 +74,10 @@ fn window_on(
     node: &Node,
     x: graft_core::VertexId,
     shape: Vec<usize>,
-    pad: usize,
+    pad: Hw,
     max: bool,
-    ks: Vec<i64>,
-    st: Vec<i64>,
+    k: Hw,
+    s: Hw,
 ) -> Result<(), OnnxError> {
     let ceil = node.int("ceil_mode", 0) != 0;
     if ceil && !max {
@@ -79,13 +89,12 @@ fn window_on(
     {
         return Err(node.err("dilated pooling is not supported"));
     }
-    let (k, s) = (ks[0] as usize, st[0] as usize);
-    if shape[2] + 2 * pad < k || shape[3] + 2 * pad < k {
+    if shape[2] + 2 * pad.h < k.h || shape[3] + 2 * pad.w < k.w {
         return Err(node.err(format!("window {k} larger than the input {shape:?}")));
     }
     // ceil_mode: windows may run past the far edge (never starting in the
     // far padding); a max pool reads them as −∞ padding before it.
-    let extra = |l: usize| -> usize {
+    let extra = |l: usize, k: usize, s: usize, pad: usize| -> usize {
         if !ceil {
             return 0;
         }
@@ -96,7 +105,8 @@ fn window_on(
         }
         ((n - 1) * s + k).saturating_sub(l + 2 * pad)
     };
-    let (eh, ew) = (extra(shape[2]), extra(shape[3]));
+    let eh = extra(shape[2], k.h, s.h, pad.h);
+    let ew = extra(shape[3], k.w, s.w, pad.w);
     let (x, shape) = if eh + ew > 0 {
         let p = graft_nn::Pad {
             pads: vec![(2, 0, eh), (3, 0, ew)],
@@ -115,8 +125,8 @@ fn window_on(
     let out = vec![
         shape[0],
         shape[1],
-        (shape[2] + 2 * pad - k) / s + 1,
-        (shape[3] + 2 * pad - k) / s + 1,
+        (shape[2] + 2 * pad.h - k.h) / s.h + 1,
+        (shape[3] + 2 * pad.w - k.w) / s.w + 1,
     ];
     let op = if max {
         Op::MaxPool2d {

@@ -84,7 +84,30 @@ fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     flatten_to(ctx, node)
 }
 
+/// A reshape of a computed value to 1-D, batch axis included: bound as
+/// [`Value::Flat`] for the Gather of PyTorch's `as_strided` to read. False
+/// when the reshape is not one.
+fn flatten_batch(ctx: &mut Ctx, node: &Node) -> Result<bool, OnnxError> {
+    let name = node.input(0)?;
+    let Some((_, shape, order)) = ctx.get(node, name)?.view() else {
+        return Ok(false);
+    };
+    let dims = Value::onnx_dims(&shape, &order);
+    let total: usize = dims.iter().product();
+    let target = super::view::reshape_target(ctx, node, &dims)?;
+    let flat = matches!(target[..], [d] if d == -1 || d == total as i64);
+    if !flat || dims.len() < 2 {
+        return Ok(false);
+    }
+    let of = name.to_string();
+    ctx.alias(node, Value::Flat { of, len: total });
+    Ok(true)
+}
+
 fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if flatten_batch(ctx, node)? {
+        return Ok(());
+    }
     // A view that only gains or loses unit axes stays a view; any other
     // reshape of it becomes vertices (a transpose first) below.
     if let Some(Value::View { .. }) = ctx.values.get(node.input(0)?) {
@@ -93,9 +116,21 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         }
     }
     let (v, s) = ctx.runtime(node, 0)?;
-    let total: usize = s.iter().product();
     // Resolve 0 (copy), then -1 (infer).
-    let mut dims = super::view::reshape_target(ctx, node, &s)?;
+    let dims = super::view::reshape_target(ctx, node, &s)?;
+    reshape_to(ctx, node, v, s, dims)
+}
+
+/// The reshape of vertex `v` (graft shape `s`) to `dims` (ONNX's target,
+/// 0 resolved, -1 still to infer).
+pub(crate) fn reshape_to(
+    ctx: &mut Ctx,
+    node: &Node,
+    v: graft_core::VertexId,
+    s: Vec<usize>,
+    mut dims: Vec<i64>,
+) -> Result<(), OnnxError> {
+    let total: usize = s.iter().product();
     let target = dims.clone();
     if dims.iter().any(|&d| d < -1 || d > total as i64) {
         return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
@@ -127,7 +162,10 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         return Ok(());
     }
     if dims.len() == 2 && s.len() > 2 {
-        return flatten_to(ctx, node);
+        // As Flatten (the input is already a runtime value here).
+        let spatial: usize = s[2..].iter().product();
+        ctx.add(node, Op::Flatten { spatial }, &[v], None, dims)?;
+        return Ok(());
     }
     ctx.add(
         node,

@@ -132,7 +132,9 @@ fn unsqueeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             Ok(())
         }
         other => {
-            let (v, shape, order) = other.view().expect("runtime or view");
+            let Some((v, shape, order)) = other.view() else {
+                return Err(node.err("unsqueezes a value graft does not compute"));
+            };
             let rank = order.len() + add.len();
             let mut at: Vec<usize> = add
                 .iter()
@@ -153,8 +155,11 @@ fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let val = input(ctx, node)?;
     let dims: Vec<i64> = match &val {
         Value::Const(c) => c.dims.iter().map(|&d| d as i64).collect(),
+        Value::Flat { len, .. } => vec![*len as i64],
         other => {
-            let (_, shape, order) = other.view().expect("runtime or view");
+            let Some((_, shape, order)) = other.view() else {
+                return Err(node.err("the shape of a value graft does not compute"));
+            };
             Value::onnx_dims(&shape, &order)
                 .iter()
                 .map(|&d| d as i64)
@@ -217,8 +222,11 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             ctx.alias(node, Value::Const(out));
             Ok(())
         }
+        Value::Flat { of, len } => as_strided(ctx, node, &of, len, &idx),
         other => {
-            let (v, shape, order) = other.view().expect("runtime or view");
+            let Some((v, shape, order)) = other.view() else {
+                return Err(node.err("gathers from a value graft does not compute"));
+            };
             let axis = norm_axis(node, node.int("axis", 0), order.len())?;
             let Some(graft_axis) = order[axis] else {
                 return Err(node.err("gathering along a unit axis is not supported"));
@@ -244,6 +252,33 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             Ok(())
         }
     }
+}
+
+/// The second half of PyTorch's `as_strided` (see [`Value::Flat`]): a
+/// Gather along axis 0 of the value `of` flattened to `len` elements. When
+/// the indices read every element once in order (`arange(len)` in some
+/// shape: a contiguous tensor given its own or another batch-first shape),
+/// it is a reshape of `of` to the indices' shape; other strides are refused.
+fn as_strided(
+    ctx: &mut Ctx,
+    node: &Node,
+    of: &str,
+    len: usize,
+    idx: &Const,
+) -> Result<(), OnnxError> {
+    let contiguous = idx.len() == len
+        && node.int("axis", 0) == 0
+        && idx.ints().iter().enumerate().all(|(k, &i)| i == k as i64);
+    if !contiguous {
+        return Err(node.err(format!(
+            "as_strided of `{of}`: only indices reading every element in order are supported \
+             (indices of shape {:?} from {len} elements)",
+            idx.dims
+        )));
+    }
+    let (v, s) = ctx.runtime_of(node, 0, of)?;
+    let dims: Vec<i64> = idx.dims.iter().map(|&d| d as i64).collect();
+    super::shape::reshape_to(ctx, node, v, s, dims)
 }
 
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
