@@ -32,7 +32,7 @@ pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Elementwise, GateEstimator, Groups,
-    Join, LayerNormLast, LinearLast, Op, Operand, Pad, PadMode, Reduce, Reducer, Rule, Slice,
+    Join, LayerNormLast, LinearLast, MatMul, Op, Regroup, Token, Operand, Pad, PadMode, Reduce, Reducer, Rule, Slice,
     Softmax, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};

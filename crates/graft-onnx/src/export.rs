@@ -909,6 +909,9 @@ fn emit(
                 vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
             );
         }
+        Op::MatMul(_) | Op::Token(_) | Op::Regroup(_) => {
+            crate::ops::attention::export(out, model, v, &name, &ins, &layer.op)?;
+        }
         Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;
         }

@@ -30,15 +30,25 @@ impl Transpose {
         x.permute(self.perm.clone())?.contiguous()
     }
 
-    /// The per-sample output shape.
+    /// The per-sample output shape. A permutation that moves the batch
+    /// axis (a file exported at batch size 1 that folds it into others) is
+    /// read at batch size 1.
     pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
-        if self.perm.len() != s.len() + 1 || self.perm.first() != Some(&0) {
+        let mut full = vec![1];
+        full.extend(s);
+        let mut seen = vec![false; full.len()];
+        if self.perm.len() != full.len()
+            || self
+                .perm
+                .iter()
+                .any(|&a| a >= full.len() || std::mem::replace(&mut seen[a], true))
+        {
             return Err(format!(
-                "permutation {:?} for a value of per-sample shape {s:?} (the batch axis stays first)",
+                "permutation {:?} for a value of per-sample shape {s:?}",
                 self.perm
             ));
         }
-        Ok(self.perm[1..].iter().map(|&a| s[a - 1]).collect())
+        Ok(self.perm[1..].iter().map(|&a| full[a]).collect())
     }
 }
 

@@ -102,7 +102,13 @@ fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
                 None => continue,
                 // After a global pool graft's value has no spatial axes.
                 Some(a) if shape[*a] == 1 => {
-                    return Err(node.err(format!("squeezing graft axis {a} is not supported")))
+                    // A graft axis of size 1: computed as a reshape.
+                    let target: Vec<usize> = (0..dims.len())
+                        .filter(|k| !remove.contains(k))
+                        .map(|k| dims[k])
+                        .collect();
+                    let (w, s) = ctx.runtime(node, 0)?;
+                    return super::shape::reshape_to(ctx, node, w, s, target);
                 }
                 Some(_) => return Err(node.err(format!("axis {i} has size {}, not 1", dims[i]))),
             }
@@ -223,6 +229,9 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             let Some(graft_axis) = order[axis] else {
                 return Err(node.err("gathering along a unit axis is not supported"));
             };
+            if idx.dims.is_empty() && !(shape.len() == 3 && graft_axis == 2) {
+                return gather_one(ctx, node, axis, idx.ints()[0]);
+            }
             let t = shape.get(2).copied().unwrap_or(0) as i64;
             let last = idx.len() == 1
                 && idx.dims.is_empty()
@@ -244,6 +253,46 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             Ok(())
         }
     }
+}
+
+/// Gather of one index (a scalar) along ONNX axis `axis` of a computed
+/// value (query, key and value picked from a stacked projection): a slice
+/// of that axis, then a reshape dropping it. An index on the batch axis
+/// (a file exported at batch size 1) regroups the value first.
+fn gather_one(ctx: &mut Ctx, node: &Node, axis: usize, i: i64) -> Result<(), OnnxError> {
+    let (mut v, mut s) = ctx.runtime(node, 0)?;
+    let mut at = axis;
+    let n = s[axis] as i64;
+    let j = if i < 0 { i + n } else { i };
+    if !(0..n).contains(&j) {
+        return Err(node.err(format!("index {i} out of range {n}")));
+    }
+    let mut target = s.clone();
+    target.remove(axis);
+    if axis == 0 {
+        let mut dims = vec![1];
+        dims.extend(&s);
+        let name = ctx.fresh_name(&format!("{}.regroup", node.output()));
+        let op = Op::Regroup(graft_nn::Regroup {
+            rest: s.clone(),
+            neurons: Some(s.len()),
+        });
+        let nout = *s.last().unwrap_or(&1);
+        v = ctx.model.add(&name, op, &[v], Some(nout))?;
+        s = dims;
+        at = 1;
+    }
+    let p = graft_nn::Slice {
+        axis: at,
+        start: j as usize,
+        len: 1,
+        step: 1,
+        neurons: ctx.neuron_axis(v),
+    };
+    let name = ctx.fresh_name(&format!("{}.slice", node.output()));
+    let w = ctx.model.add(&name, Op::Slice(p), &[v], None)?;
+    s[at] = 1;
+    super::shape::reshape_to(ctx, node, w, s, target)
 }
 
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {

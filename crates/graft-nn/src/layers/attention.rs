@@ -1,0 +1,298 @@
+//! The attention family: the product of two computed values ([`MatMul`]:
+//! queries by keys, attention weights by values; ONNX's `MatMul` of two
+//! computed inputs and the batched-product `Einsum` equations), a learned
+//! constant repeated over the batch ([`Token`]: a class token joined to
+//! the patch tokens) and a reshape of the whole value, batch axis included
+//! ([`Regroup`]: multi-head attention folding heads or windows into the
+//! batch axis of a file exported at batch size 1).
+//!
+//! Graft cannot yet follow neurons through a product of two computed
+//! values or a regrouping of axes (attention heads as prunable structure
+//! come later), so [`MatMul`] and [`Regroup`] are immutable: their sizes
+//! and their inputs' sizes are frozen and reported by vertex name, and the
+//! model still loads, runs and is pruned elsewhere. A [`Token`] absorbs:
+//! its one parameter follows the neurons it is joined to. Their ONNX import
+//! and export live in graft-onnx's `ops/attention.rs`.
+
+use candle_core::{Result, Tensor};
+use graft_core::{Constraint, SizeKind};
+use serde::{Deserialize, Serialize};
+
+use super::{p, Params};
+use crate::op::{Declared, Fill, ParamSpec, Role};
+
+/// `a · b` (or `a · bᵀ`) over the last two axes, the leading axes
+/// broadcast numpy-style; both operands computed, of the same rank (at
+/// least 3, batch axis included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatMul {
+    /// Multiply by the transpose of `b`'s last two axes.
+    pub trans_b: bool,
+    /// The output's neuron axis (batch axis included), if any: bookkeeping
+    /// for the ops that read it, since the vertex is frozen.
+    pub neurons: Option<usize>,
+    /// The operands' rank (batch axis included).
+    pub rank: usize,
+}
+
+impl MatMul {
+    /// The size rule: frozen.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Immutable,
+            constraints: Vec::new(),
+        }
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if a.rank() < 2 || a.rank() != b.rank() {
+            candle_core::bail!(
+                "a product of shapes {:?} and {:?} (equal ranks of at least 2 needed)",
+                a.dims(),
+                b.dims()
+            );
+        }
+        let r = b.rank();
+        let b = if self.trans_b {
+            b.transpose(r - 2, r - 1)?.contiguous()?
+        } else {
+            b.contiguous()?
+        };
+        a.contiguous()?.broadcast_matmul(&b)
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(&self, a: &[usize], b: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        let (m, k) = last_two(a)?;
+        let (rows, cols) = last_two(b)?;
+        let (k2, n) = if self.trans_b {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        if k != k2 || a.len() != b.len() {
+            return Err(format!("shapes {a:?} and {b:?} do not multiply"));
+        }
+        let lead = crate::broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2])
+            .ok_or(format!("shapes {a:?} and {b:?} do not broadcast"))?;
+        let mut out = lead;
+        out.extend([m, n]);
+        Ok(out)
+    }
+
+    /// Multiply-accumulates per sample.
+    pub(crate) fn macs(&self, a: &[usize], out: &[usize]) -> u64 {
+        let k = a.last().copied().unwrap_or(0) as u64;
+        out.iter().map(|&d| d as u64).product::<u64>() * k
+    }
+}
+
+fn last_two(s: &[usize]) -> std::result::Result<(usize, usize), String> {
+    match s {
+        [.., m, n] => Ok((*m, *n)),
+        _ => Err(format!("a product needs two axes per sample, not {s:?}")),
+    }
+}
+
+/// A learned constant of per-sample shape `shape` repeated over the batch
+/// of its input (which supplies only the batch size): a class token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// The per-sample shape (with the current nout on the neuron axis).
+    pub shape: Vec<usize>,
+    /// The neuron axis (batch axis included), if any; the parameter's
+    /// entries along it follow the vertex's neurons.
+    pub neurons: Option<usize>,
+}
+
+impl Token {
+    /// The size rule: absorbing (its input's size is free); one fixed
+    /// neuron when the value has no neuron axis.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Absorb,
+            constraints: if self.neurons.is_none() {
+                vec![Constraint::Fixed]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The constant, `value`, of the per-sample shape (new neurons' entries
+    /// 0).
+    pub(crate) fn params(&self, nout: usize) -> Vec<ParamSpec> {
+        let mut shape = self.shape.clone();
+        let mut roles = vec![Role::Fixed; shape.len()];
+        if let Some(a) = self.neurons.and_then(|a| a.checked_sub(1)) {
+            if a < shape.len() {
+                shape[a] = nout;
+                roles[a] = Role::Out;
+            }
+        }
+        vec![ParamSpec {
+            name: "value".into(),
+            shape,
+            roles,
+            new_out: Fill::Value(0.0),
+            trainable: true,
+        }]
+    }
+
+    /// The forward pass: the constant once per sample of `x`.
+    pub(crate) fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let v = p(params, "value")?;
+        let mut dims = vec![x.dim(0)?];
+        dims.extend(v.dims());
+        v.unsqueeze(0)?.broadcast_as(dims)?.contiguous()
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(&self, nout: usize) -> Vec<usize> {
+        let mut s = self.shape.clone();
+        if let Some(d) = self
+            .neurons
+            .and_then(|a| a.checked_sub(1))
+            .and_then(|a| s.get_mut(a))
+        {
+            *d = nout;
+        }
+        s
+    }
+}
+
+/// A reshape of the whole value, batch axis included: the first axis takes
+/// what the others leave (ONNX's `Reshape` to `[-1, rest...]`). Written for
+/// a file exported at batch size 1 whose graph folds the batch axis into
+/// others (multi-head attention's batch × heads, Swin's windows): at batch
+/// 1 it is that file's reshape exactly. Frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regroup {
+    /// The output's axes after the first.
+    pub rest: Vec<usize>,
+    /// The output's neuron axis (batch axis included), if any: bookkeeping
+    /// for the ops that read it.
+    pub neurons: Option<usize>,
+}
+
+impl Regroup {
+    /// The size rule: frozen.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Immutable,
+            constraints: Vec::new(),
+        }
+    }
+
+    fn lead(&self, total: usize) -> std::result::Result<usize, String> {
+        let inner: usize = self.rest.iter().product();
+        if inner == 0 || total % inner != 0 {
+            return Err(format!("{total} values do not regroup to [-1, {:?}]", self.rest));
+        }
+        Ok(total / inner)
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let lead = self.lead(x.elem_count()).map_err(candle_core::Error::Msg)?;
+        let mut dims = vec![lead];
+        dims.extend(&self.rest);
+        x.reshape(dims)
+    }
+
+    /// The per-sample output shape (the input read at batch size 1).
+    pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        self.lead(s.iter().product())?;
+        Ok(self.rest.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(v: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn a_batched_product_of_two_values() {
+        // a = [[1, 2], [3, 4]], b = [[1, 0], [1, 1]] in one batch entry:
+        // a·b = [[3, 2], [7, 4]]; a·bᵀ = [[1, 3], [3, 7]].
+        let a = t(&[1., 2., 3., 4.], &[1, 2, 2]);
+        let b = t(&[1., 0., 1., 1.], &[1, 2, 2]);
+        let m = MatMul {
+            trans_b: false,
+            neurons: None,
+            rank: 3,
+        };
+        let y = m.forward(&a, &b).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![3., 2., 7., 4.]
+        );
+        let mt = MatMul {
+            trans_b: true,
+            neurons: None,
+            rank: 3,
+        };
+        let y = mt.forward(&a, &b).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 3., 3., 7.]
+        );
+        assert_eq!(m.declare().kind, SizeKind::Immutable);
+        // Heads broadcast: [2, 3, 4] by [1, 4, 5] per sample.
+        assert_eq!(m.infer(&[2, 3, 4], &[1, 4, 5]).unwrap(), vec![2, 3, 5]);
+        assert_eq!(mt.infer(&[2, 3, 4], &[2, 5, 4]).unwrap(), vec![2, 3, 5]);
+        assert_eq!(m.macs(&[2, 3, 4], &[2, 3, 5]), 2 * 3 * 5 * 4);
+        assert!(m.infer(&[2, 3, 4], &[2, 5, 4]).is_err());
+        assert!(m.forward(&a, &t(&[1., 2.], &[2])).is_err());
+    }
+
+    #[test]
+    fn a_token_repeats_over_the_batch() {
+        let tok = Token {
+            shape: vec![1, 3],
+            neurons: Some(2),
+        };
+        let mut ps = Params::new();
+        ps.insert(
+            "value".into(),
+            Var::from_tensor(&t(&[1., 2., 3.], &[1, 3])).unwrap(),
+        );
+        let x = Tensor::zeros((2, 5, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y = tok.forward(&ps, &x).unwrap();
+        assert_eq!(y.dims(), &[2, 1, 3]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 1., 2., 3.]
+        );
+        let spec = &tok.params(4)[0];
+        assert_eq!(spec.shape, vec![1, 4]);
+        assert_eq!(spec.roles, vec![Role::Fixed, Role::Out]);
+        assert_eq!(tok.infer(4), vec![1, 4]);
+        assert_eq!(tok.declare().kind, SizeKind::Absorb);
+    }
+
+    #[test]
+    fn a_regroup_moves_values_across_the_batch_axis() {
+        // [1, 2, 3] -> [-1, 3] = [2, 3], the values in order.
+        let r = Regroup {
+            rest: vec![3],
+            neurons: Some(1),
+        };
+        let x = t(&[0., 1., 2., 3., 4., 5.], &[1, 2, 3]);
+        let y = r.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3]);
+        assert_eq!(r.infer(&[2, 3]).unwrap(), vec![3]);
+        let bad = Regroup {
+            rest: vec![4],
+            neurons: None,
+        };
+        assert!(bad.forward(&x).is_err());
+        assert!(bad.infer(&[2, 3]).is_err());
+    }
+}
