@@ -239,6 +239,10 @@ pub struct Cost {
     pub shapes: HashMap<VertexId, Shape>,
     /// Every vertex's multiply-accumulates per sample.
     pub macs: HashMap<VertexId, u64>,
+    /// The first axis's size, at batch size 1, of the values whose first
+    /// axis is not the batch axis (after a transpose moving it or a
+    /// [`crate::Regroup`]); their `shapes` entry holds the other axes.
+    pub leads: HashMap<VertexId, usize>,
 }
 
 impl Cost {
@@ -340,5 +344,10 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
         shapes.insert(v, out);
         leads.insert(v, lead);
     }
-    Ok(Cost { shapes, macs })
+    leads.retain(|_, l| *l != 1);
+    Ok(Cost {
+        shapes,
+        macs,
+        leads,
+    })
 }

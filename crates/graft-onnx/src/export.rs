@@ -307,7 +307,12 @@ impl Dyn {
             .map(|s| s[1.min(s.len())..].to_vec())
             .collect();
         let shapes = match model.cost(&per_sample) {
-            Ok(cost) => Some(cost.shapes),
+            // Values whose first axis is not the batch axis get no
+            // `value_info`.
+            Ok(mut cost) => {
+                cost.shapes.retain(|v, _| !cost.leads.contains_key(v));
+                Some(cost.shapes)
+            }
             // Without dynamic vertices shapes only decorate the file.
             Err(_) if !order.iter().any(|&v| op(v).is_some_and(Op::is_dynamic)) => None,
             Err(e) => return Err(e.into()),

@@ -229,6 +229,16 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             let Some(graft_axis) = order[axis] else {
                 return Err(node.err("gathering along a unit axis is not supported"));
             };
+            let dims = Value::onnx_dims(&shape, &order);
+            let n = dims[axis] as i64;
+            if idx.ints().iter().copied().eq(0..n) && !idx.dims.is_empty() {
+                // Every index once, in order: a reshape.
+                let mut target = dims[..axis].to_vec();
+                target.extend(&idx.dims);
+                target.extend(&dims[axis + 1..]);
+                let (w, s) = ctx.runtime(node, 0)?;
+                return super::shape::reshape_to(ctx, node, w, s, target);
+            }
             if idx.dims.is_empty() && !(shape.len() == 3 && graft_axis == 2) {
                 return gather_one(ctx, node, axis, idx.ints()[0]);
             }
