@@ -118,7 +118,7 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::LinearLast(l) => l.infer(first()?, nout)?,
         Op::MatMul(m) => m.infer(first()?, ins.get(1).copied().ok_or("needs two inputs")?)?,
         Op::Token(t) => t.infer(nout),
-        Op::Regroup(r) => r.infer(first()?)?,
+        Op::Regroup(r) => r.infer(nout),
         Op::LayerNormLast(_) | Op::ActivationAt { .. } | Op::SoftmaxAxis(_) => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
@@ -155,15 +155,10 @@ fn with_lead(
                 })
                 .map_err(|e| format!("{e} (first axis {lead})")),
         ),
-        Op::Regroup(r) => {
-            let total: usize = full.iter().product();
-            let inner: usize = r.rest.iter().product();
-            Some(if inner > 0 && total % inner == 0 {
-                Ok((r.rest.clone(), total / inner))
-            } else {
-                Err(format!("{total} values do not regroup to [-1, {:?}]", r.rest))
-            })
-        }
+        Op::Regroup(r) => Some(r.target(&full).and_then(|rest| {
+            let lead = r.lead(full.iter().product(), &rest)?;
+            Ok((rest, lead))
+        })),
         _ => None,
     }
 }

@@ -263,13 +263,8 @@ impl Ctx {
         if dims.first() != cur_shape.first() || neuron_at == Some(0) {
             // Unit axes before the batch axis (a file exported at batch
             // size 1): a regroup of the whole value, neurons last.
-            let last = dims.len() - 1;
-            let op = graft_nn::Op::Regroup(graft_nn::Regroup {
-                rest: dims[1..].to_vec(),
-                neurons: (last > 0).then_some(last),
-            });
+            let (op, nout) = crate::ops::attention::regroup_op(self, cur, &cur_shape, &dims);
             let name = self.fresh_name(&format!("{value}.regroup"));
-            let nout = if last > 0 { dims[last] } else { 1 };
             let w = self.model.add(&name, op, &[cur], Some(nout))?;
             return Ok((w, dims));
         }

@@ -55,11 +55,31 @@ impl MatMul {
         }
         let r = b.rank();
         let b = if self.trans_b {
-            b.transpose(r - 2, r - 1)?.contiguous()?
+            b.transpose(r - 2, r - 1)?
         } else {
-            b.contiguous()?
+            b.clone()
         };
-        a.contiguous()?.broadcast_matmul(&b)
+        // The leading axes broadcast, then flattened into one batch of
+        // matrices (candle multiplies rank-3 batches reliably).
+        let lead = crate::broadcast_shape(&a.dims()[..r - 2], &b.dims()[..r - 2])
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "shapes {:?} and {:?} do not broadcast",
+                    a.dims(),
+                    b.dims()
+                ))
+            })?;
+        let (m, k, n) = (a.dim(r - 2)?, a.dim(r - 1)?, b.dim(r - 1)?);
+        let flat: usize = lead.iter().product();
+        let with = |x: &Tensor, rows: usize, cols: usize| -> Result<Tensor> {
+            let mut dims = lead.clone();
+            dims.extend([rows, cols]);
+            x.broadcast_as(dims)?.contiguous()?.reshape((flat, rows, cols))
+        };
+        let y = with(a, m, k)?.matmul(&with(&b, k, n)?)?;
+        let mut dims = lead;
+        dims.extend([m, n]);
+        y.reshape(dims)
     }
 
     /// The per-sample output shape.
@@ -166,45 +186,85 @@ impl Token {
 /// what the others leave (ONNX's `Reshape` to `[-1, rest...]`). Written for
 /// a file exported at batch size 1 whose graph folds the batch axis into
 /// others (multi-head attention's batch × heads, Swin's windows): at batch
-/// 1 it is that file's reshape exactly. Frozen.
+/// 1 it is that file's reshape exactly. When the neuron axis stays whole
+/// (the same size, the same values after it: Swin's windows of
+/// channels-last tokens) the regroup is invariant and that axis takes its
+/// size from the input at run time; otherwise it is frozen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Regroup {
-    /// The output's axes after the first.
+    /// The output's axes after the first (with the current nout on the
+    /// neuron axis).
     pub rest: Vec<usize>,
-    /// The output's neuron axis (batch axis included), if any: bookkeeping
-    /// for the ops that read it.
+    /// The output's neuron axis (batch axis included), if any.
     pub neurons: Option<usize>,
+    /// The input's neuron axis when the neurons stay whole.
+    #[serde(default)]
+    pub from: Option<usize>,
 }
 
 impl Regroup {
-    /// The size rule: frozen.
+    /// True when the neuron axis stays whole (the vertex is invariant).
+    pub fn keeps_neurons(&self) -> bool {
+        self.from.is_some() && self.neurons.is_some_and(|a| a >= 1 && a <= self.rest.len())
+    }
+
+    /// The size rule: invariant when the neurons stay whole, else frozen.
     pub(crate) fn declare(&self) -> Declared {
         Declared {
-            kind: SizeKind::Immutable,
+            kind: if self.keeps_neurons() {
+                SizeKind::Invariant
+            } else {
+                SizeKind::Immutable
+            },
             constraints: Vec::new(),
         }
     }
 
-    fn lead(&self, total: usize) -> std::result::Result<usize, String> {
-        let inner: usize = self.rest.iter().product();
+    /// `rest` with the neuron axis at `n` neurons.
+    pub fn rest_at(&self, n: usize) -> Vec<usize> {
+        let mut rest = self.rest.clone();
+        if let (true, Some(a)) = (self.keeps_neurons(), self.neurons) {
+            rest[a - 1] = n;
+        }
+        rest
+    }
+
+    /// The output's first axis for `total` values and these other axes.
+    pub fn lead(&self, total: usize, rest: &[usize]) -> std::result::Result<usize, String> {
+        let inner: usize = rest.iter().product();
         if inner == 0 || total % inner != 0 {
-            return Err(format!("{total} values do not regroup to [-1, {:?}]", self.rest));
+            return Err(format!("{total} values do not regroup to [-1, {rest:?}]"));
         }
         Ok(total / inner)
     }
 
+    /// The output's axes after the first for an input of full shape `s`
+    /// (batch axis included).
+    pub fn target(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        match self.from.filter(|_| self.keeps_neurons()) {
+            Some(f) => {
+                let n = *s.get(f).ok_or(format!("no axis {f} in {s:?}"))?;
+                Ok(self.rest_at(n))
+            }
+            None => Ok(self.rest.clone()),
+        }
+    }
+
     /// The forward pass.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let lead = self.lead(x.elem_count()).map_err(candle_core::Error::Msg)?;
+        let rest = self.target(x.dims()).map_err(candle_core::Error::Msg)?;
+        let lead = self
+            .lead(x.elem_count(), &rest)
+            .map_err(candle_core::Error::Msg)?;
         let mut dims = vec![lead];
-        dims.extend(&self.rest);
+        dims.extend(&rest);
         x.reshape(dims)
     }
 
-    /// The per-sample output shape (the input read at batch size 1).
-    pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
-        self.lead(s.iter().product())?;
-        Ok(self.rest.clone())
+    /// The per-sample output shape (the input read at batch size 1) at
+    /// `nout` neurons.
+    pub(crate) fn infer(&self, nout: usize) -> Vec<usize> {
+        self.rest_at(nout)
     }
 }
 
@@ -280,19 +340,41 @@ mod tests {
     #[test]
     fn a_regroup_moves_values_across_the_batch_axis() {
         // [1, 2, 3] -> [-1, 3] = [2, 3], the values in order.
+        // Frozen: the neurons (the last axis of 3) do not stay whole.
         let r = Regroup {
             rest: vec![3],
             neurons: Some(1),
+            from: None,
         };
         let x = t(&[0., 1., 2., 3., 4., 5.], &[1, 2, 3]);
         let y = r.forward(&x).unwrap();
         assert_eq!(y.dims(), &[2, 3]);
-        assert_eq!(r.infer(&[2, 3]).unwrap(), vec![3]);
+        assert_eq!(r.infer(3), vec![3]);
+        assert_eq!(r.declare().kind, SizeKind::Immutable);
         let bad = Regroup {
             rest: vec![4],
             neurons: None,
+            from: None,
         };
         assert!(bad.forward(&x).is_err());
-        assert!(bad.infer(&[2, 3]).is_err());
+        // Windows of channels-last tokens: [1, 2, 2, C] to [-1, 2, C]
+        // keeps C whole, so C follows the input (here 3, then 2).
+        let w = Regroup {
+            rest: vec![2, 3],
+            neurons: Some(2),
+            from: Some(3),
+        };
+        assert_eq!(w.declare().kind, SizeKind::Invariant);
+        let x = Tensor::arange(0f32, 8., &Device::Cpu)
+            .unwrap()
+            .reshape((1, 2, 2, 2))
+            .unwrap();
+        let y = w.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 2, 2]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            (0..8).map(|v| v as f32).collect::<Vec<_>>()
+        );
+        assert_eq!(w.infer(2), vec![2, 2]);
     }
 }

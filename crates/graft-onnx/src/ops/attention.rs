@@ -199,21 +199,42 @@ pub(crate) fn token(
     Ok((v, c.dims.clone()))
 }
 
-/// A reshape to `dims` (the whole value, batch axis included) that moves
-/// values across the batch axis or regroups the neuron axis with others;
-/// its neurons are on the last axis.
+/// A [`Regroup`] of computed `x` (full shape `s`) to `dims` (batch axis
+/// included) and its nout: invariant when `x`'s neuron axis stays whole
+/// (the same size with the same number of values after it), else frozen
+/// with its neurons on the last axis.
+pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) -> (Op, usize) {
+    let inner = |d: &[usize], a: usize| d[a + 1..].iter().product::<usize>();
+    let whole = ctx.neuron_axis(x).and_then(|a| {
+        let b = (1..dims.len()).find(|&b| {
+            a < s.len() && dims[b] == s[a] && inner(dims, b) == inner(s, a)
+        })?;
+        Some((a, b))
+    });
+    let (neurons, from) = match whole {
+        Some((a, b)) => (Some(b), Some(a)),
+        None => (dims.len().checked_sub(1).filter(|&l| l > 0), None),
+    };
+    let nout = neurons.map_or(1, |b| dims[b]);
+    let op = Op::Regroup(Regroup {
+        rest: dims[1..].to_vec(),
+        neurons,
+        from,
+    });
+    (op, nout)
+}
+
+/// A reshape of computed `x` (full shape `s`) to `dims` for `node` that
+/// moves values across the batch axis or regroups the neuron axis with
+/// others (see [`regroup_op`]).
 pub(crate) fn regroup(
     ctx: &mut Ctx,
     node: &Node,
     x: VertexId,
+    s: &[usize],
     dims: Vec<usize>,
 ) -> Result<(), OnnxError> {
-    let last = dims.len().checked_sub(1).filter(|&l| l > 0);
-    let op = Op::Regroup(Regroup {
-        rest: dims[1..].to_vec(),
-        neurons: last,
-    });
-    let nout = last.map_or(1, |l| dims[l]);
+    let (op, nout) = regroup_op(ctx, x, s, &dims);
     ctx.add(node, op, &[x], Some(nout), dims)?;
     Ok(())
 }
@@ -287,8 +308,9 @@ pub(crate) fn export(
         Op::Regroup(r) => {
             let x = input(0)?;
             let s = format!("{name}.shape");
+            let nout = model.graph().nout(v)?;
             let mut dims = vec![-1i64];
-            dims.extend(r.rest.iter().map(|&d| d as i64));
+            dims.extend(r.rest_at(nout).iter().map(|&d| d as i64));
             out.inits.push(encode_i64(&s, &[dims.len()], &dims));
             out.node("Reshape", name, &[&x, &s], name, vec![]);
         }

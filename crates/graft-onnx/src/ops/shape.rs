@@ -131,7 +131,7 @@ pub(crate) fn reshape_to(
     if dims.first() != s.first() || dims.len() < 2 {
         // Values move across the batch axis (a file exported at batch
         // size 1 folding heads or windows into it).
-        return super::attention::regroup(ctx, node, v, dims);
+        return super::attention::regroup(ctx, node, v, &s, dims);
     }
     if dims == s {
         ctx.alias(node, Value::Runtime { v, shape: s });
@@ -150,7 +150,7 @@ pub(crate) fn reshape_to(
     if s.len() >= 3 && (axis.is_none() || axis == Some(s.len() - 1)) {
         // Channels-last values (tokens, attention heads) regrouped: the
         // neurons stay on the last axis.
-        return super::attention::regroup(ctx, node, v, dims);
+        return super::attention::regroup(ctx, node, v, &s, dims);
     }
     ctx.add(
         node,

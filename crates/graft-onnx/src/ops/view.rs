@@ -283,11 +283,7 @@ fn gather_one(ctx: &mut Ctx, node: &Node, axis: usize, i: i64) -> Result<(), Onn
         let mut dims = vec![1];
         dims.extend(&s);
         let name = ctx.fresh_name(&format!("{}.regroup", node.output()));
-        let op = Op::Regroup(graft_nn::Regroup {
-            rest: s.clone(),
-            neurons: Some(s.len()),
-        });
-        let nout = *s.last().unwrap_or(&1);
+        let (op, nout) = super::attention::regroup_op(ctx, v, &s, &dims);
         v = ctx.model.add(&name, op, &[v], Some(nout))?;
         s = dims;
         at = 1;
