@@ -32,8 +32,8 @@ pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Elementwise, GateEstimator, Groups,
-    Join, LayerNormLast, LinearLast, MatMul, Op, Regroup, Token, Operand, Pad, PadMode, Reduce, Reducer, Rule, Slice,
-    Softmax, Transpose, Unary, View, ViewDim,
+    Join, LayerNormLast, LinearLast, MatMul, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup,
+    Rule, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

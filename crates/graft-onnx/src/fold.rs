@@ -316,8 +316,16 @@ fn matmul(node: &Node, a: &T, b: &T) -> Result<T, OnnxError> {
     if ra == 0 || rb == 0 {
         return Err(node.err("matmul of a scalar"));
     }
-    let ad = if ra == 1 { vec![1, a.dims[0]] } else { a.dims.clone() };
-    let bd = if rb == 1 { vec![b.dims[0], 1] } else { b.dims.clone() };
+    let ad = if ra == 1 {
+        vec![1, a.dims[0]]
+    } else {
+        a.dims.clone()
+    };
+    let bd = if rb == 1 {
+        vec![b.dims[0], 1]
+    } else {
+        b.dims.clone()
+    };
     let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
     let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
     if k != k2 {
@@ -326,8 +334,13 @@ fn matmul(node: &Node, a: &T, b: &T) -> Result<T, OnnxError> {
             a.dims, b.dims
         )));
     }
-    let batch = graft_nn::broadcast_shape(&ad[..ad.len() - 2], &bd[..bd.len() - 2])
-        .ok_or_else(|| node.err(format!("shapes {:?} and {:?} do not broadcast", a.dims, b.dims)))?;
+    let batch =
+        graft_nn::broadcast_shape(&ad[..ad.len() - 2], &bd[..bd.len() - 2]).ok_or_else(|| {
+            node.err(format!(
+                "shapes {:?} and {:?} do not broadcast",
+                a.dims, b.dims
+            ))
+        })?;
     let mut dims = batch.clone();
     dims.extend([m, n]);
     count(node, &dims)?;
@@ -999,6 +1012,88 @@ mod tests {
             op: op.into(),
         };
         fold(&n, ins).expect("a foldable op")
+    }
+
+    fn floats(dims: &[usize], v: &[f32]) -> Option<Const> {
+        Some(Const {
+            dims: dims.to_vec(),
+            f: v.to_vec(),
+            i: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn scatter_and_gather_by_index_tuples_fold() {
+        // data [[0, 0], [0, 0]]; row 1 set to (5, 6), then entry (0, 1) to 7.
+        let data = floats(&[2, 2], &[0.; 4]);
+        let rows = run(
+            "ScatterND",
+            &[data, ints(&[1, 1], &[1]), floats(&[1, 2], &[5., 6.])],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(rows.f, vec![0., 0., 5., 6.]);
+        let one = run(
+            "ScatterND",
+            &[
+                Some(rows.clone()),
+                ints(&[1, 2], &[0, 1]),
+                floats(&[1], &[7.]),
+            ],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(one.f, vec![0., 7., 5., 6.]);
+        // GatherND of rows 1 and 0, then of entry (-1, 0).
+        let g = run("GatherND", &[Some(one.clone()), ints(&[2, 1], &[1, 0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (g.dims.clone(), g.f.clone()),
+            (vec![2, 2], vec![5., 6., 0., 7.])
+        );
+        let e = run("GatherND", &[Some(one.clone()), ints(&[1, 2], &[-1, 0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!(e.f, vec![5.]);
+        // Out of range: an error naming the node, not a panic.
+        assert!(run("GatherND", &[Some(one), ints(&[1, 1], &[2])]).is_err());
+        assert!(run(
+            "ScatterND",
+            &[
+                floats(&[2], &[0., 0.]),
+                ints(&[1, 1], &[0]),
+                floats(&[0], &[])
+            ]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn products_of_constants_fold() {
+        // [[1, 2], [3, 4]] · [[1, 0], [1, 1]] = [[3, 2], [7, 4]]; a batch of
+        // two left operands shares the right one; a vector on the right
+        // drops its axis.
+        let a = floats(&[2, 2], &[1., 2., 3., 4.]);
+        let b = floats(&[2, 2], &[1., 0., 1., 1.]);
+        let y = run("MatMul", &[a, b.clone()]).unwrap().remove(0);
+        assert_eq!(y.f, vec![3., 2., 7., 4.]);
+        let a2 = floats(&[2, 1, 2], &[1., 2., 3., 4.]);
+        let y = run("MatMul", &[a2, b]).unwrap().remove(0);
+        assert_eq!(
+            (y.dims.clone(), y.f.clone()),
+            (vec![2, 1, 2], vec![3., 2., 7., 4.])
+        );
+        let v = floats(&[2], &[1., 1.]);
+        let y = run("MatMul", &[floats(&[2, 2], &[1., 2., 3., 4.]), v])
+            .unwrap()
+            .remove(0);
+        assert_eq!((y.dims.clone(), y.f.clone()), (vec![2], vec![3., 7.]));
+        assert!(run(
+            "MatMul",
+            &[floats(&[2, 3], &[0.; 6]), floats(&[2, 3], &[0.; 6])]
+        )
+        .is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! around a reshape with a symbolic batch, ShuffleNet's channel split and
 //! shuffle, a max pool in ceil mode, an uneven Pad, and ConvNeXt's
 //! channels-last block (permutes, a layer norm and dense layers on the last
-//! axis), and attention pooling (a softmax over positions). Each imports,
+//! axis), attention pooling (a softmax over positions), and the attention
+//! of vision transformers (ViT's class token and heads folded into the
+//! batch axis, Swin's shifted windows, MaxViT's Einsum). Each imports,
 //! matches
 //! onnxruntime, widens without changing its function, prunes, and
 //! survives export and import.
@@ -23,8 +25,14 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// In `shuffle` the split freezes the stem and the shuffle freezes the
 /// branch: the convolution after the shuffle is the one that changes.
 /// In `chlast` the first dense layer on the last axis widens (the layer
-/// norm before it is not neuron-separable).
-const CLASSES: [(&str, usize); 9] = [
+/// norm before it is not neuron-separable), and so does the MLP of
+/// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
+/// with it the tokens through the windows, both attention blocks' input and
+/// output projections and the residual sums.
+const CLASSES: [(&str, usize); 12] = [
+    ("vitattn", 3),
+    ("winattn", 0),
+    ("einsum", 0),
     ("attnpool", 0),
     ("chlast", 2),
     ("se", 0),

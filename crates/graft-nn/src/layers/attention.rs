@@ -61,8 +61,8 @@ impl MatMul {
         };
         // The leading axes broadcast, then flattened into one batch of
         // matrices (candle multiplies rank-3 batches reliably).
-        let lead = crate::broadcast_shape(&a.dims()[..r - 2], &b.dims()[..r - 2])
-            .ok_or_else(|| {
+        let lead =
+            crate::broadcast_shape(&a.dims()[..r - 2], &b.dims()[..r - 2]).ok_or_else(|| {
                 candle_core::Error::Msg(format!(
                     "shapes {:?} and {:?} do not broadcast",
                     a.dims(),
@@ -74,7 +74,9 @@ impl MatMul {
         let with = |x: &Tensor, rows: usize, cols: usize| -> Result<Tensor> {
             let mut dims = lead.clone();
             dims.extend([rows, cols]);
-            x.broadcast_as(dims)?.contiguous()?.reshape((flat, rows, cols))
+            x.broadcast_as(dims)?
+                .contiguous()?
+                .reshape((flat, rows, cols))
         };
         let y = with(a, m, k)?.matmul(&with(&b, k, n)?)?;
         let mut dims = lead;
@@ -83,7 +85,11 @@ impl MatMul {
     }
 
     /// The per-sample output shape.
-    pub(crate) fn infer(&self, a: &[usize], b: &[usize]) -> std::result::Result<Vec<usize>, String> {
+    pub(crate) fn infer(
+        &self,
+        a: &[usize],
+        b: &[usize],
+    ) -> std::result::Result<Vec<usize>, String> {
         let (m, k) = last_two(a)?;
         let (rows, cols) = last_two(b)?;
         let (k2, n) = if self.trans_b {

@@ -62,9 +62,7 @@ fn product(
         (sb[r - 2], sb[r - 1])
     };
     if k != k2 {
-        return Err(node.err(format!(
-            "shapes {sa:?} and {sb:?} do not multiply"
-        )));
+        return Err(node.err(format!("shapes {sa:?} and {sb:?} do not multiply")));
     }
     let mut out = graft_nn::broadcast_shape(&sa[..r - 2], &sb[..r - 2])
         .ok_or_else(|| node.err(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
@@ -206,9 +204,8 @@ pub(crate) fn token(
 pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) -> (Op, usize) {
     let inner = |d: &[usize], a: usize| d[a + 1..].iter().product::<usize>();
     let whole = ctx.neuron_axis(x).and_then(|a| {
-        let b = (1..dims.len()).find(|&b| {
-            a < s.len() && dims[b] == s[a] && inner(dims, b) == inner(s, a)
-        })?;
+        let b = (1..dims.len())
+            .find(|&b| a < s.len() && dims[b] == s[a] && inner(dims, b) == inner(s, a))?;
         Some((a, b))
     });
     let (neurons, from) = match whole {
@@ -322,4 +319,32 @@ pub(crate) fn export(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(eq: &str) -> Option<bool> {
+        let (ins, out) = parse_equation(eq)?;
+        let [a, b] = ins.as_slice() else { return None };
+        batched_product(a, b, &out)
+    }
+
+    #[test]
+    fn batched_product_equations_are_recognised() {
+        // MaxViT's two equations: by the keys' transpose, then by values.
+        assert_eq!(terms("B G H I D, B G H J D -> B G H I J"), Some(true));
+        assert_eq!(terms("B G H I J, B G H J D -> B G H I D"), Some(false));
+        assert_eq!(terms("bij,bjk->bik"), Some(false));
+        // Not batched products: a trace, a sum over a batch letter,
+        // transposed outputs, repeated letters, ellipses, three operands.
+        assert_eq!(terms("bii,bij->bij"), None);
+        assert_eq!(terms("bij,bjk->ik"), None);
+        assert_eq!(terms("bij,bjk->bki"), None);
+        assert_eq!(terms("...ij,...jk->...ik"), None);
+        assert_eq!(terms("bij,bjk,bkl->bil"), None);
+        assert_eq!(terms("bij,cjk->bik"), None);
+        assert!(parse_equation("bij,bjk").is_none());
+    }
 }
