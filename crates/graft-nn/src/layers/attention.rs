@@ -211,7 +211,7 @@ pub struct Regroup {
 impl Regroup {
     /// True when the neuron axis stays whole (the vertex is invariant).
     pub fn keeps_neurons(&self) -> bool {
-        self.from.is_some() && self.neurons.is_some_and(|a| a >= 1 && a <= self.rest.len())
+        self.from.is_some() && self.neurons.is_some_and(|a| (1..=self.rest.len()).contains(&a))
     }
 
     /// The size rule: invariant when the neurons stay whole, else frozen.
