@@ -211,7 +211,10 @@ pub struct Regroup {
 impl Regroup {
     /// True when the neuron axis stays whole (the vertex is invariant).
     pub fn keeps_neurons(&self) -> bool {
-        self.from.is_some() && self.neurons.is_some_and(|a| (1..=self.rest.len()).contains(&a))
+        self.from.is_some()
+            && self
+                .neurons
+                .is_some_and(|a| (1..=self.rest.len()).contains(&a))
     }
 
     /// The size rule: invariant when the neurons stay whole, else frozen.
@@ -382,5 +385,35 @@ mod tests {
             (0..8).map(|v| v as f32).collect::<Vec<_>>()
         );
         assert_eq!(w.infer(2), vec![2, 2]);
+    }
+
+    #[test]
+    fn cost_tracks_values_moved_across_the_batch_axis() {
+        // [1, 2, 3] transposed to [2, 1, 3] (the first axis is 2 at batch
+        // size 1), then regrouped to [-1, 2, 3] = [1, 2, 3], the neurons
+        // (2, with 3 values after them) whole.
+        use crate::{Model, Op, Transpose};
+        let mut m = Model::new();
+        let x = m.input("x", 2).unwrap();
+        let tr = Transpose {
+            perm: vec![1, 0, 2],
+            axis: Some(0),
+        };
+        let t = m.add("t", Op::Transpose(tr), &[x], None).unwrap();
+        let back = Regroup {
+            rest: vec![2, 3],
+            neurons: Some(1),
+            from: Some(0),
+        };
+        let r = m.add("r", Op::Regroup(back), &[t], Some(2)).unwrap();
+        let c = m.cost(&[vec![2, 3]]).unwrap();
+        assert_eq!(c.shapes[&t], vec![1, 3]);
+        assert_eq!(c.leads.get(&t), Some(&2));
+        assert_eq!(c.shapes[&r], vec![2, 3]);
+        assert!(!c.leads.contains_key(&r));
+        assert_eq!(
+            m.graph().vertex(r).unwrap().kind(),
+            graft_core::SizeKind::Invariant
+        );
     }
 }

@@ -394,11 +394,15 @@ mod tests {
         // y[0, h, w, c] = x[0, c, h, w]: y[0,0,1,1] = x[0,1,0,1] = 5.
         let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v[3], 5.0);
-        assert!(Transpose {
+        // Moving the batch axis is read at batch size 1: [1, 3] to [3, 1].
+        let moved = Transpose {
             perm: vec![1, 0],
-            axis: None
+            axis: None,
+        };
+        assert_eq!(moved.infer(&[3]).unwrap(), vec![1]);
+        // Not a permutation, or of another rank: errors.
+        for perm in [vec![0, 0], vec![0, 1, 2], vec![0, 2]] {
+            assert!(Transpose { perm, axis: None }.infer(&[3]).is_err());
         }
-        .infer(&[3])
-        .is_err());
     }
 }

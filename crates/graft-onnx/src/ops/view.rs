@@ -3,7 +3,9 @@
 //! vertex and maps ONNX axes to graft axes); Shape, Gather on constants,
 //! Unsqueeze on constants and Expand fold the shape arithmetic exporters
 //! write around recurrent layers. Gather of the last time step of a
-//! sequence becomes graft's `LastStep`.
+//! sequence becomes graft's `LastStep`; Gather of one index along another
+//! axis (query, key and value picked from a stacked projection) a `Slice`
+//! and a reshape, and of every index in order a reshape.
 
 use std::collections::HashMap;
 
