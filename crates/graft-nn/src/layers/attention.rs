@@ -241,7 +241,7 @@ impl Regroup {
     /// The output's first axis for `total` values and these other axes.
     pub fn lead(&self, total: usize, rest: &[usize]) -> std::result::Result<usize, String> {
         let inner: usize = rest.iter().product();
-        if inner == 0 || total % inner != 0 {
+        if inner == 0 || !total.is_multiple_of(inner) {
             return Err(format!("{total} values do not regroup to [-1, {rest:?}]"));
         }
         Ok(total / inner)
