@@ -9,12 +9,14 @@ and exporter, what graft does with them:
   runs     `graft run MODEL --input x.npy -o out.npz` matches onnxruntime,
            relative error max|a-b| / max|b| <= 1e-4 on every output;
   prunes   `graft prune MODEL --macs HALF` (half the MACs `inspect --json`
-           reports), then onnxruntime runs the result on the same input
-           without error and the output shapes are unchanged;
+           reports), the written file passes
+           onnx.checker.check_model(full_check=True), and onnxruntime runs
+           it on the same input without error with unchanged output shapes;
   widens   `graft resize MODEL --vertex V --by 4` on the first conv2d or
            dense vertex of size kind absorb that is not the last such layer,
-           then onnxruntime's output of the result is within 1e-5 relative
-           of its output of the original.
+           the written file passes the full checker, and onnxruntime's
+           output of it is within 1e-5 relative of its output of the
+           original.
 
 `imports` needs `export`; `runs`, `prunes` and `widens` need `imports`
 (each is checked on its own: a failed `runs` does not hide what surgery
@@ -48,11 +50,11 @@ import time
 
 try:
     import numpy as np
+    import onnx
     import onnxruntime as ort
 
-    # The onnxruntime worker starts without torch (seconds per call).
-    if sys.argv[1:3] != ["--worker", "ort"]:
-        import onnx
+    # The onnxruntime workers start without torch (seconds per call).
+    if sys.argv[1:3] not in (["--worker", "ort"], ["--worker", "written"]):
         import timm
         import torch
         import torchvision
@@ -222,6 +224,13 @@ def worker_ort(model, x, out):
     np.savez(out, **{f"o{i}": y for i, y in enumerate(ys.values())})
 
 
+def worker_written(model, x, out):
+    """A file graft wrote: onnx.checker.check_model(full_check=True), then
+    onnxruntime's outputs as `worker_ort`."""
+    onnx.checker.check_model(onnx.load(model), full_check=True)
+    worker_ort(model, x, out)
+
+
 def worker_main(argv):
     kind = argv[0]
     try:
@@ -230,6 +239,8 @@ def worker_main(argv):
             worker_export(source, name, exporter, out, int(side), int(batch), json.loads(kwargs))
         elif kind == "ort":
             worker_ort(*argv[1:])
+        elif kind == "written":
+            worker_written(*argv[1:])
         else:
             raise SystemExit(f"unknown worker {kind}")
     except Exception as e:  # noqa: BLE001: the first line is the cell's message
@@ -386,7 +397,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     try:
         half = info["macs"] // 2
         rep = json.loads(r.graft_cmd("prune", path, "--macs", half, "-o", p_out, "--json"))
-        r.worker("ort", p_out, x, out / "pruned.ort.npz")
+        r.worker("written", p_out, x, out / "pruned.ort.npz")
         got = ordered(out / "pruned.ort.npz")
         shapes = [list(a.shape) for a in got]
         if shapes != [list(b.shape) for b in want]:
@@ -405,7 +416,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
         return row
     try:
         r.graft_cmd("resize", path, "--vertex", v, "--by", 4, "-o", w_out, "--json")
-        r.worker("ort", w_out, x, out / "wide.ort.npz")
+        r.worker("written", w_out, x, out / "wide.ort.npz")
         got = ordered(out / "wide.ort.npz")
         if [a.shape for a in got] != [b.shape for b in want]:
             raise Failed(f"widened output shapes {[list(a.shape) for a in got]}")

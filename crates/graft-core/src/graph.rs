@@ -130,6 +130,42 @@ pub enum Constraint {
         /// Input position.
         input: usize,
     },
+    /// A contiguous part of the input's neurons, on an absorbing vertex with
+    /// one input (a Split or Slice along the neuron axis; the inverse of a
+    /// stack): output `j` is input `start + j`, so `start + nout <= nin`.
+    /// Pruning inside the part prunes the producer there; new neurons go at
+    /// the end of the part. Plans move `start` (the neurons kept and added
+    /// before the part).
+    Slice {
+        /// First input neuron of the part.
+        start: usize,
+    },
+    /// A channel shuffle, on an absorbing vertex with one input and
+    /// `nout = nin = groups · width`: output `k · groups + g` is input
+    /// `g · width + k`. Every group keeps the same local neurons (sizes
+    /// change by whole rows of `groups`), and new neurons go at the end of
+    /// every group, so the shuffle stays a shuffle.
+    Shuffle {
+        /// Number of groups, at least 1.
+        groups: usize,
+    },
+    /// The vertex's neurons are `groups` blocks of equal width (a reshape
+    /// of the neuron axis into `[groups, width]`: the channels of a group
+    /// norm, the head dimension of every attention head): every block
+    /// keeps the same local neurons and grows at the same local place, so
+    /// sizes change by the same amount inside every group. On an absorbing
+    /// or invariant vertex.
+    Blocks {
+        /// Number of blocks, at least 1.
+        groups: usize,
+    },
+    /// The vertex's neurons are units of `width` consecutive neurons kept,
+    /// dropped and added whole (attention heads of a fixed head size):
+    /// sizes change by whole units. On an absorbing or invariant vertex.
+    Units {
+        /// Neurons per unit, at least 1.
+        width: usize,
+    },
 }
 
 impl Constraint {
@@ -140,7 +176,11 @@ impl Constraint {
             Constraint::NoutStep { .. }
             | Constraint::Fixed
             | Constraint::Depthwise { .. }
-            | Constraint::Grouped { .. } => None,
+            | Constraint::Grouped { .. }
+            | Constraint::Slice { .. }
+            | Constraint::Shuffle { .. }
+            | Constraint::Blocks { .. }
+            | Constraint::Units { .. } => None,
         }
     }
 
@@ -150,7 +190,11 @@ impl Constraint {
             Constraint::NoutStep { .. }
             | Constraint::Fixed
             | Constraint::Depthwise { .. }
-            | Constraint::Grouped { .. } => None,
+            | Constraint::Grouped { .. }
+            | Constraint::Slice { .. }
+            | Constraint::Shuffle { .. }
+            | Constraint::Blocks { .. }
+            | Constraint::Units { .. } => None,
         }
     }
 
@@ -267,6 +311,44 @@ impl Vertex {
         })
     }
 
+    /// The first input neuron of a slice vertex ([`Constraint::Slice`]).
+    pub fn slice_start(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Slice { start } => Some(start),
+            _ => None,
+        })
+    }
+
+    /// The groups of a shuffle vertex ([`Constraint::Shuffle`]).
+    pub fn shuffle_groups(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Shuffle { groups } => Some(groups),
+            _ => None,
+        })
+    }
+
+    /// The block count of a vertex with [`Constraint::Blocks`].
+    pub fn blocks(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Blocks { groups } => Some(groups),
+            _ => None,
+        })
+    }
+
+    /// The unit width of a vertex with [`Constraint::Units`].
+    pub fn units(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Units { width } => Some(width),
+            _ => None,
+        })
+    }
+
+    /// True when this absorbing vertex maps input neurons to output neurons
+    /// one to one (a slice or a shuffle): no weight mixes them.
+    pub fn maps_neurons(&self) -> bool {
+        self.slice_start().is_some() || self.shuffle_groups().is_some()
+    }
+
     /// The multipliers the planner may choose for a depthwise vertex (just
     /// the current one when none are listed).
     pub fn multiplier_choices(&self) -> Vec<usize> {
@@ -283,9 +365,9 @@ impl Vertex {
     }
 
     /// True when this vertex's output neurons are tied to its inputs' (stack,
-    /// invariant, depthwise), so its size follows theirs.
+    /// invariant, depthwise, slice, shuffle), so its size follows theirs.
     pub fn couples_inputs(&self) -> bool {
-        self.kind.is_transparent() || self.depthwise().is_some()
+        self.kind.is_transparent() || self.depthwise().is_some() || self.maps_neurons()
     }
 
     /// True when the neurons arriving at input position `pos` are tied to
@@ -719,7 +801,7 @@ impl Graph {
                         choices.to_vec()
                     )));
                 }
-                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 {
+                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 || v.maps_neurons() {
                     return Err(bad(
                         "depthwise needs an absorbing vertex with one input".into()
                     ));
@@ -737,7 +819,7 @@ impl Graph {
                 }
             }
             Constraint::Grouped { groups } => {
-                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 {
+                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 || v.maps_neurons() {
                     return Err(bad(
                         "grouped needs an absorbing vertex with one input".into()
                     ));
@@ -751,6 +833,53 @@ impl Graph {
                 }
                 if v.grouped().is_some() && !v.constraints.contains(&c) {
                     return Err(bad("already grouped with another count".into()));
+                }
+            }
+            Constraint::Slice { start } => {
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || (v.couples_inputs() && !v.constraints.contains(&c))
+                {
+                    return Err(bad(
+                        "a slice needs an absorbing vertex with one input and no other neuron map"
+                            .into(),
+                    ));
+                }
+                if start.checked_add(v.nout).is_none_or(|end| end > v.nin[0]) {
+                    return Err(bad(format!(
+                        "part {start}..{start}+{} lies outside the input's {} neurons",
+                        v.nout, v.nin[0]
+                    )));
+                }
+            }
+            Constraint::Blocks { groups: n } | Constraint::Units { width: n } => {
+                if !matches!(v.kind, SizeKind::Absorb | SizeKind::Invariant) {
+                    return Err(bad(
+                        "blocks and units are on an absorbing or invariant vertex".into(),
+                    ));
+                }
+                if n == 0 || !v.nout.is_multiple_of(n) {
+                    return Err(bad(format!("nout {} is not a multiple of {n}", v.nout)));
+                }
+                if (v.blocks().is_some() || v.units().is_some()) && !v.constraints.contains(&c) {
+                    return Err(bad("already has blocks or units".into()));
+                }
+            }
+            Constraint::Shuffle { groups } => {
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || (v.couples_inputs() && !v.constraints.contains(&c))
+                {
+                    return Err(bad(
+                        "a shuffle needs an absorbing vertex with one input and no other neuron map"
+                            .into(),
+                    ));
+                }
+                if groups == 0 || v.nout != v.nin[0] || !v.nout.is_multiple_of(groups) {
+                    return Err(bad(format!(
+                        "nin {} and nout {} must be equal and a multiple of {groups} groups",
+                        v.nin[0], v.nout
+                    )));
                 }
             }
             _ => {}
@@ -968,6 +1097,33 @@ impl Graph {
                             v.nin, v.nout
                         ))
                     }
+                    Constraint::Slice { start }
+                        if v.kind != SizeKind::Absorb
+                            || v.nin.len() != 1
+                            || start.checked_add(v.nout).is_none_or(|e| e > v.nin[0]) =>
+                    {
+                        Some(format!(
+                            "slice: part {start}..{start}+{} of nin {:?}",
+                            v.nout, v.nin
+                        ))
+                    }
+                    Constraint::Blocks { groups: n } | Constraint::Units { width: n }
+                        if n == 0 || !v.nout.is_multiple_of(n) =>
+                    {
+                        Some(format!("nout {} is not a multiple of {n}", v.nout))
+                    }
+                    Constraint::Shuffle { groups }
+                        if v.kind != SizeKind::Absorb
+                            || v.nin.len() != 1
+                            || groups == 0
+                            || v.nin[0] != v.nout
+                            || !v.nout.is_multiple_of(groups) =>
+                    {
+                        Some(format!(
+                            "shuffle: nin {:?} and nout {} with {groups} groups",
+                            v.nin, v.nout
+                        ))
+                    }
                     _ => None,
                 };
                 if let Some(reason) = broken {
@@ -1029,6 +1185,16 @@ impl Graph {
         let v = self.v_mut(id);
         v.nout = nout;
         v.nin = nin;
+    }
+
+    /// Set the first input neuron of a slice vertex (sizes are set
+    /// separately).
+    pub(crate) fn set_slice_start(&mut self, id: VertexId, s: usize) {
+        for c in &mut self.v_mut(id).constraints {
+            if let Constraint::Slice { start } = c {
+                *start = s;
+            }
+        }
     }
 
     /// Set the multiplier of a depthwise vertex (sizes are set separately).

@@ -112,7 +112,8 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Transpose(t) => t.infer(first()?)?,
         Op::View(v) => v.infer(first()?, nout)?,
         Op::Reduce(r) => r.infer(first()?)?,
-        Op::Slice(p) => p.infer(first()?)?,
+        Op::Slice(p) => p.infer(first()?, nout)?,
+        Op::Shuffle(s) => s.infer(first()?)?,
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,
         Op::LinearLast(l) => l.infer(first()?, nout)?,
@@ -218,6 +219,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::Reduce(_)
         | Op::SoftmaxAxis(_)
         | Op::Slice(_)
+        | Op::Shuffle(_)
         | Op::Join(_)
         | Op::Pad(_)
         | Op::LayerNormLast(_)

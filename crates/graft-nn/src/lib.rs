@@ -33,7 +33,7 @@ pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Elementwise, GateEstimator, Groups,
     Join, LayerNormLast, LinearLast, MatMul, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup,
-    Rule, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
+    Rule, Shuffle, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

@@ -15,7 +15,7 @@ use rand_distr::{Distribution, Uniform};
 
 use crate::error::{NnError, Result};
 use crate::layers::Params;
-use crate::op::{Fill, Groups, Op};
+use crate::op::{FanIn, Fill, Groups, Op};
 use crate::surgery::{layout, select_axis, select_net2net, selections, Growth};
 
 /// One vertex's computation: its op and its parameters (buffers such as a
@@ -402,19 +402,13 @@ impl Model {
         let mut params = Params::new();
         for s in op.params(nin, nout) {
             let n: usize = s.shape.iter().product();
-            let fan_in: usize = match op {
-                Op::Recurrent { .. } => nout,
-                Op::Dense { .. }
-                | Op::MaskedDense { .. }
-                | Op::LearnableMaskedDense { .. }
-                | Op::Conv1d(_)
-                | Op::Conv2d(_)
-                | Op::MaskedConv2d(_)
-                | Op::LinearLast(_) => {
+            let fan_in: usize = match op.fan_in() {
+                FanIn::Hidden => nout,
+                FanIn::Weight => {
                     let w = op.params(nin, nout);
                     w[0].shape.iter().skip(1).product::<usize>().max(1)
                 }
-                _ => s.shape.iter().skip(1).product::<usize>().max(1),
+                FanIn::Own => s.shape.iter().skip(1).product::<usize>().max(1),
             };
             let bound = 1.0 / (fan_in as f64).sqrt();
             let constant = match s.new_out {
@@ -713,6 +707,9 @@ fn change_layer(
     let Some(layer) = layers.get_mut(&c.vertex) else {
         return Ok(());
     };
+    if let Ok(v) = g.vertex(c.vertex) {
+        layer.op.follow(v);
+    }
     let names: Vec<String> = layer.params.keys().cloned().collect();
     for name in names {
         let Some((roles, fill)) = layout(&layer.op, &name) else {

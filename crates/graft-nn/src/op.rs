@@ -6,7 +6,7 @@ use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 pub use crate::layers::attention::{MatMul, Regroup, Token};
-pub use crate::layers::axes::{Reduce, Reducer, Softmax, Transpose, View, ViewDim};
+pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
@@ -309,6 +309,8 @@ pub enum Op {
     Transpose(Transpose),
     /// A reshape that keeps the neuron axis whole.
     View(View),
+    /// A channel shuffle: a fixed permutation of the neurons in groups.
+    Shuffle(Shuffle),
     /// A reduction over some axes.
     Reduce(Reduce),
     /// A softmax along any axis.
@@ -392,6 +394,18 @@ pub enum Confidence {
     MaxSoftmax,
     /// Minus the entropy of the softmax (nats): 0 is certain.
     NegEntropy,
+}
+
+/// Which fan-in scales an op's default initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FanIn {
+    /// The hidden size (recurrent layers, as PyTorch).
+    Hidden,
+    /// The inputs of one output of the op's first parameter (its weight),
+    /// for every parameter (a bias shares its weight's bound).
+    Weight,
+    /// Each parameter's own trailing axes.
+    Own,
 }
 
 /// How a vertex declares itself to the core.
@@ -566,6 +580,7 @@ impl Op {
             Op::Elementwise(e) => Ok(e.declare(nin.len())),
             Op::Reduce(r) => Ok(r.declare()),
             Op::Slice(p) => Ok(p.declare()),
+            Op::Shuffle(s) => Ok(s.declare()),
             Op::Join(j) => Ok(j.declare()),
             Op::Pad(p) => Ok(p.declare()),
             Op::LinearLast(_) => one(Absorb),
@@ -751,6 +766,7 @@ impl Op {
             | Op::Unary { .. }
             | Op::Transpose(_)
             | Op::View(_)
+            | Op::Shuffle(_)
             | Op::Reduce(_)
             | Op::SoftmaxAxis(_)
             | Op::Slice(_)
@@ -833,6 +849,7 @@ impl Op {
             Op::Reduce(_) => "reduce",
             Op::SoftmaxAxis(_) => "softmax",
             Op::Slice(_) => "slice",
+            Op::Shuffle(_) => "shuffle",
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
             Op::LinearLast(_) => "linear_last",
@@ -857,6 +874,7 @@ impl Op {
             Op::Reduce(r) => r.axis(),
             Op::SoftmaxAxis(sm) => sm.from,
             Op::Slice(p) => p.neurons,
+            Op::Shuffle(s) => Some(s.axis),
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,
             Op::LinearLast(l) => Some(l.axis),
@@ -900,6 +918,117 @@ impl Op {
         }
     }
 
+    /// Which fan-in scales the default initialisation of this op's
+    /// parameters (PyTorch's `1/sqrt(fan_in)` bound).
+    pub(crate) fn fan_in(&self) -> FanIn {
+        match self {
+            Op::Recurrent { .. } => FanIn::Hidden,
+            Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::LinearLast(_) => FanIn::Weight,
+            Op::Input
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::ActivationAt { .. }
+            | Op::Moe { .. } => FanIn::Own,
+        }
+    }
+
+    /// Take into the op's hyperparameters what a plan changed in its
+    /// vertex. Only a slice of the neurons keeps a size there (its part's
+    /// start and length); every other op reads its sizes from its tensors.
+    pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
+        match self {
+            Op::Slice(p) => p.follow(v),
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::ActivationAt { .. }
+            | Op::Moe { .. } => {}
+        }
+    }
+
     /// True for the ops that route samples (conditional, gate, exit,
     /// mixture of experts): the executor runs them, not a layer function.
     pub fn is_dynamic(&self) -> bool {
@@ -916,7 +1045,50 @@ impl Op {
         match self {
             Op::Cond { .. } | Op::Moe { .. } | Op::Gate { .. } => 1..inputs,
             Op::Exit { .. } => 1..inputs.min(2),
-            _ => 0..0,
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::ActivationAt { .. } => 0..0,
         }
     }
 }

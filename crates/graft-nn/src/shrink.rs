@@ -53,8 +53,8 @@ pub struct Shrunk {
     pub macs: (u64, u64),
 }
 
-/// The vertices pruning may shrink: absorbing vertices whose size is not
-/// frozen and is not tied to a graph output's (a classifier ending in a
+/// The vertices pruning may shrink: absorbing vertices (not slices or
+/// shuffles, whose neurons are their input's) whose size is not frozen and is not tied to a graph output's (a classifier ending in a
 /// convolution, pooled and flattened, keeps its classes).
 pub fn prunable(model: &Model) -> Vec<VertexId> {
     let g = model.graph();
@@ -67,7 +67,10 @@ pub fn prunable(model: &Model) -> Vec<VertexId> {
     g.ids()
         .filter(|&v| {
             g.vertex(v).is_ok_and(|x| {
-                x.kind() == SizeKind::Absorb && !x.is_size_frozen() && !tied_to_output.contains(&v)
+                x.kind() == SizeKind::Absorb
+                    && !x.maps_neurons()
+                    && !x.is_size_frozen()
+                    && !tied_to_output.contains(&v)
             })
         })
         .collect()

@@ -920,7 +920,7 @@ fn emit(
         Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;
         }
-        Op::Transpose(_) | Op::View(_) | Op::Reduce(_) => {
+        Op::Transpose(_) | Op::View(_) | Op::Shuffle(_) | Op::Reduce(_) => {
             let opset = out.opset;
             crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), opset)?;
         }

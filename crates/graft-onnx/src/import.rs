@@ -468,19 +468,32 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         input_perms.push(None);
         inputs.push((name, v));
     }
-    for n in &g.node {
-        let node = Node {
-            proto: n,
-            name: n.name.clone().unwrap_or_default(),
-            op: n.op_type.clone().unwrap_or_default(),
-        };
-        if fold_node(&mut ctx, &node)? {
+    // Channel shuffles span three nodes; the first two wait for the third
+    // to tell whether they are one.
+    let shuffles = crate::ops::axes::shuffle_chains(&g.node, &ctx.uses);
+    let deferred: std::collections::HashSet<usize> = shuffles
+        .values()
+        .flat_map(|ab| ab.iter().copied())
+        .collect();
+    let node_at = |i: usize| Node {
+        proto: &g.node[i],
+        name: g.node[i].name.clone().unwrap_or_default(),
+        op: g.node[i].op_type.clone().unwrap_or_default(),
+    };
+    for i in 0..g.node.len() {
+        if deferred.contains(&i) {
             continue;
         }
-        let f = reg.get(node.op.as_str()).ok_or_else(|| {
-            node.err("graft evaluates this op only on constants; here an input is computed")
-        })?;
-        f(&mut ctx, &node)?;
+        let node = node_at(i);
+        if let Some(&[a, b]) = shuffles.get(&i) {
+            let (a, b) = (node_at(a), node_at(b));
+            if crate::ops::axes::shuffle(&mut ctx, &a, &b, &node)? {
+                continue;
+            }
+            import_node(&mut ctx, &reg, &a)?;
+            import_node(&mut ctx, &reg, &b)?;
+        }
+        import_node(&mut ctx, &reg, &node)?;
     }
     let mut outputs = Vec::new();
     for vi in &g.output {
@@ -504,6 +517,22 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         input_perms,
         input_shapes,
     })
+}
+
+/// Import one node: fold it when its inputs are constants, else the
+/// registry's importer for its op.
+fn import_node(
+    ctx: &mut Ctx,
+    reg: &HashMap<&'static str, crate::ops::Importer>,
+    node: &Node,
+) -> Result<(), OnnxError> {
+    if fold_node(ctx, node)? {
+        return Ok(());
+    }
+    let f = reg.get(node.op.as_str()).ok_or_else(|| {
+        node.err("graft evaluates this op only on constants; here an input is computed")
+    })?;
+    f(ctx, node)
 }
 
 /// Evaluate a node whose inputs are all constants (see [`crate::fold`]) and

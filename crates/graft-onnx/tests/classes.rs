@@ -22,8 +22,8 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// Fixture name and which weighted layer (in topological order) to resize:
 /// one whose growth keeps the function (after the layer norm for `lnchan`:
 /// a new channel before it would move the mean over channels).
-/// In `shuffle` the split freezes the stem and the shuffle freezes the
-/// branch: the convolution after the shuffle is the one that changes.
+/// In `shuffle` the convolution after the shuffle changes here; the stem
+/// and the branch (through the slices and the shuffle) have their own test.
 /// In `chlast` the first dense layer on the last axis widens (the layer
 /// norm before it is not neuron-separable), and so does the MLP of
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
@@ -162,4 +162,73 @@ fn the_layer_norm_reductions_free_their_inputs_and_tie_the_affine_constants() {
         .count();
     // x − u, (x − u)², (x − u) / σ, γ · x, + β.
     assert!(elementwise >= 4, "{elementwise}");
+}
+
+/// ShuffleNet's unit: the split halves are core slices of the stem and the
+/// Reshape-Transpose-Reshape is one shuffle, so the stem and the branch
+/// (which the shuffle ties row by row to the first half) prune and widen.
+#[test]
+fn the_shuffle_unit_prunes_and_widens_through_its_slices_and_shuffle() {
+    let x = read_tensor("shuffle.input.bin");
+    for exporter in ["legacy", "dynamo"] {
+        let what = format!("shuffle.{exporter}");
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let iface = imp.interface;
+        let m = imp.model;
+        let g = m.graph();
+        let ops: Vec<&Op> = g.ids().filter_map(|v| m.layer(v).map(|l| &l.op)).collect();
+        assert!(
+            ops.iter()
+                .any(|o| matches!(o, Op::Shuffle(s) if s.groups == 2)),
+            "{what}: no shuffle"
+        );
+        let starts: Vec<usize> = g
+            .ids()
+            .filter_map(|v| g.vertex(v).unwrap().slice_start())
+            .collect();
+        assert_eq!(starts.len(), 2, "{what}: {starts:?}");
+        let (stem, branch) = (weighted(&m, 0), weighted(&m, 1));
+        let before = run(&m, &x);
+
+        // Widen the branch: one row more in the shuffle for each neuron,
+        // so the stem's first half grows with it.
+        let mut wide = m.clone();
+        wide.change_sizes(&Request::new().nout(branch, 2))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        wide.graph().check().unwrap();
+        assert_eq!(wide.graph().nout(stem).unwrap(), 10, "{what}");
+        assert_close_to(&run(&wide, &x), &before, 1e-5, &format!("{what} widened"));
+
+        // Prune the branch: the stem's first half loses the same rows, the
+        // second half's slice moves back.
+        let mut narrow = m.clone();
+        narrow
+            .change_sizes(&Request::new().nout(branch, -2).without_new_neurons())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        narrow.graph().check().unwrap();
+        assert_eq!(narrow.graph().nout(stem).unwrap(), 6, "{what}");
+        let mut starts: Vec<usize> = narrow
+            .graph()
+            .ids()
+            .filter_map(|v| narrow.graph().vertex(v).unwrap().slice_start())
+            .collect();
+        starts.sort();
+        assert_eq!(starts, [0, 2], "{what}");
+        let pruned = run(&narrow, &x);
+        assert_eq!(pruned.len(), before.len());
+        let bytes = export_bytes(&narrow, &iface).unwrap();
+        let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} pruned: {e}"));
+        assert_close_to(
+            &run(&back.model, &x),
+            &pruned,
+            1e-6,
+            &format!("{what} pruned"),
+        );
+        // The shuffle survives the trip as a shuffle.
+        assert!(back
+            .model
+            .graph()
+            .ids()
+            .any(|v| matches!(back.model.layer(v).map(|l| &l.op), Some(Op::Shuffle(_)))));
+    }
 }

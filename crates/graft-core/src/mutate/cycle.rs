@@ -71,6 +71,11 @@ pub(crate) fn size_cycle(g: &Graph) -> Option<Vec<String>> {
                 add_into(&mut e, &expr[&vx.inputs()[0]], m as i64);
                 e
             }
+            // A shuffle keeps its input's size; a slice's part is a size of
+            // its own (bounded by the input's, not equal to it).
+            (SizeKind::Absorb, None) if vx.shuffle_groups().is_some() => {
+                expr[&vx.inputs()[0]].clone()
+            }
             _ => {
                 nvars += 1;
                 Expr::from([(nvars - 1, 1)])

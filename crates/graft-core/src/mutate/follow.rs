@@ -158,6 +158,7 @@ pub(crate) fn follow(
             outs,
             ins,
             multiplier_after: None,
+            slice_start_after: None,
         });
     }
     Ok(report)
@@ -226,6 +227,12 @@ fn propagate(
             if let Some(why) = vx.frozen_reason() {
                 return Err(clash(v, format!("it cannot change size (it is {why})")));
             }
+            if vx.blocks().is_some() || vx.units().is_some() {
+                return Err(clash(
+                    v,
+                    "its neurons are blocks or units, which change only through the planner".into(),
+                ));
+            }
             if pinned.contains(&v) {
                 return Err(clash(v, "it feeds the edited edge".into()));
             }
@@ -280,6 +287,15 @@ fn propagate(
                     return Err(clash(c, "it is immutable and reads a changed size".into()));
                 }
                 (SizeKind::Absorb, None)
+                    if cx.maps_neurons() && !is_identity(&l, nout_of(g, v)) =>
+                {
+                    return Err(clash(
+                        c,
+                        "a slice or shuffle of a changed size follows only through the planner"
+                            .into(),
+                    ));
+                }
+                (SizeKind::Absorb, None)
                     if cx.grouped().is_some() && !is_identity(&l, nout_of(g, v)) =>
                 {
                     return Err(clash(
@@ -314,6 +330,12 @@ fn propagate(
                         assign(&mut at, &mut queue, u, p)?;
                     }
                 }
+            }
+            (SizeKind::Absorb, None) if vx.maps_neurons() && !is_identity(&l, nout_of(g, v)) => {
+                return Err(clash(
+                    v,
+                    "a slice or shuffle of a changed size follows only through the planner".into(),
+                ));
             }
             (SizeKind::Absorb, Some(m)) => {
                 let c = collapse(&l, m).ok_or_else(|| {

@@ -885,6 +885,7 @@ fn add_edge(
         (SizeKind::Input, _) => return Err(frozen("it is an input")),
         (SizeKind::Immutable, _) => return Err(frozen("it is immutable")),
         (_, Some(_)) => return Err(frozen("a depthwise vertex has exactly one input")),
+        _ if vx.maps_neurons() => return Err(frozen("a slice or shuffle has exactly one input")),
         _ => {}
     }
     let pos = position.unwrap_or(vx.inputs().len());
@@ -947,6 +948,7 @@ fn add_edge(
                 outs: None,
                 ins: vec![None; vx.inputs().len() + 1],
                 multiplier_after: None,
+                slice_start_after: None,
             }];
             mark_new_input(&mut fl, v, pos, n);
             steps.push(Applied::EdgeAdded {

@@ -206,6 +206,13 @@ impl GapUnion {
         }
         (root, self.ratio[x as usize])
     }
+    /// Close the gap after neuron `x` (and every gap tied to it): nothing
+    /// may be inserted there. Call after the last union.
+    fn close(&mut self, x: u32) {
+        let (r, _) = self.find(x);
+        self.poisoned[r as usize] = true;
+    }
+
     /// Tie `a` and `b` with weight(a) = r · weight(b).
     fn union(&mut self, a: u32, b: u32, r: Ratio) {
         let (ra, wa) = self.find(a);
@@ -358,6 +365,41 @@ impl Component {
                         }
                     }
                 }
+                _ if vx.slice_start().is_some() => {
+                    // Output j is input start + j; new neurons at the end
+                    // of the part go right after its last input neuron.
+                    let start = vx.slice_start().unwrap_or(0);
+                    let bu = base[local[&vx.inputs[0]] as usize] + start;
+                    for j in 0..vx.nout {
+                        let (x, y) = ((base[li] + j) as u32, (bu + j) as u32);
+                        uf.union(x, y);
+                        if let Some(gp) = gaps.as_mut() {
+                            gp.union(x, y, Ratio::ONE);
+                        }
+                    }
+                }
+                _ if vx.shuffle_groups().is_some() => {
+                    // Output k·g + i is input i·w + k. Every group keeps
+                    // the same local neurons (the ties of a whole row k),
+                    // and a new row k goes after output row k (g neurons)
+                    // and after input k of every group (one each).
+                    let g = vx.shuffle_groups().unwrap_or(1);
+                    let w = vx.nout / g;
+                    let bu = base[local[&vx.inputs[0]] as usize];
+                    for k in 0..w {
+                        for i in 0..g {
+                            let (x, y) = ((base[li] + k * g + i) as u32, (bu + i * w + k) as u32);
+                            uf.union(x, y);
+                            uf.union(y, bu as u32 + k as u32);
+                        }
+                        if let Some(gp) = gaps.as_mut() {
+                            let row_end = (base[li] + k * g + g - 1) as u32;
+                            for i in 0..g {
+                                gp.union(row_end, (bu + i * w + k) as u32, Ratio(g as u64, 1));
+                            }
+                        }
+                    }
+                }
                 _ => {
                     if let Some(m) = vx.depthwise() {
                         // Output j reads input j / m: a block per input.
@@ -402,6 +444,43 @@ impl Component {
             }
         }
 
+        // Blocks keep the same local neurons and grow at the same local
+        // place (as a grouped convolution's output side). Units are kept
+        // whole: one class per unit, and new units go after a unit's last
+        // neuron only (the gaps inside a unit are closed).
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            if let Some(g) = vx.blocks() {
+                let b = vx.nout / g;
+                for i in 1..g {
+                    for k in 0..b {
+                        let (x, y) = ((base[li] + i * b + k) as u32, (base[li] + k) as u32);
+                        uf.union(x, y);
+                        if let Some(gp) = gaps.as_mut() {
+                            gp.union(x, y, Ratio::ONE);
+                        }
+                    }
+                }
+            }
+            if let Some(w) = vx.units() {
+                for u in 0..vx.nout / w {
+                    for k in 1..w {
+                        uf.union((base[li] + u * w + k) as u32, (base[li] + u * w) as u32);
+                    }
+                }
+            }
+        }
+        if let Some(gp) = gaps.as_mut() {
+            for (li, &v) in verts.iter().enumerate() {
+                let vx = graph.v(v);
+                if let Some(w) = vx.units() {
+                    for x in (0..vx.nout).filter(|x| x % w != w - 1) {
+                        gp.close((base[li] + x) as u32);
+                    }
+                }
+            }
+        }
+
         // Classes numbered by first appearance (vertex order, then position):
         // independent of union-find internals, hence deterministic.
         let mut class_of = vec![u32::MAX; n];
@@ -426,7 +505,7 @@ impl Component {
         for (li, &v) in verts.iter().enumerate() {
             let nout = graph.v(v).nout;
             let explicit = utility.get(v);
-            let dflt = utility.default_for(graph.v(v).kind);
+            let dflt = utility.default_for(graph.v(v));
             let rt = retargeted(v);
             for i in 0..nout {
                 let u = explicit.map_or(dflt, |e| e[i]);

@@ -97,6 +97,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     };
     let mut nodes = 0u64;
     let mut multipliers: HashMap<VertexId, usize> = HashMap::new();
+    let mut slice_starts: HashMap<VertexId, usize> = HashMap::new();
     for ci in selected {
         let verts = &comps[ci];
         let mine: Vec<&Resolved> = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
@@ -155,7 +156,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         objective.utility += sol.utility;
         objective.size_penalty += sol.penalty;
         objective.relaxed_deviation += sol.deviation10 as f64 / 10.0;
-        write_index_lists(graph, &comp, &cap, &sol.z, &mut new_outs);
+        write_index_lists(graph, &comp, &cap, &sol.z, &mut new_outs, &mut slice_starts);
         if let Some(r) = rt {
             retarget_lists(graph, &r, &mut new_outs);
             multipliers.insert(r.vertex, r.to);
@@ -168,6 +169,10 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         let vx = graph.v(v);
         let outs = new_outs.get(&v).cloned();
         let multiplier_after = multipliers.get(&v).copied();
+        let slice_start_after = slice_starts
+            .get(&v)
+            .copied()
+            .filter(|&s| Some(s) != vx.slice_start());
         let ins: Vec<Option<Vec<Neuron>>> = vx
             .inputs()
             .iter()
@@ -191,6 +196,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
             outs,
             ins,
             multiplier_after,
+            slice_start_after,
         });
     }
     Ok(Plan {
@@ -336,6 +342,7 @@ fn write_index_lists(
     cap: &[i64],
     z: &[i64],
     out: &mut HashMap<VertexId, Vec<Neuron>>,
+    slice_starts: &mut HashMap<VertexId, usize>,
 ) {
     let nclass = comp.group_of_class.len();
     let mut kept = vec![false; nclass];
@@ -375,6 +382,23 @@ fn write_index_lists(
         if !identity {
             out.insert(v, list);
         }
+    }
+    // A slice starts after the producer's neurons kept and added before
+    // its part (new neurons at the gap before the part belong to what
+    // precedes it: the part's own grow at its end).
+    for &v in &comp.verts {
+        let vx = graph.v(v);
+        let Some(start) = vx.slice_start() else {
+            continue;
+        };
+        let bu = comp.base[comp.local[&vx.inputs()[0]] as usize];
+        let before: usize = (bu..bu + start)
+            .map(|x| {
+                usize::from(kept[comp.class_of[x] as usize])
+                    + new_after.get(&x).copied().unwrap_or(0)
+            })
+            .sum();
+        slice_starts.insert(v, before);
     }
 }
 

@@ -60,6 +60,9 @@ pub struct VertexChange {
     /// New multiplier of a depthwise vertex, when the plan changes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiplier_after: Option<usize>,
+    /// New first input neuron of a slice vertex, when the plan moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_start_after: Option<usize>,
 }
 
 /// The objective of a plan, and its parts, so it can be compared with any
@@ -128,6 +131,9 @@ impl Plan {
             graph.set_sizes(c.vertex, c.nout_after, c.nin_after.clone());
             if let Some(m) = c.multiplier_after {
                 graph.set_multiplier(c.vertex, m);
+            }
+            if let Some(s) = c.slice_start_after {
+                graph.set_slice_start(c.vertex, s);
             }
         }
         graph.bump_revision();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{Graph, SizeKind, VertexId};
+use crate::graph::{Graph, VertexId};
 
 /// Where a size target applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,8 +95,12 @@ impl Utility {
         self.per_vertex.get(&id).map(Vec::as_slice)
     }
 
-    pub(crate) fn default_for(&self, kind: SizeKind) -> f64 {
-        if self.zero_default || kind.is_transparent() {
+    /// The utility of a neuron with no explicit value: 1 where a weight
+    /// makes the neuron (absorbing vertices), 0 where the neuron is another
+    /// vertex's passed on (stack, invariant, select, slice, shuffle), so
+    /// that a class is not counted once per vertex it passes through.
+    pub(crate) fn default_for(&self, v: &crate::graph::Vertex) -> f64 {
+        if self.zero_default || v.kind().is_transparent() || v.maps_neurons() {
             0.0
         } else {
             1.0

@@ -1,8 +1,7 @@
 //! Graphs shared by the tests: random graphs for the property tests (a
 //! recipe of steps, each adding one vertex: absorb, stack with duplicated
-//! inputs, invariant, depthwise, invariant with a broadcast input) and a
-//! residual block around a
-//! concatenation.
+//! inputs, invariant, depthwise, invariant with a broadcast input, slice,
+//! shuffle, blocks, units) and a residual block around a concatenation.
 #![allow(dead_code)]
 
 use graft_core::{Constraint, Graph, VertexId};
@@ -31,6 +30,32 @@ pub enum Step {
     Broadcast {
         input: usize,
         other: usize,
+    },
+    /// A contiguous part of `input`'s neurons (clamped to fit), as a Split
+    /// or Slice along the neuron axis.
+    Slice {
+        input: usize,
+        start: usize,
+        len: usize,
+    },
+    /// A channel shuffle of `input` in `groups` groups (an invariant vertex
+    /// when its size is not a multiple of `groups`).
+    Shuffle {
+        input: usize,
+        groups: usize,
+    },
+    /// An invariant vertex on `input` whose neurons are `groups` aligned
+    /// blocks (a plain invariant when the size does not divide).
+    Blocks {
+        input: usize,
+        groups: usize,
+    },
+    /// An absorbing vertex on `input` of `units` units of `width` neurons
+    /// (attention heads).
+    Units {
+        input: usize,
+        units: usize,
+        width: usize,
     },
 }
 
@@ -79,6 +104,51 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                 )
                 .unwrap()
             }
+            Step::Slice { input, start, len } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                let start = start % n;
+                let len = 1 + len % (n - start);
+                let id = g.add_absorb(&name, &[u], len).unwrap();
+                g.add_constraint(id, Constraint::Slice { start }).unwrap();
+                id
+            }
+            Step::Shuffle { input, groups } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                if n.is_multiple_of(*groups) {
+                    let id = g.add_absorb(&name, &[u], n).unwrap();
+                    g.add_constraint(id, Constraint::Shuffle { groups: *groups })
+                        .unwrap();
+                    id
+                } else {
+                    g.add_invariant(&name, &[u]).unwrap()
+                }
+            }
+            Step::Blocks { input, groups } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                let c: &[Constraint] = if n.is_multiple_of(*groups) {
+                    &[Constraint::Blocks { groups: *groups }]
+                } else {
+                    &[]
+                };
+                g.add_vertex_with(&name, graft_core::SizeKind::Invariant, &[u], None, c)
+                    .unwrap()
+            }
+            Step::Units {
+                input,
+                units,
+                width,
+            } => g
+                .add_vertex_with(
+                    &name,
+                    graft_core::SizeKind::Absorb,
+                    &[pick(*input)],
+                    Some(units * width),
+                    &[Constraint::Units { width: *width }],
+                )
+                .unwrap(),
             Step::Depthwise { input, multiplier } => {
                 let u = pick(*input);
                 let id = g
@@ -103,6 +173,12 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0..20usize, 1..3usize)
             .prop_map(|(input, multiplier)| Step::Depthwise { input, multiplier }),
         1 => (0..20usize, 0..20usize).prop_map(|(input, other)| Step::Broadcast { input, other }),
+        1 => (0..20usize, 0..8usize, 0..8usize)
+            .prop_map(|(input, start, len)| Step::Slice { input, start, len }),
+        1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Shuffle { input, groups }),
+        1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Blocks { input, groups }),
+        1 => (0..20usize, 1..3usize, 1..3usize)
+            .prop_map(|(input, units, width)| Step::Units { input, units, width }),
     ]
 }
 

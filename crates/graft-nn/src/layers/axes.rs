@@ -1,6 +1,7 @@
 //! The axes family: ops that move, regroup or reduce axes: [`Transpose`],
 //! [`View`] (a reshape that keeps the neuron axis whole: unsqueeze,
-//! squeeze, flattening of unit axes) and [`Reduce`].
+//! squeeze, flattening of unit axes), [`Shuffle`] (a channel shuffle: a
+//! fixed permutation of the neurons in groups) and [`Reduce`].
 //!
 //! Each value has a neuron axis (the one the core's sizes count) or none.
 //! These ops say where it goes: a transpose moves it, a view keeps it whole
@@ -158,6 +159,62 @@ impl Reducer {
     }
 }
 
+/// A channel shuffle (ShuffleNet): the neuron axis seen as
+/// `[groups, width]` is transposed to `[width, groups]`, so output neuron
+/// `k · groups + g` is input neuron `g · width + k`. ONNX writes it as a
+/// Reshape, a Transpose and a Reshape; graft reads the three as one op so
+/// the neurons stay tied through it (`Constraint::Shuffle`): sizes change
+/// by whole rows of `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shuffle {
+    /// Number of groups, at least 1.
+    pub groups: usize,
+    /// The neuron axis (batch axis included; never 0).
+    pub axis: usize,
+}
+
+impl Shuffle {
+    /// The size rule: a one-to-one map of neurons in rows of `groups`.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Absorb,
+            constraints: vec![Constraint::Shuffle {
+                groups: self.groups,
+            }],
+        }
+    }
+
+    /// The forward pass (the width comes from the tensor, so a pruned or
+    /// widened model needs no change here).
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let c = *dims.get(self.axis).ok_or_else(|| {
+            candle_core::Error::Msg(format!("shuffle on axis {} of shape {dims:?}", self.axis))
+        })?;
+        if self.groups == 0 || !c.is_multiple_of(self.groups) {
+            candle_core::bail!("{c} neurons do not split into {} groups", self.groups);
+        }
+        let mut split = dims[..self.axis].to_vec();
+        split.extend([self.groups, c / self.groups]);
+        split.extend(&dims[self.axis + 1..]);
+        x.reshape(split)?
+            .transpose(self.axis, self.axis + 1)?
+            .contiguous()?
+            .reshape(dims)
+    }
+
+    /// The per-sample output shape (the input's).
+    pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        match s.get(self.axis.wrapping_sub(1)) {
+            Some(&c) if self.groups > 0 && c.is_multiple_of(self.groups) => Ok(s.to_vec()),
+            _ => Err(format!(
+                "a shuffle in {} groups on axis {} of per-sample shape {s:?}",
+                self.groups, self.axis
+            )),
+        }
+    }
+}
+
 /// A reduction over some axes (never the batch axis).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reduce {
@@ -281,6 +338,39 @@ fn prod_keepdim(x: &Tensor, a: usize) -> Result<Tensor> {
         .affine(-2.0, 1.0)?;
     let zero = x.eq(0.0)?.to_dtype(x.dtype())?.max_keepdim(a)?;
     mag.mul(&odd)?.mul(&zero.affine(-1.0, 1.0)?)
+}
+
+#[cfg(test)]
+mod shuffle_tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_shuffle_interleaves_the_groups() {
+        // 6 channels in 2 groups [0 1 2 | 3 4 5] come out as 0 3 1 4 2 5.
+        let s = Shuffle { groups: 2, axis: 1 };
+        let x = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((1, 6, 1))
+            .unwrap();
+        let y: Vec<f32> = s
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(y, [0., 3., 1., 4., 2., 5.]);
+        assert_eq!(s.infer(&[6, 1]).unwrap(), vec![6, 1]);
+        assert!(s.infer(&[5, 1]).is_err());
+        assert!(s
+            .forward(&Tensor::zeros((1, 5), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .is_err());
+        assert_eq!(
+            s.declare().constraints,
+            vec![Constraint::Shuffle { groups: 2 }]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub(crate) fn forward(
         Op::Reduce(r) => (r.forward(x)?, none),
         Op::SoftmaxAxis(sm) => (sm.forward(x)?, none),
         Op::Slice(p) => (p.forward(x)?, none),
+        Op::Shuffle(s) => (s.forward(x)?, none),
         Op::Join(j) => (j.forward(xs)?, none),
         Op::Pad(p) => (p.forward(x)?, none),
         Op::LinearLast(l) => (l.forward(params, x)?, none),

@@ -5,13 +5,15 @@
 //! a slice is invariant, and a join ties the neurons of all its inputs (a
 //! class token joined to the patch tokens along the sequence axis). Along
 //! the neuron axis a join stacks its inputs' neurons (the core's stack),
-//! and a slice takes a contiguous part of them; the core has no relation
-//! for that part yet, so such a slice is immutable (its size and its
+//! and a slice takes a contiguous part of them: the core's slice relation
+//! (`Constraint::Slice`), the inverse of a stack, so pruning inside the
+//! part prunes the producer there and plans move the part's start. A
+//! strided or reversed slice of the neurons is immutable (its size and its
 //! input's are frozen, reported by name) rather than a refusal.
 //! Their ONNX import and export live in graft-onnx's `ops/parts.rs`.
 
 use candle_core::{Result, Tensor};
-use graft_core::SizeKind;
+use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 use crate::op::Declared;
@@ -32,20 +34,37 @@ pub struct Slice {
 }
 
 impl Slice {
-    /// True when the slice cuts the neuron axis (frozen for now).
+    /// True when the slice cuts the neuron axis.
     pub fn cuts_neurons(&self) -> bool {
         self.neurons == Some(self.axis)
     }
 
-    /// The size rule.
+    /// The size rule: a contiguous part of the neurons is a core slice
+    /// (its neurons are the producer's, pruned and grown with them); a
+    /// strided or reversed one is frozen; a slice of another axis keeps the
+    /// neurons one to one.
     pub(crate) fn declare(&self) -> Declared {
-        Declared {
-            kind: if self.cuts_neurons() {
-                SizeKind::Immutable
-            } else {
-                SizeKind::Invariant
+        match (self.cuts_neurons(), self.step) {
+            (true, 1) => Declared {
+                kind: SizeKind::Absorb,
+                constraints: vec![Constraint::Slice { start: self.start }],
             },
-            constraints: Vec::new(),
+            (true, _) => Declared {
+                kind: SizeKind::Immutable,
+                constraints: Vec::new(),
+            },
+            (false, _) => Declared {
+                kind: SizeKind::Invariant,
+                constraints: Vec::new(),
+            },
+        }
+    }
+
+    /// Take the part the graph now says (after a plan moved or resized it).
+    pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
+        if let (true, 1, Some(start)) = (self.cuts_neurons(), self.step, v.slice_start()) {
+            self.start = start;
+            self.len = v.nout();
         }
     }
 
@@ -76,13 +95,28 @@ impl Slice {
         x.index_select(&idx, self.axis)
     }
 
-    /// The per-sample output shape.
-    pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+    /// The per-sample output shape. A part of the neurons is as long as
+    /// the graph says (`nout`), which a plan may have changed before the op
+    /// takes it (`follow`): shapes of a planned graph are measured before
+    /// the plan is applied.
+    pub(crate) fn infer(
+        &self,
+        s: &[usize],
+        nout: usize,
+    ) -> std::result::Result<Vec<usize>, String> {
         let mut out = s.to_vec();
         let d = out
             .get_mut(self.axis.wrapping_sub(1))
             .ok_or(format!("axis {} for per-sample shape {s:?}", self.axis))?;
-        *d = self.len;
+        let len = if self.cuts_neurons() && self.step == 1 {
+            nout
+        } else {
+            self.len
+        };
+        if self.step == 1 && len > *d {
+            return Err(format!("a part of {len} from {d} on axis {}", self.axis));
+        }
+        *d = len;
         Ok(out)
     }
 }
@@ -262,7 +296,23 @@ mod tests {
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![1., 3., 5., 7., 9., 11.]
         );
-        assert_eq!(s.infer(&[3, 4]).unwrap(), vec![3, 2]);
+        assert_eq!(s.infer(&[3, 4], 3).unwrap(), vec![3, 2]);
+        // A contiguous part of the neurons: the core's slice, as long as
+        // the graph says.
+        let part = Slice {
+            axis: 1,
+            start: 1,
+            len: 2,
+            step: 1,
+            neurons: Some(1),
+        };
+        assert_eq!(
+            part.declare().constraints,
+            vec![Constraint::Slice { start: 1 }]
+        );
+        assert_eq!(part.declare().kind, SizeKind::Absorb);
+        assert_eq!(part.infer(&[3, 4], 1).unwrap(), vec![1, 4]);
+        assert!(part.infer(&[3, 4], 4).is_err());
         // Backwards along the neuron axis: frozen.
         let r = Slice {
             axis: 1,

@@ -1,14 +1,16 @@
 //! The axes family in ONNX: reductions (ReduceMean, ReduceSum, ReduceMax,
 //! ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
-//! ReduceLogSumExp) on computed values, and the export of graft's
-//! transposes, views and reductions. Transposes, squeezes and unsqueezes
+//! ReduceLogSumExp) on computed values, channel shuffles (a Reshape that
+//! splits the neuron axis into groups, a Transpose of the two, a Reshape
+//! back: read as one [`graft_nn::Shuffle`]), and the export of graft's
+//! transposes, views, shuffles and reductions. Transposes, squeezes and unsqueezes
 //! are read lazily as views (`view.rs`) and become vertices when a
 //! computing op reads them (`Ctx::runtime`). Graft's side is `graft_nn`'s
 //! `layers/axes.rs`.
 
 use std::collections::HashMap;
 
-use graft_nn::{Op, Reduce, Reducer, ViewDim};
+use graft_nn::{Op, Reduce, Reducer, Shuffle, ViewDim};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -109,6 +111,108 @@ fn reduce(ctx: &mut Ctx, node: &Node, f: Reducer) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// Candidate channel shuffles: for each Reshape C reading a Transpose B
+/// reading a Reshape A, where A's output is read only by B and B's only by
+/// C, the indices `(c, [a, b])`. A and B are imported only if C turns out
+/// not to be a shuffle ([`shuffle`] decides on the shapes).
+pub(crate) fn shuffle_chains(
+    nodes: &[crate::proto::NodeProto],
+    uses: &HashMap<String, usize>,
+) -> HashMap<usize, [usize; 2]> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), i);
+        }
+    }
+    let op = |i: usize| nodes[i].op_type.as_deref().unwrap_or_default();
+    let single = |name: &str| uses.get(name).copied() == Some(1);
+    let mut chains = HashMap::new();
+    for (c, n) in nodes.iter().enumerate() {
+        if op(c) != "Reshape" {
+            continue;
+        }
+        let Some(&b) = n.input.first().and_then(|x| producer.get(x.as_str())) else {
+            continue;
+        };
+        if op(b) != "Transpose" || !single(&n.input[0]) {
+            continue;
+        }
+        let Some(&a) = nodes[b]
+            .input
+            .first()
+            .and_then(|x| producer.get(x.as_str()))
+        else {
+            continue;
+        };
+        // A node ends at most one chain or starts one: in a run of
+        // Reshape-Transpose-Reshape-Transpose-Reshape (attention heads
+        // split and merged) the first chain is the candidate.
+        if op(a) == "Reshape"
+            && single(&nodes[b].input[0])
+            && nodes[a].output.len() == 1
+            && !chains.contains_key(&a)
+        {
+            chains.insert(c, [a, b]);
+        }
+    }
+    chains
+}
+
+/// A Reshape target with 0 (copy) and -1 (infer) resolved against `from`.
+fn resolved_target(ctx: &Ctx, node: &Node, from: &[usize]) -> Option<Vec<usize>> {
+    let mut dims = super::view::reshape_target(ctx, node, from).ok()?;
+    let total: usize = from.iter().product();
+    if let Some(p) = dims.iter().position(|&d| d == -1) {
+        let known: i64 = dims.iter().filter(|&&d| d != -1).product();
+        if known <= 0 || total as i64 % known != 0 {
+            return None;
+        }
+        dims[p] = total as i64 / known;
+    }
+    dims.iter().map(|&d| usize::try_from(d).ok()).collect()
+}
+
+/// Read Reshape `a`, Transpose `b`, Reshape `c` as one channel shuffle when
+/// they are one: `a` splits the neuron axis into `[groups, width]` (and may
+/// regroup the axes after it), `b` swaps those two axes and nothing else,
+/// `c` restores the input's shape.
+/// False (nothing imported) when they are something else.
+pub(crate) fn shuffle(ctx: &mut Ctx, a: &Node, b: &Node, c: &Node) -> Result<bool, OnnxError> {
+    let Some(Value::Runtime { v, shape: s }) = ctx.values.get(a.input(0)?).cloned() else {
+        return Ok(false);
+    };
+    let Some(axis) = ctx.neuron_axis(v).filter(|&x| x >= 1 && x < s.len()) else {
+        return Ok(false);
+    };
+    let Some(split) = resolved_target(ctx, a, &s) else {
+        return Ok(false);
+    };
+    let (groups, width) = match split.get(axis..axis + 2) {
+        Some(&[g, w]) => (g, w),
+        _ => return Ok(false),
+    };
+    // The axes after the neurons may be regrouped (graft writes them
+    // flattened), as long as they hold the same elements.
+    let same_rest =
+        split[axis + 2..].iter().product::<usize>() == s[axis + 1..].iter().product::<usize>();
+    if split[..axis] != s[..axis] || groups * width != s[axis] || groups < 2 || !same_rest {
+        return Ok(false);
+    }
+    let mut swap: Vec<i64> = (0..split.len() as i64).collect();
+    swap.swap(axis, axis + 1);
+    if b.ints("perm") != Some(swap) {
+        return Ok(false);
+    }
+    let mut swapped = split.clone();
+    swapped.swap(axis, axis + 1);
+    if resolved_target(ctx, c, &swapped).as_deref() != Some(&s[..]) {
+        return Ok(false);
+    }
+    ctx.add(c, Op::Shuffle(Shuffle { groups, axis }), &[v], None, s)?;
+    Ok(true)
+}
+
 /// The opset whose reductions take their axes as an input rather than an
 /// attribute (ReduceSum from 13, the others from 18).
 fn axes_as_input(f: Reducer, opset: i64) -> bool {
@@ -139,6 +243,28 @@ pub(crate) fn export(
             let s = format!("{name}.shape");
             out.inits.push(encode_i64(&s, &[dims.len()], &dims));
             out.node("Reshape", name, &[x, &s], name, vec![]);
+        }
+        Op::Shuffle(sh) => {
+            // Split the neuron axis into [groups, width] (0 copies the axes
+            // before it, -1 takes the rest), swap the two, then reshape
+            // back to the input's own shape.
+            let mut split = vec![0i64; sh.axis];
+            split.extend([sh.groups as i64, (nout / sh.groups.max(1)) as i64, -1]);
+            let mut perm: Vec<i64> = (0..split.len() as i64).collect();
+            perm.swap(sh.axis, sh.axis + 1);
+            let (to, shape) = (format!("{name}.split"), format!("{name}.shape"));
+            let (grouped, swapped) = (format!("{name}.grouped"), format!("{name}.swapped"));
+            out.inits.push(encode_i64(&to, &[split.len()], &split));
+            out.node("Shape", &shape, &[x], &shape, vec![]);
+            out.node("Reshape", &grouped, &[x, &to], &grouped, vec![]);
+            out.node(
+                "Transpose",
+                &swapped,
+                &[&grouped],
+                &swapped,
+                vec![attr_ints("perm", perm)],
+            );
+            out.node("Reshape", name, &[&swapped, &shape], name, vec![]);
         }
         Op::Reduce(r) => {
             let axes: Vec<i64> = r.axes.iter().map(|&a| a as i64).collect();

@@ -1,6 +1,7 @@
 //! The parts family in ONNX: Slice and Split (each output a graft
-//! [`Slice`]) and Concat (graft's `concat` for channels on axis 1, a
-//! [`Join`] in any other layout), import and export side by side. Graft's
+//! [`Slice`]), Concat (graft's `concat` for channels on axis 1, a
+//! [`Join`] in any other layout), Tile (joins of copies) and Pad, import
+//! and export side by side. Graft's
 //! side is `graft_nn`'s `layers/parts.rs`.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Split", split);
     r.insert("Concat", concat);
     r.insert("Pad", pad);
+    r.insert("Tile", tile);
 }
 
 fn norm_axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
@@ -205,6 +207,63 @@ fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         Op::Join(Join { axis, neurons })
     };
     ctx.add(node, op, &vs, None, out)?;
+    Ok(())
+}
+
+/// Tile of a computed value by constant repeats: `r` copies of the value
+/// joined along each repeated axis, a stack of its neurons along the neuron
+/// axis (the core's stack with the same input `r` times: pruning a neuron
+/// prunes every copy) and an invariant join along the others.
+fn tile(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, shape) = ctx.runtime(node, 0)?;
+    let reps = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs constant repeats"))?
+        .ints();
+    if reps.len() != shape.len() {
+        return Err(node.err(format!("{} repeats for rank {}", reps.len(), shape.len())));
+    }
+    if let Some(r) = reps.iter().find(|&&r| r < 1) {
+        return Err(node.err(format!("a repeat of {r}: each must be at least 1")));
+    }
+    if reps[0] != 1 {
+        return Err(node.err("repeating the batch axis is not supported"));
+    }
+    let neurons = ctx.neuron_axis(x);
+    let tiled: Vec<usize> = (1..reps.len()).filter(|&a| reps[a] > 1).collect();
+    let mut cur = (x, shape);
+    for (i, &axis) in tiled.iter().enumerate() {
+        let r = usize::try_from(reps[axis]).unwrap_or(usize::MAX);
+        if r > 1024 {
+            return Err(node.err(format!(
+                "repeating axis {axis} {r} times: at most 1024 copies are joined"
+            )));
+        }
+        let mut out = cur.1.clone();
+        out[axis] = out[axis]
+            .checked_mul(r)
+            .filter(|&n| n <= 1 << 26)
+            .ok_or_else(|| node.err(format!("repeating axis {axis} {r} times is too large")))?;
+        let op = if axis == 1 && neurons == Some(1) {
+            Op::Concat
+        } else {
+            Op::Join(Join { axis, neurons })
+        };
+        let name = if i + 1 == tiled.len() {
+            ctx.vertex_name(node)
+        } else {
+            ctx.fresh_name(&format!("{}.{axis}", node.output()))
+        };
+        let v = ctx.model.add(&name, op, &vec![cur.0; r], None)?;
+        cur = (v, out);
+    }
+    ctx.alias(
+        node,
+        Value::Runtime {
+            v: cur.0,
+            shape: cur.1,
+        },
+    );
     Ok(())
 }
 
