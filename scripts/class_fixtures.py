@@ -45,6 +45,19 @@ The classes:
           with as_strided (the dynamo exporter writes a Reshape to [-1] and
           a Gather of every element in order), a channels-first layer norm
           through permutes, a flatten
+  vitattn a ViT in miniature (batch 1, as the zoo exports vision
+          transformers): patches, a class token joined to them (Concat of
+          a constant), a position embedding, one encoder block with
+          torch's two-head MultiheadAttention (heads folded into the batch
+          axis, MatMul of two computed values), an MLP, the class token's
+          head
+  winattn Swin's shifted-window attention, v1 then v2 (batch 1): windows
+          folded into the batch axis, a cyclic shift (Slice, Concat), the
+          shifted-window mask (ScatterND on constants), the relative
+          position bias (Gather/GatherND of a table; v2's continuous bias
+          MLP on constants), cosine attention (ReduceL2, Clip)
+  einsum  MaxViT's relative-position attention (batch 1): Einsum
+          `B G H I D, B G H J D -> B G H I J` and `... I J, ... J D -> ... I D`
 
 torch and onnxruntime are installed with pip into a virtual environment
 outside the repository when missing (see pyenv_setup.py). Not part of the
@@ -308,11 +321,84 @@ class NormHead(nn.Module):
         return self.head(x.flatten(1))
 
 
+class VitAttn(nn.Module):
+    """torchvision's ViT in miniature: 2x2 patches of an 8x8 image, a class
+    token, a position embedding, one pre-norm encoder block with two heads."""
+
+    def __init__(self):
+        super().__init__()
+        d = 8
+        self.proj = nn.Conv2d(3, d, 4, stride=4)
+        self.cls = nn.Parameter(torch.randn(1, 1, d))
+        self.pos = nn.Parameter(torch.randn(1, 5, d) * 0.1)
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, 2, batch_first=True)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, 16)
+        self.fc2 = nn.Linear(16, d)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        y = self.ln1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        x = x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+        return self.head(x[:, 0])
+
+
+class WinAttn(nn.Module):
+    """torchvision's shifted-window attention, v1 then v2, on a 4x4 map of
+    channels-last tokens (2x2 windows shifted by 1)."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.swin_transformer import (
+            ShiftedWindowAttention, ShiftedWindowAttentionV2)
+        d = 8
+        self.proj = nn.Conv2d(3, d, 2, stride=2)
+        self.v1 = ShiftedWindowAttention(d, [2, 2], [1, 1], 2)
+        self.v2 = ShiftedWindowAttentionV2(d, [2, 2], [1, 1], 2)
+        self.fc = nn.Linear(d, 12)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.proj(x).permute(0, 2, 3, 1)
+        x = x + self.v1(x)
+        x = x + self.v2(x)
+        return self.head(torch.relu(self.fc(x)).mean((1, 2)))
+
+
+class Einsum(nn.Module):
+    """MaxViT's relative-position attention on 4 windows of 2x2 tokens:
+    [B, C, H, W] partitioned to [B, G, P, C], attention by Einsum."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+        d = 8
+        self.proj = nn.Conv2d(3, d, 1)
+        self.attn = RelativePositionalMultiHeadAttention(d, 4, 4)
+        self.fc = nn.Linear(d, 12)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.proj(x)
+        b, c, h, w = x.shape
+        x = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 3, 5, 1)
+        x = x.reshape(b, (h // 2) * (w // 2), 4, c)
+        x = x + self.attn(x)
+        return self.head(torch.relu(self.fc(x)).mean((1, 2)))
+
+
 MODELS = {
     "resize": (Resize, (2, 3, 6, 6)),
     "asym": (Asym, (2, 3, 8, 8)),
     # A fixed batch: as_strided's element indices are written for one.
     "normhead": (NormHead, (2, 3, 6, 6), False),
+    "vitattn": (VitAttn, (1, 3, 8, 8)),
+    "winattn": (WinAttn, (1, 3, 8, 8)),
+    "einsum": (Einsum, (1, 3, 4, 4)),
     "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),
@@ -336,7 +422,9 @@ def main(only=None):
         write_tensor(OUT / f"{name}.input.bin", x.numpy())
         for exporter in ["legacy", "dynamo"]:
             path = OUT / f"{name}.{exporter}.onnx"
-            export(model, x, path, exporter, dynamic_batch=not fixed)
+            # Vision transformers are exported at batch size 1 (their
+            # graphs fold the batch axis into heads and windows).
+            export(model, x, path, exporter, dynamic_batch=not fixed and shape[0] > 1)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)

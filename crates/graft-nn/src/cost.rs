@@ -139,6 +139,9 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,
         Op::LinearLast(l) => l.infer(first()?, nout)?,
+        Op::MatMul(m) => m.infer(first()?, ins.get(1).copied().ok_or("needs two inputs")?)?,
+        Op::Token(t) => t.infer(nout),
+        Op::Regroup(r) => r.infer(nout),
         Op::LayerNormLast(_) | Op::ActivationAt { .. } | Op::SoftmaxAxis(_) => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
@@ -153,6 +156,34 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         | Op::Identity
         | Op::Exit { .. } => with_channels(first()?),
     })
+}
+
+/// The output's per-sample shape and first axis of the ops that move values
+/// across the batch axis, given the input's first axis `lead` at batch
+/// size 1; `None` for the others.
+fn with_lead(
+    op: &Op,
+    ins: &[&Shape],
+    lead: usize,
+) -> Option<std::result::Result<(Shape, usize), String>> {
+    let s = ins.first()?;
+    let mut full = vec![lead];
+    full.extend(s.iter());
+    match op {
+        Op::Transpose(t) => Some(
+            t.infer(&full[1..])
+                .map(|_| {
+                    let out: Vec<usize> = t.perm.iter().map(|&a| full[a]).collect();
+                    (out[1..].to_vec(), out[0])
+                })
+                .map_err(|e| format!("{e} (first axis {lead})")),
+        ),
+        Op::Regroup(r) => Some(r.target(&full).and_then(|rest| {
+            let lead = r.lead(full.iter().product(), &rest)?;
+            Ok((rest, lead))
+        })),
+        _ => None,
+    }
 }
 
 /// Multiply-accumulates of one sample through `op`.
@@ -178,6 +209,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         Op::LinearLast(l) => ins
             .first()
             .map_or(0, |s| l.macs(s, out.last().copied().unwrap_or(0))),
+        Op::MatMul(m) => ins.first().map_or(0, |s| m.macs(s, out)),
         Op::Recurrent { cell, .. } => {
             let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
             t * cell.gates() as u64 * nout * (n0 + nout)
@@ -218,6 +250,8 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::Join(_)
         | Op::Pad(_)
         | Op::LayerNormLast(_)
+        | Op::Token(_)
+        | Op::Regroup(_)
         | Op::ActivationAt { .. } => 0,
     }
 }
@@ -229,6 +263,10 @@ pub struct Cost {
     pub shapes: HashMap<VertexId, Shape>,
     /// Every vertex's multiply-accumulates per sample.
     pub macs: HashMap<VertexId, u64>,
+    /// The first axis's size, at batch size 1, of the values whose first
+    /// axis is not the batch axis (after a transpose moving it or a
+    /// [`crate::Regroup`]); their `shapes` entry holds the other axes.
+    pub leads: HashMap<VertexId, usize>,
 }
 
 impl Cost {
@@ -292,6 +330,9 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
         });
     }
     let mut shapes: HashMap<VertexId, Shape> = HashMap::new();
+    // The first axis's size at batch size 1: 1 but after ops that move
+    // values across the batch axis (a transpose moving it, a regroup).
+    let mut leads: HashMap<VertexId, usize> = graph_inputs.iter().map(|&v| (v, 1)).collect();
     let mut macs = HashMap::new();
     for (&v, s) in graph_inputs.iter().zip(inputs) {
         let n = g.vertex(v)?.nout();
@@ -316,12 +357,21 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
             })?
             .op;
         let ins: Vec<&Shape> = vx.inputs().iter().map(|u| &shapes[u]).collect();
-        let out = infer(op, &ins, vx.nout()).map_err(|reason| NnError::Layer {
-            vertex: vx.name().to_string(),
-            reason,
-        })?;
-        macs.insert(v, macs_of(op, &ins, &out));
+        let lead = vx.inputs().first().map_or(1, |u| leads[u]);
+        let (out, lead) = with_lead(op, &ins, lead)
+            .unwrap_or_else(|| infer(op, &ins, vx.nout()).map(|s| (s, lead)))
+            .map_err(|reason| NnError::Layer {
+                vertex: vx.name().to_string(),
+                reason,
+            })?;
+        macs.insert(v, lead as u64 * macs_of(op, &ins, &out));
         shapes.insert(v, out);
+        leads.insert(v, lead);
     }
-    Ok(Cost { shapes, macs })
+    leads.retain(|_, l| *l != 1);
+    Ok(Cost {
+        shapes,
+        macs,
+        leads,
+    })
 }

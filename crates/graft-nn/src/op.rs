@@ -5,6 +5,7 @@
 use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
+pub use crate::layers::attention::{MatMul, Regroup, Token};
 pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::conv::Hw;
 pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
@@ -329,6 +330,14 @@ pub enum Op {
     LinearLast(LinearLast),
     /// Layer normalisation over the last axis. Not neuron-separable.
     LayerNormLast(LayerNormLast),
+    /// The product of two computed values over their last two axes
+    /// (attention). Frozen.
+    MatMul(MatMul),
+    /// A learned constant repeated over the batch (a class token).
+    Token(Token),
+    /// A reshape of the whole value, batch axis included (a file exported
+    /// at batch size 1 folding heads or windows into it). Frozen.
+    Regroup(Regroup),
     /// A pointwise activation on a value whose neurons are on another axis
     /// than 1 (channels last, token sequences). Never a softmax.
     ActivationAt {
@@ -580,6 +589,9 @@ impl Op {
             Op::Join(j) => Ok(j.declare()),
             Op::Pad(p) => Ok(p.declare()),
             Op::LinearLast(_) => one(Absorb),
+            Op::MatMul(m) => Ok(m.declare()),
+            Op::Token(t) => Ok(t.declare()),
+            Op::Regroup(r) => Ok(r.declare()),
             Op::LayerNormLast(_) => one(Invariant),
             Op::ActivationAt {
                 f: Activation::Softmax,
@@ -623,6 +635,9 @@ impl Op {
                 | Op::ConvTranspose2d { .. }
                 | Op::Recurrent { .. }
                 | Op::LinearLast(_)
+                | Op::MatMul(_)
+                | Op::Token(_)
+                | Op::Regroup(_)
         )
     }
 
@@ -733,6 +748,7 @@ impl Op {
             Op::Elementwise(e) => e.params(nout),
             Op::LinearLast(l) => l.params(n0, nout),
             Op::LayerNormLast(l) => l.params(nout),
+            Op::Token(t) => t.params(nout),
             Op::Input
             | Op::Activation(_)
             | Op::MaxPool2d { .. }
@@ -763,6 +779,8 @@ impl Op {
             | Op::Slice(_)
             | Op::Join(_)
             | Op::Pad(_)
+            | Op::MatMul(_)
+            | Op::Regroup(_)
             | Op::ActivationAt { .. } => Vec::new(),
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
@@ -843,6 +861,9 @@ impl Op {
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
             Op::LinearLast(_) => "linear_last",
+            Op::MatMul(_) => "matmul",
+            Op::Token(_) => "token",
+            Op::Regroup(_) => "regroup",
             Op::LayerNormLast(_) => "layer_norm_last",
             Op::ActivationAt { .. } => "activation",
         }
@@ -865,6 +886,9 @@ impl Op {
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,
             Op::LinearLast(l) => Some(l.axis),
+            Op::MatMul(m) => m.neurons,
+            Op::Token(t) => t.neurons,
+            Op::Regroup(r) => r.neurons,
             Op::LayerNormLast(l) => Some(l.axis),
             Op::ActivationAt { axis, .. } => *axis,
             Op::Input
@@ -951,6 +975,9 @@ impl Op {
             | Op::Join(_)
             | Op::Pad(_)
             | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => FanIn::Own,
         }
@@ -1005,6 +1032,9 @@ impl Op {
             | Op::Pad(_)
             | Op::LinearLast(_)
             | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => {}
         }
@@ -1067,6 +1097,9 @@ impl Op {
             | Op::Pad(_)
             | Op::LinearLast(_)
             | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
             | Op::ActivationAt { .. } => 0..0,
         }
     }

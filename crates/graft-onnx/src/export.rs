@@ -307,7 +307,12 @@ impl Dyn {
             .map(|s| s[1.min(s.len())..].to_vec())
             .collect();
         let shapes = match model.cost(&per_sample) {
-            Ok(cost) => Some(cost.shapes),
+            // Values whose first axis is not the batch axis get no
+            // `value_info`.
+            Ok(mut cost) => {
+                cost.shapes.retain(|v, _| !cost.leads.contains_key(v));
+                Some(cost.shapes)
+            }
             // Without dynamic vertices shapes only decorate the file.
             Err(_) if !order.iter().any(|&v| op(v).is_some_and(Op::is_dynamic)) => None,
             Err(e) => return Err(e.into()),
@@ -917,6 +922,9 @@ fn emit(
                 &name,
                 vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
             );
+        }
+        Op::MatMul(_) | Op::Token(_) | Op::Regroup(_) => {
+            crate::ops::attention::export(out, model, v, &name, &ins, &layer.op)?;
         }
         Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;

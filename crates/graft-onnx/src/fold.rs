@@ -71,6 +71,9 @@ pub(crate) const FOLDABLE: &[&str] = &[
     "ReduceMean",
     "IsNaN",
     "IsInf",
+    "ScatterND",
+    "GatherND",
+    "MatMul",
 ];
 
 /// The most values a folded constant may hold (a guard against shapes in
@@ -234,6 +237,154 @@ fn gather(node: &Node, t: &T, idx: &T, ax: usize) -> Result<T, OnnxError> {
         dims,
         v,
         int: t.int,
+    })
+}
+
+/// The flat offset in `t` of the index tuple `tuple` (a prefix of `t`'s
+/// axes; negative entries count from the end) and the size of the slab it
+/// names.
+fn nd_offset(node: &Node, t: &T, tuple: &[f64]) -> Result<(usize, usize), OnnxError> {
+    if tuple.len() > t.dims.len() {
+        return Err(node.err(format!(
+            "index tuples of {} for a tensor of rank {}",
+            tuple.len(),
+            t.dims.len()
+        )));
+    }
+    let st = strides(&t.dims);
+    let mut off = 0;
+    for (k, &i) in tuple.iter().enumerate() {
+        let d = t.dims[k] as i64;
+        let i = i as i64;
+        let j = if i < 0 { i + d } else { i };
+        if !(0..d).contains(&j) {
+            return Err(node.err(format!("index {i} out of range {d} on axis {k}")));
+        }
+        off += j as usize * st[k];
+    }
+    let slab = t.dims[tuple.len()..].iter().product();
+    Ok((off, slab))
+}
+
+/// ONNX ScatterND without reduction: `data` with the slabs named by the
+/// index tuples (the last axis of `idx`) replaced by `updates`.
+fn scatter_nd(node: &Node, data: &T, idx: &T, upd: &T) -> Result<T, OnnxError> {
+    if let Some(r) = node.string("reduction").filter(|r| r != "none") {
+        return Err(node.err(format!("reduction {r} is not supported")));
+    }
+    let q = *idx.dims.last().ok_or_else(|| node.err("scalar indices"))?;
+    let n: usize = idx.dims[..idx.dims.len() - 1].iter().product();
+    let mut out = data.clone();
+    out.int = data.int;
+    for t in 0..n {
+        let (off, slab) = nd_offset(node, data, &idx.v[t * q..t * q + q])?;
+        let src = upd
+            .v
+            .get(t * slab..(t + 1) * slab)
+            .ok_or_else(|| node.err(format!("updates of shape {:?} too small", upd.dims)))?;
+        out.v[off..off + slab].copy_from_slice(src);
+    }
+    Ok(out)
+}
+
+/// ONNX GatherND with `batch_dims` 0: the slabs named by the index tuples.
+fn gather_nd(node: &Node, data: &T, idx: &T) -> Result<T, OnnxError> {
+    if node.int("batch_dims", 0) != 0 {
+        return Err(node.err("batch_dims other than 0 is not supported"));
+    }
+    let q = *idx.dims.last().ok_or_else(|| node.err("scalar indices"))?;
+    let n: usize = idx.dims[..idx.dims.len() - 1].iter().product();
+    let mut dims = idx.dims[..idx.dims.len() - 1].to_vec();
+    dims.extend(data.dims.get(q..).unwrap_or(&[]));
+    count(node, &dims)?;
+    let mut v = Vec::new();
+    for t in 0..n {
+        let (off, slab) = nd_offset(node, data, &idx.v[t * q..t * q + q])?;
+        v.extend_from_slice(&data.v[off..off + slab]);
+    }
+    Ok(T {
+        dims,
+        v,
+        int: data.int,
+    })
+}
+
+/// Numpy matmul of two constants (batch axes broadcast; rank-1 operands
+/// promoted and their unit axis dropped afterwards).
+fn matmul(node: &Node, a: &T, b: &T) -> Result<T, OnnxError> {
+    let (ra, rb) = (a.dims.len(), b.dims.len());
+    if ra == 0 || rb == 0 {
+        return Err(node.err("matmul of a scalar"));
+    }
+    let ad = if ra == 1 {
+        vec![1, a.dims[0]]
+    } else {
+        a.dims.clone()
+    };
+    let bd = if rb == 1 {
+        vec![b.dims[0], 1]
+    } else {
+        b.dims.clone()
+    };
+    let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
+    let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
+    if k != k2 {
+        return Err(node.err(format!(
+            "shapes {:?} and {:?} do not multiply",
+            a.dims, b.dims
+        )));
+    }
+    let batch =
+        graft_nn::broadcast_shape(&ad[..ad.len() - 2], &bd[..bd.len() - 2]).ok_or_else(|| {
+            node.err(format!(
+                "shapes {:?} and {:?} do not broadcast",
+                a.dims, b.dims
+            ))
+        })?;
+    let mut dims = batch.clone();
+    dims.extend([m, n]);
+    count(node, &dims)?;
+    // Lay both operands out on the broadcast batch.
+    let expand = |t: &T, d: &[usize], rows: usize, cols: usize| -> Result<Vec<f64>, OnnxError> {
+        let mut full = batch.clone();
+        full.extend([rows, cols]);
+        let src = T {
+            dims: d.to_vec(),
+            v: t.v.clone(),
+            int: t.int,
+        };
+        let n = count(node, &full)?;
+        let shape = T {
+            dims: full,
+            v: vec![0.0; n],
+            int: t.int,
+        };
+        Ok(broadcast(node, &[&src, &shape])?.1.remove(0))
+    };
+    let (av, bv) = (expand(a, &ad, m, k)?, expand(b, &bd, k, n)?);
+    let nb: usize = batch.iter().product();
+    let mut v = vec![0.0; nb * m * n];
+    for t in 0..nb {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for l in 0..k {
+                    s += av[t * m * k + i * k + l] * bv[t * k * n + l * n + j];
+                }
+                v[t * m * n + i * n + j] = s;
+            }
+        }
+    }
+    if ra == 1 {
+        dims.remove(dims.len() - 2);
+    }
+    if rb == 1 {
+        dims.pop();
+    }
+    Ok(T {
+        dims,
+        v,
+        int: a.int && b.int,
     })
 }
 
@@ -503,6 +654,9 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
             }]
         }
         "Size" => vec![T::scalar(arg(0)?.v.len() as f64, true)],
+        "ScatterND" => vec![scatter_nd(node, arg(0)?, arg(1)?, arg(2)?)?],
+        "GatherND" => vec![gather_nd(node, arg(0)?, arg(1)?)?],
+        "MatMul" => vec![matmul(node, arg(0)?, arg(1)?)?],
         "Gather" => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ax = axis(node, node.int("axis", 0), t.dims.len())?;
@@ -858,6 +1012,88 @@ mod tests {
             op: op.into(),
         };
         fold(&n, ins).expect("a foldable op")
+    }
+
+    fn floats(dims: &[usize], v: &[f32]) -> Option<Const> {
+        Some(Const {
+            dims: dims.to_vec(),
+            f: v.to_vec(),
+            i: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn scatter_and_gather_by_index_tuples_fold() {
+        // data [[0, 0], [0, 0]]; row 1 set to (5, 6), then entry (0, 1) to 7.
+        let data = floats(&[2, 2], &[0.; 4]);
+        let rows = run(
+            "ScatterND",
+            &[data, ints(&[1, 1], &[1]), floats(&[1, 2], &[5., 6.])],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(rows.f, vec![0., 0., 5., 6.]);
+        let one = run(
+            "ScatterND",
+            &[
+                Some(rows.clone()),
+                ints(&[1, 2], &[0, 1]),
+                floats(&[1], &[7.]),
+            ],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(one.f, vec![0., 7., 5., 6.]);
+        // GatherND of rows 1 and 0, then of entry (-1, 0).
+        let g = run("GatherND", &[Some(one.clone()), ints(&[2, 1], &[1, 0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (g.dims.clone(), g.f.clone()),
+            (vec![2, 2], vec![5., 6., 0., 7.])
+        );
+        let e = run("GatherND", &[Some(one.clone()), ints(&[1, 2], &[-1, 0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!(e.f, vec![5.]);
+        // Out of range: an error naming the node, not a panic.
+        assert!(run("GatherND", &[Some(one), ints(&[1, 1], &[2])]).is_err());
+        assert!(run(
+            "ScatterND",
+            &[
+                floats(&[2], &[0., 0.]),
+                ints(&[1, 1], &[0]),
+                floats(&[0], &[])
+            ]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn products_of_constants_fold() {
+        // [[1, 2], [3, 4]] · [[1, 0], [1, 1]] = [[3, 2], [7, 4]]; a batch of
+        // two left operands shares the right one; a vector on the right
+        // drops its axis.
+        let a = floats(&[2, 2], &[1., 2., 3., 4.]);
+        let b = floats(&[2, 2], &[1., 0., 1., 1.]);
+        let y = run("MatMul", &[a, b.clone()]).unwrap().remove(0);
+        assert_eq!(y.f, vec![3., 2., 7., 4.]);
+        let a2 = floats(&[2, 1, 2], &[1., 2., 3., 4.]);
+        let y = run("MatMul", &[a2, b]).unwrap().remove(0);
+        assert_eq!(
+            (y.dims.clone(), y.f.clone()),
+            (vec![2, 1, 2], vec![3., 2., 7., 4.])
+        );
+        let v = floats(&[2], &[1., 1.]);
+        let y = run("MatMul", &[floats(&[2, 2], &[1., 2., 3., 4.]), v])
+            .unwrap()
+            .remove(0);
+        assert_eq!((y.dims.clone(), y.f.clone()), (vec![2], vec![3., 7.]));
+        assert!(run(
+            "MatMul",
+            &[floats(&[2, 3], &[0.; 6]), floats(&[2, 3], &[0.; 6])]
+        )
+        .is_err());
     }
 
     #[test]

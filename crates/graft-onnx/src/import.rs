@@ -251,9 +251,9 @@ impl Ctx {
         order: &[Option<usize>],
     ) -> Result<(VertexId, Vec<usize>), OnnxError> {
         let perm: Vec<usize> = order.iter().flatten().copied().collect();
-        if perm.first() != Some(&0) || perm.len() != shape.len() {
+        if perm.len() != shape.len() {
             return Err(node.err(format!(
-                "`{value}` moves or drops the batch axis of its producer (axes {order:?})"
+                "`{value}` drops an axis of its producer (axes {order:?})"
             )));
         }
         let axis = self.neuron_axis(v);
@@ -281,6 +281,14 @@ impl Ctx {
             .map(|(i, _)| i)
             .collect();
         let neuron_at = cur_axis.map(|a| at[a]);
+        if dims.first() != cur_shape.first() || neuron_at == Some(0) {
+            // Unit axes before the batch axis (a file exported at batch
+            // size 1): a regroup of the whole value, neurons last.
+            let (op, nout) = crate::ops::attention::regroup_op(self, cur, &cur_shape, &dims);
+            let name = self.fresh_name(&format!("{value}.regroup"));
+            let w = self.model.add(&name, op, &[cur], Some(nout))?;
+            return Ok((w, dims));
+        }
         let view = graft_nn::View {
             dims: dims[1..]
                 .iter()

@@ -7,9 +7,11 @@
 //! channels-last block (permutes, a layer norm and dense layers on the last
 //! axis), attention pooling (a softmax over positions), HRNet's resizes
 //! (nearest and bilinear), Inception's uneven kernels, strides, pads and
-//! pooling windows, and ConvNeXt's head (as_strided from the dynamo
-//! exporter). Each imports, matches onnxruntime, widens without changing
-//! its function, prunes, and survives export and import.
+//! pooling windows, ConvNeXt's head (as_strided from the dynamo exporter),
+//! and the attention of vision transformers (ViT's class token and heads
+//! folded into the batch axis, Swin's shifted windows, MaxViT's Einsum).
+//! Each imports, matches onnxruntime, widens without changing its function,
+//! prunes, and survives export and import.
 
 mod common;
 
@@ -24,11 +26,17 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// In `shuffle` the convolution after the shuffle changes here; the stem
 /// and the branch (through the slices and the shuffle) have their own test.
 /// In `chlast` the first dense layer on the last axis widens (the layer
-/// norm before it is not neuron-separable).
-const CLASSES: [(&str, usize); 12] = [
+/// norm before it is not neuron-separable), and so does the MLP of
+/// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
+/// with it the tokens through the windows, both attention blocks' input and
+/// output projections and the residual sums.
+const CLASSES: [(&str, usize); 15] = [
     ("resize", 0),
     ("asym", 0),
     ("normhead", 0),
+    ("vitattn", 3),
+    ("winattn", 0),
+    ("einsum", 0),
     ("attnpool", 0),
     ("chlast", 2),
     ("se", 0),

@@ -31,15 +31,25 @@ impl Transpose {
         x.permute(self.perm.clone())?.contiguous()
     }
 
-    /// The per-sample output shape.
+    /// The per-sample output shape. A permutation that moves the batch
+    /// axis (a file exported at batch size 1 that folds it into others) is
+    /// read at batch size 1.
     pub(crate) fn infer(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
-        if self.perm.len() != s.len() + 1 || self.perm.first() != Some(&0) {
+        let mut full = vec![1];
+        full.extend(s);
+        let mut seen = vec![false; full.len()];
+        if self.perm.len() != full.len()
+            || self
+                .perm
+                .iter()
+                .any(|&a| a >= full.len() || std::mem::replace(&mut seen[a], true))
+        {
             return Err(format!(
-                "permutation {:?} for a value of per-sample shape {s:?} (the batch axis stays first)",
+                "permutation {:?} for a value of per-sample shape {s:?}",
                 self.perm
             ));
         }
-        Ok(self.perm[1..].iter().map(|&a| s[a - 1]).collect())
+        Ok(self.perm[1..].iter().map(|&a| full[a]).collect())
     }
 }
 
@@ -474,11 +484,15 @@ mod tests {
         // y[0, h, w, c] = x[0, c, h, w]: y[0,0,1,1] = x[0,1,0,1] = 5.
         let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v[3], 5.0);
-        assert!(Transpose {
+        // Moving the batch axis is read at batch size 1: [1, 3] to [3, 1].
+        let moved = Transpose {
             perm: vec![1, 0],
-            axis: None
+            axis: None,
+        };
+        assert_eq!(moved.infer(&[3]).unwrap(), vec![1]);
+        // Not a permutation, or of another rank: errors.
+        for perm in [vec![0, 0], vec![0, 1, 2], vec![0, 2]] {
+            assert!(Transpose { perm, axis: None }.infer(&[3]).is_err());
         }
-        .infer(&[3])
-        .is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! tensors themselves.
 
 pub(crate) mod activation;
+pub(crate) mod attention;
 pub(crate) mod axes;
 pub(crate) mod conv;
 pub(crate) mod dense;
@@ -123,6 +124,14 @@ pub(crate) fn forward(
         Op::Join(j) => (j.forward(xs)?, none),
         Op::Pad(p) => (p.forward(x)?, none),
         Op::LinearLast(l) => (l.forward(params, x)?, none),
+        Op::MatMul(m) => {
+            let b = xs
+                .get(1)
+                .ok_or_else(|| candle_core::Error::Msg("a product needs two inputs".into()))?;
+            (m.forward(x, b)?, none)
+        }
+        Op::Token(t) => (t.forward(params, x)?, none),
+        Op::Regroup(r) => (r.forward(x)?, none),
         Op::LayerNormLast(l) => (l.forward(params, x)?, none),
         Op::ActivationAt { f, .. } => (activation::forward(*f, x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use graft_nn::{Activation, Op};
+use graft_nn::{Activation, Binary, ConstOperand, Elementwise, Op, Operand};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -91,8 +91,37 @@ fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     match (lo, hi) {
         (0.0, 6.0) => act(ctx, node, Activation::Relu6),
         (0.0, h) if h.is_infinite() => act(ctx, node, Activation::Relu),
-        _ => Err(node.err(format!(
-            "clip to [{lo}, {hi}]: only ReLU6 and ReLU are supported"
-        ))),
+        _ if lo.is_nan() || hi.is_nan() => Err(node.err(format!("clip to [{lo}, {hi}]"))),
+        _ => {
+            // max(x, lo), then min(·, hi): elementwise ops with a scalar.
+            let (mut x, shape) = ctx.runtime(node, 0)?;
+            let steps: Vec<(Binary, f32)> = [(Binary::Max, lo), (Binary::Min, hi)]
+                .into_iter()
+                .filter(|(_, b)| b.is_finite())
+                .collect();
+            for (k, &(f, b)) in steps.iter().enumerate() {
+                let e = Elementwise {
+                    f,
+                    operands: vec![Operand::Input(0), Operand::Const(0)],
+                    consts: vec![ConstOperand {
+                        shape: Vec::new(),
+                        follows: None,
+                    }],
+                    free: Vec::new(),
+                    axis: ctx.neuron_axis(x),
+                    frozen: false,
+                };
+                let name = if k + 1 == steps.len() {
+                    ctx.vertex_name(node)
+                } else {
+                    ctx.fresh_name(&format!("{}.max", node.output()))
+                };
+                let v = ctx.model.add(&name, Op::Elementwise(e), &[x], None)?;
+                ctx.set(v, &Elementwise::const_name(0), &[], vec![b])?;
+                x = v;
+            }
+            ctx.alias(node, crate::import::Value::Runtime { v: x, shape });
+            Ok(())
+        }
     }
 }

@@ -145,7 +145,14 @@ pub(crate) fn shuffle_chains(
         else {
             continue;
         };
-        if op(a) == "Reshape" && single(&nodes[b].input[0]) && nodes[a].output.len() == 1 {
+        // A node ends at most one chain or starts one: in a run of
+        // Reshape-Transpose-Reshape-Transpose-Reshape (attention heads
+        // split and merged) the first chain is the candidate.
+        if op(a) == "Reshape"
+            && single(&nodes[b].input[0])
+            && nodes[a].output.len() == 1
+            && !chains.contains_key(&a)
+        {
             chains.insert(c, [a, b]);
         }
     }
@@ -284,4 +291,41 @@ pub(crate) fn export(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::NodeProto;
+
+    fn node(op: &str, input: &str, output: &str) -> NodeProto {
+        NodeProto {
+            op_type: Some(op.into()),
+            name: Some(output.into()),
+            input: vec![input.into()],
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_reshape_ends_one_candidate_chain_without_starting_another() {
+        // x -> R1 -> T1 -> R2 -> T2 -> R3 (heads split, moved and merged):
+        // R2 ends the chain (R1, T1); R3's chain would start at R2, which
+        // would then never be imported, so it is not a candidate.
+        let nodes = vec![
+            node("Reshape", "x", "r1"),
+            node("Transpose", "r1", "t1"),
+            node("Reshape", "t1", "r2"),
+            node("Transpose", "r2", "t2"),
+            node("Reshape", "t2", "r3"),
+        ];
+        let uses: HashMap<String, usize> = ["x", "r1", "t1", "r2", "t2", "r3"]
+            .iter()
+            .map(|n| (n.to_string(), 1))
+            .collect();
+        let chains = shuffle_chains(&nodes, &uses);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains.get(&2), Some(&[0, 1]));
+    }
 }

@@ -73,6 +73,10 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if ctx.constant(node, 1).is_err() {
+        // Both operands computed (attention): the attention family.
+        return super::attention::matmul(ctx, node);
+    }
     let (x, shape) = ctx.runtime(node, 0)?;
     let b = ctx
         .constant(node, 1)?

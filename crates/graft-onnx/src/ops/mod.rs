@@ -6,6 +6,7 @@ use crate::error::OnnxError;
 use crate::import::{Ctx, Node};
 
 mod activation;
+pub(crate) mod attention;
 pub(crate) mod axes;
 mod control;
 mod conv;
@@ -26,6 +27,7 @@ pub(crate) type Importer = fn(&mut Ctx, &Node) -> Result<(), OnnxError>;
 pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     let mut r: HashMap<&'static str, Importer> = HashMap::new();
     linear::register(&mut r);
+    attention::register(&mut r);
     conv::register(&mut r);
     norm::register(&mut r);
     activation::register(&mut r);

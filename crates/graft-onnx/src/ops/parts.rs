@@ -155,10 +155,27 @@ fn split(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let mut vs = Vec::new();
     let mut shapes: Vec<Vec<usize>> = Vec::new();
+    let mut consts = Vec::new();
     for k in 0..node.inputs().len() {
-        let (v, s) = ctx.runtime(node, k)?;
-        vs.push(v);
-        shapes.push(s);
+        match ctx.get(node, node.input(k)?)? {
+            Value::Const(c) => consts.push((k, c)),
+            _ => {
+                let (v, s) = ctx.runtime(node, k)?;
+                vs.push(v);
+                shapes.push(s);
+            }
+        }
+    }
+    // Constants joined to computed values (a class token) repeat over the
+    // batch: a token vertex each, in place.
+    if !consts.is_empty() {
+        let like = *vs.first().ok_or_else(|| node.err("joins constants only"))?;
+        let neurons = ctx.neuron_axis(like);
+        for (k, c) in consts {
+            let (v, s) = super::attention::token(ctx, node, k, &c, like, neurons)?;
+            vs.insert(k, v);
+            shapes.insert(k, s);
+        }
     }
     let first = shapes.first().ok_or_else(|| node.err("no inputs"))?.clone();
     let axis = norm_axis(node, node.int("axis", 1), first.len())?;

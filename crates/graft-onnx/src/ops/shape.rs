@@ -118,12 +118,12 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let (v, s) = ctx.runtime(node, 0)?;
     // Resolve 0 (copy), then -1 (infer).
     let dims = super::view::reshape_target(ctx, node, &s)?;
-    reshape_to(ctx, node, v, s, dims)
+    reshape_to_target(ctx, node, v, s, dims)
 }
 
 /// The reshape of vertex `v` (graft shape `s`) to `dims` (ONNX's target,
 /// 0 resolved, -1 still to infer).
-pub(crate) fn reshape_to(
+pub(crate) fn reshape_to_target(
     ctx: &mut Ctx,
     node: &Node,
     v: graft_core::VertexId,
@@ -148,10 +148,25 @@ pub(crate) fn reshape_to(
     }
     let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     let size = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if size != Some(total) || dims.first() != s.first() {
-        return Err(node.err(format!(
-            "cannot reshape {s:?} to {target:?} (the batch axis must stay)"
-        )));
+    if size != Some(total) {
+        return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
+    }
+    reshape_to(ctx, node, v, s, dims)
+}
+
+/// A reshape of computed `v` (shape `s`) to `dims` (as many values) for
+/// `node`: an alias, a view, a flatten, a reshape or a regroup.
+pub(crate) fn reshape_to(
+    ctx: &mut Ctx,
+    node: &Node,
+    v: graft_core::VertexId,
+    s: Vec<usize>,
+    dims: Vec<usize>,
+) -> Result<(), OnnxError> {
+    if dims.first() != s.first() || dims.len() < 2 {
+        // Values move across the batch axis (a file exported at batch
+        // size 1 folding heads or windows into it).
+        return super::attention::regroup(ctx, node, v, &s, dims);
     }
     if dims == s {
         ctx.alias(node, Value::Runtime { v, shape: s });
@@ -161,11 +176,16 @@ pub(crate) fn reshape_to(
         ctx.add(node, Op::View(view), &[v], None, dims)?;
         return Ok(());
     }
-    if dims.len() == 2 && s.len() > 2 {
-        // As Flatten (the input is already a runtime value here).
+    if dims.len() == 2 && s.len() > 2 && ctx.neuron_axis(v) == Some(1) {
         let spatial: usize = s[2..].iter().product();
         ctx.add(node, Op::Flatten { spatial }, &[v], None, dims)?;
         return Ok(());
+    }
+    let axis = ctx.neuron_axis(v);
+    if s.len() >= 3 && (axis.is_none() || axis == Some(s.len() - 1)) {
+        // Channels-last values (tokens, attention heads) regrouped: the
+        // neurons stay on the last axis.
+        return super::attention::regroup(ctx, node, v, &s, dims);
     }
     ctx.add(
         node,

@@ -3,7 +3,9 @@
 //! vertex and maps ONNX axes to graft axes); Shape, Gather on constants,
 //! Unsqueeze on constants and Expand fold the shape arithmetic exporters
 //! write around recurrent layers. Gather of the last time step of a
-//! sequence becomes graft's `LastStep`.
+//! sequence becomes graft's `LastStep`; Gather of one index along another
+//! axis (query, key and value picked from a stacked projection) a `Slice`
+//! and a reshape, and of every index in order a reshape.
 
 use std::collections::HashMap;
 
@@ -102,7 +104,13 @@ fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
                 None => continue,
                 // After a global pool graft's value has no spatial axes.
                 Some(a) if shape[*a] == 1 => {
-                    return Err(node.err(format!("squeezing graft axis {a} is not supported")))
+                    // A graft axis of size 1: computed as a reshape.
+                    let target: Vec<usize> = (0..dims.len())
+                        .filter(|k| !remove.contains(k))
+                        .map(|k| dims[k])
+                        .collect();
+                    let (w, s) = ctx.runtime(node, 0)?;
+                    return super::shape::reshape_to(ctx, node, w, s, target);
                 }
                 Some(_) => return Err(node.err(format!("axis {i} has size {}, not 1", dims[i]))),
             }
@@ -231,6 +239,19 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             let Some(graft_axis) = order[axis] else {
                 return Err(node.err("gathering along a unit axis is not supported"));
             };
+            let dims = Value::onnx_dims(&shape, &order);
+            let n = dims[axis] as i64;
+            if idx.ints().iter().copied().eq(0..n) && !idx.dims.is_empty() {
+                // Every index once, in order: a reshape.
+                let mut target = dims[..axis].to_vec();
+                target.extend(&idx.dims);
+                target.extend(&dims[axis + 1..]);
+                let (w, s) = ctx.runtime(node, 0)?;
+                return super::shape::reshape_to(ctx, node, w, s, target);
+            }
+            if idx.dims.is_empty() && !(shape.len() == 3 && graft_axis == 2) {
+                return gather_one(ctx, node, axis, idx.ints()[0]);
+            }
             let t = shape.get(2).copied().unwrap_or(0) as i64;
             let last = idx.len() == 1
                 && idx.dims.is_empty()
@@ -278,7 +299,43 @@ fn as_strided(
     }
     let (v, s) = ctx.runtime_of(node, 0, of)?;
     let dims: Vec<i64> = idx.dims.iter().map(|&d| d as i64).collect();
-    super::shape::reshape_to(ctx, node, v, s, dims)
+    super::shape::reshape_to_target(ctx, node, v, s, dims)
+}
+
+/// Gather of one index (a scalar) along ONNX axis `axis` of a computed
+/// value (query, key and value picked from a stacked projection): a slice
+/// of that axis, then a reshape dropping it. An index on the batch axis
+/// (a file exported at batch size 1) regroups the value first.
+fn gather_one(ctx: &mut Ctx, node: &Node, axis: usize, i: i64) -> Result<(), OnnxError> {
+    let (mut v, mut s) = ctx.runtime(node, 0)?;
+    let mut at = axis;
+    let n = s[axis] as i64;
+    let j = if i < 0 { i + n } else { i };
+    if !(0..n).contains(&j) {
+        return Err(node.err(format!("index {i} out of range {n}")));
+    }
+    let mut target = s.clone();
+    target.remove(axis);
+    if axis == 0 {
+        let mut dims = vec![1];
+        dims.extend(&s);
+        let name = ctx.fresh_name(&format!("{}.regroup", node.output()));
+        let (op, nout) = super::attention::regroup_op(ctx, v, &s, &dims);
+        v = ctx.model.add(&name, op, &[v], Some(nout))?;
+        s = dims;
+        at = 1;
+    }
+    let p = graft_nn::Slice {
+        axis: at,
+        start: j as usize,
+        len: 1,
+        step: 1,
+        neurons: ctx.neuron_axis(v),
+    };
+    let name = ctx.fresh_name(&format!("{}.slice", node.output()));
+    let w = ctx.model.add(&name, Op::Slice(p), &[v], None)?;
+    s[at] = 1;
+    super::shape::reshape_to(ctx, node, w, s, target)
 }
 
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {

@@ -1,0 +1,419 @@
+//! The attention family: the product of two computed values ([`MatMul`]:
+//! queries by keys, attention weights by values; ONNX's `MatMul` of two
+//! computed inputs and the batched-product `Einsum` equations), a learned
+//! constant repeated over the batch ([`Token`]: a class token joined to
+//! the patch tokens) and a reshape of the whole value, batch axis included
+//! ([`Regroup`]: multi-head attention folding heads or windows into the
+//! batch axis of a file exported at batch size 1).
+//!
+//! Graft cannot yet follow neurons through a product of two computed
+//! values or a regrouping of axes (attention heads as prunable structure
+//! come later), so [`MatMul`] and [`Regroup`] are immutable: their sizes
+//! and their inputs' sizes are frozen and reported by vertex name, and the
+//! model still loads, runs and is pruned elsewhere. A [`Token`] absorbs:
+//! its one parameter follows the neurons it is joined to. Their ONNX import
+//! and export live in graft-onnx's `ops/attention.rs`.
+
+use candle_core::{Result, Tensor};
+use graft_core::{Constraint, SizeKind};
+use serde::{Deserialize, Serialize};
+
+use super::{p, Params};
+use crate::op::{Declared, Fill, ParamSpec, Role};
+
+/// `a · b` (or `a · bᵀ`) over the last two axes, the leading axes
+/// broadcast numpy-style; both operands computed, of the same rank (at
+/// least 3, batch axis included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatMul {
+    /// Multiply by the transpose of `b`'s last two axes.
+    pub trans_b: bool,
+    /// The output's neuron axis (batch axis included), if any: bookkeeping
+    /// for the ops that read it, since the vertex is frozen.
+    pub neurons: Option<usize>,
+    /// The operands' rank (batch axis included).
+    pub rank: usize,
+}
+
+impl MatMul {
+    /// The size rule: frozen.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Immutable,
+            constraints: Vec::new(),
+        }
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if a.rank() < 2 || a.rank() != b.rank() {
+            candle_core::bail!(
+                "a product of shapes {:?} and {:?} (equal ranks of at least 2 needed)",
+                a.dims(),
+                b.dims()
+            );
+        }
+        let r = b.rank();
+        let b = if self.trans_b {
+            b.transpose(r - 2, r - 1)?
+        } else {
+            b.clone()
+        };
+        // The leading axes broadcast, then flattened into one batch of
+        // matrices (candle multiplies rank-3 batches reliably).
+        let lead =
+            crate::broadcast_shape(&a.dims()[..r - 2], &b.dims()[..r - 2]).ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "shapes {:?} and {:?} do not broadcast",
+                    a.dims(),
+                    b.dims()
+                ))
+            })?;
+        let (m, k, n) = (a.dim(r - 2)?, a.dim(r - 1)?, b.dim(r - 1)?);
+        let flat: usize = lead.iter().product();
+        let with = |x: &Tensor, rows: usize, cols: usize| -> Result<Tensor> {
+            let mut dims = lead.clone();
+            dims.extend([rows, cols]);
+            x.broadcast_as(dims)?
+                .contiguous()?
+                .reshape((flat, rows, cols))
+        };
+        let y = with(a, m, k)?.matmul(&with(&b, k, n)?)?;
+        let mut dims = lead;
+        dims.extend([m, n]);
+        y.reshape(dims)
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(
+        &self,
+        a: &[usize],
+        b: &[usize],
+    ) -> std::result::Result<Vec<usize>, String> {
+        let (m, k) = last_two(a)?;
+        let (rows, cols) = last_two(b)?;
+        let (k2, n) = if self.trans_b {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        if k != k2 || a.len() != b.len() {
+            return Err(format!("shapes {a:?} and {b:?} do not multiply"));
+        }
+        let lead = crate::broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2])
+            .ok_or(format!("shapes {a:?} and {b:?} do not broadcast"))?;
+        let mut out = lead;
+        out.extend([m, n]);
+        Ok(out)
+    }
+
+    /// Multiply-accumulates per sample.
+    pub(crate) fn macs(&self, a: &[usize], out: &[usize]) -> u64 {
+        let k = a.last().copied().unwrap_or(0) as u64;
+        out.iter().map(|&d| d as u64).product::<u64>() * k
+    }
+}
+
+fn last_two(s: &[usize]) -> std::result::Result<(usize, usize), String> {
+    match s {
+        [.., m, n] => Ok((*m, *n)),
+        _ => Err(format!("a product needs two axes per sample, not {s:?}")),
+    }
+}
+
+/// A learned constant of per-sample shape `shape` repeated over the batch
+/// of its input (which supplies only the batch size): a class token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// The per-sample shape (with the current nout on the neuron axis).
+    pub shape: Vec<usize>,
+    /// The neuron axis (batch axis included), if any; the parameter's
+    /// entries along it follow the vertex's neurons.
+    pub neurons: Option<usize>,
+}
+
+impl Token {
+    /// The size rule: absorbing (its input's size is free); one fixed
+    /// neuron when the value has no neuron axis.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Absorb,
+            constraints: if self.neurons.is_none() {
+                vec![Constraint::Fixed]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The constant, `value`, of the per-sample shape (new neurons' entries
+    /// 0).
+    pub(crate) fn params(&self, nout: usize) -> Vec<ParamSpec> {
+        let mut shape = self.shape.clone();
+        let mut roles = vec![Role::Fixed; shape.len()];
+        if let Some(a) = self.neurons.and_then(|a| a.checked_sub(1)) {
+            if a < shape.len() {
+                shape[a] = nout;
+                roles[a] = Role::Out;
+            }
+        }
+        vec![ParamSpec {
+            name: "value".into(),
+            shape,
+            roles,
+            new_out: Fill::Value(0.0),
+            trainable: true,
+        }]
+    }
+
+    /// The forward pass: the constant once per sample of `x`.
+    pub(crate) fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let v = p(params, "value")?;
+        let mut dims = vec![x.dim(0)?];
+        dims.extend(v.dims());
+        v.unsqueeze(0)?.broadcast_as(dims)?.contiguous()
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(&self, nout: usize) -> Vec<usize> {
+        let mut s = self.shape.clone();
+        if let Some(d) = self
+            .neurons
+            .and_then(|a| a.checked_sub(1))
+            .and_then(|a| s.get_mut(a))
+        {
+            *d = nout;
+        }
+        s
+    }
+}
+
+/// A reshape of the whole value, batch axis included: the first axis takes
+/// what the others leave (ONNX's `Reshape` to `[-1, rest...]`). Written for
+/// a file exported at batch size 1 whose graph folds the batch axis into
+/// others (multi-head attention's batch × heads, Swin's windows): at batch
+/// 1 it is that file's reshape exactly. When the neuron axis stays whole
+/// (the same size, the same values after it: Swin's windows of
+/// channels-last tokens) the regroup is invariant and that axis takes its
+/// size from the input at run time; otherwise it is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regroup {
+    /// The output's axes after the first (with the current nout on the
+    /// neuron axis).
+    pub rest: Vec<usize>,
+    /// The output's neuron axis (batch axis included), if any.
+    pub neurons: Option<usize>,
+    /// The input's neuron axis when the neurons stay whole.
+    #[serde(default)]
+    pub from: Option<usize>,
+}
+
+impl Regroup {
+    /// True when the neuron axis stays whole (the vertex is invariant).
+    pub fn keeps_neurons(&self) -> bool {
+        self.from.is_some()
+            && self
+                .neurons
+                .is_some_and(|a| (1..=self.rest.len()).contains(&a))
+    }
+
+    /// The size rule: invariant when the neurons stay whole, else frozen.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: if self.keeps_neurons() {
+                SizeKind::Invariant
+            } else {
+                SizeKind::Immutable
+            },
+            constraints: Vec::new(),
+        }
+    }
+
+    /// `rest` with the neuron axis at `n` neurons.
+    pub fn rest_at(&self, n: usize) -> Vec<usize> {
+        let mut rest = self.rest.clone();
+        if let (true, Some(a)) = (self.keeps_neurons(), self.neurons) {
+            rest[a - 1] = n;
+        }
+        rest
+    }
+
+    /// The output's first axis for `total` values and these other axes.
+    pub fn lead(&self, total: usize, rest: &[usize]) -> std::result::Result<usize, String> {
+        let inner: usize = rest.iter().product();
+        if inner == 0 || !total.is_multiple_of(inner) {
+            return Err(format!("{total} values do not regroup to [-1, {rest:?}]"));
+        }
+        Ok(total / inner)
+    }
+
+    /// The output's axes after the first for an input of full shape `s`
+    /// (batch axis included).
+    pub fn target(&self, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        match self.from.filter(|_| self.keeps_neurons()) {
+            Some(f) => {
+                let n = *s.get(f).ok_or(format!("no axis {f} in {s:?}"))?;
+                Ok(self.rest_at(n))
+            }
+            None => Ok(self.rest.clone()),
+        }
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rest = self.target(x.dims()).map_err(candle_core::Error::Msg)?;
+        let lead = self
+            .lead(x.elem_count(), &rest)
+            .map_err(candle_core::Error::Msg)?;
+        let mut dims = vec![lead];
+        dims.extend(&rest);
+        x.reshape(dims)
+    }
+
+    /// The per-sample output shape (the input read at batch size 1) at
+    /// `nout` neurons.
+    pub(crate) fn infer(&self, nout: usize) -> Vec<usize> {
+        self.rest_at(nout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(v: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn a_batched_product_of_two_values() {
+        // a = [[1, 2], [3, 4]], b = [[1, 0], [1, 1]] in one batch entry:
+        // a·b = [[3, 2], [7, 4]]; a·bᵀ = [[1, 3], [3, 7]].
+        let a = t(&[1., 2., 3., 4.], &[1, 2, 2]);
+        let b = t(&[1., 0., 1., 1.], &[1, 2, 2]);
+        let m = MatMul {
+            trans_b: false,
+            neurons: None,
+            rank: 3,
+        };
+        let y = m.forward(&a, &b).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![3., 2., 7., 4.]
+        );
+        let mt = MatMul {
+            trans_b: true,
+            neurons: None,
+            rank: 3,
+        };
+        let y = mt.forward(&a, &b).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 3., 3., 7.]
+        );
+        assert_eq!(m.declare().kind, SizeKind::Immutable);
+        // Heads broadcast: [2, 3, 4] by [1, 4, 5] per sample.
+        assert_eq!(m.infer(&[2, 3, 4], &[1, 4, 5]).unwrap(), vec![2, 3, 5]);
+        assert_eq!(mt.infer(&[2, 3, 4], &[2, 5, 4]).unwrap(), vec![2, 3, 5]);
+        assert_eq!(m.macs(&[2, 3, 4], &[2, 3, 5]), 2 * 3 * 5 * 4);
+        assert!(m.infer(&[2, 3, 4], &[2, 5, 4]).is_err());
+        assert!(m.forward(&a, &t(&[1., 2.], &[2])).is_err());
+    }
+
+    #[test]
+    fn a_token_repeats_over_the_batch() {
+        let tok = Token {
+            shape: vec![1, 3],
+            neurons: Some(2),
+        };
+        let mut ps = Params::new();
+        ps.insert(
+            "value".into(),
+            Var::from_tensor(&t(&[1., 2., 3.], &[1, 3])).unwrap(),
+        );
+        let x = Tensor::zeros((2, 5, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y = tok.forward(&ps, &x).unwrap();
+        assert_eq!(y.dims(), &[2, 1, 3]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 1., 2., 3.]
+        );
+        let spec = &tok.params(4)[0];
+        assert_eq!(spec.shape, vec![1, 4]);
+        assert_eq!(spec.roles, vec![Role::Fixed, Role::Out]);
+        assert_eq!(tok.infer(4), vec![1, 4]);
+        assert_eq!(tok.declare().kind, SizeKind::Absorb);
+    }
+
+    #[test]
+    fn a_regroup_moves_values_across_the_batch_axis() {
+        // [1, 2, 3] -> [-1, 3] = [2, 3], the values in order.
+        // Frozen: the neurons (the last axis of 3) do not stay whole.
+        let r = Regroup {
+            rest: vec![3],
+            neurons: Some(1),
+            from: None,
+        };
+        let x = t(&[0., 1., 2., 3., 4., 5.], &[1, 2, 3]);
+        let y = r.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3]);
+        assert_eq!(r.infer(3), vec![3]);
+        assert_eq!(r.declare().kind, SizeKind::Immutable);
+        let bad = Regroup {
+            rest: vec![4],
+            neurons: None,
+            from: None,
+        };
+        assert!(bad.forward(&x).is_err());
+        // Windows of channels-last tokens: [1, 2, 2, C] to [-1, 2, C]
+        // keeps C whole, so C follows the input (here 3, then 2).
+        let w = Regroup {
+            rest: vec![2, 3],
+            neurons: Some(2),
+            from: Some(3),
+        };
+        assert_eq!(w.declare().kind, SizeKind::Invariant);
+        let x = Tensor::arange(0f32, 8., &Device::Cpu)
+            .unwrap()
+            .reshape((1, 2, 2, 2))
+            .unwrap();
+        let y = w.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 2, 2]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            (0..8).map(|v| v as f32).collect::<Vec<_>>()
+        );
+        assert_eq!(w.infer(2), vec![2, 2]);
+    }
+
+    #[test]
+    fn cost_tracks_values_moved_across_the_batch_axis() {
+        // [1, 2, 3] transposed to [2, 1, 3] (the first axis is 2 at batch
+        // size 1), then regrouped to [-1, 2, 3] = [1, 2, 3], the neurons
+        // (2, with 3 values after them) whole.
+        use crate::{Model, Op, Transpose};
+        let mut m = Model::new();
+        let x = m.input("x", 2).unwrap();
+        let tr = Transpose {
+            perm: vec![1, 0, 2],
+            axis: Some(0),
+        };
+        let t = m.add("t", Op::Transpose(tr), &[x], None).unwrap();
+        let back = Regroup {
+            rest: vec![2, 3],
+            neurons: Some(1),
+            from: Some(0),
+        };
+        let r = m.add("r", Op::Regroup(back), &[t], Some(2)).unwrap();
+        let c = m.cost(&[vec![2, 3]]).unwrap();
+        assert_eq!(c.shapes[&t], vec![1, 3]);
+        assert_eq!(c.leads.get(&t), Some(&2));
+        assert_eq!(c.shapes[&r], vec![2, 3]);
+        assert!(!c.leads.contains_key(&r));
+        assert_eq!(
+            m.graph().vertex(r).unwrap().kind(),
+            graft_core::SizeKind::Invariant
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The attention family in ONNX: `MatMul` of two computed values and the
+//! batched-product `Einsum` equations (graft's [`MatMul`]), constants
+//! joined to computed values (a class token: graft's [`Token`]) and
+//! reshapes that move values across the batch axis (graft's [`Regroup`]),
+//! import and export side by side. Graft's side is `graft_nn`'s
+//! `layers/attention.rs`.
+
+use std::collections::HashMap;
+
+use graft_core::VertexId;
+use graft_nn::{MatMul, Op, Regroup, Token};
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::export::Out;
+use crate::import::{Ctx, Node};
+use crate::tensor::{encode_f32, encode_i64, Const};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("Einsum", einsum);
+}
+
+/// The output's neuron axis of `a · b` (or `a · bᵀ`) of rank `rank`: the
+/// last axis when it carries `b`'s neurons (attention weights by values),
+/// the row axis when it carries `a`'s, else none.
+fn product_neurons(
+    ctx: &Ctx,
+    a: VertexId,
+    b: VertexId,
+    rank: usize,
+    trans_b: bool,
+) -> Option<usize> {
+    let (last, rows) = (rank - 1, rank - 2);
+    let from_b = if trans_b { rows } else { last };
+    if ctx.neuron_axis(b) == Some(from_b) {
+        Some(last)
+    } else if ctx.neuron_axis(a) == Some(rows) {
+        Some(rows)
+    } else {
+        None
+    }
+}
+
+/// Add a frozen product of two computed values for `node`.
+fn product(
+    ctx: &mut Ctx,
+    node: &Node,
+    (a, sa): (VertexId, Vec<usize>),
+    (b, sb): (VertexId, Vec<usize>),
+    trans_b: bool,
+) -> Result<(), OnnxError> {
+    let r = sa.len();
+    if r < 3 || sb.len() != r {
+        return Err(node.err(format!(
+            "a product of computed values of shapes {sa:?} and {sb:?}: equal ranks of at least 3 (batch axis included) are supported"
+        )));
+    }
+    let (m, k) = (sa[r - 2], sa[r - 1]);
+    let (k2, n) = if trans_b {
+        (sb[r - 1], sb[r - 2])
+    } else {
+        (sb[r - 2], sb[r - 1])
+    };
+    if k != k2 {
+        return Err(node.err(format!("shapes {sa:?} and {sb:?} do not multiply")));
+    }
+    let mut out = graft_nn::broadcast_shape(&sa[..r - 2], &sb[..r - 2])
+        .ok_or_else(|| node.err(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+    if out.first() != sa.first() {
+        return Err(node.err(format!(
+            "shapes {sa:?} and {sb:?} broadcast over the batch axis"
+        )));
+    }
+    out.extend([m, n]);
+    let neurons = product_neurons(ctx, a, b, r, trans_b);
+    let nout = neurons.map_or(1, |x| out[x]);
+    let op = Op::MatMul(MatMul {
+        trans_b,
+        neurons,
+        rank: r,
+    });
+    ctx.add(node, op, &[a, b], Some(nout), out)?;
+    Ok(())
+}
+
+/// `MatMul` whose right-hand side is computed (called by the linear
+/// family's importer).
+pub(crate) fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let a = ctx.runtime(node, 0)?;
+    let b = ctx.runtime(node, 1)?;
+    product(ctx, node, a, b, false)
+}
+
+/// The terms of an einsum equation without spaces: inputs and output.
+fn parse_equation(eq: &str) -> Option<(Vec<Vec<char>>, Vec<char>)> {
+    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, out) = eq.split_once("->")?;
+    let ins: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
+    let out: Vec<char> = out.chars().collect();
+    let letters = |t: &[char]| t.iter().all(|c| c.is_ascii_alphabetic());
+    let unique = |t: &[char]| {
+        let mut s = t.to_vec();
+        s.sort_unstable();
+        s.dedup();
+        s.len() == t.len()
+    };
+    if ins.iter().chain([&out]).all(|t| letters(t) && unique(t)) {
+        Some((ins, out))
+    } else {
+        None
+    }
+}
+
+/// Whether `a, b -> out` is a batched product: the same leading letters in
+/// all three, then `ik, kj -> ij` (false) or `ik, jk -> ij` (true).
+fn batched_product(a: &[char], b: &[char], out: &[char]) -> Option<bool> {
+    let r = a.len();
+    if r < 2 || b.len() != r || out.len() != r || a[..r - 2] != b[..r - 2] {
+        return None;
+    }
+    if out[..r - 2] != a[..r - 2] {
+        return None;
+    }
+    let (i, k) = (a[r - 2], a[r - 1]);
+    let (oi, j) = (out[r - 2], out[r - 1]);
+    if oi != i || j == k || j == i || k == i {
+        return None;
+    }
+    match (b[r - 2], b[r - 1]) {
+        (x, y) if x == k && y == j => Some(false),
+        (x, y) if x == j && y == k => Some(true),
+        _ => None,
+    }
+}
+
+fn einsum(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let eq = node
+        .string("equation")
+        .ok_or_else(|| node.err("needs an equation"))?;
+    let unsupported = || {
+        node.err(format!(
+            "equation `{eq}`: only batched products of two values (`...ik, ...kj -> ...ij` or `...ik, ...jk -> ...ij`, explicit letters) are supported"
+        ))
+    };
+    let (ins, out) = parse_equation(&eq).ok_or_else(unsupported)?;
+    let [a, b] = ins.as_slice() else {
+        return Err(unsupported());
+    };
+    let trans_b = batched_product(a, b, &out).ok_or_else(unsupported)?;
+    let x = ctx.runtime(node, 0)?;
+    let y = ctx.runtime(node, 1)?;
+    if x.1.len() != a.len() || y.1.len() != b.len() {
+        return Err(node.err(format!(
+            "equation `{eq}` for inputs of shapes {:?} and {:?}",
+            x.1, y.1
+        )));
+    }
+    product(ctx, node, x, y, trans_b)
+}
+
+/// A vertex repeating constant `c` (its first axis of size 1 the batch
+/// axis) over the batch of `like`, whose neurons lie on axis `neurons`:
+/// for a `Concat` that joins a constant (a class token) to computed
+/// values.
+pub(crate) fn token(
+    ctx: &mut Ctx,
+    node: &Node,
+    k: usize,
+    c: &Const,
+    like: VertexId,
+    neurons: Option<usize>,
+) -> Result<(VertexId, Vec<usize>), OnnxError> {
+    if c.dims.first() != Some(&1) {
+        return Err(node.err(format!(
+            "input {k} is a constant of shape {:?}: graft joins constants with one entry on the batch axis",
+            c.dims
+        )));
+    }
+    let shape = c.dims[1..].to_vec();
+    let nout = neurons
+        .and_then(|a| a.checked_sub(1))
+        .and_then(|a| shape.get(a))
+        .copied()
+        .unwrap_or(1);
+    let op = Op::Token(Token {
+        shape: shape.clone(),
+        neurons,
+    });
+    let base = if node.name.is_empty() {
+        node.output()
+    } else {
+        &node.name
+    };
+    let name = ctx.fresh_name(&format!("{base}.token{k}"));
+    let v = ctx.model.add(&name, op, &[like], Some(nout))?;
+    ctx.set(v, "value", &shape, c.floats())?;
+    Ok((v, c.dims.clone()))
+}
+
+/// A [`Regroup`] of computed `x` (full shape `s`) to `dims` (batch axis
+/// included) and its nout: invariant when `x`'s neuron axis stays whole
+/// (the same size with the same number of values after it), else frozen
+/// with its neurons on the last axis.
+pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) -> (Op, usize) {
+    let inner = |d: &[usize], a: usize| d[a + 1..].iter().product::<usize>();
+    let whole = ctx.neuron_axis(x).and_then(|a| {
+        let b = (1..dims.len())
+            .find(|&b| a < s.len() && dims[b] == s[a] && inner(dims, b) == inner(s, a))?;
+        Some((a, b))
+    });
+    let (neurons, from) = match whole {
+        Some((a, b)) => (Some(b), Some(a)),
+        None => (dims.len().checked_sub(1).filter(|&l| l > 0), None),
+    };
+    let nout = neurons.map_or(1, |b| dims[b]);
+    let op = Op::Regroup(Regroup {
+        rest: dims[1..].to_vec(),
+        neurons,
+        from,
+    });
+    (op, nout)
+}
+
+/// A reshape of computed `x` (full shape `s`) to `dims` for `node` that
+/// moves values across the batch axis or regroups the neuron axis with
+/// others (see [`regroup_op`]).
+pub(crate) fn regroup(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: VertexId,
+    s: &[usize],
+    dims: Vec<usize>,
+) -> Result<(), OnnxError> {
+    let (op, nout) = regroup_op(ctx, x, s, &dims);
+    ctx.add(node, op, &[x], Some(nout), dims)?;
+    Ok(())
+}
+
+/// Export a product, a token or a regroup as ONNX nodes writing `name`.
+pub(crate) fn export(
+    out: &mut Out,
+    model: &graft_nn::Model,
+    v: VertexId,
+    name: &str,
+    ins: &[String],
+    op: &Op,
+) -> Result<(), OnnxError> {
+    let input = |k: usize| {
+        ins.get(k).cloned().ok_or_else(|| OnnxError::Export {
+            vertex: name.to_string(),
+            reason: format!("needs input {k}"),
+        })
+    };
+    match op {
+        Op::MatMul(m) => {
+            let (a, mut b) = (input(0)?, input(1)?);
+            if m.trans_b {
+                let t = format!("{name}.bt");
+                let r = m.rank.max(2);
+                let mut perm: Vec<i64> = (0..r as i64).collect();
+                perm.swap(r - 2, r - 1);
+                out.node(
+                    "Transpose",
+                    &t,
+                    &[&b],
+                    &t,
+                    vec![crate::export::attr_ints("perm", perm)],
+                );
+                b = t;
+            }
+            out.node("MatMul", name, &[&a, &b], name, vec![]);
+        }
+        Op::Token(_) => {
+            // Expand([1, ...shape], [batch of x, ...shape]).
+            let x = input(0)?;
+            let t = model.param(v, "value")?;
+            let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+            let mut dims = vec![1];
+            dims.extend(t.dims());
+            let value = format!("{name}.value");
+            out.inits.push(encode_f32(&value, &dims, &vals));
+            let shape = format!("{name}.shape");
+            out.node("Shape", &shape, &[&x], &shape, vec![]);
+            let (s0, e0, batch) = (
+                format!("{name}.start"),
+                format!("{name}.end"),
+                format!("{name}.batch"),
+            );
+            out.inits.push(encode_i64(&s0, &[1], &[0]));
+            out.inits.push(encode_i64(&e0, &[1], &[1]));
+            out.node("Slice", &batch, &[&shape, &s0, &e0], &batch, vec![]);
+            let rest = format!("{name}.rest");
+            let r: Vec<i64> = t.dims().iter().map(|&d| d as i64).collect();
+            out.inits.push(encode_i64(&rest, &[r.len()], &r));
+            let to = format!("{name}.to");
+            out.node(
+                "Concat",
+                &to,
+                &[&batch, &rest],
+                &to,
+                vec![crate::export::attr_i("axis", 0)],
+            );
+            out.node("Expand", name, &[&value, &to], name, vec![]);
+        }
+        Op::Regroup(r) => {
+            let x = input(0)?;
+            let s = format!("{name}.shape");
+            let nout = model.graph().nout(v)?;
+            let mut dims = vec![-1i64];
+            dims.extend(r.rest_at(nout).iter().map(|&d| d as i64));
+            out.inits.push(encode_i64(&s, &[dims.len()], &dims));
+            out.node("Reshape", name, &[&x, &s], name, vec![]);
+        }
+        other => {
+            return Err(OnnxError::Export {
+                vertex: name.to_string(),
+                reason: format!("{} is not a product, a token or a regroup", other.name()),
+            })
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(eq: &str) -> Option<bool> {
+        let (ins, out) = parse_equation(eq)?;
+        let [a, b] = ins.as_slice() else { return None };
+        batched_product(a, b, &out)
+    }
+
+    #[test]
+    fn batched_product_equations_are_recognised() {
+        // MaxViT's two equations: by the keys' transpose, then by values.
+        assert_eq!(terms("B G H I D, B G H J D -> B G H I J"), Some(true));
+        assert_eq!(terms("B G H I J, B G H J D -> B G H I D"), Some(false));
+        assert_eq!(terms("bij,bjk->bik"), Some(false));
+        // Not batched products: a trace, a sum over a batch letter,
+        // transposed outputs, repeated letters, ellipses, three operands.
+        assert_eq!(terms("bii,bij->bij"), None);
+        assert_eq!(terms("bij,bjk->ik"), None);
+        assert_eq!(terms("bij,bjk->bki"), None);
+        assert_eq!(terms("...ij,...jk->...ik"), None);
+        assert_eq!(terms("bij,bjk,bkl->bil"), None);
+        assert_eq!(terms("bij,cjk->bik"), None);
+        assert!(parse_equation("bij,bjk").is_none());
+    }
+}
