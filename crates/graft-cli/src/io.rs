@@ -13,6 +13,29 @@ use graft::onnx::Interface;
 /// by `main`, before any command runs).
 pub static WRITE_OPSET: OnceLock<i64> = OnceLock::new();
 
+/// How long the planner may search per request (`--time-limit`, set once by
+/// `main`).
+pub static TIME_LIMIT: OnceLock<std::time::Duration> = OnceLock::new();
+
+/// The `--time-limit` given, or its default of 5 s.
+pub fn time_limit() -> std::time::Duration {
+    TIME_LIMIT
+        .get()
+        .copied()
+        .unwrap_or(std::time::Duration::from_secs(5))
+}
+
+/// Say on stderr when a plan is only the best found within the time limit.
+pub fn warn_unproven(p: &graft::Plan) {
+    if !p.optimal {
+        eprintln!(
+            "warning: the planner's time limit ran out; this plan is the best found, and the \
+             optimum's objective is at most {:.4} higher (--time-limit gives it longer)",
+            p.gap
+        );
+    }
+}
+
 /// A model read from an ONNX file, with the interface to write it back.
 pub struct Loaded {
     pub model: Model,

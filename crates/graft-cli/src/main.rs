@@ -45,6 +45,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(i64).range(13..=21))]
     opset: Option<i64>,
+    /// Seconds the size planner may search per request (plan, resize,
+    /// draw --plan). When they run out the best plan found so far is used
+    /// and its proven gap is reported.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5.0,
+          value_parser = parse_seconds)]
+    time_limit: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -386,11 +392,21 @@ enum Command {
     },
 }
 
+/// A time limit in seconds: finite, not negative, at most a day.
+fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("`{s}`: {e}"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("`{s}`: seconds from 0 to 86400"));
+    }
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.opset {
         let _ = io::WRITE_OPSET.set(n);
     }
+    let _ = io::TIME_LIMIT.set(std::time::Duration::from_secs_f64(cli.time_limit));
     let json = cli.json;
     // Progress bars on stderr, unless the output is for scripts.
     let show = !cli.quiet && !json;
@@ -639,6 +655,7 @@ fn plan_files(graph_path: &Path, request_path: &Path, no_fallback: bool) -> Resu
             request_path.display()
         )
     })?;
+    let req = req.within(io::time_limit());
     let planning = || format!("planning the request of `{}`", request_path.display());
     let report = if no_fallback || !rspec.fallback {
         let plan = plan(&graph, &req).with_context(planning)?;
@@ -654,6 +671,7 @@ fn plan_files(graph_path: &Path, request_path: &Path, no_fallback: bool) -> Resu
         let Planned { plan, step } = plan_or_relax(&graph, &req).with_context(planning)?;
         PlanReport { step, plan }
     };
+    io::warn_unproven(&report.plan);
     let mut json = serde_json::to_string_pretty(&report)
         .map_err(|e| anyhow!("serializing the plan report: {e}"))?;
     json.push('\n');

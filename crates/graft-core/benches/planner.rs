@@ -66,5 +66,30 @@ fn synthetic_1m(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, a25, resnet50, densenet121, synthetic_1m);
+/// Issue 16's hard classes (`zoo::hard_cases`), one benchmark per class and
+/// seed, each under a 10 s budget (a plan that runs out is timed as it is
+/// returned, with its gap). `examples/hard_plans.rs` prints the same cases
+/// once each with the worst seed; `GRAFT_HARD=densenet` runs only the
+/// classes whose name contains that text.
+fn hard(c: &mut Criterion) {
+    let only = std::env::var("GRAFT_HARD").unwrap_or_default();
+    let mut group = c.benchmark_group("hard");
+    group.sample_size(10);
+    group.warm_up_time(std::time::Duration::from_millis(200));
+    group.measurement_time(std::time::Duration::from_secs(1));
+    for case in zoo::hard_cases(&[1, 2, 3]) {
+        if !case.name.contains(&only) {
+            continue;
+        }
+        for (i, (g, req)) in case.runs.iter().enumerate() {
+            let req = req.clone().within(std::time::Duration::from_secs(10));
+            group.bench_function(format!("{}/seed{}", case.name, i + 1), |b| {
+                b.iter(|| plan(black_box(g), &req).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, a25, resnet50, densenet121, synthetic_1m, hard);
 criterion_main!(benches);

@@ -169,6 +169,21 @@ pub enum PlanError {
         /// The requested change.
         delta: i64,
     },
+    /// A target asks for a size above [`MAX_NOUT`](crate::MAX_NOUT) (or one
+    /// that does not fit in an `i64` at all).
+    #[error(
+        "vertex `{vertex}`: size {size} {delta:+} is above the largest size graft plans, {max}"
+    )]
+    TooLarge {
+        /// The vertex.
+        vertex: String,
+        /// Its current size.
+        size: usize,
+        /// The requested change.
+        delta: i64,
+        /// The largest size a plan may give a vertex.
+        max: usize,
+    },
     /// Two targets on the same neuron space ask for different sizes.
     #[error("conflicting targets on `{vertex}`: {first} and {second}")]
     ConflictingTargets {

@@ -5,7 +5,7 @@
 //! residual adds are invariant with two inputs; concatenations are stacks.
 
 use crate::graph::{Graph, SizeKind, VertexId};
-use crate::planner::Utility;
+use crate::planner::{Request, Utility};
 
 /// Builder helpers that panic only on programmer error (names are unique by
 /// construction).
@@ -167,14 +167,8 @@ pub fn synthetic(stages: usize, blocks: usize, width: usize) -> Graph {
 /// a random half of each vertex's neurons negative. Other vertices keep the
 /// default (0 for transparent ones).
 pub fn half_negative_utility(g: &Graph, seed: u64) -> Utility {
-    // xorshift64*: tiny, seeded, and stable across platforms.
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next();
     let mut u = Utility::new();
     for id in g.ids() {
         let v = g.v(id);
@@ -221,4 +215,216 @@ mod tests {
         assert_eq!(outs, [256, 512, 1024, 1024]);
         assert_eq!(neurons(&a25()), 1 + 1000 + 3000 + 7000 + 7000);
     }
+}
+
+/// xorshift64*: tiny, seeded, and stable across platforms (the zoo's
+/// generators and utilities must give the same graphs everywhere).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// One concatenation of `inputs` branches: `input(16)`, then `inputs`
+/// absorbing branches of seeded widths in 8..=64, their concatenation
+/// (named `cat`) and a 10-neuron head reading it.
+pub fn concat_fan(inputs: usize, seed: u64) -> Graph {
+    let mut rng = Rng::new(seed);
+    let mut b = B {
+        g: Graph::new(),
+        n: 0,
+    };
+    let x = b.g.add_input("input", 16).expect("zoo");
+    let branches: Vec<VertexId> = (0..inputs)
+        .map(|_| {
+            let w = rng.range(8, 64);
+            b.conv(x, w, "branch")
+        })
+        .collect();
+    let cat = b.g.add_stack("cat", &branches).expect("zoo concat");
+    b.conv(cat, 10, "head");
+    b.g
+}
+
+/// A random DAG of about `neurons` neurons (seeded): a stem, then cells,
+/// each a dense block of random depth (20 to 60 layers) whose layers read a
+/// concatenation of a random subset of the block's earlier features
+/// (always the newest) and add a feature of random width; the block ends in
+/// a concatenation of all its features (named `cell{k}_out`), a transition
+/// and a residual add with a projection of the cell's input. Widths scale
+/// with `neurons` so that the graph has about 20 cells (fewer below about
+/// 70,000 neurons, where features keep a width of at least 1). The cell outputs'
+/// components hold one group per feature: 20 to 120 groups.
+pub fn random_dag(neurons: usize, seed: u64) -> Graph {
+    let mut rng = Rng::new(seed);
+    let mut b = B {
+        g: Graph::new(),
+        n: 0,
+    };
+    // About 20 cells of about 40 layers; a layer's concatenation re-counts
+    // about half the block's features, so a cell holds about 40·(1 + 40·w/2)
+    // neurons of features of mean width w.
+    // Features are at least 4 wide (fewer cells for small graphs).
+    let scale = (neurons as f64 / (20.0 * 40.0 * 21.0)).max(4.0);
+    let width = |rng: &mut Rng| ((rng.range(4, 28) as f64) * scale / 16.0).round() as usize;
+    let x = b.g.add_input("input", 16).expect("zoo");
+    let stem_w = (64.0 * scale / 16.0).round().max(4.0) as usize;
+    let mut h = b.conv(x, stem_w, "stem");
+    let mut cell = 0;
+    while self::neurons(&b.g) < neurons {
+        cell += 1;
+        let depth = rng.range(20, 60);
+        let mut feats = vec![h];
+        for _ in 0..depth {
+            let newest = *feats.last().expect("a feature");
+            let mut pick: Vec<VertexId> = feats[..feats.len() - 1]
+                .iter()
+                .copied()
+                .filter(|_| rng.unit() < 0.5)
+                .collect();
+            pick.push(newest);
+            let input = if pick.len() == 1 {
+                pick[0]
+            } else {
+                b.cat(&pick)
+            };
+            let w = width(&mut rng);
+            let f = b.conv(input, w, "conv");
+            feats.push(f);
+        }
+        let name = format!("cell{cell}_out");
+        let out = b.g.add_stack(&name, &feats).expect("zoo");
+        let t = b.conv(out, stem_w, "transition");
+        let p = b.conv(h, stem_w, "proj");
+        h = b.inv(&[t, p], "add");
+    }
+    b.g
+}
+
+/// Seeded utilities for every absorbing vertex, uniform in (0, 1).
+pub fn uniform_utility(g: &Graph, seed: u64) -> Utility {
+    let mut rng = Rng::new(seed);
+    let mut u = Utility::new();
+    for id in g.ids() {
+        let v = g.v(id);
+        if v.kind != SizeKind::Absorb {
+            continue;
+        }
+        let vals: Vec<f64> = (0..v.nout).map(|_| rng.unit().max(1e-12)).collect();
+        u.set(id, vals);
+    }
+    u
+}
+
+/// One class of hard planner requests (issue 16): a graph and a request per
+/// seed.
+pub struct HardCase {
+    /// `family/graph/request`.
+    pub name: String,
+    /// One (graph, request) per seed.
+    pub runs: Vec<(Graph, Request)>,
+}
+
+/// The planner's hard classes, generated with the given seeds:
+///
+/// - DenseNet-121 with [`uniform_utility`], exact −min(512, n/2) and +256 on
+///   the concatenation ending each block and on each transition;
+/// - [`random_dag`]s of 10k, 100k and 1M neurons, exact −n/2 and +n/4 on the
+///   largest cell output (a component of 20 to 60 groups), uniform utility;
+/// - [`concat_fan`]s of 50 to 300 inputs, exact −N/2 and +N/2 on the
+///   concatenation, uniform utility.
+pub fn hard_cases(seeds: &[u64]) -> Vec<HardCase> {
+    let mut out = Vec::new();
+    let dn = densenet121();
+    let mut sites: Vec<String> = (1..=4).map(|s| format!("block{s}_out")).collect();
+    sites.extend(
+        dn.ids()
+            .map(|v| dn.name(v))
+            .filter(|n| n.starts_with("transition")),
+    );
+    for site in &sites {
+        let v = dn.id(site).expect("zoo site");
+        let n = dn.v(v).nout as i64;
+        for delta in [-(512.min(n / 2)), 256] {
+            out.push(HardCase {
+                name: format!("densenet121/{site}/{delta:+}"),
+                runs: seeds
+                    .iter()
+                    .map(|&s| {
+                        let req = Request::new()
+                            .nout(v, delta)
+                            .with_utility(uniform_utility(&dn, s));
+                        (dn.clone(), req)
+                    })
+                    .collect(),
+            });
+        }
+    }
+    for (label, size) in [("10k", 10_000), ("100k", 100_000), ("1m", 1_000_000)] {
+        for half in [true, false] {
+            let runs = seeds
+                .iter()
+                .map(|&s| {
+                    let g = random_dag(size, s);
+                    let v = largest_cell(&g);
+                    let n = g.v(v).nout as i64;
+                    let delta = if half { -n / 2 } else { n / 4 };
+                    let req = Request::new()
+                        .nout(v, delta)
+                        .with_utility(uniform_utility(&g, s));
+                    (g, req)
+                })
+                .collect();
+            let what = if half { "-n/2" } else { "+n/4" };
+            out.push(HardCase {
+                name: format!("random_dag/{label}/{what}"),
+                runs,
+            });
+        }
+    }
+    for inputs in [50, 100, 150, 200, 250, 300] {
+        for sign in [-1i64, 1] {
+            let delta = sign * inputs as i64 / 2;
+            let runs = seeds
+                .iter()
+                .map(|&s| {
+                    let g = concat_fan(inputs, s);
+                    let v = g.id("cat").expect("zoo cat");
+                    let req = Request::new()
+                        .nout(v, delta)
+                        .with_utility(uniform_utility(&g, s));
+                    (g, req)
+                })
+                .collect();
+            out.push(HardCase {
+                name: format!("concat/{inputs}/{delta:+}"),
+                runs,
+            });
+        }
+    }
+    out
+}
+
+/// The cell output of a [`random_dag`] with the most neurons.
+fn largest_cell(g: &Graph) -> VertexId {
+    g.ids()
+        .filter(|&v| g.name(v).starts_with("cell"))
+        .max_by_key(|&v| g.v(v).nout)
+        .expect("a cell")
 }

@@ -238,3 +238,38 @@ fn json_round_trip_keeps_the_graph() {
         &[Constraint::NoutStep { step: 5 }]
     );
 }
+
+/// Issue 16: sizes and deltas far outside any model are typed errors, not
+/// overflows, and need no search.
+#[test]
+fn huge_targets_are_typed_errors_and_shrinking_to_nothing_is_immediate() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 3).unwrap();
+    let a = g.add_absorb("a", &[x], 5).unwrap();
+    g.add_absorb("b", &[a], 4).unwrap();
+    let before = g.clone();
+    for req in [
+        Request::new().nout(a, i64::MAX),
+        Request::new().nout_relaxed(a, 1 << 62),
+        Request::new().nout(a, graft_core::MAX_NOUT as i64),
+    ] {
+        let e = g.change_sizes(&req).unwrap_err();
+        assert!(
+            matches!(e, PlanError::TooLarge { ref vertex, max, .. }
+                if vertex == "a" && max == graft_core::MAX_NOUT),
+            "{e}"
+        );
+    }
+    assert!(matches!(
+        g.change_sizes(&Request::new().nout(a, i64::MIN)),
+        Err(PlanError::BelowOne { .. })
+    ));
+    assert_eq!(g, before);
+    // A relaxed −10¹² lands on size 1 after one node per size, not 10¹².
+    let done = g
+        .change_sizes(&Request::new().nout_relaxed(a, -1_000_000_000_000))
+        .unwrap();
+    assert_eq!(g.nout(a).unwrap(), 1);
+    assert!(done.plan.nodes <= 8, "{} nodes", done.plan.nodes);
+    assert!(done.plan.optimal);
+}

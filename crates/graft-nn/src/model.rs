@@ -550,7 +550,7 @@ impl Model {
     /// # Errors
     /// As the planner; the model is unchanged on error.
     pub fn change_sizes(&mut self, req: &Request) -> Result<(Planned, Vec<ParamEdit>)> {
-        let planned = plan_or_relax(&self.graph, req)?;
+        let planned = plan_or_relax(&self.graph, req)?.proven(&self.graph, req)?;
         let edits = self.apply_plan(&planned.plan)?;
         Ok((planned, edits))
     }

@@ -29,13 +29,17 @@ pub fn plan_change(
     } else {
         Request::new().nout(v, by)
     }
-    .with_utility(u);
+    .with_utility(u)
+    .within(crate::io::time_limit());
     let hint = if relaxed {
         ""
     } else {
         " (--relaxed accepts the nearest size that works)"
     };
-    plan(model.graph(), &req).with_context(|| format!("changing `{name}` by {by}{hint}"))
+    let p =
+        plan(model.graph(), &req).with_context(|| format!("changing `{name}` by {by}{hint}"))?;
+    crate::io::warn_unproven(&p);
+    Ok(p)
 }
 
 pub fn run(

@@ -93,6 +93,12 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// The largest size this row may take: [`MAX_NOUT`](super::MAX_NOUT),
+    /// or its current size if that is larger.
+    pub(crate) fn ceiling(&self) -> i64 {
+        (super::MAX_NOUT as i64).max(self.size)
+    }
+
     /// The smallest and largest size this row takes over a box of counts.
     pub(crate) fn span(&self, lo: &[i64], hi: &[i64]) -> (i64, i64) {
         self.terms.iter().fold((0, 0), |(a, b), &(g, c)| {

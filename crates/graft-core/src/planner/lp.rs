@@ -12,12 +12,17 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, Variable};
 
 use super::solve::IntProblem;
 
-/// Most tangents kept per group; more slope changes are subsampled.
-const TANGENTS: usize = 24;
+/// Most tangents a group starts with; [`IntProblem::tighten`] adds the
+/// ones the optimum needs.
+const TANGENTS: usize = 4;
 
 pub(crate) struct Relaxation {
     pub z: Vec<Variable>,
+    pub mu: Vec<Variable>,
 }
+
+/// Most rounds of [`IntProblem::tighten`] per LP.
+const ROUNDS: usize = 64;
 
 pub(crate) enum LpOutcome {
     Solved(Box<Solution>),
@@ -49,8 +54,10 @@ impl IntProblem<'_> {
         for g in 0..ng {
             z.push(lp.add_var(0.0, (lo[g] as f64, hi[g] as f64)));
         }
+        let mut mus = Vec::with_capacity(ng);
         for g in 0..ng {
             let mu = lp.add_var(1.0, (f64::NEG_INFINITY, f64::INFINITY));
+            mus.push(mu);
             for k in self.tangent_points(g, lo[g], hi[g]) {
                 // μ <= V(k) + δ_k (z − k)
                 let d = self.marginal(g, k);
@@ -93,8 +100,52 @@ impl IntProblem<'_> {
                 lp.add_constraint([(m, 1.0), (d, -1.0)], ComparisonOp::Ge, 0.0);
             }
         }
-        let out = outcome(lp.solve());
-        (Relaxation { z }, out)
+        let relax = Relaxation { z, mu: mus };
+        let out = self.tighten(&relax, outcome(lp.solve()));
+        (relax, out)
+    }
+
+    /// Make the relaxation exact on the utility curves where its optimum
+    /// lies: while some `μ[g]` is above the curve's linear interpolation at
+    /// `z[g]`, add the tangent of the segment `z[g]` falls in (a cutting
+    /// plane: every tangent of a concave curve over-estimates it, so the LP
+    /// stays a valid bound, and at the end it equals the exact concave
+    /// relaxation's optimum). Without this the few tangents `relax` starts
+    /// with leave the bound loose and the search explodes (issue 16).
+    pub(crate) fn tighten(&self, relax: &Relaxation, mut out: LpOutcome) -> LpOutcome {
+        for _ in 0..ROUNDS {
+            let LpOutcome::Solved(sol) = out else {
+                return out;
+            };
+            let mut cuts = Vec::new();
+            for g in 0..relax.z.len() {
+                let z = sol.var_value(relax.z[g]);
+                let mu = sol.var_value(relax.mu[g]);
+                let k = (z.floor() as i64).clamp(self.lo[g], (self.hi[g] - 1).max(self.lo[g]));
+                let d = self.marginal(g, k);
+                let at = self.value(g, k) + d * (z - k as f64);
+                if mu > at + 1e-9 * at.abs().max(1.0) {
+                    cuts.push((g, k, d));
+                }
+            }
+            if cuts.is_empty() {
+                return LpOutcome::Solved(sol);
+            }
+            let mut cur = *sol;
+            for (g, k, d) in cuts {
+                let rhs = self.value(g, k) - d * k as f64;
+                match outcome(cur.add_constraint(
+                    [(relax.mu[g], 1.0), (relax.z[g], -d)],
+                    ComparisonOp::Le,
+                    rhs,
+                )) {
+                    LpOutcome::Solved(next) => cur = *next,
+                    other => return other,
+                }
+            }
+            out = LpOutcome::Solved(Box::new(cur));
+        }
+        out
     }
 
     /// Points where the slope of group g's utility curve changes inside

@@ -26,6 +26,12 @@ use crate::graph::{Graph, VertexId};
 use classes::{space_components, Component, Retarget};
 use solve::{IntProblem, Limits, SearchStop};
 
+/// The largest size a plan gives a vertex: 4,194,304 neurons, sixteen times
+/// the widest layer of any model in use (a 256k-token vocabulary). A target
+/// above it is [`PlanError::TooLarge`], and no search considers sizes above
+/// it, so sizes and their sums stay far from overflow.
+pub const MAX_NOUT: usize = 1 << 22;
+
 /// Which step of the default chain produced the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +70,14 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     let topo = graph.topological_order()?;
     validate_utility(graph, &req.utility)?;
     let targets = resolve_targets(graph, &req.targets)?;
+    if req.budget.is_zero() {
+        let vertices = if targets.is_empty() {
+            graph.ids().map(|v| graph.name(v)).collect()
+        } else {
+            targets.iter().map(|t| graph.name(t.space)).collect()
+        };
+        return Err(PlanError::BudgetExceeded { nodes: 0, vertices });
+    }
 
     let comps = space_components(graph, &topo);
     let mut comp_of: HashMap<VertexId, usize> = HashMap::new();
@@ -82,7 +96,7 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
 
     let reselect = targets.is_empty();
     let allow_new = !reselect && !req.no_new_neurons;
-    let extra: i64 = targets.iter().map(|t| t.delta.abs()).sum();
+    let extra = growth_room(graph, &targets);
     let limits = Limits {
         max_nodes: req.budget.max_nodes,
         deadline: req.budget.time.map(|d| started + d),
@@ -96,6 +110,8 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         value: 0.0,
     };
     let mut nodes = 0u64;
+    let mut optimal = true;
+    let mut total_gap = solve::Gap::default();
     let mut multipliers: HashMap<VertexId, usize> = HashMap::new();
     let mut slice_starts: HashMap<VertexId, usize> = HashMap::new();
     for ci in selected {
@@ -131,28 +147,53 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
                 }
             }
         }
-        let mut chosen: Option<(Component, Vec<i64>, solve::Solution, Option<Retarget>)> = None;
+        let mut chosen: Option<Solved> = None;
+        let mut chosen_rt: Option<Retarget> = None;
         for rt in tries {
-            let (comp, cap, best, n) = match setup.solve(verts, &mine, rt.as_ref()) {
+            let solved = match setup.solve(verts, &mine, rt.as_ref()) {
                 Ok(r) => r,
                 Err(SolveStop::Clash) => return Err(PlanError::Infeasible { vertices: names() }),
-                Err(SolveStop::Budget(n)) => {
-                    return Err(PlanError::BudgetExceeded {
-                        nodes: nodes + n,
-                        vertices: names(),
-                    })
-                }
+                Err(SolveStop::Budget(n)) => match chosen {
+                    // An earlier multiplier gave an answer: keep it, unproven.
+                    Some(ref mut c) => {
+                        nodes += n;
+                        c.gap = Some(c.gap.unwrap_or_default().unbounded());
+                        break;
+                    }
+                    None => {
+                        return Err(PlanError::BudgetExceeded {
+                            nodes: nodes + n,
+                            vertices: names(),
+                        })
+                    }
+                },
             };
-            nodes += n;
-            if let Some(sol) = best {
-                if chosen.as_ref().is_none_or(|c| solve::better(&sol, &c.2)) {
-                    chosen = Some((comp, cap, sol, rt));
-                }
+            nodes += solved.nodes;
+            let Some(sol) = &solved.best else { continue };
+            let wins = chosen
+                .as_ref()
+                .is_none_or(|c| c.best.as_ref().is_none_or(|b| solve::better(sol, b)));
+            if wins {
+                chosen = Some(solved);
+                chosen_rt = rt;
             }
         }
-        let Some((comp, cap, sol, rt)) = chosen else {
+        let Some(Solved {
+            comp,
+            cap,
+            best: Some(sol),
+            gap,
+            ..
+        }) = chosen
+        else {
             return Err(PlanError::Infeasible { vertices: names() });
         };
+        let rt = chosen_rt;
+        if let Some(gap) = gap {
+            optimal = false;
+            total_gap.objective += gap.objective;
+            total_gap.deviation += gap.deviation;
+        }
         objective.utility += sol.utility;
         objective.size_penalty += sol.penalty;
         objective.relaxed_deviation += sol.deviation10 as f64 / 10.0;
@@ -204,7 +245,34 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         changes,
         objective,
         nodes,
+        optimal,
+        gap: total_gap.objective,
+        deviation_gap: total_gap.deviation,
     })
+}
+
+impl Planned {
+    /// This plan if the search proved it optimal, else
+    /// [`PlanError::BudgetExceeded`] naming the request's targets.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn proven(self, graph: &Graph, req: &Request) -> Result<Planned, PlanError> {
+        if self.plan.optimal {
+            return Ok(self);
+        }
+        let vertices = req
+            .targets
+            .iter()
+            .map(|t| match t.site {
+                Site::Nout(v) | Site::Nin { vertex: v, .. } => graph.name(v),
+            })
+            .collect();
+        Err(PlanError::BudgetExceeded {
+            nodes: self.plan.nodes,
+            vertices,
+        })
+    }
 }
 
 /// NaiveNASlib's default chain in one call: the request as given, then (if it
@@ -235,7 +303,10 @@ pub fn plan_or_relax(graph: &Graph, req: &Request) -> Result<Planned, PlanError>
 
 impl Graph {
     /// Plan `req` with the default chain (exact, then relaxed) and apply the
-    /// new sizes. All or nothing: on error the graph is untouched.
+    /// new sizes. All or nothing: on error the graph is untouched, and a
+    /// plan the budget did not let the search prove optimal is not applied
+    /// ([`PlanError::BudgetExceeded`], as NaiveNASlib's time-out leaves the
+    /// sizes as they were); [`plan`] returns such plans with their gap.
     /// Bumps the revision; no vertex id is invalidated.
     ///
     /// ```
@@ -254,10 +325,32 @@ impl Graph {
     /// # Errors
     /// As [`plan_or_relax`].
     pub fn change_sizes(&mut self, req: &Request) -> Result<Planned, PlanError> {
-        let planned = plan_or_relax(self, req)?;
+        let planned = plan_or_relax(self, req)?.proven(self, req)?;
         planned.plan.apply(self)?;
         Ok(planned)
     }
+}
+
+/// How many new neurons a group may need: the targets' growth, and when
+/// several targets meet in a component also their shrinkage (one shrinking
+/// target may force another group to grow to keep an exact size), each
+/// bounded by what the vertex can give or take ([`MAX_NOUT`]).
+fn growth_room(graph: &Graph, targets: &[Resolved]) -> i64 {
+    let room = |t: &Resolved, several: bool| -> i64 {
+        if t.delta >= 0 {
+            t.delta.min(MAX_NOUT as i64)
+        } else if several {
+            t.delta.saturating_neg().min(graph.v(t.space).nout() as i64)
+        } else {
+            0
+        }
+    };
+    let several = targets.len() > 1;
+    targets
+        .iter()
+        .map(|t| room(t, several))
+        .fold(0i64, i64::saturating_add)
+        .min(MAX_NOUT as i64)
 }
 
 fn validate_utility(graph: &Graph, u: &Utility) -> Result<(), PlanError> {
@@ -305,7 +398,16 @@ fn resolve_targets(graph: &Graph, targets: &[Target]) -> Result<Vec<Resolved>, P
                 why,
             });
         }
-        if t.mode == TargetMode::Exact && (sx.nout() as i64) + t.delta < 1 {
+        let goal = (sx.nout() as i64).checked_add(t.delta);
+        if goal.is_none_or(|g| g > MAX_NOUT.max(sx.nout()) as i64) {
+            return Err(PlanError::TooLarge {
+                vertex: sx.name().to_string(),
+                size: sx.nout(),
+                delta: t.delta,
+                max: MAX_NOUT,
+            });
+        }
+        if t.mode == TargetMode::Exact && goal.is_some_and(|g| g < 1) {
             return Err(PlanError::BelowOne {
                 vertex: sx.name().to_string(),
                 size: sx.nout(),
@@ -415,16 +517,24 @@ struct Setup<'a> {
 enum SolveStop {
     /// Two exact targets on one merged row ask for different sizes.
     Clash,
+    /// The budget ran out before any answer was found.
     Budget(u64),
 }
 
-type Solved = (Component, Vec<i64>, Option<solve::Solution>, u64);
+/// A solved component: the component, the per-group count above which
+/// neurons are new, the best solution (None: infeasible), the nodes explored
+/// and, when the budget ran out first, the proven gap.
+struct Solved {
+    comp: Component,
+    cap: Vec<i64>,
+    best: Option<solve::Solution>,
+    nodes: u64,
+    gap: Option<solve::Gap>,
+}
 
 impl Setup<'_> {
     /// Build and solve one component (optionally with a depthwise vertex at
-    /// another multiplier). Returns the component, the per-group count above
-    /// which neurons are new, the best solution (None: infeasible) and the
-    /// nodes explored.
+    /// another multiplier).
     fn solve(
         &self,
         verts: &[VertexId],
@@ -492,12 +602,21 @@ impl Setup<'_> {
             hi,
             penalize: self.penalize,
         };
-        let (best, n) = match p.solve(self.limits) {
-            Ok(r) => r,
-            Err(SearchStop::Budget(n)) => return Err(SolveStop::Budget(n)),
+        let (best, nodes, gap) = match p.solve(self.limits) {
+            Ok((best, n)) => (best, n, None),
+            Err(SearchStop::Budget(stop)) => match stop.best {
+                Some(best) => (Some(best), stop.nodes, Some(stop.gap)),
+                None => return Err(SolveStop::Budget(stop.nodes)),
+            },
         };
         let cap = p.cap;
-        Ok((comp, cap, best, n))
+        Ok(Solved {
+            comp,
+            cap,
+            best,
+            nodes,
+            gap,
+        })
     }
 }
 

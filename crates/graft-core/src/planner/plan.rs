@@ -91,6 +91,24 @@ pub struct Plan {
     pub objective: Objective,
     /// Branch-and-bound nodes explored.
     pub nodes: u64,
+    /// True when the search proved this plan optimal; false when the
+    /// [`Budget`](crate::Budget) ran out first and this is the best plan
+    /// found by then.
+    #[serde(default = "proven")]
+    pub optimal: bool,
+    /// How much larger the optimum's objective value can be than this
+    /// plan's (among plans whose relaxed deviation is no larger); 0 when
+    /// optimal.
+    #[serde(default)]
+    pub gap: f64,
+    /// How much smaller the optimum's relaxed deviation can be; 0 when
+    /// optimal.
+    #[serde(default)]
+    pub deviation_gap: f64,
+}
+
+fn proven() -> bool {
+    true
 }
 
 impl Plan {
@@ -222,6 +240,15 @@ impl fmt::Display for Plan {
             self.objective.size_penalty,
             self.objective.value,
             self.objective.relaxed_deviation
-        )
+        )?;
+        if !self.optimal {
+            writeln!(
+                f,
+                "not proven optimal (budget ran out): the optimum's objective is at most {:.4} \
+                 higher and its relaxed deviation at most {} lower",
+                self.gap, self.deviation_gap
+            )?;
+        }
+        Ok(())
     }
 }

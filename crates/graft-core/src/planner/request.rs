@@ -112,9 +112,12 @@ impl Utility {
     }
 }
 
-/// Limits on the exact search. Exceeding one is a typed error
-/// ([`PlanError::BudgetExceeded`](crate::PlanError::BudgetExceeded)), never a
-/// silently worse answer.
+/// Limits on the exact search. When one runs out, the best plan found so
+/// far is returned with its proven gap ([`Plan::optimal`](crate::Plan) is
+/// false, [`Plan::gap`](crate::Plan) bounds how much better the optimum can
+/// be); when none was found yet it is a typed error
+/// ([`PlanError::BudgetExceeded`](crate::PlanError::BudgetExceeded)). A zero
+/// budget is always that error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     /// Most branch-and-bound nodes per component.
@@ -123,11 +126,31 @@ pub struct Budget {
     pub time: Option<Duration>,
 }
 
+impl Budget {
+    /// The wall-clock limit of [`Budget::default`]: no plan call runs longer
+    /// without being asked to.
+    pub const DEFAULT_TIME: Duration = Duration::from_secs(10);
+
+    /// A budget of this much wall-clock time (and no node limit).
+    pub fn time_limit(d: Duration) -> Self {
+        Self {
+            max_nodes: u64::MAX,
+            time: Some(d),
+        }
+    }
+
+    /// True when nothing may be searched at all.
+    pub(crate) fn is_zero(&self) -> bool {
+        self.max_nodes == 0 || self.time.is_some_and(|d| d.is_zero())
+    }
+}
+
 impl Default for Budget {
+    /// 20 million nodes and [`Budget::DEFAULT_TIME`].
     fn default() -> Self {
         Self {
             max_nodes: 20_000_000,
-            time: None,
+            time: Some(Self::DEFAULT_TIME),
         }
     }
 }
@@ -207,6 +230,12 @@ impl Request {
     /// Use this budget.
     pub fn with_budget(mut self, b: Budget) -> Self {
         self.budget = b;
+        self
+    }
+
+    /// Search for at most this long (the node limit stays as it is).
+    pub fn within(mut self, d: Duration) -> Self {
+        self.budget.time = Some(d);
         self
     }
 

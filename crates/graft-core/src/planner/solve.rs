@@ -82,9 +82,65 @@ impl Solution {
     }
 }
 
-/// Why the search stopped without an answer.
+/// A search stopped by its budget: the nodes explored, the best answer found
+/// so far and the best bound of the boxes left open.
+pub(crate) struct Stopped {
+    pub nodes: u64,
+    pub best: Option<Solution>,
+    /// How much better than `best` the optimum can be: relaxed deviation
+    /// (NaiveNASlib's units) and objective `F` among answers that deviate no
+    /// more than `best`.
+    pub gap: Gap,
+}
+
+/// A proven gap between an answer and the optimum.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gap {
+    pub deviation: f64,
+    pub objective: f64,
+}
+
+impl Gap {
+    /// A gap nothing bounds (a multiplier choice left unsearched):
+    /// `f64::MAX`, which JSON can hold.
+    pub(crate) fn unbounded(self) -> Self {
+        Gap {
+            deviation: self.deviation,
+            objective: f64::MAX,
+        }
+    }
+
+    /// The gap of `best` against open boxes of these bounds.
+    fn of(best: &Solution, open: impl Iterator<Item = Bound>) -> Self {
+        let mut gap = Gap::default();
+        for b in open {
+            if b.deviation10 < best.deviation10 {
+                gap.deviation = gap
+                    .deviation
+                    .max((best.deviation10 - b.deviation10) as f64 / 10.0);
+            }
+            if b.deviation10 <= best.deviation10 {
+                gap.objective = gap.objective.max(b.f - best.objective());
+            }
+        }
+        gap
+    }
+}
+
+/// Why the search stopped without a proven answer.
 pub(crate) enum SearchStop {
-    Budget(u64),
+    Budget(Stopped),
+}
+
+impl SearchStop {
+    fn budget(nodes: u64, best: &Option<Solution>, open: impl Iterator<Item = Bound>) -> Self {
+        let gap = best.as_ref().map_or(Gap::default(), |b| Gap::of(b, open));
+        SearchStop::Budget(Stopped {
+            nodes,
+            best: best.clone(),
+            gap,
+        })
+    }
 }
 
 pub(crate) struct Limits {
@@ -160,7 +216,7 @@ impl IntProblem<'_> {
                 .iter()
                 .map(|&(g, c)| c as i64 * z[g as usize])
                 .sum();
-            if s < 1 || (s - row.size) % row.step != 0 {
+            if s < 1 || s > row.ceiling() || (s - row.size) % row.step != 0 {
                 return None;
             }
             if row.exact.is_some_and(|t| t != s) {
@@ -203,7 +259,7 @@ impl IntProblem<'_> {
                 let (slo, shi) = row.span(lo, hi);
                 let (want_lo, want_hi) = match row.exact {
                     Some(t) => (t, t),
-                    None => (1, i64::MAX / 4),
+                    None => (1, row.ceiling()),
                 };
                 if shi < want_lo || slo > want_hi {
                     return false;
@@ -214,11 +270,7 @@ impl IntProblem<'_> {
                     let other_hi = shi - c * hi[g];
                     let nlo = (want_lo - other_hi).div_euclid(c)
                         + i64::from((want_lo - other_hi).rem_euclid(c) != 0);
-                    let nhi = if want_hi >= i64::MAX / 4 {
-                        hi[g]
-                    } else {
-                        (want_hi - other_lo).div_euclid(c)
-                    };
+                    let nhi = (want_hi - other_lo).div_euclid(c);
                     if nlo > lo[g] {
                         lo[g] = nlo;
                         changed = true;
@@ -247,7 +299,7 @@ impl IntProblem<'_> {
         let mut mx = 0.0f64;
         for row in &self.comp.rows {
             let (slo, shi) = row.span(lo, hi);
-            if shi < 1 {
+            if shi < 1 || slo > row.ceiling() {
                 return None;
             }
             if let Some(t) = row.exact {
@@ -331,8 +383,11 @@ impl IntProblem<'_> {
             let mut z = vec![0];
             for v in lo[0]..=hi[0] {
                 nodes += 1;
-                if nodes == 1 || nodes > limits.max_nodes || nodes.is_multiple_of(4096) {
-                    self.check_limits(nodes, limits)?;
+                if (nodes == 1 || nodes > limits.max_nodes || nodes.is_multiple_of(4096))
+                    && self.out_of_budget(nodes, limits)
+                {
+                    let open = self.bound(&[v], &hi);
+                    return Err(SearchStop::budget(nodes, &best, open.into_iter()));
                 }
                 z[0] = v;
                 consider(self.evaluate(&z), &mut best);
@@ -360,13 +415,11 @@ impl IntProblem<'_> {
                 continue;
             }
             nodes += 1;
-            if nodes > limits.max_nodes {
-                return Err(SearchStop::Budget(nodes));
-            }
-            // The clock is read on the first node and every 64th after it,
-            // so a deadline also holds for short searches.
-            if nodes == 1 || nodes.is_multiple_of(64) {
-                self.check_limits(nodes, limits)?;
+            // The clock is read at every node: one node may cost
+            // milliseconds (its LP), and a deadline must hold closely.
+            if self.out_of_budget(nodes, limits) {
+                let open = stack.iter().map(|n| n.bound).chain([node.bound]);
+                return Err(SearchStop::budget(nodes, &best, open));
             }
             let Node { lo, hi, lp, .. } = node;
             if (0..lo.len()).all(|g| lo[g] == hi[g]) {
@@ -411,7 +464,7 @@ impl IntProblem<'_> {
                     let edited = (**parent)
                         .clone()
                         .add_constraint([(relax.z[g], 1.0)], cmp, rhs);
-                    match outcome(edited) {
+                    match self.tighten(&relax, outcome(edited)) {
                         LpOutcome::Solved(sol) => {
                             kb.f = kb.f.min(lp_bound(&sol));
                             if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
@@ -466,10 +519,7 @@ impl IntProblem<'_> {
         (g, split)
     }
 
-    fn check_limits(&self, nodes: u64, limits: &Limits) -> Result<(), SearchStop> {
-        if nodes > limits.max_nodes || limits.deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(SearchStop::Budget(nodes));
-        }
-        Ok(())
+    fn out_of_budget(&self, nodes: u64, limits: &Limits) -> bool {
+        nodes > limits.max_nodes || limits.deadline.is_some_and(|d| Instant::now() > d)
     }
 }
