@@ -196,27 +196,6 @@ pub fn neurons(g: &Graph) -> usize {
     g.ids().map(|id| g.v(id).nout).sum()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zoo_graphs_are_valid_with_real_channel_counts() {
-        for g in [a25(), resnet50(), densenet121(), synthetic(3, 2, 8)] {
-            g.check().unwrap();
-        }
-        let r = resnet50();
-        assert_eq!(r.nout(r.id("stage3_out").unwrap()).unwrap(), 1024);
-        assert_eq!(r.nout(r.id("stage4_out").unwrap()).unwrap(), 2048);
-        let d = densenet121();
-        let outs: Vec<usize> = (1..=4)
-            .map(|s| d.nout(d.id(&format!("block{s}_out")).unwrap()).unwrap())
-            .collect();
-        assert_eq!(outs, [256, 512, 1024, 1024]);
-        assert_eq!(neurons(&a25()), 1 + 1000 + 3000 + 7000 + 7000);
-    }
-}
-
 /// xorshift64*: tiny, seeded, and stable across platforms (the zoo's
 /// generators and utilities must give the same graphs everywhere).
 struct Rng(u64);
@@ -427,4 +406,25 @@ fn largest_cell(g: &Graph) -> VertexId {
         .filter(|&v| g.name(v).starts_with("cell"))
         .max_by_key(|&v| g.v(v).nout)
         .expect("a cell")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_graphs_are_valid_with_real_channel_counts() {
+        for g in [a25(), resnet50(), densenet121(), synthetic(3, 2, 8)] {
+            g.check().unwrap();
+        }
+        let r = resnet50();
+        assert_eq!(r.nout(r.id("stage3_out").unwrap()).unwrap(), 1024);
+        assert_eq!(r.nout(r.id("stage4_out").unwrap()).unwrap(), 2048);
+        let d = densenet121();
+        let outs: Vec<usize> = (1..=4)
+            .map(|s| d.nout(d.id(&format!("block{s}_out")).unwrap()).unwrap())
+            .collect();
+        assert_eq!(outs, [256, 512, 1024, 1024]);
+        assert_eq!(neurons(&a25()), 1 + 1000 + 3000 + 7000 + 7000);
+    }
 }
