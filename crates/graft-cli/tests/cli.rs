@@ -168,3 +168,57 @@ fn every_subcommand_help_has_an_example() {
         assert!(help.contains(&format!("graft {sub}")), "{sub}: {help}");
     }
 }
+
+/// `--time-limit` (issue 16): a zero limit is a budget error (exit 2); a
+/// short one on a hard request gives the best plan with its gap and a
+/// warning; a negative one is a usage error.
+#[test]
+fn time_limit_bounds_the_planner() {
+    let g = graft::zoo::concat_fan(100, 2);
+    let graph = serde_json::to_string(&graft::json::GraphSpec::from_graph(&g)).unwrap();
+    let graph = scratch("time_limit", "graph.json", &graph);
+    // Utilities by vertex name, spread over (0, 1) without ties.
+    let mut utility = serde_json::Map::new();
+    let mut k = 0u32;
+    for v in g.ids() {
+        let name = g.name(v);
+        if name.starts_with("branch") {
+            let vals: Vec<f64> = (0..g.nout(v).unwrap())
+                .map(|_| {
+                    k += 1;
+                    (f64::from(k) * 0.618_033_988_75).fract()
+                })
+                .collect();
+            utility.insert(name, serde_json::json!(vals));
+        }
+    }
+    let request = serde_json::json!({
+        "targets": [{"vertex": "cat", "delta": -50}],
+        "utility": utility,
+        "fallback": false,
+    });
+    let request = scratch("time_limit", "request.json", &request.to_string());
+
+    let o = graft(&["plan", "--time-limit", "0.5", &graph, &request]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["plan"]["optimal"], false);
+    assert!(report["plan"]["gap"].as_f64().unwrap() > 0.0);
+    assert!(stderr(&o).contains("time limit ran out"), "{}", stderr(&o));
+    let cat = changes(&report).into_iter().find(|(n, _, _)| n == "cat");
+    let before = g.nout(g.id("cat").unwrap()).unwrap() as u64;
+    assert_eq!(cat.map(|(_, n, _)| n), Some(before - 50));
+
+    let o = graft(&["plan", "--time-limit", "0", &graph, &request]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("budget exhausted after 0 nodes on cat"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+
+    let o = graft(&["plan", "--time-limit=-1", &graph, &request]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--time-limit"), "{}", stderr(&o));
+}

@@ -208,8 +208,13 @@ pub enum PlanError {
         /// The target vertices (or the component) involved.
         vertices: Vec<String>,
     },
-    /// The search budget ran out before optimality was proven.
-    #[error("solver budget exhausted after {nodes} nodes on {}", .vertices.join(", "))]
+    /// The search budget ran out before any plan was found (always for a
+    /// zero budget), or, for the calls that apply a plan, before the plan
+    /// was proven optimal.
+    #[error(
+        "solver budget exhausted after {nodes} nodes on {} (a longer time limit may help)",
+        .vertices.join(", ")
+    )]
     BudgetExceeded {
         /// Nodes explored.
         nodes: u64,

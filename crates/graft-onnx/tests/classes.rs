@@ -258,6 +258,22 @@ fn edited(
     (m.encode_to_vec(), name)
 }
 
+/// The initializer that input `k` of `n` names, its raw bytes dropped so
+/// that the typed data set next is what the file holds.
+fn input_init<'a>(
+    n: &graft_onnx::proto::NodeProto,
+    k: usize,
+    inits: &'a mut [graft_onnx::proto::TensorProto],
+) -> &'a mut graft_onnx::proto::TensorProto {
+    let name = n.input[k].clone();
+    let t = inits
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some(name.as_str()))
+        .unwrap();
+    t.raw_data = None;
+    t
+}
+
 fn refused_naming(bytes: &[u8], name: &str, what: &str) {
     match import_bytes(bytes) {
         Err(graft_onnx::OnnxError::Node { node, reason, .. }) => {
@@ -289,25 +305,14 @@ fn resizes_and_as_strided_views_graft_does_not_compute_are_refused_naming_the_no
     refused_naming(&b, &name, "tf_crop_and_resize");
     // Scaling the channel axis: the scales constant's second entry.
     let (b, name) = edited("resize.dynamo.onnx", "Resize", |n, inits| {
-        let scales = n.input[2].clone();
-        let t = inits
-            .iter_mut()
-            .find(|t| t.name.as_deref() == Some(scales.as_str()))
-            .unwrap();
-        t.float_data = vec![1.0, 2.0, 2.0, 2.0];
-        t.raw_data = None;
+        input_init(n, 2, inits).float_data = vec![1.0, 2.0, 2.0, 2.0];
     });
     refused_naming(&b, &name, "channel scale");
     // as_strided with indices that do not read every element in order.
     let (b, name) = edited("normhead.dynamo.onnx", "Gather", |n, inits| {
-        let idx = n.input[1].clone();
-        let t = inits
-            .iter_mut()
-            .find(|t| t.name.as_deref() == Some(idx.as_str()))
-            .unwrap();
+        let t = input_init(n, 1, inits);
         let count: i64 = t.dims.iter().product();
         t.int64_data = (0..count).rev().collect();
-        t.raw_data = None;
     });
     refused_naming(&b, &name, "reversed as_strided");
 }

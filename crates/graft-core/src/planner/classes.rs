@@ -173,6 +173,29 @@ fn gcd_u(a: u64, b: u64) -> u64 {
 /// `weight` new neurons in that gap. Depthwise ties scale weights by the
 /// multiplier. A class whose ties demand two different weights for one gap
 /// is poisoned: nothing can be inserted there.
+/// Tie the `n` neurons from `base` on, cut into `g` equal blocks, block to
+/// block: neuron `k` of every block with neuron `k` of the first, kept and
+/// grown at the same local place (a grouped convolution's sides, a
+/// regrouped axis's blocks).
+fn tie_aligned_blocks(
+    uf: &mut UnionFind,
+    mut gaps: Option<&mut GapUnion>,
+    base: usize,
+    n: usize,
+    g: usize,
+) {
+    let b = n / g;
+    for i in 1..g {
+        for k in 0..b {
+            let (x, y) = ((base + i * b + k) as u32, (base + k) as u32);
+            uf.union(x, y);
+            if let Some(gp) = gaps.as_deref_mut() {
+                gp.union(x, y, Ratio::ONE);
+            }
+        }
+    }
+}
+
 struct GapUnion {
     parent: Vec<u32>,
     ratio: Vec<Ratio>,
@@ -437,16 +460,7 @@ impl Component {
             readers.dedup();
             gs.extend(readers.iter().filter_map(|&c| graph.v(c).grouped()));
             for g in gs {
-                let b = vx.nout / g;
-                for i in 1..g {
-                    for k in 0..b {
-                        let (x, y) = ((base[li] + i * b + k) as u32, (base[li] + k) as u32);
-                        uf.union(x, y);
-                        if let Some(gp) = gaps.as_mut() {
-                            gp.union(x, y, Ratio::ONE);
-                        }
-                    }
-                }
+                tie_aligned_blocks(&mut uf, gaps.as_mut(), base[li], vx.nout, g);
             }
         }
 
@@ -457,16 +471,7 @@ impl Component {
         for (li, &v) in verts.iter().enumerate() {
             let vx = graph.v(v);
             if let Some(g) = vx.blocks() {
-                let b = vx.nout / g;
-                for i in 1..g {
-                    for k in 0..b {
-                        let (x, y) = ((base[li] + i * b + k) as u32, (base[li] + k) as u32);
-                        uf.union(x, y);
-                        if let Some(gp) = gaps.as_mut() {
-                            gp.union(x, y, Ratio::ONE);
-                        }
-                    }
-                }
+                tie_aligned_blocks(&mut uf, gaps.as_mut(), base[li], vx.nout, g);
             }
             if let Some(w) = vx.units() {
                 for u in 0..vx.nout / w {

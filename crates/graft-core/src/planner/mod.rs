@@ -66,6 +66,33 @@ struct Resolved {
 /// ([`PlanError::Infeasible`]), or an exhausted budget.
 pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     let started = Instant::now();
+    let (topo, targets) = prepare(graph, req)?;
+    let comps = space_components(graph, &topo);
+    let reselect = targets.is_empty();
+    let limits = Limits {
+        max_nodes: req.budget.max_nodes,
+        deadline: req.budget.time.map(|d| started + d),
+    };
+    let setup = Setup {
+        graph,
+        utility: &req.utility,
+        allow_new: !reselect && !req.no_new_neurons,
+        penalize: !reselect,
+        extra: growth_room(graph, &targets),
+        limits: &limits,
+    };
+    let mut assembly = Assembly::default();
+    for (verts, mine) in components_to_solve(&comps, &targets) {
+        let chosen = setup.best_multiplier(verts, &mine, &mut assembly.nodes)?;
+        assembly.record(graph, chosen);
+    }
+    Ok(assembly.into_plan(graph, &topo))
+}
+
+/// Check the graph and the request: the topological order and the targets
+/// resolved to neuron spaces. A zero budget is refused here, before any
+/// search.
+fn prepare(graph: &Graph, req: &Request) -> Result<(Vec<VertexId>, Vec<Resolved>), PlanError> {
     graph.check()?;
     let topo = graph.topological_order()?;
     validate_utility(graph, &req.utility)?;
@@ -78,8 +105,15 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         };
         return Err(PlanError::BudgetExceeded { nodes: 0, vertices });
     }
+    Ok((topo, targets))
+}
 
-    let comps = space_components(graph, &topo);
+/// The components that take part, each with its targets: those holding a
+/// target, or all of them when there is none (re-select).
+fn components_to_solve<'a>(
+    comps: &'a [Vec<VertexId>],
+    targets: &'a [Resolved],
+) -> Vec<(&'a [VertexId], Vec<&'a Resolved>)> {
     let mut comp_of: HashMap<VertexId, usize> = HashMap::new();
     for (ci, c) in comps.iter().enumerate() {
         for &v in c {
@@ -93,142 +127,109 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     };
     selected.sort_unstable();
     selected.dedup();
+    selected
+        .into_iter()
+        .map(|ci| {
+            let mine = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
+            (comps[ci].as_slice(), mine)
+        })
+        .collect()
+}
 
-    let reselect = targets.is_empty();
-    let allow_new = !reselect && !req.no_new_neurons;
-    let extra = growth_room(graph, &targets);
-    let limits = Limits {
-        max_nodes: req.budget.max_nodes,
-        deadline: req.budget.time.map(|d| started + d),
-    };
+/// A component's answer: its solved problem (with a solution) and the
+/// multiplier change it was solved under, if any.
+struct Chosen {
+    solved: Solved,
+    sol: solve::Solution,
+    retarget: Option<Retarget>,
+}
 
-    let mut new_outs: HashMap<VertexId, Vec<Neuron>> = HashMap::new();
-    let mut objective = Objective {
-        utility: 0.0,
-        size_penalty: 0.0,
-        relaxed_deviation: 0.0,
-        value: 0.0,
-    };
-    let mut nodes = 0u64;
-    let mut optimal = true;
-    let mut total_gap = solve::Gap::default();
-    let mut multipliers: HashMap<VertexId, usize> = HashMap::new();
-    let mut slice_starts: HashMap<VertexId, usize> = HashMap::new();
-    for ci in selected {
-        let verts = &comps[ci];
-        let mine: Vec<&Resolved> = targets.iter().filter(|t| comp_of[&t.space] == ci).collect();
-        let names = || -> Vec<String> {
-            if mine.is_empty() {
-                verts.iter().map(|&v| graph.name(v)).collect()
-            } else {
-                mine.iter().map(|t| graph.name(t.space)).collect()
-            }
-        };
-        let setup = Setup {
+/// The plan being put together, component by component.
+#[derive(Default)]
+struct Assembly {
+    new_outs: HashMap<VertexId, Vec<Neuron>>,
+    utility: f64,
+    size_penalty: f64,
+    relaxed_deviation: f64,
+    nodes: u64,
+    unproven: bool,
+    gap: solve::Gap,
+    multipliers: HashMap<VertexId, usize>,
+    slice_starts: HashMap<VertexId, usize>,
+}
+
+impl Assembly {
+    /// Add one component's answer: its objective parts, its gap if
+    /// unproven, and its index lists.
+    fn record(&mut self, graph: &Graph, chosen: Chosen) {
+        let Chosen {
+            solved,
+            sol,
+            retarget,
+        } = chosen;
+        if let Some(gap) = solved.gap {
+            self.unproven = true;
+            self.gap.objective += gap.objective;
+            self.gap.deviation += gap.deviation;
+        }
+        self.utility += sol.utility;
+        self.size_penalty += sol.penalty;
+        self.relaxed_deviation += sol.deviation10 as f64 / 10.0;
+        write_index_lists(
             graph,
-            utility: &req.utility,
-            allow_new,
-            penalize: !reselect,
-            extra,
-            limits: &limits,
-        };
-        // The multipliers in play: the current one first (it wins ties),
-        // then the other choices of one depthwise vertex with a private tail.
-        let mut tries: Vec<Option<Retarget>> = vec![None];
-        if let Some((d, from, tail)) = retargetable(graph, verts) {
-            for to in graph.v(d).multiplier_choices() {
-                if to != from && (to < from || allow_new) {
-                    tries.push(Some(Retarget {
-                        vertex: d,
-                        from,
-                        to,
-                        tail: tail.clone(),
-                    }));
-                }
-            }
-        }
-        let mut chosen: Option<Solved> = None;
-        let mut chosen_rt: Option<Retarget> = None;
-        for rt in tries {
-            let solved = match setup.solve(verts, &mine, rt.as_ref()) {
-                Ok(r) => r,
-                Err(SolveStop::Clash) => return Err(PlanError::Infeasible { vertices: names() }),
-                Err(SolveStop::Budget(n)) => match chosen {
-                    // An earlier multiplier gave an answer: keep it, unproven.
-                    Some(ref mut c) => {
-                        nodes += n;
-                        c.gap = Some(c.gap.unwrap_or_default().unbounded());
-                        break;
-                    }
-                    None => {
-                        return Err(PlanError::BudgetExceeded {
-                            nodes: nodes + n,
-                            vertices: names(),
-                        })
-                    }
-                },
-            };
-            nodes += solved.nodes;
-            let Some(sol) = &solved.best else { continue };
-            let wins = chosen
-                .as_ref()
-                .is_none_or(|c| c.best.as_ref().is_none_or(|b| solve::better(sol, b)));
-            if wins {
-                chosen = Some(solved);
-                chosen_rt = rt;
-            }
-        }
-        let Some(Solved {
-            comp,
-            cap,
-            best: Some(sol),
-            gap,
-            ..
-        }) = chosen
-        else {
-            return Err(PlanError::Infeasible { vertices: names() });
-        };
-        let rt = chosen_rt;
-        if let Some(gap) = gap {
-            optimal = false;
-            total_gap.objective += gap.objective;
-            total_gap.deviation += gap.deviation;
-        }
-        objective.utility += sol.utility;
-        objective.size_penalty += sol.penalty;
-        objective.relaxed_deviation += sol.deviation10 as f64 / 10.0;
-        write_index_lists(graph, &comp, &cap, &sol.z, &mut new_outs, &mut slice_starts);
-        if let Some(r) = rt {
-            retarget_lists(graph, &r, &mut new_outs);
-            multipliers.insert(r.vertex, r.to);
+            &solved.comp,
+            &solved.cap,
+            &sol.z,
+            &mut self.new_outs,
+            &mut self.slice_starts,
+        );
+        if let Some(r) = retarget {
+            retarget_lists(graph, &r, &mut self.new_outs);
+            self.multipliers.insert(r.vertex, r.to);
         }
     }
-    objective.value = objective.utility - objective.size_penalty;
 
-    let mut changes = Vec::new();
-    for &v in &topo {
+    /// The plan: one change per vertex whose outputs or inputs change, in
+    /// topological order.
+    fn into_plan(self, graph: &Graph, topo: &[VertexId]) -> Plan {
+        let changes = topo
+            .iter()
+            .filter_map(|&v| self.change_of(graph, v))
+            .collect();
+        Plan {
+            revision: graph.revision(),
+            changes,
+            objective: Objective {
+                utility: self.utility,
+                size_penalty: self.size_penalty,
+                relaxed_deviation: self.relaxed_deviation,
+                value: self.utility - self.size_penalty,
+            },
+            nodes: self.nodes,
+            optimal: !self.unproven,
+            gap: self.gap.objective,
+            deviation_gap: self.gap.deviation,
+        }
+    }
+
+    fn change_of(&self, graph: &Graph, v: VertexId) -> Option<VertexChange> {
         let vx = graph.v(v);
-        let outs = new_outs.get(&v).cloned();
-        let multiplier_after = multipliers.get(&v).copied();
-        let slice_start_after = slice_starts
-            .get(&v)
-            .copied()
-            .filter(|&s| Some(s) != vx.slice_start());
+        let outs = self.new_outs.get(&v).cloned();
         let ins: Vec<Option<Vec<Neuron>>> = vx
             .inputs()
             .iter()
-            .map(|u| new_outs.get(u).cloned())
+            .map(|u| self.new_outs.get(u).cloned())
             .collect();
         if outs.is_none() && ins.iter().all(Option::is_none) {
-            continue;
+            return None;
         }
         let nin_after = vx
             .inputs()
             .iter()
             .zip(vx.nin())
-            .map(|(u, &n)| new_outs.get(u).map_or(n, Vec::len))
+            .map(|(u, &n)| self.new_outs.get(u).map_or(n, Vec::len))
             .collect();
-        changes.push(VertexChange {
+        Some(VertexChange {
             vertex: v,
             name: vx.name().to_string(),
             nout_before: vx.nout(),
@@ -236,19 +237,14 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
             nin_after,
             outs,
             ins,
-            multiplier_after,
-            slice_start_after,
-        });
+            multiplier_after: self.multipliers.get(&v).copied(),
+            slice_start_after: self
+                .slice_starts
+                .get(&v)
+                .copied()
+                .filter(|&s| Some(s) != vx.slice_start()),
+        })
     }
-    Ok(Plan {
-        revision: graph.revision(),
-        changes,
-        objective,
-        nodes,
-        optimal,
-        gap: total_gap.objective,
-        deviation_gap: total_gap.deviation,
-    })
 }
 
 impl Planned {
@@ -533,6 +529,73 @@ struct Solved {
 }
 
 impl Setup<'_> {
+    /// Solve one component under its current multipliers and under each
+    /// other choice of one depthwise vertex with a private tail (the
+    /// current one first: it wins ties), and keep the best answer. A
+    /// budget that runs out after one answer keeps that answer, unproven.
+    fn best_multiplier(
+        &self,
+        verts: &[VertexId],
+        mine: &[&Resolved],
+        nodes: &mut u64,
+    ) -> Result<Chosen, PlanError> {
+        let graph = self.graph;
+        let names = || -> Vec<String> {
+            if mine.is_empty() {
+                verts.iter().map(|&v| graph.name(v)).collect()
+            } else {
+                mine.iter().map(|t| graph.name(t.space)).collect()
+            }
+        };
+        let mut tries: Vec<Option<Retarget>> = vec![None];
+        if let Some((d, from, tail)) = retargetable(graph, verts) {
+            for to in graph.v(d).multiplier_choices() {
+                if to != from && (to < from || self.allow_new) {
+                    tries.push(Some(Retarget {
+                        vertex: d,
+                        from,
+                        to,
+                        tail: tail.clone(),
+                    }));
+                }
+            }
+        }
+        let mut chosen: Option<Chosen> = None;
+        for rt in tries {
+            let mut solved = match self.solve(verts, mine, rt.as_ref()) {
+                Ok(r) => r,
+                Err(SolveStop::Clash) => return Err(PlanError::Infeasible { vertices: names() }),
+                Err(SolveStop::Budget(n)) => {
+                    *nodes += n;
+                    match chosen {
+                        Some(ref mut c) => {
+                            c.solved.gap = Some(c.solved.gap.unwrap_or_default().unbounded());
+                            break;
+                        }
+                        None => {
+                            return Err(PlanError::BudgetExceeded {
+                                nodes: *nodes,
+                                vertices: names(),
+                            })
+                        }
+                    }
+                }
+            };
+            *nodes += solved.nodes;
+            let Some(sol) = solved.best.take() else {
+                continue;
+            };
+            if chosen.as_ref().is_none_or(|c| solve::better(&sol, &c.sol)) {
+                chosen = Some(Chosen {
+                    solved,
+                    sol,
+                    retarget: rt,
+                });
+            }
+        }
+        chosen.ok_or_else(|| PlanError::Infeasible { vertices: names() })
+    }
+
     /// Build and solve one component (optionally with a depthwise vertex at
     /// another multiplier).
     fn solve(

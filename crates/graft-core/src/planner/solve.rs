@@ -133,7 +133,11 @@ pub(crate) enum SearchStop {
 }
 
 impl SearchStop {
-    fn budget(nodes: u64, best: &Option<Solution>, open: impl Iterator<Item = Bound>) -> Self {
+    pub(crate) fn budget(
+        nodes: u64,
+        best: &Option<Solution>,
+        open: impl Iterator<Item = Bound>,
+    ) -> Self {
         let gap = best.as_ref().map_or(Gap::default(), |b| Gap::of(b, open));
         SearchStop::Budget(Stopped {
             nodes,
@@ -146,6 +150,15 @@ impl SearchStop {
 pub(crate) struct Limits {
     pub max_nodes: u64,
     pub deadline: Option<Instant>,
+}
+
+/// Keep `cand` if it is better than `best`.
+pub(crate) fn consider(cand: Option<Solution>, best: &mut Option<Solution>) {
+    if let Some(c) = cand {
+        if best.as_ref().is_none_or(|b| better(&c, b)) {
+            *best = Some(c);
+        }
+    }
 }
 
 fn tol(f: f64) -> f64 {
@@ -170,10 +183,12 @@ pub(crate) fn better(a: &Solution, b: &Solution) -> bool {
     (b.new_total, b.change_total, &a.z) < (a.new_total, a.change_total, &b.z)
 }
 
+/// An upper bound on a box's answers: their smallest relaxed deviation and
+/// largest objective `F`.
 #[derive(Clone, Copy)]
-struct Bound {
-    deviation10: i64,
-    f: f64,
+pub(crate) struct Bound {
+    pub deviation10: i64,
+    pub f: f64,
 }
 
 impl Bound {
@@ -348,22 +363,13 @@ impl IntProblem<'_> {
         if !self.propagate(&mut lo, &mut hi) {
             return Ok((None, 0));
         }
-        let mut best: Option<Solution> = None;
-        let mut nodes = 0u64;
-        let consider = |cand: Option<Solution>, best: &mut Option<Solution>| {
-            if let Some(c) = cand {
-                if best.as_ref().is_none_or(|b| better(&c, b)) {
-                    *best = Some(c);
-                }
-            }
-        };
         // Start from "no change" clamped into the box: a good incumbent.
+        let mut best: Option<Solution> = None;
         let start: Vec<i64> = (0..lo.len())
             .map(|g| self.m[g].clamp(lo[g], hi[g]))
             .collect();
         consider(self.evaluate(&start), &mut best);
-
-        let Some(mut root) = self.bound(&lo, &hi) else {
+        let Some(root) = self.bound(&lo, &hi) else {
             return Ok((best, 0));
         };
         // Each group at its best count: when that point is feasible and
@@ -379,22 +385,43 @@ impl IntProblem<'_> {
             return Ok((best, 1));
         }
         if lo.len() == 1 {
-            // One group: enumerate.
-            let mut z = vec![0];
-            for v in lo[0]..=hi[0] {
-                nodes += 1;
-                if (nodes == 1 || nodes > limits.max_nodes || nodes.is_multiple_of(4096))
-                    && self.out_of_budget(nodes, limits)
-                {
-                    let open = self.bound(&[v], &hi);
-                    return Err(SearchStop::budget(nodes, &best, open.into_iter()));
-                }
-                z[0] = v;
-                consider(self.evaluate(&z), &mut best);
-            }
-            return Ok((best, nodes));
+            return self.enumerate(lo[0], hi[0], best, limits);
         }
+        self.branch_and_bound(lo, hi, root, best, limits)
+    }
 
+    /// One group: every count in `[lo, hi]` in turn.
+    fn enumerate(
+        &self,
+        lo: i64,
+        hi: i64,
+        mut best: Option<Solution>,
+        limits: &Limits,
+    ) -> Result<(Option<Solution>, u64), SearchStop> {
+        let mut nodes = 0u64;
+        for v in lo..=hi {
+            nodes += 1;
+            if (nodes == 1 || nodes > limits.max_nodes || nodes.is_multiple_of(4096))
+                && self.out_of_budget(nodes, limits)
+            {
+                let open = self.bound(&[v], &[hi]);
+                return Err(SearchStop::budget(nodes, &best, open.into_iter()));
+            }
+            consider(self.evaluate(&[v]), &mut best);
+        }
+        Ok((best, nodes))
+    }
+
+    /// Depth-first branch and bound from the root box, better-bounded child
+    /// first.
+    fn branch_and_bound(
+        &self,
+        lo: Vec<i64>,
+        hi: Vec<i64>,
+        mut root: Bound,
+        mut best: Option<Solution>,
+        limits: &Limits,
+    ) -> Result<(Option<Solution>, u64), SearchStop> {
         let (relax, out) = self.relax(&lo, &hi);
         let root_lp = match out {
             LpOutcome::Solved(sol) => {
@@ -404,6 +431,7 @@ impl IntProblem<'_> {
             LpOutcome::Infeasible => return Ok((best, 1)),
             LpOutcome::Failed => None,
         };
+        let mut nodes = 0u64;
         let mut stack: Vec<Node> = vec![Node {
             lo,
             hi,
@@ -421,68 +449,11 @@ impl IntProblem<'_> {
                 let open = stack.iter().map(|n| n.bound).chain([node.bound]);
                 return Err(SearchStop::budget(nodes, &best, open));
             }
-            let Node { lo, hi, lp, .. } = node;
-            if (0..lo.len()).all(|g| lo[g] == hi[g]) {
-                consider(self.evaluate(&lo), &mut best);
+            if (0..node.lo.len()).all(|g| node.lo[g] == node.hi[g]) {
+                consider(self.evaluate(&node.lo), &mut best);
                 continue;
             }
-            // The LP point, rounded into the box, is a cheap incumbent.
-            let zstar: Option<Vec<f64>> = lp
-                .as_ref()
-                .map(|s| relax.z.iter().map(|&v| s.var_value(v)).collect());
-            if let Some(zs) = &zstar {
-                let zr: Vec<i64> = (0..lo.len())
-                    .map(|g| (zs[g].round() as i64).clamp(lo[g], hi[g]))
-                    .collect();
-                consider(self.evaluate(&zr), &mut best);
-            }
-            let (g, split) = self.branch(&lo, &hi, zstar.as_deref());
-            let mut kids: Vec<Node> = Vec::with_capacity(2);
-            for (a, b, cmp, rhs) in [
-                (lo[g], split, ComparisonOp::Le, split as f64),
-                (split + 1, hi[g], ComparisonOp::Ge, (split + 1) as f64),
-            ] {
-                let (mut l2, mut h2) = (lo.clone(), hi.clone());
-                l2[g] = a;
-                h2[g] = b;
-                if !self.propagate(&mut l2, &mut h2) {
-                    continue;
-                }
-                let Some(mut kb) = self.bound(&l2, &h2) else {
-                    continue;
-                };
-                if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
-                    continue;
-                }
-                if (0..l2.len()).all(|i| l2[i] == h2[i]) {
-                    nodes += 1;
-                    consider(self.evaluate(&l2), &mut best);
-                    continue;
-                }
-                let mut kid_lp = None;
-                if let Some(parent) = &lp {
-                    let edited = (**parent)
-                        .clone()
-                        .add_constraint([(relax.z[g], 1.0)], cmp, rhs);
-                    match self.tighten(&relax, outcome(edited)) {
-                        LpOutcome::Solved(sol) => {
-                            kb.f = kb.f.min(lp_bound(&sol));
-                            if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
-                                continue;
-                            }
-                            kid_lp = Some(sol);
-                        }
-                        LpOutcome::Infeasible => continue,
-                        LpOutcome::Failed => {}
-                    }
-                }
-                kids.push(Node {
-                    lo: l2,
-                    hi: h2,
-                    bound: kb,
-                    lp: kid_lp,
-                });
-            }
+            let mut kids = self.children(&node, &relax, &mut best, &mut nodes);
             // Better bound explored first: push it last.
             kids.sort_by(|x, y| {
                 y.bound
@@ -493,6 +464,79 @@ impl IntProblem<'_> {
             stack.extend(kids);
         }
         Ok((best, nodes))
+    }
+
+    /// Split a box on one group's count (the LP point, rounded, is tried as
+    /// an incumbent first) and return the children worth searching, each
+    /// propagated and bounded by intervals and by its parent's LP with the
+    /// split added (and tightened). Children with every count fixed are
+    /// evaluated at once instead.
+    fn children(
+        &self,
+        node: &Node,
+        relax: &super::lp::Relaxation,
+        best: &mut Option<Solution>,
+        nodes: &mut u64,
+    ) -> Vec<Node> {
+        let (lo, hi) = (&node.lo, &node.hi);
+        let zstar: Option<Vec<f64>> = node
+            .lp
+            .as_ref()
+            .map(|s| relax.z.iter().map(|&v| s.var_value(v)).collect());
+        if let Some(zs) = &zstar {
+            let zr: Vec<i64> = (0..lo.len())
+                .map(|g| (zs[g].round() as i64).clamp(lo[g], hi[g]))
+                .collect();
+            consider(self.evaluate(&zr), best);
+        }
+        let (g, split) = self.branch(lo, hi, zstar.as_deref());
+        let mut kids: Vec<Node> = Vec::with_capacity(2);
+        for (a, b, cmp, rhs) in [
+            (lo[g], split, ComparisonOp::Le, split as f64),
+            (split + 1, hi[g], ComparisonOp::Ge, (split + 1) as f64),
+        ] {
+            let (mut l2, mut h2) = (lo.clone(), hi.clone());
+            l2[g] = a;
+            h2[g] = b;
+            if !self.propagate(&mut l2, &mut h2) {
+                continue;
+            }
+            let Some(mut kb) = self.bound(&l2, &h2) else {
+                continue;
+            };
+            if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
+                continue;
+            }
+            if (0..l2.len()).all(|i| l2[i] == h2[i]) {
+                *nodes += 1;
+                consider(self.evaluate(&l2), best);
+                continue;
+            }
+            let mut kid_lp = None;
+            if let Some(parent) = &node.lp {
+                let edited = (**parent)
+                    .clone()
+                    .add_constraint([(relax.z[g], 1.0)], cmp, rhs);
+                match self.tighten(relax, outcome(edited)) {
+                    LpOutcome::Solved(sol) => {
+                        kb.f = kb.f.min(lp_bound(&sol));
+                        if best.as_ref().is_some_and(|s| kb.cannot_beat(s)) {
+                            continue;
+                        }
+                        kid_lp = Some(sol);
+                    }
+                    LpOutcome::Infeasible => continue,
+                    LpOutcome::Failed => {}
+                }
+            }
+            kids.push(Node {
+                lo: l2,
+                hi: h2,
+                bound: kb,
+                lp: kid_lp,
+            });
+        }
+        kids
     }
 
     /// Pick the group to branch on and the split point (left child gets
@@ -519,7 +563,7 @@ impl IntProblem<'_> {
         (g, split)
     }
 
-    fn out_of_budget(&self, nodes: u64, limits: &Limits) -> bool {
+    pub(crate) fn out_of_budget(&self, nodes: u64, limits: &Limits) -> bool {
         nodes > limits.max_nodes || limits.deadline.is_some_and(|d| Instant::now() > d)
     }
 }

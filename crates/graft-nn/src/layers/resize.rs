@@ -205,6 +205,12 @@ mod tests {
         Tensor::from_vec(vec![0f32, 1.0, 2.0, 3.0], (1, 1, 2, 2), &Device::Cpu).unwrap()
     }
 
+    /// `r` applied to [`input`], as rows of its one plane.
+    fn plane(r: &Resize) -> Vec<Vec<f32>> {
+        let y = r.forward(&input()).unwrap();
+        y.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+    }
+
     #[test]
     fn nearest_asymmetric_floor_doubles() {
         let r = Resize {
@@ -214,9 +220,8 @@ mod tests {
             },
             coords: Coords::Asymmetric,
         };
-        let y = r.forward(&input()).unwrap();
         // Each pixel repeated twice along both axes.
-        let rows: Vec<Vec<f32>> = y.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let rows = plane(&r);
         assert_eq!(rows[0], [0.0, 0.0, 1.0, 1.0]);
         assert_eq!(rows[3], [2.0, 2.0, 3.0, 3.0]);
         assert_eq!(r.infer(&[5, 2, 3]).unwrap(), vec![5, 4, 6]);
@@ -229,15 +234,7 @@ mod tests {
             interp: Interp::Linear,
             coords: Coords::HalfPixel,
         };
-        let y: Vec<Vec<f32>> = half
-            .forward(&input())
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let y = plane(&half);
         // Width sources (x + 0.5) / 2 − 0.5 = −0.25, 0.25, 0.75, 1.25,
         // clamped to [0, 1]: 0, 0.25, 0.75, 1. Row 0 (source row 0):
         // 0, 0.25, 0.75, 1. Row 1 (source row 0.25): row 0 + 0.25 · 2.
@@ -248,15 +245,7 @@ mod tests {
             coords: Coords::AlignCorners,
             ..half
         };
-        let y: Vec<Vec<f32>> = corners
-            .forward(&input())
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let y = plane(&corners);
         // Sources x · 1 / 2: 0, 0.5, 1; the centre is the mean 1.5.
         assert_eq!(y[1], [1.0, 1.5, 2.0]);
     }

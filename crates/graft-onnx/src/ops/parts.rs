@@ -87,11 +87,7 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         };
         let mut out = cur.1.clone();
         out[axis] = len as usize;
-        let name = if k + 1 == starts.len() {
-            ctx.vertex_name(node)
-        } else {
-            ctx.fresh_name(&format!("{}.{k}", node.output()))
-        };
+        let name = chain_name(ctx, node, k + 1 == starts.len(), k);
         let v = ctx.model.add(&name, Op::Slice(p), &[cur.0], None)?;
         cur = (v, out);
     }
@@ -249,11 +245,7 @@ fn tile(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         } else {
             Op::Join(Join { axis, neurons })
         };
-        let name = if i + 1 == tiled.len() {
-            ctx.vertex_name(node)
-        } else {
-            ctx.fresh_name(&format!("{}.{axis}", node.output()))
-        };
+        let name = chain_name(ctx, node, i + 1 == tiled.len(), axis);
         let v = ctx.model.add(&name, op, &vec![cur.0; r], None)?;
         cur = (v, out);
     }
@@ -413,4 +405,14 @@ pub(crate) fn export(out: &mut Out, name: &str, ins: &[String], op: &Op) -> Resu
         }
     }
     Ok(())
+}
+
+/// The name of one vertex of a chain that one node becomes: the node's own
+/// for the last, `OUTPUT.tag` for the others.
+fn chain_name(ctx: &mut Ctx, node: &Node, last: bool, tag: impl std::fmt::Display) -> String {
+    if last {
+        ctx.vertex_name(node)
+    } else {
+        ctx.fresh_name(&format!("{}.{tag}", node.output()))
+    }
 }
