@@ -327,7 +327,11 @@ pub struct HardCase {
 /// - [`random_dag`]s of 10k, 100k and 1M neurons, exact −n/2 and +n/4 on the
 ///   largest cell output (a component of 20 to 60 groups), uniform utility;
 /// - [`concat_fan`]s of 50 to 300 inputs, exact −N/2 and +N/2 on the
-///   concatenation, uniform utility.
+///   concatenation, uniform utility;
+/// - fans of 20 to 100 inputs, exact −N/2, with a utility of 0.5 on the
+///   concatenation's neurons as well, and with a second weighted
+///   concatenation of half the branches (not separable: the branch and
+///   bound's case).
 pub fn hard_cases(seeds: &[u64]) -> Vec<HardCase> {
     let mut out = Vec::new();
     let dn = densenet121();
@@ -393,6 +397,35 @@ pub fn hard_cases(seeds: &[u64]) -> Vec<HardCase> {
                 .collect();
             out.push(HardCase {
                 name: format!("concat/{inputs}/{delta:+}"),
+                runs,
+            });
+        }
+    }
+    // The same fans with a utility of 0.5 on the concatenation (its fixed
+    // size adds a constant penalty: still separable), and with a second,
+    // weighted concatenation of the first half of the branches (a penalised
+    // row over many groups whose size may change: not separable, the
+    // branch and bound's case).
+    for (label, overlap) in [("weighted", false), ("overlap", true)] {
+        for inputs in [20, 50, 100] {
+            let delta = -(inputs as i64) / 2;
+            let runs = seeds
+                .iter()
+                .map(|&s| {
+                    let mut g = concat_fan(inputs, s);
+                    let v = g.id("cat").expect("zoo cat");
+                    let mut u = uniform_utility(&g, s);
+                    u.set(v, vec![0.5; g.v(v).nout]);
+                    if overlap {
+                        let half: Vec<VertexId> = g.v(v).inputs[..inputs / 2].to_vec();
+                        let h = g.add_stack("half", &half).expect("zoo concat");
+                        u.set(h, vec![0.5; g.v(h).nout]);
+                    }
+                    (g, Request::new().nout(v, delta).with_utility(u))
+                })
+                .collect();
+            out.push(HardCase {
+                name: format!("concat-{label}/{inputs}/{delta:+}"),
                 runs,
             });
         }

@@ -9,6 +9,7 @@
 //! invariant inputs are kept or dropped together.
 
 mod classes;
+mod levels;
 mod lp;
 mod plan;
 mod request;

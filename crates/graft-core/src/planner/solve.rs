@@ -15,7 +15,9 @@
 //! 3. ties (within 1e-12 relative) broken by fewer new neurons, then less
 //!    total change, then larger counts for earlier groups.
 //!
-//! The search is a depth-first branch and bound on boxes of group counts.
+//! Separable components go to the level search of `levels.rs` first; the
+//! rest (and any answer of it that breaks a row it does not model) to a
+//! depth-first branch and bound on boxes of group counts.
 //! Upper bounds are valid for every point of a box: interval arithmetic on
 //! the rows (penalties, deviations, feasibility) and the box's continuous
 //! relaxation (`lp.rs`, solved with microlp and warm-started from the parent
@@ -151,6 +153,10 @@ pub(crate) struct Limits {
     pub max_nodes: u64,
     pub deadline: Option<Instant>,
 }
+
+/// A search's answer: the best solution (None: infeasible) and the nodes
+/// explored.
+pub(crate) type Answer = (Option<Solution>, u64);
 
 /// Keep `cand` if it is better than `best`.
 pub(crate) fn consider(cand: Option<Solution>, best: &mut Option<Solution>) {
@@ -358,7 +364,7 @@ impl IntProblem<'_> {
     }
 
     /// Solve exactly. `Ok(None)` means infeasible.
-    pub(crate) fn solve(&self, limits: &Limits) -> Result<(Option<Solution>, u64), SearchStop> {
+    pub(crate) fn solve(&self, limits: &Limits) -> Result<Answer, SearchStop> {
         let (mut lo, mut hi) = (self.lo.clone(), self.hi.clone());
         if !self.propagate(&mut lo, &mut hi) {
             return Ok((None, 0));
@@ -387,6 +393,11 @@ impl IntProblem<'_> {
         if lo.len() == 1 {
             return self.enumerate(lo[0], hi[0], best, limits);
         }
+        if let Some(sep) = self.separable() {
+            if let Some(done) = self.level_search(&sep, &lo, &hi, best.clone(), limits)? {
+                return Ok(done);
+            }
+        }
         self.branch_and_bound(lo, hi, root, best, limits)
     }
 
@@ -397,7 +408,7 @@ impl IntProblem<'_> {
         hi: i64,
         mut best: Option<Solution>,
         limits: &Limits,
-    ) -> Result<(Option<Solution>, u64), SearchStop> {
+    ) -> Result<Answer, SearchStop> {
         let mut nodes = 0u64;
         for v in lo..=hi {
             nodes += 1;
@@ -421,7 +432,7 @@ impl IntProblem<'_> {
         mut root: Bound,
         mut best: Option<Solution>,
         limits: &Limits,
-    ) -> Result<(Option<Solution>, u64), SearchStop> {
+    ) -> Result<Answer, SearchStop> {
         let (relax, out) = self.relax(&lo, &hi);
         let root_lp = match out {
             LpOutcome::Solved(sol) => {
