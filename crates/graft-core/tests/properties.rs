@@ -502,8 +502,14 @@ proptest! {
         // a unit of two read as two aligned blocks of one cannot grow by a
         // unit ([a b | n n] is no longer aligned). With any of them, the
         // brute force only keeps or drops classes (no growth), and the audit
-        // still checks every tie of grown plans.
-        let maps = verts.iter().any(|&v| {
+        // still checks every tie of grown plans. So does a depthwise vertex
+        // of multiplier > 1 beside a concatenation: the depthwise repeats
+        // each neuron in place (`a a b b`), a concatenation of the same
+        // input repeats the whole (`a b a b`); tied by an elementwise
+        // vertex they agree at one neuron and at no larger size.
+        let depthwise = verts.iter().any(|&v| g.vertex(v).unwrap().depthwise().is_some_and(|m| m > 1));
+        let stacks = verts.iter().any(|&v| g.vertex(v).unwrap().kind() == SizeKind::Stack);
+        let maps = (depthwise && stacks) || verts.iter().any(|&v| {
             let x = g.vertex(v).unwrap();
             x.maps_neurons() || x.blocks().is_some() || x.units().is_some()
         });
