@@ -139,6 +139,7 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Join(j) => j.infer(ins)?,
         Op::Pad(p) => p.infer(first()?)?,
         Op::LinearLast(l) => l.infer(first()?, nout)?,
+        Op::Embedding(e) => e.infer(first()?, nout),
         Op::MatMul(m) => m.infer(first()?, ins.get(1).copied().ok_or("needs two inputs")?)?,
         Op::Token(t) => t.infer(nout),
         Op::Regroup(r) => r.infer(nout),
@@ -250,6 +251,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::Join(_)
         | Op::Pad(_)
         | Op::LayerNormLast(_)
+        | Op::Embedding(_)
         | Op::Token(_)
         | Op::Regroup(_)
         | Op::ActivationAt { .. } => 0,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::layers::attention::{MatMul, Regroup, Token};
 pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::conv::Hw;
-pub use crate::layers::lastaxis::{LayerNormLast, LinearLast};
+pub use crate::layers::lastaxis::{Embedding, LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
 pub use crate::layers::resize::{Coords, Interp, NearestRound, Resize, ResizeTarget};
@@ -328,6 +328,9 @@ pub enum Op {
     Pad(Pad),
     /// A dense layer on the last axis (channels-last maps, token sequences).
     LinearLast(LinearLast),
+    /// A lookup table: integer ids to rows of a weight, the neurons on a
+    /// new last axis (token embeddings).
+    Embedding(Embedding),
     /// Layer normalisation over the last axis. Not neuron-separable.
     LayerNormLast(LayerNormLast),
     /// The product of two computed values over their last two axes
@@ -589,6 +592,7 @@ impl Op {
             Op::Join(j) => Ok(j.declare()),
             Op::Pad(p) => Ok(p.declare()),
             Op::LinearLast(_) => one(Absorb),
+            Op::Embedding(_) => one(Absorb),
             Op::MatMul(m) => Ok(m.declare()),
             Op::Token(t) => Ok(t.declare()),
             Op::Regroup(r) => Ok(r.declare()),
@@ -635,6 +639,7 @@ impl Op {
                 | Op::ConvTranspose2d { .. }
                 | Op::Recurrent { .. }
                 | Op::LinearLast(_)
+                | Op::Embedding(_)
                 | Op::MatMul(_)
                 | Op::Token(_)
                 | Op::Regroup(_)
@@ -747,6 +752,7 @@ impl Op {
             Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => affine(),
             Op::Elementwise(e) => e.params(nout),
             Op::LinearLast(l) => l.params(n0, nout),
+            Op::Embedding(e) => e.params(nout),
             Op::LayerNormLast(l) => l.params(nout),
             Op::Token(t) => t.params(nout),
             Op::Input
@@ -861,6 +867,7 @@ impl Op {
             Op::Join(_) => "join",
             Op::Pad(_) => "pad",
             Op::LinearLast(_) => "linear_last",
+            Op::Embedding(_) => "embedding",
             Op::MatMul(_) => "matmul",
             Op::Token(_) => "token",
             Op::Regroup(_) => "regroup",
@@ -886,6 +893,7 @@ impl Op {
             Op::Join(j) => j.neurons,
             Op::Pad(p) => p.neurons,
             Op::LinearLast(l) => Some(l.axis),
+            Op::Embedding(e) => Some(e.axis),
             Op::MatMul(m) => m.neurons,
             Op::Token(t) => t.neurons,
             Op::Regroup(r) => r.neurons,
@@ -938,7 +946,8 @@ impl Op {
             | Op::Conv1d(_)
             | Op::Conv2d(_)
             | Op::MaskedConv2d(_)
-            | Op::LinearLast(_) => FanIn::Weight,
+            | Op::LinearLast(_)
+            | Op::Embedding(_) => FanIn::Weight,
             Op::Input
             | Op::ConvTranspose2d { .. }
             | Op::BatchNorm { .. }
@@ -1031,6 +1040,7 @@ impl Op {
             | Op::Join(_)
             | Op::Pad(_)
             | Op::LinearLast(_)
+            | Op::Embedding(_)
             | Op::LayerNormLast(_)
             | Op::MatMul(_)
             | Op::Token(_)
@@ -1096,6 +1106,7 @@ impl Op {
             | Op::Join(_)
             | Op::Pad(_)
             | Op::LinearLast(_)
+            | Op::Embedding(_)
             | Op::LayerNormLast(_)
             | Op::MatMul(_)
             | Op::Token(_)

@@ -62,6 +62,9 @@ pub(crate) struct Out {
     pub(crate) inits: Vec<crate::proto::TensorProto>,
     /// The default-domain opset written.
     pub(crate) opset: i64,
+    /// Graph inputs written with an integer element type (token ids):
+    /// their readers take them as they are, with no cast.
+    pub(crate) int_inputs: std::collections::HashSet<graft_core::VertexId>,
 }
 
 impl Out {
@@ -70,6 +73,7 @@ impl Out {
             nodes: Vec::new(),
             inits: Vec::new(),
             opset,
+            int_inputs: Default::default(),
         }
     }
     /// Refuse `op` for `vertex` when the opset written predates it.
@@ -101,7 +105,7 @@ impl Out {
             ..Default::default()
         });
     }
-    fn param(
+    pub(crate) fn param(
         &mut self,
         m: &Model,
         v: graft_core::VertexId,
@@ -197,6 +201,12 @@ fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
     let input_shapes = executor_shapes(model, &ex, iface)?;
     let plan = Dyn::new(model, &ex, &input_shapes)?;
     let mut out = Out::new(iface.opset);
+    out.int_inputs = iface
+        .inputs
+        .iter()
+        .filter(|p| crate::tensor::is_int_type(i64::from(p.elem_type)))
+        .map(|p| p.vertex)
+        .collect();
     emit_level(&mut out, model, &plan, None)?;
     let ports = ports::ports(model, &ex, iface, plan.shapes.as_ref())?;
     ports::rename(&ports, &mut out.nodes);
@@ -401,6 +411,7 @@ fn dynamic(
                 let mut attrs = Vec::new();
                 for (pos, key) in [(1, "then_branch"), (2, "else_branch")] {
                     let mut sub = Out::new(out.opset);
+                    sub.int_inputs = out.int_inputs.clone();
                     emit_level(&mut sub, model, plan, Some((v, pos)))?;
                     let result = format!("{name}.branch{pos}");
                     sub.node("Identity", &result, &[&ins[pos]], &result, vec![]);
@@ -902,6 +913,7 @@ fn emit(
                 out.node("MatMul", &name, &[x, &wn], &name, vec![]);
             }
         }
+        Op::Embedding(_) => crate::ops::linear::export_embedding(out, model, v, &name, x)?,
         Op::SoftmaxAxis(sm) => {
             out.node(
                 "Softmax",

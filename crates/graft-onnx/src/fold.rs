@@ -73,6 +73,9 @@ pub(crate) const FOLDABLE: &[&str] = &[
     "IsInf",
     "ScatterND",
     "GatherND",
+    "GatherElements",
+    "Sin",
+    "Cos",
     "MatMul",
 ];
 
@@ -309,6 +312,51 @@ fn gather_nd(node: &Node, data: &T, idx: &T) -> Result<T, OnnxError> {
     })
 }
 
+/// ONNX GatherElements: `out[i][j][k] = data[idx[i][j][k]][j][k]` (for
+/// axis 0; the index replaces the coordinate on `ax`). Indices may be
+/// negative (from the end); each is checked.
+fn gather_elements(node: &Node, data: &T, idx: &T, ax: usize) -> Result<T, OnnxError> {
+    let r = data.dims.len();
+    if idx.dims.len() != r {
+        return Err(node.err(format!(
+            "indices of rank {} for data of rank {r}",
+            idx.dims.len()
+        )));
+    }
+    if (0..r).any(|a| a != ax && idx.dims[a] > data.dims[a]) {
+        return Err(node.err(format!(
+            "indices of shape {:?} exceed data of shape {:?}",
+            idx.dims, data.dims
+        )));
+    }
+    count(node, &idx.dims)?;
+    let stride = |dims: &[usize], a: usize| dims[a + 1..].iter().product::<usize>();
+    let n_ax = data.dims[ax] as i64;
+    let mut v = Vec::with_capacity(idx.v.len());
+    for (flat, &raw) in idx.v.iter().enumerate() {
+        let i = raw as i64;
+        let j = if i < 0 { i + n_ax } else { i };
+        if !(0..n_ax).contains(&j) {
+            return Err(node.err(format!("index {i} out of range {n_ax}")));
+        }
+        // The coordinates of `flat` in idx's shape, with axis `ax` replaced.
+        let mut off = 0usize;
+        let mut rest = flat;
+        for a in 0..r {
+            let c = rest / stride(&idx.dims, a);
+            rest %= stride(&idx.dims, a);
+            let c = if a == ax { j as usize } else { c };
+            off += c * stride(&data.dims, a);
+        }
+        v.push(data.v[off]);
+    }
+    Ok(T {
+        dims: idx.dims.clone(),
+        v,
+        int: data.int,
+    })
+}
+
 /// Numpy matmul of two constants (batch axes broadcast; rank-1 operands
 /// promoted and their unit axis dropped afterwards).
 fn matmul(node: &Node, a: &T, b: &T) -> Result<T, OnnxError> {
@@ -426,12 +474,6 @@ fn reshape_dims(
         return Err(node.err(format!("cannot reshape {from:?} to {to:?}")));
     }
     Ok(out)
-}
-
-fn is_int_type(to: i64) -> bool {
-    // 1 float, 10 float16, 11 double, 16 bfloat16; the rest are integers
-    // or booleans.
-    !matches!(to, 1 | 10 | 11 | 16)
 }
 
 fn transpose(t: &T, perm: &[usize]) -> T {
@@ -557,6 +599,8 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         "Sqrt" => un(f64::sqrt)?,
         "Reciprocal" => un(|a| 1.0 / a)?,
         "Exp" => un(f64::exp)?,
+        "Sin" => un(f64::sin)?,
+        "Cos" => un(f64::cos)?,
         "Log" => un(f64::ln)?,
         "Floor" => un(f64::floor)?,
         "Ceil" => un(f64::ceil)?,
@@ -588,7 +632,7 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         }
         "Cast" => {
             let a = arg(0)?;
-            let int = is_int_type(node.int("to", 1));
+            let int = crate::tensor::is_int_type(node.int("to", 1));
             let v = if int {
                 a.v.iter()
                     .map(|x| if x.is_finite() { x.trunc() } else { 0.0 })
@@ -656,6 +700,11 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         "Size" => vec![T::scalar(arg(0)?.v.len() as f64, true)],
         "ScatterND" => vec![scatter_nd(node, arg(0)?, arg(1)?, arg(2)?)?],
         "GatherND" => vec![gather_nd(node, arg(0)?, arg(1)?)?],
+        "GatherElements" => {
+            let (t, idx) = (arg(0)?, arg(1)?);
+            let ax = axis(node, node.int("axis", 0), t.dims.len())?;
+            vec![gather_elements(node, t, idx, ax)?]
+        }
         "MatMul" => vec![matmul(node, arg(0)?, arg(1)?)?],
         "Gather" => {
             let (t, idx) = (arg(0)?, arg(1)?);
@@ -1020,6 +1069,35 @@ mod tests {
             f: v.to_vec(),
             i: Vec::new(),
         })
+    }
+
+    #[test]
+    fn gather_elements_sin_and_cos_fold() {
+        // Axis 0: out[i][j] = data[idx[i][j]][j] on [[1, 2], [3, 4]]:
+        // idx [[1, 0], [-2, 1]] -> [[3, 2], [1, 4]].
+        let data = ints(&[2, 2], &[1, 2, 3, 4]);
+        let g = run(
+            "GatherElements",
+            &[data.clone(), ints(&[2, 2], &[1, 0, -2, 1])],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            (g.dims.clone(), g.i.clone()),
+            (vec![2, 2], vec![3, 2, 1, 4])
+        );
+        // A smaller index tensor (BERT's token types: [1, 64] read at [1, 3]).
+        let row = ints(&[1, 4], &[7, 8, 9, 10]);
+        let g = run("GatherElements", &[row, ints(&[1, 2], &[0, 0])])
+            .unwrap()
+            .remove(0);
+        assert_eq!((g.dims.clone(), g.i.clone()), (vec![1, 2], vec![7, 7]));
+        let bad = run("GatherElements", &[data, ints(&[1, 1], &[2])]).unwrap_err();
+        assert!(bad.to_string().contains("out of range"), "{bad}");
+        let s = run("Sin", &[floats(&[2], &[0., std::f32::consts::FRAC_PI_2])]).unwrap();
+        let c = run("Cos", &[floats(&[1], &[0.])]).unwrap();
+        assert!((s[0].f[0]).abs() < 1e-7 && (s[0].f[1] - 1.).abs() < 1e-7);
+        assert!((c[0].f[0] - 1.).abs() < 1e-7);
     }
 
     #[test]

@@ -12,6 +12,12 @@ pub(crate) const BOOL: i32 = 9;
 pub(crate) const INT8: i32 = 3;
 pub(crate) const UINT8: i32 = 2;
 
+/// True for ONNX element types other than floating point (1 float, 10
+/// float16, 11 double, 16 bfloat16): integers and booleans.
+pub(crate) fn is_int_type(to: i64) -> bool {
+    !matches!(to, 1 | 10 | 11 | 16)
+}
+
 /// A constant tensor: its shape and its values as f32 (floats) or i64
 /// (integers).
 #[derive(Debug, Clone, PartialEq)]

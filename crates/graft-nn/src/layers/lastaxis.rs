@@ -1,10 +1,12 @@
 //! The last-axis family: layers whose neurons sit on the last axis of a
 //! value of any rank (channels-last feature maps `[N, H, W, C]`, token
 //! sequences `[N, T, C]`): a dense layer ([`LinearLast`], ONNX's `MatMul` by
-//! a weight) and a layer norm ([`LayerNormLast`]). Their ONNX import and
-//! export live in graft-onnx's `ops/lastaxis.rs`.
+//! a weight), a layer norm ([`LayerNormLast`]) and a lookup table
+//! ([`Embedding`], ONNX's `Gather` of a weight by computed ids). Their ONNX
+//! import and export live in graft-onnx's `ops/linear.rs` and
+//! `ops/norm.rs`.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{p, Params};
@@ -107,6 +109,72 @@ impl LayerNormLast {
     }
 }
 
+/// A lookup table (token embeddings): integer ids `[N, ...]`, held as
+/// floats, pick rows of a weight `[vocab, nout]`, whose columns are the
+/// neurons, on a new last axis: `y[n, t, o] = W[x[n, t], o]`. An absorbing
+/// vertex: its input's size is free (an id is one value, whatever its
+/// axis), its neurons are the weight's columns. Ids are checked (whole, in
+/// `-vocab..vocab`, negative ones counting from the end as in ONNX's
+/// `Gather`): a bad id is an error naming it, never a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Embedding {
+    /// Rows of the table: ids are `0..vocab`.
+    pub vocab: usize,
+    /// The output's neuron axis (batch axis included): the input's rank.
+    pub axis: usize,
+}
+
+impl Embedding {
+    /// Weight `[vocab, nout]`: new columns random, as a new table's.
+    pub(crate) fn params(&self, nout: usize) -> Vec<ParamSpec> {
+        vec![spec(
+            "weight",
+            vec![self.vocab, nout],
+            vec![Role::Fixed, Role::Out],
+            Fill::Random,
+        )]
+    }
+
+    /// The rows of `ids`, checked.
+    fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let v = self.vocab as i64;
+        let vals = ids.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let mut idx = Vec::with_capacity(vals.len());
+        for x in vals {
+            let i = x as i64;
+            if !x.is_finite() || x.fract() != 0.0 || i < -v || i >= v {
+                candle_core::bail!("embedding: id {x} outside the table's {v} rows");
+            }
+            idx.push(u32::try_from(i.rem_euclid(v)).map_err(candle_core::Error::wrap)?);
+        }
+        let n = idx.len();
+        Tensor::from_vec(idx, n, ids.device())
+    }
+
+    /// The forward pass: one row per id.
+    pub(crate) fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let w = p(params, "weight")?;
+        let (vocab, nout) = w.dims2()?;
+        if vocab != self.vocab {
+            candle_core::bail!(
+                "embedding: a table of {vocab} rows, {} expected",
+                self.vocab
+            );
+        }
+        let y = w.index_select(&self.rows(x)?, 0)?;
+        let mut dims = x.dims().to_vec();
+        dims.push(nout);
+        y.reshape(dims)
+    }
+
+    /// The per-sample output shape: the ids' shape and the neurons.
+    pub(crate) fn infer(&self, s: &[usize], nout: usize) -> Vec<usize> {
+        let mut out = s.to_vec();
+        out.push(nout);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +227,30 @@ mod tests {
         let want = [-1. / s, 0., 2. / s + 1.];
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{y:?}");
+        }
+    }
+
+    #[test]
+    fn an_embedding_picks_rows_and_refuses_bad_ids() {
+        // Table [[1, 2], [3, 4], [5, 6]]; ids [[2, 0], [-1, 1]]: rows 2, 0,
+        // 2 (−1 counts from the end), 1.
+        let e = Embedding { vocab: 3, axis: 2 };
+        let mut ps = Params::new();
+        ps.insert("weight".into(), var(&[1., 2., 3., 4., 5., 6.], &[3, 2]));
+        let x = Tensor::from_vec(vec![2f32, 0., -1., 1.], (2, 2), &Device::Cpu).unwrap();
+        let y = e.forward(&ps, &x).unwrap();
+        assert_eq!(y.dims(), &[2, 2, 2]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![5., 6., 1., 2., 5., 6., 3., 4.]
+        );
+        assert_eq!(e.infer(&[2], 2), vec![2, 2]);
+        assert_eq!(e.params(2)[0].shape, vec![3, 2]);
+        assert_eq!(e.params(2)[0].roles, vec![Role::Fixed, Role::Out]);
+        for bad in [3f32, -4., 0.5, f32::NAN] {
+            let x = Tensor::from_vec(vec![0f32, bad], (1, 2), &Device::Cpu).unwrap();
+            let err = e.forward(&ps, &x).unwrap_err().to_string();
+            assert!(err.contains("outside the table"), "{bad}: {err}");
         }
     }
 }

@@ -124,6 +124,7 @@ pub(crate) fn forward(
         Op::Join(j) => (j.forward(xs)?, none),
         Op::Pad(p) => (p.forward(x)?, none),
         Op::LinearLast(l) => (l.forward(params, x)?, none),
+        Op::Embedding(e) => (e.forward(params, x)?, none),
         Op::MatMul(m) => {
             let b = xs
                 .get(1)

@@ -1,11 +1,15 @@
-//! Gemm and MatMul with a constant weight: dense layers.
+//! Gemm and MatMul with a constant weight (dense layers), and Gather of a
+//! constant table by computed ids (embeddings): import, and the
+//! embedding's export.
 
 use std::collections::HashMap;
 
+use graft_core::VertexId;
 use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::Out;
 use crate::import::{Ctx, Node};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
@@ -69,6 +73,73 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     if let Some(b) = bias {
         ctx.set(v, "bias", &[out], b)?;
     }
+    Ok(())
+}
+
+/// `Gather(weight, ids)` with a constant 2-D weight, computed ids and axis
+/// 0: an [`graft_nn::Embedding`] (token embeddings), the neurons on a new
+/// last axis.
+pub(crate) fn embedding(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let w = ctx
+        .constant(node, 0)
+        .ok()
+        .flatten()
+        .ok_or_else(|| node.err("gathering computed values by computed indices"))?;
+    if w.dims.len() != 2 || node.int("axis", 0) != 0 {
+        return Err(node.err(format!(
+            "computed indices into a constant of shape {:?} on axis {}: a 2-D table on axis 0 (an embedding) only",
+            w.dims,
+            node.int("axis", 0)
+        )));
+    }
+    let (ids, shape) = ctx.runtime(node, 1)?;
+    let (vocab, out) = (w.dims[0], w.dims[1]);
+    if vocab == 0 || out == 0 {
+        return Err(node.err(format!("an empty table of shape {:?}", w.dims)));
+    }
+    let op = Op::Embedding(graft_nn::Embedding {
+        vocab,
+        axis: shape.len(),
+    });
+    let mut oshape = shape;
+    oshape.push(out);
+    let v = ctx.add(node, op, &[ids], Some(out), oshape)?;
+    ctx.set(v, "weight", &[vocab, out], w.floats())?;
+    Ok(())
+}
+
+/// Export an embedding: `Gather(weight, ids)`, the ids cast to int64 first
+/// unless they are a graph input of an integer type (graft computes ids in
+/// floats; ONNX gathers by integers).
+pub(crate) fn export_embedding(
+    out: &mut Out,
+    model: &graft_nn::Model,
+    v: VertexId,
+    name: &str,
+    ids: &str,
+) -> Result<(), OnnxError> {
+    let w = out.param(model, v, name, "weight")?;
+    let from = model.graph().vertex(v)?.inputs().first().copied();
+    let ids = if from.is_some_and(|u| out.int_inputs.contains(&u)) {
+        ids.to_string()
+    } else {
+        let cast = format!("{name}.ids");
+        out.node(
+            "Cast",
+            &cast,
+            &[ids],
+            &cast,
+            vec![crate::export::attr_i("to", i64::from(crate::tensor::INT64))],
+        );
+        cast
+    };
+    out.node(
+        "Gather",
+        name,
+        &[&w, &ids],
+        name,
+        vec![crate::export::attr_i("axis", 0)],
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@ pub(crate) mod attention;
 pub(crate) mod axes;
 mod control;
 mod conv;
-mod linear;
+pub(crate) mod linear;
 mod norm;
 pub(crate) mod parts;
 pub(crate) mod pointwise;

@@ -187,6 +187,10 @@ fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    if ctx.constant(node, 1).is_err() {
+        // Computed ids into a weight: an embedding (the linear family).
+        return super::linear::embedding(ctx, node);
+    }
     let idx = ctx
         .constant(node, 1)?
         .ok_or_else(|| node.err("needs constant indices"))?;

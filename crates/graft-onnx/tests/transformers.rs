@@ -1,0 +1,162 @@
+//! Small Hugging Face transformers from the dynamo exporter
+//! (`scripts/transformer_fixtures.py`; issue 17): GPT-2 (tied LM head,
+//! fused QKV), LLaMA and Qwen2 with grouped-query attention, rotary
+//! embeddings, RMSNorm and SwiGLU, and BERT. Token ids come in as an int64
+//! input and pick rows of an embedding. Each imports, matches onnxruntime,
+//! widens its MLP without changing its function, shrinks its MLP and its
+//! hidden size (the residual stream, every norm and projection with it),
+//! and survives export and import with its int64 input.
+
+mod common;
+
+use common::{assert_close, assert_close_to, fixture, read_tensor, run};
+use graft_core::{Request, VertexId};
+use graft_nn::{Model, Op};
+use graft_onnx::{export_bytes, import, import_bytes};
+
+const MODELS: [&str; 4] = ["gpt2", "llama", "qwen2", "bert"];
+
+/// Every config has hidden size 64 and MLP width 128.
+const HIDDEN: usize = 64;
+const MLP: usize = 128;
+
+fn want(name: &str) -> Vec<f32> {
+    read_tensor(name).flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// The vertices of `m` whose op matches, in topological order.
+fn vertices(m: &Model, f: impl Fn(&Op) -> bool) -> Vec<VertexId> {
+    m.graph()
+        .topological_order()
+        .unwrap()
+        .into_iter()
+        .filter(|&v| m.layer(v).is_some_and(|l| f(&l.op)))
+        .collect()
+}
+
+/// The first MLP projection (the up projection, or SwiGLU's gate): the
+/// first weighted layer of width 128.
+fn mlp_in(m: &Model) -> VertexId {
+    vertices(m, |op| matches!(op, Op::LinearLast(_) | Op::Dense { .. }))
+        .into_iter()
+        .find(|&v| m.graph().nout(v).unwrap() == MLP)
+        .expect("an MLP projection")
+}
+
+/// The token embedding: the first embedding, of the vocabulary.
+fn token_embedding(m: &Model) -> VertexId {
+    let e = vertices(m, |op| matches!(op, Op::Embedding(e) if e.vocab == 1000));
+    assert!(!e.is_empty(), "no token embedding");
+    e[0]
+}
+
+#[test]
+fn every_transformer_imports_and_matches_onnxruntime() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let imp =
+            import(&fixture(&format!("{what}.onnx"))).unwrap_or_else(|e| panic!("{what}: {e}"));
+        imp.model.graph().check().unwrap();
+        assert_eq!(imp.inputs[0].0, "input_ids", "{what}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        assert_close(
+            &run(&imp.model, &x),
+            &want(&format!("{what}.out.bin")),
+            &what,
+        );
+        // The token ids pick rows of an embedding whose neurons are the
+        // hidden size.
+        let e = token_embedding(&imp.model);
+        assert_eq!(imp.model.graph().nout(e).unwrap(), HIDDEN, "{what}");
+    }
+}
+
+#[test]
+fn every_transformer_widens_its_mlp_without_changing_its_function() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let mut m = import(&fixture(&format!("{what}.onnx"))).unwrap().model;
+        let before = run(&m, &x);
+        let v = mlp_in(&m);
+        m.change_sizes(&Request::new().nout(v, 8))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        m.graph().check().unwrap();
+        assert_eq!(m.graph().nout(v).unwrap(), MLP + 8, "{what}");
+        assert_close_to(&run(&m, &x), &before, 1e-5, &format!("{what} widened"));
+    }
+}
+
+#[test]
+fn every_transformer_shrinks_its_mlp_and_hidden_size_and_round_trips() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let iface = imp.interface;
+        let m = imp.model;
+        let out_len = want(&format!("{what}.out.bin")).len();
+
+        // Unchanged, export then import gives the same outputs, with the
+        // file's int64 input.
+        let bytes = export_bytes(&m, &iface).unwrap();
+        let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
+        assert_eq!(back.inputs[0].0, "input_ids", "{what}");
+        assert_eq!(back.interface.inputs[0].elem_type, 7, "{what}: int64 ids");
+
+        for (label, v, delta) in [
+            ("mlp", mlp_in(&m), -32i64),
+            ("hidden", token_embedding(&m), -16),
+        ] {
+            let mut p = m.clone();
+            let params = p.parameter_count();
+            p.change_sizes(&Request::new().nout(v, delta))
+                .unwrap_or_else(|e| panic!("{what} {label}: {e}"));
+            p.graph().check().unwrap();
+            assert!(p.parameter_count() < params, "{what} {label}");
+            let got = run(&p, &x);
+            // BERT's output is the hidden state itself.
+            let expect = if name == "bert" && label == "hidden" {
+                out_len / HIDDEN * (HIDDEN - 16)
+            } else {
+                out_len
+            };
+            assert_eq!(got.len(), expect, "{what} {label}");
+            assert!(got.iter().all(|y| y.is_finite()), "{what} {label}");
+            let bytes = export_bytes(&p, &iface).unwrap();
+            let back =
+                import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} {label} exported: {e}"));
+            assert_close_to(
+                &run(&back.model, &x),
+                &got,
+                1e-6,
+                &format!("{what} {label}"),
+            );
+        }
+
+        // The hidden size moves through the whole residual stream: every
+        // layer norm (or RMSNorm scale) and every projection reading it.
+        let mut p = m.clone();
+        let e = token_embedding(&p);
+        p.change_sizes(&Request::new().nout(e, -16)).unwrap();
+        let norms = vertices(&p, |op| matches!(op, Op::LayerNormLast(_)));
+        for n in norms {
+            assert_eq!(p.graph().nout(n).unwrap(), HIDDEN - 16, "{what}");
+        }
+    }
+}
+
+#[test]
+fn bad_token_ids_are_errors_not_panics() {
+    let m = import(&fixture("tf_llama.onnx")).unwrap().model;
+    let ex = graft_nn::Executor::new(&m).unwrap();
+    for bad in [1000f32, -1001., 2.5] {
+        let x = graft_nn::Tensor::from_vec(vec![bad; 16], (1, 16), &graft_nn::Device::Cpu).unwrap();
+        let err = ex
+            .run(&m, &[x], &graft_nn::Run::eval())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the table"), "{bad}: {err}");
+    }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Small Hugging Face transformers, randomly initialised from configs
+(nothing is downloaded), exported with the dynamo exporter, with
+onnxruntime's output: fixtures of graft-onnx's `tests/transformers.rs`
+(issue 17).
+
+Every model: hidden 64, 2 layers, 4 attention heads, MLP 128, vocabulary
+1,000, 64 positions, eager attention, no cache, seed 0; input int64
+`input_ids` [1, 16]; the output is the logits (language models) or the
+last hidden state (BERT).
+
+  gpt2    GPT2LMHeadModel: learned positions, LayerNorm, Gemm projections,
+          fused QKV split in three, GELU as tanh arithmetic, the LM head
+          tied to the token embedding
+  llama   LlamaForCausalLM with grouped-query attention (2 KV heads):
+          RMSNorm written out (Pow, ReduceMean, Sqrt, Reciprocal), rotary
+          embeddings (Slice, Neg, Concat on the head dimension), repeat_kv
+          (Unsqueeze, Expand, Reshape), SwiGLU, a causal mask constant
+  qwen2   Qwen2ForCausalLM (2 KV heads): as llama, with q/k/v biases
+  bert    BertModel (input_ids only): word, position and token-type
+          embeddings (the token types a GatherElements of constants),
+          LayerNorm, GELU, a zero attention mask
+
+For each NAME, writes to crates/graft-onnx/tests/fixtures/:
+  tf_NAME.onnx           the model (one self-contained file)
+  tf_NAME.input.bin      the ids (shape header + little-endian f32)
+  tf_NAME.out.bin        onnxruntime's output for them
+
+transformers must be installed in the fixture venv (pip install
+transformers). Run with that venv's python:
+
+  /work/.venv-onnx/bin/python scripts/transformer_fixtures.py [NAME ...]
+
+Not part of the tests.
+"""
+import os
+import pathlib
+import sys
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from tensor_files import write_tensor  # noqa: E402
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
+SEQ = 16
+VOCAB = 1000
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=64,
+    use_cache=False,
+)
+
+
+class Plain(nn.Module):
+    """The model's one tensor output (logits or last hidden state)."""
+
+    def __init__(self, model, field):
+        super().__init__()
+        self.model = model
+        self.field = field
+
+    def forward(self, input_ids):
+        return getattr(self.model(input_ids, return_dict=True), self.field)
+
+
+def build(name):
+    t = transformers
+    if name == "gpt2":
+        cfg = t.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_inner=128,
+                           n_positions=64, use_cache=False)
+        m, field = t.GPT2LMHeadModel(cfg), "logits"
+    elif name == "bert":
+        cfg = t.BertConfig(**COMMON, type_vocab_size=2)
+        m, field = t.BertModel(cfg, add_pooling_layer=False), "last_hidden_state"
+    elif name in ("llama", "qwen2"):
+        cls = {"llama": (t.LlamaConfig, t.LlamaForCausalLM),
+               "qwen2": (t.Qwen2Config, t.Qwen2ForCausalLM)}[name]
+        cfg = cls[0](**COMMON, num_key_value_heads=2)
+        m, field = cls[1](cfg), "logits"
+    else:
+        raise ValueError(name)
+    m.config._attn_implementation = "eager"
+    return Plain(m.eval(), field).eval()
+
+
+def main(only):
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in ["gpt2", "llama", "qwen2", "bert"]:
+        if only and name not in only:
+            continue
+        torch.manual_seed(0)
+        model = build(name)
+        ids = torch.randint(0, VOCAB, (1, SEQ), generator=torch.Generator().manual_seed(1))
+        path = OUT / f"tf_{name}.onnx"
+        torch.onnx.export(model, (ids,), str(path), dynamo=True,
+                          input_names=["input_ids"], output_names=["output"])
+        onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
+        data = pathlib.Path(str(path) + ".data")
+        if data.exists():
+            data.unlink()
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (y,) = sess.run(None, {"input_ids": ids.numpy()})
+        with torch.no_grad():
+            ref = model(ids).numpy()
+        assert np.abs(y - ref).max() < 1e-4 * max(1.0, np.abs(ref).max()), name
+        write_tensor(OUT / f"tf_{name}.input.bin", ids.numpy().astype(np.float32))
+        write_tensor(OUT / f"tf_{name}.out.bin", y)
+        ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
+        print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}, ops {ops}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
