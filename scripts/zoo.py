@@ -15,7 +15,9 @@ and exporter, what graft does with them:
   widens   `graft resize MODEL --vertex V --by 4` on the first conv2d,
            dense or linear_last (a dense layer on the last axis, as in
            channels-last blocks) vertex of size kind absorb that is not the
-           last such layer and whose new neurons can keep the function; the
+           last such layer, that no immutable vertex reads (its size is
+           frozen: attention projections read by the head split) and whose
+           new neurons can keep the function; the
            written file passes the full checker, and onnxruntime's
            output of it is within 1e-5 relative of its output of
            the original. New neurons keep the function when every value
@@ -358,14 +360,35 @@ def separable(name, vertices):
     return True
 
 
+def pinned(name, vertices):
+    """True when an immutable vertex reads vertex `name`, or a value tied
+    to its neurons (through invariant and stack vertices, as a bias add):
+    its size is frozen (an attention projection read by the head split,
+    until graft tracks heads)."""
+    readers = {}
+    for v in vertices:
+        for u in v.get("inputs", []):
+            readers.setdefault(u, []).append(v)
+    todo, seen = [name], {name}
+    while todo:
+        for v in readers.get(todo.pop(), []):
+            if v["kind"] == "immutable":
+                return True
+            if v["kind"] in ("invariant", "stack") and v["name"] not in seen:
+                seen.add(v["name"])
+                todo.append(v["name"])
+    return False
+
+
 def inner_vertex(vertices):
     """The first conv2d, dense or linear_last vertex of size kind absorb
-    that is not the last such layer (widening it keeps the output's size)
-    and whose new neurons can keep the function (`separable`)."""
+    that is not the last such layer (widening it keeps the output's size),
+    that no immutable vertex reads (`pinned`) and whose new neurons can keep
+    the function (`separable`)."""
     weighted = ("conv2d", "dense", "linear_last")
     layers = [v for v in vertices if v["op"] in weighted and v["kind"] == "absorb"]
     for v in layers[:-1]:
-        if separable(v["name"], vertices):
+        if not pinned(v["name"], vertices) and separable(v["name"], vertices):
             return v["name"]
     return None
 
@@ -521,7 +544,7 @@ def render(results, planned, skipped, meta, verbose):
              "`export`: torch.onnx.export then onnxruntime runs the file; `imports`: `graft inspect --json`; "
              f"`runs`: `graft run` within {RUN_TOL:g} relative (max|a−b| / max|b|) of onnxruntime; "
              "`prunes`: `graft prune --macs` to half the MACs, onnxruntime runs the result with the same output "
-             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense/linear_last vertex whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
+             f"shapes; `widens`: `graft resize --by 4` on the first inner conv2d/dense/linear_last vertex that no immutable vertex reads and whose new neurons reach no normalisation or reduction across neurons before the next weighted layer, onnxruntime's "
              f"output within {WIDEN_TOL:g} relative of the original's. `runs`, `prunes` and `widens` each need "
              "only `imports`; — means a prerequisite failed.", ""]
     n = len(rows)

@@ -45,6 +45,8 @@ fn readme_cli_tour_runs() {
         "sparse.onnx",
         "neurons.graphml",
         "out.npz",
+        "llama_wide.onnx",
+        "llama_pruned.onnx",
         "demo/digits_rescnn.onnx",
         "tuned.onnx",
         "small.onnx",
