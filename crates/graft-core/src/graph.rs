@@ -166,6 +166,16 @@ pub enum Constraint {
         /// Neurons per unit, at least 1.
         width: usize,
     },
+    /// Each output neuron stands for `width` consecutive input neurons, on
+    /// an absorbing vertex with one input and `nin = width · nout`: output
+    /// `h` is input neurons `h·width .. h·width + width − 1`, kept, dropped
+    /// and added together. The head split of attention: a reshape of the
+    /// neuron axis `[C]` to `[C / width, width]` whose first axis carries
+    /// the neurons (one per head). The inverse of [`Constraint::Depthwise`].
+    Heads {
+        /// Input neurons per output neuron, at least 1.
+        width: usize,
+    },
 }
 
 impl Constraint {
@@ -180,7 +190,8 @@ impl Constraint {
             | Constraint::Slice { .. }
             | Constraint::Shuffle { .. }
             | Constraint::Blocks { .. }
-            | Constraint::Units { .. } => None,
+            | Constraint::Units { .. }
+            | Constraint::Heads { .. } => None,
         }
     }
 
@@ -194,7 +205,8 @@ impl Constraint {
             | Constraint::Slice { .. }
             | Constraint::Shuffle { .. }
             | Constraint::Blocks { .. }
-            | Constraint::Units { .. } => None,
+            | Constraint::Units { .. }
+            | Constraint::Heads { .. } => None,
         }
     }
 
@@ -343,6 +355,15 @@ impl Vertex {
         })
     }
 
+    /// The input neurons per output neuron of a vertex with
+    /// [`Constraint::Heads`].
+    pub fn heads(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Heads { width } => Some(width),
+            _ => None,
+        })
+    }
+
     /// True when this absorbing vertex maps input neurons to output neurons
     /// one to one (a slice or a shuffle): no weight mixes them.
     pub fn maps_neurons(&self) -> bool {
@@ -365,9 +386,13 @@ impl Vertex {
     }
 
     /// True when this vertex's output neurons are tied to its inputs' (stack,
-    /// invariant, depthwise, slice, shuffle), so its size follows theirs.
+    /// invariant, depthwise, heads, slice, shuffle), so its size follows
+    /// theirs.
     pub fn couples_inputs(&self) -> bool {
-        self.kind.is_transparent() || self.depthwise().is_some() || self.maps_neurons()
+        self.kind.is_transparent()
+            || self.depthwise().is_some()
+            || self.heads().is_some()
+            || self.maps_neurons()
     }
 
     /// True when the neurons arriving at input position `pos` are tied to
@@ -801,7 +826,11 @@ impl Graph {
                         choices.to_vec()
                     )));
                 }
-                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 || v.maps_neurons() {
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || v.maps_neurons()
+                    || v.heads().is_some()
+                {
                     return Err(bad(
                         "depthwise needs an absorbing vertex with one input".into()
                     ));
@@ -818,8 +847,29 @@ impl Graph {
                     ));
                 }
             }
+            Constraint::Heads { width } => {
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || (v.couples_inputs() && !v.constraints.contains(&c))
+                {
+                    return Err(bad(
+                        "heads need an absorbing vertex with one input and no other neuron map"
+                            .into(),
+                    ));
+                }
+                if width == 0 || v.nin[0] != width * v.nout {
+                    return Err(bad(format!(
+                        "nin {} is not width {width} times nout {}",
+                        v.nin[0], v.nout
+                    )));
+                }
+            }
             Constraint::Grouped { groups } => {
-                if v.kind != SizeKind::Absorb || v.inputs.len() != 1 || v.maps_neurons() {
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || v.maps_neurons()
+                    || v.heads().is_some()
+                {
                     return Err(bad(
                         "grouped needs an absorbing vertex with one input".into()
                     ));
@@ -1085,6 +1135,14 @@ impl Graph {
                             "depthwise: nout {} != {multiplier} x nin {:?}",
                             v.nout, v.nin
                         ))
+                    }
+                    Constraint::Heads { width }
+                        if v.kind != SizeKind::Absorb
+                            || v.nin.len() != 1
+                            || width == 0
+                            || v.nin[0] != width * v.nout =>
+                    {
+                        Some(format!("heads: nin {:?} != {width} x nout {}", v.nin, v.nout))
                     }
                     Constraint::Grouped { groups }
                         if v.nin.len() != 1

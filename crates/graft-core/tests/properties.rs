@@ -80,6 +80,14 @@ impl Naive {
                             s.union((id, j), (id, j - j % w));
                         }
                     }
+                    if let (Some(w), Some(u)) = (v.heads(), u) {
+                        // Output h is inputs h·w .. h·w + w − 1.
+                        for h in 0..v.nout() {
+                            for k in 0..w {
+                                s.union((id, h), (u, h * w + k));
+                            }
+                        }
+                    }
                     if let (Some(gs), Some(u)) = (v.shuffle_groups(), u) {
                         // Output k·g + i is input i·w + k, and every group
                         // keeps the same local neurons.
@@ -131,6 +139,7 @@ fn component(g: &Graph, v: VertexId) -> Vec<VertexId> {
         let couples = |v: &graft_core::Vertex| {
             matches!(v.kind(), SizeKind::Stack | SizeKind::Invariant)
                 || v.depthwise().is_some()
+                || v.heads().is_some()
                 || v.slice_start().is_some()
                 || v.shuffle_groups().is_some()
         };

@@ -283,6 +283,13 @@ fn propagate(
                 (SizeKind::Absorb, Some(m)) => {
                     assign(&mut at, &mut queue, c, expand(&l, m))?;
                 }
+                (SizeKind::Absorb, None) if cx.heads().is_some() => {
+                    let w = cx.heads().unwrap_or(1);
+                    let h = collapse(&l, w).ok_or_else(|| {
+                        clash(c, format!("the change breaks its heads of {w} inputs"))
+                    })?;
+                    assign(&mut at, &mut queue, c, h)?;
+                }
                 (SizeKind::Immutable, _) if !is_identity(&l, nout_of(g, v)) => {
                     return Err(clash(c, "it is immutable and reads a changed size".into()));
                 }
@@ -336,6 +343,10 @@ fn propagate(
                     v,
                     "a slice or shuffle of a changed size follows only through the planner".into(),
                 ));
+            }
+            (SizeKind::Absorb, None) if vx.heads().is_some() => {
+                let w = vx.heads().unwrap_or(1);
+                assign(&mut at, &mut queue, vx.inputs()[0], expand(&l, w))?;
             }
             (SizeKind::Absorb, Some(m)) => {
                 let c = collapse(&l, m).ok_or_else(|| {

@@ -886,6 +886,7 @@ fn add_edge(
         (SizeKind::Immutable, _) => return Err(frozen("it is immutable")),
         (_, Some(_)) => return Err(frozen("a depthwise vertex has exactly one input")),
         _ if vx.maps_neurons() => return Err(frozen("a slice or shuffle has exactly one input")),
+        _ if vx.heads().is_some() => return Err(frozen("a heads vertex has exactly one input")),
         _ => {}
     }
     let pos = position.unwrap_or(vx.inputs().len());

@@ -429,6 +429,23 @@ impl Component {
                         }
                     }
                 }
+                _ if vx.heads().is_some() => {
+                    // Output h is inputs h·w .. h·w + w − 1: a head is one
+                    // class. A new head is one new output after output h
+                    // and w new inputs after input h·w + w − 1 (the gaps
+                    // inside a head are closed below).
+                    let w = vx.heads().unwrap_or(1);
+                    let bu = base[local[&vx.inputs[0]] as usize];
+                    for h in 0..vx.nout {
+                        for k in 0..w {
+                            uf.union((base[li] + h) as u32, (bu + h * w + k) as u32);
+                        }
+                        if let Some(gp) = gaps.as_mut() {
+                            let end = (bu + h * w + w - 1) as u32;
+                            gp.union((base[li] + h) as u32, end, Ratio(1, w as u64));
+                        }
+                    }
+                }
                 _ => {
                     if let Some(m) = vx.depthwise() {
                         // Output j reads input j / m: a block per input.
@@ -487,6 +504,12 @@ impl Component {
                 if let Some(w) = vx.units() {
                     for x in (0..vx.nout).filter(|x| x % w != w - 1) {
                         gp.close((base[li] + x) as u32);
+                    }
+                }
+                if let Some(w) = vx.heads() {
+                    let bu = base[local[&vx.inputs[0]] as usize];
+                    for x in (0..vx.nin[0]).filter(|x| x % w != w - 1) {
+                        gp.close((bu + x) as u32);
                     }
                 }
             }

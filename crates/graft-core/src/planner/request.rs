@@ -97,10 +97,11 @@ impl Utility {
 
     /// The utility of a neuron with no explicit value: 1 where a weight
     /// makes the neuron (absorbing vertices), 0 where the neuron is another
-    /// vertex's passed on (stack, invariant, select, slice, shuffle), so
+    /// vertex's passed on (stack, invariant, select, slice, shuffle, heads), so
     /// that a class is not counted once per vertex it passes through.
     pub(crate) fn default_for(&self, v: &crate::graph::Vertex) -> f64 {
-        if self.zero_default || v.kind().is_transparent() || v.maps_neurons() {
+        if self.zero_default || v.kind().is_transparent() || v.maps_neurons() || v.heads().is_some()
+        {
             0.0
         } else {
             1.0

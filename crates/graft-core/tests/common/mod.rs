@@ -1,7 +1,8 @@
 //! Graphs shared by the tests: random graphs for the property tests (a
 //! recipe of steps, each adding one vertex: absorb, stack with duplicated
 //! inputs, invariant, depthwise, invariant with a broadcast input, slice,
-//! shuffle, blocks, units) and a residual block around a concatenation.
+//! shuffle, blocks, units, heads) and a residual block around a
+//! concatenation.
 #![allow(dead_code)]
 
 use graft_core::{Constraint, Graph, VertexId};
@@ -55,6 +56,12 @@ pub enum Step {
     Units {
         input: usize,
         units: usize,
+        width: usize,
+    },
+    /// A head split of `input`: one neuron per `width` of its neurons (a
+    /// plain absorbing vertex when its size does not divide).
+    Heads {
+        input: usize,
         width: usize,
     },
 }
@@ -149,6 +156,22 @@ pub fn build(inputs: &[usize], steps: &[Step]) -> Graph {
                     &[Constraint::Units { width: *width }],
                 )
                 .unwrap(),
+            Step::Heads { input, width } => {
+                let u = pick(*input);
+                let n = g.nout(u).unwrap();
+                if n.is_multiple_of(*width) {
+                    g.add_vertex_with(
+                        &name,
+                        graft_core::SizeKind::Absorb,
+                        &[u],
+                        Some(n / width),
+                        &[Constraint::Heads { width: *width }],
+                    )
+                    .unwrap()
+                } else {
+                    g.add_absorb(&name, &[u], 1).unwrap()
+                }
+            }
             Step::Depthwise { input, multiplier } => {
                 let u = pick(*input);
                 let id = g
@@ -179,6 +202,7 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0..20usize, 2..4usize).prop_map(|(input, groups)| Step::Blocks { input, groups }),
         1 => (0..20usize, 1..3usize, 1..3usize)
             .prop_map(|(input, units, width)| Step::Units { input, units, width }),
+        1 => (0..20usize, 1..4usize).prop_map(|(input, width)| Step::Heads { input, width }),
     ]
 }
 

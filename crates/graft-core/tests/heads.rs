@@ -1,0 +1,202 @@
+//! Attention heads in the core: a head split (`Constraint::Heads`: one
+//! neuron per head) after the query, key and value projections, products
+//! invariant over the heads, the merge back a depthwise repeat of each head
+//! (its width), and grouped-query attention's KV heads repeated to their
+//! query heads. Whole heads are kept, dropped and added together in every
+//! projection, a KV head with its query heads.
+
+use graft_core::{plan, Constraint, Graph, Neuron, Request, SizeKind, TargetMode, VertexId};
+
+/// Multi-head attention on tokens of width `heads · d`, with `kv` KV heads
+/// (`kv == heads`: plain multi-head attention). Returns the graph and
+/// (q, q split, k, v, merge, o).
+fn attention(heads: usize, kv: usize, d: usize) -> (Graph, [VertexId; 6]) {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 16).unwrap();
+    let split = |g: &mut Graph, name: &str, from: VertexId, n: usize| {
+        g.add_vertex_with(
+            name,
+            SizeKind::Absorb,
+            &[from],
+            Some(n),
+            &[Constraint::Heads { width: d }],
+        )
+        .unwrap()
+    };
+    let q = g.add_absorb("q", &[x], heads * d).unwrap();
+    let k = g.add_absorb("k", &[x], kv * d).unwrap();
+    let v = g.add_absorb("v", &[x], kv * d).unwrap();
+    let qh = split(&mut g, "qh", q, heads);
+    let kh = split(&mut g, "kh", k, kv);
+    let vh = split(&mut g, "vh", v, kv);
+    // repeat_kv: each KV head for heads / kv query heads.
+    let rep = |g: &mut Graph, name: &str, from: VertexId| {
+        if kv == heads {
+            return from;
+        }
+        let r = g.add_absorb(name, &[from], heads).unwrap();
+        g.add_constraint(r, Constraint::depthwise(heads / kv))
+            .unwrap();
+        r
+    };
+    let kr = rep(&mut g, "kr", kh);
+    let vr = rep(&mut g, "vr", vh);
+    let scores = g.add_invariant("scores", &[qh, kr]).unwrap();
+    let av = g.add_invariant("av", &[scores, vr]).unwrap();
+    let merge = g.add_absorb("merge", &[av], heads * d).unwrap();
+    g.add_constraint(merge, Constraint::depthwise(d)).unwrap();
+    let o = g.add_absorb("o", &[merge], 16).unwrap();
+    g.check().unwrap();
+    (g, [q, qh, k, v, merge, o])
+}
+
+fn kept(outs: &[Neuron]) -> Vec<usize> {
+    outs.iter()
+        .filter_map(|n| match n {
+            Neuron::Old(i) => Some(*i),
+            Neuron::New => None,
+        })
+        .collect()
+}
+
+#[test]
+fn dropping_a_head_drops_it_in_every_projection() {
+    let (g, [q, qh, k, v, merge, o]) = attention(4, 4, 3);
+    let p = plan(&g, &Request::new().nout(qh, -1)).unwrap();
+    let mut g2 = g.clone();
+    p.apply(&mut g2).unwrap();
+    g2.check().unwrap();
+    for x in [q, k, v, merge] {
+        assert_eq!(g2.nout(x).unwrap(), 9, "{}", g.name(x));
+    }
+    assert_eq!(g2.nin(o).unwrap(), &[9]);
+    // The same head, whole, in q, k and v (and the merge's input columns).
+    let lists: Vec<Vec<usize>> = [q, k, v, merge]
+        .iter()
+        .map(|&x| {
+            kept(
+                p.changes
+                    .iter()
+                    .find(|c| c.vertex == x)
+                    .unwrap()
+                    .outs
+                    .as_ref()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for l in &lists {
+        assert_eq!(l, &lists[0]);
+        for h in l.chunks(3) {
+            assert!(
+                h[0] % 3 == 0 && h[1] == h[0] + 1 && h[2] == h[0] + 2,
+                "{l:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_new_head_is_whole_and_keeps_the_others() {
+    let (g, [q, qh, _k, v, merge, _o]) = attention(2, 2, 2);
+    let p = plan(&g, &Request::new().nout(qh, 1)).unwrap();
+    let mut g2 = g.clone();
+    p.apply(&mut g2).unwrap();
+    g2.check().unwrap();
+    for x in [q, v, merge] {
+        assert_eq!(g2.nout(x).unwrap(), 6);
+        let outs = p
+            .changes
+            .iter()
+            .find(|c| c.vertex == x)
+            .unwrap()
+            .outs
+            .clone()
+            .unwrap();
+        // Whole old heads, and the new head's two neurons side by side at
+        // a head boundary.
+        assert_eq!(kept(&outs), vec![0, 1, 2, 3]);
+        let first_new = outs.iter().position(|n| *n == Neuron::New).unwrap();
+        assert_eq!(first_new % 2, 0, "{outs:?}");
+        assert_eq!(outs[first_new + 1], Neuron::New, "{outs:?}");
+    }
+}
+
+#[test]
+fn grouped_query_attention_drops_a_kv_head_with_its_query_heads() {
+    // 4 query heads reading 2 KV heads of width 2.
+    let (g, [q, qh, k, v, merge, _o]) = attention(4, 2, 2);
+    // One query head alone cannot go: its KV head's other query head reads
+    // the same KV head.
+    let exact = Request::new().nout(qh, -1);
+    assert!(plan(&g, &exact).is_err());
+    let mut relaxed = Request::new().nout(qh, -1);
+    relaxed.targets[0].mode = TargetMode::Relaxed;
+    let p = plan(&g, &relaxed).unwrap();
+    let mut g2 = g.clone();
+    p.apply(&mut g2).unwrap();
+    g2.check().unwrap();
+    assert_eq!(g2.nout(q).unwrap(), 4);
+    assert_eq!(g2.nout(k).unwrap(), 2);
+    assert_eq!(g2.nout(v).unwrap(), 2);
+    assert_eq!(g2.nout(merge).unwrap(), 4);
+    // Dropping a KV head drops two query heads.
+    let p = plan(&g, &Request::new().nout(k, -2)).unwrap();
+    let mut g3 = g.clone();
+    p.apply(&mut g3).unwrap();
+    assert_eq!(g3.nout(qh).unwrap(), 2);
+    let qk = kept(
+        p.changes
+            .iter()
+            .find(|c| c.vertex == q)
+            .unwrap()
+            .outs
+            .as_ref()
+            .unwrap(),
+    );
+    let kk = kept(
+        p.changes
+            .iter()
+            .find(|c| c.vertex == k)
+            .unwrap()
+            .outs
+            .as_ref()
+            .unwrap(),
+    );
+    // KV head j serves query heads 2j and 2j + 1.
+    let kv_head = kk[0] / 2;
+    assert_eq!(qk, (kv_head * 4..kv_head * 4 + 4).collect::<Vec<_>>());
+}
+
+#[test]
+fn heads_are_checked_and_refuse_bad_widths() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", 6).unwrap();
+    let bad = g.add_vertex_with(
+        "h",
+        SizeKind::Absorb,
+        &[x],
+        Some(4),
+        &[Constraint::Heads { width: 2 }],
+    );
+    assert!(bad.unwrap_err().to_string().contains("width 2"));
+    let zero = g.add_vertex_with(
+        "h0",
+        SizeKind::Absorb,
+        &[x],
+        Some(3),
+        &[Constraint::Heads { width: 0 }],
+    );
+    assert!(zero.is_err());
+    let h = g
+        .add_vertex_with(
+            "h",
+            SizeKind::Absorb,
+            &[x],
+            Some(3),
+            &[Constraint::Heads { width: 2 }],
+        )
+        .unwrap();
+    assert_eq!(g.vertex(h).unwrap().heads(), Some(2));
+    g.check().unwrap();
+}
