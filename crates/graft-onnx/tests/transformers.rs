@@ -3,7 +3,8 @@
 //! fused QKV), LLaMA and Qwen2 with grouped-query attention, rotary
 //! embeddings, RMSNorm and SwiGLU, and BERT. Token ids come in as an int64
 //! input and pick rows of an embedding. Each imports, matches onnxruntime,
-//! widens its MLP without changing its function, shrinks its MLP and its
+//! widens its MLP and adds attention heads without changing its function,
+//! shrinks its MLP, its heads (a KV head with its query heads) and its
 //! hidden size (the residual stream, every norm and projection with it),
 //! and survives export and import with its int64 input.
 
@@ -11,7 +12,7 @@ mod common;
 
 use common::{assert_close, assert_close_to, fixture, read_tensor, run};
 use graft_core::{Request, VertexId};
-use graft_nn::{Model, Op};
+use graft_nn::{HeadSplit, Model, Op};
 use graft_onnx::{export_bytes, import, import_bytes};
 
 const MODELS: [&str; 4] = ["gpt2", "llama", "qwen2", "bert"];
@@ -144,6 +145,83 @@ fn every_transformer_shrinks_its_mlp_and_hidden_size_and_round_trips() {
         for n in norms {
             assert_eq!(p.graph().nout(n).unwrap(), HIDDEN - 16, "{what}");
         }
+    }
+}
+
+/// The head splits of the first attention block, and the one whose heads
+/// are fewest (the KV heads under grouped-query attention).
+fn head_splits(m: &Model) -> (Vec<VertexId>, VertexId) {
+    let splits = vertices(
+        m,
+        |op| matches!(op, Op::Regroup(r) if matches!(r.heads, HeadSplit::Split(_))),
+    );
+    assert!(splits.len() >= 3, "{} head splits", splits.len());
+    let first: Vec<VertexId> = splits[..3].to_vec();
+    let fewest = *first
+        .iter()
+        .min_by_key(|&&v| m.graph().nout(v).unwrap())
+        .unwrap();
+    (first, fewest)
+}
+
+#[test]
+fn every_transformer_adds_heads_without_changing_its_function() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let mut m = import(&fixture(&format!("{what}.onnx"))).unwrap().model;
+        let before = run(&m, &x);
+        let (splits, kv) = head_splits(&m);
+        let heads: Vec<usize> = splits.iter().map(|&v| m.graph().nout(v).unwrap()).collect();
+        m.change_sizes(&Request::new().nout(kv, 1))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        m.graph().check().unwrap();
+        // Every projection of the block gains whole heads, a query head per
+        // query head reading the new KV head.
+        let group = heads.iter().max().unwrap() / heads.iter().min().unwrap();
+        for (&v, &h) in splits.iter().zip(&heads) {
+            let grown = m.graph().nout(v).unwrap();
+            assert_eq!(grown, h + h / heads.iter().min().unwrap(), "{what}");
+            assert!(grown == h + 1 || grown == h + group, "{what}");
+        }
+        assert_close_to(
+            &run(&m, &x),
+            &before,
+            1e-5,
+            &format!("{what} with a new head"),
+        );
+    }
+}
+
+#[test]
+fn every_transformer_drops_whole_heads_and_round_trips() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let iface = imp.interface;
+        let mut m = imp.model;
+        let params = m.parameter_count();
+        let (splits, kv) = head_splits(&m);
+        let heads: Vec<usize> = splits.iter().map(|&v| m.graph().nout(v).unwrap()).collect();
+        m.change_sizes(&Request::new().nout(kv, -1))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        m.graph().check().unwrap();
+        let min = heads.iter().min().unwrap();
+        for (&v, &h) in splits.iter().zip(&heads) {
+            assert_eq!(m.graph().nout(v).unwrap(), h - h / min, "{what}");
+        }
+        assert!(m.parameter_count() < params, "{what}");
+        let got = run(&m, &x);
+        assert_eq!(got.len(), want(&format!("{what}.out.bin")).len(), "{what}");
+        let bytes = export_bytes(&m, &iface).unwrap();
+        let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} exported: {e}"));
+        assert_close_to(
+            &run(&back.model, &x),
+            &got,
+            1e-6,
+            &format!("{what} fewer heads"),
+        );
     }
 }
 

@@ -6,13 +6,20 @@
 //! ([`Regroup`]: multi-head attention folding heads or windows into the
 //! batch axis of a file exported at batch size 1).
 //!
-//! Graft cannot yet follow neurons through a product of two computed
-//! values or a regrouping of axes (attention heads as prunable structure
-//! come later), so [`MatMul`] and [`Regroup`] are immutable: their sizes
-//! and their inputs' sizes are frozen and reported by vertex name, and the
-//! model still loads, runs and is pruned elsewhere. A [`Token`] absorbs:
-//! its one parameter follows the neurons it is joined to. Their ONNX import
-//! and export live in graft-onnx's `ops/attention.rs`.
+//! Attention heads are neurons: the head split of a projection's output
+//! (`[.., C]` to `[.., H, D]`, a [`Regroup`] with [`HeadSplit::Split`]) has
+//! one neuron per head (a core `heads` vertex: head `h` stands for the
+//! projection's neurons `h·D .. h·D + D − 1`), the products of queries by
+//! keys and of weights by values are invariant over the heads axis (a
+//! [`MatMul`] with `heads`), and the merge back ([`HeadSplit::Merge`], also
+//! grouped-query attention's repeat of the KV heads) is a depthwise repeat
+//! of each head. So whole heads are kept, dropped and added together in
+//! every projection. Other products of two computed values and other
+//! regroupings of the neuron axis are immutable: their sizes and their
+//! inputs' sizes are frozen and reported by vertex name, and the model
+//! still loads, runs and is pruned elsewhere. A [`Token`] absorbs: its one
+//! parameter follows the neurons it is joined to. Their ONNX import and
+//! export live in graft-onnx's `ops/attention.rs`.
 
 use candle_core::{Result, Tensor};
 use graft_core::{Constraint, SizeKind};
@@ -29,17 +36,26 @@ pub struct MatMul {
     /// Multiply by the transpose of `b`'s last two axes.
     pub trans_b: bool,
     /// The output's neuron axis (batch axis included), if any: bookkeeping
-    /// for the ops that read it, since the vertex is frozen.
+    /// for the ops that read it when the vertex is frozen, the heads axis
+    /// when `heads`.
     pub neurons: Option<usize>,
     /// The operands' rank (batch axis included).
     pub rank: usize,
+    /// The neuron axis is a leading axis of both operands and of the output
+    /// (attention heads): the product is invariant over it.
+    #[serde(default)]
+    pub heads: bool,
 }
 
 impl MatMul {
-    /// The size rule: frozen.
+    /// The size rule: invariant over the heads, else frozen.
     pub(crate) fn declare(&self) -> Declared {
         Declared {
-            kind: SizeKind::Immutable,
+            kind: if self.heads {
+                SizeKind::Invariant
+            } else {
+                SizeKind::Immutable
+            },
             constraints: Vec::new(),
         }
     }
@@ -203,9 +219,29 @@ pub struct Regroup {
     pub rest: Vec<usize>,
     /// The output's neuron axis (batch axis included), if any.
     pub neurons: Option<usize>,
-    /// The input's neuron axis when the neurons stay whole.
+    /// The input's neuron axis when the neurons stay whole, are split into
+    /// heads or merged from them.
     #[serde(default)]
     pub from: Option<usize>,
+    /// How the neuron axis passes (when `from` is set).
+    #[serde(default)]
+    pub heads: HeadSplit,
+}
+
+/// How a [`Regroup`] passes the neuron axis on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadSplit {
+    /// Whole: the same neurons, one to one (invariant).
+    #[default]
+    Whole,
+    /// Split into `[heads, width]`, the heads axis carrying the neurons:
+    /// one neuron per `width` input neurons (a core `heads` vertex).
+    Split(usize),
+    /// Merged with the `width` values after it: neuron `h` becomes `width`
+    /// consecutive neurons (a depthwise repeat; the head merge, and
+    /// grouped-query attention's repeat of the KV heads).
+    Merge(usize),
 }
 
 impl Regroup {
@@ -217,15 +253,29 @@ impl Regroup {
                 .is_some_and(|a| (1..=self.rest.len()).contains(&a))
     }
 
-    /// The size rule: invariant when the neurons stay whole, else frozen.
+    /// The size rule: invariant when the neurons stay whole, a head split
+    /// or merge when they are regrouped so, else frozen.
     pub(crate) fn declare(&self) -> Declared {
-        Declared {
-            kind: if self.keeps_neurons() {
-                SizeKind::Invariant
-            } else {
-                SizeKind::Immutable
-            },
-            constraints: Vec::new(),
+        let (kind, constraints) = match (self.keeps_neurons(), self.heads) {
+            (false, _) => (SizeKind::Immutable, Vec::new()),
+            (true, HeadSplit::Whole) => (SizeKind::Invariant, Vec::new()),
+            (true, HeadSplit::Split(width)) => {
+                (SizeKind::Absorb, vec![Constraint::Heads { width }])
+            }
+            (true, HeadSplit::Merge(width)) => {
+                (SizeKind::Absorb, vec![Constraint::depthwise(width)])
+            }
+        };
+        Declared { kind, constraints }
+    }
+
+    /// The output's nout for an input of `n` neurons (when `from` is set).
+    pub fn nout_for(&self, n: usize) -> std::result::Result<usize, String> {
+        match self.heads {
+            HeadSplit::Whole => Ok(n),
+            HeadSplit::Split(w) if w > 0 && n.is_multiple_of(w) => Ok(n / w),
+            HeadSplit::Split(w) => Err(format!("{n} neurons do not split into heads of {w}")),
+            HeadSplit::Merge(w) => Ok(n * w),
         }
     }
 
@@ -253,7 +303,7 @@ impl Regroup {
         match self.from.filter(|_| self.keeps_neurons()) {
             Some(f) => {
                 let n = *s.get(f).ok_or(format!("no axis {f} in {s:?}"))?;
-                Ok(self.rest_at(n))
+                Ok(self.rest_at(self.nout_for(n)?))
             }
             None => Ok(self.rest.clone()),
         }
@@ -296,6 +346,7 @@ mod tests {
             trans_b: false,
             neurons: None,
             rank: 3,
+            heads: false,
         };
         let y = m.forward(&a, &b).unwrap();
         assert_eq!(
@@ -306,6 +357,7 @@ mod tests {
             trans_b: true,
             neurons: None,
             rank: 3,
+            heads: false,
         };
         let y = mt.forward(&a, &b).unwrap();
         assert_eq!(
@@ -354,6 +406,7 @@ mod tests {
             rest: vec![3],
             neurons: Some(1),
             from: None,
+            heads: HeadSplit::Whole,
         };
         let x = t(&[0., 1., 2., 3., 4., 5.], &[1, 2, 3]);
         let y = r.forward(&x).unwrap();
@@ -364,6 +417,7 @@ mod tests {
             rest: vec![4],
             neurons: None,
             from: None,
+            heads: HeadSplit::Whole,
         };
         assert!(bad.forward(&x).is_err());
         // Windows of channels-last tokens: [1, 2, 2, C] to [-1, 2, C]
@@ -372,6 +426,7 @@ mod tests {
             rest: vec![2, 3],
             neurons: Some(2),
             from: Some(3),
+            heads: HeadSplit::Whole,
         };
         assert_eq!(w.declare().kind, SizeKind::Invariant);
         let x = Tensor::arange(0f32, 8., &Device::Cpu)
@@ -404,6 +459,7 @@ mod tests {
             rest: vec![2, 3],
             neurons: Some(1),
             from: Some(0),
+            heads: HeadSplit::Whole,
         };
         let r = m.add("r", Op::Regroup(back), &[t], Some(2)).unwrap();
         let c = m.cost(&[vec![2, 3]]).unwrap();

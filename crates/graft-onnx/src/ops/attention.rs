@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use graft_core::VertexId;
-use graft_nn::{MatMul, Op, Regroup, Token};
+use graft_nn::{HeadSplit, MatMul, Op, Regroup, Token};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -72,12 +72,18 @@ fn product(
         )));
     }
     out.extend([m, n]);
-    let neurons = product_neurons(ctx, a, b, r, trans_b);
+    // Attention heads: the same leading axis carries both operands'
+    // neurons (one per head), and the output's.
+    let heads = ctx
+        .neuron_axis(a)
+        .filter(|&x| x >= 1 && x < r - 2 && ctx.neuron_axis(b) == Some(x) && sa[x] == sb[x]);
+    let neurons = heads.or_else(|| product_neurons(ctx, a, b, r, trans_b));
     let nout = neurons.map_or(1, |x| out[x]);
     let op = Op::MatMul(MatMul {
         trans_b,
         neurons,
         rank: r,
+        heads: heads.is_some(),
     });
     ctx.add(node, op, &[a, b], Some(nout), out)?;
     Ok(())
@@ -199,26 +205,88 @@ pub(crate) fn token(
 
 /// A [`Regroup`] of computed `x` (full shape `s`) to `dims` (batch axis
 /// included) and its nout: invariant when `x`'s neuron axis stays whole
-/// (the same size with the same number of values after it), else frozen
-/// with its neurons on the last axis.
+/// (the same size with the same number of values after it), a head merge
+/// when it merges with the axis after it (GPT-2's `[N, T, H, D]` to
+/// `[N·T, H·D]`), a head split when it splits into heads and their width,
+/// else frozen with its neurons on the last axis.
 pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) -> (Op, usize) {
     let inner = |d: &[usize], a: usize| d[a + 1..].iter().product::<usize>();
-    let whole = ctx.neuron_axis(x).and_then(|a| {
-        let b = (1..dims.len())
-            .find(|&b| a < s.len() && dims[b] == s[a] && inner(dims, b) == inner(s, a))?;
-        Some((a, b))
+    let found = ctx.neuron_axis(x).filter(|&a| a < s.len()).and_then(|a| {
+        (1..dims.len()).find_map(|b| {
+            if dims[b] == s[a] && inner(dims, b) == inner(s, a) {
+                Some((a, b, HeadSplit::Whole))
+            } else if a + 1 < s.len()
+                && s[a + 1] > 1
+                && dims[b] == s[a] * s[a + 1]
+                && inner(dims, b) == inner(s, a + 1)
+            {
+                Some((a, b, HeadSplit::Merge(s[a + 1])))
+            } else if b + 1 < dims.len()
+                && dims[b + 1] > 1
+                && dims[b] * dims[b + 1] == s[a]
+                && inner(dims, b + 1) == inner(s, a)
+            {
+                Some((a, b, HeadSplit::Split(dims[b + 1])))
+            } else {
+                None
+            }
+        })
     });
-    let (neurons, from) = match whole {
-        Some((a, b)) => (Some(b), Some(a)),
-        None => (dims.len().checked_sub(1).filter(|&l| l > 0), None),
+    let (neurons, from, heads) = match found {
+        Some((a, b, h)) => (Some(b), Some(a), h),
+        None => (
+            dims.len().checked_sub(1).filter(|&l| l > 0),
+            None,
+            HeadSplit::Whole,
+        ),
     };
     let nout = neurons.map_or(1, |b| dims[b]);
     let op = Op::Regroup(Regroup {
         rest: dims[1..].to_vec(),
         neurons,
         from,
+        heads,
     });
     (op, nout)
+}
+
+/// A reshape of `x` (full shape `s`, batch axis kept) to `dims` that splits
+/// its neuron axis into `[heads, width]` (the heads carrying the neurons:
+/// attention's head split) or merges it with the axis after it (the head
+/// merge, grouped-query attention's repeat of the KV heads): the
+/// [`Regroup`] and its nout.
+pub(crate) fn head_regroup(
+    ctx: &Ctx,
+    x: VertexId,
+    s: &[usize],
+    dims: &[usize],
+) -> Option<(Op, usize)> {
+    let a = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len())?;
+    let (heads, nout) = if dims.len() == s.len() + 1
+        && dims[..a] == s[..a]
+        && dims[a + 2..] == s[a + 1..]
+        && dims[a + 1] > 1
+        && dims[a] * dims[a + 1] == s[a]
+    {
+        (HeadSplit::Split(dims[a + 1]), dims[a])
+    } else if dims.len() + 1 == s.len()
+        && a + 1 < s.len()
+        && dims[..a] == s[..a]
+        && dims[a + 1..] == s[a + 2..]
+        && s[a + 1] > 1
+        && dims[a] == s[a] * s[a + 1]
+    {
+        (HeadSplit::Merge(s[a + 1]), dims[a])
+    } else {
+        return None;
+    };
+    let op = Op::Regroup(Regroup {
+        rest: dims[1..].to_vec(),
+        neurons: Some(a),
+        from: Some(a),
+        heads,
+    });
+    Some((op, nout))
 }
 
 /// A reshape of computed `x` (full shape `s`) to `dims` for `node` that

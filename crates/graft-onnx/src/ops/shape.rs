@@ -172,6 +172,10 @@ pub(crate) fn reshape_to(
         ctx.alias(node, Value::Runtime { v, shape: s });
         return Ok(());
     }
+    if let Some((op, nout)) = super::attention::head_regroup(ctx, v, &s, &dims) {
+        ctx.add(node, op, &[v], Some(nout), dims)?;
+        return Ok(());
+    }
     if let Some(view) = keeps_neurons_whole(ctx.neuron_axis(v), &s, &dims) {
         ctx.add(node, Op::View(view), &[v], None, dims)?;
         return Ok(());
