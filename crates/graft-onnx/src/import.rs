@@ -175,6 +175,9 @@ pub(crate) struct Ctx {
     /// How many node inputs and graph outputs read each value.
     pub uses: HashMap<String, usize>,
     names: BTreeMap<String, usize>,
+    /// Read splits of the neuron axis as attention heads (see
+    /// [`import_bytes`]).
+    pub heads: bool,
 }
 
 impl Ctx {
@@ -401,6 +404,20 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
 /// As [`import`].
 pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
     let m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed(e.to_string()))?;
+    // A split of the neuron axis into two is read as attention heads (one
+    // neuron per head) when the whole graph agrees: a model that moves the
+    // split axis elsewhere (torchvision's fused in-projection splits
+    // [3, E] and moves the 3 into the batch axis) is read again with such
+    // splits frozen, as before heads.
+    match import_model(&m, true) {
+        Ok(imp) => Ok(imp),
+        Err(_) => import_model(&m, false),
+    }
+}
+
+/// Import a decoded model, reading splits of the neuron axis as heads when
+/// `heads`.
+fn import_model(m: &ModelProto, heads: bool) -> Result<Imported, OnnxError> {
     for o in &m.opset_import {
         let domain = o.domain.clone().unwrap_or_default();
         let version = o.version.unwrap_or(0);
@@ -452,6 +469,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
         values: HashMap::new(),
         uses,
         names: BTreeMap::new(),
+        heads,
     };
     for t in &g.initializer {
         ctx.values
@@ -532,7 +550,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
             }
         }
     }
-    let interface = crate::Interface::capture(&m, &inputs, &outputs, &input_perms);
+    let interface = crate::Interface::capture(m, &inputs, &outputs, &input_perms);
     Ok(Imported {
         interface,
         model: ctx.model,

@@ -215,13 +215,15 @@ pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) ->
         (1..dims.len()).find_map(|b| {
             if dims[b] == s[a] && inner(dims, b) == inner(s, a) {
                 Some((a, b, HeadSplit::Whole))
-            } else if a + 1 < s.len()
+            } else if ctx.heads
+                && a + 1 < s.len()
                 && s[a + 1] > 1
                 && dims[b] == s[a] * s[a + 1]
                 && inner(dims, b) == inner(s, a + 1)
             {
                 Some((a, b, HeadSplit::Merge(s[a + 1])))
-            } else if b + 1 < dims.len()
+            } else if ctx.heads
+                && b + 1 < dims.len()
                 && dims[b + 1] > 1
                 && dims[b] * dims[b + 1] == s[a]
                 && inner(dims, b + 1) == inner(s, a)
@@ -261,7 +263,9 @@ pub(crate) fn head_regroup(
     s: &[usize],
     dims: &[usize],
 ) -> Option<(Op, usize)> {
-    let a = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len())?;
+    let a = ctx
+        .neuron_axis(x)
+        .filter(|&a| ctx.heads && a >= 1 && a < s.len())?;
     let (heads, nout) = if dims.len() == s.len() + 1
         && dims[..a] == s[..a]
         && dims[a + 2..] == s[a + 1..]
