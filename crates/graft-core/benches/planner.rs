@@ -91,5 +91,37 @@ fn hard(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, a25, resnet50, densenet121, synthetic_1m, hard);
+/// Issue 17: LLaMA-7B's shape (`zoo::llama_7b`, about 1.3M neurons, no
+/// weights): every block's heads (8 KV heads to 4, so 32 query heads to
+/// 16) and MLP (11,008 to 5,504) to half, exact, with seeded uniform
+/// utilities on the absorbing vertices, and with the default utility.
+fn llama(c: &mut Criterion) {
+    let g = zoo::llama_7b();
+    let mut half = Request::new();
+    for b in 0..32 {
+        half = half
+            .nout(g.id(&format!("b{b}.k_heads")).unwrap(), -4)
+            .nout(g.id(&format!("b{b}.gate")).unwrap(), -5504);
+    }
+    let weighted = half.clone().with_utility(zoo::uniform_utility(&g, 1));
+    let mut group = c.benchmark_group("llama7b");
+    group.sample_size(10);
+    group.bench_function("heads_and_mlp_half_uniform", |b| {
+        b.iter(|| plan(black_box(&g), &weighted).unwrap())
+    });
+    group.bench_function("heads_and_mlp_half_default", |b| {
+        b.iter(|| plan(black_box(&g), &half).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    a25,
+    resnet50,
+    densenet121,
+    synthetic_1m,
+    hard,
+    llama
+);
 criterion_main!(benches);

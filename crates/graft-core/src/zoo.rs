@@ -163,6 +163,87 @@ pub fn synthetic(stages: usize, blocks: usize, width: usize) -> Graph {
     b.g
 }
 
+/// The shape of a decoder-only language model (LLaMA's): `blocks` blocks of
+/// grouped-query attention (`heads` query heads reading `kv_heads` KV
+/// heads, each of `head_dim` neurons) and a SwiGLU MLP of width `mlp` on a
+/// residual stream of `hidden` neurons, between a token embedding and an LM
+/// head over `vocab` tokens. RMSNorms are invariant vertices. In block `b`
+/// (0-based) the head splits are named `b{b}.q_heads`, `b{b}.k_heads` and
+/// `b{b}.v_heads` (one neuron per head), the projections `b{b}.q` ...
+/// `b{b}.o`, and the MLP's `b{b}.gate`, `b{b}.up` and `b{b}.down`.
+pub fn llama(
+    blocks: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    mlp: usize,
+    hidden: usize,
+    vocab: usize,
+) -> Graph {
+    use crate::graph::Constraint;
+    let mut g = Graph::new();
+    let z = |r: Result<VertexId, crate::error::GraphError>| r.expect("zoo llama");
+    let ids = z(g.add_input("ids", 1));
+    // The token embedding: its neurons are the hidden size.
+    let mut x = z(g.add_absorb("embed", &[ids], hidden));
+    for b in 0..blocks {
+        let n = |s: &str| format!("b{b}.{s}");
+        let norm = z(g.add_invariant(&n("attn_norm"), &[x]));
+        let q = z(g.add_absorb(&n("q"), &[norm], heads * head_dim));
+        let k = z(g.add_absorb(&n("k"), &[norm], kv_heads * head_dim));
+        let v = z(g.add_absorb(&n("v"), &[norm], kv_heads * head_dim));
+        let split = |g: &mut Graph, s: &str, from: VertexId, h: usize| {
+            g.add_vertex_with(
+                &n(s),
+                SizeKind::Absorb,
+                &[from],
+                Some(h),
+                &[Constraint::Heads { width: head_dim }],
+            )
+            .expect("zoo llama heads")
+        };
+        let qh = split(&mut g, "q_heads", q, heads);
+        let kh = split(&mut g, "k_heads", k, kv_heads);
+        let vh = split(&mut g, "v_heads", v, kv_heads);
+        let (kr, vr) = if heads == kv_heads {
+            (kh, vh)
+        } else {
+            let rep = |g: &mut Graph, s: &str, from: VertexId| {
+                let r = g.add_absorb(&n(s), &[from], heads).expect("zoo llama");
+                g.add_constraint(r, Constraint::depthwise(heads / kv_heads))
+                    .expect("zoo llama repeat");
+                r
+            };
+            (rep(&mut g, "k_rep", kh), rep(&mut g, "v_rep", vh))
+        };
+        let rope = z(g.add_invariant(&n("rope"), &[qh]));
+        let scores = z(g.add_invariant(&n("scores"), &[rope, kr]));
+        let attn = z(g.add_invariant(&n("softmax"), &[scores]));
+        let av = z(g.add_invariant(&n("av"), &[attn, vr]));
+        let merge = z(g.add_absorb(&n("merge"), &[av], heads * head_dim));
+        g.add_constraint(merge, Constraint::depthwise(head_dim))
+            .expect("zoo llama merge");
+        let o = z(g.add_absorb(&n("o"), &[merge], hidden));
+        x = z(g.add_invariant(&n("attn_res"), &[x, o]));
+        let norm = z(g.add_invariant(&n("mlp_norm"), &[x]));
+        let gate = z(g.add_absorb(&n("gate"), &[norm], mlp));
+        let up = z(g.add_absorb(&n("up"), &[norm], mlp));
+        let act = z(g.add_invariant(&n("silu"), &[gate]));
+        let mul = z(g.add_invariant(&n("swiglu"), &[act, up]));
+        let down = z(g.add_absorb(&n("down"), &[mul], hidden));
+        x = z(g.add_invariant(&n("mlp_res"), &[x, down]));
+    }
+    let norm = z(g.add_invariant("final_norm", &[x]));
+    z(g.add_absorb("lm_head", &[norm], vocab));
+    g
+}
+
+/// LLaMA-7B's shape ([`llama`]): 32 blocks, 32 heads on 8 KV heads of 128,
+/// MLP 11,008, hidden 4,096, vocabulary 32,000 (about 1.3M neurons).
+pub fn llama_7b() -> Graph {
+    llama(32, 32, 8, 128, 11_008, 4_096, 32_000)
+}
+
 /// Seeded utilities for every absorbing vertex: magnitudes in (0.5, 1.5),
 /// a random half of each vertex's neurons negative. Other vertices keep the
 /// default (0 for transparent ones).

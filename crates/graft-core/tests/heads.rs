@@ -200,3 +200,29 @@ fn heads_are_checked_and_refuse_bad_widths() {
     assert_eq!(g.vertex(h).unwrap().heads(), Some(2));
     g.check().unwrap();
 }
+
+#[test]
+fn a_llama_shaped_graph_prunes_heads_and_mlp_to_half_exactly() {
+    // A small LLaMA shape: 2 blocks, 8 heads on 2 KV heads of 4.
+    let g = graft_core::zoo::llama(2, 8, 2, 4, 24, 16, 50);
+    g.check().unwrap();
+    let id = |n: &str| g.id(n).unwrap();
+    let mut req = Request::new();
+    for b in 0..2 {
+        req = req
+            .nout(id(&format!("b{b}.k_heads")), -1)
+            .nout(id(&format!("b{b}.gate")), -12);
+    }
+    let p = plan(&g, &req).unwrap();
+    assert!(p.optimal);
+    let mut g2 = g.clone();
+    p.apply(&mut g2).unwrap();
+    g2.check().unwrap();
+    for b in 0..2 {
+        let n = |s: &str| g2.nout(g2.id(&format!("b{b}.{s}")).unwrap()).unwrap();
+        assert_eq!((n("q_heads"), n("k_heads"), n("v_heads")), (4, 1, 1));
+        assert_eq!((n("q"), n("k"), n("v"), n("merge")), (16, 4, 4, 16));
+        assert_eq!((n("gate"), n("up")), (12, 12));
+        assert_eq!(n("o"), 16);
+    }
+}

@@ -19,7 +19,10 @@
 //!    *row*. Vertices with identical rows are merged (their penalty weights
 //!    summed for the L1 term, maximised for the max term).
 
-use std::collections::HashMap;
+// FxHash: the maps here are keyed by small integers and slices of them,
+// looked up once per neuron on million-neuron graphs; SipHash's DoS
+// resistance buys nothing for a planner's own indices.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::graph::{Constraint, Graph, SizeKind, VertexId};
 use crate::planner::request::Utility;
@@ -151,6 +154,13 @@ struct Ratio(u64, u64);
 impl Ratio {
     const ONE: Ratio = Ratio(1, 1);
     fn mul(self, o: Ratio) -> Ratio {
+        // Most ties are one to one: skip the gcd.
+        if self == Ratio::ONE {
+            return o;
+        }
+        if o == Ratio::ONE {
+            return self;
+        }
         let (n, d) = (self.0 * o.0, self.1 * o.1);
         let g = gcd_u(n, d);
         Ratio(n / g, d / g)
@@ -271,7 +281,7 @@ pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<Vert
             uf.union(id.0, u.0);
         }
     }
-    let mut index: HashMap<u32, usize> = HashMap::new();
+    let mut index: HashMap<u32, usize> = HashMap::default();
     let mut comps: Vec<Vec<VertexId>> = Vec::new();
     for &id in topo {
         let r = uf.find(id.0);
@@ -293,7 +303,7 @@ fn insertion_places(
     want: &[(u32, u32)],
 ) -> Option<Vec<(usize, u32)>> {
     // Sum of weights per vertex, as exact rationals.
-    let mut per_vertex: HashMap<u32, Ratio> = HashMap::new();
+    let mut per_vertex: HashMap<u32, Ratio> = HashMap::default();
     for &x in gaps {
         let w = weight[x as usize];
         let e = per_vertex
@@ -352,7 +362,8 @@ impl Component {
         place_new: bool,
         retarget: Option<&Retarget>,
     ) -> Component {
-        let mut local: HashMap<VertexId, u32> = HashMap::with_capacity(verts.len());
+        let mut local: HashMap<VertexId, u32> =
+            HashMap::with_capacity_and_hasher(verts.len(), Default::default());
         let mut base = Vec::with_capacity(verts.len() + 1);
         let mut n = 0usize;
         for (i, &v) in verts.iter().enumerate() {
@@ -518,14 +529,15 @@ impl Component {
         // Classes numbered by first appearance (vertex order, then position):
         // independent of union-find internals, hence deterministic.
         let mut class_of = vec![u32::MAX; n];
-        let mut root_class: HashMap<u32, u32> = HashMap::new();
+        let mut root_class = vec![u32::MAX; n];
         let mut nclass = 0u32;
         for (x, slot) in class_of.iter_mut().enumerate() {
-            let r = uf.find(x as u32);
-            *slot = *root_class.entry(r).or_insert_with(|| {
+            let r = uf.find(x as u32) as usize;
+            if root_class[r] == u32::MAX {
+                root_class[r] = nclass;
                 nclass += 1;
-                nclass - 1
-            });
+            }
+            *slot = root_class[r];
         }
         drop(root_class);
         let nclass = nclass as usize;
@@ -602,7 +614,7 @@ impl Component {
             .collect();
 
         // 3. Groups by identical coverage.
-        let mut group_index: HashMap<&[(u32, u32)], u32> = HashMap::new();
+        let mut group_index: HashMap<&[(u32, u32)], u32> = HashMap::default();
         let mut group_of_class = vec![0u32; nclass];
         let mut members: Vec<Vec<u32>> = Vec::new();
         for (k, slot) in group_of_class.iter_mut().enumerate() {
@@ -663,39 +675,49 @@ impl Component {
             for li in 0..verts.len() {
                 vertex_of[base[li]..base[li + 1]].fill(li as u32);
             }
-            let mut members_of_root: HashMap<u32, Vec<u32>> = HashMap::new();
             let mut anchor_members: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
-            let anchor_group: HashMap<u32, usize> = groups
-                .iter()
-                .enumerate()
-                .map(|(g, grp)| (grp.anchor, g))
-                .collect();
-            for (x, k) in class_of.iter().enumerate() {
-                if let Some(&g) = anchor_group.get(k) {
+            let mut anchor_group = vec![usize::MAX; nclass];
+            for (g, grp) in groups.iter().enumerate() {
+                anchor_group[grp.anchor as usize] = g;
+            }
+            for (x, &k) in class_of.iter().enumerate() {
+                let g = anchor_group[k as usize];
+                if g != usize::MAX {
                     anchor_members[g].push(x as u32);
                 }
             }
-            let wanted: std::collections::HashSet<u32> = anchor_members
-                .iter()
-                .flatten()
-                .map(|&x| gap_root[x as usize])
-                .collect();
-            for (x, r) in gap_root.iter().enumerate() {
-                if wanted.contains(r) {
-                    members_of_root.entry(*r).or_default().push(x as u32);
+            let mut wanted = vec![false; n];
+            for &x in anchor_members.iter().flatten() {
+                wanted[gap_root[x as usize] as usize] = true;
+            }
+            // Members of each wanted gap class, in neuron order (a dense
+            // slot per root: one pass, no hashing per neuron).
+            let mut slot_of = vec![u32::MAX; n];
+            let mut slots: Vec<Vec<u32>> = Vec::new();
+            for (x, &r) in gap_root.iter().enumerate() {
+                if wanted[r as usize] {
+                    if slot_of[r as usize] == u32::MAX {
+                        slot_of[r as usize] = slots.len() as u32;
+                        slots.push(Vec::new());
+                    }
+                    slots[slot_of[r as usize] as usize].push(x as u32);
                 }
             }
+            drop(wanted);
             for (g, grp) in groups.iter_mut().enumerate() {
                 let want = coverage(grp.anchor as usize);
-                let mut tried = std::collections::HashSet::new();
+                let mut tried = HashSet::default();
                 for &x in anchor_members[g].iter().rev() {
                     let root = gap_root[x as usize];
                     if !tried.insert(root) || gaps.poisoned[root as usize] {
                         continue;
                     }
-                    if let Some(places) =
-                        insertion_places(&members_of_root[&root], &gap_weight, &vertex_of, want)
-                    {
+                    if let Some(places) = insertion_places(
+                        &slots[slot_of[root as usize] as usize],
+                        &gap_weight,
+                        &vertex_of,
+                        want,
+                    ) {
                         grp.insert_at = Some(places);
                         break;
                     }
@@ -735,7 +757,7 @@ impl Component {
                 }
             }
         }
-        let mut row_index: HashMap<Vec<(u32, u32)>, u32> = HashMap::new();
+        let mut row_index: HashMap<Vec<(u32, u32)>, u32> = HashMap::default();
         let mut rows: Vec<Row> = Vec::new();
         let mut row_of_vertex = Vec::with_capacity(verts.len());
         for (li, terms) in vrows.into_iter().enumerate() {

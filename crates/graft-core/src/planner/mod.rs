@@ -16,6 +16,8 @@ mod request;
 mod solve;
 
 use std::collections::HashMap;
+
+use rayon::prelude::*;
 use std::time::Instant;
 
 pub(crate) use plan::changes_table;
@@ -82,10 +84,22 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
         extra: growth_room(graph, &targets),
         limits: &limits,
     };
+    // Components are independent: solved in parallel, assembled in order
+    // (the first error in component order wins), so plans stay
+    // deterministic.
+    let work = components_to_solve(&comps, &targets);
+    let solved: Vec<(Result<Chosen, PlanError>, u64)> = work
+        .par_iter()
+        .map(|(verts, mine)| {
+            let mut nodes = 0u64;
+            let chosen = setup.best_multiplier(verts, mine, &mut nodes);
+            (chosen, nodes)
+        })
+        .collect();
     let mut assembly = Assembly::default();
-    for (verts, mine) in components_to_solve(&comps, &targets) {
-        let chosen = setup.best_multiplier(verts, &mine, &mut assembly.nodes)?;
-        assembly.record(graph, chosen);
+    for (chosen, nodes) in solved {
+        assembly.nodes += nodes;
+        assembly.record(graph, chosen?);
     }
     Ok(assembly.into_plan(graph, &topo))
 }
@@ -473,7 +487,7 @@ fn write_index_lists(
             } else {
                 identity = false;
             }
-            if let Some(&k) = new_after.get(&x) {
+            if let Some(&k) = (!new_after.is_empty()).then(|| new_after.get(&x)).flatten() {
                 list.extend(std::iter::repeat_n(Neuron::New, k));
                 identity = false;
             }
