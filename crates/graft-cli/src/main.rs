@@ -140,7 +140,8 @@ enum Command {
         after_help = "Example:\n  graft prune model.onnx --ratio 0.5 -o half.onnx\n  \
                   graft prune model.onnx --macs 2000000 --scope layer -o small.onnx\n  \
                   graft prune cnn.onnx --params 20000 --utility taylor --data digits -o small.onnx\n  \
-                  graft prune cnn.onnx --macs 300000 --recalibrate --data digits -o small.onnx"
+                  graft prune cnn.onnx --macs 300000 --recalibrate --data digits -o small.onnx\n  \
+                  graft prune llama.onnx --params 150000 --only heads,mlp -o small.onnx"
     )]
     Prune {
         /// The ONNX model.
@@ -157,6 +158,12 @@ enum Command {
         /// How neurons compete.
         #[arg(long, value_enum, default_value = "global")]
         scope: ScopeArg,
+        /// Prune only these parts of a transformer (comma-separated):
+        /// `heads` (whole attention heads, a KV head with its query heads),
+        /// `hidden` (the residual stream: embedding, norms, projections),
+        /// `mlp` (everything else: MLP widths, every layer of a CNN).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<commands::prune::PartArg>,
         /// How neurons are valued.
         #[arg(long, value_enum, default_value = "magnitude")]
         utility: commands::prune::UtilityArg,
@@ -499,6 +506,7 @@ fn main() -> ExitCode {
             params,
             macs,
             scope,
+            only,
             utility,
             data,
             recalibrate,
@@ -523,6 +531,7 @@ fn main() -> ExitCode {
                 &model,
                 target,
                 scope,
+                &only,
                 utility,
                 data.as_deref(),
                 recalibrate,

@@ -40,6 +40,42 @@ pub enum Scope {
     Layer,
 }
 
+/// Which parts of a transformer pruning may shrink, by the size component
+/// a prunable vertex belongs to: the one holding a head split, the one
+/// holding a token embedding (the residual stream), or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Attention heads: the query, key, value and output projections'
+    /// whole heads.
+    Heads,
+    /// The hidden size: the token embedding, every norm and every
+    /// projection reading or writing the residual stream.
+    Hidden,
+    /// Everything else (MLP widths; every layer of a network without
+    /// heads or embeddings).
+    Mlp,
+}
+
+/// The part of prunable vertex `v` ([`Part`]).
+pub fn part_of(model: &Model, v: VertexId) -> Part {
+    let g = model.graph();
+    let comp = g.size_component(v).unwrap_or_default();
+    let has = |f: &dyn Fn(&crate::op::Op) -> bool| {
+        comp.iter()
+            .any(|&u| model.layer(u).is_some_and(|l| f(&l.op)))
+    };
+    if comp
+        .iter()
+        .any(|&u| g.vertex(u).is_ok_and(|x| x.heads().is_some()))
+    {
+        Part::Heads
+    } else if has(&|op| matches!(op, crate::op::Op::Embedding(_))) {
+        Part::Hidden
+    } else {
+        Part::Mlp
+    }
+}
+
 /// Sizes and costs before and after.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shrunk {
@@ -54,8 +90,12 @@ pub struct Shrunk {
 }
 
 /// The vertices pruning may shrink: absorbing vertices (not slices or
-/// shuffles, whose neurons are their input's) whose size is not frozen and is not tied to a graph output's (a classifier ending in a
-/// convolution, pooled and flattened, keeps its classes).
+/// shuffles, whose neurons are their input's, nor the reshapes that split
+/// and merge attention heads, which pass their projections' neurons on)
+/// whose size is not frozen and is not tied to a graph output's (a
+/// classifier ending in a convolution, pooled and flattened, keeps its
+/// classes). Heads are pruned through their projections: a head's utility
+/// is the sum of its query, key, value and output neurons'.
 pub fn prunable(model: &Model) -> Vec<VertexId> {
     let g = model.graph();
     let mut tied_to_output = std::collections::HashSet::new();
@@ -69,11 +109,20 @@ pub fn prunable(model: &Model) -> Vec<VertexId> {
             g.vertex(v).is_ok_and(|x| {
                 x.kind() == SizeKind::Absorb
                     && !x.maps_neurons()
+                    && !is_regroup(model, v)
                     && !x.is_size_frozen()
                     && !tied_to_output.contains(&v)
             })
         })
         .collect()
+}
+
+/// A reshape of the neuron axis (a head split or merge): no weights.
+fn is_regroup(model: &Model, v: VertexId) -> bool {
+    matches!(
+        model.layer(v).map(|l| &l.op),
+        Some(crate::op::Op::Regroup(_))
+    )
 }
 
 struct Measure {
@@ -108,6 +157,29 @@ pub fn shrink(
     scope: Scope,
     input_shapes: &[Shape],
 ) -> Result<Shrunk> {
+    shrink_parts(
+        model,
+        utility,
+        target,
+        scope,
+        input_shapes,
+        &[Part::Heads, Part::Hidden, Part::Mlp],
+    )
+}
+
+/// [`shrink`], pruning only the vertices of the given parts (the others
+/// keep their sizes; a ratio counts the neurons of these parts only).
+///
+/// # Errors
+/// As [`shrink`]; no prunable vertex in these parts.
+pub fn shrink_parts(
+    model: &mut Model,
+    utility: &Utility,
+    target: Target,
+    scope: Scope,
+    input_shapes: &[Shape],
+    parts: &[Part],
+) -> Result<Shrunk> {
     let bad = |reason: String| NnError::Invalid {
         what: "pruning target".into(),
         reason,
@@ -119,9 +191,12 @@ pub fn shrink(
             )));
         }
     }
-    let vs = prunable(model);
+    let vs: Vec<VertexId> = prunable(model)
+        .into_iter()
+        .filter(|&v| parts.contains(&part_of(model, v)))
+        .collect();
     if vs.is_empty() {
-        return Err(bad("no vertex can be pruned".into()));
+        return Err(bad(format!("no vertex of {parts:?} can be pruned")));
     }
     let before = measure(model.graph(), model, input_shapes, &vs)?;
     // Per-vertex utilities, normalised (global) or as ranks in [0, 1)
@@ -150,10 +225,20 @@ pub fn shrink(
         base.push((v, vals));
     }
     // Graph outputs and other vertices keep their default utility.
+    // Head splits and merges pass neurons on: no utility of their own.
+    let passing: Vec<(VertexId, usize)> = model
+        .graph()
+        .ids()
+        .filter(|&v| is_regroup(model, v))
+        .filter_map(|v| Some((v, model.graph().nout(v).ok()?)))
+        .collect();
     let request = |cut: f64| {
         let mut u = Utility::new();
         for (v, vals) in &base {
             u.set(*v, vals.iter().map(|x| x - cut).collect());
+        }
+        for &(v, n) in &passing {
+            u.set(v, vec![0.0; n]);
         }
         Request::new().with_utility(u)
     };

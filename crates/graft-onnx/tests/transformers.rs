@@ -238,3 +238,52 @@ fn bad_token_ids_are_errors_not_panics() {
         assert!(err.contains("outside the table"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn pruning_one_part_leaves_the_others() {
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let m0 = import(&fixture(&format!("{what}.onnx"))).unwrap().model;
+        let shapes = vec![vec![16]];
+        let u = graft_nn::utility::magnitude(&m0).unwrap();
+        // Vertex ids stay valid through plans.
+        let ids = (head_splits(&m0).0[0], mlp_in(&m0), token_embedding(&m0));
+        let sizes = |m: &Model| {
+            (
+                m.graph().nout(ids.0).unwrap(),
+                m.graph().nout(ids.1).unwrap(),
+                m.graph().nout(ids.2).unwrap(),
+            )
+        };
+        let before = sizes(&m0);
+        for part in [Part::Heads, Part::Mlp, Part::Hidden] {
+            let mut m = m0.clone();
+            let r = shrink_parts(
+                &mut m,
+                &u,
+                Target::Ratio(0.3),
+                Scope::Global,
+                &shapes,
+                &[part],
+            );
+            if name == "bert" && part == Part::Hidden {
+                // BERT's output is the hidden state: its size stays.
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("no vertex of [Hidden]"), "{e}");
+                assert_eq!(m.graph(), m0.graph());
+                continue;
+            }
+            r.unwrap_or_else(|e| panic!("{what} {part:?}: {e}"));
+            m.graph().check().unwrap();
+            let after = sizes(&m);
+            let changed = (after.0 < before.0, after.1 < before.1, after.2 < before.2);
+            let want = match part {
+                Part::Heads => (true, false, false),
+                Part::Mlp => (false, true, false),
+                Part::Hidden => (false, false, true),
+            };
+            assert_eq!(changed, want, "{what} {part:?}: {before:?} -> {after:?}");
+        }
+    }
+}

@@ -25,12 +25,18 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
     for v in g.topological_order()? {
         let vx = g.vertex(v)?;
         let op = m.layer(v).map_or("input", |l| l.op.name());
+        // Attention heads: a head split has one neuron per head.
+        let shown = match (vx.heads(), vx.depthwise(), m.layer(v).map(|l| &l.op)) {
+            (Some(w), _, _) => format!("{op} (heads of {w})"),
+            (None, Some(k), Some(graft::nn::Op::Regroup(_))) => format!("{op} (each ×{k})"),
+            _ => op.to_string(),
+        };
         let p = params.get(&v).copied().unwrap_or(0);
         let macs = cost.macs.get(&v).copied().unwrap_or(0);
         let nin: Vec<String> = vx.nin().iter().map(|n| n.to_string()).collect();
         rows.push(vec![
             vx.name().to_string(),
-            op.to_string(),
+            shown,
             vx.kind().as_str().to_string(),
             if nin.is_empty() {
                 "-".into()
@@ -46,10 +52,14 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
             .iter()
             .filter_map(|&u| g.vertex(u).ok().map(|ux| ux.name()))
             .collect();
-        records.push(json!({
+        let mut record = json!({
             "name": vx.name(), "op": op, "kind": vx.kind().as_str(),
             "inputs": inputs, "nin": vx.nin(), "nout": vx.nout(), "params": p, "macs": macs,
-        }));
+        });
+        if let Some(w) = vx.heads() {
+            record["head_width"] = json!(w);
+        }
+        records.push(record);
     }
     let total_p = m.parameter_count();
     let total_m = cost.total();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use graft::nn::shrink::{shrink, Scope, Target};
+use graft::nn::shrink::{shrink_parts, Part, Scope, Target};
 use serde_json::json;
 
 use crate::io::{bar, load, save, spinner, table, thousands};
@@ -20,11 +20,24 @@ pub enum UtilityArg {
     Taylor,
 }
 
+/// Which parts of a transformer to prune (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartArg {
+    /// Whole attention heads (a KV head with its query heads).
+    Heads,
+    /// The hidden size: the residual stream, with the embedding, every
+    /// norm and every projection reading or writing it.
+    Hidden,
+    /// Everything else: MLP widths (every layer of a CNN).
+    Mlp,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
     target: Target,
     scope: Scope,
+    only: &[PartArg],
     utility: UtilityArg,
     data: Option<&str>,
     recalibrate: bool,
@@ -71,7 +84,18 @@ pub fn run(
     };
     let shapes = l.sample_shapes();
     let sp = spinner("pruning (planner bisection)", show);
-    let r = shrink(&mut l.model, &u, target, scope, &shapes)
+    let parts: Vec<Part> = if only.is_empty() {
+        vec![Part::Heads, Part::Hidden, Part::Mlp]
+    } else {
+        only.iter()
+            .map(|p| match p {
+                PartArg::Heads => Part::Heads,
+                PartArg::Hidden => Part::Hidden,
+                PartArg::Mlp => Part::Mlp,
+            })
+            .collect()
+    };
+    let r = shrink_parts(&mut l.model, &u, target, scope, &shapes, &parts)
         .with_context(|| format!("pruning `{}`", path.display()))?;
     sp.finish_and_clear();
     let recalibrated = match &d {
