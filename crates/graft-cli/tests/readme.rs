@@ -46,6 +46,7 @@ fn readme_cli_tour_runs() {
         "neurons.graphml",
         "out.npz",
         "llama_wide.onnx",
+        "llama_heads.onnx",
         "llama_pruned.onnx",
         "demo/digits_rescnn.onnx",
         "tuned.onnx",
