@@ -226,3 +226,75 @@ fn a_llama_shaped_graph_prunes_heads_and_mlp_to_half_exactly() {
         assert_eq!(n("o"), 16);
     }
 }
+
+mod random_blocks {
+    use super::*;
+    use graft_core::Utility;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Random attention blocks (KV heads, query heads per KV head, head
+        /// size; positive utilities on the projections, as magnitudes, none
+        /// on the reshapes; with negative ones, replacing a head by a new
+        /// one of utility 0 can be better than keeping it): the
+        /// plan keeps `check()`, keeps whole heads aligned in q, k, v and the
+        /// merge, drops the KV head whose class is worth least (an
+        /// independent count: the sum of its neurons' utilities), and a new
+        /// KV head brings its query heads.
+        #[test]
+        fn random_attention_blocks_keep_heads_whole_and_drop_the_least_useful(
+            kv in 2..4usize,
+            group in 1..4usize,
+            d in 1..4usize,
+            seed in prop::collection::vec(0.01f64..1.0, 96),
+        ) {
+            let heads = kv * group;
+            let (g, [q, qh, k, v, merge, _o]) = attention(heads, kv, d);
+            let kh = g.id("kh").unwrap();
+            let mut u = Utility::new();
+            let mut it = seed.iter().cycle();
+            let mut vals = |n: usize| -> Vec<f64> { (0..n).map(|_| *it.next().unwrap()).collect() };
+            let (uq, uk, uv) = (vals(heads * d), vals(kv * d), vals(kv * d));
+            u.set(q, uq.clone());
+            u.set(k, uk.clone());
+            u.set(v, uv.clone());
+            for x in g.ids() {
+                let vx = g.vertex(x).unwrap();
+                if vx.kind() == SizeKind::Absorb && ![q, k, v].contains(&x) && g.name(x) != "o" {
+                    u.set(x, vec![0.0; vx.nout()]);
+                }
+            }
+            // The worth of KV head j: its k and v neurons and its query
+            // heads' q neurons.
+            let worth = |j: usize| -> f64 {
+                uk[j * d..(j + 1) * d].iter().sum::<f64>()
+                    + uv[j * d..(j + 1) * d].iter().sum::<f64>()
+                    + uq[j * group * d..(j + 1) * group * d].iter().sum::<f64>()
+            };
+            let least = (0..kv).min_by(|&a, &b| worth(a).total_cmp(&worth(b))).unwrap();
+
+            let p = plan(&g, &Request::new().with_utility(u.clone()).nout(kh, -1)).unwrap();
+            let mut g2 = g.clone();
+            p.apply(&mut g2).unwrap();
+            g2.check().unwrap();
+            let list = |x: VertexId| kept(p.changes.iter().find(|c| c.vertex == x).unwrap().outs.as_ref().unwrap());
+            let ks = list(k);
+            let dropped: Vec<usize> = (0..kv).filter(|j| !ks.contains(&(j * d))).collect();
+            prop_assert_eq!(dropped, vec![least]);
+            let expect_q: Vec<usize> = (0..heads * d).filter(|i| i / (group * d) != least).collect();
+            prop_assert_eq!(list(q), expect_q.clone());
+            prop_assert_eq!(list(merge), expect_q);
+            prop_assert_eq!(list(v), ks);
+            prop_assert_eq!(g2.nout(qh).unwrap(), heads - group);
+
+            let p = plan(&g, &Request::new().with_utility(u).nout(kh, 1)).unwrap();
+            let mut g3 = g.clone();
+            p.apply(&mut g3).unwrap();
+            g3.check().unwrap();
+            prop_assert_eq!(g3.nout(q).unwrap(), (heads + group) * d);
+            prop_assert_eq!(g3.nout(k).unwrap(), (kv + 1) * d);
+        }
+    }
+}
