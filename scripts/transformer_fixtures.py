@@ -26,6 +26,13 @@ For each NAME, writes to crates/graft-onnx/tests/fixtures/:
   tf_NAME.input.bin      the ids (shape header + little-endian f32)
   tf_NAME.out.bin        onnxruntime's output for them
 
+Then it runs graft (`cargo run -p graft-onnx --example
+transformer_mutations`), which writes tf_llama and tf_gpt2 with a KV head
+more (`.heads.graft.onnx`, function-preserving) and with 30% of their heads'
+and MLPs' neurons pruned (`.pruned.graft.onnx`); each is checked with
+onnx.checker.check_model(full_check=True) and run in onnxruntime on the same
+ids, its output written to `tf_NAME.KIND.graft.out.bin`.
+
 transformers must be installed in the fixture venv (pip install
 transformers). Run with that venv's python:
 
@@ -124,5 +131,26 @@ def main(only):
         print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}, ops {ops}")
 
 
+def check_graft_mutations():
+    import subprocess
+    root = OUT.parent.parent.parent.parent
+    subprocess.check_call(["cargo", "run", "--quiet", "-p", "graft-onnx", "--example",
+                           "transformer_mutations"], cwd=root)
+    for name in ["llama", "gpt2"]:
+        import struct
+        raw = (OUT / f"tf_{name}.input.bin").read_bytes()
+        rank = struct.unpack("<I", raw[:4])[0]
+        dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
+        ids = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims).astype(np.int64)
+        for kind in ["heads", "pruned"]:
+            path = OUT / f"tf_{name}.{kind}.graft.onnx"
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y,) = sess.run(None, {"input_ids": ids})
+            write_tensor(OUT / f"tf_{name}.{kind}.graft.out.bin", y)
+            print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
+    check_graft_mutations()

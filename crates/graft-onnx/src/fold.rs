@@ -1086,12 +1086,13 @@ mod tests {
             (g.dims.clone(), g.i.clone()),
             (vec![2, 2], vec![3, 2, 1, 4])
         );
-        // A smaller index tensor (BERT's token types: [1, 64] read at [1, 3]).
+        // A smaller index tensor (BERT's token types: a [1, 64] buffer read
+        // at [1, 16]): on axis 0, out[0][j] = data[idx[0][j]][j].
         let row = ints(&[1, 4], &[7, 8, 9, 10]);
         let g = run("GatherElements", &[row, ints(&[1, 2], &[0, 0])])
             .unwrap()
             .remove(0);
-        assert_eq!((g.dims.clone(), g.i.clone()), (vec![1, 2], vec![7, 7]));
+        assert_eq!((g.dims.clone(), g.i.clone()), (vec![1, 2], vec![7, 8]));
         let bad = run("GatherElements", &[data, ints(&[1, 1], &[2])]).unwrap_err();
         assert!(bad.to_string().contains("out of range"), "{bad}");
         let s = run("Sin", &[floats(&[2], &[0., std::f32::consts::FRAC_PI_2])]).unwrap();

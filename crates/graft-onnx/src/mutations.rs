@@ -58,3 +58,58 @@ pub fn insert_identity_conv(m: &mut Model, after: &str, name: &str) -> Result<()
     )?;
     Ok(())
 }
+
+/// The head split with the fewest heads among the first attention block's
+/// (the KV heads under grouped-query attention), by name.
+///
+/// # Errors
+/// No head split in the model.
+pub fn kv_head_split(m: &Model) -> Result<String, OnnxError> {
+    let g = m.graph();
+    let splits: Vec<_> = g
+        .topological_order()?
+        .into_iter()
+        .filter(|&v| g.vertex(v).is_ok_and(|x| x.heads().is_some()))
+        .take(3)
+        .collect();
+    let v = splits
+        .iter()
+        .copied()
+        .min_by_key(|&v| g.nout(v).unwrap_or(usize::MAX))
+        .ok_or_else(|| OnnxError::Export {
+            vertex: "(model)".into(),
+            reason: "no attention head split".into(),
+        })?;
+    Ok(g.name(v))
+}
+
+/// A transformer with one KV head more in its first attention block (its
+/// query heads with it): new heads' output-projection columns are zero, so
+/// the function is kept.
+///
+/// # Errors
+/// No head split, planner errors.
+pub fn add_kv_head(m: &mut Model) -> Result<(), OnnxError> {
+    let name = kv_head_split(m)?;
+    widen(m, &name, 1)
+}
+
+/// A transformer's heads and MLP widths pruned by magnitude: 30% of their
+/// neurons (`graft prune --ratio 0.3 --only heads,mlp`); `sample_shapes`
+/// are the inputs' per-sample shapes (for counting MACs).
+///
+/// # Errors
+/// Pruning errors.
+pub fn prune_heads_and_mlp(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    let u = utility::magnitude(m)?;
+    shrink_parts(
+        m,
+        &u,
+        Target::Ratio(0.3),
+        Scope::Global,
+        sample_shapes,
+        &[Part::Heads, Part::Mlp],
+    )?;
+    Ok(())
+}

@@ -38,9 +38,18 @@ fn example_inputs(imp: &Imported) -> HashMap<String, Tensor> {
         .map(|(k, port)| {
             let shape = port.example_shape().unwrap();
             let n: usize = shape.iter().product();
-            // A spread of values in [-1.5, 1.5), different per input.
+            // A spread of values in [-1.5, 1.5), different per input; token
+            // ids (an int64 or int32 input) whole, in 0..97.
+            let ids = matches!(port.elem_type, 6 | 7);
             let vals: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 + k * 11) % 97) as f32 / 97.0 * 3.0 - 1.5)
+                .map(|i| {
+                    let r = ((i * 37 + k * 11) % 97) as f32;
+                    if ids {
+                        r
+                    } else {
+                        r / 97.0 * 3.0 - 1.5
+                    }
+                })
                 .collect();
             let t = Tensor::from_vec(vals, shape, &Device::Cpu).unwrap();
             (port.name.clone(), t)

@@ -287,3 +287,25 @@ fn pruning_one_part_leaves_the_others() {
         }
     }
 }
+
+#[test]
+fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
+    // Written by examples/transformer_mutations.rs (import, mutate, export)
+    // and run by onnxruntime in scripts/transformer_fixtures.py.
+    for name in ["llama", "gpt2"] {
+        let x = read_tensor(&format!("tf_{name}.input.bin"));
+        let original = want(&format!("tf_{name}.out.bin"));
+        for kind in ["heads", "pruned"] {
+            let what = format!("tf_{name}.{kind}.graft");
+            let m = import(&fixture(&format!("{what}.onnx")))
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+                .model;
+            let ort = want(&format!("{what}.out.bin"));
+            assert_close(&run(&m, &x), &ort, &what);
+            if kind == "heads" {
+                // A new KV head kept the function, in onnxruntime too.
+                assert_close_to(&ort, &original, 1e-5, &what);
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Writes the mutated transformer fixtures that
+//! `scripts/transformer_fixtures.py` runs in onnxruntime (issue 17): the
+//! tiny LLaMA and GPT-2 imported, mutated by graft and exported again.
+//!
+//! - `tf_NAME.heads.graft.onnx`: one KV head more in the first attention
+//!   block, with its query heads (function-preserving);
+//! - `tf_NAME.pruned.graft.onnx`: 30% of the heads' and MLPs' neurons
+//!   pruned by magnitude (`graft prune --ratio 0.3 --only heads,mlp`).
+//!
+//! Run: `cargo run -p graft-onnx --example transformer_mutations`.
+
+use std::path::PathBuf;
+
+use graft_onnx::{export, import, mutations};
+
+fn main() -> Result<(), graft_onnx::OnnxError> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in ["llama", "gpt2"] {
+        let file = dir.join(format!("tf_{name}.onnx"));
+        let imp = import(&file)?;
+        let mut m = imp.model;
+        mutations::add_kv_head(&mut m)?;
+        export(
+            &m,
+            &imp.interface,
+            &dir.join(format!("tf_{name}.heads.graft.onnx")),
+        )?;
+
+        let imp = import(&file)?;
+        let mut m = imp.model;
+        mutations::prune_heads_and_mlp(&mut m, &[vec![16]])?;
+        export(
+            &m,
+            &imp.interface,
+            &dir.join(format!("tf_{name}.pruned.graft.onnx")),
+        )?;
+    }
+    println!(
+        "wrote the mutated transformer fixtures to {}",
+        dir.display()
+    );
+    Ok(())
+}
