@@ -215,8 +215,13 @@ enum Command {
         /// The ONNX model.
         model: PathBuf,
         /// The vertex to remove.
+        #[arg(long, required_unless_present = "block", conflicts_with = "block")]
+        vertex: Option<String>,
+        /// Remove the residual block that ends in this add (`x + f(x)`):
+        /// every vertex of `f` goes and the stream passes through (a
+        /// transformer block's attention or MLP, a ResNet block).
         #[arg(long)]
-        vertex: String,
+        block: Option<String>,
         /// Where to write the model.
         #[arg(short, long)]
         output: PathBuf,
@@ -562,13 +567,16 @@ fn main() -> ExitCode {
         Command::Remove {
             model,
             vertex,
+            block,
             output,
-        } => commands::edit::run(
-            &model,
-            commands::edit::Change::Remove(&vertex),
-            &output,
-            json,
-        ),
+        } => (|| {
+            let change = match (&vertex, &block) {
+                (_, Some(b)) => commands::edit::Change::RemoveBlock(b),
+                (Some(v), None) => commands::edit::Change::Remove(v),
+                (None, None) => return Err(anyhow!(Usage("give --vertex or --block".into()))),
+            };
+            commands::edit::run(&model, change, &output, json)
+        })(),
         Command::Connect {
             model,
             from,

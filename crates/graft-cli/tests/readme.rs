@@ -48,6 +48,7 @@ fn readme_cli_tour_runs() {
         "llama_wide.onnx",
         "llama_heads.onnx",
         "llama_pruned.onnx",
+        "llama_short.onnx",
         "demo/digits_rescnn.onnx",
         "tuned.onnx",
         "small.onnx",

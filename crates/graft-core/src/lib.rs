@@ -39,8 +39,8 @@ pub mod zoo;
 pub use error::{CheckError, GraphError, MutationError, PlanError};
 pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId};
 pub use mutate::{
-    Align, Alignment, Applied, Committed, Connect, Edit, NewVertex, Patch, Reason, Ref,
-    RemovedVertex, Reroute, Splice,
+    residual_block, Align, Alignment, Applied, Committed, Connect, Edit, NewVertex, Patch, Reason,
+    Ref, RemovedVertex, Reroute, Splice,
 };
 pub use planner::{
     compact, plan, plan_or_relax, Budget, Neuron, Objective, Plan, Planned, Request, Site, Step,

@@ -298,3 +298,43 @@ mod random_blocks {
         }
     }
 }
+
+#[test]
+fn a_transformer_block_half_is_removed_and_the_stream_passes_through() {
+    let g = graft_core::zoo::llama(2, 4, 2, 2, 8, 8, 20);
+    let res = g.id("b0.attn_res").unwrap();
+    let block = graft_core::residual_block(&g, res).unwrap();
+    // Norm, q, k, v, three head splits, two repeats, rope, scores,
+    // softmax, av, merge, o.
+    assert_eq!(
+        block.len(),
+        15,
+        "{:?}",
+        block.iter().map(|&v| g.name(v)).collect::<Vec<_>>()
+    );
+    assert_eq!(g.name(*block.last().unwrap()), "b0.o");
+    let mut g2 = g.clone();
+    g2.commit(
+        &graft_core::Patch::new()
+            .remove_residual_block(&g, res)
+            .unwrap(),
+    )
+    .unwrap();
+    g2.check().unwrap();
+    assert_eq!(g2.len(), g.len() - 16);
+    assert!(g2.id("b0.q").is_err() && g2.id("b0.attn_res").is_err());
+    // The MLP's norm now reads the embedding.
+    let norm = g2.id("b0.mlp_norm").unwrap();
+    assert_eq!(
+        g2.vertex(norm).unwrap().inputs(),
+        &[g2.id("embed").unwrap()]
+    );
+    // Not a residual add, or a block read from outside: typed errors.
+    let q = g.id("b0.q").unwrap();
+    assert!(graft_core::residual_block(&g, q).is_err());
+    let mut h = g.clone();
+    let rope = h.id("b0.rope").unwrap();
+    h.add_invariant("leak", &[rope]).unwrap();
+    let e = graft_core::residual_block(&h, res).unwrap_err().to_string();
+    assert!(e.contains("b0.rope") && e.contains("leak"), "{e}");
+}

@@ -592,7 +592,24 @@ impl Model {
                         change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
                     }
                 }
-                Applied::EdgeAdded { follow, .. } | Applied::EdgeRemoved { follow, .. } => {
+                Applied::EdgeAdded {
+                    follow,
+                    to,
+                    position,
+                    ..
+                } => {
+                    follow_arity(&mut layers, &g, *to, *position, true)?;
+                    for c in follow {
+                        change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
+                    }
+                }
+                Applied::EdgeRemoved {
+                    follow,
+                    to,
+                    position,
+                    ..
+                } => {
+                    follow_arity(&mut layers, &g, *to, *position, false)?;
                     for c in follow {
                         change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
                     }
@@ -788,4 +805,29 @@ fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64
         }
         _ => Err(format!("no identity initialisation for {}", op.name())),
     }
+}
+
+/// An edge added to (or removed from) vertex `to` at input `position`: its
+/// layer's op follows ([`Op::input_edited`]) or the edit is refused.
+fn follow_arity(
+    layers: &mut BTreeMap<VertexId, Layer>,
+    g: &Graph,
+    to: VertexId,
+    position: usize,
+    added: bool,
+) -> Result<()> {
+    let Some(layer) = layers.get_mut(&to) else {
+        return Ok(());
+    };
+    let refused = |reason: String| NnError::Layer {
+        vertex: g.name(to),
+        reason,
+    };
+    let mut op = layer.op.clone();
+    op.input_edited(position, added).map_err(refused)?;
+    *layer = Layer {
+        op,
+        params: layer.params.clone(),
+    };
+    Ok(())
 }

@@ -1059,6 +1059,79 @@ impl Op {
         )
     }
 
+    /// Follow an edge added to (`added`) or removed from this op's vertex
+    /// at input `position`: an op that refers to its inputs by position
+    /// follows (an elementwise op's operands) or refuses; a product of two
+    /// computed values keeps exactly two. The others read their inputs
+    /// whole (a concatenation, a sum, a conditional's branches) or by kind.
+    ///
+    /// # Errors
+    /// The edit would change what the op computes beyond dropping or adding
+    /// a term.
+    pub fn input_edited(&mut self, position: usize, added: bool) -> Result<(), String> {
+        match self {
+            Op::Elementwise(e) => {
+                if added {
+                    e.input_added(position)
+                } else {
+                    e.input_removed(position)
+                }
+            }
+            Op::MatMul(_) => Err("a product of two computed values keeps its two inputs".into()),
+            Op::Sub if !added && position == 0 => {
+                Err("the first input of a difference: removing it changes the function".into())
+            }
+            Op::Sub => Ok(()),
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Unary { .. }
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Resize(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::LayerNormLast(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::ActivationAt { .. }
+            | Op::Cond { .. }
+            | Op::Moe { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. } => Ok(()),
+        }
+    }
+
     /// The input positions whose values a dynamic op computes only for the
     /// samples that need them (its branches, experts, or the rest after an
     /// exit).

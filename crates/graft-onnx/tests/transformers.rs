@@ -309,3 +309,51 @@ fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
         }
     }
 }
+
+#[test]
+fn a_block_half_is_removed_and_an_add_loses_an_input_without_panic() {
+    use graft_core::Patch;
+    for name in ["llama", "gpt2"] {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let (iface, m0) = (imp.interface, imp.model);
+        // The first residual add that ends a block half.
+        let add = m0
+            .graph()
+            .topological_order()
+            .unwrap()
+            .into_iter()
+            .find(|&v| graft_core::residual_block(m0.graph(), v).is_ok())
+            .expect("a residual block");
+        let mut m = m0.clone();
+        let patch = Patch::new().remove_residual_block(m.graph(), add).unwrap();
+        m.commit(&patch, &[]).unwrap();
+        m.graph().check().unwrap();
+        assert!(m.parameter_count() < m0.parameter_count(), "{what}");
+        let got = run(&m, &x);
+        assert_eq!(got.len(), want(&format!("{what}.out.bin")).len(), "{what}");
+        let back = import_bytes(&export_bytes(&m, &iface).unwrap()).unwrap();
+        assert_eq!(back.outputs.len(), 1, "{what}: no dangling outputs");
+        assert_close_to(&run(&back.model, &x), &got, 1e-6, &what);
+
+        // An elementwise add losing its branch input follows (a one-term
+        // sum, written as an identity), where it used to panic at export.
+        let mut m = m0.clone();
+        let ins = m.graph().vertex(add).unwrap().inputs().to_vec();
+        let block = graft_core::residual_block(m.graph(), add).unwrap();
+        let branch = *block.last().unwrap();
+        assert!(ins.contains(&branch));
+        m.commit(&Patch::new().remove_edge(branch, add), &[])
+            .unwrap();
+        let got = run(&m, &x);
+        let back = import_bytes(&export_bytes(&m, &iface).unwrap())
+            .unwrap_or_else(|e| panic!("{what} disconnected: {e}"));
+        assert_close_to(
+            &run(&back.model, &x),
+            &got,
+            1e-6,
+            &format!("{what} disconnected"),
+        );
+    }
+}

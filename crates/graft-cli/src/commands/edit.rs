@@ -48,6 +48,8 @@ pub enum Change<'a> {
         consumers: &'a [String],
     },
     Remove(&'a str),
+    /// The residual block ending in this add.
+    RemoveBlock(&'a str),
     Connect {
         from: &'a str,
         to: &'a str,
@@ -115,6 +117,19 @@ pub fn run(path: &Path, change: Change, out: &Path, json_out: bool) -> Result<St
                 align: align()?,
             });
             (patch, vec![], format!("removed `{name}`"))
+        }
+        Change::RemoveBlock(name) => {
+            let a = known(m, name)?;
+            let block = graft::residual_block(m.graph(), a)?;
+            let patch = Patch::new().remove_residual_block(m.graph(), a)?;
+            (
+                patch,
+                vec![],
+                format!(
+                    "removed the residual block ending in `{name}` ({} vertices and the add)",
+                    block.len()
+                ),
+            )
         }
         Change::Connect { from, to, position } => {
             known(m, from)?;

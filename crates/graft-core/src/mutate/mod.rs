@@ -301,6 +301,30 @@ impl Patch {
             align: Alignment::default(),
         })
     }
+    /// Remove the residual block that ends in `add` (`x + f(x)`, an
+    /// invariant vertex of two inputs, one of which is an ancestor of the
+    /// other): the block's vertices (every vertex on a path from `x` to
+    /// `f(x)`) go, and `add`'s consumers read `x`: the residual stream
+    /// passes through. A transformer block's attention or MLP half, a
+    /// ResNet block.
+    ///
+    /// # Errors
+    /// `add` is not such a vertex, or a vertex of the block is also read
+    /// outside it (`NotRemovable`, naming it).
+    pub fn remove_residual_block(self, g: &Graph, add: VertexId) -> Result<Self, MutationError> {
+        let block = residual_block(g, add)?;
+        let branch = *block.last().expect("a block holds its branch output");
+        let mut p = self.push(Edit::Remove {
+            vertex: branch.into(),
+            connect: Connect::Nothing,
+            align: Alignment::default(),
+        });
+        for &v in block.iter().rev().skip(1) {
+            p = p.remove(v);
+        }
+        Ok(p.remove(add))
+    }
+
     /// Add an edge at the end of `to`'s inputs with the default alignment.
     pub fn add_edge(self, from: impl Into<Ref>, to: impl Into<Ref>) -> Self {
         self.push(Edit::AddEdge {
@@ -1258,4 +1282,81 @@ impl Committed {
 
 fn indent(t: &str) -> String {
     t.lines().map(|l| format!("   {l}\n")).collect()
+}
+
+/// The vertices of the residual block ending in `add` (see
+/// [`Patch::remove_residual_block`]), in topological order, its branch
+/// output last.
+///
+/// # Errors
+/// As [`Patch::remove_residual_block`].
+pub fn residual_block(g: &Graph, add: VertexId) -> Result<Vec<VertexId>, MutationError> {
+    let ax = g.vertex(add)?;
+    let refuse = |vertex: &str, why: String| MutationError::NotRemovable {
+        vertex: vertex.to_string(),
+        why,
+    };
+    let [a, b] = ax.inputs() else {
+        return Err(refuse(
+            ax.name(),
+            format!("a residual add has two inputs, not {}", ax.inputs().len()),
+        ));
+    };
+    if ax.kind() != SizeKind::Invariant || a == b {
+        return Err(refuse(ax.name(), "not a residual add (x + f(x))".into()));
+    }
+    let topo = g.topological_order()?;
+    // Ancestors of a vertex (itself included).
+    let ancestors = |v: VertexId| {
+        let mut seen = std::collections::HashSet::from([v]);
+        let mut todo = vec![v];
+        while let Some(x) = todo.pop() {
+            for &u in g.v(x).inputs() {
+                if seen.insert(u) {
+                    todo.push(u);
+                }
+            }
+        }
+        seen
+    };
+    let (skip, branch) = if ancestors(*b).contains(a) {
+        (*a, *b)
+    } else if ancestors(*a).contains(b) {
+        (*b, *a)
+    } else {
+        return Err(refuse(
+            ax.name(),
+            "neither input is an ancestor of the other: not a residual block".into(),
+        ));
+    };
+    // The block: descendants of the skip input that are ancestors of the
+    // branch output.
+    let up = ancestors(branch);
+    let mut down = std::collections::HashSet::from([skip]);
+    let mut block = Vec::new();
+    for &v in &topo {
+        if v != skip && g.v(v).inputs().iter().any(|u| down.contains(u)) {
+            down.insert(v);
+            if up.contains(&v) {
+                block.push(v);
+            }
+        }
+    }
+    for &v in &block {
+        let vx = g.v(v);
+        if vx.kind() == SizeKind::Input {
+            return Err(refuse(vx.name(), "an input cannot be removed".into()));
+        }
+        if let Some(&o) = vx
+            .outputs()
+            .iter()
+            .find(|&&o| o != add && !block.contains(&o))
+        {
+            return Err(refuse(
+                vx.name(),
+                format!("it is read outside the block, by {}", g.name(o)),
+            ));
+        }
+    }
+    Ok(block)
 }

@@ -260,6 +260,72 @@ impl Elementwise {
         format!("c{k}")
     }
 
+    /// Follow the removal of input `pos` (an edge edit): its operands go,
+    /// later inputs move down one place. The function folds over what is
+    /// left (`x + y + z` without `y` is `x + z`), which keeps its meaning
+    /// for sums, products, minima and maxima, and for a difference,
+    /// quotient or power when the input removed is not the first operand.
+    ///
+    /// # Errors
+    /// The first operand of a difference, quotient or power, or the last
+    /// computed input.
+    pub fn input_removed(&mut self, pos: usize) -> std::result::Result<(), String> {
+        let first = self.operands.first() == Some(&Operand::Input(pos));
+        let ordered = matches!(self.f, Binary::Sub | Binary::Div | Binary::Pow);
+        if first && ordered {
+            return Err(format!(
+                "input {pos} is the first operand of a {}: removing it changes the function",
+                self.f.onnx_name()
+            ));
+        }
+        let operands: Vec<Operand> = self
+            .operands
+            .iter()
+            .filter(|o| **o != Operand::Input(pos))
+            .map(|o| match *o {
+                Operand::Input(k) if k > pos => Operand::Input(k - 1),
+                other => other,
+            })
+            .collect();
+        if !operands.iter().any(|o| matches!(o, Operand::Input(_))) {
+            return Err(format!("input {pos} is its last computed input"));
+        }
+        self.operands = operands;
+        self.free = self
+            .free
+            .iter()
+            .filter(|&&k| k != pos)
+            .map(|&k| if k > pos { k - 1 } else { k })
+            .collect();
+        Ok(())
+    }
+
+    /// Follow an input added at `pos` (an edge edit): later inputs move up
+    /// one place, and the new one joins the fold as a last operand (a sum
+    /// gains a term).
+    ///
+    /// # Errors
+    /// A difference, quotient or power (no order to add a term in).
+    pub fn input_added(&mut self, pos: usize) -> std::result::Result<(), String> {
+        if matches!(self.f, Binary::Sub | Binary::Div | Binary::Pow) {
+            return Err(format!("a {} takes no further input", self.f.onnx_name()));
+        }
+        for o in &mut self.operands {
+            if let Operand::Input(k) = o {
+                if *k >= pos {
+                    *k += 1;
+                }
+            }
+        }
+        for k in &mut self.free {
+            if *k >= pos {
+                *k += 1;
+            }
+        }
+        self.operands.push(Operand::Input(pos));
+        Ok(())
+    }
+
     /// The size rule: an invariant vertex whose broadcast inputs are free;
     /// when every input is broadcast, the output's size comes from the
     /// constants alone (absorbing).

@@ -334,6 +334,12 @@ pub(crate) fn export(
                 });
             }
             // ONNX's Min and Max are variadic, the others binary: a chain.
+            // One operand left (an edge edit removed the others): the
+            // identity.
+            if names.len() == 1 {
+                out.node("Identity", name, &[&names[0]], name, vec![]);
+                return Ok(());
+            }
             let mut acc = names[0].clone();
             for (k, y) in names.iter().enumerate().skip(1) {
                 let o = if k + 1 == names.len() {

@@ -22,6 +22,12 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 /// alias; on a computed value it is a vertex, so graphs round-trip.
 fn identity(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     match ctx.get(node, node.input(0)?)? {
+        // graft's identity keeps neurons on axis 1; a value whose neurons
+        // are elsewhere (tokens, channels last) is passed on as it is.
+        Value::Runtime { v, shape } if ctx.neuron_axis(v).is_some_and(|a| a != 1) => {
+            ctx.alias(node, Value::Runtime { v, shape });
+            Ok(())
+        }
         Value::Runtime { v, shape } => {
             ctx.add(node, Op::Identity, &[v], None, shape)?;
             Ok(())
