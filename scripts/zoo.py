@@ -339,45 +339,38 @@ def ordered(npz):
 ACROSS_NEURONS = {"layer_norm", "layer_norm_last", "group_norm", "softmax"}
 
 
-def separable(name, vertices):
-    """True when new neurons of vertex `name` reach no op in
-    ACROSS_NEURONS before a weighted (absorb) layer."""
+def tied_readers(name, vertices):
+    """The vertices that read vertex `name`'s neurons, directly or through
+    invariant and stack vertices (each once, in walking order)."""
     readers = {}
     for v in vertices:
         for u in v.get("inputs", []):
             readers.setdefault(u, []).append(v)
-    todo, seen = [name], {name}
+    todo, seen, out = [name], {name}, []
     while todo:
         for v in readers.get(todo.pop(), []):
             if v["name"] in seen:
                 continue
-            if v["op"] in ACROSS_NEURONS or v["op"] == "reduce" and v["kind"] == "absorb":
-                return False
-            if v["kind"] not in ("invariant", "stack"):
-                continue
-            seen.add(v["name"])
-            todo.append(v["name"])
-    return True
+            out.append(v)
+            if v["kind"] in ("invariant", "stack"):
+                seen.add(v["name"])
+                todo.append(v["name"])
+    return out
+
+
+def separable(name, vertices):
+    """True when new neurons of vertex `name` reach no op in
+    ACROSS_NEURONS before a weighted (absorb) layer."""
+    return not any(v["op"] in ACROSS_NEURONS or v["op"] == "reduce" and v["kind"] == "absorb"
+                   for v in tied_readers(name, vertices))
 
 
 def pinned(name, vertices):
     """True when an immutable vertex reads vertex `name`, or a value tied
     to its neurons (through invariant and stack vertices, as a bias add):
-    its size is frozen (an attention projection read by the head split,
-    until graft tracks heads)."""
-    readers = {}
-    for v in vertices:
-        for u in v.get("inputs", []):
-            readers.setdefault(u, []).append(v)
-    todo, seen = [name], {name}
-    while todo:
-        for v in readers.get(todo.pop(), []):
-            if v["kind"] == "immutable":
-                return True
-            if v["kind"] in ("invariant", "stack") and v["name"] not in seen:
-                seen.add(v["name"])
-                todo.append(v["name"])
-    return False
+    its size is frozen (an attention projection read by a head split graft
+    keeps frozen: torchvision's fused in-projection)."""
+    return any(v["kind"] == "immutable" for v in tied_readers(name, vertices))
 
 
 def inner_vertex(vertices):
