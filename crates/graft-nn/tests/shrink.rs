@@ -117,3 +117,27 @@ fn a_convolution_tied_to_the_output_keeps_its_size() {
     assert_eq!(m.graph().nout(classes).unwrap(), 10);
     assert!(m.graph().nout(c0).unwrap() < 16);
 }
+
+#[test]
+fn activation_aware_utility_weighs_weights_by_their_inputs() {
+    // dense(2 -> 2): neuron 0 reads feature 0 with weight 1, neuron 1 reads
+    // feature 1 with weight 3. Feature 1 is always 0 on the calibration
+    // data, feature 0 has norm ‖(3, 4)‖ = 5: Wanda's scores are 1·5 = 5 and
+    // 3·0 = 0, while magnitudes say 1 and 3.
+    let mut m = Model::new();
+    let x = m.input("x", 2).unwrap();
+    let d = m
+        .add("d", Op::Dense { bias: false }, &[x], Some(2))
+        .unwrap();
+    m.add("head", Op::Dense { bias: false }, &[d], Some(1))
+        .unwrap();
+    let w = Tensor::from_vec(vec![1f32, 0., 0., 3.], (2, 2), &Device::Cpu).unwrap();
+    m.set_param(d, "weight", &w).unwrap();
+    let calib = Tensor::from_vec(vec![3f32, 0., 4., 0.], (2, 2), &Device::Cpu).unwrap();
+    let wanda = utility::activation_aware(&m, &[calib]).unwrap();
+    let mag = utility::magnitude(&m).unwrap();
+    let s = wanda.get(d).unwrap();
+    assert!((s[0] - 5.0).abs() < 1e-9 && s[1].abs() < 1e-9, "{s:?}");
+    let g = mag.get(d).unwrap();
+    assert!(g[1] > g[0], "{g:?}");
+}

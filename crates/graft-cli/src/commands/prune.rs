@@ -18,6 +18,45 @@ pub enum UtilityArg {
     /// |mean(activation × gradient)| of each neuron on `--data` (first-order
     /// Taylor estimate of the loss change when the neuron goes).
     Taylor,
+    /// Activation-aware (Wanda's score per neuron): Σ |W[o, i]| · ‖X_i‖ over
+    /// a calibration pass on `--data` (for a language model, a text file:
+    /// its bytes modulo the vocabulary are the token ids).
+    Activation,
+}
+
+/// Calibration token ids from a text file: its bytes modulo `vocab`, cut
+/// into at most 64 windows of `seq` tokens, as a `[n, seq]` batch.
+fn text_ids(path: &str, vocab: usize, seq: usize) -> Result<graft::nn::Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading `{path}`"))?;
+    let n = (bytes.len() / seq.max(1)).min(64);
+    if n == 0 || vocab == 0 {
+        return Err(Usage(format!(
+            "`{path}` has {} bytes: at least one window of {seq} tokens is needed",
+            bytes.len()
+        ))
+        .into());
+    }
+    let ids: Vec<f32> = bytes[..n * seq]
+        .iter()
+        .map(|&b| (b as usize % vocab) as f32)
+        .collect();
+    Ok(graft::nn::Tensor::from_vec(
+        ids,
+        (n, seq),
+        &graft::nn::Device::Cpu,
+    )?)
+}
+
+/// The vocabulary of a language model: the first token embedding's rows.
+fn vocabulary(m: &graft::nn::Model) -> Option<usize> {
+    let g = m.graph();
+    g.topological_order().ok()?.into_iter().find_map(|v| {
+        if let Some(graft::nn::Op::Embedding(e)) = m.layer(v).map(|l| &l.op) {
+            Some(e.vocab)
+        } else {
+            None
+        }
+    })
 }
 
 /// Which parts of a transformer to prune (`--only`).
@@ -47,40 +86,60 @@ pub fn run(
     show: bool,
 ) -> Result<String> {
     let taylor = utility == UtilityArg::Taylor;
+    let activation = utility == UtilityArg::Activation;
     match data {
-        None if taylor => return Err(Usage("--utility taylor needs --data".into()).into()),
+        None if taylor || activation => {
+            return Err(Usage("--utility taylor and activation need --data".into()).into())
+        }
         None if recalibrate => return Err(Usage("--recalibrate needs --data".into()).into()),
-        Some(_) if !taylor && !recalibrate => {
-            return Err(
-                Usage("--data is used by --utility taylor and --recalibrate only".into()).into(),
+        Some(_) if !taylor && !activation && !recalibrate => {
+            return Err(Usage(
+                "--data is used by --utility taylor or activation and --recalibrate only".into(),
             )
+            .into())
         }
         _ => {}
     }
     let mut l = load(path)?.with_shapes(shapes, path)?;
     let name = path.display().to_string();
-    let d = match data {
-        Some(spec) => Some((spec, super::train::data_for(&l, path, spec)?)),
-        None => None,
-    };
-    let u = match &d {
-        Some((spec, d)) if taylor => {
-            let batch = 64;
-            let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
-            let u = graft::nn::utility::taylor_on(
-                &l.model,
-                &d.x,
-                &d.y,
-                graft::nn::train::Loss::CrossEntropy,
-                batch,
-                || b.inc(1),
-            )
-            .with_context(|| format!("Taylor utility of `{name}` on `{spec}`"))?;
-            b.finish_and_clear();
-            u
+    // A language model calibrates on a text file's bytes as token ids.
+    let text = match (data, vocabulary(&l.model)) {
+        (Some(spec), Some(vocab)) if activation => {
+            let seq = l.sample_shapes()[0].iter().product::<usize>();
+            Some(text_ids(spec, vocab, seq)?)
         }
-        _ => graft::nn::utility::magnitude(&l.model)
-            .with_context(|| format!("magnitudes of `{name}`"))?,
+        _ => None,
+    };
+    let d = match data {
+        Some(spec) if text.is_none() => Some((spec, super::train::data_for(&l, path, spec)?)),
+        _ => None,
+    };
+    let u = match (&d, &text) {
+        (_, Some(ids)) => graft::nn::utility::activation_aware(&l.model, std::slice::from_ref(ids))
+            .with_context(|| format!("activation-aware utility of `{name}`"))?,
+        (Some((spec, d)), None) if activation => {
+            graft::nn::utility::activation_aware(&l.model, std::slice::from_ref(&d.x))
+                .with_context(|| format!("activation-aware utility of `{name}` on `{spec}`"))?
+        }
+        _ => match &d {
+            Some((spec, d)) if taylor => {
+                let batch = 64;
+                let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
+                let u = graft::nn::utility::taylor_on(
+                    &l.model,
+                    &d.x,
+                    &d.y,
+                    graft::nn::train::Loss::CrossEntropy,
+                    batch,
+                    || b.inc(1),
+                )
+                .with_context(|| format!("Taylor utility of `{name}` on `{spec}`"))?;
+                b.finish_and_clear();
+                u
+            }
+            _ => graft::nn::utility::magnitude(&l.model)
+                .with_context(|| format!("magnitudes of `{name}`"))?,
+        },
     };
     let shapes = l.sample_shapes();
     let sp = spinner("pruning (planner bisection)", show);
