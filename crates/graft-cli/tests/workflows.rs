@@ -415,7 +415,7 @@ fn prune_with_taylor_utility_on_data() {
             s(&none),
         ],
         &none,
-        "--data is used by --utility taylor and --recalibrate only",
+        "--data is used by --utility taylor or activation and --recalibrate only",
     );
 }
 

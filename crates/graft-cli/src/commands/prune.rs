@@ -88,9 +88,8 @@ pub fn run(
     let taylor = utility == UtilityArg::Taylor;
     let activation = utility == UtilityArg::Activation;
     match data {
-        None if taylor || activation => {
-            return Err(Usage("--utility taylor and activation need --data".into()).into())
-        }
+        None if taylor => return Err(Usage("--utility taylor needs --data".into()).into()),
+        None if activation => return Err(Usage("--utility activation needs --data".into()).into()),
         None if recalibrate => return Err(Usage("--recalibrate needs --data".into()).into()),
         Some(_) if !taylor && !activation && !recalibrate => {
             return Err(Usage(
