@@ -64,15 +64,10 @@ GRAFT = os.environ.get("GRAFT", "/work/graft-bin-a3a81ce")
 OUT = os.environ.get("HF_SURVEY_OUT", "/work/hf-cache")
 SEQ = 16
 
-COMMON = dict(
-    vocab_size=1000,
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=128,
-    max_position_embeddings=64,
-    use_cache=False,
-)
+# The fixture script's small configs (hidden 64, 2 layers, 4 heads, MLP 128,
+# vocabulary 1,000, 64 positions, no cache).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from transformer_fixtures import COMMON  # noqa: E402
 
 
 class Wrap(nn.Module):
@@ -485,6 +480,19 @@ class WithMask(nn.Module):
                        self.inner.field)
 
 
+def survey_file(d, path, m, args, names, ref, scopes):
+    """Into record `d`: onnxruntime against PyTorch, graft's first error,
+    the graph analysis, the refused node and every refusal (peeling)."""
+    try:
+        d["ort"] = ort_check(path, args, names, ref)
+    except Exception as e:  # noqa: BLE001
+        d["ort"] = {"ok": False, "error": str(e)[:600]}
+    d["graft"] = graft_inspect(path)
+    d.update(analyse(m, scopes))
+    d["refused"] = refused_detail(m, d["graft"])
+    d["all_refusals"] = peel(path)
+
+
 def survey(name):
     torch.manual_seed(0)
     model, args, names, scopes = build(name)
@@ -505,14 +513,7 @@ def survey(name):
         m = None
     if m is not None:
         d = rec["dynamo"]
-        try:
-            d["ort"] = ort_check(path, args, names, ref)
-        except Exception as e:  # noqa: BLE001
-            d["ort"] = {"ok": False, "error": str(e)[:600]}
-        d["graft"] = graft_inspect(path)
-        d.update(analyse(m, scopes))
-        d["refused"] = refused_detail(m, d["graft"])
-        d["all_refusals"] = peel(path)
+        survey_file(d, path, m, args, names, ref, scopes)
         try:
             opath, om = optimised(path)
             g = graft_inspect(opath)
@@ -547,14 +548,7 @@ def survey(name):
     if m is not None:
         d = rec["legacy"]
         d["nodes"] = len(m.graph.node)
-        try:
-            d["ort"] = ort_check(path, args, names, ref)
-        except Exception as e:  # noqa: BLE001
-            d["ort"] = {"ok": False, "error": str(e)[:600]}
-        d["graft"] = graft_inspect(path)
-        d.update(analyse(m, scopes))
-        d["refused"] = refused_detail(m, d["graft"])
-        d["all_refusals"] = peel(path)
+        survey_file(d, path, m, args, names, ref, scopes)
     return rec
 
 

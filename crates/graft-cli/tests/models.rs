@@ -558,3 +558,38 @@ fn written_models_keep_the_interface_and_take_an_opset() {
         );
     }
 }
+
+#[test]
+fn inspect_shows_attention_heads_and_prune_refuses_a_missing_calibration() {
+    let m = fixture("tf_llama.onnx");
+    let text = ok(&["inspect", &m]);
+    // Query heads (4), KV heads (2 each for k and v), the merges back.
+    assert_eq!(text.matches("(heads of 16)").count(), 6, "{text}");
+    assert!(
+        text.contains("(each ×16)") && text.contains("(each ×2)"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["inspect", &m, "--json"])).unwrap();
+    let widths: Vec<u64> = doc["vertices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["head_width"].as_u64())
+        .collect();
+    assert_eq!(widths, vec![16; 6]);
+    let o = out("heads", "x.onnx");
+    refused(
+        &[
+            "prune",
+            &m,
+            "--ratio",
+            "0.3",
+            "--utility",
+            "activation",
+            "-o",
+            o.to_str().unwrap(),
+        ],
+        &o,
+        "--utility activation needs --data",
+    );
+}

@@ -58,8 +58,12 @@ pub enum Part {
 
 /// The part of prunable vertex `v` ([`Part`]).
 pub fn part_of(model: &Model, v: VertexId) -> Part {
+    part_of_component(model, &model.graph().size_component(v).unwrap_or_default())
+}
+
+/// The part of the vertices of one size component.
+fn part_of_component(model: &Model, comp: &[VertexId]) -> Part {
     let g = model.graph();
-    let comp = g.size_component(v).unwrap_or_default();
     let has = |f: &dyn Fn(&crate::op::Op) -> bool| {
         comp.iter()
             .any(|&u| model.layer(u).is_some_and(|l| f(&l.op)))
@@ -191,10 +195,20 @@ pub fn shrink_parts(
             )));
         }
     }
-    let vs: Vec<VertexId> = prunable(model)
-        .into_iter()
-        .filter(|&v| parts.contains(&part_of(model, v)))
-        .collect();
+    // Each size component is classified once (not once per vertex).
+    let mut part: std::collections::HashMap<VertexId, Part> = Default::default();
+    let mut vs = Vec::new();
+    for v in prunable(model) {
+        if !part.contains_key(&v) {
+            let comp = model.graph().size_component(v)?;
+            let p = part_of_component(model, &comp);
+            part.extend(comp.into_iter().map(|u| (u, p)));
+            part.insert(v, p);
+        }
+        if parts.contains(&part[&v]) {
+            vs.push(v);
+        }
+    }
     if vs.is_empty() {
         return Err(bad(format!("no vertex of {parts:?} can be pruned")));
     }

@@ -19,35 +19,28 @@ fn an_unproven_plan_leaves_the_model_untouched() {
     assert!(!p.optimal, "the budget should stop the enumeration");
 
     let graph = m.graph().clone();
-    let params: Vec<Vec<f32>> = [a, b]
-        .iter()
-        .flat_map(|&v| ["weight", "bias"].map(|n| (v, n)))
-        .map(|(v, n)| {
-            m.param(v, n)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        })
-        .collect();
+    let params = weights(&m, &[a, b]);
     let e = m.change_sizes(&req).unwrap_err().to_string();
     assert!(e.contains("budget exhausted"), "{e}");
     assert_eq!(m.graph(), &graph);
-    let after: Vec<Vec<f32>> = [a, b]
-        .iter()
-        .flat_map(|&v| ["weight", "bias"].map(|n| (v, n)))
-        .map(|(v, n)| {
-            m.param(v, n)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        })
-        .collect();
+    let after = weights(&m, &[a, b]);
     assert_eq!(after, params);
     // With room to finish, the same request applies.
     m.change_sizes(&Request::new().nout_relaxed(a, -3)).unwrap();
     assert_eq!(m.graph().nout(a).unwrap(), 5);
+}
+
+/// The weights and biases of `vs`, flattened.
+fn weights(m: &graft_nn::Model, vs: &[graft_core::VertexId]) -> Vec<Vec<f32>> {
+    vs.iter()
+        .flat_map(|&v| ["weight", "bias"].map(|n| (v, n)))
+        .map(|(v, n)| {
+            m.param(v, n)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        })
+        .collect()
 }

@@ -357,3 +357,30 @@ fn a_block_half_is_removed_and_an_add_loses_an_input_without_panic() {
         );
     }
 }
+
+#[test]
+fn a_refused_edge_edit_leaves_the_model_as_it_was() {
+    use graft_core::Patch;
+    let mut m = import(&fixture("tf_llama.onnx")).unwrap().model;
+    let before = m.clone();
+    let x = read_tensor("tf_llama.input.bin");
+    let out = run(&m, &x);
+    // The product of queries by keys keeps its two inputs.
+    let qk = vertices(&m, |op| matches!(op, Op::MatMul(p) if p.heads))[0];
+    let k = m.graph().vertex(qk).unwrap().inputs()[1];
+    let e = m
+        .commit(&Patch::new().remove_edge(k, qk), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("keeps its two inputs"), "{e}");
+    assert_eq!(m.graph(), before.graph());
+    for v in m.graph().ids() {
+        assert_eq!(
+            m.layer(v).map(|l| &l.op),
+            before.layer(v).map(|l| &l.op),
+            "{}",
+            m.graph().name(v)
+        );
+    }
+    assert_eq!(run(&m, &x), out);
+}

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use graft::nn::data::Dataset;
 use graft::nn::shrink::{shrink_parts, Part, Scope, Target};
+use graft::Utility;
 use serde_json::json;
 
 use crate::io::{bar, load, save, spinner, table, thousands};
@@ -85,121 +87,168 @@ pub fn run(
     json_out: bool,
     show: bool,
 ) -> Result<String> {
-    let taylor = utility == UtilityArg::Taylor;
-    let activation = utility == UtilityArg::Activation;
-    match data {
-        None if taylor => return Err(Usage("--utility taylor needs --data".into()).into()),
-        None if activation => return Err(Usage("--utility activation needs --data".into()).into()),
-        None if recalibrate => return Err(Usage("--recalibrate needs --data".into()).into()),
-        Some(_) if !taylor && !activation && !recalibrate => {
-            return Err(Usage(
-                "--data is used by --utility taylor or activation and --recalibrate only".into(),
-            )
-            .into())
-        }
-        _ => {}
-    }
+    check_flags(utility, data, recalibrate)?;
     let mut l = load(path)?.with_shapes(shapes, path)?;
-    let name = path.display().to_string();
-    // A language model calibrates on a text file's bytes as token ids.
-    let text = match (data, vocabulary(&l.model)) {
-        (Some(spec), Some(vocab)) if activation => {
-            let seq = l.sample_shapes()[0].iter().product::<usize>();
-            Some(text_ids(spec, vocab, seq)?)
-        }
-        _ => None,
-    };
-    let d = match data {
-        Some(spec) if text.is_none() => Some((spec, super::train::data_for(&l, path, spec)?)),
-        _ => None,
-    };
-    let u = match (&d, &text) {
-        (_, Some(ids)) => graft::nn::utility::activation_aware(&l.model, std::slice::from_ref(ids))
-            .with_context(|| format!("activation-aware utility of `{name}`"))?,
-        (Some((spec, d)), None) if activation => {
-            graft::nn::utility::activation_aware(&l.model, std::slice::from_ref(&d.x))
-                .with_context(|| format!("activation-aware utility of `{name}` on `{spec}`"))?
-        }
-        _ => match &d {
-            Some((spec, d)) if taylor => {
-                let batch = 64;
-                let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
-                let u = graft::nn::utility::taylor_on(
-                    &l.model,
-                    &d.x,
-                    &d.y,
-                    graft::nn::train::Loss::CrossEntropy,
-                    batch,
-                    || b.inc(1),
-                )
-                .with_context(|| format!("Taylor utility of `{name}` on `{spec}`"))?;
-                b.finish_and_clear();
-                u
-            }
-            _ => graft::nn::utility::magnitude(&l.model)
-                .with_context(|| format!("magnitudes of `{name}`"))?,
-        },
-    };
+    let calib = Calibration::read(&l, path, data, utility)?;
+    let u = utility_of(&l.model, path, utility, &calib, show)?;
     let shapes = l.sample_shapes();
     let sp = spinner("pruning (planner bisection)", show);
-    let parts: Vec<Part> = if only.is_empty() {
-        vec![Part::Heads, Part::Hidden, Part::Mlp]
-    } else {
-        only.iter()
-            .map(|p| match p {
-                PartArg::Heads => Part::Heads,
-                PartArg::Hidden => Part::Hidden,
-                PartArg::Mlp => Part::Mlp,
-            })
-            .collect()
-    };
-    let r = shrink_parts(&mut l.model, &u, target, scope, &shapes, &parts)
+    let r = shrink_parts(&mut l.model, &u, target, scope, &shapes, &parts_of(only))
         .with_context(|| format!("pruning `{}`", path.display()))?;
     sp.finish_and_clear();
-    let recalibrated = match &d {
-        Some((spec, d)) if recalibrate => {
-            graft::nn::train::recalibrate_batch_norm(&mut l.model, &d.x, 128)
-                .with_context(|| format!("re-estimating the batch norms of `{name}` on `{spec}`"))?
+    let recalibrated = match &calib {
+        Calibration::Data(spec, d) if recalibrate => {
+            graft::nn::train::recalibrate_batch_norm(&mut l.model, &d.x, 128).with_context(
+                || {
+                    format!(
+                        "re-estimating the batch norms of `{}` on `{spec}`",
+                        path.display()
+                    )
+                },
+            )?
         }
         _ => 0,
     };
     save(&l.model, &l.interface, out)?;
+    report(
+        &r,
+        recalibrate.then_some((recalibrated, data.unwrap_or_default())),
+        out,
+        json_out,
+    )
+}
+
+/// `--utility` and `--recalibrate` against `--data`.
+fn check_flags(utility: UtilityArg, data: Option<&str>, recalibrate: bool) -> Result<()> {
+    let taylor = utility == UtilityArg::Taylor;
+    let activation = utility == UtilityArg::Activation;
+    let why = match data {
+        None if taylor => "--utility taylor needs --data",
+        None if activation => "--utility activation needs --data",
+        None if recalibrate => "--recalibrate needs --data",
+        Some(_) if !taylor && !activation && !recalibrate => {
+            "--data is used by --utility taylor or activation and --recalibrate only"
+        }
+        _ => return Ok(()),
+    };
+    Err(Usage(why.into()).into())
+}
+
+/// What `--data` gives: nothing, a language model's calibration token ids
+/// (a text file's bytes, for `--utility activation`), or a data set.
+enum Calibration<'a> {
+    None,
+    Text(graft::nn::Tensor),
+    Data(&'a str, Dataset),
+}
+
+impl<'a> Calibration<'a> {
+    fn read(
+        l: &crate::io::Loaded,
+        path: &Path,
+        data: Option<&'a str>,
+        utility: UtilityArg,
+    ) -> Result<Self> {
+        let Some(spec) = data else {
+            return Ok(Calibration::None);
+        };
+        match vocabulary(&l.model) {
+            Some(vocab) if utility == UtilityArg::Activation => {
+                let seq = l.sample_shapes()[0].iter().product::<usize>();
+                Ok(Calibration::Text(text_ids(spec, vocab, seq)?))
+            }
+            _ => Ok(Calibration::Data(
+                spec,
+                super::train::data_for(l, path, spec)?,
+            )),
+        }
+    }
+}
+
+/// The neurons' utilities for `--utility`.
+fn utility_of(
+    m: &graft::nn::Model,
+    path: &Path,
+    utility: UtilityArg,
+    calib: &Calibration,
+    show: bool,
+) -> Result<Utility> {
+    let name = path.display();
+    Ok(match (utility, calib) {
+        (UtilityArg::Activation, Calibration::Text(ids)) => {
+            graft::nn::utility::activation_aware(m, std::slice::from_ref(ids))
+                .with_context(|| format!("activation-aware utility of `{name}`"))?
+        }
+        (UtilityArg::Activation, Calibration::Data(spec, d)) => {
+            graft::nn::utility::activation_aware(m, std::slice::from_ref(&d.x))
+                .with_context(|| format!("activation-aware utility of `{name}` on `{spec}`"))?
+        }
+        (UtilityArg::Taylor, Calibration::Data(spec, d)) => {
+            let batch = 64;
+            let b = bar(d.len().div_ceil(batch) as u64, "Taylor utility", show);
+            let u = graft::nn::utility::taylor_on(
+                m,
+                &d.x,
+                &d.y,
+                graft::nn::train::Loss::CrossEntropy,
+                batch,
+                || b.inc(1),
+            )
+            .with_context(|| format!("Taylor utility of `{name}` on `{spec}`"))?;
+            b.finish_and_clear();
+            u
+        }
+        (UtilityArg::Magnitude | UtilityArg::Taylor | UtilityArg::Activation, _) => {
+            graft::nn::utility::magnitude(m).with_context(|| format!("magnitudes of `{name}`"))?
+        }
+    })
+}
+
+/// The parts `--only` names (all of them when it names none).
+fn parts_of(only: &[PartArg]) -> Vec<Part> {
+    if only.is_empty() {
+        return vec![Part::Heads, Part::Hidden, Part::Mlp];
+    }
+    only.iter()
+        .map(|p| match p {
+            PartArg::Heads => Part::Heads,
+            PartArg::Hidden => Part::Hidden,
+            PartArg::Mlp => Part::Mlp,
+        })
+        .collect()
+}
+
+/// The table (or JSON) of sizes before and after; `recalibrated` is the
+/// number of batch norms re-estimated and the data they saw.
+fn report(
+    r: &graft::nn::shrink::Shrunk,
+    recalibrated: Option<(usize, &str)>,
+    out: &Path,
+    json_out: bool,
+) -> Result<String> {
     if json_out {
         let doc = json!({
             "neurons": [r.neurons.0, r.neurons.1],
             "params": [r.params.0, r.params.1],
             "macs": [r.macs.0, r.macs.1],
-            "recalibrated": recalibrated,
+            "recalibrated": recalibrated.map_or(0, |(n, _)| n),
             "output": out.display().to_string(),
         });
         return Ok(serde_json::to_string_pretty(&doc)? + "\n");
     }
     let pct = |a: u64, b: u64| format!("{:.1}%", 100.0 * b as f64 / a.max(1) as f64);
+    let row = |label: &str, (a, b): (u64, u64)| {
+        vec![label.to_string(), thousands(a), thousands(b), pct(a, b)]
+    };
     let rows = vec![
-        vec![
-            "prunable neurons".into(),
-            thousands(r.neurons.0),
-            thousands(r.neurons.1),
-            pct(r.neurons.0, r.neurons.1),
-        ],
-        vec![
-            "parameters".into(),
-            thousands(r.params.0),
-            thousands(r.params.1),
-            pct(r.params.0, r.params.1),
-        ],
-        vec![
-            "MACs per sample".into(),
-            thousands(r.macs.0),
-            thousands(r.macs.1),
-            pct(r.macs.0, r.macs.1),
-        ],
+        row("prunable neurons", r.neurons),
+        row("parameters", r.params),
+        row("MACs per sample", r.macs),
     ];
     let mut text = table(&["", "before", "after", "kept"], &rows);
-    if recalibrate {
+    if let Some((n, data)) = recalibrated {
         text.push_str(&format!(
-            "\nre-estimated the statistics of {recalibrated} batch norms on `{}`\n",
-            data.unwrap_or_default()
+            "\nre-estimated the statistics of {n} batch norms on `{data}`\n"
         ));
     }
     text.push_str(&format!("\nwrote {}\n", out.display()));

@@ -466,6 +466,61 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_edits_renumber_operands_or_refuse() {
+        let e = |f: Binary| Elementwise {
+            f,
+            operands: vec![
+                Operand::Input(0),
+                Operand::Const(0),
+                Operand::Input(1),
+                Operand::Input(2),
+            ],
+            consts: Vec::new(),
+            free: vec![2],
+            axis: Some(1),
+            frozen: false,
+        };
+        // x0 + c0 + x1 + x2 without x1: x0 + c0 + x2, x2 now input 1.
+        let mut sum = e(Binary::Add);
+        sum.input_removed(1).unwrap();
+        assert_eq!(
+            sum.operands,
+            vec![Operand::Input(0), Operand::Const(0), Operand::Input(1)]
+        );
+        assert_eq!(sum.free, vec![1]);
+        // An input added at 0 shifts the others and joins the sum.
+        sum.input_added(0).unwrap();
+        assert_eq!(
+            sum.operands,
+            vec![
+                Operand::Input(1),
+                Operand::Const(0),
+                Operand::Input(2),
+                Operand::Input(0)
+            ]
+        );
+        assert_eq!(sum.free, vec![2]);
+        // A difference loses neither its first operand nor gains a term;
+        // a refusal leaves the op as it was.
+        let mut diff = e(Binary::Sub);
+        let before = diff.clone();
+        assert!(diff.input_removed(0).unwrap_err().contains("first operand"));
+        assert!(diff.input_added(3).is_err());
+        assert_eq!(diff, before);
+        diff.input_removed(2).unwrap();
+        // The last computed input cannot go.
+        let mut one = Elementwise {
+            operands: vec![Operand::Input(0), Operand::Const(0)],
+            free: Vec::new(),
+            ..e(Binary::Mul)
+        };
+        assert!(one
+            .input_removed(0)
+            .unwrap_err()
+            .contains("last computed input"));
+    }
     use candle_core::{Device, Var};
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
