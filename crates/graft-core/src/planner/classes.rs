@@ -2,7 +2,9 @@
 //!
 //! 1. Union-find over (vertex, neuron) pairs tied by stack slices,
 //!    invariant inputs and depthwise blocks gives neuron *classes*: neurons
-//!    that must be kept or dropped together.
+//!    that must be kept or dropped together. Vertices that only pass their
+//!    tied inputs' neurons on (invariant, select) share those inputs'
+//!    neurons instead of being tied to them one by one.
 //! 2. A class's *coverage* says how many times it appears in each vertex.
 //!    Classes with the same coverage form a *group*: they are interchangeable
 //!    except for utility, so within a group the best are kept first, and a
@@ -42,8 +44,13 @@ pub(crate) struct Retarget {
 pub(crate) struct Component {
     /// Vertices in topological order; local index = position.
     pub verts: Vec<VertexId>,
-    /// First neuron index of each local vertex.
+    /// First neuron index of each local vertex. Aliases (invariant and
+    /// select vertices and the inputs they tie) share one range
+    /// ([`alias_ranges`]), so ranges may repeat.
     pub base: Vec<usize>,
+    /// The local vertex that owns each local vertex's range (itself, or
+    /// the first alias laid out there).
+    pub owner: Vec<usize>,
     /// Class of every neuron.
     pub class_of: Vec<u32>,
     /// Group of every class.
@@ -294,6 +301,46 @@ pub(crate) fn space_components(graph: &Graph, topo: &[VertexId]) -> Vec<Vec<Vert
     comps
 }
 
+/// Each vertex's first neuron index, the vertex that owns its range (the
+/// first one laid out there), and the number of neurons. A vertex whose every neuron is one of its tied
+/// inputs' (invariant, select: output `j` is input `j`) shares that input's
+/// range: one range per alias set, laid out at its first vertex in
+/// topological order, so classes are numbered as if every vertex had its
+/// own copy. The ties of every other op then touch that range, and the
+/// neuron-level work shrinks by the aliases (a SwiGLU MLP's gate, up, SiLU
+/// and product are one range instead of four).
+fn alias_ranges(
+    graph: &Graph,
+    verts: &[VertexId],
+    local: &HashMap<VertexId, u32>,
+) -> (Vec<usize>, Vec<usize>, usize) {
+    let mut alias = UnionFind::new(verts.len());
+    for (li, &v) in verts.iter().enumerate() {
+        let vx = graph.v(v);
+        if matches!(vx.kind, SizeKind::Invariant | SizeKind::Select) {
+            for (_, u) in vx.tied_inputs() {
+                alias.union(li as u32, local[&u]);
+            }
+        }
+    }
+    let mut root_owner = vec![usize::MAX; verts.len()];
+    let mut base = Vec::with_capacity(verts.len());
+    let mut owner = Vec::with_capacity(verts.len());
+    let mut n = 0usize;
+    for (li, &v) in verts.iter().enumerate() {
+        let r = alias.find(li as u32) as usize;
+        if root_owner[r] == usize::MAX {
+            root_owner[r] = li;
+            base.push(n);
+            n += graph.v(v).nout;
+        } else {
+            base.push(base[root_owner[r]]);
+        }
+        owner.push(root_owner[r]);
+    }
+    (base, owner, n)
+}
+
 /// The gaps of one gap class, with per-unit counts, if its weights per
 /// vertex are proportional to `want` (a class coverage: (vertex, count)).
 fn insertion_places(
@@ -337,6 +384,15 @@ fn insertion_places(
     Some(places)
 }
 
+/// A key whose ascending order is `f64::total_cmp`'s descending order.
+fn descending_key(x: f64) -> u64 {
+    let b = x.to_bits() as i64;
+    // total_cmp's trick: flip the magnitude bits of negatives, then the
+    // sign bit moves the whole range into unsigned order.
+    let t = b ^ ((((b >> 63) as u64) >> 1) as i64);
+    !((t as u64) ^ (1 << 63))
+}
+
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 {
         a.abs()
@@ -364,14 +420,13 @@ impl Component {
     ) -> Component {
         let mut local: HashMap<VertexId, u32> =
             HashMap::with_capacity_and_hasher(verts.len(), Default::default());
-        let mut base = Vec::with_capacity(verts.len() + 1);
-        let mut n = 0usize;
         for (i, &v) in verts.iter().enumerate() {
             local.insert(v, i as u32);
-            base.push(n);
-            n += graph.v(v).nout;
         }
-        base.push(n);
+        let (base, owner, n) = alias_ranges(graph, &verts, &local);
+        let is_rep: Vec<bool> = owner.iter().enumerate().map(|(li, &o)| o == li).collect();
+        let nout: Vec<usize> = verts.iter().map(|&v| graph.v(v).nout).collect();
+        let range = |li: usize| base[li]..base[li] + nout[li];
 
         // 1. Neuron ties, and the matching ties of the gaps after neurons.
         let mut uf = UnionFind::new(n);
@@ -393,18 +448,8 @@ impl Component {
                         off += nu;
                     }
                 }
-                SizeKind::Invariant | SizeKind::Select => {
-                    for (_, u) in vx.tied_inputs() {
-                        let u = &u;
-                        let bu = base[local[u] as usize];
-                        for j in 0..vx.nout {
-                            uf.union((base[li] + j) as u32, (bu + j) as u32);
-                            if let Some(gp) = gaps.as_mut() {
-                                gp.union((base[li] + j) as u32, (bu + j) as u32, Ratio::ONE);
-                            }
-                        }
-                    }
-                }
+                // Shares its tied inputs' neurons (`alias_ranges`).
+                SizeKind::Invariant | SizeKind::Select => {}
                 _ if vx.slice_start().is_some() => {
                     // Output j is input start + j; new neurons at the end
                     // of the part go right after its last input neuron.
@@ -552,6 +597,9 @@ impl Component {
             let nout = graph.v(v).nout;
             let explicit = utility.get(v);
             let dflt = utility.default_for(graph.v(v));
+            if explicit.is_none() && dflt == 0.0 {
+                continue;
+            }
             let rt = retargeted(v);
             for i in 0..nout {
                 let u = explicit.map_or(dflt, |e| e[i]);
@@ -567,11 +615,14 @@ impl Component {
             weight.iter_mut().for_each(|w| *w = 1.0);
         }
 
-        // 2. Coverage of each class, as a CSR of (local vertex, count).
+        // 2. Coverage of each class, as a CSR of (local vertex, count), over
+        //    the vertices that own their range: an alias covers exactly
+        //    what its range's owner covers.
         let mut count = vec![0u32; nclass + 1];
         let mut last = vec![u32::MAX; nclass];
-        for li in 0..verts.len() {
-            for &k in &class_of[base[li]..base[li + 1]] {
+        let owners: Vec<usize> = (0..verts.len()).filter(|&li| is_rep[li]).collect();
+        for &li in &owners {
+            for &k in &class_of[range(li)] {
                 let k = k as usize;
                 if last[k] != li as u32 {
                     last[k] = li as u32;
@@ -585,8 +636,8 @@ impl Component {
         let offs = count;
         let mut cursor: Vec<u32> = offs[..nclass].to_vec();
         let mut cov: Vec<(u32, u32)> = vec![(0, 0); offs[nclass] as usize];
-        for li in 0..verts.len() {
-            for &k in &class_of[base[li]..base[li + 1]] {
+        for &li in &owners {
+            for &k in &class_of[range(li)] {
                 let k = k as usize;
                 let c = cursor[k] as usize;
                 if c > offs[k] as usize && cov[c - 1].0 == li as u32 {
@@ -601,29 +652,37 @@ impl Component {
 
         // Frozen vertices: inputs, immutables, fixed, and producers read by an
         // immutable vertex.
-        let frozen_vertex: Vec<bool> = verts
-            .iter()
-            .map(|&v| {
-                let vx = graph.v(v);
-                vx.is_size_frozen()
-                    || vx
-                        .outputs
-                        .iter()
-                        .any(|&o| graph.v(o).kind == SizeKind::Immutable)
-            })
-            .collect();
+        // A range is frozen when any vertex sharing it is.
+        let owner_of = |li: usize| owner[li];
+        let mut frozen_vertex = vec![false; verts.len()];
+        for (li, &v) in verts.iter().enumerate() {
+            let vx = graph.v(v);
+            if vx.is_size_frozen()
+                || vx
+                    .outputs
+                    .iter()
+                    .any(|&o| graph.v(o).kind == SizeKind::Immutable)
+            {
+                frozen_vertex[owner_of(li)] = true;
+            }
+        }
 
         // 3. Groups by identical coverage.
         let mut group_index: HashMap<&[(u32, u32)], u32> = HashMap::default();
         let mut group_of_class = vec![0u32; nclass];
         let mut members: Vec<Vec<u32>> = Vec::new();
-        for (k, slot) in group_of_class.iter_mut().enumerate() {
-            let g = *group_index.entry(coverage(k)).or_insert_with(|| {
-                members.push(Vec::new());
-                (members.len() - 1) as u32
-            });
+        for k in 0..nclass {
+            // Neighbouring classes mostly share a coverage: skip the hash.
+            let g = if k > 0 && coverage(k) == coverage(k - 1) {
+                group_of_class[k - 1]
+            } else {
+                *group_index.entry(coverage(k)).or_insert_with(|| {
+                    members.push(Vec::new());
+                    (members.len() - 1) as u32
+                })
+            };
             members[g as usize].push(k as u32);
-            *slot = g;
+            group_of_class[k] = g;
         }
         drop(group_index);
         // The first member of a class in its first vertex gives its position;
@@ -636,11 +695,16 @@ impl Component {
                 let frozen = coverage(ks[0] as usize)
                     .iter()
                     .any(|&(li, _)| frozen_vertex[li as usize]);
-                ks.sort_by(|&a, &b| {
-                    cutil[b as usize]
-                        .total_cmp(&cutil[a as usize])
-                        .then(a.cmp(&b))
-                });
+                // Best first (f64::total_cmp, descending), ties by class:
+                // sorting plain integer pairs beats a comparator that looks
+                // the utilities up.
+                let mut keyed: Vec<(u64, u32)> = ks
+                    .iter()
+                    .map(|&k| (descending_key(cutil[k as usize]), k))
+                    .collect();
+                keyed.sort_unstable();
+                ks.clear();
+                ks.extend(keyed.into_iter().map(|(_, k)| k));
                 let mut prefix = Vec::with_capacity(ks.len() + 1);
                 prefix.push(0.0);
                 let mut acc = 0.0;
@@ -672,8 +736,8 @@ impl Component {
                 gap_weight[x] = w;
             }
             let mut vertex_of = vec![0u32; n];
-            for li in 0..verts.len() {
-                vertex_of[base[li]..base[li + 1]].fill(li as u32);
+            for li in (0..verts.len()).filter(|&li| is_rep[li]) {
+                vertex_of[range(li)].fill(li as u32);
             }
             let mut anchor_members: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
             let mut anchor_group = vec![usize::MAX; nclass];
@@ -705,7 +769,13 @@ impl Component {
             }
             drop(wanted);
             for (g, grp) in groups.iter_mut().enumerate() {
-                let want = coverage(grp.anchor as usize);
+                // An alias covers what its range's first vertex covers:
+                // the gaps are checked against the first vertices only.
+                let want: Vec<(u32, u32)> = coverage(grp.anchor as usize)
+                    .iter()
+                    .copied()
+                    .filter(|&(li, _)| is_rep[li as usize])
+                    .collect();
                 let mut tried = HashSet::default();
                 for &x in anchor_members[g].iter().rev() {
                     let root = gap_root[x as usize];
@@ -716,7 +786,7 @@ impl Component {
                         &slots[slot_of[root as usize] as usize],
                         &gap_weight,
                         &vertex_of,
-                        want,
+                        &want,
                     ) {
                         grp.insert_at = Some(places);
                         break;
@@ -726,16 +796,22 @@ impl Component {
         }
 
         // 4. Rows per vertex, then merged.
-        let mut vrows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];
+        let mut owner_rows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];
         for (g, grp) in groups.iter().enumerate() {
             for &(li, c) in coverage(grp.anchor as usize) {
+                owner_rows[li as usize].push((g as u32, c));
+            }
+        }
+        let mut vrows: Vec<Vec<(u32, u32)>> = vec![Vec::new(); verts.len()];
+        for li in 0..verts.len() {
+            for &(g, c) in &owner_rows[owner_of(li)] {
                 // Every block member counts `to / from` times under a new
                 // multiplier (c is a whole number of blocks).
-                let c = match retargeted(verts[li as usize]) {
+                let c = match retargeted(verts[li]) {
                     Some(r) => c / r.from as u32 * r.to as u32,
                     None => c,
                 };
-                vrows[li as usize].push((g as u32, c));
+                vrows[li].push((g, c));
             }
         }
         let mut step_of = vec![1i64; verts.len()];
@@ -791,6 +867,7 @@ impl Component {
         Component {
             verts,
             base,
+            owner,
             class_of,
             group_of_class,
             groups,
@@ -803,5 +880,26 @@ impl Component {
     /// Local index of a vertex of this component.
     pub(crate) fn local(&self, v: VertexId) -> Option<usize> {
         self.local.get(&v).map(|&l| l as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::descending_key;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn descending_key_is_total_cmp_reversed(a in any::<f64>(), b in any::<f64>()) {
+            prop_assert_eq!(descending_key(a).cmp(&descending_key(b)), b.total_cmp(&a));
+        }
+    }
+
+    #[test]
+    fn descending_key_orders_the_edges() {
+        let xs = [f64::INFINITY, 1.0, 0.0, -0.0, -1.0, f64::NEG_INFINITY];
+        for w in xs.windows(2) {
+            assert!(descending_key(w[0]) < descending_key(w[1]), "{w:?}");
+        }
     }
 }

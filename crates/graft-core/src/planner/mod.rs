@@ -477,6 +477,14 @@ fn write_index_lists(
         }
     }
     for (li, &v) in comp.verts.iter().enumerate() {
+        // An alias keeps and grows exactly as the owner of its range.
+        let owner = comp.owner[li];
+        if owner != li {
+            if let Some(list) = out.get(&comp.verts[owner]).cloned() {
+                out.insert(v, list);
+            }
+            continue;
+        }
         let nout = graph.v(v).nout();
         let mut list = Vec::with_capacity(nout);
         let mut identity = true;
@@ -523,6 +531,17 @@ struct Setup<'a> {
     penalize: bool,
     extra: i64,
     limits: &'a Limits,
+}
+
+/// How a component solve treats new neurons.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    /// None may be created.
+    None,
+    /// Groups grow where their insertion places allow.
+    Placed,
+    /// Every unfrozen group may grow (a relaxation; places not worked out).
+    Assumed,
 }
 
 enum SolveStop {
@@ -613,18 +632,52 @@ impl Setup<'_> {
 
     /// Build and solve one component (optionally with a depthwise vertex at
     /// another multiplier).
+    ///
+    /// Working out where new neurons go (the gap union-find) costs as much
+    /// as the rest of the build, and a component whose targets all shrink
+    /// rarely grows anything. So such a component is first solved assuming
+    /// every group can grow: a relaxation (more counts allowed, each valued
+    /// at least as high), so an answer that adds no neuron is optimal for
+    /// the real problem too. Only an answer that grows is solved again with
+    /// the places worked out.
     fn solve(
         &self,
         verts: &[VertexId],
         mine: &[&Resolved],
         retarget: Option<&Retarget>,
     ) -> Result<Solved, SolveStop> {
+        let shrinking = !mine.is_empty() && mine.iter().all(|t| t.delta < 0);
+        if self.allow_new && shrinking {
+            let relaxed = self.solve_with(verts, mine, retarget, Growth::Assumed)?;
+            if relaxed.best.as_ref().is_none_or(|b| b.new_total == 0) {
+                return Ok(relaxed);
+            }
+            let mut placed = self.solve_with(verts, mine, retarget, Growth::Placed)?;
+            placed.nodes += relaxed.nodes;
+            return Ok(placed);
+        }
+        let growth = if self.allow_new {
+            Growth::Placed
+        } else {
+            Growth::None
+        };
+        self.solve_with(verts, mine, retarget, growth)
+    }
+
+    /// Build and solve one component with the given account of growth.
+    fn solve_with(
+        &self,
+        verts: &[VertexId],
+        mine: &[&Resolved],
+        retarget: Option<&Retarget>,
+        growth: Growth,
+    ) -> Result<Solved, SolveStop> {
         let graph = self.graph;
         let mut comp = Component::build(
             graph,
             verts.to_vec(),
             self.utility,
-            self.allow_new,
+            growth == Growth::Placed,
             retarget,
         );
         for t in mine {
@@ -662,7 +715,9 @@ impl Setup<'_> {
                 cap.push(n);
                 lo.push(n);
                 hi.push(n);
-            } else if self.allow_new && g.insert_at.is_some() {
+            } else if growth == Growth::Assumed
+                || (growth == Growth::Placed && g.insert_at.is_some())
+            {
                 cap.push(g.nonneg as i64);
                 lo.push(0);
                 hi.push(n + extra);

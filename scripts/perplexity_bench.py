@@ -1,0 +1,664 @@
+#!/usr/bin/env python3
+"""Perplexity after pruning a small language model: graft against
+Torch-Pruning (issue 17).
+
+Corpus: the Python standard library's own source, read offline (every .py
+file under sysconfig's `stdlib` directory, site-packages excluded), sorted by
+path and read as bytes; byte-level tokens (vocabulary 256). Files are split
+by their index in that order: i % 20 == 0 held-out test, i % 20 == 10
+calibration, the rest training, so the three sets share no file.
+
+Model: LlamaForCausalLM, random init then trained here on CPU (nothing is
+downloaded): vocabulary 256, hidden 128, 4 layers, 4 attention heads of 32
+(plain MHA, 4 KV heads), SwiGLU MLP 352, untied LM head, eager attention,
+sequence length T (default 128). AdamW, batch 32 random windows of the
+training split, warmup then cosine decay, fixed seed.
+
+Then, with no fine-tuning for anyone:
+  * baseline perplexity on the held-out windows (evenly spaced,
+    non-overlapping windows of T tokens: exp of the mean next-token NLL),
+    in torch and in onnxruntime on the exported ONNX (they must agree);
+  * graft: `graft prune base.onnx --params N --only heads,mlp` with
+    `--utility activation --data calib.txt` and with `--utility magnitude`,
+    N = 75% and 50% of graft's own parameter count of base.onnx (graft
+    counts every initializer and constant the vertices hold, so the count
+    includes the causal masks, rotary tables and norm scalars, a fixed
+    131,090 here, besides the trainable weights); perplexity of each pruned
+    file in onnxruntime;
+  * Torch-Pruning (MetaPruner, whole heads with prune_num_heads=True and
+    prune_head_dims=False, the MLP width; the hidden size is never pruned:
+    embedding, LM head, o_proj and down_proj are ignored layers) with
+    GroupMagnitudeImportance(p=2) and GroupTaylorImportance (gradients of
+    the next-token loss on the same calibration windows), both with
+    per-layer (global_pruning=False, as Torch-Pruning's LLM example) and
+    global ranking. The head ratio is the share of prunable parameters the
+    budget removes (Torch-Pruning's LLM example uses one ratio for heads and
+    channels); the MLP ratio is then binary-searched to the largest model
+    within the same budget N (counted as graft counts: torch parameters
+    plus the constant offset, checked with `graft inspect` on the export).
+    Perplexity in torch, and in onnxruntime on the exported model.
+
+graft reads at most 64 windows of T tokens from the start of its --data
+file, so calib.txt is exactly 64 windows of T bytes drawn evenly from the
+calibration split, and Torch-Pruning's Taylor gradients use the same 64
+windows.
+
+Writes to --out (default /work/ppl-out, outside the repository): model.pt,
+base.onnx, calib.txt, the pruned models, results.json, results.md and
+section.md (a BENCHMARKS.md section). Deterministic given --seed and
+--train-steps (without --train-steps the step count is set from the
+measured speed of the first steps to fill --train-seconds; the count used
+is printed and recorded). Needs the graft binary (--graft, default
+target/release/graft) and, in the Python used, torch, transformers,
+torch-pruning, onnx, onnxscript and onnxruntime. Run with the ONNX venv's
+python:
+
+    cargo build --release -p graft-cli
+    /work/.venv-onnx/bin/python scripts/perplexity_bench.py [--graft PATH]
+
+Not part of the tests.
+"""
+import argparse
+import copy
+import io
+import json
+import math
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import sysconfig
+import time
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import torch_pruning as tp  # noqa: E402
+import transformers  # noqa: E402
+from torch import nn  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VOCAB = 256
+HIDDEN = 128
+LAYERS = 4
+HEADS = 4
+HEAD_DIM = HIDDEN // HEADS
+MLP = 352
+CALIB_WINDOWS = 64  # graft's text calibration reads at most 64 windows
+TARGETS = (0.25, 0.50)
+
+
+# --------------------------------------------------------------------------
+# Corpus
+
+
+def corpus(seq, n_test):
+    """(train bytes, calibration windows [64, T], test windows [n, T], info)."""
+    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        (p for p in stdlib.rglob("*.py")
+         if "site-packages" not in p.relative_to(stdlib).parts
+         and "__pycache__" not in p.relative_to(stdlib).parts and p.is_file()),
+        key=lambda p: p.relative_to(stdlib).as_posix())
+    split = {"train": [], "calib": [], "test": []}
+    for i, p in enumerate(files):
+        key = "test" if i % 20 == 0 else "calib" if i % 20 == 10 else "train"
+        split[key].append(p.read_bytes())
+    streams = {k: np.frombuffer(b"".join(v), dtype=np.uint8) for k, v in split.items()}
+
+    def spaced(stream, n):
+        # n non-overlapping windows at evenly spaced offsets over the stream
+        assert len(stream) >= n * seq, (len(stream), n, seq)
+        step = (len(stream) - seq) // max(n - 1, 1)
+        return np.stack([stream[k * step:k * step + seq] for k in range(n)]).astype(np.int64)
+
+    calib = spaced(streams["calib"], CALIB_WINDOWS)
+    test = spaced(streams["test"], n_test)
+    info = {
+        "stdlib": str(stdlib),
+        "python": platform.python_version(),
+        "files": {k: len(v) for k, v in split.items()},
+        "bytes": {k: int(len(v)) for k, v in streams.items()},
+        "calib_windows": CALIB_WINDOWS,
+        "test_windows": n_test,
+        "test_tokens_scored": n_test * (seq - 1),
+    }
+    return streams["train"], calib, test, info
+
+
+# --------------------------------------------------------------------------
+# Model, training, perplexity
+
+
+class Plain(nn.Module):
+    """The logits only, for the exporter: input int64 input_ids [1, T]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model(input_ids, return_dict=True).logits
+
+
+def build(seq):
+    cfg = transformers.LlamaConfig(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, num_key_value_heads=HEADS, intermediate_size=MLP,
+        max_position_embeddings=seq, use_cache=False, tie_word_embeddings=False)
+    m = transformers.LlamaForCausalLM(cfg)
+    m.config._attn_implementation = "eager"
+    return m
+
+
+def window_nll(logits, ids):
+    """Summed next-token NLL of a batch of windows."""
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                           ids[:, 1:].reshape(-1), reduction="sum")
+
+
+def train(model, stream, seq, seed, steps, seconds, batch, lr):
+    """AdamW on random windows; returns (steps, seconds, losses)."""
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    warmup = 50
+    probe = 10  # steps timed to size the run when --train-steps is not given
+    total = steps
+    losses = []
+    model.train()
+    t0 = time.perf_counter()
+    step = 0
+    while total is None or step < total:
+        if total is None and step == probe:
+            per = (time.perf_counter() - t0) / probe
+            total = max(warmup + 1, int(seconds / per))
+            print(f"  {per * 1000:.0f} ms a step: {total} steps "
+                  f"(--train-steps {total} reproduces this run)", flush=True)
+        if step < warmup:
+            f = (step + 1) / warmup
+        else:
+            n = max((total or 10**9) - warmup, 1)
+            f = 0.1 + 0.45 * (1 + math.cos(math.pi * min(step - warmup, n) / n))
+        for g in opt.param_groups:
+            g["lr"] = lr * f
+        starts = rng.integers(0, len(stream) - seq, size=batch)
+        ids = torch.from_numpy(np.stack([stream[s:s + seq] for s in starts]).astype(np.int64))
+        loss = window_nll(model(ids).logits, ids) / (batch * (seq - 1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 100 == 0 or step == total:
+            print(f"  step {step}/{total}: loss {np.mean(losses[-50:]):.3f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    model.eval()
+    return step, time.perf_counter() - t0, losses
+
+
+@torch.no_grad()
+def ppl_torch(model, windows, batch=32):
+    model.eval()
+    total = 0.0
+    for i in range(0, len(windows), batch):
+        ids = torch.from_numpy(windows[i:i + batch])
+        total += window_nll(model(ids).logits.double(), ids).item()
+    return math.exp(total / (len(windows) * (windows.shape[1] - 1)))
+
+
+def ppl_onnx(path, windows):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    total = 0.0
+    for w in windows:
+        (logits,) = sess.run(None, {name: w[None, :]})
+        z = logits[0, :-1].astype(np.float64)
+        z = z - z.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        total -= logp[np.arange(len(w) - 1), w[1:]].sum()
+    return math.exp(total / (len(windows) * (windows.shape[1] - 1)))
+
+
+def export(model, seq, path):
+    """Dynamo export as in transformer_fixtures.py, one self-contained file."""
+    ids = torch.zeros((1, seq), dtype=torch.int64)
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        torch.onnx.export(Plain(model).eval(), (ids,), str(path), dynamo=True,
+                          input_names=["input_ids"], output_names=["logits"])
+    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
+    data = pathlib.Path(str(path) + ".data")
+    if data.exists():
+        data.unlink()
+
+
+def torch_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------
+# graft
+
+
+def run_graft(cmd):
+    """(returncode, stdout, stderr) of a graft command, echoed."""
+    print("  $ " + " ".join(map(str, cmd)), flush=True)
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"  graft failed ({r.returncode}): {r.stderr.strip()}", flush=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def graft_inspect(graft, path):
+    """(graft's parameter count, heads per layer, MLP width per layer)."""
+    rc, out, err = run_graft([graft, "inspect", "--json", path])
+    if rc != 0:
+        raise RuntimeError(f"graft inspect {path}: {err.strip()}")
+    doc = json.loads(out)
+    # a head merge is a regroup without head_width: its input is the heads
+    heads = [v["nin"][0] for v in doc["vertices"]
+             if v["op"] == "regroup" and "head_width" not in v]
+    mlp = [v["nin"][0] for v in doc["vertices"] if v["op"] == "activation"]
+    return doc["params"], heads, mlp
+
+
+# --------------------------------------------------------------------------
+# Torch-Pruning
+
+
+def calib_grads(model, calib):
+    """Gradients of the mean next-token loss on the calibration windows."""
+    m = copy.deepcopy(model).eval()
+    ids = torch.from_numpy(calib)
+    (window_nll(m(ids).logits, ids) / (ids.shape[0] * (ids.shape[1] - 1))).backward()
+    return {n: p.grad.detach().clone() for n, p in m.named_parameters()}
+
+
+def tp_prune(trained, importance, global_pruning, head_ratio, mlp_ratio, grads):
+    """A pruned copy of `trained`: whole heads and MLP channels only.
+    `grads` (for Taylor): calib_grads of `trained`, set on the copy."""
+    m = copy.deepcopy(trained).eval()
+    if importance == "taylor":
+        for n, p in m.named_parameters():
+            p.grad = grads[n].clone()
+        imp = tp.importance.GroupTaylorImportance()
+    else:
+        imp = tp.importance.GroupMagnitudeImportance(p=2)
+    num_heads, ignored = {}, [m.model.embed_tokens, m.lm_head]
+    for layer in m.model.layers:
+        a = layer.self_attn
+        num_heads.update({a.q_proj: HEADS, a.k_proj: HEADS, a.v_proj: HEADS})
+        ignored += [a.o_proj, layer.mlp.down_proj]  # never the hidden size
+    pruner = tp.pruner.MetaPruner(
+        m, example_inputs=torch.zeros((1, 8), dtype=torch.int64),
+        importance=imp, global_pruning=global_pruning, pruning_ratio=mlp_ratio,
+        ignored_layers=ignored, num_heads=num_heads, prune_num_heads=True,
+        prune_head_dims=False, head_pruning_ratio=head_ratio)
+    pruner.step()
+    del pruner
+    m.zero_grad(set_to_none=True)
+    # as Torch-Pruning's examples/LLMs/prune_llm.py: sizes after pruning
+    # (transformers 5's LlamaAttention reshapes with -1 heads and keeps
+    # num_key_value_groups = 1 for MHA; these are for the record)
+    for layer in m.model.layers:
+        a, mlp = layer.self_attn, layer.mlp
+        assert a.q_proj.out_features == a.k_proj.out_features == a.v_proj.out_features
+        assert a.q_proj.out_features % HEAD_DIM == 0 and a.o_proj.in_features == a.q_proj.out_features
+        assert a.o_proj.out_features == HIDDEN and mlp.down_proj.out_features == HIDDEN
+        assert a.q_proj.in_features == HIDDEN and mlp.gate_proj.in_features == HIDDEN
+        assert layer.input_layernorm.weight.numel() == HIDDEN
+        a.num_heads = a.q_proj.out_features // HEAD_DIM
+        a.num_key_value_heads = a.num_heads
+        mlp.intermediate_size = mlp.gate_proj.out_features
+    assert m.model.embed_tokens.weight.shape == (VOCAB, HIDDEN)
+    assert m.lm_head.weight.shape == (VOCAB, HIDDEN)
+    return m
+
+
+def tp_shape(m):
+    return ([l.self_attn.q_proj.out_features // HEAD_DIM for l in m.model.layers],
+            [l.mlp.gate_proj.out_features for l in m.model.layers])
+
+
+def tp_to_budget(trained, importance, global_pruning, head_ratio, budget, offset, grads):
+    """Binary search of the MLP ratio: the largest model within `budget`
+    (graft's count: torch parameters + offset). Returns (model, mlp_ratio, trials)."""
+    lo, hi = 0.0, 0.99
+    best = tp_prune(trained, importance, global_pruning, head_ratio, hi, grads)
+    if torch_params(best) + offset > budget:
+        return best, hi, 1
+    trials = 1
+    for _ in range(16):
+        mid = (lo + hi) / 2
+        m = tp_prune(trained, importance, global_pruning, head_ratio, mid, grads)
+        trials += 1
+        if torch_params(m) + offset <= budget:
+            hi, best = mid, m
+        else:
+            lo = mid
+    return best, hi, trials
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+        mem = f"{mem / 2**20:.0f} GiB"
+    except OSError:
+        mem = "unknown memory"
+    gpu = "GPU visible to torch" if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, {gpu}"
+
+
+def fmt_list(xs):
+    return "/".join(map(str, xs)) if xs else "n/a"
+
+
+def table(res):
+    base = res["baseline"]
+    lines = [
+        "| method | target | parameters (graft count) | kept | trainable | heads per layer | MLP width per layer | held-out perplexity |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| unpruned | - | {base['params_graft']:,} | 100% | {base['params_torch']:,} | "
+        f"{fmt_list([HEADS] * LAYERS)} | {fmt_list([MLP] * LAYERS)} | "
+        f"{base['ppl_torch']:.3f} |",
+    ]
+    for r in res["runs"]:
+        if r.get("error"):
+            lines.append(f"| {r['method']} | {int(r['target'] * 100)}% fewer | failed | | | | | "
+                         f"see errors |")
+            continue
+        ppl = r["ppl"]
+        extra = f" (ORT {r['ppl_onnx']:.3f})" if r.get("ppl_onnx") is not None and r["method"].startswith("TP") else ""
+        lines.append(
+            f"| {r['method']} | {int(r['target'] * 100)}% fewer | "
+            f"{base['params_graft']:,} → {r['params_graft']:,} | "
+            f"{100 * r['params_graft'] / base['params_graft']:.1f}% | {r['params_torch']:,} | "
+            f"{fmt_list(r['heads'])} | {fmt_list(r['mlp'])} | {ppl:.3f}{extra} |")
+    return "\n".join(lines)
+
+
+def reading(res):
+    """Plain statements of who did best at each target."""
+    out = []
+    base = res["baseline"]["ppl_torch"]
+    for t in TARGETS:
+        runs = [r for r in res["runs"] if r["target"] == t and not r.get("error")]
+        if not runs:
+            continue
+        ranked = sorted(runs, key=lambda r: r["ppl"])
+        graft = [r for r in runs if r["method"].startswith("graft")]
+        tpr = [r for r in runs if r["method"].startswith("TP")]
+        s = (f"At {int(t * 100)}% fewer parameters the order is "
+             + ", ".join(f"{r['method']} {r['ppl']:.2f}" for r in ranked)
+             + f" (unpruned {base:.2f}).")
+        if graft and tpr:
+            g, b = min(graft, key=lambda r: r["ppl"]), min(tpr, key=lambda r: r["ppl"])
+            rel = 100 * (g["ppl"] / b["ppl"] - 1)
+            word = "lower" if rel < 0 else "higher"
+            s += (f" graft's best ({g['method']}) is {abs(rel):.1f}% {word} than "
+                  f"Torch-Pruning's best ({b['method']}).")
+        out.append(s)
+    return out
+
+
+def write_reports(res, out):
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    env = res["env"]
+    head = [
+        f"Machine: {env['machine']}. torch {env['torch']} (CPU, {env['threads']} threads), "
+        f"transformers {env['transformers']}, torch-pruning {env['torch_pruning']}, "
+        f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, Python {env['python']}.",
+        "",
+        f"Baseline perplexity on the held-out windows: torch {res['baseline']['ppl_torch']:.4f}, "
+        f"onnxruntime {res['baseline']['ppl_onnx']:.4f} (uniform over bytes: 256). "
+        f"Training: {res['train']['steps']} steps of batch {res['train']['batch']} in "
+        f"{res['train']['seconds']:.0f} s (final loss {res['train']['final_loss']:.3f} nats/byte).",
+        "",
+        "```sh",
+        res["command"],
+        "```",
+        "",
+    ]
+    tbl = table(res)
+    (out / "results.md").write_text("\n".join(head) + tbl + "\n")
+    c = res["corpus"]
+    errors = [f"- `{e['command']}`: {e['error']}" for e in res["errors"]]
+    sec = [
+        "## Perplexity after pruning a small language model (issue 17)",
+        "",
+        "How much of a trained language model's quality survives structured pruning",
+        "without fine-tuning, graft against Torch-Pruning at the same parameter budget.",
+        "",
+        "```sh",
+        "cargo build --release -p graft-cli",
+        res["command"],
+        "```",
+        "",
+        f"Machine: {env['machine']}. torch {env['torch']} (CPU, {env['threads']} threads), "
+        f"transformers {env['transformers']}, torch-pruning {env['torch_pruning']}, "
+        f"onnxruntime {env['onnxruntime']}.",
+        "",
+        f"- Corpus: the .py files of Python {c['python']}'s standard library (site-packages "
+        f"excluded), sorted by path, as bytes (vocabulary 256); file i goes to the held-out "
+        f"set when i % 20 == 0 ({c['files']['test']} files, {c['bytes']['test']:,} bytes), to "
+        f"calibration when i % 20 == 10 ({c['files']['calib']} files), else to training "
+        f"({c['files']['train']} files, {c['bytes']['train']:,} bytes).",
+        f"- Model: LlamaForCausalLM, hidden {HIDDEN}, {LAYERS} layers, {HEADS} heads of {HEAD_DIM} "
+        f"(MHA), SwiGLU MLP {MLP}, untied LM head, sequence length {res['seq']}; "
+        f"{res['baseline']['params_torch']:,} trainable parameters. Trained from random init "
+        f"here: AdamW, {res['train']['steps']} steps of {res['train']['batch']} windows, "
+        f"{res['train']['seconds']:.0f} s, final training loss {res['train']['final_loss']:.3f} "
+        f"nats/byte (uniform: 5.545).",
+        f"- Perplexity: exp of the mean next-token NLL over {c['test_windows']} evenly spaced, "
+        f"non-overlapping held-out windows ({c['test_tokens_scored']:,} scored tokens). "
+        f"Unpruned: {res['baseline']['ppl_torch']:.3f} in torch, {res['baseline']['ppl_onnx']:.3f} "
+        f"in onnxruntime on the exported file.",
+        f"- Parameters are graft's count (`graft inspect`, `prune --json`): every initializer "
+        f"and constant a vertex holds, so it includes {res['const_offset']:,} constants "
+        f"(causal masks, rotary tables, norm scalars) that no pruning changes; \"trainable\" is "
+        f"torch's count. Budget N = 75% and 50% of {res['baseline']['params_graft']:,}.",
+        "- graft: `graft prune base.onnx -o OUT --params N --only heads,mlp` with "
+        "`--utility activation --data calib.txt` (Wanda-style Σ|W|·‖X‖ on 64 calibration "
+        "windows) or `--utility magnitude`, global scope; perplexity of the written file in "
+        "onnxruntime.",
+        "- Torch-Pruning: MetaPruner, whole heads (`prune_num_heads=True`, "
+        "`prune_head_dims=False`) and the MLP width, the hidden size kept (embedding, "
+        "o_proj, down_proj, lm_head ignored); GroupMagnitudeImportance(p=2) or "
+        "GroupTaylorImportance on the next-token loss of the same 64 windows; per-layer "
+        "(`global_pruning=False`, as its LLM example) or global. Head ratio = the share of "
+        "prunable parameters the budget removes (the LLM example uses one ratio for both); "
+        "the MLP ratio is binary-searched to the largest model within N. Perplexity in torch "
+        "(onnxruntime on its export in brackets).",
+        "- No fine-tuning after pruning for anyone.",
+        "",
+        tbl,
+        "",
+    ] + reading(res)
+    if errors:
+        sec += ["", "graft errors:", ""] + errors
+    (out / "section.md").write_text("\n".join(sec) + "\n")
+    return tbl
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="/work/ppl-out", help="output folder (default /work/ppl-out)")
+    ap.add_argument("--graft", default=str(ROOT / "target" / "release" / "graft"),
+                    help="the graft binary (default target/release/graft)")
+    ap.add_argument("--train-seconds", type=float, default=300,
+                    help="training time budget when --train-steps is not given")
+    ap.add_argument("--train-steps", type=int, default=None, help="exact number of training steps")
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--test-windows", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse-model", action="store_true",
+                    help="load OUT/model.pt (and its training record) instead of training")
+    args = ap.parse_args()
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    graft = pathlib.Path(args.graft)
+    if not graft.exists():
+        sys.exit(f"no graft binary at {graft} (cargo build --release -p graft-cli, or --graft PATH)")
+    seq = args.seq_len
+    cmd = " ".join([pathlib.Path(sys.executable).as_posix(), "scripts/perplexity_bench.py"]
+                   + [a for a in sys.argv[1:] if a != "--reuse-model"])
+
+    env = {
+        "machine": machine(), "threads": args.threads, "python": platform.python_version(),
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "torch_pruning": tp.__version__, "onnxruntime": ort.__version__, "onnx": onnx.__version__,
+        "graft": str(graft),
+    }
+    print(f"machine: {env['machine']}")
+
+    train_stream, calib, test, cinfo = corpus(seq, args.test_windows)
+    print(f"corpus: {cinfo['files']} files, {cinfo['bytes']} bytes")
+    calib_path = out / "calib.txt"
+    calib_path.write_bytes(calib.astype(np.uint8).tobytes())
+
+    # ---- model
+    torch.manual_seed(args.seed)
+    model = build(seq)
+    record = out / "train.json"
+    if args.reuse_model and (out / "model.pt").exists() and record.exists():
+        model.load_state_dict(torch.load(out / "model.pt"))
+        tinfo = json.loads(record.read_text())
+        print(f"reused {out / 'model.pt'} ({tinfo['steps']} steps)")
+    else:
+        print(f"training ({torch_params(model):,} parameters, seq {seq}, batch {args.batch})")
+        steps, secs, losses = train(model, train_stream, seq, args.seed, args.train_steps,
+                                    args.train_seconds, args.batch, args.lr)
+        tinfo = {"steps": steps, "seconds": secs, "batch": args.batch, "lr": args.lr,
+                 "final_loss": float(np.mean(losses[-50:])), "first_loss": losses[0],
+                 "seed": args.seed}
+        torch.save(model.state_dict(), out / "model.pt")
+        record.write_text(json.dumps(tinfo, indent=2) + "\n")
+    model.eval()
+
+    # ---- baseline
+    base_onnx = out / "base.onnx"
+    export(model, seq, base_onnx)
+    ppl_t = ppl_torch(model, test)
+    ppl_o = ppl_onnx(base_onnx, test)
+    print(f"baseline perplexity: torch {ppl_t:.4f}, onnxruntime {ppl_o:.4f}")
+    assert abs(ppl_t / ppl_o - 1) < 1e-3, (ppl_t, ppl_o)
+    p_graft, heads0, mlp0 = graft_inspect(graft, base_onnx)
+    p_torch = torch_params(model)
+    offset = p_graft - p_torch
+    print(f"parameters: graft {p_graft:,}, torch {p_torch:,} (constants {offset:,}); "
+          f"heads {heads0}, MLP {mlp0}")
+    prunable = LAYERS * (HEADS * 4 * HIDDEN * HEAD_DIM + MLP * 3 * HIDDEN)
+
+    res = {
+        "command": cmd, "env": env, "seq": seq, "corpus": cinfo, "train": tinfo,
+        "baseline": {"ppl_torch": ppl_t, "ppl_onnx": ppl_o, "params_graft": p_graft,
+                     "params_torch": p_torch},
+        "const_offset": offset, "prunable_params": prunable, "runs": [], "errors": [],
+    }
+
+    # ---- graft
+    for t in TARGETS:
+        budget = int(p_graft * (1 - t))
+        for utility in ("activation", "magnitude"):
+            path = out / f"graft_{utility}_{int(t * 100)}.onnx"
+            c = [graft, "prune", base_onnx, "-o", path, "--params", budget,
+                 "--only", "heads,mlp", "--utility", utility, "--json"]
+            if utility == "activation":
+                c += ["--data", calib_path]
+            t0 = time.perf_counter()
+            rc, so, se = run_graft(c)
+            secs = time.perf_counter() - t0
+            run = {"method": f"graft {utility}", "target": t, "budget": budget,
+                   "command": " ".join(map(str, c)), "seconds": secs}
+            if rc != 0:
+                run["error"] = se.strip()
+                res["errors"].append({"command": run["command"], "error": se.strip()})
+                res["runs"].append(run)
+                continue
+            rep = json.loads(so)
+            try:
+                run["ppl"] = ppl_onnx(path, test)
+            except Exception as e:  # onnxruntime refusing graft's output
+                run["error"] = f"onnxruntime: {e}"
+                res["errors"].append({"command": run["command"], "error": run["error"]})
+                res["runs"].append(run)
+                continue
+            run["ppl_onnx"] = run["ppl"]
+            pg, heads, mlp = graft_inspect(graft, path)
+            assert pg == rep["params"][1], (pg, rep)
+            run.update(params_graft=rep["params"][1], params_torch=rep["params"][1] - offset,
+                       heads=heads, mlp=mlp, macs=rep["macs"], neurons=rep["neurons"])
+            print(f"  {run['method']} {int(t * 100)}%: {run['params_graft']:,} params, "
+                  f"heads {heads}, MLP {mlp}, ppl {run['ppl']:.3f} ({secs:.1f} s)", flush=True)
+            res["runs"].append(run)
+
+    # ---- Torch-Pruning
+    grads = calib_grads(model, calib)
+    for t in TARGETS:
+        budget = int(p_graft * (1 - t))
+        head_ratio = (p_graft - budget) / prunable
+        for importance in ("magnitude", "taylor"):
+            for global_pruning in (False, True):
+                name = f"TP {importance} ({'global' if global_pruning else 'per-layer'})"
+                t0 = time.perf_counter()
+                m, mlp_ratio, trials = tp_to_budget(model, importance, global_pruning,
+                                                    head_ratio, budget, offset, grads)
+                secs = time.perf_counter() - t0
+                heads, mlp = tp_shape(m)
+                ppl = ppl_torch(m, test)
+                path = out / f"tp_{importance}_{'global' if global_pruning else 'layer'}_{int(t * 100)}.onnx"
+                export(m, seq, path)
+                pg, gh, gm = graft_inspect(graft, path)
+                assert pg == torch_params(m) + offset, (pg, torch_params(m), offset)
+                ppl_o = ppl_onnx(path, test)
+                run = {"method": name, "target": t, "budget": budget, "head_ratio": head_ratio,
+                       "mlp_ratio": mlp_ratio, "trials": trials, "seconds": secs,
+                       "params_graft": pg, "params_torch": torch_params(m), "heads": heads,
+                       "mlp": mlp, "ppl": ppl, "ppl_onnx": ppl_o}
+                print(f"  {name} {int(t * 100)}%: {pg:,} params (head ratio {head_ratio:.3f}, "
+                      f"MLP ratio {mlp_ratio:.4f}), heads {heads}, MLP {mlp}, ppl {ppl:.3f} "
+                      f"(ORT {ppl_o:.3f}; {trials} trials, {secs:.1f} s)", flush=True)
+                res["runs"].append(run)
+
+    res["total_seconds"] = time.perf_counter() - t_start
+    tbl = write_reports(res, out)
+    print()
+    print(tbl)
+    print()
+    for s in reading(res):
+        print(s)
+    for e in res["errors"]:
+        print(f"graft error: {e['command']}: {e['error']}")
+    print(f"\nwrote {out}/results.md, results.json, section.md ({res['total_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
