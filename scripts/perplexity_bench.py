@@ -171,7 +171,7 @@ def train(model, stream, seq, seed, steps, seconds, batch, lr):
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = 50
-    probe = 10  # steps timed to size the run when --train-steps is not given
+    probe = 20  # steps timed to size the run when --train-steps is not given
     total = steps
     losses = []
     model.train()
@@ -269,6 +269,50 @@ def graft_inspect(graft, path):
              if v["op"] == "regroup" and "head_width" not in v]
     mlp = [v["nin"][0] for v in doc["vertices"] if v["op"] == "activation"]
     return doc["params"], heads, mlp
+
+
+def kept_rows(pruned, original):
+    """Indices of `original`'s rows (out, in) that the columns of `pruned`
+    (in, kept: a MatMul weight) are, exactly; None if one is not found."""
+    idx = []
+    for col in pruned.T:
+        d = np.abs(original - col[None, :]).max(1)
+        i = int(d.argmin())
+        if d[i] != 0:
+            return None
+        idx.append(i)
+    return idx
+
+
+def graft_as_torch(path, trained):
+    """The trained torch model cut down to the heads and MLP channels graft
+    kept in `path` (found by matching graft's weights to the originals):
+    checks that graft's file is exactly the original with those removed."""
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    m = copy.deepcopy(trained).eval()
+
+    def cut(lin, rows=None, cols=None):
+        w = lin.weight.data
+        w = w[rows] if rows is not None else w
+        w = w[:, cols] if cols is not None else w
+        new = nn.Linear(w.shape[1], w.shape[0], bias=False)
+        new.weight.data = w.clone()
+        return new
+
+    for li, layer in enumerate(m.model.layers):
+        a, mlp = layer.self_attn, layer.mlp
+        # graft keeps the importer's vertex names: node_linear_{7L + k}
+        name = lambda k: f"node_linear_{7 * li + k}" if 7 * li + k else "node_linear"  # noqa: E731
+        q, k, v, g, u = (kept_rows(inits[f"{name(j)}.weight"], lin.weight.detach().numpy())
+                         for j, lin in ((0, a.q_proj), (1, a.k_proj), (2, a.v_proj),
+                                        (4, mlp.gate_proj), (5, mlp.up_proj)))
+        if None in (q, k, v, g, u) or not (q == k == v) or g != u:
+            return None
+        a.q_proj, a.k_proj, a.v_proj = cut(a.q_proj, q), cut(a.k_proj, k), cut(a.v_proj, v)
+        a.o_proj = cut(a.o_proj, cols=q)
+        mlp.gate_proj, mlp.up_proj = cut(mlp.gate_proj, g), cut(mlp.up_proj, u)
+        mlp.down_proj = cut(mlp.down_proj, cols=g)
+    return m
 
 
 # --------------------------------------------------------------------------
@@ -416,6 +460,14 @@ def reading(res):
             s += (f" graft's best ({g['method']}) is {abs(rel):.1f}% {word} than "
                   f"Torch-Pruning's best ({b['method']}).")
         out.append(s)
+    diffs = [abs(r["ppl"] / r["ppl_torch_same_neurons"] - 1) for r in res["runs"]
+             if r.get("ppl_torch_same_neurons")]
+    if diffs:
+        out.append(f"Surgery check: each graft file's weights are exact rows/columns of the "
+                   f"trained model's; cutting the same heads and channels in torch gives the same "
+                   f"perplexity as onnxruntime on graft's file (largest relative difference "
+                   f"{max(diffs):.1e}), so the differences above come from which neurons are "
+                   f"chosen, not from the surgery.")
     return out
 
 
@@ -449,7 +501,7 @@ def write_reports(res, out):
         "",
         "```sh",
         "cargo build --release -p graft-cli",
-        res["command"],
+        res["command_repo"],
         "```",
         "",
         f"Machine: {env['machine']}. torch {env['torch']} (CPU, {env['threads']} threads), "
@@ -507,9 +559,11 @@ def main():
     ap.add_argument("--out", default="/work/ppl-out", help="output folder (default /work/ppl-out)")
     ap.add_argument("--graft", default=str(ROOT / "target" / "release" / "graft"),
                     help="the graft binary (default target/release/graft)")
-    ap.add_argument("--train-seconds", type=float, default=300,
-                    help="training time budget when --train-steps is not given")
-    ap.add_argument("--train-steps", type=int, default=None, help="exact number of training steps")
+    ap.add_argument("--train-steps", type=int, default=800,
+                    help="training steps (default 800: about 4 minutes on 2 idle cores)")
+    ap.add_argument("--train-seconds", type=float, default=None,
+                    help="instead of --train-steps: as many steps as the speed of the first "
+                         "20 fills in this many seconds (the count is recorded)")
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
@@ -528,8 +582,6 @@ def main():
     if not graft.exists():
         sys.exit(f"no graft binary at {graft} (cargo build --release -p graft-cli, or --graft PATH)")
     seq = args.seq_len
-    cmd = " ".join([pathlib.Path(sys.executable).as_posix(), "scripts/perplexity_bench.py"]
-                   + [a for a in sys.argv[1:] if a != "--reuse-model"])
 
     env = {
         "machine": machine(), "threads": args.threads, "python": platform.python_version(),
@@ -548,20 +600,34 @@ def main():
     torch.manual_seed(args.seed)
     model = build(seq)
     record = out / "train.json"
-    if args.reuse_model and (out / "model.pt").exists() and record.exists():
+    wanted = {"seq": seq, "batch": args.batch, "lr": args.lr, "seed": args.seed}
+    tinfo = json.loads(record.read_text()) if record.exists() else {}
+    if (args.reuse_model and (out / "model.pt").exists()
+            and all(tinfo.get(k) == v for k, v in wanted.items())
+            and (args.train_seconds or tinfo.get("steps") == args.train_steps)):
         model.load_state_dict(torch.load(out / "model.pt"))
-        tinfo = json.loads(record.read_text())
         print(f"reused {out / 'model.pt'} ({tinfo['steps']} steps)")
     else:
         print(f"training ({torch_params(model):,} parameters, seq {seq}, batch {args.batch})")
-        steps, secs, losses = train(model, train_stream, seq, args.seed, args.train_steps,
+        steps, secs, losses = train(model, train_stream, seq, args.seed,
+                                    None if args.train_seconds else args.train_steps,
                                     args.train_seconds, args.batch, args.lr)
-        tinfo = {"steps": steps, "seconds": secs, "batch": args.batch, "lr": args.lr,
-                 "final_loss": float(np.mean(losses[-50:])), "first_loss": losses[0],
-                 "seed": args.seed}
+        tinfo = dict(wanted, steps=steps, seconds=secs, final_loss=float(np.mean(losses[-50:])),
+                     first_loss=losses[0])
         torch.save(model.state_dict(), out / "model.pt")
         record.write_text(json.dumps(tinfo, indent=2) + "\n")
     model.eval()
+    # the command that reproduces this run exactly, and as BENCHMARKS.md gives it
+    opts = [f"--train-steps {tinfo['steps']}"]
+    for flag, val, default in (("--seq-len", seq, 128), ("--seed", args.seed, 0),
+                               ("--batch", args.batch, 32), ("--lr", args.lr, 3e-3),
+                               ("--test-windows", args.test_windows, 512),
+                               ("--threads", args.threads, 2)):
+        if val != default:
+            opts.append(f"{flag} {val}")
+    py = "/work/.venv-onnx/bin/python scripts/perplexity_bench.py"
+    cmd_repo = " ".join([py] + opts)
+    cmd = " ".join([py, f"--out {out}", f"--graft {graft}"] + opts)
 
     # ---- baseline
     base_onnx = out / "base.onnx"
@@ -578,7 +644,7 @@ def main():
     prunable = LAYERS * (HEADS * 4 * HIDDEN * HEAD_DIM + MLP * 3 * HIDDEN)
 
     res = {
-        "command": cmd, "env": env, "seq": seq, "corpus": cinfo, "train": tinfo,
+        "command": cmd, "command_repo": cmd_repo, "env": env, "seq": seq, "corpus": cinfo, "train": tinfo,
         "baseline": {"ppl_torch": ppl_t, "ppl_onnx": ppl_o, "params_graft": p_graft,
                      "params_torch": p_torch},
         "const_offset": offset, "prunable_params": prunable, "runs": [], "errors": [],
@@ -587,16 +653,20 @@ def main():
     # ---- graft
     for t in TARGETS:
         budget = int(p_graft * (1 - t))
-        for utility in ("activation", "magnitude"):
-            path = out / f"graft_{utility}_{int(t * 100)}.onnx"
+        for utility, scope in (("activation", "global"), ("magnitude", "global"),
+                               ("activation", "layer"), ("magnitude", "layer")):
+            path = out / f"graft_{utility}_{scope}_{int(t * 100)}.onnx"
             c = [graft, "prune", base_onnx, "-o", path, "--params", budget,
                  "--only", "heads,mlp", "--utility", utility, "--json"]
+            if scope != "global":
+                c += ["--scope", scope]
             if utility == "activation":
                 c += ["--data", calib_path]
             t0 = time.perf_counter()
             rc, so, se = run_graft(c)
             secs = time.perf_counter() - t0
-            run = {"method": f"graft {utility}", "target": t, "budget": budget,
+            label = "global" if scope == "global" else "per-layer"
+            run = {"method": f"graft {utility} ({label})", "target": t, "budget": budget,
                    "command": " ".join(map(str, c)), "seconds": secs}
             if rc != 0:
                 run["error"] = se.strip()
@@ -616,8 +686,14 @@ def main():
             assert pg == rep["params"][1], (pg, rep)
             run.update(params_graft=rep["params"][1], params_torch=rep["params"][1] - offset,
                        heads=heads, mlp=mlp, macs=rep["macs"], neurons=rep["neurons"])
+            same = graft_as_torch(path, model)
+            run["ppl_torch_same_neurons"] = None if same is None else ppl_torch(same, test)
+            if same is None:
+                res["errors"].append({"command": run["command"], "error":
+                                      "surgery check: graft's weights are not rows of the originals"})
             print(f"  {run['method']} {int(t * 100)}%: {run['params_graft']:,} params, "
-                  f"heads {heads}, MLP {mlp}, ppl {run['ppl']:.3f} ({secs:.1f} s)", flush=True)
+                  f"heads {heads}, MLP {mlp}, ppl {run['ppl']:.3f} (same neurons cut in torch: "
+                  f"{run['ppl_torch_same_neurons']}; {secs:.1f} s)", flush=True)
             res["runs"].append(run)
 
     # ---- Torch-Pruning

@@ -176,6 +176,26 @@ pub enum Constraint {
         /// Input neurons per output neuron, at least 1.
         width: usize,
     },
+    /// Each output neuron stands for the same neuron of each of `blocks`
+    /// equal blocks of the input, on an absorbing vertex with one input and
+    /// `nin = blocks · nout`: output `k` is input neurons `k`, `nout + k`,
+    /// `2 · nout + k`, … The head split read along the head dimension: a
+    /// reshape of `[H · D]` to `[H, D]` whose second axis carries the
+    /// neurons (one per head dimension, shared by every head). Every block
+    /// of the input keeps, drops and grows the same local neurons. The
+    /// inverse of [`Constraint::Tile`].
+    Fold {
+        /// Input blocks, at least 1.
+        blocks: usize,
+    },
+    /// `blocks` copies of the input side by side, on an absorbing vertex
+    /// with one input and `nout = blocks · nin`: output `b · nin + k` is
+    /// input `k`. The head merge read along the head dimension (`[H, D]` to
+    /// `[H · D]`). The inverse of [`Constraint::Fold`].
+    Tile {
+        /// Copies, at least 1.
+        blocks: usize,
+    },
 }
 
 impl Constraint {
@@ -191,7 +211,9 @@ impl Constraint {
             | Constraint::Shuffle { .. }
             | Constraint::Blocks { .. }
             | Constraint::Units { .. }
-            | Constraint::Heads { .. } => None,
+            | Constraint::Heads { .. }
+            | Constraint::Fold { .. }
+            | Constraint::Tile { .. } => None,
         }
     }
 
@@ -206,7 +228,9 @@ impl Constraint {
             | Constraint::Shuffle { .. }
             | Constraint::Blocks { .. }
             | Constraint::Units { .. }
-            | Constraint::Heads { .. } => None,
+            | Constraint::Heads { .. }
+            | Constraint::Fold { .. }
+            | Constraint::Tile { .. } => None,
         }
     }
 
@@ -364,10 +388,29 @@ impl Vertex {
         })
     }
 
-    /// True when this absorbing vertex maps input neurons to output neurons
-    /// one to one (a slice or a shuffle): no weight mixes them.
+    /// The input blocks of a vertex with [`Constraint::Fold`].
+    pub fn fold(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Fold { blocks } => Some(blocks),
+            _ => None,
+        })
+    }
+
+    /// The copies of a vertex with [`Constraint::Tile`].
+    pub fn tile(&self) -> Option<usize> {
+        self.constraints.iter().find_map(|c| match *c {
+            Constraint::Tile { blocks } => Some(blocks),
+            _ => None,
+        })
+    }
+
+    /// True when this absorbing vertex passes input neurons on without a
+    /// weight mixing them (a slice, a shuffle, a fold or a tile).
     pub fn maps_neurons(&self) -> bool {
-        self.slice_start().is_some() || self.shuffle_groups().is_some()
+        self.slice_start().is_some()
+            || self.shuffle_groups().is_some()
+            || self.fold().is_some()
+            || self.tile().is_some()
     }
 
     /// The multipliers the planner may choose for a depthwise vertex (just
@@ -932,7 +975,25 @@ impl Graph {
                     )));
                 }
             }
-            _ => {}
+            Constraint::Fold { .. } | Constraint::Tile { .. } => {
+                let what = if matches!(c, Constraint::Fold { .. }) {
+                    "a fold"
+                } else {
+                    "a tile"
+                };
+                if v.kind != SizeKind::Absorb
+                    || v.inputs.len() != 1
+                    || (v.couples_inputs() && !v.constraints.contains(&c))
+                {
+                    return Err(bad(format!(
+                        "{what} needs an absorbing vertex with one input and no other neuron map"
+                    )));
+                }
+                if let Some(e) = fold_or_tile_sizes(&c, v.nin[0], v.nout) {
+                    return Err(bad(e));
+                }
+            }
+            Constraint::NoutStep { .. } | Constraint::NinStep { .. } | Constraint::Fixed => {}
         }
         if !v.constraints.contains(&c) {
             self.v_mut(id).constraints.push(c);
@@ -1182,6 +1243,14 @@ impl Graph {
                             v.nin, v.nout
                         ))
                     }
+                    Constraint::Fold { .. } | Constraint::Tile { .. }
+                        if v.kind != SizeKind::Absorb || v.nin.len() != 1 =>
+                    {
+                        Some("a fold or tile needs an absorbing vertex with one input".into())
+                    }
+                    Constraint::Fold { .. } | Constraint::Tile { .. } => {
+                        fold_or_tile_sizes(c, v.nin[0], v.nout)
+                    }
                     _ => None,
                 };
                 if let Some(reason) = broken {
@@ -1351,6 +1420,24 @@ impl Graph {
     /// Set the revision (a committed patch is one step past the original).
     pub(crate) fn set_revision(&mut self, r: u64) {
         self.revision = r;
+    }
+}
+
+/// Why `nin` and `nout` do not fit a [`Constraint::Fold`] or
+/// [`Constraint::Tile`] of `c`'s blocks, if they do not.
+fn fold_or_tile_sizes(c: &Constraint, nin: usize, nout: usize) -> Option<String> {
+    match *c {
+        Constraint::Fold { blocks } if blocks == 0 || blocks.checked_mul(nout) != Some(nin) => {
+            Some(format!(
+                "fold: nin {nin} is not {blocks} blocks of nout {nout}"
+            ))
+        }
+        Constraint::Tile { blocks } if blocks == 0 || blocks.checked_mul(nin) != Some(nout) => {
+            Some(format!(
+                "tile: nout {nout} is not {blocks} copies of nin {nin}"
+            ))
+        }
+        _ => None,
     }
 }
 

@@ -298,7 +298,7 @@ fn propagate(
                 {
                     return Err(clash(
                         c,
-                        "a slice or shuffle of a changed size follows only through the planner"
+                        "a slice, shuffle, fold or tile of a changed size follows only through the planner"
                             .into(),
                     ));
                 }
@@ -341,7 +341,7 @@ fn propagate(
             (SizeKind::Absorb, None) if vx.maps_neurons() && !is_identity(&l, nout_of(g, v)) => {
                 return Err(clash(
                     v,
-                    "a slice or shuffle of a changed size follows only through the planner".into(),
+                    "a slice, shuffle, fold or tile of a changed size follows only through the planner".into(),
                 ));
             }
             (SizeKind::Absorb, None) if vx.heads().is_some() => {

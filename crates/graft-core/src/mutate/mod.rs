@@ -909,7 +909,11 @@ fn add_edge(
         (SizeKind::Input, _) => return Err(frozen("it is an input")),
         (SizeKind::Immutable, _) => return Err(frozen("it is immutable")),
         (_, Some(_)) => return Err(frozen("a depthwise vertex has exactly one input")),
-        _ if vx.maps_neurons() => return Err(frozen("a slice or shuffle has exactly one input")),
+        _ if vx.maps_neurons() => {
+            return Err(frozen(
+                "a slice, shuffle, fold or tile has exactly one input",
+            ))
+        }
         _ if vx.heads().is_some() => return Err(frozen("a heads vertex has exactly one input")),
         _ => {}
     }

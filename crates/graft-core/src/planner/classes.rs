@@ -502,6 +502,31 @@ impl Component {
                         }
                     }
                 }
+                _ if vx.fold().is_some() || vx.tile().is_some() => {
+                    // Fold: output k is input k of every block. Tile:
+                    // output k of every block is input k. Either way one
+                    // class per k, and a new k is one new neuron at the
+                    // same local place in every block.
+                    let bu = base[local[&vx.inputs[0]] as usize];
+                    let (blocks, w, folds) = match vx.fold() {
+                        Some(b) => (b, vx.nout, true),
+                        None => (vx.tile().unwrap_or(1), vx.nin[0], false),
+                    };
+                    for b in 0..blocks {
+                        for k in 0..w {
+                            let (single, blocked) = (k as u32, (b * w + k) as u32);
+                            let (x, y) = if folds {
+                                (base[li] as u32 + single, bu as u32 + blocked)
+                            } else {
+                                (base[li] as u32 + blocked, bu as u32 + single)
+                            };
+                            uf.union(x, y);
+                            if let Some(gp) = gaps.as_mut() {
+                                gp.union(x, y, Ratio::ONE);
+                            }
+                        }
+                    }
+                }
                 _ => {
                     if let Some(m) = vx.depthwise() {
                         // Output j reads input j / m: a block per input.
