@@ -28,8 +28,11 @@ For each NAME, writes to crates/graft-onnx/tests/fixtures/:
 
 Then it runs graft (`cargo run -p graft-onnx --example
 transformer_mutations`), which writes tf_llama and tf_gpt2 with a KV head
-more (`.heads.graft.onnx`, function-preserving) and with 30% of their heads'
-and MLPs' neurons pruned (`.pruned.graft.onnx`); each is checked with
+more (`.heads.graft.onnx`, function-preserving), with 30% of their heads'
+and MLPs' neurons pruned (`.pruned.graft.onnx`), and read along the head
+dimension with two query and key dimensions more in every head
+(`.widedims.graft.onnx`, function-preserving) and with 30% of their head
+dimensions pruned (`.dims.graft.onnx`); each is checked with
 onnx.checker.check_model(full_check=True) and run in onnxruntime on the same
 ids, its output written to `tf_NAME.KIND.graft.out.bin`.
 
@@ -37,6 +40,8 @@ transformers must be installed in the fixture venv (pip install
 transformers). Run with that venv's python:
 
   /work/.venv-onnx/bin/python scripts/transformer_fixtures.py [NAME ...]
+
+(NAME `none` exports no model and only rewrites graft's mutated files.)
 
 Not part of the tests.
 """
@@ -142,7 +147,7 @@ def check_graft_mutations():
         rank = struct.unpack("<I", raw[:4])[0]
         dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
         ids = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims).astype(np.int64)
-        for kind in ["heads", "pruned"]:
+        for kind in ["heads", "pruned", "widedims", "dims"]:
             path = OUT / f"tf_{name}.{kind}.graft.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -31,10 +31,10 @@ pub use layers::pointwise::broadcast_shape;
 pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
-    Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, Elementwise, Embedding,
-    GateEstimator, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast, LinearLast, MatMul,
-    NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize, ResizeTarget, Rule,
-    Shuffle, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
+    Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct, Elementwise,
+    Embedding, GateEstimator, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast, LinearLast,
+    MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize,
+    ResizeTarget, Rule, Shuffle, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

@@ -16,7 +16,7 @@ use rand_distr::{Distribution, Uniform};
 use crate::error::{NnError, Result};
 use crate::layers::Params;
 use crate::op::{FanIn, Fill, Groups, Op};
-use crate::surgery::{layout, select_axis, select_net2net, selections, Growth};
+use crate::surgery::{layout, select_axis, select_net2net, selections, Growth, Side};
 
 /// One vertex's computation: its op and its parameters (buffers such as a
 /// batch norm's running statistics included). Cloning copies the
@@ -721,6 +721,14 @@ fn change_layer(
     rng: &mut StdRng,
     edits: &mut Vec<ParamEdit>,
 ) -> Result<()> {
+    let grows = c
+        .outs
+        .as_ref()
+        .is_some_and(|l| l.contains(&graft_core::Neuron::New));
+    let quiet = grows && {
+        let op_of = |u: VertexId| layers.get(&u).map(|l| l.op.clone());
+        crate::layers::attention::feeds_query(g, &op_of, c.vertex)
+    };
     let Some(layer) = layers.get_mut(&c.vertex) else {
         return Ok(());
     };
@@ -739,6 +747,10 @@ fn change_layer(
         let mut t = layer.params[&name].as_tensor().clone();
         for &(axis, list, gates, fill, side) in &sels {
             let r = match (growth, side) {
+                // New query dimensions start at zero (`feeds_query`).
+                (_, Some(Side::Out)) if quiet => {
+                    select_axis(&t, axis, list, gates, Fill::Value(0.0), 0.0, rng)
+                }
                 (Growth::Net2Net { seed }, Some(side)) => {
                     select_net2net(&t, axis, list, gates, side, seed)
                 }

@@ -48,6 +48,11 @@ pub enum Part {
     /// Attention heads: the query, key, value and output projections'
     /// whole heads.
     Heads,
+    /// Head dimensions (a model imported reading attention along the head
+    /// dimension): the same dimensions of every head of the query and key
+    /// projections (rotary pairs together), and of the value and output
+    /// projections.
+    HeadDims,
     /// The hidden size: the token embedding, every norm and every
     /// projection reading or writing the residual stream.
     Hidden,
@@ -73,6 +78,11 @@ fn part_of_component(model: &Model, comp: &[VertexId]) -> Part {
         .any(|&u| g.vertex(u).is_ok_and(|x| x.heads().is_some()))
     {
         Part::Heads
+    } else if comp.iter().any(|&u| {
+        g.vertex(u)
+            .is_ok_and(|x| x.fold().is_some() || x.tile().is_some())
+    }) {
+        Part::HeadDims
     } else if has(&|op| matches!(op, crate::op::Op::Embedding(_))) {
         Part::Hidden
     } else {
@@ -167,7 +177,7 @@ pub fn shrink(
         target,
         scope,
         input_shapes,
-        &[Part::Heads, Part::Hidden, Part::Mlp],
+        &[Part::Heads, Part::HeadDims, Part::Hidden, Part::Mlp],
     )
 }
 

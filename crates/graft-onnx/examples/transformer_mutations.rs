@@ -5,13 +5,18 @@
 //! - `tf_NAME.heads.graft.onnx`: one KV head more in the first attention
 //!   block, with its query heads (function-preserving);
 //! - `tf_NAME.pruned.graft.onnx`: 30% of the heads' and MLPs' neurons
-//!   pruned by magnitude (`graft prune --ratio 0.3 --only heads,mlp`).
+//!   pruned by magnitude (`graft prune --ratio 0.3 --only heads,mlp`);
+//! - read along the head dimension (`Reading::HeadDims`):
+//!   `tf_NAME.widedims.graft.onnx`, two query and key dimensions more in
+//!   every head of the first block (function-preserving), and
+//!   `tf_NAME.dims.graft.onnx`, 30% of the head dimensions pruned by
+//!   magnitude (`graft prune --ratio 0.3 --only head-dims`).
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
 use std::path::PathBuf;
 
-use graft_onnx::{export, import, mutations};
+use graft_onnx::{export, import, import_reading, mutations, Reading};
 
 fn main() -> Result<(), graft_onnx::OnnxError> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -33,6 +38,25 @@ fn main() -> Result<(), graft_onnx::OnnxError> {
             &m,
             &imp.interface,
             &dir.join(format!("tf_{name}.pruned.graft.onnx")),
+        )?;
+
+        let imp = import_reading(&file, Reading::HeadDims)?;
+        let mut m = imp.model;
+        let fold = mutations::query_fold(&m)?;
+        mutations::widen(&mut m, &fold, 2)?;
+        export(
+            &m,
+            &imp.interface,
+            &dir.join(format!("tf_{name}.widedims.graft.onnx")),
+        )?;
+
+        let imp = import_reading(&file, Reading::HeadDims)?;
+        let mut m = imp.model;
+        mutations::prune_head_dims(&mut m, &[vec![16]])?;
+        export(
+            &m,
+            &imp.interface,
+            &dir.join(format!("tf_{name}.dims.graft.onnx")),
         )?;
     }
     println!(

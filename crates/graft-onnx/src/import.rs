@@ -178,6 +178,23 @@ pub(crate) struct Ctx {
     /// Read splits of the neuron axis as attention heads (see
     /// [`import_bytes`]).
     pub heads: bool,
+    /// Read them as head dimensions ([`Reading::HeadDims`]).
+    pub head_dims: bool,
+}
+
+/// How the importer reads a split of the neuron axis into two (an
+/// attention head split `[.., H · D]` to `[.., H, D]`, and the merge back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reading {
+    /// One neuron per head: whole heads are kept, dropped and added in
+    /// every projection, a KV head with its query heads.
+    #[default]
+    Heads,
+    /// One neuron per head dimension, shared by every head: the same
+    /// dimensions are kept in every head (rotary pairs `i`, `i + D/2`
+    /// together), the query's and key's together, the value's and the
+    /// output projection's together. Heads keep their number.
+    HeadDims,
 }
 
 impl Ctx {
@@ -403,21 +420,41 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
 /// # Errors
 /// As [`import`].
 pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
+    import_bytes_reading(bytes, Reading::Heads)
+}
+
+/// Import a model from a file, reading attention as `reading` says.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_reading(path: &Path, reading: Reading) -> Result<Imported, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    import_bytes_reading(&bytes, reading)
+}
+
+/// Import a model from its protobuf bytes, reading attention as `reading`
+/// says.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_bytes_reading(bytes: &[u8], reading: Reading) -> Result<Imported, OnnxError> {
     let m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed(e.to_string()))?;
-    // A split of the neuron axis into two is read as attention heads (one
-    // neuron per head) when the whole graph agrees: a model that moves the
-    // split axis elsewhere (torchvision's fused in-projection splits
-    // [3, E] and moves the 3 into the batch axis) is read again with such
-    // splits frozen, as before heads.
-    match import_model(&m, true) {
+    // A split of the neuron axis into two is read as `reading` says when
+    // the whole graph agrees: a model that moves the split axis elsewhere
+    // (torchvision's fused in-projection splits [3, E] and moves the 3
+    // into the batch axis) is read again with such splits frozen.
+    match import_model(&m, Some(reading)) {
         Ok(imp) => Ok(imp),
-        Err(_) => import_model(&m, false),
+        Err(_) => import_model(&m, None),
     }
 }
 
-/// Import a decoded model, reading splits of the neuron axis as heads when
-/// `heads`.
-fn import_model(m: &ModelProto, heads: bool) -> Result<Imported, OnnxError> {
+/// Import a decoded model, reading splits of the neuron axis as `reading`
+/// says, or frozen when `None`.
+fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, OnnxError> {
     for o in &m.opset_import {
         let domain = o.domain.clone().unwrap_or_default();
         let version = o.version.unwrap_or(0);
@@ -469,7 +506,8 @@ fn import_model(m: &ModelProto, heads: bool) -> Result<Imported, OnnxError> {
         values: HashMap::new(),
         uses,
         names: BTreeMap::new(),
-        heads,
+        heads: reading == Some(Reading::Heads),
+        head_dims: reading == Some(Reading::HeadDims),
     };
     for t in &g.initializer {
         ctx.values

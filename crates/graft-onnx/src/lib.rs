@@ -32,5 +32,5 @@ pub mod proto {
 
 pub use error::OnnxError;
 pub use export::{export, export_bytes};
-pub use import::{import, import_bytes, Imported};
+pub use import::{import, import_bytes, import_bytes_reading, import_reading, Imported, Reading};
 pub use interface::{ir_version_for, Dim, Interface, Port, DEFAULT_OPSET, OPSETS};

@@ -113,3 +113,42 @@ pub fn prune_heads_and_mlp(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Resul
     )?;
     Ok(())
 }
+
+/// The query's head split read along the head dimension (the first fold of
+/// the model, which feeds a product of queries by keys), by name.
+///
+/// # Errors
+/// No fold in the model (it was not read with
+/// [`Reading::HeadDims`](crate::Reading::HeadDims)).
+pub fn query_fold(m: &Model) -> Result<String, OnnxError> {
+    let g = m.graph();
+    g.topological_order()?
+        .into_iter()
+        .find(|&v| g.vertex(v).is_ok_and(|x| x.fold().is_some()))
+        .map(|v| g.name(v))
+        .ok_or_else(|| OnnxError::Export {
+            vertex: "(model)".into(),
+            reason: "no head split read along the head dimension".into(),
+        })
+}
+
+/// A transformer (read with [`Reading::HeadDims`](crate::Reading::HeadDims))
+/// with its head dimensions pruned by magnitude: 30% of their neurons, the
+/// same dimensions in every head (`graft prune --ratio 0.3 --only
+/// head-dims`).
+///
+/// # Errors
+/// Pruning errors.
+pub fn prune_head_dims(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    let u = utility::magnitude(m)?;
+    shrink_parts(
+        m,
+        &u,
+        Target::Ratio(0.3),
+        Scope::Global,
+        sample_shapes,
+        &[Part::HeadDims],
+    )?;
+    Ok(())
+}

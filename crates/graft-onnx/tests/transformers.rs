@@ -12,8 +12,8 @@ mod common;
 
 use common::{assert_close, assert_close_to, fixture, read_tensor, run};
 use graft_core::{Request, VertexId};
-use graft_nn::{HeadSplit, Model, Op};
-use graft_onnx::{export_bytes, import, import_bytes};
+use graft_nn::{DimProduct, HeadSplit, Model, Op};
+use graft_onnx::{export_bytes, import, import_bytes, import_reading, Reading};
 
 const MODELS: [&str; 4] = ["gpt2", "llama", "qwen2", "bert"];
 
@@ -282,6 +282,7 @@ fn pruning_one_part_leaves_the_others() {
                 Part::Heads => (true, false, false),
                 Part::Mlp => (false, true, false),
                 Part::Hidden => (false, false, true),
+                Part::HeadDims => unreachable!("not read with Reading::Heads"),
             };
             assert_eq!(changed, want, "{what} {part:?}: {before:?} -> {after:?}");
         }
@@ -295,15 +296,16 @@ fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
     for name in ["llama", "gpt2"] {
         let x = read_tensor(&format!("tf_{name}.input.bin"));
         let original = want(&format!("tf_{name}.out.bin"));
-        for kind in ["heads", "pruned"] {
+        for kind in ["heads", "pruned", "widedims", "dims"] {
             let what = format!("tf_{name}.{kind}.graft");
             let m = import(&fixture(&format!("{what}.onnx")))
                 .unwrap_or_else(|e| panic!("{what}: {e}"))
                 .model;
             let ort = want(&format!("{what}.out.bin"));
             assert_close(&run(&m, &x), &ort, &what);
-            if kind == "heads" {
-                // A new KV head kept the function, in onnxruntime too.
+            if kind == "heads" || kind == "widedims" {
+                // A new KV head, and new head dimensions, kept the
+                // function, in onnxruntime too.
                 assert_close_to(&ort, &original, 1e-5, &what);
             }
         }
@@ -383,4 +385,85 @@ fn a_refused_edge_edit_leaves_the_model_as_it_was() {
         );
     }
     assert_eq!(run(&m, &x), out);
+}
+
+/// The head splits read along the head dimension (folds) of the first
+/// attention block: the query's and the value's, found walking back from
+/// the products of queries by keys and of weights by values along their
+/// first computed operands.
+fn dim_folds(m: &Model) -> (VertexId, VertexId) {
+    let g = m.graph();
+    let fold_behind = |mut v: VertexId| loop {
+        if g.vertex(v).unwrap().fold().is_some() {
+            return v;
+        }
+        v = g.vertex(v).unwrap().inputs()[0];
+    };
+    let product = |want: DimProduct| {
+        vertices(m, |op| matches!(op, Op::MatMul(p) if p.dims == want))
+            .first()
+            .copied()
+            .unwrap_or_else(|| panic!("no {want:?} product"))
+    };
+    let scores = product(DimProduct::Scores);
+    let values = product(DimProduct::Values);
+    let q = fold_behind(g.vertex(scores).unwrap().inputs()[0]);
+    let v = fold_behind(g.vertex(values).unwrap().inputs()[1]);
+    (q, v)
+}
+
+#[test]
+fn every_transformer_reads_head_dimensions_and_keeps_its_function_when_they_change() {
+    for name in MODELS {
+        let what = format!("tf_{name}");
+        let x = read_tensor(&format!("{what}.input.bin"));
+        let imp = import_reading(&fixture(&format!("{what}.onnx")), Reading::HeadDims)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let iface = imp.interface;
+        let m = imp.model;
+        m.graph().check().unwrap();
+        let before = run(&m, &x);
+        assert_close(&before, &want(&format!("{what}.out.bin")), &what);
+        let (qf, vf) = dim_folds(&m);
+        let d = m.graph().nout(qf).unwrap();
+        let q = m.graph().vertex(qf).unwrap().inputs()[0];
+        let heads = m.graph().nout(q).unwrap() / d;
+        // Two new dimensions in every head (a rotary pair where there is
+        // one): the function stays.
+        let mut wide = m.clone();
+        wide.change_sizes(&Request::new().nout(qf, 2))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        wide.graph().check().unwrap();
+        assert_eq!(wide.graph().nout(q).unwrap(), heads * (d + 2), "{what}");
+        let mut wv = m.clone();
+        wv.change_sizes(&Request::new().nout(vf, 3))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        for (w, label) in [(&wide, "query and key"), (&wv, "value")] {
+            assert_close_to(
+                &run(w, &x),
+                &before,
+                1e-5,
+                &format!("{what} wider {label} dimensions"),
+            );
+        }
+        // Two fewer in every head of the query and key: smaller, runs,
+        // and survives export and import.
+        let mut narrow = m.clone();
+        let params = narrow.parameter_count();
+        narrow
+            .change_sizes(&Request::new().nout(qf, -2))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        narrow.graph().check().unwrap();
+        assert_eq!(narrow.graph().nout(q).unwrap(), heads * (d - 2), "{what}");
+        assert!(narrow.parameter_count() < params, "{what}");
+        let got = run(&narrow, &x);
+        let bytes = export_bytes(&narrow, &iface).unwrap();
+        let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} exported: {e}"));
+        assert_close_to(
+            &run(&back.model, &x),
+            &got,
+            1e-6,
+            &format!("{what} fewer dimensions"),
+        );
+    }
 }

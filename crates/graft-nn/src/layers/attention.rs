@@ -26,7 +26,7 @@ use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 use super::{p, Params};
-use crate::op::{Declared, Fill, ParamSpec, Role};
+use crate::op::{Declared, Fill, Op, ParamSpec, Role};
 
 /// `a · b` (or `a · bᵀ`) over the last two axes, the leading axes
 /// broadcast numpy-style; both operands computed, of the same rank (at
@@ -45,19 +45,41 @@ pub struct MatMul {
     /// (attention heads): the product is invariant over it.
     #[serde(default)]
     pub heads: bool,
+    /// Attention read along the head dimension (the neurons on the
+    /// operands' last axes).
+    #[serde(default)]
+    pub dims: DimProduct,
+}
+
+/// A [`MatMul`] of attention read along the head dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DimProduct {
+    /// Not one (heads, or frozen).
+    #[default]
+    No,
+    /// Queries by keys: the contracted axis carries both operands'
+    /// neurons, which the product ties; the output has no neuron axis
+    /// (its vertex's size stands for the shared dimensions).
+    Scores,
+    /// Attention weights (no neuron axis) by values: the output's last
+    /// axis carries the values' neurons.
+    Values,
 }
 
 impl MatMul {
-    /// The size rule: invariant over the heads, else frozen.
+    /// The size rule: invariant over the heads or the head dimensions
+    /// (the weights broadcast over the values' dimensions), else frozen.
     pub(crate) fn declare(&self) -> Declared {
-        Declared {
-            kind: if self.heads {
-                SizeKind::Invariant
-            } else {
-                SizeKind::Immutable
-            },
-            constraints: Vec::new(),
-        }
+        let (kind, constraints) = match (self.heads, self.dims) {
+            (true, _) | (false, DimProduct::Scores) => (SizeKind::Invariant, Vec::new()),
+            (false, DimProduct::Values) => (
+                SizeKind::Invariant,
+                vec![Constraint::Broadcast { input: 0 }],
+            ),
+            (false, DimProduct::No) => (SizeKind::Immutable, Vec::new()),
+        };
+        Declared { kind, constraints }
     }
 
     /// The forward pass.
@@ -128,6 +150,38 @@ impl MatMul {
         let k = a.last().copied().unwrap_or(0) as u64;
         out.iter().map(|&d| d as u64).product::<u64>() * k
     }
+}
+
+/// True when new output neurons of `v` reach the query side of a product
+/// of queries by keys read along the head dimension ([`DimProduct::Scores`])
+/// through ops without weights (regroups, rotary slices, stacks, adds,
+/// elementwise scales). Such neurons must start at zero: the product of a
+/// new query dimension with a new key dimension has no weighted consumer
+/// whose zero columns would hide it, so the query's zeros keep the
+/// function (the keys' stay random, so the dimension can learn).
+pub(crate) fn feeds_query(
+    g: &graft_core::Graph,
+    op_of: &dyn Fn(graft_core::VertexId) -> Option<Op>,
+    v: graft_core::VertexId,
+) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![v];
+    while let Some(u) = stack.pop() {
+        let Ok(ux) = g.vertex(u) else { continue };
+        for &o in ux.outputs() {
+            let Ok(ox) = g.vertex(o) else { continue };
+            if let Some(Op::MatMul(m)) = op_of(o) {
+                if m.dims == DimProduct::Scores && ox.inputs().first() == Some(&u) {
+                    return true;
+                }
+            }
+            let passes = ox.kind().is_transparent() || ox.maps_neurons();
+            if passes && seen.insert(o) {
+                stack.push(o);
+            }
+        }
+    }
+    false
 }
 
 fn last_two(s: &[usize]) -> std::result::Result<(usize, usize), String> {
@@ -242,6 +296,14 @@ pub enum HeadSplit {
     /// consecutive neurons (a depthwise repeat; the head merge, and
     /// grouped-query attention's repeat of the KV heads).
     Merge(usize),
+    /// Split into `[blocks, width]`, the width axis carrying the neurons:
+    /// neuron `k` stands for input neuron `k` of every block (a core
+    /// `fold` vertex; the head split read along the head dimension).
+    Fold(usize),
+    /// Merged with the `blocks` values before it: the neurons repeated
+    /// once per block (a core `tile` vertex; the head merge read along the
+    /// head dimension).
+    Tile(usize),
 }
 
 impl Regroup {
@@ -265,6 +327,12 @@ impl Regroup {
             (true, HeadSplit::Merge(width)) => {
                 (SizeKind::Absorb, vec![Constraint::depthwise(width)])
             }
+            (true, HeadSplit::Fold(blocks)) => {
+                (SizeKind::Absorb, vec![Constraint::Fold { blocks }])
+            }
+            (true, HeadSplit::Tile(blocks)) => {
+                (SizeKind::Absorb, vec![Constraint::Tile { blocks }])
+            }
         };
         Declared { kind, constraints }
     }
@@ -276,6 +344,9 @@ impl Regroup {
             HeadSplit::Split(w) if w > 0 && n.is_multiple_of(w) => Ok(n / w),
             HeadSplit::Split(w) => Err(format!("{n} neurons do not split into heads of {w}")),
             HeadSplit::Merge(w) => Ok(n * w),
+            HeadSplit::Fold(b) if b > 0 && n.is_multiple_of(b) => Ok(n / b),
+            HeadSplit::Fold(b) => Err(format!("{n} neurons do not fold into {b} blocks")),
+            HeadSplit::Tile(b) => Ok(n * b),
         }
     }
 
@@ -347,6 +418,7 @@ mod tests {
             neurons: None,
             rank: 3,
             heads: false,
+            dims: DimProduct::No,
         };
         let y = m.forward(&a, &b).unwrap();
         assert_eq!(
@@ -358,6 +430,7 @@ mod tests {
             neurons: None,
             rank: 3,
             heads: false,
+            dims: DimProduct::No,
         };
         let y = mt.forward(&a, &b).unwrap();
         assert_eq!(

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use graft_core::VertexId;
-use graft_nn::{HeadSplit, MatMul, Op, Regroup, Token};
+use graft_nn::{DimProduct, HeadSplit, MatMul, Op, Regroup, Token};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -77,16 +77,43 @@ fn product(
     let heads = ctx
         .neuron_axis(a)
         .filter(|&x| x >= 1 && x < r - 2 && ctx.neuron_axis(b) == Some(x) && sa[x] == sb[x]);
-    let neurons = heads.or_else(|| product_neurons(ctx, a, b, r, trans_b));
-    let nout = neurons.map_or(1, |x| out[x]);
+    let dims = if ctx.head_dims && heads.is_none() {
+        dim_product(ctx, a, b, r, trans_b)
+    } else {
+        DimProduct::No
+    };
+    let neurons = match dims {
+        DimProduct::Scores => None,
+        DimProduct::Values => Some(r - 1),
+        DimProduct::No => heads.or_else(|| product_neurons(ctx, a, b, r, trans_b)),
+    };
+    // Queries by keys: the vertex's size stands for the shared dimensions.
+    let nout = match dims {
+        DimProduct::Scores => k,
+        DimProduct::Values | DimProduct::No => neurons.map_or(1, |x| out[x]),
+    };
     let op = Op::MatMul(MatMul {
         trans_b,
         neurons,
         rank: r,
         heads: heads.is_some(),
+        dims,
     });
     ctx.add(node, op, &[a, b], Some(nout), out)?;
     Ok(())
+}
+
+/// Attention read along the head dimension: queries by keys when the
+/// contracted axis carries both operands' neurons, weights by values when
+/// `a` has no neurons and `b`'s are the output's columns.
+fn dim_product(ctx: &Ctx, a: VertexId, b: VertexId, rank: usize, trans_b: bool) -> DimProduct {
+    let (last, rows) = (rank - 1, rank - 2);
+    let (b_inner, b_cols) = if trans_b { (last, rows) } else { (rows, last) };
+    match (ctx.neuron_axis(a), ctx.neuron_axis(b)) {
+        (Some(x), Some(y)) if x == last && y == b_inner => DimProduct::Scores,
+        (None, Some(y)) if y == b_cols => DimProduct::Values,
+        _ => DimProduct::No,
+    }
 }
 
 /// `MatMul` whose right-hand side is computed (called by the linear
@@ -229,6 +256,20 @@ pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) ->
                 && inner(dims, b + 1) == inner(s, a)
             {
                 Some((a, b, HeadSplit::Split(dims[b + 1])))
+            } else if ctx.head_dims
+                && a >= 2
+                && s[a - 1] > 1
+                && dims[b] == s[a - 1] * s[a]
+                && inner(dims, b) == inner(s, a)
+            {
+                Some((a, b, HeadSplit::Tile(s[a - 1])))
+            } else if ctx.head_dims
+                && b >= 2
+                && dims[b - 1] > 1
+                && dims[b - 1] * dims[b] == s[a]
+                && inner(dims, b) == inner(s, a)
+            {
+                Some((a, b, HeadSplit::Fold(dims[b - 1])))
             } else {
                 None
             }
@@ -263,9 +304,13 @@ pub(crate) fn head_regroup(
     s: &[usize],
     dims: &[usize],
 ) -> Option<(Op, usize)> {
-    let a = ctx
-        .neuron_axis(x)
-        .filter(|&a| ctx.heads && a >= 1 && a < s.len())?;
+    let a = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len())?;
+    if ctx.head_dims {
+        return dim_regroup(a, s, dims);
+    }
+    if !ctx.heads {
+        return None;
+    }
     let (heads, nout) = if dims.len() == s.len() + 1
         && dims[..a] == s[..a]
         && dims[a + 2..] == s[a + 1..]
@@ -287,6 +332,37 @@ pub(crate) fn head_regroup(
     let op = Op::Regroup(Regroup {
         rest: dims[1..].to_vec(),
         neurons: Some(a),
+        from: Some(a),
+        heads,
+    });
+    Some((op, nout))
+}
+
+/// [`head_regroup`] read along the head dimension: the neuron axis `a` of
+/// `s` split into `[blocks, width]` with the width carrying the neurons (a
+/// fold), or merged with the axis before it (a tile).
+fn dim_regroup(a: usize, s: &[usize], dims: &[usize]) -> Option<(Op, usize)> {
+    let (heads, neurons, nout) = if dims.len() == s.len() + 1
+        && dims[..a] == s[..a]
+        && dims[a + 2..] == s[a + 1..]
+        && dims[a] > 1
+        && dims[a] * dims[a + 1] == s[a]
+    {
+        (HeadSplit::Fold(dims[a]), a + 1, dims[a + 1])
+    } else if dims.len() + 1 == s.len()
+        && a >= 2
+        && dims[..a - 1] == s[..a - 1]
+        && dims[a..] == s[a + 1..]
+        && s[a - 1] > 1
+        && dims[a - 1] == s[a - 1] * s[a]
+    {
+        (HeadSplit::Tile(s[a - 1]), a - 1, dims[a - 1])
+    } else {
+        return None;
+    };
+    let op = Op::Regroup(Regroup {
+        rest: dims[1..].to_vec(),
+        neurons: Some(neurons),
         from: Some(a),
         heads,
     });
