@@ -98,8 +98,13 @@ impl Loaded {
 
 /// Read an ONNX model; errors name the file.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let imp =
-        graft::onnx::import(path).with_context(|| format!("reading model `{}`", path.display()))?;
+    load_reading(path, graft::onnx::Reading::Heads)
+}
+
+/// [`load`], reading attention as `reading` says.
+pub fn load_reading(path: &Path, reading: graft::onnx::Reading) -> Result<Loaded> {
+    let imp = graft::onnx::import_reading(path, reading)
+        .with_context(|| format!("reading model `{}`", path.display()))?;
     Ok(Loaded {
         model: imp.model,
         interface: imp.interface,

@@ -160,6 +160,8 @@ enum Command {
         scope: ScopeArg,
         /// Prune only these parts of a transformer (comma-separated):
         /// `heads` (whole attention heads, a KV head with its query heads),
+        /// `head-dims` (the same dimensions of every head, rotary pairs
+        /// together; not with `heads` in one pass),
         /// `hidden` (the residual stream: embedding, norms, projections),
         /// `mlp` (everything else: MLP widths, every layer of a CNN).
         #[arg(long, value_enum, value_delimiter = ',')]

@@ -593,3 +593,53 @@ fn inspect_shows_attention_heads_and_prune_refuses_a_missing_calibration() {
         "--utility activation needs --data",
     );
 }
+
+#[test]
+fn prune_head_dimensions_alone_or_refuse_them_with_whole_heads() {
+    let m = fixture("tf_llama.onnx");
+    let o = out("head_dims", "dims.onnx");
+    let text = ok(&[
+        "prune",
+        &m,
+        "--ratio",
+        "0.25",
+        "--only",
+        "head-dims",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    assert!(text.contains("prunable neurons"), "{text}");
+    // Read back by whole heads: every head is still there, each narrower
+    // (4 query heads and 2 KV heads of 16 dimensions before).
+    let back = graft::onnx::import(&o).unwrap().model;
+    let g = back.graph();
+    let widths: Vec<usize> = g
+        .ids()
+        .filter_map(|v| g.vertex(v).unwrap().heads())
+        .collect();
+    let heads: Vec<usize> = g
+        .ids()
+        .filter(|&v| g.vertex(v).unwrap().heads().is_some())
+        .map(|v| g.nout(v).unwrap())
+        .collect();
+    assert!(
+        !widths.is_empty() && widths.iter().all(|&w| w < 16),
+        "{widths:?}"
+    );
+    assert_eq!(heads.iter().filter(|&&h| h == 4).count(), 2, "{heads:?}");
+    let both = out("head_dims", "both.onnx");
+    refused(
+        &[
+            "prune",
+            &m,
+            "--ratio",
+            "0.25",
+            "--only",
+            "heads,head-dims",
+            "-o",
+            both.to_str().unwrap(),
+        ],
+        &both,
+        "by whole heads or by head dimensions",
+    );
+}

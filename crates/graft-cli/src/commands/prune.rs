@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use graft::nn::data::Dataset;
 use graft::nn::shrink::{shrink_parts, Part, Scope, Target};
+use graft::onnx::Reading;
 use graft::Utility;
 use serde_json::json;
 
-use crate::io::{bar, load, save, spinner, table, thousands};
+use crate::io::{bar, load_reading, save, spinner, table, thousands};
 use crate::Usage;
 
 /// How neurons are valued.
@@ -66,6 +67,10 @@ fn vocabulary(m: &graft::nn::Model) -> Option<usize> {
 pub enum PartArg {
     /// Whole attention heads (a KV head with its query heads).
     Heads,
+    /// Head dimensions: the same dimensions of every head (rotary pairs
+    /// together), the query's with the key's and the value's with the
+    /// output projection's. Not with `heads` in one pass.
+    HeadDims,
     /// The hidden size: the residual stream, with the embedding, every
     /// norm and every projection reading or writing it.
     Hidden,
@@ -88,7 +93,7 @@ pub fn run(
     show: bool,
 ) -> Result<String> {
     check_flags(utility, data, recalibrate)?;
-    let mut l = load(path)?.with_shapes(shapes, path)?;
+    let mut l = load_reading(path, reading_of(only)?)?.with_shapes(shapes, path)?;
     let calib = Calibration::read(&l, path, data, utility)?;
     let u = utility_of(&l.model, path, utility, &calib, show)?;
     let shapes = l.sample_shapes();
@@ -204,6 +209,21 @@ fn utility_of(
     })
 }
 
+/// How the model is read for `--only`: by head dimensions when it names
+/// them, else by whole heads. Both at once cannot be: the planner's sizes
+/// are whole heads or the same dimensions in every head, not both.
+fn reading_of(only: &[PartArg]) -> Result<Reading> {
+    match (only.contains(&PartArg::Heads), only.contains(&PartArg::HeadDims)) {
+        (true, true) => Err(Usage(
+            "--only heads,head-dims: a model is pruned by whole heads or by head dimensions in one pass, not both (run graft prune twice)"
+                .into(),
+        )
+        .into()),
+        (false, true) => Ok(Reading::HeadDims),
+        (_, false) => Ok(Reading::Heads),
+    }
+}
+
 /// The parts `--only` names (all of them when it names none).
 fn parts_of(only: &[PartArg]) -> Vec<Part> {
     if only.is_empty() {
@@ -212,6 +232,7 @@ fn parts_of(only: &[PartArg]) -> Vec<Part> {
     only.iter()
         .map(|p| match p {
             PartArg::Heads => Part::Heads,
+            PartArg::HeadDims => Part::HeadDims,
             PartArg::Hidden => Part::Hidden,
             PartArg::Mlp => Part::Mlp,
         })
