@@ -643,3 +643,53 @@ fn prune_head_dimensions_alone_or_refuse_them_with_whole_heads() {
         "by whole heads or by head dimensions",
     );
 }
+
+#[test]
+fn a_language_model_is_pruned_by_taylor_on_its_next_token_loss() {
+    let m = fixture("tf_llama.onnx");
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let run = |utility: &str, name: &str| {
+        let o = out("lm_taylor", name);
+        let mut args = vec![
+            "prune",
+            &m,
+            "--ratio",
+            "0.3",
+            "--only",
+            "heads,mlp",
+            "--utility",
+            utility,
+        ];
+        if utility != "magnitude" {
+            args.extend(["--data", text.to_str().unwrap()]);
+        }
+        args.extend(["-o", o.to_str().unwrap()]);
+        ok(&args);
+        std::fs::read(&o).unwrap()
+    };
+    // The gradients of the next-token loss choose other neurons than the
+    // weights' magnitudes do.
+    assert_ne!(
+        run("taylor", "taylor.onnx"),
+        run("magnitude", "magnitude.onnx")
+    );
+    let empty = out("lm_taylor", "empty.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let o = out("lm_taylor", "none.onnx");
+    refused(
+        &[
+            "prune",
+            &m,
+            "--ratio",
+            "0.3",
+            "--utility",
+            "taylor",
+            "--data",
+            empty.to_str().unwrap(),
+            "-o",
+            o.to_str().unwrap(),
+        ],
+        &o,
+        "at least one window of 16 tokens",
+    );
+}

@@ -23,6 +23,10 @@ pub enum Loss {
     CrossEntropy,
     /// Mean squared error against targets of the output's shape.
     Mse,
+    /// A language model's next-token loss: logits `[N, T, V]` against the
+    /// token ids `[N, T]` that were its input, position `t` predicting id
+    /// `t + 1` (softmax cross-entropy over the `T − 1` pairs).
+    NextToken,
 }
 
 impl Loss {
@@ -41,6 +45,28 @@ impl Loss {
                 logp.gather(&idx, 1)?.neg()?.mean_all()?
             }
             Loss::Mse => y.sub(&target.to_dtype(y.dtype())?)?.sqr()?.mean_all()?,
+            Loss::NextToken => {
+                let (n, t, v) = y.dims3()?;
+                if t < 2 || target.dims() != [n, t] {
+                    return Err(crate::error::NnError::Invalid {
+                        what: "next-token loss".into(),
+                        reason: format!(
+                            "logits {:?} and ids {:?} (ids [N, T] with T >= 2 needed)",
+                            y.dims(),
+                            target.dims()
+                        ),
+                    });
+                }
+                let logits = y
+                    .narrow(1, 0, t - 1)?
+                    .contiguous()?
+                    .reshape((n * (t - 1), v))?;
+                let next = target
+                    .narrow(1, 1, t - 1)?
+                    .contiguous()?
+                    .reshape(n * (t - 1))?;
+                Loss::CrossEntropy.compute(&logits, &next)?
+            }
         })
     }
 }
@@ -426,4 +452,31 @@ pub fn recalibrate_batch_norm(model: &mut Model, x: &Tensor, batch: usize) -> Re
         layers.insert(v);
     }
     Ok(layers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn the_next_token_loss_scores_each_position_against_the_next_id() {
+        // Two positions of a 3-token vocabulary: position 0 says token 2
+        // with certainty (a large logit), position 1 is never scored.
+        let y = Tensor::from_vec(vec![0f32, 0., 30., 5., 5., 5.], (1, 2, 3), &Device::Cpu).unwrap();
+        let right = Tensor::from_vec(vec![0f32, 2.], (1, 2), &Device::Cpu).unwrap();
+        let wrong = Tensor::from_vec(vec![0f32, 1.], (1, 2), &Device::Cpu).unwrap();
+        let l = |t: &Tensor| {
+            Loss::NextToken
+                .compute(&y, t)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(l(&right) < 1e-6, "{}", l(&right));
+        assert!((l(&wrong) - 30.0).abs() < 1e-3, "{}", l(&wrong));
+        let short = Tensor::zeros((1, 1, 3), DType::F32, &Device::Cpu).unwrap();
+        let ids = Tensor::zeros((1, 1), DType::F32, &Device::Cpu).unwrap();
+        assert!(Loss::NextToken.compute(&short, &ids).is_err());
+    }
 }

@@ -19,7 +19,9 @@ pub enum UtilityArg {
     /// The norm of each neuron's weights (no data needed).
     Magnitude,
     /// |mean(activation × gradient)| of each neuron on `--data` (first-order
-    /// Taylor estimate of the loss change when the neuron goes).
+    /// Taylor estimate of the loss change when the neuron goes; for a
+    /// language model the next-token loss on a text file, its bytes modulo
+    /// the vocabulary the token ids).
     Taylor,
     /// Activation-aware (Wanda's score per neuron): Σ |W[o, i]| · ‖X_i‖ over
     /// a calibration pass on `--data` (for a language model, a text file:
@@ -158,7 +160,7 @@ impl<'a> Calibration<'a> {
             return Ok(Calibration::None);
         };
         match vocabulary(&l.model) {
-            Some(vocab) if utility == UtilityArg::Activation => {
+            Some(vocab) if matches!(utility, UtilityArg::Activation | UtilityArg::Taylor) => {
                 let seq = l.sample_shapes()[0].iter().product::<usize>();
                 Ok(Calibration::Text(text_ids(spec, vocab, seq)?))
             }
@@ -187,6 +189,22 @@ fn utility_of(
         (UtilityArg::Activation, Calibration::Data(spec, d)) => {
             graft::nn::utility::activation_aware(m, std::slice::from_ref(&d.x))
                 .with_context(|| format!("activation-aware utility of `{name}` on `{spec}`"))?
+        }
+        (UtilityArg::Taylor, Calibration::Text(ids)) => {
+            // A language model: the next-token loss on the text's windows.
+            let batch = 8;
+            let b = bar(ids.dim(0)?.div_ceil(batch) as u64, "Taylor utility", show);
+            let u = graft::nn::utility::taylor_on(
+                m,
+                ids,
+                ids,
+                graft::nn::train::Loss::NextToken,
+                batch,
+                || b.inc(1),
+            )
+            .with_context(|| format!("Taylor utility (next-token loss) of `{name}`"))?;
+            b.finish_and_clear();
+            u
         }
         (UtilityArg::Taylor, Calibration::Data(spec, d)) => {
             let batch = 64;
