@@ -239,6 +239,14 @@ fn folds_and_tiles_are_checked() {
         .unwrap();
     assert_eq!(g.vertex(t).unwrap().tile(), Some(2));
     g.check().unwrap();
+    // In JSON as `{"fold": {"blocks": 3}}` and `{"tile": {"blocks": 2}}`.
+    let spec = graft_core::json::GraphSpec::from_graph(&g);
+    let text = serde_json::to_string(&spec).unwrap();
+    assert!(text.contains(r#"{"fold":{"blocks":3}}"#), "{text}");
+    assert!(text.contains(r#"{"tile":{"blocks":2}}"#), "{text}");
+    let back = spec.to_graph().unwrap();
+    assert_eq!(back.vertex(f).unwrap().fold(), Some(3));
+    assert_eq!(back.vertex(t).unwrap().tile(), Some(2));
 }
 
 mod random_blocks {
