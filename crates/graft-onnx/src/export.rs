@@ -68,7 +68,7 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    fn new(opset: i64) -> Out {
+    pub(crate) fn new(opset: i64) -> Out {
         Out {
             nodes: Vec::new(),
             inits: Vec::new(),
@@ -208,6 +208,7 @@ fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
         .map(|p| p.vertex)
         .collect();
     emit_level(&mut out, model, &plan, None)?;
+    crate::tied::share(&mut out);
     let ports = ports::ports(model, &ex, iface, plan.shapes.as_ref())?;
     ports::rename(&ports, &mut out.nodes);
     let value_info = plan.shapes.as_ref().map_or_else(Vec::new, |s| {

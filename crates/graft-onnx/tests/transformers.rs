@@ -467,3 +467,45 @@ fn every_transformer_reads_head_dimensions_and_keeps_its_function_when_they_chan
         );
     }
 }
+
+#[test]
+fn a_tied_lm_head_is_written_once_and_stays_tied_when_the_hidden_size_shrinks() {
+    use prost::Message;
+    // GPT-2 reads one table for its token embedding and, transposed, its
+    // output projection.
+    let tables = |bytes: &[u8]| {
+        let m = graft_onnx::proto::ModelProto::decode(bytes).unwrap();
+        let g = m.graph.unwrap();
+        let vocab: Vec<Vec<i64>> = g
+            .initializer
+            .iter()
+            .filter(|t| t.dims.contains(&1000))
+            .map(|t| t.dims.clone())
+            .collect();
+        let transposes = g
+            .node
+            .iter()
+            .filter(|n| n.op_type.as_deref() == Some("Transpose"))
+            .count();
+        (vocab, transposes)
+    };
+    let what = "tf_gpt2";
+    let x = read_tensor(&format!("{what}.input.bin"));
+    let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+    let (iface, mut m) = (imp.interface, imp.model);
+    let bytes = export_bytes(&m, &iface).unwrap();
+    let (vocab, transposes) = tables(&bytes);
+    assert_eq!(vocab, vec![vec![1000, 64]], "one table");
+    assert!(transposes >= 1);
+    let e = token_embedding(&m);
+    m.change_sizes(&Request::new().nout(e, -8)).unwrap();
+    let got = run(&m, &x);
+    let bytes = export_bytes(&m, &iface).unwrap();
+    assert_eq!(tables(&bytes).0, vec![vec![1000, 56]], "still one table");
+    let back = import_bytes(&bytes).unwrap();
+    assert_close_to(&run(&back.model, &x), &got, 1e-6, "tied after pruning");
+    // LLaMA's head is its own: two tables.
+    let imp = import(&fixture("tf_llama.onnx")).unwrap();
+    let bytes = export_bytes(&imp.model, &imp.interface).unwrap();
+    assert_eq!(tables(&bytes).0.len(), 2);
+}
