@@ -51,6 +51,10 @@ The classes:
           torch's two-head MultiheadAttention (heads folded into the batch
           axis, MatMul of two computed values), an MLP, the class token's
           head
+  timmattn timm's ViT block (DeiT) in miniature: its attention permutes
+          the fused q, k, v projection to [3, N, heads, tokens, d] (the 3
+          in front of the batch axis) and unbinds it (Split or Slice of
+          axis 0)
   winattn Swin's shifted-window attention, v1 then v2 (batch 1): windows
           folded into the batch axis, a cyclic shift (Slice, Concat), the
           shifted-window mask (ScatterND on constants), the relative
@@ -347,6 +351,28 @@ class VitAttn(nn.Module):
         return self.head(x[:, 0])
 
 
+class TimmAttn(nn.Module):
+    """timm's ViT (DeiT) in miniature: as VitAttn, with timm's encoder
+    block, whose attention permutes its fused q, k, v projection to
+    [3, N, heads, tokens, d] (the 3 in front of the batch axis) and unbinds
+    it."""
+
+    def __init__(self):
+        super().__init__()
+        from timm.models.vision_transformer import Block
+        d = 8
+        self.proj = nn.Conv2d(3, d, 4, stride=4)
+        self.cls = nn.Parameter(torch.randn(1, 1, d))
+        self.pos = nn.Parameter(torch.randn(1, 5, d) * 0.1)
+        self.block = Block(d, 2, mlp_ratio=2.0, qkv_bias=True)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        return self.head(self.block(x)[:, 0])
+
+
 class WinAttn(nn.Module):
     """torchvision's shifted-window attention, v1 then v2, on a 4x4 map of
     channels-last tokens (2x2 windows shifted by 1)."""
@@ -397,6 +423,7 @@ MODELS = {
     # A fixed batch: as_strided's element indices are written for one.
     "normhead": (NormHead, (2, 3, 6, 6), False),
     "vitattn": (VitAttn, (1, 3, 8, 8)),
+    "timmattn": (TimmAttn, (1, 3, 8, 8)),
     "winattn": (WinAttn, (1, 3, 8, 8)),
     "einsum": (Einsum, (1, 3, 4, 4)),
     "attnpool": (AttnPool, (2, 3, 6, 6)),

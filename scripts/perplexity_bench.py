@@ -315,6 +315,45 @@ def graft_as_torch(path, trained):
     return m
 
 
+def consumer_choice(trained, calib, heads, mlp):
+    """Selection check (torch, not graft): the trained model cut to `heads`
+    heads and `mlp` MLP channels per layer, keeping those of highest
+    consumer-side activation score, Wanda's on the layer that reads them:
+    ‖X_j‖ · Σ_o |W[o, j]| over o_proj's input (summed per head) and
+    down_proj's input, X from the calibration windows."""
+    m = copy.deepcopy(trained).eval()
+    norms, hooks = {}, []
+    for li, layer in enumerate(m.model.layers):
+        for key, lin in (("o", layer.self_attn.o_proj), ("d", layer.mlp.down_proj)):
+            hooks.append(lin.register_forward_pre_hook(
+                lambda mod, a, k=(key, li): norms.__setitem__(
+                    k, a[0].detach().double().reshape(-1, a[0].shape[-1]).norm(dim=0))))
+    with torch.no_grad():
+        m(torch.from_numpy(calib))
+    for h in hooks:
+        h.remove()
+
+    def cut(lin, rows=None, cols=None):
+        w = lin.weight.data
+        w = w[rows] if rows is not None else w
+        w = w[:, cols] if cols is not None else w
+        new = nn.Linear(w.shape[1], w.shape[0], bias=False)
+        new.weight.data = w.clone()
+        return new
+
+    for li, layer in enumerate(m.model.layers):
+        a, f = layer.self_attn, layer.mlp
+        hs = (a.o_proj.weight.detach().double().abs().sum(0) * norms[("o", li)])
+        hk = sorted(torch.topk(hs.view(HEADS, HEAD_DIM).sum(1), heads[li]).indices.tolist())
+        cs = f.down_proj.weight.detach().double().abs().sum(0) * norms[("d", li)]
+        ck = sorted(torch.topk(cs, mlp[li]).indices.tolist())
+        rows = [i for h in hk for i in range(h * HEAD_DIM, (h + 1) * HEAD_DIM)]
+        a.q_proj, a.k_proj, a.v_proj = cut(a.q_proj, rows), cut(a.k_proj, rows), cut(a.v_proj, rows)
+        a.o_proj = cut(a.o_proj, cols=rows)
+        f.gate_proj, f.up_proj, f.down_proj = cut(f.gate_proj, ck), cut(f.up_proj, ck), cut(f.down_proj, cols=ck)
+    return m
+
+
 # --------------------------------------------------------------------------
 # Torch-Pruning
 
@@ -426,8 +465,9 @@ def table(res):
     ]
     for r in res["runs"]:
         if r.get("error"):
-            lines.append(f"| {r['method']} | {int(r['target'] * 100)}% fewer | failed | | | | | "
-                         f"see errors |")
+            why = r["error"].splitlines()[-1].replace("|", "/")
+            lines.append(f"| {r['method']} | {int(r['target'] * 100)}% fewer | refused: {why} "
+                         f"| | | | | |")
             continue
         ppl = r["ppl"]
         extra = f" (ORT {r['ppl_onnx']:.3f})" if r.get("ppl_onnx") is not None and r["method"].startswith("TP") else ""
@@ -462,6 +502,27 @@ def reading(res):
         out.append(s)
     diffs = [abs(r["ppl"] / r["ppl_torch_same_neurons"] - 1) for r in res["runs"]
              if r.get("ppl_torch_same_neurons")]
+    checks = res.get("selection_check") or []
+    for t in TARGETS:
+        cs = [c for c in checks if c["target"] == t]
+        if cs:
+            better = sum(c["ppl_consumer"] < c["ppl_graft"] for c in cs)
+            out.append(
+                f"Selection check at {int(t * 100)}%: on {better} of {len(cs)} of graft's size "
+                f"allocations, keeping the heads and channels of highest consumer-side score "
+                f"gives lower perplexity than graft's choice ("
+                + ", ".join(f"{c['method']}: {c['ppl_graft']:.2f} → {c['ppl_consumer']:.2f}"
+                            for c in cs) + ").")
+    out.append(
+        "Why: graft's `magnitude` and `activation` utilities value a head or an MLP channel by "
+        "the weights it owns in the layers that produce it (the q/k/v rows of a head, the "
+        "gate/up rows of a channel), `activation` weighting them by the norms of those layers' "
+        "input, which is the same normed hidden state for every neuron of a layer. Neither "
+        "looks at what the neuron sends on (its o_proj or down_proj columns) or at how large "
+        "its own activation is; Torch-Pruning's group importance sums every coupled slice, "
+        "o_proj/down_proj columns included, and its Taylor importance weighs them by the "
+        "loss gradient. graft's loss-aware `--utility taylor` does not take a text file for a "
+        "language model (see the refused rows), so there is no graft Taylor row.")
     if diffs:
         out.append(f"Surgery check: each graft file's weights are exact rows/columns of the "
                    f"trained model's; cutting the same heads and channels in torch gives the same "
@@ -544,6 +605,18 @@ def write_reports(res, out):
         tbl,
         "",
     ] + reading(res)
+    if res.get("selection_check"):
+        sec += [
+            "",
+            "Selection check (torch, not graft): the same heads and MLP widths per layer as each "
+            "graft file, the neurons kept chosen by Wanda's score on the layer that reads them, "
+            "‖X_j‖·Σ_o|W[o, j]| on o_proj's input (per head) and down_proj's input, X from the "
+            "same 64 calibration windows:",
+            "",
+            "| sizes of | target | graft's choice | consumer-side choice |",
+            "|---|---|---|---|",
+        ] + [f"| {c['method']} | {int(c['target'] * 100)}% fewer | {c['ppl_graft']:.3f} | "
+             f"{c['ppl_consumer']:.3f} |" for c in res["selection_check"]]
     if errors:
         sec += ["", "graft errors:", ""] + errors
     (out / "section.md").write_text("\n".join(sec) + "\n")
@@ -653,14 +726,17 @@ def main():
     # ---- graft
     for t in TARGETS:
         budget = int(p_graft * (1 - t))
+        # taylor: graft's loss-aware utility, tried on the same text (it
+        # takes a data set, not text, for now: recorded as an error if refused)
         for utility, scope in (("activation", "global"), ("magnitude", "global"),
-                               ("activation", "layer"), ("magnitude", "layer")):
+                               ("activation", "layer"), ("magnitude", "layer"),
+                               ("taylor", "global")):
             path = out / f"graft_{utility}_{scope}_{int(t * 100)}.onnx"
             c = [graft, "prune", base_onnx, "-o", path, "--params", budget,
                  "--only", "heads,mlp", "--utility", utility, "--json"]
             if scope != "global":
                 c += ["--scope", scope]
-            if utility == "activation":
+            if utility in ("activation", "taylor"):
                 c += ["--data", calib_path]
             t0 = time.perf_counter()
             rc, so, se = run_graft(c)
@@ -723,6 +799,18 @@ def main():
                       f"MLP ratio {mlp_ratio:.4f}), heads {heads}, MLP {mlp}, ppl {ppl:.3f} "
                       f"(ORT {ppl_o:.3f}; {trials} trials, {secs:.1f} s)", flush=True)
                 res["runs"].append(run)
+
+    # ---- selection check: graft's per-layer sizes, neurons chosen in torch
+    res["selection_check"] = []
+    for r in res["runs"]:
+        if r["method"].startswith("graft") and not r.get("error") and len(r["heads"]) == LAYERS \
+                and len(r["mlp"]) == LAYERS:
+            ppl = ppl_torch(consumer_choice(model, calib, r["heads"], r["mlp"]), test)
+            res["selection_check"].append({"method": r["method"], "target": r["target"],
+                                           "heads": r["heads"], "mlp": r["mlp"],
+                                           "ppl_graft": r["ppl"], "ppl_consumer": ppl})
+            print(f"  sizes of {r['method']} {int(r['target'] * 100)}%, consumer-side choice: "
+                  f"ppl {ppl:.3f} (graft's choice {r['ppl']:.3f})", flush=True)
 
     res["total_seconds"] = time.perf_counter() - t_start
     tbl = write_reports(res, out)

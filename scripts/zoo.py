@@ -131,6 +131,9 @@ TIMM = [
     ("convnext_atto", 64, 2),
     ("regnetz_b16", 64, 2),
     ("mobilevitv2_050", 64, 2),
+    # A vision transformer from timm (issue 17): its patch grid is fixed
+    # at 224.
+    ("deit_tiny_patch16_224", 224, 1),
 ]
 
 
@@ -142,7 +145,7 @@ ORDER = ["resnet18", "mobilenet_v2", "densenet121", "efficientnet_lite0", "ghost
          "squeezenet1_1", "googlenet", "inception_v3", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5",
          "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf", "resnet50", "resnext50_32x4d", "squeezenet1_0",
          "mobilenet_v3_large", "efficientnet_v2_s", "convnext_tiny", "alexnet", "swin_t", "vit_b_16", "swin_v2_t",
-         "wide_resnet50_2", "vgg11_bn", "maxvit_t"]
+         "wide_resnet50_2", "vgg11_bn", "maxvit_t", "deit_tiny_patch16_224"]
 
 
 def family_of(name):

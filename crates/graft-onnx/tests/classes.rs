@@ -9,7 +9,8 @@
 //! (nearest and bilinear), Inception's uneven kernels, strides, pads and
 //! pooling windows, ConvNeXt's head (as_strided from the dynamo exporter),
 //! and the attention of vision transformers (ViT's class token and heads
-//! folded into the batch axis, Swin's shifted windows, MaxViT's Einsum).
+//! folded into the batch axis, timm's q, k, v permuted in front of the
+//! batch axis, Swin's shifted windows, MaxViT's Einsum).
 //! Each imports, matches onnxruntime, widens without changing its function,
 //! prunes, and survives export and import.
 
@@ -30,11 +31,12 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 15] = [
+const CLASSES: [(&str, usize); 16] = [
     ("resize", 0),
     ("asym", 0),
     ("normhead", 0),
     ("vitattn", 3),
+    ("timmattn", 3),
     ("winattn", 0),
     ("einsum", 0),
     ("attnpool", 0),

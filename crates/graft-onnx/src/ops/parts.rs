@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use graft_core::VertexId;
 use graft_nn::{Join, Op, Pad, PadMode, Slice};
 
 use super::Importer;
@@ -33,6 +34,43 @@ fn norm_axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
     Ok(x as usize)
 }
 
+/// Input 0 as graft's value under the ONNX view of it: the vertex, its
+/// graft shape and, for each ONNX axis, the graft axis it is (a transpose
+/// is such a view until something needs it laid out), so that a slice
+/// along an axis a transpose moved in front of the batch axis (timm's
+/// `qkv` permuted to `[3, N, heads, tokens, d]`) is a slice of graft's
+/// axis.
+fn viewed(
+    ctx: &mut Ctx,
+    node: &Node,
+) -> Result<(VertexId, Vec<usize>, Vec<Option<usize>>), OnnxError> {
+    if let Some(view) = ctx.get(node, node.input(0)?)?.view() {
+        return Ok(view);
+    }
+    let (v, s) = ctx.runtime(node, 0)?;
+    let order = (0..s.len()).map(Some).collect();
+    Ok((v, s, order))
+}
+
+/// ONNX axis `a` of a view of `order` as graft's axis: any but the batch
+/// axis; `None` for an axis of size 1 the view inserted.
+fn graft_axis(node: &Node, a: i64, order: &[Option<usize>]) -> Result<Option<usize>, OnnxError> {
+    let r = order.len() as i64;
+    let x = if a < 0 { a.saturating_add(r) } else { a };
+    let refuse = || {
+        node.err(format!(
+            "axis {a} of rank {r}: graft slices and joins every axis but the batch axis"
+        ))
+    };
+    if !(0..r).contains(&x) {
+        return Err(refuse());
+    }
+    match order[x as usize] {
+        Some(0) => Err(refuse()),
+        g => Ok(g),
+    }
+}
+
 /// Integers from input `k` (newer opsets) or attribute `attr` (older).
 fn ints(ctx: &Ctx, node: &Node, k: usize, attr: &str) -> Result<Option<Vec<i64>>, OnnxError> {
     if let Some(c) = ctx.constant(node, k)? {
@@ -42,8 +80,7 @@ fn ints(ctx: &Ctx, node: &Node, k: usize, attr: &str) -> Result<Option<Vec<i64>>
 }
 
 fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let (x, shape) = ctx.runtime(node, 0)?;
-    let rank = shape.len();
+    let (x, shape, order) = viewed(ctx, node)?;
     let starts = ints(ctx, node, 1, "starts")?.ok_or_else(|| node.err("needs starts"))?;
     let ends = ints(ctx, node, 2, "ends")?.ok_or_else(|| node.err("needs ends"))?;
     let axes = ints(ctx, node, 3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
@@ -54,7 +91,15 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let neurons = ctx.neuron_axis(x);
     let mut cur = (x, shape);
     for k in 0..starts.len() {
-        let axis = norm_axis(node, axes[k], rank)?;
+        let Some(axis) = graft_axis(node, axes[k], &order)? else {
+            // An inserted axis of size 1: a slice keeping it is a no-op.
+            let d = 1i64;
+            let norm = |x: i64| if x < 0 { x.saturating_add(d) } else { x };
+            if norm(starts[k]).clamp(0, d) == 0 && norm(ends[k]).clamp(0, d) == 1 && steps[k] == 1 {
+                continue;
+            }
+            return Err(node.err(format!("an empty slice of axis {}", axes[k])));
+        };
         let d = cur.1[axis] as i64;
         let step = steps[k];
         if step == 0 {
@@ -91,19 +136,15 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         let v = ctx.model.add(&name, Op::Slice(p), &[cur.0], None)?;
         cur = (v, out);
     }
-    ctx.alias(
-        node,
-        Value::Runtime {
-            v: cur.0,
-            shape: cur.1,
-        },
-    );
+    ctx.alias(node, Value::from_view(cur.0, cur.1, order));
     Ok(())
 }
 
 fn split(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    let (x, shape) = ctx.runtime(node, 0)?;
-    let axis = norm_axis(node, node.int("axis", 0), shape.len())?;
+    let (x, shape, order) = viewed(ctx, node)?;
+    let a = node.int("axis", 0);
+    let axis = graft_axis(node, a, &order)?
+        .ok_or_else(|| node.err(format!("splits axis {a}, of size 1")))?;
     let d = shape[axis];
     let outs = &node.proto.output;
     let sizes: Vec<usize> = match ints(ctx, node, 1, "split")? {
@@ -142,7 +183,7 @@ fn split(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         let vname = ctx.fresh_name(name);
         let v = ctx.model.add(&vname, Op::Slice(p), &[x], None)?;
         ctx.values
-            .insert(name.clone(), Value::Runtime { v, shape: out });
+            .insert(name.clone(), Value::from_view(v, out, order.clone()));
         start += len;
     }
     Ok(())
