@@ -17,6 +17,10 @@ last hidden state (BERT).
           embeddings (Slice, Neg, Concat on the head dimension), repeat_kv
           (Unsqueeze, Expand, Reshape), SwiGLU, a causal mask constant
   qwen2   Qwen2ForCausalLM (2 KV heads): as llama, with q/k/v biases
+  mixtral MixtralForCausalLM (2 KV heads, 4 experts, top 2): as llama,
+          with each MLP a mixture of experts routed per token (router
+          softmax, TopK, the chosen experts' weights gathered from stacked
+          tables by GatherND, batched MatMul, weighted sum)
   bert    BertModel (input_ids only): word, position and token-type
           embeddings (the token types a GatherElements of constants),
           LayerNorm, GELU, a zero attention mask
@@ -32,7 +36,9 @@ more (`.heads.graft.onnx`, function-preserving), with 30% of their heads'
 and MLPs' neurons pruned (`.pruned.graft.onnx`), and read along the head
 dimension with two query and key dimensions more in every head
 (`.widedims.graft.onnx`, function-preserving) and with 30% of their head
-dimensions pruned (`.dims.graft.onnx`); each is checked with
+dimensions pruned (`.dims.graft.onnx`), and tf_mixtral with a KV head more
+and one fewer (`.heads.graft.onnx`, `.fewerheads.graft.onnx`); each is
+checked with
 onnx.checker.check_model(full_check=True) and run in onnxruntime on the same
 ids, its output written to `tf_NAME.KIND.graft.out.bin`.
 
@@ -104,6 +110,14 @@ def build(name):
                "qwen2": (t.Qwen2Config, t.Qwen2ForCausalLM)}[name]
         cfg = cls[0](**COMMON, num_key_value_heads=2)
         m, field = cls[1](cfg), "logits"
+    elif name == "mixtral":
+        # Experts as stacked tables, the top 2 of 4 gathered per token
+        # (transformers' batched_mm experts: TopK, GatherND, batched
+        # MatMul); the library default (grouped_mm) is a custom op the
+        # dynamo exporter cannot translate.
+        cfg = t.MixtralConfig(**COMMON, num_key_value_heads=2, num_local_experts=4,
+                              num_experts_per_tok=2, experts_implementation="batched_mm")
+        m, field = t.MixtralForCausalLM(cfg), "logits"
     else:
         raise ValueError(name)
     m.config._attn_implementation = "eager"
@@ -112,7 +126,7 @@ def build(name):
 
 def main(only):
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in ["gpt2", "llama", "qwen2", "bert"]:
+    for name in ["gpt2", "llama", "qwen2", "bert", "mixtral"]:
         if only and name not in only:
             continue
         torch.manual_seed(0)
@@ -141,13 +155,15 @@ def check_graft_mutations():
     root = OUT.parent.parent.parent.parent
     subprocess.check_call(["cargo", "run", "--quiet", "-p", "graft-onnx", "--example",
                            "transformer_mutations"], cwd=root)
-    for name in ["llama", "gpt2"]:
+    for name, kinds in [("llama", ["heads", "pruned", "widedims", "dims"]),
+                        ("gpt2", ["heads", "pruned", "widedims", "dims"]),
+                        ("mixtral", ["heads", "fewerheads"])]:
         import struct
         raw = (OUT / f"tf_{name}.input.bin").read_bytes()
         rank = struct.unpack("<I", raw[:4])[0]
         dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
         ids = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims).astype(np.int64)
-        for kind in ["heads", "pruned", "widedims", "dims"]:
+        for kind in kinds:
             path = OUT / f"tf_{name}.{kind}.graft.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -143,6 +143,8 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::MatMul(m) => m.infer(first()?, ins.get(1).copied().ok_or("needs two inputs")?)?,
         Op::Token(t) => t.infer(nout),
         Op::Regroup(r) => r.infer(nout),
+        Op::TopK(t) => t.infer(first()?)?,
+        Op::GatherRows(g) => g.infer(first()?)?,
         Op::LayerNormLast(_) | Op::ActivationAt { .. } | Op::SoftmaxAxis(_) => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
@@ -254,7 +256,9 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::Embedding(_)
         | Op::Token(_)
         | Op::Regroup(_)
+        | Op::TopK(_)
         | Op::ActivationAt { .. } => 0,
+        Op::GatherRows(g) => g.macs(),
     }
 }
 

@@ -32,9 +32,9 @@ pub use layers::sparse::SPARSE_BELOW;
 pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct, Elementwise,
-    Embedding, GateEstimator, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast, LinearLast,
-    MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize,
-    ResizeTarget, Rule, Shuffle, Slice, Softmax, Token, Transpose, Unary, View, ViewDim,
+    Embedding, GateEstimator, GatherRows, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast,
+    LinearLast, MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize,
+    ResizeTarget, Rule, Shuffle, Slice, Softmax, Token, TopK, Transpose, Unary, View, ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

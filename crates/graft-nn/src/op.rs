@@ -12,6 +12,7 @@ pub use crate::layers::lastaxis::{Embedding, LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
 pub use crate::layers::resize::{Coords, Interp, NearestRound, Resize, ResizeTarget};
+pub use crate::layers::routing::{GatherRows, TopK};
 
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -341,6 +342,12 @@ pub enum Op {
     /// A reshape of the whole value, batch axis included (a file exported
     /// at batch size 1 folding heads or windows into it). Frozen.
     Regroup(Regroup),
+    /// The `k` largest or smallest entries of the last axis, their values
+    /// or indices (a mixture of experts' router). Frozen.
+    TopK(TopK),
+    /// Rows of a constant table picked by computed indices (the experts'
+    /// weights). Frozen.
+    GatherRows(GatherRows),
     /// A pointwise activation on a value whose neurons are on another axis
     /// than 1 (channels last, token sequences). Never a softmax.
     ActivationAt {
@@ -596,6 +603,8 @@ impl Op {
             Op::MatMul(m) => Ok(m.declare()),
             Op::Token(t) => Ok(t.declare()),
             Op::Regroup(r) => Ok(r.declare()),
+            Op::TopK(t) => Ok(t.declare()),
+            Op::GatherRows(g) => Ok(g.declare()),
             Op::LayerNormLast(_) => one(Invariant),
             Op::ActivationAt {
                 f: Activation::Softmax,
@@ -755,6 +764,7 @@ impl Op {
             Op::Embedding(e) => e.params(nout),
             Op::LayerNormLast(l) => l.params(nout),
             Op::Token(t) => t.params(nout),
+            Op::GatherRows(g) => g.params(),
             Op::Input
             | Op::Activation(_)
             | Op::MaxPool2d { .. }
@@ -787,6 +797,7 @@ impl Op {
             | Op::Pad(_)
             | Op::MatMul(_)
             | Op::Regroup(_)
+            | Op::TopK(_)
             | Op::ActivationAt { .. } => Vec::new(),
             Op::Recurrent { cell, .. } => {
                 let g = cell.gates();
@@ -871,6 +882,8 @@ impl Op {
             Op::MatMul(_) => "matmul",
             Op::Token(_) => "token",
             Op::Regroup(_) => "regroup",
+            Op::TopK(_) => "top_k",
+            Op::GatherRows(_) => "gather_rows",
             Op::LayerNormLast(_) => "layer_norm_last",
             Op::ActivationAt { .. } => "activation",
         }
@@ -897,6 +910,7 @@ impl Op {
             Op::MatMul(m) => m.neurons,
             Op::Token(t) => t.neurons,
             Op::Regroup(r) => r.neurons,
+            Op::TopK(_) | Op::GatherRows(_) => None,
             Op::LayerNormLast(l) => Some(l.axis),
             Op::ActivationAt { axis, .. } => *axis,
             Op::Input
@@ -987,6 +1001,8 @@ impl Op {
             | Op::MatMul(_)
             | Op::Token(_)
             | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => FanIn::Own,
         }
@@ -1045,6 +1061,8 @@ impl Op {
             | Op::MatMul(_)
             | Op::Token(_)
             | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => {}
         }
@@ -1124,6 +1142,8 @@ impl Op {
             | Op::LayerNormLast(_)
             | Op::Token(_)
             | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
             | Op::ActivationAt { .. }
             | Op::Cond { .. }
             | Op::Moe { .. }
@@ -1184,6 +1204,8 @@ impl Op {
             | Op::MatMul(_)
             | Op::Token(_)
             | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
             | Op::ActivationAt { .. } => 0..0,
         }
     }

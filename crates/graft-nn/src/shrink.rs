@@ -131,6 +131,27 @@ pub fn prunable(model: &Model) -> Vec<VertexId> {
         .collect()
 }
 
+/// Drop from `vs` the vertices no plan can shrink: those whose every
+/// neuron is frozen through the graph (read by an immutable vertex, such as
+/// a mixture of experts' router read by its top-k, or tied to one), so
+/// that a ratio counts only the neurons pruning can remove. Found with one
+/// plan that values every neuron of `vs` below nothing.
+fn drop_unmovable(model: &Model, vs: &mut Vec<VertexId>) -> Result<()> {
+    let g = model.graph();
+    let mut u = Utility::new();
+    for &v in vs.iter() {
+        u.set(v, vec![-1.0; g.nout(v)?]);
+    }
+    let p = plan(g, &Request::new().with_utility(u))?;
+    vs.retain(|&v| {
+        let n = g.nout(v).unwrap_or(0);
+        p.change(v)
+            .and_then(|c| c.outs.as_ref())
+            .is_some_and(|l| l.len() < n)
+    });
+    Ok(())
+}
+
 /// A reshape of the neuron axis (a head split or merge): no weights.
 fn is_regroup(model: &Model, v: VertexId) -> bool {
     matches!(
@@ -219,6 +240,7 @@ pub fn shrink_parts(
             vs.push(v);
         }
     }
+    drop_unmovable(model, &mut vs)?;
     if vs.is_empty() {
         return Err(bad(format!("no vertex of {parts:?} can be pruned")));
     }

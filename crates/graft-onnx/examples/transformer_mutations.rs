@@ -10,7 +10,10 @@
 //!   `tf_NAME.widedims.graft.onnx`, two query and key dimensions more in
 //!   every head of the first block (function-preserving), and
 //!   `tf_NAME.dims.graft.onnx`, 30% of the head dimensions pruned by
-//!   magnitude (`graft prune --ratio 0.3 --only head-dims`).
+//!   magnitude (`graft prune --ratio 0.3 --only head-dims`);
+//! - `tf_mixtral.heads.graft.onnx` and `tf_mixtral.fewerheads.graft.onnx`:
+//!   the tiny Mixtral with a KV head more and one fewer in its first
+//!   attention block (its experts stay as they are).
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
@@ -57,6 +60,19 @@ fn main() -> Result<(), graft_onnx::OnnxError> {
             &m,
             &imp.interface,
             &dir.join(format!("tf_{name}.dims.graft.onnx")),
+        )?;
+    }
+    // Mixtral: its experts are frozen; its attention heads change.
+    let file = dir.join("tf_mixtral.onnx");
+    for (kind, by) in [("heads", 1), ("fewerheads", -1)] {
+        let imp = import(&file)?;
+        let mut m = imp.model;
+        let kv = mutations::kv_head_split(&m)?;
+        mutations::widen(&mut m, &kv, by)?;
+        export(
+            &m,
+            &imp.interface,
+            &dir.join(format!("tf_mixtral.{kind}.graft.onnx")),
         )?;
     }
     println!(

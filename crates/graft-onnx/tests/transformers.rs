@@ -293,10 +293,12 @@ fn pruning_one_part_leaves_the_others() {
 fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
     // Written by examples/transformer_mutations.rs (import, mutate, export)
     // and run by onnxruntime in scripts/transformer_fixtures.py.
-    for name in ["llama", "gpt2"] {
+    let dense = ["heads", "pruned", "widedims", "dims"].as_slice();
+    let moe = ["heads", "fewerheads"].as_slice();
+    for (name, kinds) in [("llama", dense), ("gpt2", dense), ("mixtral", moe)] {
         let x = read_tensor(&format!("tf_{name}.input.bin"));
         let original = want(&format!("tf_{name}.out.bin"));
-        for kind in ["heads", "pruned", "widedims", "dims"] {
+        for &kind in kinds {
             let what = format!("tf_{name}.{kind}.graft");
             let m = import(&fixture(&format!("{what}.onnx")))
                 .unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -508,4 +510,41 @@ fn a_tied_lm_head_is_written_once_and_stays_tied_when_the_hidden_size_shrinks() 
     let imp = import(&fixture("tf_llama.onnx")).unwrap();
     let bytes = export_bytes(&imp.model, &imp.interface).unwrap();
     assert_eq!(tables(&bytes).0.len(), 2);
+}
+
+#[test]
+fn mixtral_routes_tokens_to_experts_and_its_attention_heads_change() {
+    // Mixtral with its experts as stacked tables (transformers'
+    // batched_mm): the router's softmax, the top 2 of 4 experts per token
+    // (TopK), their weights gathered (GatherND by the computed expert ids)
+    // and multiplied (batched MatMul of two computed values).
+    let what = "tf_mixtral";
+    let x = read_tensor(&format!("{what}.input.bin"));
+    let imp = import(&fixture(&format!("{what}.onnx"))).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (iface, m) = (imp.interface, imp.model);
+    m.graph().check().unwrap();
+    let before = run(&m, &x);
+    assert_close(&before, &want(&format!("{what}.out.bin")), what);
+    let routing = |m: &Model| {
+        (
+            vertices(m, |op| matches!(op, Op::TopK(_))).len(),
+            vertices(m, |op| matches!(op, Op::GatherRows(_))).len(),
+        )
+    };
+    // Two blocks: values and indices of a top-k, two expert tables each.
+    assert_eq!(routing(&m), (4, 4));
+    // The experts are frozen (immutable), the attention heads are not: a
+    // new KV head keeps the function, one fewer shrinks the model.
+    let (_, kv) = head_splits(&m);
+    let mut wide = m.clone();
+    wide.change_sizes(&Request::new().nout(kv, 1)).unwrap();
+    assert_close_to(&run(&wide, &x), &before, 1e-5, "mixtral with a new head");
+    let mut narrow = m.clone();
+    narrow.change_sizes(&Request::new().nout(kv, -1)).unwrap();
+    assert!(narrow.parameter_count() < m.parameter_count());
+    let got = run(&narrow, &x);
+    let bytes = export_bytes(&narrow, &iface).unwrap();
+    let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} exported: {e}"));
+    assert_eq!(routing(&back.model), (4, 4));
+    assert_close_to(&run(&back.model, &x), &got, 1e-6, "mixtral fewer heads");
 }

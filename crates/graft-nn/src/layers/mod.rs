@@ -16,6 +16,7 @@ pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
 pub(crate) mod resize;
+pub(crate) mod routing;
 pub(crate) mod sparse;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,8 @@ pub(crate) fn forward(
         }
         Op::Token(t) => (t.forward(params, x)?, none),
         Op::Regroup(r) => (r.forward(x)?, none),
+        Op::TopK(t) => (t.forward(x)?, none),
+        Op::GatherRows(g) => (g.forward(params, x)?, none),
         Op::LayerNormLast(l) => (l.forward(params, x)?, none),
         Op::ActivationAt { f, .. } => (activation::forward(*f, x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {

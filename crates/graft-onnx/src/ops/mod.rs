@@ -17,6 +17,7 @@ pub(crate) mod pointwise;
 mod pool;
 mod recurrent;
 pub(crate) mod resize;
+pub(crate) mod routing;
 mod shape;
 pub(crate) mod view;
 
@@ -38,6 +39,7 @@ pub(crate) fn registry() -> HashMap<&'static str, Importer> {
     shape::register(&mut r);
     view::register(&mut r);
     recurrent::register(&mut r);
+    routing::register(&mut r);
     resize::register(&mut r);
     control::register(&mut r);
     r

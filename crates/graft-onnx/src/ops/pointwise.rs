@@ -63,14 +63,42 @@ fn unary(ctx: &mut Ctx, node: &Node, f: Unary) -> Result<(), OnnxError> {
 /// booleans is refused (casts of constants are folded at import).
 fn cast(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let to = node.int("to", 1);
-    if !matches!(to, 1 | 10 | 11 | 16) {
+    let val = ctx.get(node, node.input(0)?)?;
+    // Indices graft computed (a top-k's, through reshapes) are whole
+    // numbers: cast to an integer type they stay what they are.
+    let whole = matches!(to, 6 | 7)
+        && val
+            .view()
+            .is_some_and(|(v, _, _)| holds_indices(&ctx.model, v));
+    if !whole && !matches!(to, 1 | 10 | 11 | 16) {
         return Err(node.err(format!(
             "a computed value cast to data type {to}: graft computes in floats only"
         )));
     }
-    let val = ctx.get(node, node.input(0)?)?;
     ctx.alias(node, val);
     Ok(())
+}
+
+/// True when vertex `v` computes indices: a top-k's, or one passed on
+/// unchanged by reshapes and transposes.
+fn holds_indices(m: &graft_nn::Model, mut v: graft_core::VertexId) -> bool {
+    loop {
+        match m.layer(v).map(|l| &l.op) {
+            Some(Op::TopK(t)) => return t.indices,
+            Some(Op::Regroup(_) | Op::View(_) | Op::Transpose(_) | Op::Identity) => {
+                match m
+                    .graph()
+                    .vertex(v)
+                    .ok()
+                    .and_then(|x| x.inputs().first().copied())
+                {
+                    Some(u) => v = u,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// An operand as the importer sees it.

@@ -139,6 +139,27 @@ fn unsqueeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             ctx.alias(node, Value::Const(Const { dims, ..c }));
             Ok(())
         }
+        Value::Flat { of, len } => {
+            // A computed value flattened to 1-D, batch axis included, then
+            // given unit axes after it (a mixture of experts' expert ids
+            // per token and slot, `[N·k]` to `[N·k, 1]`): a reshape of the
+            // value to that batch-first shape.
+            let rank = 1 + add.len();
+            let mut at: Vec<usize> = add
+                .iter()
+                .map(|&a| norm_axis(node, a, rank))
+                .collect::<Result<_, _>>()?;
+            at.sort_unstable();
+            if at.first() == Some(&0) {
+                return Err(node.err(format!(
+                    "unsqueezes `{of}` flattened with its batch axis in front of that axis"
+                )));
+            }
+            let (v, s) = ctx.runtime_of(node, 0, &of)?;
+            let mut dims = vec![len as i64];
+            dims.extend(std::iter::repeat_n(1, add.len()));
+            super::shape::reshape_to_target(ctx, node, v, s, dims)
+        }
         other => {
             let Some((v, shape, order)) = other.view() else {
                 return Err(node.err("unsqueezes a value graft does not compute"));

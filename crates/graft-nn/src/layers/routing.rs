@@ -1,0 +1,235 @@
+//! The routing family: the `k` largest (or smallest) entries of the last
+//! axis ([`TopK`]: a mixture of experts' router choosing experts per token)
+//! and rows of a constant table picked by computed indices ([`GatherRows`]:
+//! the chosen experts' weight matrices). A language model exported with
+//! its experts as stacked tables (Mixtral through Hugging Face's batched
+//! expert implementation) routes with these two. Both are immutable: the
+//! experts and their widths keep their sizes (reported by vertex name), and
+//! the rest of the model loads, runs and is pruned around them. Their ONNX
+//! import and export live in graft-onnx's `ops/routing.rs`.
+
+use candle_core::{DType, Result, Tensor};
+use graft_core::SizeKind;
+use serde::{Deserialize, Serialize};
+
+use super::{p, Params};
+use crate::op::{Declared, Fill, ParamSpec, Role};
+
+/// The `k` largest (or smallest) entries along the last axis, sorted (ties:
+/// the lower index first, as ONNX's `TopK`): their values, or their
+/// indices as float numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopK {
+    /// How many entries.
+    pub k: usize,
+    /// The largest (else the smallest).
+    pub largest: bool,
+    /// This vertex gives the indices (else the values).
+    pub indices: bool,
+}
+
+impl TopK {
+    /// The size rule: immutable (the entries it chooses among keep their
+    /// number).
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Immutable,
+            constraints: Vec::new(),
+        }
+    }
+
+    /// The forward pass.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let last = x
+            .rank()
+            .checked_sub(1)
+            .ok_or_else(|| candle_core::Error::Msg("top-k of a scalar".into()))?;
+        let n = x.dim(last)?;
+        if self.k == 0 || self.k > n {
+            candle_core::bail!("top-{} of {n} entries", self.k);
+        }
+        // A stable order by value (the lower index first among equals),
+        // computed on the host: candle's sort does not promise stability.
+        let rows = x.elem_count() / n;
+        let vals = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut idx = Vec::with_capacity(rows * self.k);
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        for r in 0..rows {
+            let row = &vals[r * n..(r + 1) * n];
+            order.clear();
+            order.extend(0..n as u32);
+            if self.largest {
+                order.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]));
+            } else {
+                order.sort_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]));
+            }
+            idx.extend_from_slice(&order[..self.k]);
+        }
+        let mut dims = x.dims().to_vec();
+        dims[last] = self.k;
+        let idx = Tensor::from_vec(idx, dims, x.device())?;
+        if self.indices {
+            idx.to_dtype(x.dtype())
+        } else {
+            x.contiguous()?.gather(&idx, last)
+        }
+    }
+
+    /// The per-sample output shape.
+    pub(crate) fn infer(&self, x: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        let mut s = x.to_vec();
+        match s.last_mut() {
+            Some(d) if self.k <= *d && self.k > 0 => {
+                *d = self.k;
+                Ok(s)
+            }
+            Some(d) => Err(format!("top-{} of {d} entries", self.k)),
+            // A value with only the batch axis per sample: the top-k runs
+            // along the batch axis itself, which graft does not do.
+            None => Err("top-k along the batch axis".into()),
+        }
+    }
+}
+
+/// Rows of a constant table picked by computed indices: ONNX's `GatherND`
+/// with indices whose last axis has one entry (`batch_dims` 0), or a
+/// `Gather` on axis 0. The output is the indices' shape without that last
+/// axis, then a row's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatherRows {
+    /// The table's shape (rows first).
+    pub table: Vec<usize>,
+}
+
+impl GatherRows {
+    /// The size rule: immutable.
+    pub(crate) fn declare(&self) -> Declared {
+        Declared {
+            kind: SizeKind::Immutable,
+            constraints: Vec::new(),
+        }
+    }
+
+    /// The table, `table` (trainable: the rows are weights).
+    pub(crate) fn params(&self) -> Vec<ParamSpec> {
+        vec![ParamSpec {
+            name: "table".into(),
+            shape: self.table.clone(),
+            roles: vec![Role::Fixed; self.table.len()],
+            new_out: Fill::Value(0.0),
+            trainable: true,
+        }]
+    }
+
+    /// The forward pass: `ids` of shape `[.., 1]`.
+    pub(crate) fn forward(&self, params: &Params, ids: &Tensor) -> Result<Tensor> {
+        let t = p(params, "table")?;
+        let rows = self.table.first().copied().unwrap_or(0) as i64;
+        let dims = ids.dims();
+        if dims.last() != Some(&1) {
+            candle_core::bail!("row indices of shape {dims:?} (the last axis must be 1)");
+        }
+        let vals = ids.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let mut idx = Vec::with_capacity(vals.len());
+        for x in vals {
+            let i = x as i64;
+            if !x.is_finite() || x.fract() != 0.0 || i < -rows || i >= rows {
+                candle_core::bail!("row index {x} of a table of {rows} rows");
+            }
+            idx.push(i.rem_euclid(rows.max(1)) as u32);
+        }
+        let n = idx.len();
+        let picked = t.index_select(&Tensor::from_vec(idx, n, t.device())?, 0)?;
+        let mut out = dims[..dims.len() - 1].to_vec();
+        out.extend(&self.table[1..]);
+        picked.reshape(out)
+    }
+
+    /// The per-sample output shape for indices of per-sample shape `ids`.
+    pub(crate) fn infer(&self, ids: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        match ids.split_last() {
+            Some((1, lead)) => {
+                let mut s = lead.to_vec();
+                s.extend(&self.table[1..]);
+                Ok(s)
+            }
+            // Per sample the indices may be just the batch axis's one
+            // entry: [N, 1] has per-sample shape [1].
+            _ => Err(format!("row indices of per-sample shape {ids:?}")),
+        }
+    }
+
+    /// Multiply-accumulates: none (a copy).
+    pub(crate) fn macs(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(v: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn top_k_values_and_indices_with_ties_in_index_order() {
+        // Row [0.1, 0.7, 0.7, 0.2]: the two largest are 0.7 at 1 and 0.7
+        // at 2 (the lower index first); the smallest two 0.1 (0), 0.2 (3).
+        let x = t(&[0.1, 0.7, 0.7, 0.2, 4., 3., 2., 1.], &[2, 4]);
+        let top = |largest, indices| {
+            TopK {
+                k: 2,
+                largest,
+                indices,
+            }
+            .forward(&x)
+            .unwrap()
+        };
+        let v = |y: Tensor| y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(v(top(true, true)), vec![1., 2., 0., 1.]);
+        assert_eq!(v(top(true, false)), vec![0.7, 0.7, 4., 3.]);
+        assert_eq!(v(top(false, true)), vec![0., 3., 3., 2.]);
+        let k = TopK {
+            k: 2,
+            largest: true,
+            indices: false,
+        };
+        assert_eq!(k.infer(&[5, 4]).unwrap(), vec![5, 2]);
+        assert!(k.infer(&[1]).is_err());
+        assert!(TopK {
+            k: 5,
+            largest: true,
+            indices: false
+        }
+        .forward(&x)
+        .is_err());
+        assert_eq!(k.declare().kind, SizeKind::Immutable);
+    }
+
+    #[test]
+    fn rows_of_a_table_by_computed_indices() {
+        // Table of 3 rows of [1, 2]; indices [[2], [0], [-1]].
+        let g = GatherRows {
+            table: vec![3, 1, 2],
+        };
+        let mut ps = Params::new();
+        ps.insert(
+            "table".into(),
+            Var::from_tensor(&t(&[0., 1., 10., 11., 20., 21.], &[3, 1, 2])).unwrap(),
+        );
+        let y = g.forward(&ps, &t(&[2., 0., -1.], &[3, 1])).unwrap();
+        assert_eq!(y.dims(), &[3, 1, 2]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![20., 21., 0., 1., 20., 21.]
+        );
+        assert_eq!(g.infer(&[1]).unwrap(), vec![1, 2]);
+        assert!(g.infer(&[2]).is_err());
+        assert!(g.forward(&ps, &t(&[3.], &[1, 1])).is_err());
+        assert!(g.forward(&ps, &t(&[0.5], &[1, 1])).is_err());
+        assert!(g.forward(&ps, &t(&[0., 1.], &[1, 2])).is_err());
+    }
+}

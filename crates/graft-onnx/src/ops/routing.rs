@@ -1,0 +1,158 @@
+//! The routing family in ONNX: `TopK` of a computed value (graft's
+//! [`TopK`], one vertex per output: the values and the indices) and
+//! `GatherND` of a constant table by computed indices (graft's
+//! [`GatherRows`]), import and export side by side. A mixture of experts
+//! exported with its experts as stacked tables routes with them (Mixtral:
+//! the router's softmax, its top 2 experts per token, their weight
+//! matrices gathered and multiplied). Graft's side is `graft_nn`'s
+//! `layers/routing.rs`.
+
+use std::collections::HashMap;
+
+use graft_core::VertexId;
+use graft_nn::{GatherRows, Op, TopK};
+
+use super::Importer;
+use crate::error::OnnxError;
+use crate::export::{attr_i, Out};
+use crate::import::{Ctx, Node, Value};
+use crate::proto::NodeProto;
+use crate::tensor::{encode_i64, INT64};
+
+pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
+    r.insert("TopK", top_k);
+    r.insert("GatherND", gather_nd);
+}
+
+fn top_k(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let (x, s) = ctx.runtime(node, 0)?;
+    let k = ctx
+        .constant(node, 1)?
+        .ok_or_else(|| node.err("needs a constant K"))?
+        .ints();
+    let k = match k.as_slice() {
+        [k] if *k > 0 => *k as usize,
+        _ => return Err(node.err(format!("K {k:?}: one positive number needed"))),
+    };
+    let rank = s.len();
+    let axis = node.int("axis", -1);
+    let last = if axis < 0 { axis + rank as i64 } else { axis };
+    if rank < 2 || last != rank as i64 - 1 {
+        return Err(node.err(format!(
+            "axis {axis} of rank {rank}: graft takes the top-k of the last axis (not the batch axis)"
+        )));
+    }
+    if s[rank - 1] < k {
+        return Err(node.err(format!("K {k} of {} entries", s[rank - 1])));
+    }
+    let largest = node.int("largest", 1) != 0;
+    let mut shape = s.clone();
+    shape[rank - 1] = k;
+    for (j, out) in node.proto.output.iter().enumerate().take(2) {
+        // An output nothing reads (graft writes both outputs of each of its
+        // top-k vertices) gets no vertex.
+        if out.is_empty() || ctx.uses.get(out).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        let op = Op::TopK(TopK {
+            k,
+            largest,
+            indices: j == 1,
+        });
+        let name = ctx.fresh_name(out);
+        let v = ctx.model.add(&name, op, &[x], Some(1))?;
+        ctx.values.insert(
+            out.clone(),
+            Value::Runtime {
+                v,
+                shape: shape.clone(),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
+    let table = ctx.constant(node, 0)?.ok_or_else(|| {
+        node.err("gathers from a computed value: graft gathers rows of constant tables")
+    })?;
+    let (ids, s) = ctx.runtime(node, 1)?;
+    if node.int("batch_dims", 0) != 0 || s.last() != Some(&1) || table.dims.is_empty() {
+        return Err(node.err(format!(
+            "indices of shape {s:?} into a table of shape {:?}: graft gathers whole rows (indices ending in an axis of 1, batch_dims 0)",
+            table.dims
+        )));
+    }
+    let mut out = s[..s.len() - 1].to_vec();
+    out.extend(&table.dims[1..]);
+    let op = Op::GatherRows(GatherRows {
+        table: table.dims.clone(),
+    });
+    let v = ctx.add(node, op, &[ids], Some(1), out)?;
+    ctx.set(v, "table", &table.dims, table.floats())?;
+    Ok(())
+}
+
+/// Export a top-k or a gather of rows as ONNX nodes writing `name`.
+pub(crate) fn export(
+    out: &mut Out,
+    model: &graft_nn::Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    op: &Op,
+) -> Result<(), OnnxError> {
+    match op {
+        Op::TopK(t) => {
+            let k = format!("{name}.k");
+            out.inits.push(encode_i64(&k, &[1], &[t.k as i64]));
+            // Both outputs are written; the one this vertex is not is left
+            // unread.
+            let (values, indices) = if t.indices {
+                (format!("{name}.values"), format!("{name}.i64"))
+            } else {
+                (name.to_string(), format!("{name}.indices"))
+            };
+            out.nodes.push(NodeProto {
+                op_type: Some("TopK".into()),
+                name: Some(format!("{name}.topk")),
+                input: vec![x.to_string(), k],
+                output: vec![values, indices.clone()],
+                attribute: vec![
+                    attr_i("axis", -1),
+                    attr_i("largest", i64::from(t.largest)),
+                    attr_i("sorted", 1),
+                ],
+                ..Default::default()
+            });
+            if t.indices {
+                out.node(
+                    "Cast",
+                    name,
+                    &[&indices],
+                    name,
+                    vec![attr_i("to", i64::from(crate::tensor::FLOAT))],
+                );
+            }
+        }
+        Op::GatherRows(_) => {
+            let table = out.param(model, v, name, "table")?;
+            let ids = format!("{name}.ids");
+            out.node(
+                "Cast",
+                &ids,
+                &[x],
+                &ids,
+                vec![attr_i("to", i64::from(INT64))],
+            );
+            out.node("GatherND", name, &[&table, &ids], name, Vec::new());
+        }
+        other => {
+            return Err(OnnxError::Export {
+                vertex: name.into(),
+                reason: format!("{} is not of the routing family", other.name()),
+            })
+        }
+    }
+    Ok(())
+}
