@@ -95,6 +95,15 @@ pub enum Constraint {
         /// The step, at least 1.
         step: usize,
     },
+    /// The size arriving at input `input` is at least `min` (a top-`k`
+    /// choosing among its input's neurons: a mixture of experts keeps at
+    /// least `k` experts).
+    NinAtLeast {
+        /// Input position.
+        input: usize,
+        /// The smallest size, at least 1.
+        min: usize,
+    },
     /// nout never changes (the vertex's inputs may).
     Fixed,
     /// A depthwise (channel-multiplier) convolution on an absorbing vertex
@@ -202,7 +211,9 @@ impl Constraint {
     /// The input position a per-input constraint is about.
     pub fn input(&self) -> Option<usize> {
         match *self {
-            Constraint::NinStep { input, .. } | Constraint::Broadcast { input } => Some(input),
+            Constraint::NinStep { input, .. }
+            | Constraint::NinAtLeast { input, .. }
+            | Constraint::Broadcast { input } => Some(input),
             Constraint::NoutStep { .. }
             | Constraint::Fixed
             | Constraint::Depthwise { .. }
@@ -219,7 +230,9 @@ impl Constraint {
 
     fn input_mut(&mut self) -> Option<&mut usize> {
         match self {
-            Constraint::NinStep { input, .. } | Constraint::Broadcast { input } => Some(input),
+            Constraint::NinStep { input, .. }
+            | Constraint::NinAtLeast { input, .. }
+            | Constraint::Broadcast { input } => Some(input),
             Constraint::NoutStep { .. }
             | Constraint::Fixed
             | Constraint::Depthwise { .. }
@@ -840,6 +853,18 @@ impl Graph {
                     v.inputs.len()
                 )))
             }
+            Constraint::NinAtLeast { input, .. } if input >= v.inputs.len() => {
+                return Err(bad(format!(
+                    "no input {input} (vertex has {})",
+                    v.inputs.len()
+                )))
+            }
+            Constraint::NinAtLeast { input, min } if min == 0 || v.nin[input] < min => {
+                return Err(bad(format!(
+                    "input {input} has {} neurons, below its least size {min}",
+                    v.nin[input]
+                )))
+            }
             Constraint::Broadcast { input } => {
                 if v.kind != SizeKind::Invariant {
                     return Err(bad("only an invariant vertex has broadcast inputs".into()));
@@ -993,7 +1018,10 @@ impl Graph {
                     return Err(bad(e));
                 }
             }
-            Constraint::NoutStep { .. } | Constraint::NinStep { .. } | Constraint::Fixed => {}
+            Constraint::NoutStep { .. }
+            | Constraint::NinStep { .. }
+            | Constraint::NinAtLeast { .. }
+            | Constraint::Fixed => {}
         }
         if !v.constraints.contains(&c) {
             self.v_mut(id).constraints.push(c);
@@ -1179,6 +1207,14 @@ impl Graph {
                 let broken = match *c {
                     Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
                         Some(format!("nin step on missing input {input}"))
+                    }
+                    Constraint::NinAtLeast { input, min }
+                        if input >= v.inputs.len() || min == 0 || v.nin[input] < min =>
+                    {
+                        Some(format!(
+                            "input {input} of nin {:?} is below its least size {min}",
+                            v.nin
+                        ))
                     }
                     Constraint::Broadcast { input }
                         if input >= v.inputs.len()

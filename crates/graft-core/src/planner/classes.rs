@@ -96,6 +96,9 @@ pub(crate) struct Row {
     pub max_weight: f64,
     /// Sizes may change only in multiples of this.
     pub step: i64,
+    /// The smallest size: 1, or more when a reader needs at least that
+    /// many neurons (`Constraint::NinAtLeast`).
+    pub floor: i64,
     /// Exact target size, if any.
     pub exact: Option<i64>,
     /// Relaxed target sizes (each must also differ from `size`).
@@ -840,6 +843,7 @@ impl Component {
             }
         }
         let mut step_of = vec![1i64; verts.len()];
+        let mut floor_of = vec![1i64; verts.len()];
         for (li, &v) in verts.iter().enumerate() {
             let vx = graph.v(v);
             for c in &vx.constraints {
@@ -853,6 +857,11 @@ impl Component {
                     if let Constraint::NinStep { input, step } = *c {
                         if ox.inputs.get(input) == Some(&v) {
                             step_of[li] = lcm(step_of[li], step as i64);
+                        }
+                    }
+                    if let Constraint::NinAtLeast { input, min } = *c {
+                        if ox.inputs.get(input) == Some(&v) {
+                            floor_of[li] = floor_of[li].max(min as i64);
                         }
                     }
                 }
@@ -869,6 +878,7 @@ impl Component {
                     row.l1_weight += weight[li];
                     row.max_weight = row.max_weight.max(weight[li]);
                     row.step = lcm(row.step, step_of[li]);
+                    row.floor = row.floor.max(floor_of[li]);
                     r
                 }
                 None => {
@@ -880,6 +890,7 @@ impl Component {
                         l1_weight: weight[li],
                         max_weight: weight[li],
                         step: step_of[li],
+                        floor: floor_of[li],
                         exact: None,
                         relaxed: Vec::new(),
                     });

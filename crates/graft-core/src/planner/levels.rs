@@ -120,8 +120,8 @@ impl Ord for Move {
 
 impl IntProblem<'_> {
     /// The separable form of this problem, if it has one (see the module
-    /// docs); relaxed targets and step constraints are left to the branch
-    /// and bound.
+    /// docs); relaxed targets, step constraints and least sizes above 1 are
+    /// left to the branch and bound.
     pub(crate) fn separable(&self) -> Option<Separable> {
         if !self.penalize {
             return None;
@@ -130,7 +130,7 @@ impl IntProblem<'_> {
         let mut exact = None;
         let (mut fixed_l1, mut floor) = (0.0, 0.0f64);
         for row in &self.comp.rows {
-            if !row.relaxed.is_empty() || row.step != 1 {
+            if !row.relaxed.is_empty() || row.step != 1 || row.floor != 1 {
                 return None;
             }
             let weighted = row.l1_weight > 0.0 || row.max_weight > 0.0;

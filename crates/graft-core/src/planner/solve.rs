@@ -237,7 +237,7 @@ impl IntProblem<'_> {
                 .iter()
                 .map(|&(g, c)| c as i64 * z[g as usize])
                 .sum();
-            if s < 1 || s > row.ceiling() || (s - row.size) % row.step != 0 {
+            if s < row.floor || s > row.ceiling() || (s - row.size) % row.step != 0 {
                 return None;
             }
             if row.exact.is_some_and(|t| t != s) {
@@ -271,7 +271,8 @@ impl IntProblem<'_> {
         })
     }
 
-    /// Tighten a box with the exact-target rows and the size >= 1 rule.
+    /// Tighten a box with the exact-target rows and the least sizes (1, or
+    /// a reader's `NinAtLeast`).
     /// Returns false when the box is empty.
     fn propagate(&self, lo: &mut [i64], hi: &mut [i64]) -> bool {
         for _ in 0..16 {
@@ -279,10 +280,10 @@ impl IntProblem<'_> {
             for row in &self.comp.rows {
                 let (slo, shi) = row.span(lo, hi);
                 let (want_lo, want_hi) = match row.exact {
-                    Some(t) => (t, t),
-                    None => (1, row.ceiling()),
+                    Some(t) => (t.max(row.floor), t),
+                    None => (row.floor, row.ceiling()),
                 };
-                if shi < want_lo || slo > want_hi {
+                if want_lo > want_hi || shi < want_lo || slo > want_hi {
                     return false;
                 }
                 for &(g, c) in &row.terms {
@@ -320,7 +321,7 @@ impl IntProblem<'_> {
         let mut mx = 0.0f64;
         for row in &self.comp.rows {
             let (slo, shi) = row.span(lo, hi);
-            if shi < 1 || slo > row.ceiling() {
+            if shi < row.floor || slo > row.ceiling() {
                 return None;
             }
             if let Some(t) = row.exact {
