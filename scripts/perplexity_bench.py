@@ -20,11 +20,13 @@ Then, with no fine-tuning for anyone:
     in torch and in onnxruntime on the exported ONNX (they must agree);
   * graft: `graft prune base.onnx --params N --only heads,mlp` with
     `--utility activation --data calib.txt` and with `--utility magnitude`,
-    N = 75% and 50% of graft's own parameter count of base.onnx (graft
-    counts every initializer and constant the vertices hold, so the count
-    includes the causal masks, rotary tables and norm scalars, a fixed
-    131,090 here, besides the trainable weights); perplexity of each pruned
-    file in onnxruntime;
+    each at the default global scope and with `--scope layer`, N = 75% and
+    50% of graft's own parameter count of base.onnx (graft counts every
+    initializer and constant the vertices hold, so the count includes the
+    causal masks, rotary tables and norm scalars, a fixed 131,090 here,
+    besides the trainable weights); perplexity of each pruned file in
+    onnxruntime. `--utility taylor --data calib.txt` is tried too and
+    recorded as an error when graft refuses it;
   * Torch-Pruning (MetaPruner, whole heads with prune_num_heads=True and
     prune_head_dims=False, the MLP width; the hidden size is never pruned:
     embedding, LM head, o_proj and down_proj are ignored layers) with
@@ -36,7 +38,14 @@ Then, with no fine-tuning for anyone:
     channels); the MLP ratio is then binary-searched to the largest model
     within the same budget N (counted as graft counts: torch parameters
     plus the constant offset, checked with `graft inspect` on the export).
-    Perplexity in torch, and in onnxruntime on the exported model.
+    Perplexity in torch, and in onnxruntime on the exported model;
+  * two checks: the surgery check finds graft's kept heads and channels by
+    matching each pruned file's weights to the trained model's rows and
+    cuts the same ones in torch (its perplexity must equal onnxruntime's on
+    graft's file); the selection check keeps graft's per-layer sizes but
+    chooses the heads and channels in torch by Wanda's score on the layer
+    that reads them (‖X_j‖·Σ_o|W[o, j]| on o_proj's and down_proj's input),
+    to tell the sizes graft picks from the neurons it keeps.
 
 graft reads at most 64 windows of T tokens from the start of its --data
 file, so calib.txt is exactly 64 windows of T bytes drawn evenly from the
@@ -45,10 +54,12 @@ windows.
 
 Writes to --out (default /work/ppl-out, outside the repository): model.pt,
 base.onnx, calib.txt, the pruned models, results.json, results.md and
-section.md (a BENCHMARKS.md section). Deterministic given --seed and
---train-steps (without --train-steps the step count is set from the
-measured speed of the first steps to fill --train-seconds; the count used
-is printed and recorded). Needs the graft binary (--graft, default
+section.md (a BENCHMARKS.md section). Deterministic given --seed,
+--train-steps (default 800, about 4 minutes on 2 idle cores) and
+--threads (with --train-seconds instead, the step count is set from the
+speed of the first 20 steps; the count used is printed and recorded, and
+the command in results.md repeats it). --reuse-model skips training when
+OUT/model.pt was trained with the same settings. Needs the graft binary (--graft, default
 target/release/graft) and, in the Python used, torch, transformers,
 torch-pruning, onnx, onnxscript and onnxruntime. Run with the ONNX venv's
 python:
@@ -167,13 +178,13 @@ def window_nll(logits, ids):
 
 
 def train(model, stream, seq, seed, steps, seconds, batch, lr):
-    """AdamW on random windows; returns (steps, seconds, losses)."""
+    """AdamW on random windows; returns (steps, seconds, losses, median step seconds)."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = 50
     probe = 20  # steps timed to size the run when --train-steps is not given
     total = steps
-    losses = []
+    losses, times = [], []
     model.train()
     t0 = time.perf_counter()
     step = 0
@@ -190,6 +201,7 @@ def train(model, stream, seq, seed, steps, seconds, batch, lr):
             f = 0.1 + 0.45 * (1 + math.cos(math.pi * min(step - warmup, n) / n))
         for g in opt.param_groups:
             g["lr"] = lr * f
+        ts = time.perf_counter()
         starts = rng.integers(0, len(stream) - seq, size=batch)
         ids = torch.from_numpy(np.stack([stream[s:s + seq] for s in starts]).astype(np.int64))
         loss = window_nll(model(ids).logits, ids) / (batch * (seq - 1))
@@ -198,12 +210,13 @@ def train(model, stream, seq, seed, steps, seconds, batch, lr):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
+        times.append(time.perf_counter() - ts)
         step += 1
         if step % 100 == 0 or step == total:
             print(f"  step {step}/{total}: loss {np.mean(losses[-50:]):.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
-    return step, time.perf_counter() - t0, losses
+    return step, time.perf_counter() - t0, losses, float(np.median(times))
 
 
 @torch.no_grad()
@@ -454,111 +467,172 @@ def fmt_list(xs):
     return "/".join(map(str, xs)) if xs else "n/a"
 
 
+def ordered(res):
+    """The runs, each target's rows together, in the order they ran."""
+    return [r for t in TARGETS for r in res["runs"] if r["target"] == t]
+
+
 def table(res):
     base = res["baseline"]
     lines = [
-        "| method | target | parameters (graft count) | kept | trainable | heads per layer | MLP width per layer | held-out perplexity |",
+        "| method | target | parameters (graft count) | kept | trainable | heads per layer "
+        "| MLP width per layer | held-out perplexity |",
         "|---|---|---|---|---|---|---|---|",
         f"| unpruned | - | {base['params_graft']:,} | 100% | {base['params_torch']:,} | "
         f"{fmt_list([HEADS] * LAYERS)} | {fmt_list([MLP] * LAYERS)} | "
         f"{base['ppl_torch']:.3f} |",
     ]
-    for r in res["runs"]:
+    for r in ordered(res):
         if r.get("error"):
-            why = r["error"].splitlines()[-1].replace("|", "/")
-            lines.append(f"| {r['method']} | {int(r['target'] * 100)}% fewer | refused: {why} "
-                         f"| | | | | |")
+            lines.append(f"| {r['method']} | {int(r['target'] * 100)}% fewer | refused by graft "
+                         f"(below) | | | | | |")
             continue
-        ppl = r["ppl"]
-        extra = f" (ORT {r['ppl_onnx']:.3f})" if r.get("ppl_onnx") is not None and r["method"].startswith("TP") else ""
+        extra = f" (ORT {r['ppl_onnx']:.3f})" if r["method"].startswith("TP") else ""
         lines.append(
             f"| {r['method']} | {int(r['target'] * 100)}% fewer | "
             f"{base['params_graft']:,} → {r['params_graft']:,} | "
             f"{100 * r['params_graft'] / base['params_graft']:.1f}% | {r['params_torch']:,} | "
-            f"{fmt_list(r['heads'])} | {fmt_list(r['mlp'])} | {ppl:.3f}{extra} |")
+            f"{fmt_list(r['heads'])} | {fmt_list(r['mlp'])} | {r['ppl']:.3f}{extra} |")
     return "\n".join(lines)
 
 
+def check_table(res):
+    checks = res.get("selection_check") or []
+    if not checks:
+        return []
+    return [
+        "| sizes per layer of | target | graft's choice | consumer-side choice |",
+        "|---|---|---|---|",
+    ] + [f"| {c['method']} | {int(c['target'] * 100)}% fewer | {c['ppl_graft']:.3f} | "
+         f"{c['ppl_consumer']:.3f} |" for c in checks]
+
+
 def reading(res):
-    """Plain statements of who did best at each target."""
+    """Paragraphs stating what the numbers say (no adjectives chosen by hand)."""
     out = []
     base = res["baseline"]["ppl_torch"]
     for t in TARGETS:
         runs = [r for r in res["runs"] if r["target"] == t and not r.get("error")]
-        if not runs:
-            continue
-        ranked = sorted(runs, key=lambda r: r["ppl"])
         graft = [r for r in runs if r["method"].startswith("graft")]
         tpr = [r for r in runs if r["method"].startswith("TP")]
-        s = (f"At {int(t * 100)}% fewer parameters the order is "
-             + ", ".join(f"{r['method']} {r['ppl']:.2f}" for r in ranked)
-             + f" (unpruned {base:.2f}).")
-        if graft and tpr:
-            g, b = min(graft, key=lambda r: r["ppl"]), min(tpr, key=lambda r: r["ppl"])
-            rel = 100 * (g["ppl"] / b["ppl"] - 1)
-            word = "lower" if rel < 0 else "higher"
-            s += (f" graft's best ({g['method']}) is {abs(rel):.1f}% {word} than "
-                  f"Torch-Pruning's best ({b['method']}).")
+        if not graft or not tpr:
+            continue
+        g = min(graft, key=lambda r: r["ppl"])
+        beats = [r["method"] for r in tpr if r["ppl"] > g["ppl"]]
+        loses = [r["method"] for r in tpr if r["ppl"] <= g["ppl"]]
+        b = min(tpr, key=lambda r: r["ppl"])
+        s = (f"At {int(t * 100)}% fewer parameters graft's best is {g['method']}, "
+             f"{g['ppl']:.2f} (unpruned {base:.2f}); Torch-Pruning's best is {b['method']}, "
+             f"{b['ppl']:.2f}.")
+        s += (f" graft's best is better than {', '.join(beats)}" if beats else
+              " graft's best is better than no Torch-Pruning variant")
+        s += (f" and worse than {', '.join(loses)}." if loses else ".")
         out.append(s)
+    fails = [r for r in res["runs"] if r.get("error")]
+    best = {}
+    for t in TARGETS:
+        ok = [r for r in res["runs"] if r["target"] == t and not r.get("error")]
+        g = min((r for r in ok if r["method"].startswith("graft")), key=lambda r: r["ppl"],
+                default=None)
+        b = min((r for r in ok if r["method"].startswith("TP")), key=lambda r: r["ppl"],
+                default=None)
+        if g and b:
+            best[t] = (g, b)
+    if best:
+        lost = [t for t, (g, b) in best.items() if g["ppl"] > b["ppl"]]
+        if not lost:
+            out.insert(0, "graft's best selection matches or beats every Torch-Pruning variant "
+                          "at every target here.")
+        else:
+            out.insert(0, "graft does not match Torch-Pruning here: its best selection is worse "
+                          "than Torch-Pruning's best at " + " and ".join(
+                              f"{int(t * 100)}% fewer parameters ({best[t][0]['method']} "
+                              f"{best[t][0]['ppl']:.2f} against {best[t][1]['method']} "
+                              f"{best[t][1]['ppl']:.2f})" for t in lost) + ".")
+    checks = res.get("selection_check") or []
+    if checks:
+        better = sum(c["ppl_consumer"] < c["ppl_graft"] for c in checks)
+        lo = min(c["ppl_consumer"] / c["ppl_graft"] for c in checks)
+        hi = max(c["ppl_consumer"] / c["ppl_graft"] for c in checks)
+        s = (f"Selection check (below): keeping, in torch, the same number of heads and channels "
+             f"in every layer as each graft file but choosing them by a consumer-side score "
+             f"gives lower perplexity on {better} of {len(checks)} of graft's allocations, "
+             f"{lo:.2f} to {hi:.2f} times graft's.")
+        if better == len(checks):
+            s += (" So the per-layer sizes graft's planner picks are not what costs it; which "
+                  "neurons it keeps is. graft's `magnitude` and `activation` utilities value a "
+                  "head or an MLP channel by the weights it owns in the layers that produce it "
+                  "(a head's q/k/v rows, a channel's gate/up rows); `activation` weights them by "
+                  "the norms of those layers' input, the same normed hidden state for every "
+                  "neuron of the layer. Neither looks at what the neuron sends on (its o_proj or "
+                  "down_proj columns) or at its own activation, which a Wanda-style structured "
+                  "score sees, as do Torch-Pruning's group importance (it sums the coupled "
+                  "o_proj/down_proj slices) and its Taylor importance (it weighs them by the "
+                  "loss gradient). Scoring heads and MLP channels at the layer that reads them "
+                  "is the suggested fix.")
+        out.append(s)
+    if fails:
+        out.append("graft's loss-aware `--utility taylor` refuses a text file as `--data` for a "
+                   "language model (the error is below), so there is no graft Taylor row.")
     diffs = [abs(r["ppl"] / r["ppl_torch_same_neurons"] - 1) for r in res["runs"]
              if r.get("ppl_torch_same_neurons")]
-    checks = res.get("selection_check") or []
-    for t in TARGETS:
-        cs = [c for c in checks if c["target"] == t]
-        if cs:
-            better = sum(c["ppl_consumer"] < c["ppl_graft"] for c in cs)
-            out.append(
-                f"Selection check at {int(t * 100)}%: on {better} of {len(cs)} of graft's size "
-                f"allocations, keeping the heads and channels of highest consumer-side score "
-                f"gives lower perplexity than graft's choice ("
-                + ", ".join(f"{c['method']}: {c['ppl_graft']:.2f} → {c['ppl_consumer']:.2f}"
-                            for c in cs) + ").")
-    out.append(
-        "Why: graft's `magnitude` and `activation` utilities value a head or an MLP channel by "
-        "the weights it owns in the layers that produce it (the q/k/v rows of a head, the "
-        "gate/up rows of a channel), `activation` weighting them by the norms of those layers' "
-        "input, which is the same normed hidden state for every neuron of a layer. Neither "
-        "looks at what the neuron sends on (its o_proj or down_proj columns) or at how large "
-        "its own activation is; Torch-Pruning's group importance sums every coupled slice, "
-        "o_proj/down_proj columns included, and its Taylor importance weighs them by the "
-        "loss gradient. graft's loss-aware `--utility taylor` does not take a text file for a "
-        "language model (see the refused rows), so there is no graft Taylor row.")
     if diffs:
-        out.append(f"Surgery check: each graft file's weights are exact rows/columns of the "
-                   f"trained model's; cutting the same heads and channels in torch gives the same "
-                   f"perplexity as onnxruntime on graft's file (largest relative difference "
-                   f"{max(diffs):.1e}), so the differences above come from which neurons are "
-                   f"chosen, not from the surgery.")
+        out.append(
+            f"Surgery check: every graft file's weights are exact rows and columns of the "
+            f"trained model's, and cutting the same heads and channels in torch gives the "
+            f"perplexity onnxruntime gives on graft's file (largest relative difference "
+            f"{max(diffs):.1e}): the differences come from which neurons are chosen, not from "
+            f"the surgery.")
+    pairs = {}
+    for r in res["runs"]:
+        if not r.get("error"):
+            pairs.setdefault((r["method"].split(" (")[0], r["target"]), []).append(r["ppl"])
+    spread = max((max(v) / min(v) for v in pairs.values() if len(v) > 1), default=1.0)
+    out.append(
+        f"Caveats: one model, one seed, no fine-tuning. Without fine-tuning, perplexity at "
+        f"these sizes moves a lot with a few neurons (the per-layer and global variants of one "
+        f"method differ by up to {spread:.1f}x here), so read the ordering more than the "
+        f"ratios.")
     return out
+
+
+def short(cmd, res):
+    """A command as BENCHMARKS.md shows it: file names relative to --out, `graft`."""
+    return cmd.replace(res["env"]["graft"], "graft").replace(res["out"] + "/", "")
 
 
 def write_reports(res, out):
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    env = res["env"]
-    head = [
+    env, c, base, tr = res["env"], res["corpus"], res["baseline"], res["train"]
+    tbl = table(res)
+    secs = lambda u: [r["seconds"] for r in res["runs"]  # noqa: E731
+                      if r["method"].startswith(f"graft {u}") and not r.get("error")]
+    results_md = [
         f"Machine: {env['machine']}. torch {env['torch']} (CPU, {env['threads']} threads), "
         f"transformers {env['transformers']}, torch-pruning {env['torch_pruning']}, "
-        f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, Python {env['python']}.",
+        f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, Python {env['python']}; "
+        f"graft: {env['graft']}.",
         "",
-        f"Baseline perplexity on the held-out windows: torch {res['baseline']['ppl_torch']:.4f}, "
-        f"onnxruntime {res['baseline']['ppl_onnx']:.4f} (uniform over bytes: 256). "
-        f"Training: {res['train']['steps']} steps of batch {res['train']['batch']} in "
-        f"{res['train']['seconds']:.0f} s (final loss {res['train']['final_loss']:.3f} nats/byte).",
+        f"Baseline perplexity on the held-out windows: torch {base['ppl_torch']:.4f}, "
+        f"onnxruntime {base['ppl_onnx']:.4f} (uniform over bytes: 256). Training: {tr['steps']} "
+        f"steps of batch {tr['batch']} in {tr['seconds']:.0f} s (median step "
+        f"{tr.get('median_step_s', float('nan')) * 1000:.0f} ms), final loss "
+        f"{tr['final_loss']:.3f} nats/byte. Whole run: {res['total_seconds']:.0f} s.",
         "",
         "```sh",
         res["command"],
         "```",
         "",
-    ]
-    tbl = table(res)
-    (out / "results.md").write_text("\n".join(head) + tbl + "\n")
-    c = res["corpus"]
-    errors = [f"- `{e['command']}`: {e['error']}" for e in res["errors"]]
+        tbl,
+        "",
+    ] + check_table(res) + [""] + reading(res)
+    (out / "results.md").write_text("\n".join(results_md) + "\n")
     sec = [
         "## Perplexity after pruning a small language model (issue 17)",
         "",
-        "How much of a trained language model's quality survives structured pruning",
-        "without fine-tuning, graft against Torch-Pruning at the same parameter budget.",
+        "How much of a trained language model's quality survives structured pruning of whole",
+        "attention heads and MLP channels, without fine-tuning: graft against Torch-Pruning at",
+        "the same parameter budget.",
         "",
         "```sh",
         "cargo build --release -p graft-cli",
@@ -567,61 +641,62 @@ def write_reports(res, out):
         "",
         f"Machine: {env['machine']}. torch {env['torch']} (CPU, {env['threads']} threads), "
         f"transformers {env['transformers']}, torch-pruning {env['torch_pruning']}, "
-        f"onnxruntime {env['onnxruntime']}.",
+        f"onnxruntime {env['onnxruntime']}. The whole run took {res['total_seconds']:.0f} s.",
         "",
         f"- Corpus: the .py files of Python {c['python']}'s standard library (site-packages "
         f"excluded), sorted by path, as bytes (vocabulary 256); file i goes to the held-out "
         f"set when i % 20 == 0 ({c['files']['test']} files, {c['bytes']['test']:,} bytes), to "
         f"calibration when i % 20 == 10 ({c['files']['calib']} files), else to training "
         f"({c['files']['train']} files, {c['bytes']['train']:,} bytes).",
-        f"- Model: LlamaForCausalLM, hidden {HIDDEN}, {LAYERS} layers, {HEADS} heads of {HEAD_DIM} "
-        f"(MHA), SwiGLU MLP {MLP}, untied LM head, sequence length {res['seq']}; "
-        f"{res['baseline']['params_torch']:,} trainable parameters. Trained from random init "
-        f"here: AdamW, {res['train']['steps']} steps of {res['train']['batch']} windows, "
-        f"{res['train']['seconds']:.0f} s, final training loss {res['train']['final_loss']:.3f} "
-        f"nats/byte (uniform: 5.545).",
+        f"- Model: LlamaForCausalLM, hidden {HIDDEN}, {LAYERS} layers, {HEADS} heads of "
+        f"{HEAD_DIM} (MHA), SwiGLU MLP {MLP}, untied LM head, sequence length {res['seq']}; "
+        f"{base['params_torch']:,} trainable parameters. Trained from random init by the "
+        f"script: AdamW, {tr['steps']} steps of {tr['batch']} windows, {tr['seconds']:.0f} s "
+        f"(median step {tr.get('median_step_s', float('nan')) * 1000:.0f} ms), final training "
+        f"loss {tr['final_loss']:.3f} nats/byte (uniform: 5.545).",
         f"- Perplexity: exp of the mean next-token NLL over {c['test_windows']} evenly spaced, "
         f"non-overlapping held-out windows ({c['test_tokens_scored']:,} scored tokens). "
-        f"Unpruned: {res['baseline']['ppl_torch']:.3f} in torch, {res['baseline']['ppl_onnx']:.3f} "
-        f"in onnxruntime on the exported file.",
-        f"- Parameters are graft's count (`graft inspect`, `prune --json`): every initializer "
-        f"and constant a vertex holds, so it includes {res['const_offset']:,} constants "
-        f"(causal masks, rotary tables, norm scalars) that no pruning changes; \"trainable\" is "
-        f"torch's count. Budget N = 75% and 50% of {res['baseline']['params_graft']:,}.",
-        "- graft: `graft prune base.onnx -o OUT --params N --only heads,mlp` with "
-        "`--utility activation --data calib.txt` (Wanda-style Σ|W|·‖X‖ on 64 calibration "
-        "windows) or `--utility magnitude`, global scope; perplexity of the written file in "
-        "onnxruntime.",
+        f"Unpruned: {base['ppl_torch']:.3f} in torch, {base['ppl_onnx']:.3f} in onnxruntime on "
+        f"the exported file.",
+        f"- Parameters are graft's count (`graft inspect --json`, `graft prune --json`): every "
+        f"initializer and constant a vertex holds, so it includes {res['const_offset']:,} "
+        f"constants (causal masks, rotary tables, norm scalars) that no pruning changes; "
+        f"\"trainable\" is torch's count. Budget N = 75% and 50% of {base['params_graft']:,}.",
+        f"- graft: `graft prune base.onnx -o OUT.onnx --params N --only heads,mlp` with "
+        f"`--utility activation --data calib.txt` (Wanda-style Σ|W|·‖X‖ on the 64 windows of "
+        f"calib.txt) or `--utility magnitude`, global scope (the default) or `--scope layer`; "
+        f"perplexity of the written file in onnxruntime. `prune` took "
+        f"{min(secs('activation'), default=0):.1f} to {max(secs('activation'), default=0):.1f} s "
+        f"with activation (calibration pass included), "
+        f"{max(secs('magnitude'), default=0):.1f} s or less with magnitude.",
         "- Torch-Pruning: MetaPruner, whole heads (`prune_num_heads=True`, "
         "`prune_head_dims=False`) and the MLP width, the hidden size kept (embedding, "
         "o_proj, down_proj, lm_head ignored); GroupMagnitudeImportance(p=2) or "
         "GroupTaylorImportance on the next-token loss of the same 64 windows; per-layer "
         "(`global_pruning=False`, as its LLM example) or global. Head ratio = the share of "
-        "prunable parameters the budget removes (the LLM example uses one ratio for both); "
-        "the MLP ratio is binary-searched to the largest model within N. Perplexity in torch "
-        "(onnxruntime on its export in brackets).",
+        "prunable parameters the budget removes (the LLM example uses one ratio for heads and "
+        "channels); the MLP ratio is binary-searched to the largest model within N. "
+        "Perplexity in torch (onnxruntime on its export in brackets).",
         "- No fine-tuning after pruning for anyone.",
         "",
         tbl,
         "",
-    ] + reading(res)
-    if res.get("selection_check"):
+    ] + [p + "\n" for p in reading(res)]
+    if check_table(res):
         sec += [
+            "Selection check (torch, not graft): the same heads and MLP widths per layer as "
+            "each graft file, the neurons kept chosen by Wanda's score on the layer that reads "
+            "them, ‖X_j‖·Σ_o|W[o, j]| on o_proj's input (summed per head) and down_proj's input, "
+            "X from the same 64 calibration windows:",
             "",
-            "Selection check (torch, not graft): the same heads and MLP widths per layer as each "
-            "graft file, the neurons kept chosen by Wanda's score on the layer that reads them, "
-            "‖X_j‖·Σ_o|W[o, j]| on o_proj's input (per head) and down_proj's input, X from the "
-            "same 64 calibration windows:",
-            "",
-            "| sizes of | target | graft's choice | consumer-side choice |",
-            "|---|---|---|---|",
-        ] + [f"| {c['method']} | {int(c['target'] * 100)}% fewer | {c['ppl_graft']:.3f} | "
-             f"{c['ppl_consumer']:.3f} |" for c in res["selection_check"]]
-    if errors:
-        sec += ["", "graft errors:", ""] + errors
-    (out / "section.md").write_text("\n".join(sec) + "\n")
+        ] + check_table(res) + [""]
+    if res["errors"]:
+        sec += ["graft errors:", ""] + [
+            f"- `{short(e['command'], res)}`: "
+            f"{short(e['error'].splitlines()[-1], res).replace('`', chr(39))}"
+            for e in res["errors"]] + [""]
+    (out / "section.md").write_text("\n".join(sec).rstrip() + "\n")
     return tbl
-
 
 # --------------------------------------------------------------------------
 
@@ -682,11 +757,11 @@ def main():
         print(f"reused {out / 'model.pt'} ({tinfo['steps']} steps)")
     else:
         print(f"training ({torch_params(model):,} parameters, seq {seq}, batch {args.batch})")
-        steps, secs, losses = train(model, train_stream, seq, args.seed,
+        steps, secs, losses, median_step = train(model, train_stream, seq, args.seed,
                                     None if args.train_seconds else args.train_steps,
                                     args.train_seconds, args.batch, args.lr)
         tinfo = dict(wanted, steps=steps, seconds=secs, final_loss=float(np.mean(losses[-50:])),
-                     first_loss=losses[0])
+                     first_loss=losses[0], median_step_s=median_step)
         torch.save(model.state_dict(), out / "model.pt")
         record.write_text(json.dumps(tinfo, indent=2) + "\n")
     model.eval()
@@ -717,7 +792,7 @@ def main():
     prunable = LAYERS * (HEADS * 4 * HIDDEN * HEAD_DIM + MLP * 3 * HIDDEN)
 
     res = {
-        "command": cmd, "command_repo": cmd_repo, "env": env, "seq": seq, "corpus": cinfo, "train": tinfo,
+        "command": cmd, "command_repo": cmd_repo, "out": str(out), "env": env, "seq": seq, "corpus": cinfo, "train": tinfo,
         "baseline": {"ppl_torch": ppl_t, "ppl_onnx": ppl_o, "params_graft": p_graft,
                      "params_torch": p_torch},
         "const_offset": offset, "prunable_params": prunable, "runs": [], "errors": [],

@@ -162,6 +162,8 @@ enum Command {
         /// `heads` (whole attention heads, a KV head with its query heads),
         /// `head-dims` (the same dimensions of every head, rotary pairs
         /// together; not with `heads` in one pass),
+        /// `experts` (whole experts of a mixture of experts, with their
+        /// router rows),
         /// `hidden` (the residual stream: embedding, norms, projections),
         /// `mlp` (everything else: MLP widths, every layer of a CNN).
         #[arg(long, value_enum, value_delimiter = ',')]

@@ -652,6 +652,8 @@ impl Op {
                 | Op::MatMul(_)
                 | Op::Token(_)
                 | Op::Regroup(_)
+                | Op::TopK(_)
+                | Op::GatherRows(_)
         )
     }
 
@@ -764,7 +766,7 @@ impl Op {
             Op::Embedding(e) => e.params(nout),
             Op::LayerNormLast(l) => l.params(nout),
             Op::Token(t) => t.params(nout),
-            Op::GatherRows(g) => g.params(),
+            Op::GatherRows(g) => g.params(nin),
             Op::Input
             | Op::Activation(_)
             | Op::MaxPool2d { .. }
@@ -1014,6 +1016,7 @@ impl Op {
     pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
         match self {
             Op::Slice(p) => p.follow(v),
+            Op::GatherRows(g) => g.follow(v),
             Op::Input
             | Op::Dense { .. }
             | Op::MaskedDense { .. }
@@ -1062,7 +1065,6 @@ impl Op {
             | Op::Token(_)
             | Op::Regroup(_)
             | Op::TopK(_)
-            | Op::GatherRows(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => {}
         }
@@ -1096,6 +1098,9 @@ impl Op {
                 }
             }
             Op::MatMul(_) => Err("a product of two computed values keeps its two inputs".into()),
+            Op::GatherRows(g) if g.rows_from && !added && position <= 1 => {
+                Err("a gather of expert rows keeps its indices and its router".into())
+            }
             Op::Sub if !added && position == 0 => {
                 Err("the first input of a difference: removing it changes the function".into())
             }

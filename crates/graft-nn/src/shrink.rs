@@ -48,6 +48,9 @@ pub enum Part {
     /// Attention heads: the query, key, value and output projections'
     /// whole heads.
     Heads,
+    /// Experts: a router's outputs that a top-k chooses among, with their
+    /// rows in every expert table.
+    Experts,
     /// Head dimensions (a model imported reading attention along the head
     /// dimension): the same dimensions of every head of the query and key
     /// projections (rotary pairs together), and of the value and output
@@ -83,6 +86,14 @@ fn part_of_component(model: &Model, comp: &[VertexId]) -> Part {
             .is_ok_and(|x| x.fold().is_some() || x.tile().is_some())
     }) {
         Part::HeadDims
+    } else if comp.iter().any(|&u| {
+        g.vertex(u).is_ok_and(|x| {
+            x.outputs()
+                .iter()
+                .any(|&o| matches!(model.layer(o).map(|l| &l.op), Some(crate::op::Op::TopK(_))))
+        })
+    }) {
+        Part::Experts
     } else if has(&|op| matches!(op, crate::op::Op::Embedding(_))) {
         Part::Hidden
     } else {
@@ -198,7 +209,13 @@ pub fn shrink(
         target,
         scope,
         input_shapes,
-        &[Part::Heads, Part::HeadDims, Part::Hidden, Part::Mlp],
+        &[
+            Part::Heads,
+            Part::HeadDims,
+            Part::Experts,
+            Part::Hidden,
+            Part::Mlp,
+        ],
     )
 }
 

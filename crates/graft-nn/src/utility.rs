@@ -53,7 +53,48 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
             u.set(*v, acc);
         }
     }
+    add_expert_rows(model, &mut u)?;
     Ok(u)
+}
+
+/// An expert is worth its router row and its rows in every expert table:
+/// each table row's norm is added to the router neuron it follows (the
+/// absorbing vertex behind the table's second input, through invariant
+/// ops such as the router's softmax).
+fn add_expert_rows(model: &Model, u: &mut Utility) -> Result<()> {
+    let g = model.graph();
+    for (v, layer) in model.layers() {
+        let crate::op::Op::GatherRows(gr) = &layer.op else {
+            continue;
+        };
+        let Some(&from) = g.vertex(*v)?.inputs().get(1).filter(|_| gr.rows_from) else {
+            continue;
+        };
+        let mut router = from;
+        while g.vertex(router)?.kind() == graft_core::SizeKind::Invariant {
+            match g.vertex(router)?.inputs().first() {
+                Some(&w) => router = w,
+                None => break,
+            }
+        }
+        let Some(t) = layer.params.get("table") else {
+            continue;
+        };
+        let t: Tensor = t.as_tensor().to_dtype(DType::F64)?;
+        let rows = t.dim(0)?;
+        if g.nout(router)? != rows {
+            continue;
+        }
+        let norms: Vec<f64> = t.reshape((rows, ()))?.sqr()?.sum(1)?.sqrt()?.to_vec1()?;
+        let mut acc = u
+            .get(router)
+            .map_or_else(|| vec![0.0; rows], <[f64]>::to_vec);
+        for (a, n) in acc.iter_mut().zip(norms) {
+            *a += n;
+        }
+        u.set(router, acc);
+    }
+    Ok(())
 }
 
 /// Activation contribution (first-order Taylor, Molchanov et al.): for each

@@ -13,7 +13,10 @@
 //!   magnitude (`graft prune --ratio 0.3 --only head-dims`);
 //! - `tf_mixtral.heads.graft.onnx` and `tf_mixtral.fewerheads.graft.onnx`:
 //!   the tiny Mixtral with a KV head more and one fewer in its first
-//!   attention block (its experts stay as they are).
+//!   attention block (its experts stay as they are), and
+//!   `tf_mixtral.experts.graft.onnx`: one expert of four fewer in each
+//!   block by magnitude, with its router row and its rows in every expert
+//!   table (`graft prune --ratio 0.25 --only experts`).
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
@@ -75,6 +78,14 @@ fn main() -> Result<(), graft_onnx::OnnxError> {
             &dir.join(format!("tf_mixtral.{kind}.graft.onnx")),
         )?;
     }
+    let imp = import(&file)?;
+    let mut m = imp.model;
+    mutations::prune_experts(&mut m, &[vec![16]])?;
+    export(
+        &m,
+        &imp.interface,
+        &dir.join("tf_mixtral.experts.graft.onnx"),
+    )?;
     println!(
         "wrote the mutated transformer fixtures to {}",
         dir.display()

@@ -152,3 +152,23 @@ pub fn prune_head_dims(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<()
     )?;
     Ok(())
 }
+
+/// A mixture of experts with a quarter of its experts pruned by magnitude
+/// (`graft prune --ratio 0.25 --only experts`): each goes with its router
+/// row and its rows in every expert table.
+///
+/// # Errors
+/// Pruning errors.
+pub fn prune_experts(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    let u = utility::magnitude(m)?;
+    shrink_parts(
+        m,
+        &u,
+        Target::Ratio(0.25),
+        Scope::Global,
+        sample_shapes,
+        &[Part::Experts],
+    )?;
+    Ok(())
+}

@@ -282,7 +282,7 @@ fn pruning_one_part_leaves_the_others() {
                 Part::Heads => (true, false, false),
                 Part::Mlp => (false, true, false),
                 Part::Hidden => (false, false, true),
-                Part::HeadDims => unreachable!("not read with Reading::Heads"),
+                Part::HeadDims | Part::Experts => unreachable!("not in these models"),
             };
             assert_eq!(changed, want, "{what} {part:?}: {before:?} -> {after:?}");
         }
@@ -294,7 +294,7 @@ fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
     // Written by examples/transformer_mutations.rs (import, mutate, export)
     // and run by onnxruntime in scripts/transformer_fixtures.py.
     let dense = ["heads", "pruned", "widedims", "dims"].as_slice();
-    let moe = ["heads", "fewerheads"].as_slice();
+    let moe = ["heads", "fewerheads", "experts"].as_slice();
     for (name, kinds) in [("llama", dense), ("gpt2", dense), ("mixtral", moe)] {
         let x = read_tensor(&format!("tf_{name}.input.bin"));
         let original = want(&format!("tf_{name}.out.bin"));
@@ -547,4 +547,61 @@ fn mixtral_routes_tokens_to_experts_and_its_attention_heads_change() {
     let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what} exported: {e}"));
     assert_eq!(routing(&back.model), (4, 4));
     assert_close_to(&run(&back.model, &x), &got, 1e-6, "mixtral fewer heads");
+}
+
+#[test]
+fn mixtral_drops_whole_experts_with_their_router_rows_and_keeps_top_k() {
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    let what = "tf_mixtral";
+    let x = read_tensor(&format!("{what}.input.bin"));
+    let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+    let (iface, m0) = (imp.interface, imp.model);
+    let tables = |m: &Model| -> Vec<usize> {
+        vertices(m, |op| matches!(op, Op::GatherRows(_)))
+            .into_iter()
+            .map(|v| m.param(v, "table").unwrap().dims()[0])
+            .collect()
+    };
+    assert_eq!(tables(&m0), vec![4; 4]);
+    let u = graft_nn::utility::magnitude(&m0).unwrap();
+    let mut m = m0.clone();
+    let r = shrink_parts(
+        &mut m,
+        &u,
+        Target::Ratio(0.25),
+        Scope::Global,
+        &[vec![16]],
+        &[Part::Experts],
+    )
+    .unwrap();
+    assert_eq!(
+        r.neurons,
+        (8, 6),
+        "two routers of 4 experts, one expert fewer each"
+    );
+    m.graph().check().unwrap();
+    // Every expert table of a block lost the same expert as its router.
+    assert_eq!(tables(&m), vec![3; 4]);
+    let routers = vertices(&m, |op| matches!(op, Op::Dense { .. }))
+        .into_iter()
+        .filter(|&v| m.graph().nout(v).unwrap() == 3)
+        .count();
+    assert_eq!(routers, 2);
+    let got = run(&m, &x);
+    let back = import_bytes(&export_bytes(&m, &iface).unwrap()).unwrap();
+    assert_eq!(tables(&back.model), vec![3; 4]);
+    assert_close_to(&run(&back.model, &x), &got, 1e-6, "mixtral fewer experts");
+    // Top 2 of 4: at most 2 experts of each router can go.
+    let mut m = m0.clone();
+    let e = shrink_parts(
+        &mut m,
+        &u,
+        Target::Ratio(0.9),
+        Scope::Global,
+        &[vec![16]],
+        &[Part::Experts],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot be met"), "{e}");
+    assert_eq!(m.graph(), m0.graph());
 }

@@ -73,6 +73,9 @@ pub enum PartArg {
     /// together), the query's with the key's and the value's with the
     /// output projection's. Not with `heads` in one pass.
     HeadDims,
+    /// Whole experts of a mixture of experts: a router's output with its
+    /// rows in every expert table (at least top-k experts stay).
+    Experts,
     /// The hidden size: the residual stream, with the embedding, every
     /// norm and every projection reading or writing it.
     Hidden,
@@ -245,12 +248,13 @@ fn reading_of(only: &[PartArg]) -> Result<Reading> {
 /// The parts `--only` names (all of them when it names none).
 fn parts_of(only: &[PartArg]) -> Vec<Part> {
     if only.is_empty() {
-        return vec![Part::Heads, Part::Hidden, Part::Mlp];
+        return vec![Part::Heads, Part::Experts, Part::Hidden, Part::Mlp];
     }
     only.iter()
         .map(|p| match p {
             PartArg::Heads => Part::Heads,
             PartArg::HeadDims => Part::HeadDims,
+            PartArg::Experts => Part::Experts,
             PartArg::Hidden => Part::Hidden,
             PartArg::Mlp => Part::Mlp,
         })

@@ -3,13 +3,18 @@
 //! and rows of a constant table picked by computed indices ([`GatherRows`]:
 //! the chosen experts' weight matrices). A language model exported with
 //! its experts as stacked tables (Mixtral through Hugging Face's batched
-//! expert implementation) routes with these two. Both are immutable: the
-//! experts and their widths keep their sizes (reported by vertex name), and
-//! the rest of the model loads, runs and is pruned around them. Their ONNX
+//! expert implementation) routes with these two. Each expert's own width
+//! (a table's inner axes) is frozen: the products of gathered weights by
+//! tokens are immutable. Their ONNX
 //! import and export live in graft-onnx's `ops/routing.rs`.
+//!
+//! Experts are neurons of the router: a top-k reads the router's output
+//! freely down to `k` neurons (`Constraint::NinAtLeast`), and each expert
+//! table's rows follow those neurons (the table's second input), so
+//! dropping an expert drops its router row and its rows in every table.
 
 use candle_core::{DType, Result, Tensor};
-use graft_core::SizeKind;
+use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
 use super::{p, Params};
@@ -29,12 +34,20 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// The size rule: immutable (the entries it chooses among keep their
-    /// number).
+    /// The size rule: absorbing with one fixed neuron, reading at least
+    /// `k` entries.
     pub(crate) fn declare(&self) -> Declared {
+        // Its input's size is free down to k (the experts it chooses
+        // among); its own output has no neuron axis.
         Declared {
-            kind: SizeKind::Immutable,
-            constraints: Vec::new(),
+            kind: SizeKind::Absorb,
+            constraints: vec![
+                Constraint::Fixed,
+                Constraint::NinAtLeast {
+                    input: 0,
+                    min: self.k,
+                },
+            ],
         }
     }
 
@@ -99,32 +112,58 @@ impl TopK {
 pub struct GatherRows {
     /// The table's shape (rows first).
     pub table: Vec<usize>,
+    /// A second input whose neurons are the table's rows (the router
+    /// output, one neuron per expert, whose top-k chose the indices): the
+    /// rows are kept, dropped and added with its neurons. The forward pass
+    /// does not read it.
+    #[serde(default)]
+    pub rows_from: bool,
 }
 
 impl GatherRows {
-    /// The size rule: immutable.
+    /// The size rule: one fixed neuron (the output has no neuron axis),
+    /// its inputs' sizes free.
     pub(crate) fn declare(&self) -> Declared {
         Declared {
-            kind: SizeKind::Immutable,
-            constraints: Vec::new(),
+            kind: SizeKind::Absorb,
+            constraints: vec![Constraint::Fixed],
         }
     }
 
-    /// The table, `table` (trainable: the rows are weights).
-    pub(crate) fn params(&self) -> Vec<ParamSpec> {
+    /// The table, `table` (trainable: the rows are weights); its rows
+    /// follow input 1's neurons when `rows_from`.
+    pub(crate) fn params(&self, nin: &[usize]) -> Vec<ParamSpec> {
+        let mut roles = vec![Role::Fixed; self.table.len()];
+        let mut shape = self.table.clone();
+        if self.rows_from {
+            if let Some(r) = roles.first_mut() {
+                *r = Role::In(1);
+            }
+            if let (Some(d), Some(&n)) = (shape.first_mut(), nin.get(1)) {
+                *d = n;
+            }
+        }
         vec![ParamSpec {
             name: "table".into(),
-            shape: self.table.clone(),
-            roles: vec![Role::Fixed; self.table.len()],
+            shape,
+            roles,
             new_out: Fill::Value(0.0),
             trainable: true,
         }]
     }
 
+    /// Take the table's rows from the router after a plan.
+    pub(crate) fn follow(&mut self, v: &graft_core::Vertex) {
+        if let (true, Some(&n), Some(d)) = (self.rows_from, v.nin().get(1), self.table.first_mut())
+        {
+            *d = n;
+        }
+    }
+
     /// The forward pass: `ids` of shape `[.., 1]`.
     pub(crate) fn forward(&self, params: &Params, ids: &Tensor) -> Result<Tensor> {
         let t = p(params, "table")?;
-        let rows = self.table.first().copied().unwrap_or(0) as i64;
+        let rows = t.dim(0)? as i64;
         let dims = ids.dims();
         if dims.last() != Some(&1) {
             candle_core::bail!("row indices of shape {dims:?} (the last axis must be 1)");
@@ -141,7 +180,7 @@ impl GatherRows {
         let n = idx.len();
         let picked = t.index_select(&Tensor::from_vec(idx, n, t.device())?, 0)?;
         let mut out = dims[..dims.len() - 1].to_vec();
-        out.extend(&self.table[1..]);
+        out.extend(&t.dims()[1..]);
         picked.reshape(out)
     }
 
@@ -206,7 +245,11 @@ mod tests {
         }
         .forward(&x)
         .is_err());
-        assert_eq!(k.declare().kind, SizeKind::Immutable);
+        assert_eq!(k.declare().kind, SizeKind::Absorb);
+        assert!(k
+            .declare()
+            .constraints
+            .contains(&Constraint::NinAtLeast { input: 0, min: 2 }));
     }
 
     #[test]
@@ -214,6 +257,7 @@ mod tests {
         // Table of 3 rows of [1, 2]; indices [[2], [0], [-1]].
         let g = GatherRows {
             table: vec![3, 1, 2],
+            rows_from: false,
         };
         let mut ps = Params::new();
         ps.insert(
@@ -231,5 +275,14 @@ mod tests {
         assert!(g.forward(&ps, &t(&[3.], &[1, 1])).is_err());
         assert!(g.forward(&ps, &t(&[0.5], &[1, 1])).is_err());
         assert!(g.forward(&ps, &t(&[0., 1.], &[1, 2])).is_err());
+        // Rows following a router's neurons: the table's first axis is
+        // input 1's size.
+        let r = GatherRows {
+            table: vec![3, 1, 2],
+            rows_from: true,
+        };
+        let spec = &r.params(&[1, 2])[0];
+        assert_eq!(spec.shape, vec![2, 1, 2]);
+        assert_eq!(spec.roles[0], Role::In(1));
     }
 }

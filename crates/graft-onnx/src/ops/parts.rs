@@ -34,16 +34,16 @@ fn norm_axis(node: &Node, a: i64, rank: usize) -> Result<usize, OnnxError> {
     Ok(x as usize)
 }
 
+/// A vertex, its graft shape, and the graft axis of each ONNX axis.
+type Viewed = (VertexId, Vec<usize>, Vec<Option<usize>>);
+
 /// Input 0 as graft's value under the ONNX view of it: the vertex, its
 /// graft shape and, for each ONNX axis, the graft axis it is (a transpose
 /// is such a view until something needs it laid out), so that a slice
 /// along an axis a transpose moved in front of the batch axis (timm's
 /// `qkv` permuted to `[3, N, heads, tokens, d]`) is a slice of graft's
 /// axis.
-fn viewed(
-    ctx: &mut Ctx,
-    node: &Node,
-) -> Result<(VertexId, Vec<usize>, Vec<Option<usize>>), OnnxError> {
+fn viewed(ctx: &mut Ctx, node: &Node) -> Result<Viewed, OnnxError> {
     if let Some(view) = ctx.get(node, node.input(0)?)?.view() {
         return Ok(view);
     }

@@ -4,7 +4,9 @@
 //! [`GatherRows`]), import and export side by side. A mixture of experts
 //! exported with its experts as stacked tables routes with them (Mixtral:
 //! the router's softmax, its top 2 experts per token, their weight
-//! matrices gathered and multiplied). Graft's side is `graft_nn`'s
+//! matrices gathered and multiplied). A gather whose indices a top-k chose
+//! among a router's experts gets the router as a second input, so the
+//! table's rows follow the experts. Graft's side is `graft_nn`'s
 //! `layers/routing.rs`.
 
 use std::collections::HashMap;
@@ -85,12 +87,32 @@ fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     }
     let mut out = s[..s.len() - 1].to_vec();
     out.extend(&table.dims[1..]);
+    // Indices a top-k chose among as many neurons as the table has rows
+    // (a router's experts): the rows follow those neurons.
+    let router = chosen_among(ctx, ids)
+        .filter(|&r| ctx.model.graph().nout(r).ok() == table.dims.first().copied());
     let op = Op::GatherRows(GatherRows {
         table: table.dims.clone(),
+        rows_from: router.is_some(),
     });
-    let v = ctx.add(node, op, &[ids], Some(1), out)?;
+    let inputs: Vec<VertexId> = std::iter::once(ids).chain(router).collect();
+    let v = ctx.add(node, op, &inputs, Some(1), out)?;
     ctx.set(v, "table", &table.dims, table.floats())?;
     Ok(())
+}
+
+/// The value a top-k chose the indices `v` among, when `v` is a top-k's
+/// indices passed on by reshapes and transposes.
+fn chosen_among(ctx: &Ctx, mut v: VertexId) -> Option<VertexId> {
+    let m = &ctx.model;
+    loop {
+        let first = m.graph().vertex(v).ok()?.inputs().first().copied();
+        match m.layer(v).map(|l| &l.op)? {
+            Op::TopK(t) if t.indices => return first,
+            Op::Regroup(_) | Op::View(_) | Op::Transpose(_) | Op::Identity => v = first?,
+            _ => return None,
+        }
+    }
 }
 
 /// Export a top-k or a gather of rows as ONNX nodes writing `name`.
