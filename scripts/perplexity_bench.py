@@ -801,8 +801,8 @@ def main():
     # ---- graft
     for t in TARGETS:
         budget = int(p_graft * (1 - t))
-        # taylor: graft's loss-aware utility, tried on the same text (it
-        # takes a data set, not text, for now: recorded as an error if refused)
+        # taylor: graft's loss-aware utility (the next-token loss on the
+        # same calibration text)
         for utility, scope in (("activation", "global"), ("magnitude", "global"),
                                ("activation", "layer"), ("magnitude", "layer"),
                                ("taylor", "global")):
