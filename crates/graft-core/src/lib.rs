@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod credit;
 mod error;
 mod graph;
 pub mod json;
@@ -36,6 +37,7 @@ pub mod svg;
 mod text;
 pub mod zoo;
 
+pub use credit::carry_back;
 pub use error::{CheckError, GraphError, MutationError, PlanError};
 pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId};
 pub use mutate::{

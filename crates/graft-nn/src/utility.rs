@@ -1,7 +1,9 @@
 //! Neuron utilities for the planner, computed from a model.
 
 use candle_core::{DType, Tensor};
-use graft_core::Utility;
+use std::collections::HashMap;
+
+use graft_core::{Utility, VertexId};
 
 use crate::error::Result;
 use crate::model::Model;
@@ -249,6 +251,7 @@ pub fn taylor_on(
 /// Inputs the model does not take, tensor errors.
 pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
     let mut u = magnitude(model)?;
+    let mut read: HashMap<VertexId, Vec<f64>> = HashMap::new();
     let ex = crate::exec::Executor::new(model)?;
     let run = crate::exec::Run {
         keep: true,
@@ -283,6 +286,48 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         let w = w.as_tensor().to_dtype(DType::F64)?.abs()?;
         let score: Vec<f64> = w.broadcast_mul(&norms.unsqueeze(0)?)?.sum(1)?.to_vec1()?;
         u.set(*v, score);
+        // The reading side: input feature i is worth its norm times the
+        // columns that read it.
+        let cols: Vec<f64> = w.sum(0)?.mul(&norms)?.to_vec1()?;
+        let e = read.entry(from).or_insert_with(|| vec![0.0; cols.len()]);
+        if e.len() == cols.len() {
+            for (a, c) in e.iter_mut().zip(cols) {
+                *a += c;
+            }
+        }
+    }
+    // A neuron is worth what its readers make of it: the reading side's
+    // scores, carried back to the layers that make the neurons, replace
+    // those layers' own (weighted-row) scores where they arrive.
+    let makes = |v: VertexId| makes_neurons(model, v);
+    for (v, s) in graft_core::carry_back(g, &read, makes)? {
+        u.set(v, s);
     }
     Ok(u)
+}
+
+/// True when `v` makes its neurons with weights of its own (an absorbing
+/// layer whose parameters follow its outputs), rather than passing them on.
+fn makes_neurons(model: &Model, v: VertexId) -> bool {
+    let Ok(x) = model.graph().vertex(v) else {
+        return false;
+    };
+    if x.kind() != graft_core::SizeKind::Absorb
+        || x.maps_neurons()
+        || x.heads().is_some()
+        || x.depthwise().is_some()
+            && model
+                .layer(v)
+                .is_some_and(|l| matches!(l.op, crate::op::Op::Regroup(_)))
+    {
+        return false;
+    }
+    model.layer(v).is_some_and(|l| {
+        l.op.params(&[1], 1).iter().any(|s| {
+            s.trainable
+                && s.roles
+                    .iter()
+                    .any(|r| matches!(r, Role::Out | Role::OutGates(_)))
+        })
+    })
 }

@@ -129,10 +129,16 @@ fn activation_aware_utility_weighs_weights_by_their_inputs() {
     let d = m
         .add("d", Op::Dense { bias: false }, &[x], Some(2))
         .unwrap();
-    m.add("head", Op::Dense { bias: false }, &[d], Some(1))
+    let head = m
+        .add("head", Op::Dense { bias: false }, &[d], Some(1))
         .unwrap();
     let w = Tensor::from_vec(vec![1f32, 0., 0., 3.], (2, 2), &Device::Cpu).unwrap();
     m.set_param(d, "weight", &w).unwrap();
+    // The head reads both of d's neurons with weight 1: d's outputs on the
+    // calibration data are (3, 0) and (4, 0), so on the reading side
+    // neuron 0 is worth ‖(3, 4)‖ · 1 = 5 and neuron 1 is worth 0 too.
+    let h = Tensor::from_vec(vec![1f32, 1.], (1, 2), &Device::Cpu).unwrap();
+    m.set_param(head, "weight", &h).unwrap();
     let calib = Tensor::from_vec(vec![3f32, 0., 4., 0.], (2, 2), &Device::Cpu).unwrap();
     let wanda = utility::activation_aware(&m, &[calib]).unwrap();
     let mag = utility::magnitude(&m).unwrap();
@@ -140,4 +146,35 @@ fn activation_aware_utility_weighs_weights_by_their_inputs() {
     assert!((s[0] - 5.0).abs() < 1e-9 && s[1].abs() < 1e-9, "{s:?}");
     let g = mag.get(d).unwrap();
     assert!(g[1] > g[0], "{g:?}");
+}
+
+#[test]
+fn activation_aware_utility_judges_a_neuron_where_it_is_read() {
+    // x(2) -> d(3) -> relu -> head(1). d's neurons are equally large on the
+    // data (each reads feature 0 with weight 1), but the head reads neuron
+    // 1 with weight 0.01 and the others with 1: neuron 1 is worth least,
+    // though its incoming row is as large as the others'. The score lands
+    // on d, the layer that makes the neurons, through the activation.
+    let mut m = Model::new();
+    let x = m.input("x", 2).unwrap();
+    let d = m
+        .add("d", Op::Dense { bias: false }, &[x], Some(3))
+        .unwrap();
+    let r = m
+        .add("r", Op::Activation(Activation::Relu), &[d], None)
+        .unwrap();
+    let head = m
+        .add("head", Op::Dense { bias: false }, &[r], Some(1))
+        .unwrap();
+    let w = Tensor::from_vec(vec![1f32, 0., 1., 0., 1., 0.], (3, 2), &Device::Cpu).unwrap();
+    m.set_param(d, "weight", &w).unwrap();
+    let h = Tensor::from_vec(vec![1f32, 0.01, 1.], (1, 3), &Device::Cpu).unwrap();
+    m.set_param(head, "weight", &h).unwrap();
+    let calib = Tensor::from_vec(vec![3f32, 1., 4., 1.], (2, 2), &Device::Cpu).unwrap();
+    let s = utility::activation_aware(&m, &[calib]).unwrap();
+    let s = s.get(d).unwrap().to_vec();
+    assert!(
+        (s[0] - 5.0).abs() < 1e-6 && (s[1] - 0.05).abs() < 1e-6 && (s[2] - 5.0).abs() < 1e-6,
+        "{s:?}"
+    );
 }
