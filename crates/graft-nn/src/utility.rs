@@ -240,12 +240,17 @@ pub fn taylor_on(
     Ok(t.utility(model))
 }
 
-/// Activation-aware utility (Wanda's score, summed per neuron): for every
-/// dense layer (on axis 1 or on the last axis) the neuron `o` is worth
-/// `Σ_i |W[o, i]| · ‖X_i‖₂`, where `‖X_i‖₂` is the norm of input feature `i`
-/// over every sample and position of a calibration pass on `inputs`. A
-/// neuron whose weights read features that are large on real data is worth
-/// more than its weights' magnitude says. Other layers keep [`magnitude`].
+/// Activation-aware utility (Wanda's score, summed per neuron, on the
+/// reading side): a neuron `j` that dense layers read (on axis 1 or on the
+/// last axis) is worth `Σ_o |W[o, j]| · ‖X_j‖₂` summed over those layers,
+/// where `‖X_j‖₂` is the neuron's norm over every sample and position of a
+/// calibration pass on `inputs`: what its readers make of it on real data.
+/// The score is carried back through the ops that pass neurons on (an
+/// activation, a norm, a SwiGLU product, a head merge: see
+/// [`graft_core::carry_back`]) to the layer that makes the neuron, replacing
+/// that layer's own score. Dense layers whose neurons nothing dense reads
+/// are scored on the producing side, `Σ_i |W[o, i]| · ‖X_i‖₂` over their
+/// inputs; other layers keep [`magnitude`].
 ///
 /// # Errors
 /// Inputs the model does not take, tensor errors.

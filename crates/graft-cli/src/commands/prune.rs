@@ -23,9 +23,10 @@ pub enum UtilityArg {
     /// language model the next-token loss on a text file, its bytes modulo
     /// the vocabulary the token ids).
     Taylor,
-    /// Activation-aware (Wanda's score per neuron): Σ |W[o, i]| · ‖X_i‖ over
-    /// a calibration pass on `--data` (for a language model, a text file:
-    /// its bytes modulo the vocabulary are the token ids).
+    /// Activation-aware (Wanda's score per neuron, on the reading side):
+    /// Σ |W[o, j]| · ‖X_j‖ over the layers reading neuron j, on a
+    /// calibration pass on `--data` (for a language model, a text file: its
+    /// bytes modulo the vocabulary are the token ids)
     Activation,
 }
 
