@@ -693,3 +693,49 @@ fn a_language_model_is_pruned_by_taylor_on_its_next_token_loss() {
         "at least one window of 16 tokens",
     );
 }
+
+#[test]
+fn inspect_shows_a_mixture_of_experts_and_prune_drops_experts() {
+    let m = fixture("tf_mixtral.onnx");
+    let text = ok(&["inspect", &m]);
+    // Two blocks, each with a top-2 router's values and indices.
+    assert_eq!(text.matches("(2 of 4 experts)").count(), 4, "{text}");
+    assert_eq!(text.matches("(a row per expert)").count(), 4, "{text}");
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["inspect", &m, "--json"])).unwrap();
+    let experts: Vec<u64> = doc["vertices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["experts"].as_u64())
+        .collect();
+    assert_eq!(experts, vec![4; 4]);
+    let o = out("experts", "three.onnx");
+    ok(&[
+        "prune",
+        &m,
+        "--ratio",
+        "0.25",
+        "--only",
+        "experts",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    let text = ok(&["inspect", o.to_str().unwrap()]);
+    assert_eq!(text.matches("(2 of 3 experts)").count(), 4, "{text}");
+    // At least 2 experts stay: half of them and more cannot go.
+    let none = out("experts", "none.onnx");
+    refused(
+        &[
+            "prune",
+            &m,
+            "--ratio",
+            "0.9",
+            "--only",
+            "experts",
+            "-o",
+            none.to_str().unwrap(),
+        ],
+        &none,
+        "cannot be met",
+    );
+}

@@ -26,9 +26,20 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
         let vx = g.vertex(v)?;
         let op = m.layer(v).map_or("input", |l| l.op.name());
         // Attention heads: a head split has one neuron per head.
+        // A top-k router's choice: k of its input's experts.
         let shown = match (vx.heads(), vx.depthwise(), m.layer(v).map(|l| &l.op)) {
             (Some(w), _, _) => format!("{op} (heads of {w})"),
             (None, Some(k), Some(graft::nn::Op::Regroup(_))) => format!("{op} (each ×{k})"),
+            (None, _, Some(graft::nn::Op::TopK(t))) => {
+                format!(
+                    "{op} ({} of {} experts)",
+                    t.k,
+                    vx.nin().first().copied().unwrap_or(0)
+                )
+            }
+            (None, _, Some(graft::nn::Op::GatherRows(r))) if r.rows_from => {
+                format!("{op} (a row per expert)")
+            }
             _ => op.to_string(),
         };
         let p = params.get(&v).copied().unwrap_or(0);
@@ -58,6 +69,10 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
         });
         if let Some(w) = vx.heads() {
             record["head_width"] = json!(w);
+        }
+        if let Some(graft::nn::Op::TopK(t)) = m.layer(v).map(|l| &l.op) {
+            record["top_k"] = json!(t.k);
+            record["experts"] = json!(vx.nin().first().copied().unwrap_or(0));
         }
         records.push(record);
     }
