@@ -132,17 +132,57 @@ pub fn with_write_opset(interface: &Interface) -> Result<Interface> {
 
 /// Write bytes through a temporary file beside `out`, renamed into place.
 pub fn write_file(out: &Path, bytes: &[u8]) -> Result<()> {
+    // Only a regular file (or nothing) is replaced: renaming over a device,
+    // a pipe, a directory or a symbolic link would put a file where the
+    // user had something else.
+    if let Some(kind) = not_a_regular_file(out) {
+        return Err(crate::Usage(format!(
+            "`{}` is {kind}: graft writes models only to regular files (choose another path)",
+            out.display()
+        ))
+        .into());
+    }
     let tmp: PathBuf = {
         let mut name = out.file_name().unwrap_or_default().to_os_string();
         name.push(".partial");
         out.with_file_name(name)
     };
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, out))
+    // A leftover `.partial` (or a link planted there) is removed first, and
+    // the new one is created fresh, so nothing is written through a link.
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let write = || -> io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, out)
+    };
+    write()
         .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
+            if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(&tmp);
+            }
         })
         .with_context(|| format!("writing `{}`", out.display()))
+}
+
+/// What `path` is when it exists and is not a regular file.
+fn not_a_regular_file(path: &Path) -> Option<&'static str> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let t = m.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else {
+        Some("a device, pipe or socket")
+    }
 }
 
 /// Write to stdout; a closed pipe ends the output quietly. Other write

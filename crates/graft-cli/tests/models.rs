@@ -739,3 +739,52 @@ fn inspect_shows_a_mixture_of_experts_and_prune_drops_experts() {
         "cannot be met",
     );
 }
+
+/// An output path that is a symbolic link or a directory is refused and
+/// left as it was (renaming over it would put a file where the user had
+/// something else), and a link planted at the `.partial` name is not
+/// written through.
+#[cfg(unix)]
+#[test]
+fn outputs_that_are_not_regular_files_are_left_alone() {
+    use std::os::unix::fs::symlink;
+    let m = fixture("mlp.legacy.onnx");
+    let dir = out("special", "x").parent().unwrap().to_path_buf();
+    let target = dir.join("target.txt");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.join("link.onnx");
+    let _ = std::fs::remove_file(&link);
+    symlink(&target, &link).unwrap();
+    let d = dir.join("dir.onnx");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d).unwrap();
+    for (path, kind) in [(&link, "a symbolic link"), (&d, "a directory")] {
+        let o = common::graft()
+            .args(["prune", &m, "--ratio", "0.5", "-o", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(kind), "{err}");
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    assert!(d.is_dir());
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "safe").unwrap();
+    let o2 = dir.join("ok.onnx");
+    let _ = std::fs::remove_file(&o2);
+    let planted = dir.join("ok.onnx.partial");
+    let _ = std::fs::remove_file(&planted);
+    symlink(&victim, &planted).unwrap();
+    ok(&["prune", &m, "--ratio", "0.5", "-o", o2.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "safe");
+    assert!(std::fs::symlink_metadata(&o2)
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert!(std::fs::symlink_metadata(&planted).is_err());
+}
