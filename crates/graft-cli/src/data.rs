@@ -105,6 +105,9 @@ fn labels(v: &[f32]) -> std::result::Result<Vec<u32>, (usize, f32)> {
 }
 
 fn csv(text: &str) -> std::result::Result<Dataset, String> {
+    // A byte-order mark (spreadsheets write one) is not part of the first
+    // cell.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut x = Vec::new();
     let mut y = Vec::new();
     let mut width = None;

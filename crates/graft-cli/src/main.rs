@@ -147,7 +147,7 @@ enum Command {
         /// The ONNX model.
         model: PathBuf,
         /// Remove this share (0 to 1) of the prunable neurons.
-        #[arg(long, group = "target")]
+        #[arg(long, group = "target", allow_hyphen_values = true)]
         ratio: Option<f64>,
         /// At most this many parameters.
         #[arg(long, group = "target")]
@@ -393,7 +393,7 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         batch: usize,
         /// Adam's learning rate.
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
         lr: f64,
         /// Share of the samples held out for evaluation (0: evaluate on
         /// the training data).

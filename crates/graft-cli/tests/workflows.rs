@@ -826,3 +826,56 @@ fn sparsify_with_obd_saliency_on_data() {
         "--data is used by --saliency obd only",
     );
 }
+
+/// Inputs that used to give wrong results with exit 0 (issue 18): a
+/// learning rate that is not a positive number, an empty data set to
+/// evaluate on, a CSV file starting with a byte-order mark, a ratio of
+/// `-inf`.
+#[test]
+fn bad_numbers_and_empty_data_are_refused_and_a_bom_is_not_a_header() {
+    let d = dir("bad_numbers");
+    let model = d.join("mlp.onnx");
+    mlp(4, 3, &model);
+    let out = d.join("out.onnx");
+    let csv = d.join("data.csv");
+    let rows: Vec<String> = (0..12)
+        .map(|i| format!("{},{},{},{},{}", i, i + 1, i % 3, 1, i % 3))
+        .collect();
+    std::fs::write(&csv, rows.join("\n")).unwrap();
+    for lr in ["NaN", "inf", "0", "-0.1"] {
+        refused(
+            &[
+                "train",
+                s(&model),
+                "--data",
+                s(&csv),
+                "--lr",
+                lr,
+                "-o",
+                s(&out),
+            ],
+            &out,
+            "--lr",
+        );
+    }
+    refused(
+        &["prune", s(&model), "--ratio", "-inf", "-o", s(&out)],
+        &out,
+        "ratio",
+    );
+    let empty = d.join("empty.csv");
+    std::fs::write(&empty, "a,b,c,d,label\n").unwrap();
+    let o = common::graft()
+        .args(["eval", s(&model), "--data", s(&empty)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("NaN") && err.contains("empty.csv"), "{err}");
+    // With a byte-order mark the first row is data, not a header: 12
+    // samples, not 11.
+    let bom = d.join("bom.csv");
+    std::fs::write(&bom, format!("\u{feff}{}", rows.join("\n"))).unwrap();
+    let report = ok_json(&["eval", s(&model), "--data", s(&bom)]);
+    assert_eq!(report["samples"], 12, "{report}");
+}

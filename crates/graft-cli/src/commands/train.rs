@@ -125,6 +125,9 @@ pub fn data_for(l: &crate::io::Loaded, path: &Path, data: &str) -> Result<Datase
 pub fn eval(path: &Path, data: &str, json_out: bool) -> Result<String> {
     let l = load(path)?;
     let d = data_for(&l, path, data)?;
+    if d.is_empty() {
+        return Err(Usage(format!("data file `{data}` holds no sample to evaluate on")).into());
+    }
     let (loss, acc) = evaluate(&l.model, &d.x, &d.y, Loss::CrossEntropy)
         .with_context(|| format!("evaluating `{}` on `{data}`", path.display()))?;
     if json_out {
@@ -154,6 +157,13 @@ pub fn run(
 ) -> Result<String> {
     if s.batch == 0 {
         return Err(Usage("--batch must be at least 1".into()).into());
+    }
+    if !(s.lr.is_finite() && s.lr > 0.0) {
+        return Err(Usage(format!(
+            "--lr {}: the learning rate must be a positive finite number",
+            s.lr
+        ))
+        .into());
     }
     if !(0.0..1.0).contains(&holdout) {
         return Err(Usage(format!(
