@@ -81,3 +81,48 @@ proptest! {
         let _ = import_bytes(&m.encode_to_vec());
     }
 }
+
+/// Attributes out of range are typed errors naming the node and the
+/// attribute, never a panic or an overflowed number (issue 18).
+#[test]
+fn attributes_out_of_range_name_the_node() {
+    use graft_onnx::proto::AttributeProto;
+    let base = ModelProto::decode(bytes("rescnn.dynamo.onnx").as_slice()).unwrap();
+    let conv = base
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .position(|n| n.op_type.as_deref() == Some("Conv"))
+        .unwrap();
+    let int = |name: &str, v: i64| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    };
+    let ints = |name: &str, v: &[i64]| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7),
+        ints: v.to_vec(),
+        ..Default::default()
+    };
+    let cases = [
+        (int("group", -2), "group = -2"),
+        (int("group", 0), "group = 0"),
+        (ints("strides", &[0, 0]), "strides"),
+        (ints("dilations", &[0, 1]), "dilations"),
+        (ints("pads", &[1, 1]), "pads"),
+        (ints("kernel_shape", &[5, 5]), "kernel_shape"),
+    ];
+    for (attr, says) in cases {
+        let mut m = base.clone();
+        let node = &mut m.graph.as_mut().unwrap().node[conv];
+        let name = node.name.clone().unwrap_or_default();
+        node.attribute.retain(|a| a.name != attr.name);
+        node.attribute.push(attr);
+        let e = import_bytes(&m.encode_to_vec()).unwrap_err().to_string();
+        assert!(e.contains(&name) && e.contains(says), "{says}: {e}");
+    }
+}

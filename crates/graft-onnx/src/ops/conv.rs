@@ -218,13 +218,17 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     };
     let cin = shape[1];
     let out = w.dims[0];
-    let g = node.int("group", 1) as usize;
+    let g = node.int("group", 1);
+    let g = usize::try_from(g)
+        .ok()
+        .filter(|&g| g >= 1)
+        .ok_or_else(|| node.err(format!("attribute group = {g}: it must be at least 1")))?;
     let groups = match g {
         1 => Groups::One,
         g if g == cin && w.dims[1] == 1 => Groups::Depthwise,
         g => Groups::Fixed(g),
     };
-    if w.dims[1] * g != cin {
+    if w.dims[1].checked_mul(g) != Some(cin) {
         return Err(node.err(format!(
             "weight reads {} x {g} channels, the input has {cin}",
             w.dims[1]
