@@ -37,9 +37,7 @@ pub fn load(spec: &str) -> Result<Dataset> {
             csv(&text).map_err(|r| bad(r).into())
         }
         "npy" => {
-            let t = Tensor::read_npy(path)
-                .map_err(|e| bad(format!("not a NumPy array ({e})")))?
-                .to_dtype(DType::F32)?;
+            let t = crate::npy::read_npy(path)?.to_dtype(DType::F32)?;
             let (n, c) = t
                 .dims2()
                 .map_err(|_| bad(format!("an array of shape {:?}, not 2-D", t.dims())))?;
@@ -58,8 +56,7 @@ pub fn load(spec: &str) -> Result<Dataset> {
             })
         }
         "npz" => {
-            let arrays =
-                Tensor::read_npz(path).map_err(|e| bad(format!("not a NumPy archive ({e})")))?;
+            let arrays = crate::npy::read_npz(path)?;
             let get = |name: &str| {
                 arrays
                     .iter()

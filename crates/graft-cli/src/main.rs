@@ -8,6 +8,7 @@
 mod commands;
 mod data;
 mod io;
+mod npy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -27,10 +27,9 @@ fn read_input(path: &Path, input_name: &str) -> Result<Tensor> {
         std::fs::metadata(path).with_context(|| format!("reading input file `{shown}`"))?;
     }
     let t = match ext.as_str() {
-        "npy" => Tensor::read_npy(path).map_err(|e| bad(format!("not a NumPy array ({e})")))?,
+        "npy" => crate::npy::read_npy(path)?,
         "npz" => {
-            let mut arrays =
-                Tensor::read_npz(path).map_err(|e| bad(format!("not a NumPy archive ({e})")))?;
+            let mut arrays = crate::npy::read_npz(path)?;
             if let Some(i) = arrays.iter().position(|(k, _)| k == input_name) {
                 arrays.swap_remove(i).1
             } else if arrays.len() == 1 {
