@@ -184,6 +184,18 @@ pub enum PlanError {
         /// The largest size a plan may give a vertex.
         max: usize,
     },
+    /// A component to plan holds more neurons than the planner takes
+    /// ([`MAX_COMPONENT_NEURONS`](crate::MAX_COMPONENT_NEURONS)): refused
+    /// before anything is allocated.
+    #[error("the size-coupled vertices {vertices:?} hold {neurons} neurons, more than graft plans at once ({max})")]
+    ComponentTooLarge {
+        /// Some of the component's vertices (the first few).
+        vertices: Vec<String>,
+        /// Their neurons.
+        neurons: u64,
+        /// The largest number the planner takes.
+        max: u64,
+    },
     /// Two targets on the same neuron space ask for different sizes.
     #[error("conflicting targets on `{vertex}`: {first} and {second}")]
     ConflictingTargets {

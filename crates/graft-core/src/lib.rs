@@ -46,5 +46,5 @@ pub use mutate::{
 };
 pub use planner::{
     compact, plan, plan_or_relax, Budget, Neuron, Objective, Plan, Planned, Request, Site, Step,
-    Target, TargetMode, Utility, VertexChange, MAX_NOUT,
+    Target, TargetMode, Utility, VertexChange, MAX_COMPONENT_NEURONS, MAX_NOUT,
 };

@@ -273,3 +273,20 @@ fn huge_targets_are_typed_errors_and_shrinking_to_nothing_is_immediate() {
     assert!(done.plan.nodes <= 8, "{} nodes", done.plan.nodes);
     assert!(done.plan.optimal);
 }
+
+#[test]
+fn a_component_too_large_to_plan_is_refused_before_allocating() {
+    // A size any file may declare: 2^40 neurons.
+    let mut g = graft_core::Graph::new();
+    let x = g.add_input("x", 4).unwrap();
+    let d = g.add_absorb("d", &[x], 1 << 40).unwrap();
+    g.add_absorb("e", &[d], 2).unwrap();
+    let e = graft_core::plan(&g, &graft_core::Request::new().nout(d, -1)).unwrap_err();
+    assert!(
+        matches!(e, graft_core::PlanError::ComponentTooLarge { ref vertices, neurons, .. }
+            if vertices == &["d"] && neurons == 1 << 40),
+        "{e}"
+    );
+    // Re-selecting every component refuses it too.
+    assert!(graft_core::plan(&g, &graft_core::Request::new()).is_err());
+}

@@ -35,6 +35,12 @@ use solve::{IntProblem, Limits, SearchStop};
 /// it, so sizes and their sums stay far from overflow.
 pub const MAX_NOUT: usize = 1 << 22;
 
+/// The most neurons one size-coupled component may hold for the planner
+/// (2^27, about 134 million: a few GB of working memory). Larger ones are
+/// refused with [`PlanError::ComponentTooLarge`] before anything is
+/// allocated (a graph read from a file may declare any size).
+pub const MAX_COMPONENT_NEURONS: u64 = 1 << 27;
+
 /// Which step of the default chain produced the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +94,9 @@ pub fn plan(graph: &Graph, req: &Request) -> Result<Plan, PlanError> {
     // (the first error in component order wins), so plans stay
     // deterministic.
     let work = components_to_solve(&comps, &targets);
+    for (verts, _) in &work {
+        check_component_size(graph, verts)?;
+    }
     let solved: Vec<(Result<Chosen, PlanError>, u64)> = work
         .par_iter()
         .map(|(verts, mine)| {
@@ -121,6 +130,21 @@ fn prepare(graph: &Graph, req: &Request) -> Result<(Vec<VertexId>, Vec<Resolved>
         return Err(PlanError::BudgetExceeded { nodes: 0, vertices });
     }
     Ok((topo, targets))
+}
+
+/// Refuse a component with more neurons than the planner takes.
+fn check_component_size(graph: &Graph, verts: &[VertexId]) -> Result<(), PlanError> {
+    let neurons = verts
+        .iter()
+        .fold(0u64, |a, &v| a.saturating_add(graph.v(v).nout as u64));
+    if neurons > MAX_COMPONENT_NEURONS {
+        return Err(PlanError::ComponentTooLarge {
+            vertices: verts.iter().take(5).map(|&v| graph.name(v)).collect(),
+            neurons,
+            max: MAX_COMPONENT_NEURONS,
+        });
+    }
+    Ok(())
 }
 
 /// The components that take part, each with its targets: those holding a
