@@ -788,3 +788,20 @@ fn outputs_that_are_not_regular_files_are_left_alone() {
         .is_file());
     assert!(std::fs::symlink_metadata(&planted).is_err());
 }
+
+/// A sample shape so large its multiply-accumulates overflow 64 bits is a
+/// typed error naming the layer, not a panic or a wrapped count (issue 18).
+#[test]
+fn macs_that_do_not_fit_in_64_bits_are_an_error() {
+    let m = fixture("resnet18w8.legacy.onnx");
+    let o = common::graft()
+        .args(["inspect", &m, "--shape", "3x4000000000x4000000000"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("do not fit in 64 bits") && err.contains("Conv"),
+        "{err}"
+    );
+}

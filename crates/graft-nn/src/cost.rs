@@ -190,32 +190,41 @@ fn with_lead(
 }
 
 /// Multiply-accumulates of one sample through `op`.
-pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
+pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> Option<u64> {
     let n0 = ins.first().and_then(|s| s.first()).copied().unwrap_or(0) as u64;
     let nout = out.first().copied().unwrap_or(0) as u64;
-    let prod = |s: &[usize]| s.iter().map(|&x| x as u64).product::<u64>();
-    match op {
-        Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => n0 * nout,
+    // Checked: shapes from a file or a command line may be huge, and a
+    // count that does not fit is an error, not a wrapped number.
+    let prod = |s: &[usize]| s.iter().try_fold(1u64, |a, &x| a.checked_mul(x as u64));
+    let mul = |xs: &[u64]| xs.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+    Some(match op {
+        Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
+            mul(&[n0, nout])?
+        }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
             let g = Op::conv_groups(c, n0 as usize).max(1) as u64;
             let taps = if out.len() == 2 {
                 c.kernel.w as u64
             } else {
-                (c.kernel.h * c.kernel.w) as u64
+                (c.kernel.h as u64).checked_mul(c.kernel.w as u64)?
             };
-            prod(&out[1..]) * nout * (n0 / g) * taps
+            mul(&[prod(&out[1..])?, nout, n0 / g, taps])?
         }
         Op::ConvTranspose2d { conv: c, .. } => {
             let s = ins.first().map_or(&[][..], |s| &s[1..]);
-            prod(s) * n0 * nout * (c.kernel.h * c.kernel.w) as u64
+            mul(&[prod(s)?, n0, nout, c.kernel.h as u64, c.kernel.w as u64])?
         }
-        Op::LinearLast(l) => ins
-            .first()
-            .map_or(0, |s| l.macs(s, out.last().copied().unwrap_or(0))),
-        Op::MatMul(m) => ins.first().map_or(0, |s| m.macs(s, out)),
+        Op::LinearLast(l) => match ins.first() {
+            Some(s) => l.macs(s, out.last().copied().unwrap_or(0))?,
+            None => 0,
+        },
+        Op::MatMul(m) => match ins.first() {
+            Some(a) => m.macs(a, out)?,
+            None => 0,
+        },
         Op::Recurrent { cell, .. } => {
             let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
-            t * cell.gates() as u64 * nout * (n0 + nout)
+            mul(&[t, cell.gates() as u64, nout, n0.checked_add(nout)?])?
         }
         Op::Input
         | Op::BatchNorm { .. }
@@ -259,7 +268,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> u64 {
         | Op::TopK(_)
         | Op::ActivationAt { .. } => 0,
         Op::GatherRows(g) => g.macs(),
-    }
+    })
 }
 
 /// Per-sample shapes and MACs of every vertex of a model.
@@ -340,6 +349,7 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
     // values across the batch axis (a transpose moving it, a regroup).
     let mut leads: HashMap<VertexId, usize> = graph_inputs.iter().map(|&v| (v, 1)).collect();
     let mut macs = HashMap::new();
+    let mut total = 0u64;
     for (&v, s) in graph_inputs.iter().zip(inputs) {
         let n = g.vertex(v)?.nout();
         if s.first() != Some(&n) {
@@ -370,7 +380,17 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
                 vertex: vx.name().to_string(),
                 reason,
             })?;
-        macs.insert(v, lead as u64 * macs_of(op, &ins, &out));
+        let m = macs_of(op, &ins, &out)
+            .and_then(|m| m.checked_mul(lead as u64))
+            .filter(|m| total.checked_add(*m).is_some())
+            .ok_or_else(|| NnError::Layer {
+                vertex: vx.name().to_string(),
+                reason: format!(
+                    "its multiply-accumulates at output shape {out:?} do not fit in 64 bits"
+                ),
+            })?;
+        total += m;
+        macs.insert(v, m);
         shapes.insert(v, out);
         leads.insert(v, lead);
     }

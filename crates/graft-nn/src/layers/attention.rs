@@ -146,9 +146,11 @@ impl MatMul {
     }
 
     /// Multiply-accumulates per sample.
-    pub(crate) fn macs(&self, a: &[usize], out: &[usize]) -> u64 {
+    pub(crate) fn macs(&self, a: &[usize], out: &[usize]) -> Option<u64> {
         let k = a.last().copied().unwrap_or(0) as u64;
-        out.iter().map(|&d| d as u64).product::<u64>() * k
+        out.iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?
+            .checked_mul(k)
     }
 }
 
@@ -441,7 +443,7 @@ mod tests {
         // Heads broadcast: [2, 3, 4] by [1, 4, 5] per sample.
         assert_eq!(m.infer(&[2, 3, 4], &[1, 4, 5]).unwrap(), vec![2, 3, 5]);
         assert_eq!(mt.infer(&[2, 3, 4], &[2, 5, 4]).unwrap(), vec![2, 3, 5]);
-        assert_eq!(m.macs(&[2, 3, 4], &[2, 3, 5]), 2 * 3 * 5 * 4);
+        assert_eq!(m.macs(&[2, 3, 4], &[2, 3, 5]), Some(2 * 3 * 5 * 4));
         assert!(m.infer(&[2, 3, 4], &[2, 5, 4]).is_err());
         assert!(m.forward(&a, &t(&[1., 2.], &[2])).is_err());
     }

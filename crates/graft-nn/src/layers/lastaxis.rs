@@ -67,8 +67,10 @@ impl LinearLast {
     }
 
     /// Multiply-accumulates per sample.
-    pub(crate) fn macs(&self, s: &[usize], nout: usize) -> u64 {
-        s.iter().map(|&d| d as u64).product::<u64>() * nout as u64
+    pub(crate) fn macs(&self, s: &[usize], nout: usize) -> Option<u64> {
+        s.iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))?
+            .checked_mul(nout as u64)
     }
 }
 
@@ -204,7 +206,7 @@ mod tests {
             vec![3., 2., 0., 2., 1., 1.]
         );
         assert_eq!(l.infer(&[2, 1, 2], 3).unwrap(), vec![2, 1, 3]);
-        assert_eq!(l.macs(&[2, 1, 2], 3), 12);
+        assert_eq!(l.macs(&[2, 1, 2], 3), Some(12));
         assert_eq!(l.params(2, 3)[0].roles, vec![Role::Out, Role::In(0)]);
     }
 
