@@ -452,6 +452,76 @@ pub fn import_bytes_reading(bytes: &[u8], reading: Reading) -> Result<Imported, 
     }
 }
 
+/// The most inputs an op takes, for the ops whose extra inputs an importer
+/// would otherwise ignore (ONNX's schemas; ops not listed are checked by
+/// their importers).
+fn max_inputs(op: &str) -> Option<usize> {
+    Some(match op {
+        "Relu" | "Sigmoid" | "Tanh" | "Erf" | "Exp" | "Log" | "Neg" | "Abs" | "Sqrt"
+        | "Reciprocal" | "Softmax" | "LogSoftmax" | "Identity" | "Flatten" | "Transpose"
+        | "GlobalAveragePool" | "GlobalMaxPool" | "Not" | "IsNaN" | "Cast" | "Shape" | "Floor"
+        | "Ceil" | "Sign" | "Sin" | "Cos" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu"
+        | "Selu" | "Softplus" | "MaxPool" | "AveragePool" | "Gelu" => 1,
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "MatMul" | "Equal" | "Greater" | "Less" | "And"
+        | "Or" | "Mod" | "PRelu" | "Reshape" | "Expand" | "Tile" | "Gather" | "GatherElements"
+        | "GatherND" | "Unsqueeze" | "Squeeze" => 2,
+        "Gemm" | "Conv" | "ConvTranspose" | "Where" | "Clip" | "Range" | "TopK"
+        | "LayerNormalization" => 3,
+        "BatchNormalization" => 5,
+        _ => return None,
+    })
+}
+
+/// One pass over the graph's integrity before anything is imported: it has
+/// outputs, every value is written once (no initializer twice, no node
+/// output clashing with another's, an input's or an initializer's), and
+/// no node has more inputs than its op takes. Errors name the culprits.
+fn validate(g: &crate::proto::GraphProto) -> Result<(), OnnxError> {
+    if g.output.is_empty() {
+        return Err(OnnxError::Malformed("the graph has no outputs".into()));
+    }
+    let mut written: HashMap<&str, String> = HashMap::new();
+    for i in &g.input {
+        written.insert(
+            i.name.as_deref().unwrap_or_default(),
+            "a graph input".into(),
+        );
+    }
+    let mut inits = std::collections::HashSet::new();
+    for t in &g.initializer {
+        let name = t.name.as_deref().unwrap_or_default();
+        if !inits.insert(name) {
+            return Err(OnnxError::Malformed(format!(
+                "initializer `{name}` is given twice"
+            )));
+        }
+        // An initializer may also be a graph input (its default value).
+        written
+            .entry(name)
+            .or_insert_with(|| "an initializer".into());
+    }
+    for n in &g.node {
+        let node = n.name.as_deref().unwrap_or_default();
+        let op = n.op_type.as_deref().unwrap_or_default();
+        if let Some(max) = max_inputs(op) {
+            if n.input.len() > max {
+                return Err(OnnxError::Malformed(format!(
+                    "node `{node}` ({op}) has {} inputs; {op} takes at most {max}",
+                    n.input.len()
+                )));
+            }
+        }
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if let Some(before) = written.insert(o, format!("node `{node}`")) {
+                return Err(OnnxError::Malformed(format!(
+                    "value `{o}` is written by {before} and by node `{node}` ({op})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Import a decoded model, reading splits of the neuron axis as `reading`
 /// says, or frozen when `None`.
 fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, OnnxError> {
@@ -468,6 +538,7 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
         .ok_or_else(|| OnnxError::Malformed("no graph".into()))?;
     let reg = registry();
 
+    validate(g)?;
     // Every unsupported op at once.
     let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &g.node {

@@ -126,3 +126,41 @@ fn attributes_out_of_range_name_the_node() {
         assert!(e.contains(&name) && e.contains(says), "{says}: {e}");
     }
 }
+
+/// Graphs that break ONNX's integrity rules are refused before import,
+/// naming the culprits (issue 18): a value written twice, an initializer
+/// given twice, no outputs, more inputs than an op takes.
+#[test]
+fn broken_graphs_are_refused_naming_the_culprit() {
+    let base = ModelProto::decode(bytes("mlp.legacy.onnx").as_slice()).unwrap();
+    let edit = |f: &dyn Fn(&mut graft_onnx::proto::GraphProto)| {
+        let mut m = base.clone();
+        f(m.graph.as_mut().unwrap());
+        import_bytes(&m.encode_to_vec()).unwrap_err().to_string()
+    };
+    let e = edit(&|g| {
+        let o = g.node[0].output[0].clone();
+        g.node[1].output[0] = o;
+    });
+    assert!(e.contains("is written by node"), "{e}");
+    let e = edit(&|g| {
+        let t = g.initializer[0].clone();
+        g.initializer.push(t);
+    });
+    assert!(e.contains("given twice"), "{e}");
+    let e = edit(&|g| g.output.clear());
+    assert!(e.contains("no outputs"), "{e}");
+    let e = edit(&|g| {
+        let relu = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type.as_deref() == Some("Relu"))
+            .unwrap();
+        let x = relu.input[0].clone();
+        relu.input.push(x);
+    });
+    assert!(
+        e.contains("(Relu) has 2 inputs; Relu takes at most 1"),
+        "{e}"
+    );
+}
