@@ -343,10 +343,12 @@ pub enum Op {
     /// at batch size 1 folding heads or windows into it). Frozen.
     Regroup(Regroup),
     /// The `k` largest or smallest entries of the last axis, their values
-    /// or indices (a mixture of experts' router). Frozen.
+    /// or indices (a mixture of experts' router): one fixed neuron, its
+    /// input free down to `k`.
     TopK(TopK),
     /// Rows of a constant table picked by computed indices (the experts'
-    /// weights). Frozen.
+    /// weights): one fixed neuron; the rows follow the router's neurons
+    /// when it has the router as a second input.
     GatherRows(GatherRows),
     /// A pointwise activation on a value whose neurons are on another axis
     /// than 1 (channels last, token sequences). Never a softmax.
