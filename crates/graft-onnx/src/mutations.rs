@@ -3,6 +3,7 @@
 //! place so that both run the same edits.
 
 use graft_core::{Request, Utility};
+use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
 use graft_nn::{utility, Conv, Init, Model, NewLayer, Op};
 
 use crate::error::OnnxError;
@@ -101,15 +102,24 @@ pub fn add_kv_head(m: &mut Model) -> Result<(), OnnxError> {
 /// # Errors
 /// Pruning errors.
 pub fn prune_heads_and_mlp(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
-    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    prune_parts_by_magnitude(m, sample_shapes, 0.3, &[Part::Heads, Part::Mlp])
+}
+
+/// `ratio` of the neurons of `parts` pruned by magnitude, global scope.
+fn prune_parts_by_magnitude(
+    m: &mut Model,
+    sample_shapes: &[Vec<usize>],
+    ratio: f64,
+    parts: &[Part],
+) -> Result<(), OnnxError> {
     let u = utility::magnitude(m)?;
     shrink_parts(
         m,
         &u,
-        Target::Ratio(0.3),
+        Target::Ratio(ratio),
         Scope::Global,
         sample_shapes,
-        &[Part::Heads, Part::Mlp],
+        parts,
     )?;
     Ok(())
 }
@@ -140,17 +150,7 @@ pub fn query_fold(m: &Model) -> Result<String, OnnxError> {
 /// # Errors
 /// Pruning errors.
 pub fn prune_head_dims(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
-    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
-    let u = utility::magnitude(m)?;
-    shrink_parts(
-        m,
-        &u,
-        Target::Ratio(0.3),
-        Scope::Global,
-        sample_shapes,
-        &[Part::HeadDims],
-    )?;
-    Ok(())
+    prune_parts_by_magnitude(m, sample_shapes, 0.3, &[Part::HeadDims])
 }
 
 /// A mixture of experts with a quarter of its experts pruned by magnitude
@@ -160,15 +160,5 @@ pub fn prune_head_dims(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<()
 /// # Errors
 /// Pruning errors.
 pub fn prune_experts(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
-    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
-    let u = utility::magnitude(m)?;
-    shrink_parts(
-        m,
-        &u,
-        Target::Ratio(0.25),
-        Scope::Global,
-        sample_shapes,
-        &[Part::Experts],
-    )?;
-    Ok(())
+    prune_parts_by_magnitude(m, sample_shapes, 0.25, &[Part::Experts])
 }
