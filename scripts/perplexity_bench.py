@@ -297,20 +297,23 @@ def kept_rows(pruned, original):
     return idx
 
 
+def cut(lin, rows=None, cols=None):
+    """A bias-free copy of `lin` keeping output rows `rows` and input
+    columns `cols` (all when None)."""
+    w = lin.weight.data
+    w = w[rows] if rows is not None else w
+    w = w[:, cols] if cols is not None else w
+    new = nn.Linear(w.shape[1], w.shape[0], bias=False)
+    new.weight.data = w.clone()
+    return new
+
+
 def graft_as_torch(path, trained):
     """The trained torch model cut down to the heads and MLP channels graft
     kept in `path` (found by matching graft's weights to the originals):
     checks that graft's file is exactly the original with those removed."""
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
     m = copy.deepcopy(trained).eval()
-
-    def cut(lin, rows=None, cols=None):
-        w = lin.weight.data
-        w = w[rows] if rows is not None else w
-        w = w[:, cols] if cols is not None else w
-        new = nn.Linear(w.shape[1], w.shape[0], bias=False)
-        new.weight.data = w.clone()
-        return new
 
     for li, layer in enumerate(m.model.layers):
         a, mlp = layer.self_attn, layer.mlp
@@ -345,14 +348,6 @@ def consumer_choice(trained, calib, heads, mlp):
         m(torch.from_numpy(calib))
     for h in hooks:
         h.remove()
-
-    def cut(lin, rows=None, cols=None):
-        w = lin.weight.data
-        w = w[rows] if rows is not None else w
-        w = w[:, cols] if cols is not None else w
-        new = nn.Linear(w.shape[1], w.shape[0], bias=False)
-        new.weight.data = w.clone()
-        return new
 
     for li, layer in enumerate(m.model.layers):
         a, f = layer.self_attn, layer.mlp

@@ -20,72 +20,57 @@
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
-use std::path::PathBuf;
+use std::path::Path;
 
-use graft_onnx::{export, import, import_reading, mutations, Reading};
+use graft_nn::Model;
+use graft_onnx::{export, import_reading, mutations, OnnxError, Reading};
 
-fn main() -> Result<(), graft_onnx::OnnxError> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for name in ["llama", "gpt2"] {
-        let file = dir.join(format!("tf_{name}.onnx"));
-        let imp = import(&file)?;
-        let mut m = imp.model;
-        mutations::add_kv_head(&mut m)?;
-        export(
-            &m,
-            &imp.interface,
-            &dir.join(format!("tf_{name}.heads.graft.onnx")),
-        )?;
-
-        let imp = import(&file)?;
-        let mut m = imp.model;
-        mutations::prune_heads_and_mlp(&mut m, &[vec![16]])?;
-        export(
-            &m,
-            &imp.interface,
-            &dir.join(format!("tf_{name}.pruned.graft.onnx")),
-        )?;
-
-        let imp = import_reading(&file, Reading::HeadDims)?;
-        let mut m = imp.model;
-        let fold = mutations::query_fold(&m)?;
-        mutations::widen(&mut m, &fold, 2)?;
-        export(
-            &m,
-            &imp.interface,
-            &dir.join(format!("tf_{name}.widedims.graft.onnx")),
-        )?;
-
-        let imp = import_reading(&file, Reading::HeadDims)?;
-        let mut m = imp.model;
-        mutations::prune_head_dims(&mut m, &[vec![16]])?;
-        export(
-            &m,
-            &imp.interface,
-            &dir.join(format!("tf_{name}.dims.graft.onnx")),
-        )?;
-    }
-    // Mixtral: its experts are frozen; its attention heads change.
-    let file = dir.join("tf_mixtral.onnx");
-    for (kind, by) in [("heads", 1), ("fewerheads", -1)] {
-        let imp = import(&file)?;
-        let mut m = imp.model;
-        let kv = mutations::kv_head_split(&m)?;
-        mutations::widen(&mut m, &kv, by)?;
-        export(
-            &m,
-            &imp.interface,
-            &dir.join(format!("tf_mixtral.{kind}.graft.onnx")),
-        )?;
-    }
-    let imp = import(&file)?;
+/// Import `tf_NAME.onnx` read as `reading`, apply `mutate`, and write
+/// `tf_NAME.KIND.graft.onnx` beside it.
+fn write(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    reading: Reading,
+    mutate: impl FnOnce(&mut Model) -> Result<(), OnnxError>,
+) -> Result<(), OnnxError> {
+    let imp = import_reading(&dir.join(format!("tf_{name}.onnx")), reading)?;
     let mut m = imp.model;
-    mutations::prune_experts(&mut m, &[vec![16]])?;
+    mutate(&mut m)?;
     export(
         &m,
         &imp.interface,
-        &dir.join("tf_mixtral.experts.graft.onnx"),
-    )?;
+        &dir.join(format!("tf_{name}.{kind}.graft.onnx")),
+    )
+}
+
+fn main() -> Result<(), OnnxError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let shapes = [vec![16]];
+    for name in ["llama", "gpt2"] {
+        write(&dir, name, "heads", Reading::Heads, mutations::add_kv_head)?;
+        write(&dir, name, "pruned", Reading::Heads, |m| {
+            mutations::prune_heads_and_mlp(m, &shapes)
+        })?;
+        write(&dir, name, "widedims", Reading::HeadDims, |m| {
+            let fold = mutations::query_fold(m)?;
+            mutations::widen(m, &fold, 2)
+        })?;
+        write(&dir, name, "dims", Reading::HeadDims, |m| {
+            mutations::prune_head_dims(m, &shapes)
+        })?;
+    }
+    // Mixtral: a KV head more and one fewer (its experts as they are), and
+    // one expert fewer per block.
+    for (kind, by) in [("heads", 1), ("fewerheads", -1)] {
+        write(&dir, "mixtral", kind, Reading::Heads, |m| {
+            let kv = mutations::kv_head_split(m)?;
+            mutations::widen(m, &kv, by)
+        })?;
+    }
+    write(&dir, "mixtral", "experts", Reading::Heads, |m| {
+        mutations::prune_experts(m, &shapes)
+    })?;
     println!(
         "wrote the mutated transformer fixtures to {}",
         dir.display()

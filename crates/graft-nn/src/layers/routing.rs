@@ -284,5 +284,10 @@ mod tests {
         let spec = &r.params(&[1, 2])[0];
         assert_eq!(spec.shape, vec![2, 1, 2]);
         assert_eq!(spec.roles[0], Role::In(1));
+        // An edge edit may not take its indices or its router away.
+        let mut op = crate::op::Op::GatherRows(r);
+        assert!(op.input_edited(1, false).is_err());
+        assert!(op.input_edited(0, false).is_err());
+        assert!(op.input_edited(2, true).is_ok());
     }
 }
