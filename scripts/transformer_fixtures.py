@@ -37,9 +37,11 @@ and MLPs' neurons pruned (`.pruned.graft.onnx`), and read along the head
 dimension with two query and key dimensions more in every head
 (`.widedims.graft.onnx`, function-preserving) and with 30% of their head
 dimensions pruned (`.dims.graft.onnx`), and tf_mixtral with a KV head more
-and one fewer (`.heads.graft.onnx`, `.fewerheads.graft.onnx`) and with one
-expert of four fewer per block (`.experts.graft.onnx`); each is
-checked with
+and one fewer (`.heads.graft.onnx`, `.fewerheads.graft.onnx`), with one
+expert of four fewer per block (`.experts.graft.onnx`), with 8 MLP neurons
+more in every expert of its first block (`.widemlp.graft.onnx`,
+function-preserving) and with 30% of its heads', experts' MLP and hidden
+neurons pruned (`.pruned.graft.onnx`); each is checked with
 onnx.checker.check_model(full_check=True) and run in onnxruntime on the same
 ids, its output written to `tf_NAME.KIND.graft.out.bin`.
 
@@ -158,7 +160,7 @@ def check_graft_mutations():
                            "transformer_mutations"], cwd=root)
     for name, kinds in [("llama", ["heads", "pruned", "widedims", "dims"]),
                         ("gpt2", ["heads", "pruned", "widedims", "dims"]),
-                        ("mixtral", ["heads", "fewerheads", "experts"])]:
+                        ("mixtral", ["heads", "fewerheads", "experts", "widemlp", "pruned"])]:
         import struct
         raw = (OUT / f"tf_{name}.input.bin").read_bytes()
         rank = struct.unpack("<I", raw[:4])[0]

@@ -700,7 +700,12 @@ fn inspect_shows_a_mixture_of_experts_and_prune_drops_experts() {
     let text = ok(&["inspect", &m]);
     // Two blocks, each with a top-2 router's values and indices.
     assert_eq!(text.matches("(2 of 4 experts)").count(), 4, "{text}");
-    assert_eq!(text.matches("(a row per expert)").count(), 4, "{text}");
+    // Each block's experts: a gate-and-up and a down projection.
+    assert_eq!(
+        text.matches("routed_linear (4 experts)").count(),
+        4,
+        "{text}"
+    );
     let doc: serde_json::Value = serde_json::from_str(&ok(&["inspect", &m, "--json"])).unwrap();
     let experts: Vec<u64> = doc["vertices"]
         .as_array()
@@ -722,6 +727,11 @@ fn inspect_shows_a_mixture_of_experts_and_prune_drops_experts() {
     ]);
     let text = ok(&["inspect", o.to_str().unwrap()]);
     assert_eq!(text.matches("(2 of 3 experts)").count(), 4, "{text}");
+    assert_eq!(
+        text.matches("routed_linear (3 experts)").count(),
+        4,
+        "{text}"
+    );
     // At least 2 experts stay: half of them and more cannot go.
     let none = out("experts", "none.onnx");
     refused(

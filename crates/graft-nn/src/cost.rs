@@ -145,6 +145,11 @@ pub(crate) fn infer(op: &Op, ins: &[&Shape], nout: usize) -> std::result::Result
         Op::Regroup(r) => r.infer(nout),
         Op::TopK(t) => t.infer(first()?)?,
         Op::GatherRows(g) => g.infer(first()?)?,
+        Op::RoutedLinear(r) => r.infer(
+            first()?,
+            ins.get(1).copied().ok_or("needs its tokens")?,
+            nout,
+        )?,
         Op::LayerNormLast(_) | Op::ActivationAt { .. } | Op::SoftmaxAxis(_) => first()?.clone(),
         Op::BatchNorm { .. }
         | Op::LayerNorm { .. }
@@ -268,6 +273,13 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> Option<u64> {
         | Op::TopK(_)
         | Op::ActivationAt { .. } => 0,
         Op::GatherRows(g) => g.macs(),
+        Op::RoutedLinear(r) => match ins.get(1) {
+            Some(x) => r.macs(
+                x,
+                out.get(out.len().saturating_sub(2)).copied().unwrap_or(0),
+            )?,
+            None => 0,
+        },
     })
 }
 

@@ -34,7 +34,8 @@ pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct, Elementwise,
     Embedding, GateEstimator, GatherRows, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast,
     LinearLast, MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize,
-    ResizeTarget, Rule, Shuffle, Slice, Softmax, Token, TopK, Transpose, Unary, View, ViewDim,
+    ResizeTarget, RoutedLinear, Rule, Shuffle, Slice, Softmax, Token, TopK, Transpose, Unary, View,
+    ViewDim,
 };
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};

@@ -12,7 +12,7 @@ pub use crate::layers::lastaxis::{Embedding, LayerNormLast, LinearLast};
 pub use crate::layers::parts::{Join, Pad, PadMode, Slice};
 pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, Unary};
 pub use crate::layers::resize::{Coords, Interp, NearestRound, Resize, ResizeTarget};
-pub use crate::layers::routing::{GatherRows, TopK};
+pub use crate::layers::routing::{GatherRows, RoutedLinear, TopK};
 
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -350,6 +350,10 @@ pub enum Op {
     /// weights): one fixed neuron; the rows follow the router's neurons
     /// when it has the router as a second input.
     GatherRows(GatherRows),
+    /// A dense layer whose weight matrix each sample picks from a table by
+    /// a computed index (an expert's projection): absorbing, its outputs
+    /// on the second-to-last axis, its table's rows following the router.
+    RoutedLinear(RoutedLinear),
     /// A pointwise activation on a value whose neurons are on another axis
     /// than 1 (channels last, token sequences). Never a softmax.
     ActivationAt {
@@ -607,6 +611,7 @@ impl Op {
             Op::Regroup(r) => Ok(r.declare()),
             Op::TopK(t) => Ok(t.declare()),
             Op::GatherRows(g) => Ok(g.declare()),
+            Op::RoutedLinear(r) => Ok(r.declare()),
             Op::LayerNormLast(_) => one(Invariant),
             Op::ActivationAt {
                 f: Activation::Softmax,
@@ -656,6 +661,7 @@ impl Op {
                 | Op::Regroup(_)
                 | Op::TopK(_)
                 | Op::GatherRows(_)
+                | Op::RoutedLinear(_)
         )
     }
 
@@ -769,6 +775,7 @@ impl Op {
             Op::LayerNormLast(l) => l.params(nout),
             Op::Token(t) => t.params(nout),
             Op::GatherRows(g) => g.params(nin),
+            Op::RoutedLinear(r) => r.params(nin, nout),
             Op::Input
             | Op::Activation(_)
             | Op::MaxPool2d { .. }
@@ -888,6 +895,7 @@ impl Op {
             Op::Regroup(_) => "regroup",
             Op::TopK(_) => "top_k",
             Op::GatherRows(_) => "gather_rows",
+            Op::RoutedLinear(_) => "routed_linear",
             Op::LayerNormLast(_) => "layer_norm_last",
             Op::ActivationAt { .. } => "activation",
         }
@@ -915,6 +923,7 @@ impl Op {
             Op::Token(t) => t.neurons,
             Op::Regroup(r) => r.neurons,
             Op::TopK(_) | Op::GatherRows(_) => None,
+            Op::RoutedLinear(r) => Some(r.neuron_axis()),
             Op::LayerNormLast(l) => Some(l.axis),
             Op::ActivationAt { axis, .. } => *axis,
             Op::Input
@@ -1007,6 +1016,7 @@ impl Op {
             | Op::Regroup(_)
             | Op::TopK(_)
             | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
             | Op::ActivationAt { .. }
             | Op::Moe { .. } => FanIn::Own,
         }
@@ -1019,6 +1029,7 @@ impl Op {
         match self {
             Op::Slice(p) => p.follow(v),
             Op::GatherRows(g) => g.follow(v),
+            Op::RoutedLinear(r) => r.follow(v),
             Op::Input
             | Op::Dense { .. }
             | Op::MaskedDense { .. }
@@ -1103,6 +1114,9 @@ impl Op {
             Op::GatherRows(g) if g.rows_from && !added && position <= 1 => {
                 Err("a gather of expert rows keeps its indices and its router".into())
             }
+            Op::RoutedLinear(_) if !added && position <= 2 => {
+                Err("an expert's projection keeps its indices, its tokens and its router".into())
+            }
             Op::Sub if !added && position == 0 => {
                 Err("the first input of a difference: removing it changes the function".into())
             }
@@ -1151,6 +1165,7 @@ impl Op {
             | Op::Regroup(_)
             | Op::TopK(_)
             | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
             | Op::ActivationAt { .. }
             | Op::Cond { .. }
             | Op::Moe { .. }
@@ -1213,6 +1228,7 @@ impl Op {
             | Op::Regroup(_)
             | Op::TopK(_)
             | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
             | Op::ActivationAt { .. } => 0..0,
         }
     }

@@ -61,15 +61,17 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
 
 /// An expert is worth its router row and its rows in every expert table:
 /// each table row's norm is added to the router neuron it follows (the
-/// absorbing vertex behind the table's second input, through invariant
+/// absorbing vertex behind the table's router input, through invariant
 /// ops such as the router's softmax).
 fn add_expert_rows(model: &Model, u: &mut Utility) -> Result<()> {
     let g = model.graph();
     for (v, layer) in model.layers() {
-        let crate::op::Op::GatherRows(gr) = &layer.op else {
-            continue;
+        let at = match &layer.op {
+            crate::op::Op::GatherRows(gr) if gr.rows_from => 1,
+            crate::op::Op::RoutedLinear(r) if r.rows_from => 2,
+            _ => continue,
         };
-        let Some(&from) = g.vertex(*v)?.inputs().get(1).filter(|_| gr.rows_from) else {
+        let Some(&from) = g.vertex(*v)?.inputs().get(at) else {
             continue;
         };
         let mut router = from;
@@ -242,7 +244,8 @@ pub fn taylor_on(
 
 /// Activation-aware utility (Wanda's score, summed per neuron, on the
 /// reading side): a neuron `j` that dense layers read (on axis 1 or on the
-/// last axis) is worth `Σ_o |W[o, j]| · ‖X_j‖₂` summed over those layers,
+/// last axis, or experts' projections, every expert's weights summed) is
+/// worth `Σ_o |W[o, j]| · ‖X_j‖₂` summed over those layers,
 /// where `‖X_j‖₂` is the neuron's norm over every sample and position of a
 /// calibration pass on `inputs`: what its readers make of it on real data.
 /// The score is carried back through the ops that pass neurons on (an
@@ -265,30 +268,33 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
     let f = ex.run(model, inputs, &run)?;
     let g = model.graph();
     for (v, layer) in model.layers() {
-        // Dense layers read features on axis 1, last-axis ones on the last.
-        let last = if let crate::op::Op::LinearLast(_) = &layer.op {
-            true
-        } else if let crate::op::Op::Dense { .. } = &layer.op {
-            false
-        } else {
-            continue;
+        // Dense layers read features on axis 1, last-axis ones on the
+        // last, an expert's projection (input 1) on the second-to-last;
+        // the input position, the feature axis from the end, the weight.
+        let (at, from_end, name) = match &layer.op {
+            crate::op::Op::Dense { .. } => (0, None, "weight"),
+            crate::op::Op::LinearLast(_) => (0, Some(1), "weight"),
+            crate::op::Op::RoutedLinear(_) => (1, Some(2), "table"),
+            _ => continue,
         };
-        let Some(&from) = g.vertex(*v)?.inputs().first() else {
+        let Some(&from) = g.vertex(*v)?.inputs().get(at) else {
             continue;
         };
         let Some(x) = f.activations.get(&from) else {
             continue;
         };
-        let Some(w) = layer.params.get("weight") else {
+        let Some(w) = layer.params.get(name) else {
             continue;
         };
         // Per input feature: the L2 norm over everything else.
         let x = x.to_dtype(DType::F64)?;
-        let feat = if last { x.rank() - 1 } else { 1 };
+        let feat = from_end.map_or(1, |k| x.rank().saturating_sub(k));
         let nin = x.dim(feat)?;
         let x = if feat == 0 { x } else { x.transpose(0, feat)? };
         let norms = x.reshape((nin, ()))?.sqr()?.sum(1)?.sqrt()?;
+        // An expert table `[E, nout, nin]` counts every expert's weight.
         let w = w.as_tensor().to_dtype(DType::F64)?.abs()?;
+        let w = if w.rank() == 3 { w.sum(0)? } else { w };
         let score: Vec<f64> = w.broadcast_mul(&norms.unsqueeze(0)?)?.sum(1)?.to_vec1()?;
         u.set(*v, score);
         // The reading side: input feature i is worth its norm times the

@@ -178,3 +178,24 @@ fn activation_aware_utility_judges_a_neuron_where_it_is_read() {
         "{s:?}"
     );
 }
+
+#[test]
+fn a_ratio_counts_only_neurons_a_plan_can_remove() {
+    // x(4) -> a(8) -> relu -> b(8) -> reshape [2, 4]: the reshape freezes
+    // b's neurons, so half of the prunable neurons means half of a's. With
+    // b counted, a half could not be met (a keeps at least one neuron).
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let a = m.add("a", Op::Dense { bias: true }, &[x], Some(8)).unwrap();
+    let r = m
+        .add("r", Op::Activation(Activation::Relu), &[a], None)
+        .unwrap();
+    let b = m.add("b", Op::Dense { bias: true }, &[r], Some(8)).unwrap();
+    m.add("view", Op::Reshape { shape: vec![2, 4] }, &[b], None)
+        .unwrap();
+    let u = utility::magnitude(&m).unwrap();
+    let s = shrink(&mut m, &u, Target::Ratio(0.5), Scope::Global, &[vec![4]]).unwrap();
+    assert_eq!(s.neurons, (8, 4));
+    assert_eq!(m.graph().nout(a).unwrap(), 4);
+    assert_eq!(m.graph().nout(b).unwrap(), 8);
+}

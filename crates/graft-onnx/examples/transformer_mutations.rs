@@ -16,7 +16,12 @@
 //!   attention block (its experts stay as they are), and
 //!   `tf_mixtral.experts.graft.onnx`: one expert of four fewer in each
 //!   block by magnitude, with its router row and its rows in every expert
-//!   table (`graft prune --ratio 0.25 --only experts`).
+//!   table (`graft prune --ratio 0.25 --only experts`);
+//!   `tf_mixtral.widemlp.graft.onnx`: 8 MLP neurons more in every expert
+//!   of the first block (gate and up rows, zero down columns:
+//!   function-preserving), and `tf_mixtral.pruned.graft.onnx`: 30% of the
+//!   heads', experts' MLP and hidden neurons pruned by magnitude (`graft
+//!   prune --ratio 0.3 --only heads,mlp,hidden`).
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
@@ -70,6 +75,13 @@ fn main() -> Result<(), OnnxError> {
     }
     write(&dir, "mixtral", "experts", Reading::Heads, |m| {
         mutations::prune_experts(m, &shapes)
+    })?;
+    write(&dir, "mixtral", "widemlp", Reading::Heads, |m| {
+        let up = mutations::expert_projection(m)?;
+        mutations::widen(m, &up, 16)
+    })?;
+    write(&dir, "mixtral", "pruned", Reading::Heads, |m| {
+        mutations::prune_heads_mlp_and_hidden(m, &shapes)
     })?;
     println!(
         "wrote the mutated transformer fixtures to {}",

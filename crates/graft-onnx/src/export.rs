@@ -939,8 +939,8 @@ fn emit(
         Op::MatMul(_) | Op::Token(_) | Op::Regroup(_) => {
             crate::ops::attention::export(out, model, v, &name, &ins, &layer.op)?;
         }
-        Op::TopK(_) | Op::GatherRows(_) => {
-            crate::ops::routing::export(out, model, v, &name, x, &layer.op)?;
+        Op::TopK(_) | Op::GatherRows(_) | Op::RoutedLinear(_) => {
+            crate::ops::routing::export(out, model, v, &name, &ins, &layer.op)?;
         }
         Op::Slice(_) | Op::Join(_) | Op::Pad(_) => {
             crate::ops::parts::export(out, &name, &ins, &layer.op)?;

@@ -622,9 +622,12 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
     // Channel shuffles span three nodes; the first two wait for the third
     // to tell whether they are one.
     let shuffles = crate::ops::axes::shuffle_chains(&g.node, &ctx.uses);
+    // An expert's gathered matrices wait for the product that reads them.
+    let routed = crate::ops::routing::routed_chains(&g.node, &ctx.uses);
     let deferred: std::collections::HashSet<usize> = shuffles
         .values()
         .flat_map(|ab| ab.iter().copied())
+        .chain(routed.values().copied())
         .collect();
     let node_at = |i: usize| Node {
         proto: &g.node[i],
@@ -636,6 +639,14 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
             continue;
         }
         let node = node_at(i);
+        if let Some(&gi) = routed.get(&i) {
+            let gather = node_at(gi);
+            if !crate::ops::routing::routed_linear(&mut ctx, &gather, &node)? {
+                import_node(&mut ctx, &reg, &gather)?;
+                import_node(&mut ctx, &reg, &node)?;
+            }
+            continue;
+        }
         if let Some(&[a, b]) = shuffles.get(&i) {
             let (a, b) = (node_at(a), node_at(b));
             if crate::ops::axes::shuffle(&mut ctx, &a, &b, &node)? {

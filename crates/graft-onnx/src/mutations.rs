@@ -105,6 +105,24 @@ pub fn prune_heads_and_mlp(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Resul
     prune_parts_by_magnitude(m, sample_shapes, 0.3, &[Part::Heads, Part::Mlp])
 }
 
+/// A transformer's heads, MLP widths (an expert's too) and hidden size
+/// pruned by magnitude: 30% of their neurons (`graft prune --ratio 0.3
+/// --only heads,mlp,hidden`).
+///
+/// # Errors
+/// Pruning errors.
+pub fn prune_heads_mlp_and_hidden(
+    m: &mut Model,
+    sample_shapes: &[Vec<usize>],
+) -> Result<(), OnnxError> {
+    prune_parts_by_magnitude(
+        m,
+        sample_shapes,
+        0.3,
+        &[Part::Heads, Part::Mlp, Part::Hidden],
+    )
+}
+
 /// `ratio` of the neurons of `parts` pruned by magnitude, global scope.
 fn prune_parts_by_magnitude(
     m: &mut Model,
@@ -161,4 +179,21 @@ pub fn prune_head_dims(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<()
 /// Pruning errors.
 pub fn prune_experts(m: &mut Model, sample_shapes: &[Vec<usize>]) -> Result<(), OnnxError> {
     prune_parts_by_magnitude(m, sample_shapes, 0.25, &[Part::Experts])
+}
+
+/// The first expert projection of a mixture of experts (the gate-and-up
+/// table of its first block), by name.
+///
+/// # Errors
+/// A model without experts.
+pub fn expert_projection(m: &Model) -> Result<String, OnnxError> {
+    let g = m.graph();
+    g.topological_order()?
+        .into_iter()
+        .find(|&v| matches!(m.layer(v).map(|l| &l.op), Some(Op::RoutedLinear(_))))
+        .map(|v| g.name(v))
+        .ok_or_else(|| OnnxError::Export {
+            vertex: "(model)".into(),
+            reason: "no expert projection".into(),
+        })
 }

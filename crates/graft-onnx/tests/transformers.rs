@@ -294,7 +294,7 @@ fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
     // Written by examples/transformer_mutations.rs (import, mutate, export)
     // and run by onnxruntime in scripts/transformer_fixtures.py.
     let dense = ["heads", "pruned", "widedims", "dims"].as_slice();
-    let moe = ["heads", "fewerheads", "experts"].as_slice();
+    let moe = ["heads", "fewerheads", "experts", "widemlp", "pruned"].as_slice();
     for (name, kinds) in [("llama", dense), ("gpt2", dense), ("mixtral", moe)] {
         let x = read_tensor(&format!("tf_{name}.input.bin"));
         let original = want(&format!("tf_{name}.out.bin"));
@@ -305,9 +305,9 @@ fn onnxruntime_agrees_with_graft_on_mutated_transformers() {
                 .model;
             let ort = want(&format!("{what}.out.bin"));
             assert_close(&run(&m, &x), &ort, &what);
-            if kind == "heads" || kind == "widedims" {
-                // A new KV head, and new head dimensions, kept the
-                // function, in onnxruntime too.
+            if kind == "heads" || kind == "widedims" || kind == "widemlp" {
+                // A new KV head, new head dimensions and new expert MLP
+                // neurons kept the function, in onnxruntime too.
                 assert_close_to(&ort, &original, 1e-5, &what);
             }
         }
@@ -517,7 +517,7 @@ fn mixtral_routes_tokens_to_experts_and_its_attention_heads_change() {
     // Mixtral with its experts as stacked tables (transformers'
     // batched_mm): the router's softmax, the top 2 of 4 experts per token
     // (TopK), their weights gathered (GatherND by the computed expert ids)
-    // and multiplied (batched MatMul of two computed values).
+    // and multiplied by the tokens (batched MatMul): one routed linear.
     let what = "tf_mixtral";
     let x = read_tensor(&format!("{what}.input.bin"));
     let imp = import(&fixture(&format!("{what}.onnx"))).unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -528,13 +528,13 @@ fn mixtral_routes_tokens_to_experts_and_its_attention_heads_change() {
     let routing = |m: &Model| {
         (
             vertices(m, |op| matches!(op, Op::TopK(_))).len(),
-            vertices(m, |op| matches!(op, Op::GatherRows(_))).len(),
+            vertices(m, |op| matches!(op, Op::RoutedLinear(_))).len(),
         )
     };
     // Two blocks: values and indices of a top-k, two expert tables each.
     assert_eq!(routing(&m), (4, 4));
-    // The experts are frozen (immutable), the attention heads are not: a
-    // new KV head keeps the function, one fewer shrinks the model.
+    // The attention heads change: a new KV head keeps the function, one
+    // fewer shrinks the model.
     let (_, kv) = head_splits(&m);
     let mut wide = m.clone();
     wide.change_sizes(&Request::new().nout(kv, 1)).unwrap();
@@ -557,7 +557,7 @@ fn mixtral_drops_whole_experts_with_their_router_rows_and_keeps_top_k() {
     let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
     let (iface, m0) = (imp.interface, imp.model);
     let tables = |m: &Model| -> Vec<usize> {
-        vertices(m, |op| matches!(op, Op::GatherRows(_)))
+        vertices(m, |op| matches!(op, Op::RoutedLinear(_)))
             .into_iter()
             .map(|v| m.param(v, "table").unwrap().dims()[0])
             .collect()
@@ -591,11 +591,10 @@ fn mixtral_drops_whole_experts_with_their_router_rows_and_keeps_top_k() {
     let back = import_bytes(&export_bytes(&m, &iface).unwrap()).unwrap();
     assert_eq!(tables(&back.model), vec![3; 4]);
     assert_close_to(&run(&back.model, &x), &got, 1e-6, "mixtral fewer experts");
-    // A share of every part counts only the neurons a plan can shrink: the
-    // hidden size, frozen by the products of gathered expert weights, is
-    // left out (counted, 30% could not be met).
+    // Every part at once: heads, experts, the hidden size (through the
+    // experts' projections too) and the experts' MLP width.
     let mut all = m0.clone();
-    shrink_parts(
+    let r = shrink_parts(
         &mut all,
         &u,
         Target::Ratio(0.3),
@@ -605,6 +604,10 @@ fn mixtral_drops_whole_experts_with_their_router_rows_and_keeps_top_k() {
     )
     .unwrap();
     all.graph().check().unwrap();
+    assert!(r.neurons.1 as f64 <= 0.7 * r.neurons.0 as f64, "{r:?}");
+    let got = run(&all, &x);
+    let back = import_bytes(&export_bytes(&all, &iface).unwrap()).unwrap();
+    assert_close_to(&run(&back.model, &x), &got, 1e-6, "mixtral every part");
     // Top 2 of 4: at most 2 experts of each router can go.
     let mut m = m0.clone();
     let e = shrink_parts(
@@ -618,4 +621,92 @@ fn mixtral_drops_whole_experts_with_their_router_rows_and_keeps_top_k() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot be met"), "{e}");
     assert_eq!(m.graph(), m0.graph());
+}
+
+#[test]
+fn mixtral_experts_change_their_own_width_in_every_expert_together() {
+    // An expert's projections are routed linears: the gate-and-up table
+    // `[E, 2F, H]` (split into gate and up, multiplied: SwiGLU) and the
+    // down table `[E, H, F]`. The MLP width F is their neurons, shared by
+    // every expert, rows j and F + j of the gate-and-up table together.
+    let what = "tf_mixtral";
+    let x = read_tensor(&format!("{what}.input.bin"));
+    let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+    let (iface, m) = (imp.interface, imp.model);
+    let before = run(&m, &x);
+    let routed = vertices(&m, |op| matches!(op, Op::RoutedLinear(_)));
+    let dims = |m: &Model| -> Vec<Vec<usize>> {
+        routed
+            .iter()
+            .map(|&v| m.param(v, "table").unwrap().dims().to_vec())
+            .collect()
+    };
+    let (gate_up, down) = (routed[0], routed[1]);
+    assert_eq!(dims(&m)[..2], [vec![4, 256, 64], vec![4, 64, 128]]);
+    // Wider: 8 new neurons in the gate and 8 in the up part, 8 new
+    // columns of the down table (zero): the function is kept.
+    let mut wide = m.clone();
+    wide.change_sizes(&Request::new().nout(gate_up, 16))
+        .unwrap();
+    wide.graph().check().unwrap();
+    assert_eq!(dims(&wide)[..2], [vec![4, 272, 64], vec![4, 64, 136]]);
+    assert_close_to(&run(&wide, &x), &before, 1e-5, "mixtral wider experts");
+    // Narrower, by magnitude over the MLP part: both tables of every
+    // block lose the same neurons.
+    use graft_nn::shrink::{shrink_parts, Part, Scope, Target};
+    let u = graft_nn::utility::magnitude(&m).unwrap();
+    let mut narrow = m.clone();
+    shrink_parts(
+        &mut narrow,
+        &u,
+        Target::Ratio(0.25),
+        Scope::Layer,
+        &[vec![16]],
+        &[Part::Mlp],
+    )
+    .unwrap();
+    narrow.graph().check().unwrap();
+    for d in dims(&narrow).chunks(2) {
+        assert_eq!(d[0][1], 2 * d[1][2], "gate and up pair: {d:?}");
+        assert!(d[1][2] < 128, "{d:?}");
+        assert_eq!((d[0][0], d[0][2], d[1][1]), (4, 64, 64), "{d:?}");
+    }
+    let got = run(&narrow, &x);
+    let back = import_bytes(&export_bytes(&narrow, &iface).unwrap()).unwrap();
+    assert_eq!(
+        vertices(&back.model, |op| matches!(op, Op::RoutedLinear(_))).len(),
+        4
+    );
+    assert_close_to(
+        &run(&back.model, &x),
+        &got,
+        1e-6,
+        "mixtral narrower experts",
+    );
+    // Rows of the gate-and-up table pair up: the kept up rows are the kept
+    // gate rows shifted by F, and the down table keeps those columns.
+    let rows = |m: &Model, v: VertexId, transposed: bool| -> Vec<Vec<f32>> {
+        let t = m.param(v, "table").unwrap().get(0).unwrap();
+        let t = if transposed { t.t().unwrap() } else { t };
+        t.to_vec2().unwrap()
+    };
+    let origin = |old: &[Vec<f32>], new: &[Vec<f32>]| -> Vec<usize> {
+        new.iter()
+            .map(|r| old.iter().position(|o| o == r).expect("a kept row"))
+            .collect()
+    };
+    let up_rows = origin(&rows(&m, gate_up, false), &rows(&narrow, gate_up, false));
+    let f = up_rows.len() / 2;
+    let (gate, up) = up_rows.split_at(f);
+    assert_eq!(up.iter().map(|&r| r - 128).collect::<Vec<_>>(), gate);
+    let down_cols = origin(&rows(&m, down, true), &rows(&narrow, down, true));
+    assert_eq!(down_cols, gate);
+    // Activation-aware scores come from the reading side: the down
+    // table's columns times the calibration activations, carried back
+    // through the SwiGLU product and the split to both halves' rows.
+    let act = graft_nn::utility::activation_aware(&m, std::slice::from_ref(&x)).unwrap();
+    let s = act.get(gate_up).expect("scored");
+    assert_eq!(s.len(), 256);
+    assert_ne!(s, u.get(gate_up).unwrap(), "not the magnitude");
+    assert!(s.iter().all(|v| v.is_finite() && *v >= 0.0));
 }

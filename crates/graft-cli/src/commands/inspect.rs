@@ -40,6 +40,9 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
             (None, _, Some(graft::nn::Op::GatherRows(r))) if r.rows_from => {
                 format!("{op} (a row per expert)")
             }
+            (None, _, Some(graft::nn::Op::RoutedLinear(r))) => {
+                format!("{op} ({} experts)", r.experts)
+            }
             _ => op.to_string(),
         };
         let p = params.get(&v).copied().unwrap_or(0);

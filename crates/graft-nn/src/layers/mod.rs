@@ -136,6 +136,12 @@ pub(crate) fn forward(
         Op::Regroup(r) => (r.forward(x)?, none),
         Op::TopK(t) => (t.forward(x)?, none),
         Op::GatherRows(g) => (g.forward(params, x)?, none),
+        Op::RoutedLinear(r) => {
+            let tokens = xs.get(1).ok_or_else(|| {
+                candle_core::Error::Msg("an expert's projection needs its tokens".into())
+            })?;
+            (r.forward(params, x, tokens)?, none)
+        }
         Op::LayerNormLast(l) => (l.forward(params, x)?, none),
         Op::ActivationAt { f, .. } => (activation::forward(*f, x)?, none),
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {

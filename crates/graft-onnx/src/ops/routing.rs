@@ -6,13 +6,16 @@
 //! the router's softmax, its top 2 experts per token, their weight
 //! matrices gathered and multiplied). A gather whose indices a top-k chose
 //! among a router's experts gets the router as a second input, so the
-//! table's rows follow the experts. Graft's side is `graft_nn`'s
+//! table's rows follow the experts. A gather whose only reader is a
+//! `MatMul` of the gathered matrices by tokens is read with it as one op,
+//! graft's [`RoutedLinear`] (an expert's projection), so the experts' own
+//! width is neurons like any dense layer's. Graft's side is `graft_nn`'s
 //! `layers/routing.rs`.
 
 use std::collections::HashMap;
 
 use graft_core::VertexId;
-use graft_nn::{GatherRows, Op, TopK};
+use graft_nn::{GatherRows, Op, RoutedLinear, TopK};
 
 use super::Importer;
 use crate::error::OnnxError;
@@ -101,6 +104,89 @@ fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// `GatherND` nodes whose only reader is a `MatMul` taking the gathered
+/// matrices as its left operand (an expert's projection): keyed by the
+/// `MatMul`'s position, the gather's as the value. The gather waits for
+/// the product, which [`routed_linear`] reads with it.
+pub(crate) fn routed_chains(
+    nodes: &[crate::proto::NodeProto],
+    uses: &HashMap<String, usize>,
+) -> HashMap<usize, usize> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), i);
+        }
+    }
+    let op = |i: usize| nodes[i].op_type.as_deref().unwrap_or_default();
+    let mut chains = HashMap::new();
+    for (m, n) in nodes.iter().enumerate() {
+        if op(m) != "MatMul" {
+            continue;
+        }
+        let Some(a) = n.input.first() else {
+            continue;
+        };
+        if let Some(&gi) = producer.get(a.as_str()) {
+            if op(gi) == "GatherND" && gi < m && uses.get(a.as_str()).copied() == Some(1) {
+                chains.insert(m, gi);
+            }
+        }
+    }
+    chains
+}
+
+/// Read a `GatherND` of a constant table `[E, nout, nin]` by ids
+/// (`[.., 1]`) and the `MatMul` of the gathered matrices by tokens
+/// (`[.., nin, c]`, their neurons on the `nin` axis) as one
+/// [`RoutedLinear`]. False when the pair is not one (the caller imports
+/// both nodes as they are).
+pub(crate) fn routed_linear(
+    ctx: &mut Ctx,
+    gather: &Node,
+    matmul: &Node,
+) -> Result<bool, OnnxError> {
+    let Ok(Some(table)) = ctx.constant(gather, 0) else {
+        return Ok(false);
+    };
+    if table.dims.len() != 3 || gather.int("batch_dims", 0) != 0 {
+        return Ok(false);
+    }
+    // Constant ids or tokens: not an expert's projection (the nodes fold
+    // or fail on their own).
+    let Ok((ids, s)) = ctx.runtime(gather, 1) else {
+        return Ok(false);
+    };
+    let Some((1, lead)) = s.split_last() else {
+        return Ok(false);
+    };
+    let lead = lead.to_vec();
+    let Ok((x, sx)) = ctx.runtime(matmul, 1) else {
+        return Ok(false);
+    };
+    let (experts, nout, nin) = (table.dims[0], table.dims[1], table.dims[2]);
+    let fits = sx.len() == lead.len() + 2
+        && sx[..lead.len()] == lead[..]
+        && sx[lead.len()] == nin
+        && ctx.neuron_axis(x) == Some(lead.len());
+    if !fits {
+        return Ok(false);
+    }
+    let router =
+        chosen_among(ctx, ids).filter(|&r| ctx.model.graph().nout(r).ok() == Some(experts));
+    let op = Op::RoutedLinear(RoutedLinear {
+        experts,
+        rows_from: router.is_some(),
+        rank: sx.len(),
+    });
+    let mut out = lead;
+    out.extend([nout, sx[sx.len() - 1]]);
+    let inputs: Vec<VertexId> = [ids, x].into_iter().chain(router).collect();
+    let v = ctx.add(matmul, op, &inputs, Some(nout), out)?;
+    ctx.set(v, "table", &table.dims, table.floats())?;
+    Ok(true)
+}
+
 /// The value a top-k chose the indices `v` among, when `v` is a top-k's
 /// indices passed on by reshapes and transposes.
 fn chosen_among(ctx: &Ctx, mut v: VertexId) -> Option<VertexId> {
@@ -115,15 +201,17 @@ fn chosen_among(ctx: &Ctx, mut v: VertexId) -> Option<VertexId> {
     }
 }
 
-/// Export a top-k or a gather of rows as ONNX nodes writing `name`.
+/// Export a top-k, a gather of rows or an expert's projection as ONNX
+/// nodes writing `name`, reading `ins`.
 pub(crate) fn export(
     out: &mut Out,
     model: &graft_nn::Model,
     v: VertexId,
     name: &str,
-    x: &str,
+    ins: &[String],
     op: &Op,
 ) -> Result<(), OnnxError> {
+    let x = ins.first().map_or("", String::as_str);
     match op {
         Op::TopK(t) => {
             let k = format!("{name}.k");
@@ -168,6 +256,24 @@ pub(crate) fn export(
                 vec![attr_i("to", i64::from(INT64))],
             );
             out.node("GatherND", name, &[&table, &ids], name, Vec::new());
+        }
+        Op::RoutedLinear(_) => {
+            let table = out.param(model, v, name, "table")?;
+            let tokens = ins.get(1).ok_or_else(|| OnnxError::Export {
+                vertex: name.into(),
+                reason: "an expert's projection without its tokens".into(),
+            })?;
+            let ids = format!("{name}.ids");
+            out.node(
+                "Cast",
+                &ids,
+                &[x],
+                &ids,
+                vec![attr_i("to", i64::from(INT64))],
+            );
+            let rows = format!("{name}.rows");
+            out.node("GatherND", &rows, &[&table, &ids], &rows, Vec::new());
+            out.node("MatMul", name, &[&rows, tokens], name, Vec::new());
         }
         other => {
             return Err(OnnxError::Export {
