@@ -41,7 +41,10 @@ and one fewer (`.heads.graft.onnx`, `.fewerheads.graft.onnx`), with one
 expert of four fewer per block (`.experts.graft.onnx`), with 8 MLP neurons
 more in every expert of its first block (`.widemlp.graft.onnx`,
 function-preserving) and with 30% of its heads', experts' MLP and hidden
-neurons pruned (`.pruned.graft.onnx`); each is checked with
+neurons pruned (`.pruned.graft.onnx`), and the vision transformers'
+attention class fixtures vitattn.legacy and timmattn.dynamo with a head more
+and one fewer (`.heads.graft.onnx`, `.fewerheads.graft.onnx`); each is
+checked with
 onnx.checker.check_model(full_check=True) and run in onnxruntime on the same
 ids, its output written to `tf_NAME.KIND.graft.out.bin`.
 
@@ -172,6 +175,21 @@ def check_graft_mutations():
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {"input_ids": ids})
             write_tensor(OUT / f"tf_{name}.{kind}.graft.out.bin", y)
+            print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
+    # The vision transformers' attention (class fixtures from
+    # scripts/class_fixtures.py): a head more and one fewer.
+    for stem in ["vitattn.legacy", "timmattn.dynamo"]:
+        import struct
+        raw = (OUT / f"{stem.split('.')[0]}.input.bin").read_bytes()
+        rank = struct.unpack("<I", raw[:4])[0]
+        dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
+        x = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims)
+        for kind in ["heads", "fewerheads"]:
+            path = OUT / f"{stem}.{kind}.graft.onnx"
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y,) = sess.run(None, {"input": x})
+            write_tensor(OUT / f"{stem}.{kind}.graft.out.bin", y)
             print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
 
 

@@ -21,7 +21,12 @@
 //!   of the first block (gate and up rows, zero down columns:
 //!   function-preserving), and `tf_mixtral.pruned.graft.onnx`: 30% of the
 //!   heads', experts' MLP and hidden neurons pruned by magnitude (`graft
-//!   prune --ratio 0.3 --only heads,mlp,hidden`).
+//!   prune --ratio 0.3 --only heads,mlp,hidden`);
+//! - the vision transformers' attention (class fixtures
+//!   `vitattn.legacy.onnx`, torchvision's fused in-projection, and
+//!   `timmattn.dynamo.onnx`, timm's): `NAME.EXPORTER.heads.graft.onnx`
+//!   with a head more (function-preserving) and
+//!   `NAME.EXPORTER.fewerheads.graft.onnx` with one fewer.
 //!
 //! Run: `cargo run -p graft-onnx --example transformer_mutations`.
 
@@ -39,13 +44,25 @@ fn write(
     reading: Reading,
     mutate: impl FnOnce(&mut Model) -> Result<(), OnnxError>,
 ) -> Result<(), OnnxError> {
-    let imp = import_reading(&dir.join(format!("tf_{name}.onnx")), reading)?;
+    write_stem(dir, &format!("tf_{name}"), kind, reading, mutate)
+}
+
+/// Import `STEM.onnx` read as `reading`, apply `mutate`, and write
+/// `STEM.KIND.graft.onnx` beside it.
+fn write_stem(
+    dir: &Path,
+    stem: &str,
+    kind: &str,
+    reading: Reading,
+    mutate: impl FnOnce(&mut Model) -> Result<(), OnnxError>,
+) -> Result<(), OnnxError> {
+    let imp = import_reading(&dir.join(format!("{stem}.onnx")), reading)?;
     let mut m = imp.model;
     mutate(&mut m)?;
     export(
         &m,
         &imp.interface,
-        &dir.join(format!("tf_{name}.{kind}.graft.onnx")),
+        &dir.join(format!("{stem}.{kind}.graft.onnx")),
     )
 }
 
@@ -83,6 +100,15 @@ fn main() -> Result<(), OnnxError> {
     write(&dir, "mixtral", "pruned", Reading::Heads, |m| {
         mutations::prune_heads_mlp_and_hidden(m, &shapes)
     })?;
+    // Vision transformers' fused in-projections: a head more, one fewer.
+    for stem in ["vitattn.legacy", "timmattn.dynamo"] {
+        for (kind, by) in [("heads", 1), ("fewerheads", -1)] {
+            write_stem(&dir, stem, kind, Reading::Heads, |m| {
+                let split = mutations::first_head_split(m)?;
+                mutations::widen(m, &split, by)
+            })?;
+        }
+    }
     println!(
         "wrote the mutated transformer fixtures to {}",
         dir.display()

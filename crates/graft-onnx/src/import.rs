@@ -180,6 +180,9 @@ pub(crate) struct Ctx {
     pub heads: bool,
     /// Read them as head dimensions ([`Reading::HeadDims`]).
     pub head_dims: bool,
+    /// Reshape outputs only selections read (see
+    /// [`crate::ops::attention::selected_reshapes`]).
+    pub selected: std::collections::HashSet<String>,
 }
 
 /// How the importer reads a split of the neuron axis into two (an
@@ -357,17 +360,22 @@ impl Ctx {
     }
     /// A fresh vertex name derived from the node's output.
     pub fn vertex_name(&mut self, node: &Node) -> String {
+        let base = self.vertex_base(node);
+        self.fresh_name(&base)
+    }
+    /// The name a node's vertices are named after: the node's name, else
+    /// its output's, else its op's.
+    pub fn vertex_base(&self, node: &Node) -> String {
         let base = if node.name.is_empty() {
             node.output().to_string()
         } else {
             node.name.clone()
         };
-        let base = if base.is_empty() {
+        if base.is_empty() {
             node.op.to_lowercase()
         } else {
             base
-        };
-        self.fresh_name(&base)
+        }
     }
     /// Add a vertex for `node`, bind its output, and return it.
     pub fn add(
@@ -579,6 +587,7 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
         names: BTreeMap::new(),
         heads: reading == Some(Reading::Heads),
         head_dims: reading == Some(Reading::HeadDims),
+        selected: crate::ops::attention::selected_reshapes(&g.node),
     };
     for t in &g.initializer {
         ctx.values
@@ -649,7 +658,9 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
         }
         if let Some(&[a, b]) = shuffles.get(&i) {
             let (a, b) = (node_at(a), node_at(b));
-            if crate::ops::axes::shuffle(&mut ctx, &a, &b, &node)? {
+            if crate::ops::axes::shuffle(&mut ctx, &a, &b, &node)?
+                || crate::ops::axes::folded_transpose(&mut ctx, &a, &b, &node)?
+            {
                 continue;
             }
             import_node(&mut ctx, &reg, &a)?;

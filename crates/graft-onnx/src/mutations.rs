@@ -60,6 +60,22 @@ pub fn insert_identity_conv(m: &mut Model, after: &str, name: &str) -> Result<()
     Ok(())
 }
 
+/// The first head split of a model (one neuron per head), by name.
+///
+/// # Errors
+/// A model without heads.
+pub fn first_head_split(m: &Model) -> Result<String, OnnxError> {
+    let g = m.graph();
+    g.topological_order()?
+        .into_iter()
+        .find(|&v| g.vertex(v).is_ok_and(|x| x.heads().is_some()))
+        .map(|v| g.name(v))
+        .ok_or_else(|| OnnxError::Export {
+            vertex: "(model)".into(),
+            reason: "no head split".into(),
+        })
+}
+
 /// The head split with the fewest heads among the first attention block's
 /// (the KV heads under grouped-query attention), by name.
 ///

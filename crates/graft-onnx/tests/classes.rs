@@ -318,3 +318,145 @@ fn resizes_and_as_strided_views_graft_does_not_compute_are_refused_naming_the_no
     });
     refused_naming(&b, &name, "reversed as_strided");
 }
+
+/// The head splits of a model (vertices with one neuron per head).
+fn head_splits(m: &Model) -> Vec<VertexId> {
+    let g = m.graph();
+    g.topological_order()
+        .unwrap()
+        .into_iter()
+        .filter(|&v| g.vertex(v).is_ok_and(|x| x.heads().is_some()))
+        .collect()
+}
+
+#[test]
+fn vision_transformer_attention_adds_and_drops_whole_heads() {
+    // A fused in-projection `[.., 3·E]` is read as a fold of its three
+    // parts (every part keeps the same neurons) and a head split, so the
+    // query, key and value keep the same heads: timm's (`[.., 3, H, D]`,
+    // permuted in front of the batch axis and unbound; its key's transpose
+    // through the batch axis is one transpose) and torchvision's (`[.., 3,
+    // E]`, the parts picked by Gathers, then each split into heads folded
+    // into the batch axis), and Swin's windowed attention.
+    for name in ["timmattn", "vitattn", "winattn"] {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        for exporter in ["legacy", "dynamo"] {
+            let what = format!("{name}.{exporter}");
+            let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let (iface, m) = (imp.interface, imp.model);
+            let before = run(&m, &x);
+            let splits = head_splits(&m);
+            assert!(!splits.is_empty(), "{what}");
+            for &h in &splits {
+                assert_eq!(m.graph().nout(h).unwrap(), 2, "{what}: two heads");
+            }
+            // Nothing is frozen: not the attention, not the residual.
+            let frozen: Vec<String> = m
+                .graph()
+                .ids()
+                .filter(|&v| m.graph().vertex(v).unwrap().kind() == graft_core::SizeKind::Immutable)
+                .map(|v| m.graph().name(v))
+                .collect();
+            assert!(frozen.is_empty(), "{what}: frozen {frozen:?}");
+            // A head more: the fused projection grows by a head of each
+            // part, and every head split with it.
+            let h = splits[0];
+            let mut wide = m.clone();
+            wide.change_sizes(&Request::new().nout(h, 1)).unwrap();
+            wide.graph().check().unwrap();
+            assert_eq!(wide.graph().nout(h).unwrap(), 3, "{what}");
+            if name != "winattn" {
+                // One block: its in-projection, and every split of it.
+                assert_eq!(wide.graph().nout(weighted(&wide, 1)).unwrap(), 3 * 3 * 4);
+                for &s in &splits {
+                    assert_eq!(wide.graph().nout(s).unwrap(), 3, "{what}");
+                }
+            }
+            assert_close_to(
+                &run(&wide, &x),
+                &before,
+                1e-5,
+                &format!("{what} a head more"),
+            );
+            let mut narrow = m.clone();
+            narrow.change_sizes(&Request::new().nout(h, -1)).unwrap();
+            assert!(narrow.parameter_count() < m.parameter_count(), "{what}");
+            let got = run(&narrow, &x);
+            let back = import_bytes(&export_bytes(&narrow, &iface).unwrap()).unwrap();
+            // One head left: timm's layout still reads it as a head;
+            // torchvision's folds it into the batch axis as a unit axis,
+            // which may read back as a view of the whole width.
+            if name == "timmattn" {
+                assert_eq!(head_splits(&back.model).len(), 1, "{what}");
+            }
+            assert_close_to(
+                &run(&back.model, &x),
+                &got,
+                1e-6,
+                &format!("{what} a head fewer"),
+            );
+        }
+    }
+}
+
+#[test]
+fn timm_attention_read_along_the_head_dimension_keeps_its_function() {
+    // Read along the head dimension, the fused `[.., 3, H, D]` split is
+    // one fold: every part and head keeps the same dimensions.
+    use graft_onnx::{import_reading, Reading};
+    let x = read_tensor("timmattn.input.bin");
+    for exporter in ["legacy", "dynamo"] {
+        let what = format!("timmattn.{exporter}");
+        let imp = import_reading(&fixture(&format!("{what}.onnx")), Reading::HeadDims).unwrap();
+        let (iface, m) = (imp.interface, imp.model);
+        let before = run(&m, &x);
+        let g = m.graph();
+        let fold = g
+            .ids()
+            .find(|&v| g.vertex(v).is_ok_and(|x| x.fold() == Some(6)))
+            .unwrap_or_else(|| panic!("{what}: no fold of 3 parts of 2 heads"));
+        assert_eq!(g.nout(fold).unwrap(), 4, "{what}: head size 4");
+        let mut wide = m.clone();
+        wide.change_sizes(&Request::new().nout(fold, 2)).unwrap();
+        assert_eq!(wide.graph().nout(weighted(&wide, 1)).unwrap(), 3 * 2 * 6);
+        assert_close_to(
+            &run(&wide, &x),
+            &before,
+            1e-5,
+            &format!("{what} wider heads"),
+        );
+        let mut narrow = m.clone();
+        narrow.change_sizes(&Request::new().nout(fold, -1)).unwrap();
+        let got = run(&narrow, &x);
+        let back = import_bytes(&export_bytes(&narrow, &iface).unwrap()).unwrap();
+        assert_close_to(
+            &run(&back.model, &x),
+            &got,
+            1e-6,
+            &format!("{what} narrower heads"),
+        );
+    }
+}
+
+#[test]
+fn onnxruntime_agrees_with_graft_on_vision_attention_with_heads_changed() {
+    // Written by examples/transformer_mutations.rs (a head more, one
+    // fewer) and run by onnxruntime in scripts/transformer_fixtures.py.
+    for stem in ["vitattn.legacy", "timmattn.dynamo"] {
+        let name = stem.split('.').next().unwrap();
+        let x = read_tensor(&format!("{name}.input.bin"));
+        let original = want(&format!("{stem}.out.bin"));
+        for kind in ["heads", "fewerheads"] {
+            let what = format!("{stem}.{kind}.graft");
+            let m = import(&fixture(&format!("{what}.onnx")))
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+                .model;
+            let ort = want(&format!("{what}.out.bin"));
+            assert_close(&run(&m, &x), &ort, &what);
+            if kind == "heads" {
+                // The new head kept the function in onnxruntime too.
+                assert_close_to(&ort, &original, 1e-5, &what);
+            }
+        }
+    }
+}

@@ -238,41 +238,47 @@ pub(crate) fn token(
 /// else frozen with its neurons on the last axis.
 pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) -> (Op, usize) {
     let inner = |d: &[usize], a: usize| d[a + 1..].iter().product::<usize>();
+    // The neurons kept whole wherever they land, else split or merged.
+    let whole = |a: usize| {
+        (1..dims.len())
+            .find(|&b| dims[b] == s[a] && inner(dims, b) == inner(s, a))
+            .map(|b| (a, b, HeadSplit::Whole))
+    };
     let found = ctx.neuron_axis(x).filter(|&a| a < s.len()).and_then(|a| {
-        (1..dims.len()).find_map(|b| {
-            if dims[b] == s[a] && inner(dims, b) == inner(s, a) {
-                Some((a, b, HeadSplit::Whole))
-            } else if ctx.heads
-                && a + 1 < s.len()
-                && s[a + 1] > 1
-                && dims[b] == s[a] * s[a + 1]
-                && inner(dims, b) == inner(s, a + 1)
-            {
-                Some((a, b, HeadSplit::Merge(s[a + 1])))
-            } else if ctx.heads
-                && b + 1 < dims.len()
-                && dims[b + 1] > 1
-                && dims[b] * dims[b + 1] == s[a]
-                && inner(dims, b + 1) == inner(s, a)
-            {
-                Some((a, b, HeadSplit::Split(dims[b + 1])))
-            } else if ctx.head_dims
-                && a >= 2
-                && s[a - 1] > 1
-                && dims[b] == s[a - 1] * s[a]
-                && inner(dims, b) == inner(s, a)
-            {
-                Some((a, b, HeadSplit::Tile(s[a - 1])))
-            } else if ctx.head_dims
-                && b >= 2
-                && dims[b - 1] > 1
-                && dims[b - 1] * dims[b] == s[a]
-                && inner(dims, b) == inner(s, a)
-            {
-                Some((a, b, HeadSplit::Fold(dims[b - 1])))
-            } else {
-                None
-            }
+        whole(a).or_else(|| {
+            (1..dims.len()).find_map(|b| {
+                if ctx.heads
+                    && a + 1 < s.len()
+                    && s[a + 1] > 1
+                    && dims[b] == s[a] * s[a + 1]
+                    && inner(dims, b) == inner(s, a + 1)
+                {
+                    Some((a, b, HeadSplit::Merge(s[a + 1])))
+                } else if ctx.heads
+                    && b + 1 < dims.len()
+                    && dims[b + 1] > 1
+                    && dims[b] * dims[b + 1] == s[a]
+                    && inner(dims, b + 1) == inner(s, a)
+                {
+                    Some((a, b, HeadSplit::Split(dims[b + 1])))
+                } else if ctx.head_dims
+                    && a >= 2
+                    && s[a - 1] > 1
+                    && dims[b] == s[a - 1] * s[a]
+                    && inner(dims, b) == inner(s, a)
+                {
+                    Some((a, b, HeadSplit::Tile(s[a - 1])))
+                } else if ctx.head_dims
+                    && b >= 2
+                    && dims[b - 1] > 1
+                    && dims[b - 1] * dims[b] == s[a]
+                    && inner(dims, b) == inner(s, a)
+                {
+                    Some((a, b, HeadSplit::Fold(dims[b - 1])))
+                } else {
+                    None
+                }
+            })
         })
     });
     let (neurons, from, heads) = match found {
@@ -304,19 +310,26 @@ pub(crate) fn head_regroup(
     s: &[usize],
     dims: &[usize],
 ) -> Option<(Op, usize)> {
-    let a = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len())?;
+    let from = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len())?;
     if ctx.head_dims {
-        return dim_regroup(a, s, dims);
+        return dim_regroup(from, s, dims);
     }
     if !ctx.heads {
         return None;
     }
+    // Unit axes of the input (a batch of one beside the heads) take no
+    // part: the split or merge is read on the others.
+    let keep = |i: usize| i == 0 || i == from || s[i] != 1;
+    let a = (0..from).filter(|&i| keep(i)).count();
+    let s: Vec<usize> = (0..s.len()).filter(|&i| keep(i)).map(|i| s[i]).collect();
     let (heads, nout) = if dims.len() == s.len() + 1
         && dims[..a] == s[..a]
         && dims[a + 2..] == s[a + 1..]
+        && dims[a] > 1
         && dims[a + 1] > 1
         && dims[a] * dims[a + 1] == s[a]
     {
+        // (One head of the whole width is a unit axis, kept as a view.)
         (HeadSplit::Split(dims[a + 1]), dims[a])
     } else if dims.len() + 1 == s.len()
         && a + 1 < s.len()
@@ -332,10 +345,137 @@ pub(crate) fn head_regroup(
     let op = Op::Regroup(Regroup {
         rest: dims[1..].to_vec(),
         neurons: Some(a),
-        from: Some(a),
+        from: Some(from),
         heads,
     });
     Some((op, nout))
+}
+
+/// The outputs of Reshape nodes read only by selections (a Gather, Slice
+/// or Split, through transposes and unit axes): a fused projection's
+/// neuron axis split into its parts (torchvision's attention:
+/// `[.., 3·E]` to `[.., 3, E]`, then the query, key and value picked), not
+/// into heads, which products read.
+pub(crate) fn selected_reshapes(
+    nodes: &[crate::proto::NodeProto],
+) -> std::collections::HashSet<String> {
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for x in &n.input {
+            readers.entry(x.as_str()).or_default().push(i);
+        }
+    }
+    // Every reader of `value` (and of what passes it on) selects from it.
+    fn selected(
+        value: &str,
+        nodes: &[crate::proto::NodeProto],
+        readers: &HashMap<&str, Vec<usize>>,
+        depth: usize,
+    ) -> bool {
+        let Some(rs) = readers.get(value) else {
+            return false;
+        };
+        depth < 8
+            && rs.iter().all(|&r| {
+                let n = &nodes[r];
+                match n.op_type.as_deref().unwrap_or_default() {
+                    "Gather" | "Slice" | "Split" => {
+                        n.input.first().map(String::as_str) == Some(value)
+                    }
+                    "Unsqueeze" | "Squeeze" | "Transpose" | "Identity" => n
+                        .output
+                        .first()
+                        .is_some_and(|o| selected(o, nodes, readers, depth + 1)),
+                    _ => false,
+                }
+            })
+    }
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|&(_, n)| n.op_type.as_deref() == Some("Reshape"))
+        .filter_map(|(_, n)| n.output.first())
+        .filter(|o| selected(o, nodes, &readers, 0))
+        .cloned()
+        .collect()
+}
+
+/// A fused projection's neuron axis split into `[parts, heads, width]`
+/// (timm's attention: `[.., 3·H·D]` to `[.., 3, H, D]`, the parts the
+/// query, key and value), or into `[parts, width]` when the parts are
+/// then picked ([`selected_reshapes`]: a fold). Read as heads: a fold of the parts (every part
+/// keeps the same neurons) then a head split, so that the query, key and
+/// value keep and drop the same heads; read along the head dimension: one
+/// fold of every part's heads (the same dimensions in each). False when
+/// the reshape is not one.
+pub(crate) fn fused_head_split(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: VertexId,
+    s: &[usize],
+    dims: &[usize],
+) -> Result<bool, OnnxError> {
+    let Some(a) = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len()) else {
+        return Ok(false);
+    };
+    // Only split into its parts, which are then picked: a fold of the
+    // parts, the neurons staying on the width.
+    let parts_only = ctx.selected.contains(node.output())
+        && dims.len() == s.len() + 1
+        && dims[..a] == s[..a]
+        && dims[a + 2..] == s[a + 1..]
+        && dims[a] > 1
+        && dims[a] * dims[a + 1] == s[a];
+    if parts_only && (ctx.heads || ctx.head_dims) {
+        let op = Op::Regroup(Regroup {
+            rest: dims[1..].to_vec(),
+            neurons: Some(a + 1),
+            from: Some(a),
+            heads: HeadSplit::Fold(dims[a]),
+        });
+        ctx.add(node, op, &[x], Some(dims[a + 1]), dims.to_vec())?;
+        return Ok(true);
+    }
+    let fits = (ctx.heads || ctx.head_dims)
+        && dims.len() == s.len() + 2
+        && dims[..a] == s[..a]
+        && dims[a + 3..] == s[a + 1..]
+        && dims[a] > 1
+        && dims[a + 2] > 1
+        && dims[a] * dims[a + 1] * dims[a + 2] == s[a];
+    if !fits {
+        return Ok(false);
+    }
+    let (parts, heads, width) = (dims[a], dims[a + 1], dims[a + 2]);
+    if ctx.head_dims {
+        let op = Op::Regroup(Regroup {
+            rest: dims[1..].to_vec(),
+            neurons: Some(a + 2),
+            from: Some(a),
+            heads: HeadSplit::Fold(parts * heads),
+        });
+        ctx.add(node, op, &[x], Some(width), dims.to_vec())?;
+        return Ok(true);
+    }
+    let mut mid = s[..a].to_vec();
+    mid.extend([parts, heads * width]);
+    mid.extend(&s[a + 1..]);
+    let fold = Op::Regroup(Regroup {
+        rest: mid[1..].to_vec(),
+        neurons: Some(a + 1),
+        from: Some(a),
+        heads: HeadSplit::Fold(parts),
+    });
+    let name = ctx.fresh_name(&format!("{}.parts", ctx.vertex_base(node)));
+    let f = ctx.model.add(&name, fold, &[x], Some(heads * width))?;
+    let split = Op::Regroup(Regroup {
+        rest: dims[1..].to_vec(),
+        neurons: Some(a + 1),
+        from: Some(a + 1),
+        heads: HeadSplit::Split(width),
+    });
+    ctx.add(node, split, &[f], Some(heads), dims.to_vec())?;
+    Ok(true)
 }
 
 /// [`head_regroup`] read along the head dimension: the neuron axis `a` of

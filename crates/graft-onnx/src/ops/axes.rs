@@ -213,6 +213,61 @@ pub(crate) fn shuffle(ctx: &mut Ctx, a: &Node, b: &Node, c: &Node) -> Result<boo
     Ok(true)
 }
 
+/// A Reshape-Transpose-Reshape chain that folds the leading axes into the
+/// batch axis, transposes the others and unfolds them again (PyTorch's
+/// batched product of a transposed 4-D value: `k.transpose(-2, -1)` as
+/// `[B, H, N, D]` to `[B·H, N, D]`, transposed, back to `[B, H, D, N]`):
+/// one transpose of the first reshape's input, bound to the last's output.
+/// False when the chain is not one.
+pub(crate) fn folded_transpose(
+    ctx: &mut Ctx,
+    a: &Node,
+    b: &Node,
+    c: &Node,
+) -> Result<bool, OnnxError> {
+    let Some((v, shape, order)) = ctx.values.get(a.input(0)?).and_then(Value::view) else {
+        return Ok(false);
+    };
+    let s = Value::onnx_dims(&shape, &order);
+    let Some(folded) = resolved_target(ctx, a, &s) else {
+        return Ok(false);
+    };
+    let r = folded.len();
+    if r < 2 || s.len() <= r {
+        return Ok(false);
+    }
+    let k = s.len() - r + 1;
+    if folded[1..] != s[k..] || folded[0] != s[..k].iter().product::<usize>() {
+        return Ok(false);
+    }
+    let Some(perm) = b.ints("perm") else {
+        return Ok(false);
+    };
+    let mut seen = vec![false; r];
+    let valid = perm.len() == r
+        && perm.first() == Some(&0)
+        && perm.iter().all(|&p| {
+            let fresh = (0..r as i64).contains(&p) && !seen[p as usize];
+            if fresh {
+                seen[p as usize] = true;
+            }
+            fresh
+        });
+    if !valid {
+        return Ok(false);
+    }
+    let transposed: Vec<usize> = perm.iter().map(|&p| folded[p as usize]).collect();
+    let mut unfolded = s[..k].to_vec();
+    unfolded.extend(&transposed[1..]);
+    if resolved_target(ctx, c, &transposed).as_deref() != Some(&unfolded[..]) {
+        return Ok(false);
+    }
+    let full = (0..k).chain(perm[1..].iter().map(|&p| p as usize + k - 1));
+    let new: Vec<Option<usize>> = full.map(|p| order[p]).collect();
+    ctx.alias(c, Value::from_view(v, shape, new));
+    Ok(true)
+}
+
 /// The opset whose reductions take their axes as an input rather than an
 /// attribute (ReduceSum from 13, the others from 18).
 fn axes_as_input(f: Reducer, opset: i64) -> bool {

@@ -178,6 +178,9 @@ pub(crate) fn reshape_to(
         ctx.alias(node, Value::Runtime { v, shape: s });
         return Ok(());
     }
+    if super::attention::fused_head_split(ctx, node, v, &s, &dims)? {
+        return Ok(());
+    }
     if let Some((op, nout)) = super::attention::head_regroup(ctx, v, &s, &dims) {
         ctx.add(node, op, &[v], Some(nout), dims)?;
         return Ok(());
