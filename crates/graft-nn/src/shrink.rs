@@ -5,7 +5,10 @@
 //! neuron, shifted down by a cut; a re-select request then drops the
 //! neurons of negative utility, coupled neurons (residual adds,
 //! concatenations, branches) deciding together and every vertex keeping at
-//! least one. The cut is searched by bisection until the target holds:
+//! least one. The cut is searched by bisection until the target holds,
+//! then neurons that fell together at the last step (tied utilities) are
+//! kept back, the first ones first, as many as the target allows, so a
+//! ratio over equal utilities keeps the share it asks for:
 //!
 //! - global scope: one cut over utilities normalised per vertex (each
 //!   vertex's utilities divided by their mean), so vertices compete;
@@ -163,6 +166,78 @@ fn drop_unmovable(model: &Model, vs: &mut Vec<VertexId>) -> Result<()> {
     Ok(())
 }
 
+/// The neurons of `vs` that plan `below` keeps and plan `above` (at cut
+/// `hi`) drops or values at most `hi`: the ones a rise of the cut made fall
+/// together, and those of them the planner kept only to keep a vertex
+/// alive. Most useful first: by utility, then by position (the first
+/// neurons of a vertex are kept before later ones, so ties break the same
+/// way every time).
+fn jumped(
+    g: &Graph,
+    vs: &[VertexId],
+    base: &[(VertexId, Vec<f64>)],
+    below: &Plan,
+    (above, hi): (&Plan, f64),
+) -> Result<Vec<(VertexId, usize)>> {
+    let kept = |p: &Plan, v: VertexId, n: usize| -> Vec<bool> {
+        let mut k = vec![false; n];
+        match p.change(v).and_then(|c| c.outs.as_ref()) {
+            Some(list) => {
+                for x in list {
+                    if let graft_core::Neuron::Old(i) = *x {
+                        if let Some(b) = k.get_mut(i) {
+                            *b = true;
+                        }
+                    }
+                }
+            }
+            None => k.iter_mut().for_each(|b| *b = true),
+        }
+        k
+    };
+    let mut out: Vec<(f64, usize, usize, VertexId)> = Vec::new();
+    for (order, &v) in vs.iter().enumerate() {
+        let n = g.nout(v)?;
+        let (a, b) = (kept(below, v, n), kept(above, v, n));
+        let vals = base
+            .iter()
+            .find(|(w, _)| *w == v)
+            .map(|(_, x)| x.as_slice());
+        for i in 0..n {
+            let u = vals.and_then(|x| x.get(i)).copied().unwrap_or(0.0);
+            if a[i] && (!b[i] || u <= hi) {
+                out.push((u, order, i, v));
+            }
+        }
+    }
+    out.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    Ok(out.into_iter().map(|(_, _, i, v)| (v, i)).collect())
+}
+
+/// The plan keeping back the most of `n` neurons (`keep_back(k)` keeps the
+/// first `k`) that still meets the target, by bisection on `k`; `fallback`
+/// (none kept back) meets it.
+fn largest_meeting(
+    n: usize,
+    fallback: (Plan, Measure),
+    keep_back: impl Fn(usize) -> Result<(Plan, Measure)>,
+    meets: &impl Fn(&Measure) -> bool,
+) -> Result<(Plan, Measure)> {
+    let (mut lo, mut hi) = (0usize, n);
+    let mut best = fallback;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let (p, m) = keep_back(mid)?;
+        if meets(&m) {
+            lo = mid;
+            best = (p, m);
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(best)
+}
+
 /// A reshape of the neuron axis (a head split or merge): no weights.
 fn is_regroup(model: &Model, v: VertexId) -> bool {
     matches!(
@@ -276,8 +351,9 @@ pub fn shrink_parts(
                     .collect()
             }
             Scope::Layer => {
+                // Ties: the later neurons rank lower (go first).
                 let mut order: Vec<usize> = (0..n).collect();
-                order.sort_by(|&a, &b| u[a].total_cmp(&u[b]));
+                order.sort_by(|&a, &b| u[a].total_cmp(&u[b]).then(b.cmp(&a)));
                 let mut rank = vec![0.0; n];
                 for (r, &i) in order.iter().enumerate() {
                     rank[i] = (r as f64 + 0.5) / n as f64;
@@ -295,23 +371,38 @@ pub fn shrink_parts(
         .filter(|&v| is_regroup(model, v))
         .filter_map(|v| Some((v, model.graph().nout(v).ok()?)))
         .collect();
-    let request = |cut: f64| {
+    // Utilities shifted down by `cut`, the neurons of `back` kept back:
+    // valued above what every other vertex's neurons of their class could
+    // take away at any cut.
+    let top = base
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|x| x.abs()))
+        .fold(1.0, f64::max);
+    let lift = (top + 1.0) * (base.len() as f64 + 1.0);
+    let request = |cut: f64, back: &[(VertexId, usize)]| {
         let mut u = Utility::new();
         for (v, vals) in &base {
-            u.set(*v, vals.iter().map(|x| x - cut).collect());
+            let mut x: Vec<f64> = vals.iter().map(|x| x - cut).collect();
+            for &(w, i) in back {
+                if let (true, Some(y)) = (w == *v, x.get_mut(i)) {
+                    *y = lift;
+                }
+            }
+            u.set(*v, x);
         }
         for &(v, n) in &passing {
             u.set(v, vec![0.0; n]);
         }
         Request::new().with_utility(u)
     };
-    let try_cut = |cut: f64| -> Result<(Plan, Measure)> {
-        let p = plan(model.graph(), &request(cut))?;
+    let try_with = |cut: f64, back: &[(VertexId, usize)]| -> Result<(Plan, Measure)> {
+        let p = plan(model.graph(), &request(cut, back))?;
         let mut g = model.graph().clone();
         p.apply(&mut g)?;
         let m = measure(&g, model, input_shapes, &vs)?;
         Ok((p, m))
     };
+    let try_cut = |cut: f64| try_with(cut, &[]);
     let meets = |m: &Measure| match target {
         Target::Ratio(r) => (before.neurons - m.neurons) as f64 >= r * before.neurons as f64 - 1e-9,
         Target::Params(n) => m.params <= n,
@@ -340,6 +431,7 @@ pub fn shrink_parts(
     if meets(&m0) {
         best = (p0, m0);
     } else {
+        let mut below = p0;
         for _ in 0..40 {
             let mid = 0.5 * (lo + hi);
             let (p, m) = try_cut(mid)?;
@@ -348,10 +440,18 @@ pub fn shrink_parts(
                 best = (p, m);
             } else {
                 lo = mid;
+                below = p;
             }
             if hi - lo < 1e-6 {
                 break;
             }
+        }
+        // Neurons whose utilities tie (or nearly) fall together when the
+        // cut passes them: keep as many of them back as the target allows.
+        let jump = jumped(model.graph(), &vs, &base, &below, (&best.0, hi))?;
+        if jump.len() > 1 {
+            let keep_back = |k: usize| try_with(hi, &jump[..k]);
+            best = largest_meeting(jump.len(), best, keep_back, &meets)?;
         }
     }
     let (p, after) = best;

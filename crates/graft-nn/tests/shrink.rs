@@ -199,3 +199,41 @@ fn a_ratio_counts_only_neurons_a_plan_can_remove() {
     assert_eq!(m.graph().nout(a).unwrap(), 4);
     assert_eq!(m.graph().nout(b).unwrap(), 8);
 }
+
+#[test]
+fn tied_utilities_still_give_the_share_asked_for() {
+    // Every neuron worth the same: half of 16 means 8 kept, not 1 (the cut
+    // passes all of them at once), the first ones, in both scopes and for
+    // a budget.
+    let build = || {
+        let mut m = Model::new();
+        let x = m.input("x", 4).unwrap();
+        let a = m
+            .add("a", Op::Dense { bias: true }, &[x], Some(16))
+            .unwrap();
+        let r = m
+            .add("r", Op::Activation(Activation::Relu), &[a], None)
+            .unwrap();
+        m.add("out", Op::Dense { bias: true }, &[r], Some(3))
+            .unwrap();
+        (m, a)
+    };
+    for scope in [Scope::Global, Scope::Layer] {
+        let (mut m, a) = build();
+        let mut u = graft_core::Utility::new();
+        u.set(a, vec![1.0; 16]);
+        let s = shrink(&mut m, &u, Target::Ratio(0.5), scope, &[vec![4]]).unwrap();
+        assert_eq!(s.neurons, (16, 8), "{scope:?}");
+        let kept = s.plan.change(a).unwrap().outs.clone().unwrap();
+        let first: Vec<graft_core::Neuron> = (0..8).map(graft_core::Neuron::Old).collect();
+        assert_eq!(kept, first, "{scope:?}: the first neurons stay");
+    }
+    // A parameter budget over tied neurons: each neuron of `a` holds 4 + 1
+    // + 3 weights; 16 · 8 + 3 = 131 parameters; 100 allows 12 neurons.
+    let (mut m, a) = build();
+    let mut u = graft_core::Utility::new();
+    u.set(a, vec![2.0; 16]);
+    let s = shrink(&mut m, &u, Target::Params(100), Scope::Global, &[vec![4]]).unwrap();
+    assert_eq!(m.graph().nout(a).unwrap(), 12);
+    assert!(s.params.1 <= 100);
+}
