@@ -8,7 +8,6 @@
 mod commands;
 mod data;
 mod io;
-mod npy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -52,6 +52,15 @@ pub enum NnError {
         /// Why it is refused.
         reason: String,
     },
+    /// A data file that cannot be read as one (a NumPy array or archive,
+    /// a CSV table, a data set).
+    #[error("data file `{file}`: {reason}")]
+    Data {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading or writing a file.
     #[error("{path}: {reason}")]
     Io {

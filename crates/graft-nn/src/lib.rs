@@ -15,6 +15,7 @@ pub mod data;
 pub mod dynamic;
 mod error;
 mod exec;
+pub mod files;
 mod layers;
 mod model;
 mod op;

@@ -27,9 +27,9 @@ fn read_input(path: &Path, input_name: &str) -> Result<Tensor> {
         std::fs::metadata(path).with_context(|| format!("reading input file `{shown}`"))?;
     }
     let t = match ext.as_str() {
-        "npy" => crate::npy::read_npy(path)?,
+        "npy" => graft::nn::files::read_npy(path)?,
         "npz" => {
-            let mut arrays = crate::npy::read_npz(path)?;
+            let mut arrays = graft::nn::files::read_npz(path)?;
             if let Some(i) = arrays.iter().position(|(k, _)| k == input_name) {
                 arrays.swap_remove(i).1
             } else if arrays.len() == 1 {
