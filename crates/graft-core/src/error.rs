@@ -47,6 +47,17 @@ pub enum GraphError {
         /// The vertex being built.
         vertex: String,
     },
+    /// A size above what graft holds ([`crate::MAX_SIZE`]): refused before
+    /// anything is allocated for it.
+    #[error("vertex `{vertex}`: size {size} is above the largest graft holds, {max}")]
+    TooLarge {
+        /// The vertex being built.
+        vertex: String,
+        /// The size asked for (saturated when it overflows).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A constraint does not make sense for this vertex, or does not hold now.
     #[error("vertex `{vertex}`: invalid constraint: {reason}")]
     InvalidConstraint {

@@ -17,6 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CheckError, GraphError};
 
+/// The largest size (neurons of a vertex, a step) a graph holds: 2^32. A
+/// graph, a JSON file or an importer declaring more is refused with
+/// [`GraphError::TooLarge`] before anything is allocated for it, and every
+/// product of sizes the core forms stays within 64 bits. (Plans are
+/// limited further, to [`crate::MAX_NOUT`] neurons per vertex.)
+pub const MAX_SIZE: usize = 1 << 32;
+
 /// Stable identifier of a vertex. Never reused within one graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VertexId(pub(crate) u32);
@@ -713,7 +720,10 @@ impl Graph {
                 if inputs.is_empty() {
                     return Err(GraphError::NoInputs { vertex: vname() });
                 }
-                let sum: usize = nin.iter().sum();
+                let sum = nin
+                    .iter()
+                    .try_fold(0usize, |a, &n| a.checked_add(n))
+                    .unwrap_or(usize::MAX);
                 if let Some(n) = nout {
                     if n != sum {
                         return Err(GraphError::SizeMismatch {
@@ -763,6 +773,13 @@ impl Graph {
         };
         if nout == 0 {
             return Err(GraphError::ZeroSize { vertex: vname() });
+        }
+        if nout > MAX_SIZE {
+            return Err(GraphError::TooLarge {
+                vertex: vname(),
+                size: nout as u64,
+                max: MAX_SIZE as u64,
+            });
         }
         let id = VertexId(self.slots.len() as u32);
         for &i in inputs {
@@ -847,6 +864,11 @@ impl Graph {
             Constraint::NoutStep { step } | Constraint::NinStep { step, .. } if step == 0 => {
                 return Err(bad("step must be at least 1".into()))
             }
+            Constraint::NoutStep { step } | Constraint::NinStep { step, .. } if step > MAX_SIZE => {
+                return Err(bad(format!(
+                    "step {step} is above the largest size graft holds, {MAX_SIZE}"
+                )))
+            }
             Constraint::NinStep { input, .. } if input >= v.inputs.len() => {
                 return Err(bad(format!(
                     "no input {input} (vertex has {})",
@@ -903,7 +925,7 @@ impl Graph {
                         "depthwise needs an absorbing vertex with one input".into()
                     ));
                 }
-                if multiplier == 0 || v.nout != multiplier * v.nin[0] {
+                if multiplier == 0 || Some(v.nout) != multiplier.checked_mul(v.nin[0]) {
                     return Err(bad(format!(
                         "nout {} is not multiplier {multiplier} times nin {}",
                         v.nout, v.nin[0]
@@ -925,7 +947,7 @@ impl Graph {
                             .into(),
                     ));
                 }
-                if width == 0 || v.nin[0] != width * v.nout {
+                if width == 0 || Some(v.nin[0]) != width.checked_mul(v.nout) {
                     return Err(bad(format!(
                         "nin {} is not width {width} times nout {}",
                         v.nin[0], v.nout
@@ -1226,7 +1248,8 @@ impl Graph {
                         ))
                     }
                     Constraint::Depthwise { multiplier, .. }
-                        if v.nin.len() != 1 || v.nout != multiplier * v.nin[0] =>
+                        if v.nin.len() != 1
+                            || Some(v.nout) != multiplier.checked_mul(v.nin[0]) =>
                     {
                         Some(format!(
                             "depthwise: nout {} != {multiplier} x nin {:?}",
@@ -1237,7 +1260,7 @@ impl Graph {
                         if v.kind != SizeKind::Absorb
                             || v.nin.len() != 1
                             || width == 0
-                            || v.nin[0] != width * v.nout =>
+                            || Some(v.nin[0]) != width.checked_mul(v.nout) =>
                     {
                         Some(format!("heads: nin {:?} != {width} x nout {}", v.nin, v.nout))
                     }

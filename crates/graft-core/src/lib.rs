@@ -39,7 +39,7 @@ pub mod zoo;
 
 pub use credit::carry_back;
 pub use error::{CheckError, GraphError, MutationError, PlanError};
-pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId};
+pub use graph::{Constraint, Graph, Multipliers, SizeKind, Vertex, VertexId, MAX_SIZE};
 pub use mutate::{
     residual_block, Align, Alignment, Applied, Committed, Connect, Edit, NewVertex, Patch, Reason,
     Ref, RemovedVertex, Reroute, Splice,

@@ -276,15 +276,23 @@ fn huge_targets_are_typed_errors_and_shrinking_to_nothing_is_immediate() {
 
 #[test]
 fn a_component_too_large_to_plan_is_refused_before_allocating() {
-    // A size any file may declare: 2^40 neurons.
+    // A size any file may declare: 2^40 neurons is refused when the graph
+    // is built, above graft_core::MAX_SIZE.
     let mut g = graft_core::Graph::new();
     let x = g.add_input("x", 4).unwrap();
-    let d = g.add_absorb("d", &[x], 1 << 40).unwrap();
+    let e = g.add_absorb("d", &[x], 1 << 40).unwrap_err();
+    assert!(
+        matches!(e, graft_core::GraphError::TooLarge { ref vertex, size, max }
+            if vertex == "d" && size == 1 << 40 && max == 1 << 32),
+        "{e}"
+    );
+    // 2^28 neurons a graph holds, a plan does not.
+    let d = g.add_absorb("d", &[x], 1 << 28).unwrap();
     g.add_absorb("e", &[d], 2).unwrap();
     let e = graft_core::plan(&g, &graft_core::Request::new().nout(d, -1)).unwrap_err();
     assert!(
         matches!(e, graft_core::PlanError::ComponentTooLarge { ref vertices, neurons, .. }
-            if vertices == &["d"] && neurons == 1 << 40),
+            if vertices == &["d"] && neurons == 1 << 28),
         "{e}"
     );
     // Re-selecting every component refuses it too.

@@ -386,6 +386,12 @@ impl Ctx {
         nout: Option<usize>,
         shape: Vec<usize>,
     ) -> Result<VertexId, OnnxError> {
+        let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        if elements.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
+            return Err(node.err(format!(
+                "an output of shape {shape:?}: more than the {MAX_INPUT_ELEMENTS} elements graft holds in a value"
+            )));
+        }
         let name = self.vertex_name(node);
         let v = self.model.add(&name, op, inputs, nout)?;
         self.values
@@ -606,8 +612,25 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
             name: name.clone(),
             reason: "a graph input needs a tensor type with a known channel count (axis 1)".into(),
         })?;
+        let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        if elements.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
+            return Err(OnnxError::Tensor {
+                name: name.clone(),
+                reason: format!(
+                    "an input of shape {shape:?}: more than the {MAX_INPUT_ELEMENTS} elements graft takes"
+                ),
+            });
+        }
         if let Some(&[pn, pf, pt]) = seq_axes.get(&name).map(|a| a.as_slice()) {
             // A sequence: graft holds [N, F, T].
+            if shape.len() != 3 {
+                return Err(OnnxError::Tensor {
+                    name: name.clone(),
+                    reason: format!(
+                        "a recurrent layer reads it as a sequence [T, N, F], but its shape is {shape:?}"
+                    ),
+                });
+            }
             let v = ctx.model.input(&name, shape[pf])?;
             let mut order = vec![None; 3];
             order[pn] = Some(0);
@@ -785,6 +808,12 @@ fn sequence_inputs(g: &crate::proto::GraphProto) -> HashMap<String, Vec<usize>> 
 }
 
 /// A graph input's shape with symbolic dimensions as 1.
+/// The most elements a graph input, or any value an op computes from it,
+/// may hold (2^36, a quarter of a terabyte of floats): shapes stay far
+/// from overflowing, and a file declaring more (a huge input, pads, an
+/// expansion) is refused at import, not when a forward pass allocates.
+pub const MAX_INPUT_ELEMENTS: u64 = 1 << 36;
+
 fn input_shape(vi: &crate::proto::ValueInfoProto) -> Option<Vec<usize>> {
     use crate::proto::tensor_shape_proto::dimension::Value as D;
     use crate::proto::type_proto::Value as T;

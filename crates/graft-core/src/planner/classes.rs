@@ -404,8 +404,10 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
+/// The least common multiple, saturating: a step beyond any size means
+/// no change is possible, which `i64::MAX` says as well.
 pub(crate) fn lcm(a: i64, b: i64) -> i64 {
-    a / gcd(a, b) * b
+    (a / gcd(a, b).max(1)).saturating_mul(b)
 }
 
 impl Component {

@@ -162,7 +162,7 @@ pub(crate) fn shuffle_chains(
 /// A Reshape target with 0 (copy) and -1 (infer) resolved against `from`.
 fn resolved_target(ctx: &Ctx, node: &Node, from: &[usize]) -> Option<Vec<usize>> {
     let mut dims = super::view::reshape_target(ctx, node, from).ok()?;
-    let total: usize = from.iter().product();
+    let total = from.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     if let Some(p) = dims.iter().position(|&d| d == -1) {
         let known: i64 = dims.iter().filter(|&&d| d != -1).product();
         if known <= 0 || total as i64 % known != 0 {

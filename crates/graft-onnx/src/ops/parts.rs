@@ -340,13 +340,17 @@ fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
                 "negative padding {pads:?} (a crop) is not supported"
             )));
         }
-        if b + e == 0 {
+        if b == 0 && e == 0 {
             continue;
         }
         if a == 0 {
             return Err(node.err("padding the batch axis is not supported"));
         }
-        out[a] += (b + e) as usize;
+        out[a] = b
+            .checked_add(e)
+            .and_then(|p| usize::try_from(p).ok())
+            .and_then(|p| out[a].checked_add(p))
+            .ok_or_else(|| node.err(format!("pads {pads:?} are too large")))?;
         list.push((a, b as usize, e as usize));
     }
     if list.is_empty() {

@@ -87,9 +87,10 @@ fn recurrent(ctx: &mut Ctx, node: &Node, cell: Cell) -> Result<(), OnnxError> {
     let r = ctx
         .constant(node, 2)?
         .ok_or_else(|| node.err("needs constant R"))?;
-    let hidden = node.int("hidden_size", 0) as usize;
+    let hidden = usize::try_from(node.int("hidden_size", 0)).unwrap_or(0);
     let f = shape[1];
-    if w.dims != [1, gates * hidden, f] || r.dims != [1, gates * hidden, hidden] || hidden == 0 {
+    let rows = gates.checked_mul(hidden).unwrap_or(0);
+    if w.dims != [1, rows, f] || r.dims != [1, rows, hidden] || hidden == 0 {
         return Err(node.err(format!(
             "W {:?} and R {:?} do not fit {gates} gates of {hidden} units over {f} features",
             w.dims, r.dims

@@ -99,7 +99,10 @@ fn flatten_batch(ctx: &mut Ctx, node: &Node) -> Result<bool, OnnxError> {
         return Ok(false);
     };
     let dims = Value::onnx_dims(&shape, &order);
-    let total: usize = dims.iter().product();
+    let total = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| node.err(format!("a value of shape {dims:?} is too large")))?;
     let target = super::view::reshape_target(ctx, node, &dims)?;
     let flat = matches!(target[..], [d] if d == -1 || d == total as i64);
     if !flat || dims.len() < 2 {
