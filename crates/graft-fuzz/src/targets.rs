@@ -130,7 +130,7 @@ fn onnx_prune(bytes: &[u8]) -> Result<(), String> {
             .collect::<Result<_, _>>()
             .map_err(err)?;
         let ex = Executor::new(&m).map_err(err)?;
-        ex.run(&m, &xs, &Run::eval()).map_err(err)?;
+        ex.run(&m, &xs, &Run::inference()).map_err(err)?;
     }
     graft_onnx::export_bytes(&m, &imp.interface).map_err(err)?;
     Ok(())
@@ -162,7 +162,7 @@ fn graphml(bytes: &[u8]) -> Result<(), String> {
             .map_err(err)?;
         let x = Tensor::zeros((2, 3), graft_nn::DType::F32, &Device::Cpu).map_err(err)?;
         let ex = Executor::new(&d.model).map_err(err)?;
-        ex.run(&d.model, &[x], &Run::eval()).map_err(err)?;
+        ex.run(&d.model, &[x], &Run::inference()).map_err(err)?;
     }
     Ok(())
 }

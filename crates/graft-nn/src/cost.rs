@@ -300,7 +300,8 @@ impl Cost {
     /// The multiply-accumulates of one sample through the whole graph
     /// (every branch and expert included).
     pub fn total(&self) -> u64 {
-        self.macs.values().sum()
+        // Saturating: every count is checked, their sum may still not fit.
+        self.macs.values().fold(0u64, |a, &m| a.saturating_add(m))
     }
 }
 

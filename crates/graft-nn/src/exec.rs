@@ -81,6 +81,10 @@ pub struct Run {
     /// Early exits may stop samples (evaluation only; training always runs
     /// every sample to the end).
     pub exits: bool,
+    /// Inference only: parameters enter as constants, so no gradient graph
+    /// is built (nothing reaches the parameters' gradients; a long
+    /// recurrence or a very deep chain leaves no deep graph behind).
+    pub detach: bool,
 }
 
 impl Run {
@@ -93,6 +97,15 @@ impl Run {
             trace: false,
             gates: GateForce::Learned,
             exits: true,
+            detach: false,
+        }
+    }
+    /// Evaluation for inference only ([`Run::detach`]): what `graft run`,
+    /// `graft eval` and the neuron graph use.
+    pub fn inference() -> Self {
+        Run {
+            detach: true,
+            ..Run::eval()
         }
     }
     /// Training with this seed.
@@ -519,11 +532,22 @@ impl Executor {
             seed: seed ^ (v.index() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             csr: model.sparse_pattern(v),
         };
-        let (y, up) =
-            forward(&layer.op, &layer.params, &xs, &lctx).map_err(|e| NnError::Layer {
-                vertex: vx.name().to_string(),
-                reason: e.to_string(),
-            })?;
+        let params: crate::layers::Params = layer
+            .params
+            .iter()
+            .map(|(k, p)| {
+                let t = if ctx.opts.detach {
+                    p.as_detached_tensor()
+                } else {
+                    p.as_tensor().clone()
+                };
+                (k.clone(), t)
+            })
+            .collect();
+        let (y, up) = forward(&layer.op, &params, &xs, &lctx).map_err(|e| NnError::Layer {
+            vertex: vx.name().to_string(),
+            reason: e.to_string(),
+        })?;
         let axis = layer.op.neuron_axis();
         if axis.is_some_and(|a| y.dim(a).ok() != Some(vx.nout()))
             && !matches!(

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::error::{NnError, Result};
-use crate::layers::Params;
+use crate::layers::Vars;
 use crate::op::{FanIn, Fill, Groups, Op};
 use crate::surgery::{layout, select_axis, select_net2net, selections, Growth, Side};
 
@@ -25,7 +25,7 @@ use crate::surgery::{layout, select_axis, select_net2net, selections, Growth, Si
 pub struct Layer {
     /// What it computes.
     pub op: Op,
-    pub(crate) params: Params,
+    pub(crate) params: Vars,
 }
 
 impl Clone for Layer {
@@ -390,7 +390,7 @@ impl Model {
         nout: usize,
         init: Init,
         name: &str,
-    ) -> Result<Params> {
+    ) -> Result<Vars> {
         let is_norm = matches!(
             op,
             Op::BatchNorm { .. }
@@ -399,7 +399,7 @@ impl Model {
                 | Op::GroupNorm { .. }
                 | Op::InstanceNorm { .. }
         );
-        let mut params = Params::new();
+        let mut params = Vars::new();
         for s in op.params(nin, nout) {
             let n: usize = s.shape.iter().product();
             let fan_in: usize = match op.fan_in() {

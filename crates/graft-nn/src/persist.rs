@@ -11,7 +11,7 @@ use graft_core::json::{GraphSpec, VertexSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NnError, Result};
-use crate::layers::Params;
+use crate::layers::Vars;
 use crate::model::{Layer, Model};
 use crate::op::Op;
 
@@ -152,7 +152,7 @@ impl Model {
         for l in &spec.vertices {
             let id = graph.id(&l.vertex.name)?;
             let vx = graph.vertex(id)?;
-            let mut params = Params::new();
+            let mut params = Vars::new();
             for s in l.layer.params(vx.nin(), vx.nout()) {
                 let key = format!("{}/{}", l.vertex.name, s.name);
                 let t = tensors

@@ -377,7 +377,7 @@ pub fn evaluate(model: &Model, x: &Tensor, y: &Tensor, loss: Loss) -> Result<(f6
         let xb = x.narrow(0, start, len)?;
         let yb = y.narrow(0, start, len)?;
         let out = ex
-            .forward(model, &[xb], Mode::Eval, false)?
+            .run(model, &[xb], &crate::exec::Run::inference())?
             .outputs
             .remove(0);
         total += loss

@@ -28,6 +28,20 @@ pub enum SparseError {
         /// Size of the second graph's first layer.
         second: usize,
     },
+    /// A neuron-level graph larger than graft builds
+    /// ([`crate::structure::MAX_NEURONS`], [`crate::structure::MAX_EDGES`]):
+    /// refused before anything is allocated for it.
+    #[error("the neuron graph would have {nodes} neurons and about {edges} weight edges, more than graft builds ({max_nodes} neurons, {max_edges} edges): give a smaller input shape")]
+    TooLarge {
+        /// Neurons it would have (every channel at every position).
+        nodes: u64,
+        /// Weight edges it would have, about (multiply-accumulates).
+        edges: u64,
+        /// The neuron limit.
+        max_nodes: u64,
+        /// The edge limit.
+        max_edges: u64,
+    },
     /// A model operation failed.
     #[error(transparent)]
     Model(#[from] graft_nn::NnError),

@@ -111,7 +111,50 @@ pub fn neuron_graph(
     model: &Model,
     include: Include,
 ) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
+    let g = model.graph();
+    let nodes = g
+        .ids()
+        .map(|v| g.nout(v).unwrap_or(0) as u64)
+        .fold(0u64, u64::saturating_add);
+    check_limits(nodes, model.parameter_count())?;
     build(model, include, None)
+}
+
+/// The most neurons a neuron-level graph is built with (2^24, every
+/// channel at every position).
+pub const MAX_NEURONS: u64 = 1 << 24;
+/// The most weight edges (2^26).
+pub const MAX_EDGES: u64 = 1 << 26;
+
+/// Refuse, before running or allocating anything, a neuron graph of
+/// `model` at `input_shapes` above the limits: its neurons are every
+/// vertex's values per sample, its edges about its multiply-accumulates.
+fn within_limits(model: &Model, input_shapes: &[Vec<usize>]) -> Result<(), SparseError> {
+    let cost = model.cost(input_shapes)?;
+    let elements = |s: &Vec<usize>| {
+        s.iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
+    };
+    // The inputs are among the shapes.
+    let nodes = cost
+        .shapes
+        .values()
+        .map(elements)
+        .fold(0u64, u64::saturating_add);
+    check_limits(nodes, cost.total())
+}
+
+fn check_limits(nodes: u64, edges: u64) -> Result<(), SparseError> {
+    if nodes > MAX_NEURONS || edges > MAX_EDGES {
+        return Err(SparseError::TooLarge {
+            nodes,
+            edges,
+            max_nodes: MAX_NEURONS,
+            max_edges: MAX_EDGES,
+        });
+    }
+    Ok(())
 }
 
 /// The neuron-level graph of a model with spatial layers: `input_shapes`
@@ -128,6 +171,7 @@ pub fn neuron_graph_for(
     input_shapes: &[Vec<usize>],
     include: Include,
 ) -> Result<DiGraph<NeuronNode, f32>, SparseError> {
+    within_limits(model, input_shapes)?;
     let ex = graft_nn::Executor::new(model)?;
     let xs: Vec<graft_nn::Tensor> = input_shapes
         .iter()
@@ -137,7 +181,11 @@ pub fn neuron_graph_for(
             graft_nn::Tensor::zeros(d, graft_nn::DType::F32, &graft_nn::Device::Cpu)
         })
         .collect::<Result<_, _>>()?;
-    let f = ex.forward(model, &xs, graft_nn::Mode::Eval, true)?;
+    let run = graft_nn::Run {
+        keep: true,
+        ..graft_nn::Run::inference()
+    };
+    let f = ex.run(model, &xs, &run)?;
     let shapes: HashMap<VertexId, Vec<usize>> = f
         .activations
         .iter()

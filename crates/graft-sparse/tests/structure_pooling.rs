@@ -105,3 +105,29 @@ fn global_pools_read_every_position_of_their_channel() {
     assert_eq!(e.len(), 18);
     assert!(e.iter().all(|&(s, t, w)| s / 9 == t && w == 1.0));
 }
+
+#[test]
+fn a_neuron_graph_too_large_is_refused_before_anything_runs() {
+    // A 3x3 convolution on a 4096x4096 image: 2^25 input neurons and some
+    // 10^8 taps. Before, the forward pass allocated the image and the
+    // builder ran out of memory; now the counts from the shapes refuse it.
+    use graft_nn::{Conv, Model, Op};
+    use graft_sparse::structure::{neuron_graph_for, Include, MAX_NEURONS};
+    let mut m = Model::new();
+    let x = m.input("x", 2).unwrap();
+    m.add("conv", Op::Conv2d(Conv::same(3)), &[x], Some(3))
+        .unwrap();
+    let e = neuron_graph_for(&m, &[vec![2, 4096, 4096]], Include::ALL).unwrap_err();
+    match e {
+        graft_sparse::SparseError::TooLarge {
+            nodes, max_nodes, ..
+        } => {
+            assert_eq!(nodes, 5 * 4096 * 4096);
+            assert_eq!(max_nodes, MAX_NEURONS);
+        }
+        other => panic!("{other}"),
+    }
+    // Small enough, it is built.
+    let g = neuron_graph_for(&m, &[vec![2, 8, 8]], Include::ALL).unwrap();
+    assert_eq!(g.node_count(), 5 * 64);
+}

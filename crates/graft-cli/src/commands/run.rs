@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use graft::nn::{DType, Executor, Mode, Tensor};
+use graft::nn::{DType, Executor, Tensor};
 use serde_json::json;
 
 use crate::io::table;
@@ -109,8 +109,12 @@ pub fn run(path: &Path, inputs: &[PathBuf], out: &Path, json_out: bool) -> Resul
         .collect();
     // Outputs that feed other vertices too are kept from the activations.
     let keep = imp.outputs.iter().any(|(_, v)| !ex.outputs().contains(v));
+    let run = graft::nn::Run {
+        keep,
+        ..graft::nn::Run::inference()
+    };
     let f = ex
-        .forward(m, &xs, Mode::Eval, keep)
+        .run(m, &xs, &run)
         .with_context(|| format!("running `{name}`"))?;
     let mut results: Vec<(String, Tensor)> = Vec::new();
     for (oname, v) in &imp.outputs {

@@ -403,7 +403,7 @@ impl Regroup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Device;
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
@@ -455,10 +455,7 @@ mod tests {
             neurons: Some(2),
         };
         let mut ps = Params::new();
-        ps.insert(
-            "value".into(),
-            Var::from_tensor(&t(&[1., 2., 3.], &[1, 3])).unwrap(),
-        );
+        ps.insert("value".into(), t(&[1., 2., 3.], &[1, 3]));
         let x = Tensor::zeros((2, 5, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
         let y = tok.forward(&ps, &x).unwrap();
         assert_eq!(y.dims(), &[2, 1, 3]);

@@ -143,7 +143,7 @@ fn add_bias(params: &Params, y: Tensor) -> Result<Tensor> {
     match params.get("bias") {
         Some(b) => {
             let r = y.rank();
-            y.broadcast_add(&channel(b.as_tensor(), r)?)
+            y.broadcast_add(&channel(b, r)?)
         }
         None => Ok(y),
     }

@@ -5,18 +5,14 @@ use candle_core::{Result, Tensor};
 use super::{linear::linear, p, Params};
 
 pub(crate) fn forward(params: &Params, x: &Tensor) -> Result<Tensor> {
-    linear(
-        x,
-        p(params, "weight")?,
-        params.get("bias").map(|b| b.as_tensor()),
-    )
+    linear(x, p(params, "weight")?, params.get("bias"))
 }
 
 /// `y = x (W ⊙ M)ᵀ + b`: masked entries contribute nothing and get exactly
 /// zero gradient.
 pub(crate) fn masked(params: &Params, x: &Tensor) -> Result<Tensor> {
     let w = p(params, "weight")?.mul(p(params, "mask")?)?;
-    linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
+    linear(x, &w, params.get("bias"))
 }
 
 /// `y = x (W ⊙ M)ᵀ + b` with `M = [logits > 0]` in value and
@@ -27,7 +23,7 @@ pub(crate) fn learnable(params: &Params, x: &Tensor) -> Result<Tensor> {
     let soft = super::activation::sigmoid(logits)?;
     let m = hard.sub(&soft.detach())?.add(&soft)?;
     let w = p(params, "weight")?.mul(&m)?;
-    linear(x, &w, params.get("bias").map(|b| b.as_tensor()))
+    linear(x, &w, params.get("bias"))
 }
 
 /// The masked layer through the sparse kernel (the pattern of its mask).
@@ -38,7 +34,7 @@ pub(crate) fn sparse(
 ) -> Result<Tensor> {
     let w = p(params, "weight")?;
     let b = match params.get("bias") {
-        Some(b) => b.as_tensor().clone(),
+        Some(b) => b.clone(),
         None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
     };
     x.contiguous()?

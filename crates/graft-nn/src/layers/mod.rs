@@ -25,8 +25,14 @@ use candle_core::{Result, Tensor, Var};
 
 use crate::op::Op;
 
-/// Parameters of one layer by name.
-pub(crate) type Params = BTreeMap<String, Var>;
+/// Parameters of one layer by name, as a layer holds them.
+pub(crate) type Vars = BTreeMap<String, Var>;
+
+/// Parameters of one layer by name, as the forward pass reads them: the
+/// layer's variables (gradients reach them), or their values detached
+/// from them (inference: no gradient graph is built, so a long recurrence
+/// or a deep chain leaves no deep graph to drop).
+pub(crate) type Params = BTreeMap<String, Tensor>;
 
 /// Mode-dependent context of one forward pass.
 pub(crate) struct Ctx {
@@ -45,7 +51,6 @@ pub(crate) type Updates = Vec<(&'static str, Tensor)>;
 pub(crate) fn p<'a>(params: &'a Params, name: &str) -> Result<&'a Tensor> {
     params
         .get(name)
-        .map(|v| v.as_tensor())
         .ok_or_else(|| candle_core::Error::Msg(format!("missing parameter `{name}`")))
 }
 

@@ -521,7 +521,7 @@ mod tests {
             .unwrap_err()
             .contains("last computed input"));
     }
-    use candle_core::{Device, Var};
+    use candle_core::Device;
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
@@ -557,10 +557,7 @@ mod tests {
         assert_eq!(spec[0].shape, vec![5, 1]);
         assert_eq!(spec[0].roles, vec![Role::Out, Role::Fixed]);
         let mut params = Params::new();
-        params.insert(
-            "c0".into(),
-            Var::from_tensor(&t(&[1., 2., 3.], &[3, 1])).unwrap(),
-        );
+        params.insert("c0".into(), t(&[1., 2., 3.], &[3, 1]));
         let x = t(
             &[1., 1., 1., 1., 1., 1., 2., 2., 2., 2., 2., 2.],
             &[2, 3, 2],

@@ -335,7 +335,7 @@ fn row_indices(ids: &Tensor, rows: usize) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Device;
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
@@ -388,10 +388,7 @@ mod tests {
             rows_from: false,
         };
         let mut ps = Params::new();
-        ps.insert(
-            "table".into(),
-            Var::from_tensor(&t(&[0., 1., 10., 11., 20., 21.], &[3, 1, 2])).unwrap(),
-        );
+        ps.insert("table".into(), t(&[0., 1., 10., 11., 20., 21.], &[3, 1, 2]));
         let y = g.forward(&ps, &t(&[2., 0., -1.], &[3, 1])).unwrap();
         assert_eq!(y.dims(), &[3, 1, 2]);
         assert_eq!(
@@ -429,10 +426,7 @@ mod tests {
         };
         let mut ps = Params::new();
         let table: Vec<f32> = (0..12).map(|i| i as f32).collect();
-        ps.insert(
-            "table".into(),
-            Var::from_tensor(&t(&table, &[2, 2, 3])).unwrap(),
-        );
+        ps.insert("table".into(), t(&table, &[2, 2, 3]));
         let ids = t(&[1., 0., -1.], &[3, 1]);
         let x = t(&[1., 0., 0., 0., 1., 0., 1., 1., 1.], &[3, 3, 1]);
         let y = r.forward(&ps, &ids, &x).unwrap();
