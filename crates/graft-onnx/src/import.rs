@@ -160,8 +160,14 @@ impl<'a> Node<'a> {
     }
     /// An error about this node.
     pub fn err(&self, reason: impl Into<String>) -> OnnxError {
+        // An unnamed node is named by its first output.
+        let node = if self.name.is_empty() {
+            format!("<unnamed, output {}>", self.output())
+        } else {
+            self.name.clone()
+        };
         OnnxError::Node {
-            node: self.name.clone(),
+            node,
             op: self.op.clone(),
             reason: reason.into(),
         }

@@ -164,3 +164,85 @@ fn broken_graphs_are_refused_naming_the_culprit() {
         "{e}"
     );
 }
+
+/// An axis out of range is a typed error naming the node (by its output
+/// when it has no name) for every op that takes one (issue 18).
+#[test]
+fn axes_out_of_range_name_the_node() {
+    use graft_onnx::proto::{AttributeProto, NodeProto, TensorProto};
+    let base = ModelProto::decode(bytes("mlp.legacy.onnx").as_slice()).unwrap();
+    let relu = base
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .position(|n| n.op_type.as_deref() == Some("Relu"))
+        .unwrap();
+    let int = |name: &str, v: i64| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    };
+    let ints = |name: &str, v: &[i64]| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7),
+        ints: v.to_vec(),
+        ..Default::default()
+    };
+    // The Relu (on a [N, 16] value) replaced by an op with a bad axis; the
+    // node keeps its input and output but loses its name.
+    let cases: Vec<(&str, Vec<AttributeProto>, bool)> = vec![
+        ("Softmax", vec![int("axis", 10)], false),
+        ("Concat", vec![int("axis", 10)], true),
+        ("Transpose", vec![ints("perm", &[0, 9])], false),
+        ("Flatten", vec![int("axis", 9)], false),
+        ("ReduceMean", vec![ints("axes", &[9])], false),
+        ("Gather", vec![int("axis", 9)], false),
+        ("Split", vec![int("axis", 9)], false),
+        ("Squeeze", vec![], false),
+        ("Unsqueeze", vec![], false),
+    ];
+    for (op, attrs, twice) in cases {
+        let mut m = base.clone();
+        let g = m.graph.as_mut().unwrap();
+        let old = g.node[relu].clone();
+        let mut inputs = old.input.clone();
+        if twice {
+            inputs.push(old.input[0].clone());
+        }
+        match op {
+            "Gather" => inputs.push("zero".into()),
+            "Squeeze" | "Unsqueeze" => inputs.push("nine".into()),
+            _ => {}
+        }
+        g.initializer.push(TensorProto {
+            name: Some("zero".into()),
+            data_type: Some(7),
+            int64_data: vec![0],
+            ..Default::default()
+        });
+        g.initializer.push(TensorProto {
+            name: Some("nine".into()),
+            data_type: Some(7),
+            dims: vec![1],
+            int64_data: vec![9],
+            ..Default::default()
+        });
+        g.node[relu] = NodeProto {
+            op_type: Some(op.into()),
+            input: inputs,
+            output: old.output.clone(),
+            attribute: attrs,
+            ..Default::default()
+        };
+        let Err(e) = import_bytes(&m.encode_to_vec()) else {
+            panic!("{op}: accepted");
+        };
+        let e = e.to_string();
+        let named = format!("<unnamed, output {}>", old.output[0]);
+        assert!(e.contains(&named) && e.contains(op), "{op}: {e}");
+        assert!(e.contains('9') || e.contains("10"), "{op}: {e}");
+    }
+}

@@ -84,8 +84,9 @@ fn flatten_to(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 }
 
 fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
-    if node.int("axis", 1) != 1 {
-        return Err(node.err("only axis 1 is supported"));
+    let axis = node.int("axis", 1);
+    if axis != 1 {
+        return Err(node.err(format!("axis {axis}: only axis 1 is supported")));
     }
     flatten_to(ctx, node)
 }

@@ -82,6 +82,15 @@ fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     // [N, C, 1, 1]): squeezing the spatial axes is a no-op.
     if let Value::Runtime { shape, .. } = &val {
         if shape.len() == 2 {
+            // The axes are the pooled value's spatial ones (2 and 3, or
+            // -2 and -1, of [N, C, 1, 1]).
+            if let Some(a) = axes(ctx, node)? {
+                if let Some(&bad) = a.iter().find(|&&x| !matches!(x, 2 | 3 | -1 | -2)) {
+                    return Err(node.err(format!(
+                        "axis {bad} of a pooled [N, C] value: only its unit axes 2 and 3 go"
+                    )));
+                }
+            }
             ctx.alias(node, val);
             return Ok(());
         }
