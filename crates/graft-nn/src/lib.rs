@@ -30,7 +30,9 @@ pub use error::{NnError, Result};
 pub use exec::{Choice, Decision, Executor, Forward, GateForce, Mode, Run, Trace};
 pub use layers::pointwise::broadcast_shape;
 pub use layers::sparse::SPARSE_BELOW;
-pub use model::{Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel};
+pub use model::{
+    Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel, MAX_PARAM_ELEMENTS,
+};
 pub use op::{
     Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct, Elementwise,
     Embedding, GateEstimator, GatherRows, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast,

@@ -175,6 +175,12 @@ impl Clone for PatternCache {
     }
 }
 
+/// The most elements one parameter tensor may have (2^31: 8 GiB of
+/// floats, above the largest embedding of today's language models); a layer
+/// may hold twice that. A size read from a file asking for more is refused
+/// before anything is allocated.
+pub const MAX_PARAM_ELEMENTS: usize = 1 << 31;
+
 /// A graph with real layers.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -343,8 +349,15 @@ impl Model {
             (_, Op::Reshape { shape }, _) => shape.first().copied().unwrap_or(0),
             (true, _, Some(n)) => n,
             (true, _, None) => return Err(layer_err("needs an output size".into())),
-            (false, Op::Flatten { spatial }, _) => spatial * nin.first().copied().unwrap_or(0),
-            (false, Op::Concat, _) => nin.iter().sum(),
+            (false, Op::Flatten { spatial }, _) => spatial
+                .checked_mul(nin.first().copied().unwrap_or(0))
+                .ok_or_else(|| layer_err(format!("{spatial} x {nin:?} neurons overflow")))?,
+            (false, Op::Concat, _) => nin
+                .iter()
+                .try_fold(0usize, |a, &n| a.checked_add(n))
+                .ok_or_else(|| {
+                    layer_err(format!("a concatenation of {nin:?} neurons overflows"))
+                })?,
             (false, Op::Reduce(r), _) if r.over_neurons() => 1,
             (false, Op::Slice(p), _) if p.cuts_neurons() => p.len,
             (false, Op::Pad(p), _) if p.pads_neurons() => {
@@ -400,7 +413,9 @@ impl Model {
                 | Op::InstanceNorm { .. }
         );
         let mut params = Vars::new();
-        for s in op.params(nin, nout) {
+        params_fit(op, nin, nout, name)?;
+        let specs = op.params(nin, nout);
+        for s in specs {
             let n: usize = s.shape.iter().product();
             let fan_in: usize = match op.fan_in() {
                 FanIn::Hidden => nout,
@@ -562,6 +577,11 @@ impl Model {
     pub fn apply_plan(&mut self, plan: &graft_core::Plan) -> Result<Vec<ParamEdit>> {
         let mut g = self.graph.clone();
         plan.apply(&mut g)?;
+        for c in &plan.changes {
+            if let (Some(l), Ok(v)) = (self.layers.get(&c.vertex), g.vertex(c.vertex)) {
+                params_fit(&l.op, v.nin(), v.nout(), v.name())?;
+            }
+        }
         let mut layers: BTreeMap<VertexId, Layer> =
             self.layers.iter().map(|(k, l)| (*k, l.shallow())).collect();
         let mut rng = self.rng.clone();
@@ -713,6 +733,38 @@ impl Model {
 }
 
 /// Apply one vertex change to its layer's parameters.
+/// Refuse, before anything is allocated, parameters of `op` at these
+/// sizes above [`MAX_PARAM_ELEMENTS`] per tensor or twice that per layer
+/// (sizes come from files and from growth requests).
+fn params_fit(op: &Op, nin: &[usize], nout: usize, name: &str) -> Result<()> {
+    let mut total = 0usize;
+    for s in op.params(nin, nout) {
+        let n = s.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        match n.filter(|&n| n <= MAX_PARAM_ELEMENTS) {
+            Some(n) => total = total.saturating_add(n),
+            None => {
+                return Err(NnError::Layer {
+                    vertex: name.to_string(),
+                    reason: format!(
+                        "parameter `{}` of shape {:?} is larger than graft allocates ({MAX_PARAM_ELEMENTS} elements)",
+                        s.name, s.shape
+                    ),
+                })
+            }
+        }
+    }
+    if total > 2 * MAX_PARAM_ELEMENTS {
+        return Err(NnError::Layer {
+            vertex: name.to_string(),
+            reason: format!(
+                "{total} parameter elements, more than graft allocates for one layer ({})",
+                2 * MAX_PARAM_ELEMENTS
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn change_layer(
     layers: &mut BTreeMap<VertexId, Layer>,
     g: &Graph,

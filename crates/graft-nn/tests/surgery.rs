@@ -276,3 +276,32 @@ fn bad_training_arguments_are_typed_errors() {
     let r = fit.run(&mut m, &mut Sgd::new(0.1, 0.0), &x, &y, |_, _, _| Ok(()));
     assert!(matches!(r, Err(NnError::Invalid { .. })));
 }
+
+#[test]
+fn growth_whose_parameters_would_not_fit_is_refused_before_allocating() {
+    // Two dense layers each grown by 4 million neurons: the second's
+    // weight would be 4M x 4M (1.6e13 floats). Refused before anything is
+    // allocated, the model untouched (issue 18).
+    use graft_core::Request;
+    use graft_nn::{Model, Op};
+    let mut m = Model::new();
+    let x = m.input("x", 4).unwrap();
+    let a = m
+        .add("a", Op::Dense { bias: true }, &[x], Some(16))
+        .unwrap();
+    let b = m
+        .add("b", Op::Dense { bias: true }, &[a], Some(16))
+        .unwrap();
+    m.add("out", Op::Dense { bias: true }, &[b], Some(2))
+        .unwrap();
+    let before = m.graph().clone();
+    let e = m
+        .change_sizes(&Request::new().nout(a, 4_000_000).nout(b, 4_000_000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("larger than graft allocates") && e.contains('b'),
+        "{e}"
+    );
+    assert_eq!(m.graph(), &before);
+}
