@@ -81,11 +81,13 @@ fn layout(g: &Graph) -> Result<Vec<Vec<VertexId>>, CheckError> {
     for &v in &order {
         rows[depth[&v]].push(v);
     }
-    let pos = |rows: &[Vec<VertexId>]| -> HashMap<VertexId, f64> {
-        rows.iter()
-            .flat_map(|r| r.iter().enumerate().map(|(i, &v)| (v, i as f64)))
-            .collect()
-    };
+    // Each vertex's place in its row, updated row by row as rows are
+    // reordered (recomputing every place per row was quadratic: a chain of
+    // 10,000 vertices took a minute).
+    let mut p: HashMap<VertexId, f64> = rows
+        .iter()
+        .flat_map(|r| r.iter().enumerate().map(|(i, &v)| (v, i as f64)))
+        .collect();
     let mean = |xs: Vec<f64>, fallback: f64| {
         if xs.is_empty() {
             fallback
@@ -93,35 +95,38 @@ fn layout(g: &Graph) -> Result<Vec<Vec<VertexId>>, CheckError> {
             xs.iter().sum::<f64>() / xs.len() as f64
         }
     };
-    for _ in 0..4 {
-        // Down: by the inputs' positions.
-        for r in 1..rows.len() {
-            let p = pos(&rows);
+    // Order row `r` by the mean place of each vertex's neighbours.
+    let reorder =
+        |r: usize, rows: &mut [Vec<VertexId>], p: &mut HashMap<VertexId, f64>, down: bool| {
             let mut keyed: Vec<(f64, VertexId)> = rows[r]
                 .iter()
                 .map(|&v| {
-                    let ins = g.vertex(v).map(|x| x.inputs().to_vec()).unwrap_or_default();
-                    (mean(ins.iter().map(|i| p[i]).collect(), p[&v]), v)
-                })
-                .collect();
-            keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-            rows[r] = keyed.into_iter().map(|(_, v)| v).collect();
-        }
-        // Up: by the consumers' positions.
-        for r in (0..rows.len().saturating_sub(1)).rev() {
-            let p = pos(&rows);
-            let mut keyed: Vec<(f64, VertexId)> = rows[r]
-                .iter()
-                .map(|&v| {
-                    let outs = g
+                    let near = g
                         .vertex(v)
-                        .map(|x| x.outputs().to_vec())
+                        .map(|x| {
+                            if down {
+                                x.inputs().to_vec()
+                            } else {
+                                x.outputs().to_vec()
+                            }
+                        })
                         .unwrap_or_default();
-                    (mean(outs.iter().map(|o| p[o]).collect(), p[&v]), v)
+                    (mean(near.iter().map(|i| p[i]).collect(), p[&v]), v)
                 })
                 .collect();
             keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
             rows[r] = keyed.into_iter().map(|(_, v)| v).collect();
+            for (i, &v) in rows[r].iter().enumerate() {
+                p.insert(v, i as f64);
+            }
+        };
+    for _ in 0..4 {
+        // Down: by the inputs' places; up: by the consumers'.
+        for r in 1..rows.len() {
+            reorder(r, &mut rows, &mut p, true);
+        }
+        for r in (0..rows.len().saturating_sub(1)).rev() {
+            reorder(r, &mut rows, &mut p, false);
         }
     }
     Ok(rows)
