@@ -117,10 +117,23 @@ pub fn load_reading(path: &Path, reading: graft::onnx::Reading) -> Result<Loaded
 /// given, else the interface's own): the bytes are made first, so a failed
 /// export writes no file, and a failed write leaves no partial file.
 pub fn save(model: &Model, interface: &Interface, out: &Path) -> Result<()> {
-    let bytes = graft::onnx::export_bytes(model, &with_write_opset(interface)?)
-        .with_context(|| format!("exporting to `{}`", out.display()))?;
+    // Above protobuf's 2 GiB (or with --external-data) the weights go to a
+    // data file beside the model, `NAME.data`, written the same safe way
+    // and before the model that refers to it.
+    let location = graft::onnx::data_location(out);
+    let external = EXTERNAL_DATA.get().copied().unwrap_or(false);
+    let (bytes, data) =
+        graft::onnx::export_parts(model, &with_write_opset(interface)?, &location, external)
+            .with_context(|| format!("exporting to `{}`", out.display()))?;
+    if let Some(data) = data {
+        write_file(&out.with_file_name(&location), &data)?;
+    }
     write_file(out, &bytes)
 }
+
+/// `--external-data`: write every model's weights to a data file beside
+/// it (set once by `main`).
+pub static EXTERNAL_DATA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// `interface` at the `--opset` given, if one was.
 pub fn with_write_opset(interface: &Interface) -> Result<Interface> {

@@ -51,6 +51,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5.0,
           value_parser = parse_seconds)]
     time_limit: f64,
+    /// Write models with their weights in a data file beside them
+    /// (`MODEL.onnx.data`, ONNX external data), as models above 2 GiB
+    /// always are.
+    #[arg(long, global = true)]
+    external_data: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -423,6 +428,7 @@ fn main() -> ExitCode {
         let _ = io::WRITE_OPSET.set(n);
     }
     let _ = io::TIME_LIMIT.set(std::time::Duration::from_secs_f64(cli.time_limit));
+    let _ = io::EXTERNAL_DATA.set(cli.external_data);
     let json = cli.json;
     // Progress bars on stderr, unless the output is for scripts.
     let show = !cli.quiet && !json;

@@ -815,3 +815,29 @@ fn macs_that_do_not_fit_in_64_bits_are_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn external_data_is_written_beside_the_model_and_read_back() {
+    // `--external-data` (issue 19): the weights go to `NAME.data` beside
+    // the model; graft reads the pair back.
+    let m = fixture("resnet18w8.legacy.onnx");
+    let o = out("external", "r.onnx");
+    let data = o.with_file_name("r.onnx.data");
+    let _ = std::fs::remove_file(&data);
+    ok(&[
+        "--external-data",
+        "prune",
+        &m,
+        "--ratio",
+        "0.3",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    let (model, weights) = (
+        std::fs::metadata(&o).unwrap().len(),
+        std::fs::metadata(&data).unwrap().len(),
+    );
+    assert!(weights > 10 * model, "{model} and {weights} bytes");
+    let text = ok(&["inspect", o.to_str().unwrap()]);
+    assert!(text.contains("84,733 parameters"), "{text}");
+}

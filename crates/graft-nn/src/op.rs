@@ -106,6 +106,23 @@ impl Conv {
             ..self
         }
     }
+    /// Kernel, stride and dilation are at least 1 on both axes (a zero
+    /// divides by zero in the convolution's arithmetic).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        positive(&[
+            ("kernel", self.kernel),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+        ])
+    }
+}
+
+/// Each named window size at least 1 on both axes.
+fn positive(sizes: &[(&str, Hw)]) -> Result<(), String> {
+    match sizes.iter().find(|(_, hw)| hw.h == 0 || hw.w == 0) {
+        Some((name, hw)) => Err(format!("{name} {}x{}: must be at least 1", hw.h, hw.w)),
+        None => Ok(()),
+    }
 }
 
 /// Recurrent cells. A neuron is one hidden unit: one row in each gate block.
@@ -509,6 +526,17 @@ impl Op {
                 constraints: vec![Constraint::depthwise(nout / n)],
             })
         };
+        // Window sizes of zero divide by zero in the arithmetic.
+        if let Op::Conv1d(c)
+        | Op::Conv2d(c)
+        | Op::MaskedConv2d(c)
+        | Op::ConvTranspose2d { conv: c, .. } = self
+        {
+            c.check()?;
+        }
+        if let Op::MaxPool2d { kernel, stride, .. } | Op::AvgPool2d { kernel, stride } = self {
+            positive(&[("kernel", *kernel), ("stride", *stride)])?;
+        }
         match self {
             Op::Input => one(Input),
             Op::Dense { .. }

@@ -305,3 +305,56 @@ fn growth_whose_parameters_would_not_fit_is_refused_before_allocating() {
     );
     assert_eq!(m.graph(), &before);
 }
+
+#[test]
+fn windows_of_zero_are_refused_when_a_layer_is_added() {
+    // A zero stride, kernel or dilation divided by zero inside the
+    // convolution (issue 18); the library refuses it as a file would be.
+    use graft_nn::{Conv, Hw, Model, Op};
+    let mut m = Model::new();
+    let x = m.input("x", 3).unwrap();
+    for (what, c) in [
+        (
+            "stride",
+            Conv {
+                stride: Hw::square(0),
+                ..Conv::same(3)
+            },
+        ),
+        (
+            "kernel",
+            Conv {
+                kernel: Hw::new(3, 0),
+                ..Conv::same(3)
+            },
+        ),
+        (
+            "dilation",
+            Conv {
+                dilation: Hw::square(0),
+                ..Conv::same(3)
+            },
+        ),
+    ] {
+        let e = m
+            .add("c", Op::Conv2d(c), &[x], Some(4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what) && e.contains("at least 1"), "{e}");
+    }
+    let e = m
+        .add(
+            "p",
+            Op::MaxPool2d {
+                kernel: Hw::square(0),
+                stride: Hw::square(1),
+                padding: Hw::square(0),
+            },
+            &[x],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kernel 0x0"), "{e}");
+    assert_eq!(m.graph().len(), 1);
+}

@@ -181,11 +181,54 @@ pub fn export_bytes(model: &Model, interface: &Interface) -> Result<Vec<u8>, Onn
 /// # Errors
 /// As [`export_bytes`], and file errors.
 pub fn export(model: &Model, interface: &Interface, path: &Path) -> Result<(), OnnxError> {
-    let bytes = export_bytes(model, interface)?;
-    std::fs::write(path, bytes).map_err(|e| OnnxError::Io {
-        path: path.display().to_string(),
+    let io = |p: &Path, e: std::io::Error| OnnxError::Io {
+        path: p.display().to_string(),
         reason: e.to_string(),
-    })
+    };
+    let (bytes, data) = export_parts(model, interface, &data_location(path), false)?;
+    if let Some(data) = data {
+        let dpath = path.with_file_name(data_location(path));
+        std::fs::write(&dpath, data).map_err(|e| io(&dpath, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| io(path, e))
+}
+
+/// Protobuf's limit on one message (2 GiB), less a margin: a model larger
+/// than this is written with external data.
+const PROTOBUF_LIMIT: usize = (1 << 31) - (1 << 24);
+
+/// The data file's name for a model written to `path`: its file name with
+/// `.data` added (`model.onnx.data`), beside it.
+pub fn data_location(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.onnx".into());
+    format!("{name}.data")
+}
+
+/// `model` as ONNX bytes and, when it is written with external data
+/// (`external`, or larger than protobuf's 2 GiB), the data file's bytes:
+/// every initializer of at least 1 KiB moved into one file named
+/// `location` beside the model.
+///
+/// # Errors
+/// As [`export_bytes`].
+pub fn export_parts(
+    model: &Model,
+    interface: &Interface,
+    location: &str,
+    external: bool,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), OnnxError> {
+    let mut m = to_proto(model, interface)?;
+    if external || m.encoded_len() > PROTOBUF_LIMIT {
+        let data = crate::external::externalize(&mut m, location);
+        // No tensor large enough to move: no data file.
+        let data = (!data.is_empty()).then_some(data);
+        Ok((m.encode_to_vec(), data))
+    } else {
+        Ok((m.encode_to_vec(), None))
+    }
 }
 
 /// The driver: size the model, emit its vertices, bind the interface's

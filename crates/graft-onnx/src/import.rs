@@ -428,11 +428,7 @@ impl Ctx {
 /// Unreadable or malformed files, unsupported opsets or ops (all listed),
 /// missing initializers, shapes that do not fit.
 pub fn import(path: &Path) -> Result<Imported, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    import_bytes(&bytes)
+    import_reading(path, Reading::Heads)
 }
 
 /// Import a model from its protobuf bytes.
@@ -452,7 +448,18 @@ pub fn import_reading(path: &Path, reading: Reading) -> Result<Imported, OnnxErr
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    import_bytes_reading(&bytes, reading)
+    let mut m =
+        ModelProto::decode(bytes.as_slice()).map_err(|e| OnnxError::Malformed(e.to_string()))?;
+    drop(bytes);
+    if crate::external::has_external(&m) {
+        // External data lives beside the model, inside its directory.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        crate::external::resolve(&mut m, dir)?;
+    }
+    import_proto(&m, reading)
 }
 
 /// Import a model from its protobuf bytes, reading attention as `reading`
@@ -462,13 +469,23 @@ pub fn import_reading(path: &Path, reading: Reading) -> Result<Imported, OnnxErr
 /// As [`import`].
 pub fn import_bytes_reading(bytes: &[u8], reading: Reading) -> Result<Imported, OnnxError> {
     let m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed(e.to_string()))?;
+    if crate::external::has_external(&m) {
+        return Err(OnnxError::Malformed(
+            "the model keeps weights in external data files: import it from its path, beside them"
+                .into(),
+        ));
+    }
+    import_proto(&m, reading)
+}
+
+fn import_proto(m: &ModelProto, reading: Reading) -> Result<Imported, OnnxError> {
     // A split of the neuron axis into two is read as `reading` says when
     // the whole graph agrees: a model that moves the split axis elsewhere
     // (torchvision's fused in-projection splits [3, E] and moves the 3
     // into the batch axis) is read again with such splits frozen.
-    match import_model(&m, Some(reading)) {
+    match import_model(m, Some(reading)) {
         Ok(imp) => Ok(imp),
-        Err(_) => import_model(&m, None),
+        Err(_) => import_model(m, None),
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod error;
 mod export;
+pub mod external;
 mod fold;
 mod import;
 mod interface;
@@ -32,6 +33,6 @@ pub mod proto {
 }
 
 pub use error::OnnxError;
-pub use export::{export, export_bytes};
+pub use export::{data_location, export, export_bytes, export_parts};
 pub use import::{import, import_bytes, import_bytes_reading, import_reading, Imported, Reading};
 pub use interface::{ir_version_for, Dim, Interface, Port, DEFAULT_OPSET, OPSETS};
