@@ -337,6 +337,34 @@ impl Model {
         inputs: &[VertexId],
         nout: Option<usize>,
     ) -> Result<VertexId> {
+        self.add_with_init(name, op, inputs, nout, Init::Default)
+    }
+
+    /// [`Model::add`] with its parameters zero (norms' scales one) instead
+    /// of random: for an importer that sets every parameter from a file
+    /// next. The zeros cost no memory until written (they are mapped on
+    /// demand), so a large model is not initialised twice.
+    ///
+    /// # Errors
+    /// As [`Model::add`].
+    pub fn add_zeroed(
+        &mut self,
+        name: &str,
+        op: Op,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+    ) -> Result<VertexId> {
+        self.add_with_init(name, op, inputs, nout, Init::Zero)
+    }
+
+    fn add_with_init(
+        &mut self,
+        name: &str,
+        op: Op,
+        inputs: &[VertexId],
+        nout: Option<usize>,
+        init: Init,
+    ) -> Result<VertexId> {
         let nin: Vec<usize> = inputs
             .iter()
             .map(|&i| self.graph.nout(i))
@@ -386,7 +414,7 @@ impl Model {
         // constraints in one all-or-nothing step: no copy of the graph, so
         // adding n vertices costs O(n), not O(n²).
         let mut rng = self.rng.clone();
-        let params = self.init_params(&mut rng, &op, &nin, nout, Init::Default, name)?;
+        let params = self.init_params(&mut rng, &op, &nin, nout, init, name)?;
         let id = self
             .graph
             .add_vertex_with(name, d.kind, inputs, Some(nout), &d.constraints)?;
@@ -430,6 +458,12 @@ impl Model {
                 Fill::Value(v) if is_norm || !s.trainable || s.name == "mask_logits" => Some(v),
                 _ => None,
             };
+            if let (None, Init::Zero) = (constant, init) {
+                // Straight in the model's type, untouched until written.
+                let t = Tensor::zeros(s.shape.clone(), self.dtype, &self.device)?;
+                params.insert(s.name.to_string(), Var::from_tensor(&t)?);
+                continue;
+            }
             let vals: Vec<f64> = match (constant, init) {
                 (Some(v), _) => vec![v; n],
                 (None, Init::Zero) => vec![0.0; n],

@@ -399,7 +399,8 @@ impl Ctx {
             )));
         }
         let name = self.vertex_name(node);
-        let v = self.model.add(&name, op, inputs, nout)?;
+        // Every parameter is set from the file next: no random start.
+        let v = self.model.add_zeroed(&name, op, inputs, nout)?;
         self.values
             .insert(node.output().to_string(), Value::Runtime { v, shape });
         Ok(v)
