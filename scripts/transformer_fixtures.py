@@ -74,7 +74,7 @@ import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from tensor_files import write_tensor  # noqa: E402
+from tensor_files import read_tensor, write_tensor  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates" / "graft-onnx" / "tests" / "fixtures"
 SEQ = 16
@@ -164,11 +164,7 @@ def check_graft_mutations():
     for name, kinds in [("llama", ["heads", "pruned", "widedims", "dims"]),
                         ("gpt2", ["heads", "pruned", "widedims", "dims"]),
                         ("mixtral", ["heads", "fewerheads", "experts", "widemlp", "pruned"])]:
-        import struct
-        raw = (OUT / f"tf_{name}.input.bin").read_bytes()
-        rank = struct.unpack("<I", raw[:4])[0]
-        dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
-        ids = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims).astype(np.int64)
+        ids = read_tensor(OUT / f"tf_{name}.input.bin").astype(np.int64)
         for kind in kinds:
             path = OUT / f"tf_{name}.{kind}.graft.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
@@ -179,11 +175,7 @@ def check_graft_mutations():
     # The vision transformers' attention (class fixtures from
     # scripts/class_fixtures.py): a head more and one fewer.
     for stem in ["vitattn.legacy", "timmattn.dynamo"]:
-        import struct
-        raw = (OUT / f"{stem.split('.')[0]}.input.bin").read_bytes()
-        rank = struct.unpack("<I", raw[:4])[0]
-        dims = struct.unpack(f"<{rank}I", raw[4:4 + 4 * rank])
-        x = np.frombuffer(raw[4 + 4 * rank:], "<f4").reshape(dims)
+        x = read_tensor(OUT / f"{stem.split('.')[0]}.input.bin")
         for kind in ["heads", "fewerheads"]:
             path = OUT / f"{stem}.{kind}.graft.onnx"
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)

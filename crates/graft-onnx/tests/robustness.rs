@@ -82,11 +82,30 @@ proptest! {
     }
 }
 
+/// An integer attribute.
+fn int(name: &str, v: i64) -> graft_onnx::proto::AttributeProto {
+    graft_onnx::proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+/// An attribute of integers.
+fn ints(name: &str, v: &[i64]) -> graft_onnx::proto::AttributeProto {
+    graft_onnx::proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// Attributes out of range are typed errors naming the node and the
 /// attribute, never a panic or an overflowed number (issue 18).
 #[test]
 fn attributes_out_of_range_name_the_node() {
-    use graft_onnx::proto::AttributeProto;
     let base = ModelProto::decode(bytes("rescnn.dynamo.onnx").as_slice()).unwrap();
     let conv = base
         .graph
@@ -96,18 +115,6 @@ fn attributes_out_of_range_name_the_node() {
         .iter()
         .position(|n| n.op_type.as_deref() == Some("Conv"))
         .unwrap();
-    let int = |name: &str, v: i64| AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(2),
-        i: Some(v),
-        ..Default::default()
-    };
-    let ints = |name: &str, v: &[i64]| AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(7),
-        ints: v.to_vec(),
-        ..Default::default()
-    };
     let cases = [
         (int("group", -2), "group = -2"),
         (int("group", 0), "group = 0"),
@@ -179,18 +186,6 @@ fn axes_out_of_range_name_the_node() {
         .iter()
         .position(|n| n.op_type.as_deref() == Some("Relu"))
         .unwrap();
-    let int = |name: &str, v: i64| AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(2),
-        i: Some(v),
-        ..Default::default()
-    };
-    let ints = |name: &str, v: &[i64]| AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(7),
-        ints: v.to_vec(),
-        ..Default::default()
-    };
     // The Relu (on a [N, 16] value) replaced by an op with a bad axis; the
     // node keeps its input and output but loses its name.
     let cases: Vec<(&str, Vec<AttributeProto>, bool)> = vec![

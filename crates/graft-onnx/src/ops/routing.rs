@@ -247,14 +247,7 @@ pub(crate) fn export(
         }
         Op::GatherRows(_) => {
             let table = out.param(model, v, name, "table")?;
-            let ids = format!("{name}.ids");
-            out.node(
-                "Cast",
-                &ids,
-                &[x],
-                &ids,
-                vec![attr_i("to", i64::from(INT64))],
-            );
+            let ids = int_ids(out, name, x);
             out.node("GatherND", name, &[&table, &ids], name, Vec::new());
         }
         Op::RoutedLinear(_) => {
@@ -263,14 +256,7 @@ pub(crate) fn export(
                 vertex: name.into(),
                 reason: "an expert's projection without its tokens".into(),
             })?;
-            let ids = format!("{name}.ids");
-            out.node(
-                "Cast",
-                &ids,
-                &[x],
-                &ids,
-                vec![attr_i("to", i64::from(INT64))],
-            );
+            let ids = int_ids(out, name, x);
             let rows = format!("{name}.rows");
             out.node("GatherND", &rows, &[&table, &ids], &rows, Vec::new());
             out.node("MatMul", name, &[&rows, tokens], name, Vec::new());
@@ -283,4 +269,17 @@ pub(crate) fn export(
         }
     }
     Ok(())
+}
+
+/// graft's float row ids `x` cast to ONNX's int64 indices, as `NAME.ids`.
+fn int_ids(out: &mut Out, name: &str, x: &str) -> String {
+    let ids = format!("{name}.ids");
+    out.node(
+        "Cast",
+        &ids,
+        &[x],
+        &ids,
+        vec![attr_i("to", i64::from(INT64))],
+    );
+    ids
 }
