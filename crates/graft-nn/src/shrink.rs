@@ -199,9 +199,10 @@ fn jumped(
     for (order, &v) in vs.iter().enumerate() {
         let n = g.nout(v)?;
         let (a, b) = (kept(below, v, n), kept(above, v, n));
+        // `base` lists the vertices of `vs` in their order.
         let vals = base
-            .iter()
-            .find(|(w, _)| *w == v)
+            .get(order)
+            .filter(|(w, _)| *w == v)
             .map(|(_, x)| x.as_slice());
         for i in 0..n {
             let u = vals.and_then(|x| x.get(i)).copied().unwrap_or(0.0);
@@ -380,11 +381,15 @@ pub fn shrink_parts(
         .fold(1.0, f64::max);
     let lift = (top + 1.0) * (base.len() as f64 + 1.0);
     let request = |cut: f64, back: &[(VertexId, usize)]| {
+        let mut lifted: std::collections::HashMap<VertexId, Vec<usize>> = Default::default();
+        for &(w, i) in back {
+            lifted.entry(w).or_default().push(i);
+        }
         let mut u = Utility::new();
         for (v, vals) in &base {
             let mut x: Vec<f64> = vals.iter().map(|x| x - cut).collect();
-            for &(w, i) in back {
-                if let (true, Some(y)) = (w == *v, x.get_mut(i)) {
+            for &i in lifted.get(v).map_or(&[][..], Vec::as_slice) {
+                if let Some(y) = x.get_mut(i) {
                     *y = lift;
                 }
             }
