@@ -619,10 +619,7 @@ impl Model {
         let mut layers: BTreeMap<VertexId, Layer> =
             self.layers.iter().map(|(k, l)| (*k, l.shallow())).collect();
         let mut rng = self.rng.clone();
-        let mut edits = Vec::new();
-        for c in &plan.changes {
-            change_layer(&mut layers, &g, c, self.growth, &mut rng, &mut edits)?;
-        }
+        let edits = change_layers(&mut layers, &g, &plan.changes, self.growth, &mut rng)?;
         self.commit_state(g, layers, rng)?;
         Ok(edits)
     }
@@ -799,6 +796,72 @@ fn params_fit(op: &Op, nin: &[usize], nout: usize, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `c`'s new output neurons must start at zero: new query
+/// dimensions (`feeds_query`), which read the other layers' ops.
+fn starts_quiet(layers: &BTreeMap<VertexId, Layer>, g: &Graph, c: &VertexChange) -> bool {
+    let grows = c
+        .outs
+        .as_ref()
+        .is_some_and(|l| l.contains(&graft_core::Neuron::New));
+    grows && {
+        let op_of = |u: VertexId| layers.get(&u).map(|l| l.op.clone());
+        crate::layers::attention::feeds_query(g, &op_of, c.vertex)
+    }
+}
+
+/// Every change of a plan applied to its layer, the layers in parallel
+/// (rayon): each layer's new random entries come from a stream of its
+/// own (one seed drawn from `rng`, mixed with the vertex), so one thread
+/// or many give the same bytes. The edits come in the plan's order.
+fn change_layers(
+    layers: &mut BTreeMap<VertexId, Layer>,
+    g: &Graph,
+    changes: &[VertexChange],
+    growth: Growth,
+    rng: &mut StdRng,
+) -> Result<Vec<ParamEdit>> {
+    use rand::{Rng, SeedableRng};
+    use rayon::prelude::*;
+    let base: u64 = rng.random();
+    // Phase 1, in order: what each change reads of the other layers.
+    let quiet: Vec<bool> = changes.iter().map(|c| starts_quiet(layers, g, c)).collect();
+    // Phase 2, in parallel: each changed layer on its own.
+    let work: Vec<(usize, Layer)> = changes
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| layers.remove(&c.vertex).map(|l| (k, l)))
+        .collect();
+    let done: Vec<Result<(usize, Layer, Vec<ParamEdit>)>> = work
+        .into_par_iter()
+        .map(|(k, mut layer)| {
+            let c = &changes[k];
+            let mix = (c.vertex.index() as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut r = StdRng::seed_from_u64(base ^ mix);
+            let mut edits = Vec::new();
+            change_one(&mut layer, g, c, quiet[k], growth, &mut r, &mut edits)?;
+            Ok((k, layer, edits))
+        })
+        .collect();
+    // Phase 3: the layers back, the edits in the plan's order.
+    let mut edits = Vec::new();
+    let mut first_err = None;
+    for r in done {
+        match r {
+            Ok((k, layer, e)) => {
+                layers.insert(changes[k].vertex, layer);
+                edits.extend(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(edits),
+    }
+}
+
 fn change_layer(
     layers: &mut BTreeMap<VertexId, Layer>,
     g: &Graph,
@@ -807,17 +870,24 @@ fn change_layer(
     rng: &mut StdRng,
     edits: &mut Vec<ParamEdit>,
 ) -> Result<()> {
-    let grows = c
-        .outs
-        .as_ref()
-        .is_some_and(|l| l.contains(&graft_core::Neuron::New));
-    let quiet = grows && {
-        let op_of = |u: VertexId| layers.get(&u).map(|l| l.op.clone());
-        crate::layers::attention::feeds_query(g, &op_of, c.vertex)
-    };
+    let quiet = starts_quiet(layers, g, c);
     let Some(layer) = layers.get_mut(&c.vertex) else {
         return Ok(());
     };
+    change_one(layer, g, c, quiet, growth, rng, edits)
+}
+
+/// One change of a plan on its layer: the op follows the vertex, and every
+/// parameter is re-laid along its roles (kept entries, new ones filled).
+fn change_one(
+    layer: &mut Layer,
+    g: &Graph,
+    c: &VertexChange,
+    quiet: bool,
+    growth: Growth,
+    rng: &mut StdRng,
+    edits: &mut Vec<ParamEdit>,
+) -> Result<()> {
     if let Ok(v) = g.vertex(c.vertex) {
         layer.op.follow(v);
     }

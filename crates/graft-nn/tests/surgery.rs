@@ -358,3 +358,46 @@ fn windows_of_zero_are_refused_when_a_layer_is_added() {
     assert!(e.contains("kernel 0x0"), "{e}");
     assert_eq!(m.graph().len(), 1);
 }
+
+#[test]
+fn surgery_gives_the_same_bytes_on_one_thread_and_on_two() {
+    // A plan's layers are re-laid in parallel (issue 19); each layer's new
+    // random entries come from a stream of its own, so the thread count
+    // changes nothing. ResNet-18: grow one stage (new random filters) and
+    // prune half of another.
+    use graft_core::Request;
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut m = graft_nn::zoo::resnet18_cifar(7).unwrap();
+            let g = m.graph();
+            let convs: Vec<_> = g
+                .topological_order()
+                .unwrap()
+                .into_iter()
+                .filter(|&v| matches!(m.layer(v).map(|l| &l.op), Some(graft_nn::Op::Conv2d(_))))
+                .collect();
+            let (a, b) = (convs[2], convs[9]);
+            let nb = g.nout(b).unwrap() as i64;
+            m.change_sizes(&Request::new().nout(a, 5).nout(b, -nb / 2))
+                .unwrap();
+            let mut bytes = Vec::new();
+            for (v, name, var) in m.all_params() {
+                let t = var
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                bytes.push((v, name, t.iter().map(|x| x.to_bits()).collect::<Vec<_>>()));
+            }
+            bytes
+        })
+    };
+    let one = run(1);
+    assert!(one.len() > 40);
+    assert_eq!(one, run(2));
+}
