@@ -156,6 +156,17 @@ def main(only):
         print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}, ops {ops}")
 
 
+def record(stem, feeds):
+    """Check STEM.onnx with the full checker, run it in onnxruntime on
+    `feeds` and write its output to STEM.out.bin."""
+    path = stem.with_name(stem.name + ".onnx")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, feeds)
+    write_tensor(stem.with_name(stem.name + ".out.bin"), y)
+    print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
+
+
 def check_graft_mutations():
     import subprocess
     root = OUT.parent.parent.parent.parent
@@ -166,23 +177,13 @@ def check_graft_mutations():
                         ("mixtral", ["heads", "fewerheads", "experts", "widemlp", "pruned"])]:
         ids = read_tensor(OUT / f"tf_{name}.input.bin").astype(np.int64)
         for kind in kinds:
-            path = OUT / f"tf_{name}.{kind}.graft.onnx"
-            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            (y,) = sess.run(None, {"input_ids": ids})
-            write_tensor(OUT / f"tf_{name}.{kind}.graft.out.bin", y)
-            print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
+            record(OUT / f"tf_{name}.{kind}.graft", {"input_ids": ids})
     # The vision transformers' attention (class fixtures from
     # scripts/class_fixtures.py): a head more and one fewer.
     for stem in ["vitattn.legacy", "timmattn.dynamo"]:
         x = read_tensor(OUT / f"{stem.split('.')[0]}.input.bin")
         for kind in ["heads", "fewerheads"]:
-            path = OUT / f"{stem}.{kind}.graft.onnx"
-            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            (y,) = sess.run(None, {"input": x})
-            write_tensor(OUT / f"{stem}.{kind}.graft.out.bin", y)
-            print(f"{path.name}: {path.stat().st_size} bytes, output {y.shape}")
+            record(OUT / f"{stem}.{kind}.graft", {"input": x})
 
 
 if __name__ == "__main__":

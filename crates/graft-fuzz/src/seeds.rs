@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use graft_nn::files::npy_bytes as npy;
+
 use crate::Target;
 
 /// The repository's root (this crate lives in `crates/graft-fuzz`).
@@ -104,25 +106,6 @@ fn plans() -> Vec<(String, Vec<u8>)> {
         join(cat, r#"{"targets": [{"vertex": "cat", "delta": 7}]}"#),
     ));
     out
-}
-
-/// A NumPy array file of element type `descr`.
-pub fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend((h.len() as u16).to_le_bytes());
-    b.extend(h.as_bytes());
-    b.extend(data);
-    b
 }
 
 fn npz() -> Vec<u8> {

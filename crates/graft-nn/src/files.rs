@@ -242,6 +242,27 @@ fn csv_rows(text: &str) -> std::result::Result<Dataset, String> {
     })
 }
 
+/// The bytes of a NumPy array file (format 1.0) of element type `descr`
+/// (e.g. `<f4`), shape `shape` and raw `data`, the header padded as NumPy
+/// pads it: for tests, fixtures and fuzzing seeds.
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend(data);
+    b
+}
+
 /// The header's length in bytes and the data bytes it claims.
 fn header(r: &mut impl Read) -> std::result::Result<(u64, u64), String> {
     let mut magic = [0u8; 8];
@@ -323,32 +344,23 @@ fn shape(text: &str) -> std::result::Result<Vec<u64>, String> {
 mod tests {
     use super::*;
 
-    fn npy(shape: &str, data: usize) -> Vec<u8> {
-        let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + h.len() + 1) % 64 != 0 {
-            h.push(' ');
-        }
-        h.push('\n');
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend((h.len() as u16).to_le_bytes());
-        b.extend(h.as_bytes());
-        b.extend(vec![0u8; data]);
-        b
+    fn npy(shape: &[usize], data: usize) -> Vec<u8> {
+        npy_bytes("<f4", shape, &vec![0u8; data])
     }
 
     #[test]
     fn headers_give_their_sizes_and_huge_claims_are_refused() {
-        let b = npy("(2, 3)", 24);
+        let b = npy(&[2, 3], 24);
         let (h, d) = header(&mut b.as_slice()).unwrap();
         assert_eq!((h + d) as usize, b.len());
         assert_eq!(d, 24);
-        let b = npy("(5,)", 20);
+        let b = npy(&[5], 20);
         assert_eq!(header(&mut b.as_slice()).unwrap().1, 20);
-        let b = npy("()", 4);
+        let b = npy(&[], 4);
         assert_eq!(header(&mut b.as_slice()).unwrap().1, 4);
-        let huge = npy("(1099511627776, 4)", 8);
+        let huge = npy(&[1 << 40, 4], 8);
         assert!(header(&mut huge.as_slice()).unwrap_err().contains("16 GiB"));
-        let over = npy("(18446744073709551615, 2)", 8);
+        let over = npy(&[usize::MAX, 2], 8);
         assert!(header(&mut over.as_slice())
             .unwrap_err()
             .contains("overflows"));
@@ -362,14 +374,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // An .npy claiming 100 floats and holding 2.
         let short = dir.join("short.npy");
-        std::fs::write(&short, npy("(100,)", 8)).unwrap();
+        std::fs::write(&short, npy(&[100], 8)).unwrap();
         let e = read_npy(&short).unwrap_err().to_string();
         assert!(
             e.contains("claims 400 bytes") && e.contains("short.npy"),
             "{e}"
         );
         let huge = dir.join("huge.npy");
-        std::fs::write(&huge, npy("(1099511627776, 4)", 8)).unwrap();
+        std::fs::write(&huge, npy(&[1 << 40, 4], 8)).unwrap();
         assert!(read_npy(&huge).unwrap_err().to_string().contains("16 GiB"));
         // An .npz whose array `x` claims more than the archive holds, and
         // a good one.
@@ -381,14 +393,14 @@ mod tests {
             z.finish().unwrap();
         };
         let bad = dir.join("bad.npz");
-        write_npz(&bad, &npy("(1000, 1000)", 16));
+        write_npz(&bad, &npy(&[1000, 1000], 16));
         let e = read_npz(&bad).unwrap_err().to_string();
         assert!(
             e.contains("array `x.npy`") && e.contains("claims 4000000 bytes"),
             "{e}"
         );
         let good = dir.join("good.npz");
-        write_npz(&good, &npy("(2, 2)", 16));
+        write_npz(&good, &npy(&[2, 2], 16));
         let arrays = read_npz(&good).unwrap();
         assert_eq!(arrays[0].1.dims(), &[2, 2]);
         let _ = std::fs::remove_dir_all(&dir);
