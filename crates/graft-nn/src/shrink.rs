@@ -308,17 +308,45 @@ pub fn shrink_parts(
     input_shapes: &[Shape],
     parts: &[Part],
 ) -> Result<Shrunk> {
-    let bad = |reason: String| NnError::Invalid {
-        what: "pruning target".into(),
-        reason,
-    };
     if let Target::Ratio(r) = target {
         if !(0.0..1.0).contains(&r) {
-            return Err(bad(format!(
+            return Err(bad_target(format!(
                 "a ratio of {r}: it must be at least 0 and below 1"
             )));
         }
     }
+    let vs = pruned_vertices(model, parts)?;
+    let before = measure(model.graph(), model, input_shapes, &vs)?;
+    let search = Search::new(
+        model,
+        input_shapes,
+        &vs,
+        base_utilities(model, utility, &vs, scope)?,
+    );
+    let meets = |m: &Measure| match target {
+        Target::Ratio(r) => (before.neurons - m.neurons) as f64 >= r * before.neurons as f64 - 1e-9,
+        Target::Params(n) => m.params <= n,
+        Target::Macs(n) => m.macs <= n,
+    };
+    let (p, after) = search.smallest_cut(scope, target, &meets)?;
+    model.apply_plan(&p)?;
+    Ok(Shrunk {
+        plan: p,
+        neurons: (before.neurons, after.neurons),
+        params: (before.params, after.params),
+        macs: (before.macs, after.macs),
+    })
+}
+
+fn bad_target(reason: String) -> NnError {
+    NnError::Invalid {
+        what: "pruning target".into(),
+        reason,
+    }
+}
+
+/// The prunable vertices of `parts` that a plan can shrink.
+fn pruned_vertices(model: &Model, parts: &[Part]) -> Result<Vec<VertexId>> {
     // Each size component is classified once (not once per vertex).
     let mut part: std::collections::HashMap<VertexId, Part> = Default::default();
     let mut vs = Vec::new();
@@ -335,13 +363,22 @@ pub fn shrink_parts(
     }
     drop_unmovable(model, &mut vs)?;
     if vs.is_empty() {
-        return Err(bad(format!("no vertex of {parts:?} can be pruned")));
+        return Err(bad_target(format!("no vertex of {parts:?} can be pruned")));
     }
-    let before = measure(model.graph(), model, input_shapes, &vs)?;
-    // Per-vertex utilities, normalised (global) or as ranks in [0, 1)
-    // (layer: a cut at c removes the share c of every vertex).
-    let mut base: Vec<(VertexId, Vec<f64>)> = Vec::new();
-    for &v in &vs {
+    Ok(vs)
+}
+
+/// Per-vertex utilities of `vs`, in their order, normalised (global) or
+/// as ranks in [0, 1) (layer: a cut at c removes the share c of every
+/// vertex).
+fn base_utilities(
+    model: &Model,
+    utility: &Utility,
+    vs: &[VertexId],
+    scope: Scope,
+) -> Result<Vec<(VertexId, Vec<f64>)>> {
+    let mut base = Vec::with_capacity(vs.len());
+    for &v in vs {
         let n = model.graph().nout(v)?;
         let u: Vec<f64> = utility.get(v).map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
         let vals = match scope {
@@ -364,82 +401,120 @@ pub fn shrink_parts(
         };
         base.push((v, vals));
     }
-    // Graph outputs and other vertices keep their default utility.
-    // Head splits and merges pass neurons on: no utility of their own.
-    let passing: Vec<(VertexId, usize)> = model
-        .graph()
-        .ids()
-        .filter(|&v| is_regroup(model, v))
-        .filter_map(|v| Some((v, model.graph().nout(v).ok()?)))
-        .collect();
-    // Utilities shifted down by `cut`, the neurons of `back` kept back:
-    // valued above what every other vertex's neurons of their class could
-    // take away at any cut.
-    let top = base
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|x| x.abs()))
-        .fold(1.0, f64::max);
-    let lift = (top + 1.0) * (base.len() as f64 + 1.0);
-    let request = |cut: f64, back: &[(VertexId, usize)]| {
+    Ok(base)
+}
+
+/// The search for the cut: plans of the utilities shifted down by a cut,
+/// measured.
+struct Search<'a> {
+    model: &'a Model,
+    input_shapes: &'a [Shape],
+    vs: &'a [VertexId],
+    base: Vec<(VertexId, Vec<f64>)>,
+    /// Head splits and merges pass neurons on: no utility of their own.
+    passing: Vec<(VertexId, usize)>,
+    /// A kept-back neuron's value: above what every other vertex's
+    /// neurons of its class could take away at any cut.
+    lift: f64,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        model: &'a Model,
+        input_shapes: &'a [Shape],
+        vs: &'a [VertexId],
+        base: Vec<(VertexId, Vec<f64>)>,
+    ) -> Self {
+        let passing = model
+            .graph()
+            .ids()
+            .filter(|&v| is_regroup(model, v))
+            .filter_map(|v| Some((v, model.graph().nout(v).ok()?)))
+            .collect();
+        let top = base
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|x| x.abs()))
+            .fold(1.0, f64::max);
+        let lift = (top + 1.0) * (base.len() as f64 + 1.0);
+        Search {
+            model,
+            input_shapes,
+            vs,
+            base,
+            passing,
+            lift,
+        }
+    }
+
+    /// Utilities shifted down by `cut`, the neurons of `back` kept back.
+    /// Graph outputs and other vertices keep their default utility.
+    fn request(&self, cut: f64, back: &[(VertexId, usize)]) -> Request {
         let mut lifted: std::collections::HashMap<VertexId, Vec<usize>> = Default::default();
         for &(w, i) in back {
             lifted.entry(w).or_default().push(i);
         }
         let mut u = Utility::new();
-        for (v, vals) in &base {
+        for (v, vals) in &self.base {
             let mut x: Vec<f64> = vals.iter().map(|x| x - cut).collect();
             for &i in lifted.get(v).map_or(&[][..], Vec::as_slice) {
                 if let Some(y) = x.get_mut(i) {
-                    *y = lift;
+                    *y = self.lift;
                 }
             }
             u.set(*v, x);
         }
-        for &(v, n) in &passing {
+        for &(v, n) in &self.passing {
             u.set(v, vec![0.0; n]);
         }
         Request::new().with_utility(u)
-    };
-    let try_with = |cut: f64, back: &[(VertexId, usize)]| -> Result<(Plan, Measure)> {
-        let p = plan(model.graph(), &request(cut, back))?;
-        let mut g = model.graph().clone();
-        p.apply(&mut g)?;
-        let m = measure(&g, model, input_shapes, &vs)?;
-        Ok((p, m))
-    };
-    let try_cut = |cut: f64| try_with(cut, &[]);
-    let meets = |m: &Measure| match target {
-        Target::Ratio(r) => (before.neurons - m.neurons) as f64 >= r * before.neurons as f64 - 1e-9,
-        Target::Params(n) => m.params <= n,
-        Target::Macs(n) => m.macs <= n,
-    };
-    // The cut rises until the target holds; bisect for the smallest such.
-    let hi_cut = match scope {
-        Scope::Layer => 1.0,
-        Scope::Global => {
-            base.iter()
-                .flat_map(|(_, v)| v.iter().copied())
-                .fold(0.0, f64::max)
-                + 1.0
-        }
-    };
-    let (mut lo, mut hi) = (0.0, hi_cut);
-    let (p_hi, m_hi) = try_cut(hi)?;
-    if !meets(&m_hi) {
-        return Err(bad(format!(
-            "{target:?} cannot be met: the smallest network pruning leaves has {} parameters and {} MACs",
-            m_hi.params, m_hi.macs
-        )));
     }
-    let mut best = (p_hi, m_hi);
-    let (p0, m0) = try_cut(0.0)?;
-    if meets(&m0) {
-        best = (p0, m0);
-    } else {
+
+    /// The plan at `cut` with `back` kept back, and what it leaves.
+    fn try_with(&self, cut: f64, back: &[(VertexId, usize)]) -> Result<(Plan, Measure)> {
+        let g = self.model.graph();
+        let p = plan(g, &self.request(cut, back))?;
+        let mut g = g.clone();
+        p.apply(&mut g)?;
+        let m = measure(&g, self.model, self.input_shapes, self.vs)?;
+        Ok((p, m))
+    }
+
+    /// The plan of the smallest cut that `meets` the target: the cut
+    /// rises until it holds, bisected; then the neurons that fell together
+    /// at its last step are kept back as far as the target allows.
+    fn smallest_cut(
+        &self,
+        scope: Scope,
+        target: Target,
+        meets: &impl Fn(&Measure) -> bool,
+    ) -> Result<(Plan, Measure)> {
+        let hi_cut = match scope {
+            Scope::Layer => 1.0,
+            Scope::Global => {
+                self.base
+                    .iter()
+                    .flat_map(|(_, v)| v.iter().copied())
+                    .fold(0.0, f64::max)
+                    + 1.0
+            }
+        };
+        let (mut lo, mut hi) = (0.0, hi_cut);
+        let (p_hi, m_hi) = self.try_with(hi, &[])?;
+        if !meets(&m_hi) {
+            return Err(bad_target(format!(
+                "{target:?} cannot be met: the smallest network pruning leaves has {} parameters and {} MACs",
+                m_hi.params, m_hi.macs
+            )));
+        }
+        let (p0, m0) = self.try_with(0.0, &[])?;
+        if meets(&m0) {
+            return Ok((p0, m0));
+        }
+        let mut best = (p_hi, m_hi);
         let mut below = p0;
         for _ in 0..40 {
             let mid = 0.5 * (lo + hi);
-            let (p, m) = try_cut(mid)?;
+            let (p, m) = self.try_with(mid, &[])?;
             if meets(&m) {
                 hi = mid;
                 best = (p, m);
@@ -453,18 +528,17 @@ pub fn shrink_parts(
         }
         // Neurons whose utilities tie (or nearly) fall together when the
         // cut passes them: keep as many of them back as the target allows.
-        let jump = jumped(model.graph(), &vs, &base, &below, (&best.0, hi))?;
+        let jump = jumped(
+            self.model.graph(),
+            self.vs,
+            &self.base,
+            &below,
+            (&best.0, hi),
+        )?;
         if jump.len() > 1 {
-            let keep_back = |k: usize| try_with(hi, &jump[..k]);
-            best = largest_meeting(jump.len(), best, keep_back, &meets)?;
+            let keep_back = |k: usize| self.try_with(hi, &jump[..k]);
+            best = largest_meeting(jump.len(), best, keep_back, meets)?;
         }
+        Ok(best)
     }
-    let (p, after) = best;
-    model.apply_plan(&p)?;
-    Ok(Shrunk {
-        plan: p,
-        neurons: (before.neurons, after.neurons),
-        params: (before.params, after.params),
-        macs: (before.macs, after.macs),
-    })
 }
