@@ -114,21 +114,24 @@ pub fn load_reading(path: &Path, reading: graft::onnx::Reading) -> Result<Loaded
 }
 
 /// Write `model` as ONNX to `out` with `interface` (at the `--opset`
-/// given, else the interface's own): the bytes are made first, so a failed
-/// export writes no file, and a failed write leaves no partial file.
+/// given, else the interface's own): the model is laid out first, so a
+/// failed export writes no file; then it is streamed, its weights straight
+/// from the model's memory, and a failed write leaves no partial file.
 pub fn save(model: &Model, interface: &Interface, out: &Path) -> Result<()> {
     // Above protobuf's 2 GiB (or with --external-data) the weights go to a
     // data file beside the model, `NAME.data`, written the same safe way
     // and before the model that refers to it.
     let location = graft::onnx::data_location(out);
     let external = EXTERNAL_DATA.get().copied().unwrap_or(false);
-    let (bytes, data) =
-        graft::onnx::export_parts(model, &with_write_opset(interface)?, &location, external)
+    let prepared =
+        graft::onnx::prepare_sized(model, &with_write_opset(interface)?, &location, external)
             .with_context(|| format!("exporting to `{}`", out.display()))?;
-    if let Some(data) = data {
-        write_file(&out.with_file_name(&location), &data)?;
+    if prepared.has_data() {
+        write_with(&out.with_file_name(&location), |w| {
+            prepared.write_data(w).map_err(io::Error::other)
+        })?;
     }
-    write_file(out, &bytes)
+    write_with(out, |w| prepared.write_model(w).map_err(io::Error::other))
 }
 
 /// `--external-data`: write every model's weights to a data file beside
@@ -145,6 +148,15 @@ pub fn with_write_opset(interface: &Interface) -> Result<Interface> {
 
 /// Write bytes through a temporary file beside `out`, renamed into place.
 pub fn write_file(out: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(out, |w| w.write_all(bytes))
+}
+
+/// Write what `fill` writes through a temporary file beside `out`, renamed
+/// into place once all of it is written.
+pub fn write_with(
+    out: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> Result<()> {
     // Only a regular file (or nothing) is replaced: renaming over a device,
     // a pipe, a directory or a symbolic link would put a file where the
     // user had something else.
@@ -166,12 +178,13 @@ pub fn write_file(out: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     let write = || -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        f.write_all(bytes)?;
-        drop(f);
+        let mut w = io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        w.into_inner().map_err(io::Error::other)?;
         std::fs::rename(&tmp, out)
     };
     write()

@@ -263,6 +263,47 @@ pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Call `f` with `t`'s values as 32-bit floats, in row-major order. A
+/// contiguous f32 tensor on the CPU is read in place (no copy: a model's
+/// weights are scored and written out without a second copy of them);
+/// any other is converted first.
+///
+/// # Errors
+/// A tensor candle cannot convert to f32.
+pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = if t.dtype() == DType::F32 && t.is_contiguous() {
+        t.clone()
+    } else {
+        t.to_dtype(DType::F32)?.contiguous()?
+    };
+    let (storage, layout) = t.storage_and_layout();
+    if let candle_core::Storage::Cpu(cpu) = &*storage {
+        let all: &[f32] = cpu.as_slice()?;
+        let start = layout.start_offset();
+        return Ok(f(&all[start..start + t.elem_count()]));
+    }
+    drop(storage);
+    let vals: Vec<f32> = t.flatten_all()?.to_vec1()?;
+    Ok(f(&vals))
+}
+
+/// Call `f` with `t`'s values as 32-bit floats in little-endian bytes, in
+/// row-major order: the bytes ONNX's `raw_data`, NumPy's `<f4` and
+/// safetensors hold, read in place as [`with_f32`] reads them.
+///
+/// # Errors
+/// A tensor candle cannot convert to f32.
+pub fn with_f32_bytes<R>(t: &Tensor, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    with_f32(t, |vals| {
+        if cfg!(target_endian = "little") {
+            f(bytemuck::cast_slice(vals))
+        } else {
+            let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+            f(&bytes)
+        }
+    })
+}
+
 /// The header's length in bytes and the data bytes it claims.
 fn header(r: &mut impl Read) -> std::result::Result<(u64, u64), String> {
     let mut magic = [0u8; 8];

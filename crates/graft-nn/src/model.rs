@@ -459,9 +459,11 @@ impl Model {
                 _ => None,
             };
             if let (None, Init::Zero) = (constant, init) {
-                // Straight in the model's type, untouched until written.
-                let t = Tensor::zeros(s.shape.clone(), self.dtype, &self.device)?;
-                params.insert(s.name.to_string(), Var::from_tensor(&t)?);
+                // Straight in the model's type, untouched until written
+                // (`Var::from_tensor` would copy the zeros, touching every
+                // page).
+                let var = Var::zeros(s.shape.clone(), self.dtype, &self.device)?;
+                params.insert(s.name.to_string(), var);
                 continue;
             }
             let vals: Vec<f64> = match (constant, init) {
@@ -522,6 +524,46 @@ impl Model {
             });
         }
         var.set(&value.to_dtype(self.dtype)?.to_device(&self.device)?)?;
+        if name == "mask" {
+            self.forget_patterns();
+        }
+        Ok(())
+    }
+
+    /// Replace a parameter by `vals` (same shape), taking the buffer as the
+    /// parameter's storage when the model holds f32 on the CPU (no copy:
+    /// how an importer hands a file's weights over), converting it
+    /// otherwise.
+    ///
+    /// # Errors
+    /// Unknown vertex or parameter, or a different shape.
+    pub fn put_param(
+        &mut self,
+        v: VertexId,
+        name: &str,
+        dims: &[usize],
+        vals: Vec<f32>,
+    ) -> Result<()> {
+        let old = self.var(v, name)?;
+        if old.dims() != dims || vals.len() != dims.iter().product::<usize>() {
+            return Err(NnError::Layer {
+                vertex: self.graph.name(v),
+                reason: format!(
+                    "parameter `{name}` has shape {:?}, got {dims:?} ({} values)",
+                    old.dims(),
+                    vals.len()
+                ),
+            });
+        }
+        let var = if self.dtype == DType::F32 && self.device.is_cpu() {
+            Var::from_vec(vals, dims, &self.device)?
+        } else {
+            let t = Tensor::from_vec(vals, dims, &Device::Cpu)?;
+            Var::from_tensor(&t.to_dtype(self.dtype)?.to_device(&self.device)?)?
+        };
+        if let Some(l) = self.layers.get_mut(&v) {
+            l.params.insert(name.to_string(), var);
+        }
         if name == "mask" {
             self.forget_patterns();
         }
@@ -901,6 +943,19 @@ fn change_one(
             continue;
         }
         let mut t = layer.params[&name].as_tensor().clone();
+        if let Some(kept) = pruned_only(&t, &sels, quiet, growth)? {
+            // Pruning alone: every axis in one pass, no intermediate copy.
+            layer.params.insert(name.clone(), Var::from_tensor(&kept)?);
+            edits.push(ParamEdit {
+                vertex: c.vertex,
+                param: name,
+                selections: sels
+                    .iter()
+                    .map(|&(axis, list, gates, _, _)| (axis, list.to_vec(), gates))
+                    .collect(),
+            });
+            continue;
+        }
         for &(axis, list, gates, fill, side) in &sels {
             let r = match (growth, side) {
                 // New query dimensions start at zero (`feeds_query`).
@@ -928,6 +983,36 @@ fn change_one(
         });
     }
     Ok(())
+}
+
+/// A parameter pruned along every axis of `sels` in one pass, when that is
+/// all they do (no new entries, each axis once, an f32 CPU tensor);
+/// `None` otherwise (then the selections run one after another).
+fn pruned_only(
+    t: &Tensor,
+    sels: &[crate::surgery::Selection<'_>],
+    quiet: bool,
+    growth: Growth,
+) -> Result<Option<Tensor>> {
+    let fresh = sels
+        .iter()
+        .any(|(_, list, _, _, _)| list.contains(&graft_core::Neuron::New));
+    let special = quiet || matches!(growth, Growth::Net2Net { .. });
+    if fresh || special || t.dtype() != DType::F32 || !t.device().is_cpu() {
+        return Ok(None);
+    }
+    let mut picks: Vec<Option<Vec<u32>>> = vec![None; t.rank()];
+    for &(axis, list, gates, _, _) in sels {
+        let Some(slot) = picks.get_mut(axis).filter(|p| p.is_none()) else {
+            return Ok(None);
+        };
+        let idx = crate::surgery::indices(t.dim(axis)?, list, gates);
+        if idx.iter().any(|&i| i as usize >= t.dim(axis).unwrap_or(0)) {
+            return Ok(None);
+        }
+        *slot = Some(idx);
+    }
+    Ok(Some(crate::surgery::keep_axes(t, &picks)?))
 }
 
 /// Identity values for a parameter, or why there are none.

@@ -176,14 +176,13 @@ pub(crate) fn select_axis(
     rng: &mut StdRng,
 ) -> Result<Tensor> {
     let len = t.dim(axis)?;
-    let units = len / gates.max(1);
     let new_per_block = list.iter().filter(|n| **n == Neuron::New).count();
     let new_total = new_per_block * gates;
-    let ext = if new_total > 0 {
+    let block = if new_total > 0 {
         let mut shape = t.dims().to_vec();
         shape[axis] = new_total;
         let n: usize = shape.iter().product();
-        let block = match fill {
+        Some(match fill {
             Fill::Value(v) => Tensor::full(v, shape, t.device())?.to_dtype(t.dtype())?,
             Fill::Random if std == 0.0 => Tensor::zeros(shape, t.dtype(), t.device())?,
             Fill::Random => {
@@ -191,12 +190,29 @@ pub(crate) fn select_axis(
                 let vals: Vec<f64> = (0..n).map(|_| d.sample(rng)).collect();
                 Tensor::from_vec(vals, shape, t.device())?.to_dtype(t.dtype())?
             }
-        };
-        Tensor::cat(&[t, &block], axis)?
+        })
     } else {
-        t.clone()
+        None
     };
-    let mut idx: Vec<u32> = Vec::with_capacity(list.len() * gates);
+    let idx = indices(len, list, gates);
+    if t.dtype() == candle_core::DType::F32 && t.device().is_cpu() {
+        return gather_f32(t, block.as_ref(), axis, &idx);
+    }
+    let ext = match &block {
+        Some(b) => Tensor::cat(&[t, b], axis)?,
+        None => t.clone(),
+    };
+    let n = idx.len();
+    let idx = Tensor::from_vec(idx, n, t.device())?;
+    ext.index_select(&idx, axis)?.contiguous()
+}
+
+/// The entries `list` selects along an axis of `len` entries holding
+/// `gates` blocks of units: old units by position (in each block), new
+/// ones numbered past `len` in order.
+pub(crate) fn indices(len: usize, list: &[Neuron], gates: usize) -> Vec<u32> {
+    let units = len / gates.max(1);
+    let mut idx: Vec<u32> = Vec::with_capacity(list.len() * gates.max(1));
     let mut next_new = len;
     for g in 0..gates.max(1) {
         for n in list {
@@ -209,8 +225,100 @@ pub(crate) fn select_axis(
             }
         }
     }
-    let idx = Tensor::from_vec(idx, list.len() * gates.max(1), t.device())?;
-    ext.index_select(&idx, axis)?.contiguous()
+    idx
+}
+
+/// Keep entries of an f32 CPU tensor along several axes at once (`picks`:
+/// per axis, the entries kept, or `None` for all), read in place and
+/// written once: pruning a matrix on both sides makes no intermediate
+/// copy. The result is a fresh variable's tensor (see [`gather_f32`]).
+pub(crate) fn keep_axes(t: &Tensor, picks: &[Option<Vec<u32>>]) -> Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let mut strides = vec![1usize; dims.len()];
+    for a in (0..dims.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * dims[a + 1];
+    }
+    // free[a]: no axis after `a` is picked, so each entry of axis `a` is
+    // one contiguous run.
+    let mut free = vec![true; dims.len()];
+    for a in (0..dims.len().saturating_sub(1)).rev() {
+        free[a] = free[a + 1] && picks[a + 1].is_none();
+    }
+    let shape: Vec<usize> = dims
+        .iter()
+        .zip(picks)
+        .map(|(&d, p)| p.as_ref().map_or(d, Vec::len))
+        .collect();
+    let mut out: Vec<f32> = Vec::with_capacity(shape.iter().product());
+    fn walk(
+        src: &[f32],
+        a: usize,
+        base: usize,
+        dims: &[usize],
+        strides: &[usize],
+        picks: &[Option<Vec<u32>>],
+        free: &[bool],
+        out: &mut Vec<f32>,
+    ) {
+        let n = picks[a].as_ref().map_or(dims[a], Vec::len);
+        for j in 0..n {
+            let i = picks[a].as_ref().map_or(j, |p| p[j] as usize);
+            let at = base + i * strides[a];
+            if free[a] {
+                out.extend_from_slice(&src[at..at + strides[a]]);
+            } else {
+                walk(src, a + 1, at, dims, strides, picks, free, out);
+            }
+        }
+    }
+    if dims.is_empty() {
+        return t.contiguous();
+    }
+    crate::files::with_f32(t, |src| {
+        walk(src, 0, 0, &dims, &strides, picks, &free, &mut out)
+    })
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    Ok(candle_core::Var::from_vec(out, shape, t.device())?.into_inner())
+}
+
+/// [`select_axis`] on f32 CPU tensors, read in place: entry `j` along
+/// `axis` is `t`'s entry `idx[j]`, or `block`'s `idx[j] - len` past `t`'s
+/// length. The result is a fresh variable's tensor, so the layer takes it
+/// as its parameter without another copy.
+fn gather_f32(t: &Tensor, block: Option<&Tensor>, axis: usize, idx: &[u32]) -> Result<Tensor> {
+    let dims = t.dims();
+    let len = dims[axis];
+    let post: usize = dims[axis + 1..].iter().product();
+    let pre: usize = dims[..axis].iter().product();
+    let mut shape = dims.to_vec();
+    shape[axis] = idx.len();
+    let extra = block.map_or(0, |b| b.dims()[axis]);
+    let mut out: Vec<f32> = Vec::with_capacity(pre * idx.len() * post);
+    let gather = |src: &[f32], ext: &[f32], out: &mut Vec<f32>| {
+        for p in 0..pre {
+            for &i in idx {
+                let i = i as usize;
+                let row = if i < len {
+                    let at = (p * len + i) * post;
+                    &src[at..at + post]
+                } else {
+                    let at = (p * extra + i - len) * post;
+                    &ext[at..at + post]
+                };
+                out.extend_from_slice(row);
+            }
+        }
+    };
+    crate::files::with_f32(t, |src| match block {
+        Some(b) => crate::files::with_f32(b, |ext| gather(src, ext, &mut out)),
+        None => {
+            gather(src, &[], &mut out);
+            Ok(())
+        }
+    })
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    Ok(candle_core::Var::from_vec(out, shape, t.device())?.into_inner())
 }
 
 /// One selection on a parameter: (axis, index list, gate blocks, fill of new

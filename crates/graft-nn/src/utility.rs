@@ -36,16 +36,9 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
             let Some(var) = layer.params.get(&s.name) else {
                 continue;
             };
-            let t: Tensor = var.as_tensor().to_dtype(DType::F64)?;
-            let t = if axis == 0 { t } else { t.transpose(0, axis)? };
-            let len = t.dim(0)?;
-            let rows = t.reshape((len, ()))?;
-            let per = if rows.dim(1)? == 1 {
-                rows.abs()?.sum(1)?
-            } else {
-                rows.sqr()?.sum(1)?.sqrt()?
-            };
-            let per: Vec<f64> = per.to_vec1()?;
+            let per = crate::files::with_f32(var.as_tensor(), |vals| {
+                slice_norms(vals, var.dims(), axis)
+            })?;
             for (i, x) in per.iter().enumerate() {
                 acc[i % n] += x;
             }
@@ -57,6 +50,28 @@ pub fn magnitude(model: &Model) -> Result<Utility> {
     }
     add_expert_rows(model, &mut u)?;
     Ok(u)
+}
+
+/// The L2 norm of each slice of `vals` (shape `dims`, row-major) along
+/// `axis`, the absolute value where a slice holds one element; read in
+/// place, in f64, with no copy of the tensor.
+fn slice_norms(vals: &[f32], dims: &[usize], axis: usize) -> Vec<f64> {
+    let len = dims.get(axis).copied().unwrap_or(1);
+    let post: usize = dims.get(axis + 1..).map_or(1, |d| d.iter().product());
+    let mut sq = vec![0f64; len];
+    if len == 0 || post == 0 {
+        return sq;
+    }
+    for block in vals.chunks_exact(len * post) {
+        for (i, row) in block.chunks_exact(post).enumerate() {
+            sq[i] += row
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>();
+        }
+    }
+    sq.iter_mut().for_each(|s| *s = s.sqrt());
+    sq
 }
 
 /// An expert is worth its router row and its rows in every expert table:

@@ -12,7 +12,6 @@ use graft_core::SizeKind;
 use std::collections::HashMap;
 
 use graft_nn::{Activation, Confidence, Groups, Model, Op, Rule};
-use prost::Message;
 
 use crate::error::OnnxError;
 use crate::interface::Interface;
@@ -21,7 +20,8 @@ use crate::proto::{
     attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, StringStringEntryProto,
 };
-use crate::tensor::{encode_f32, encode_i64, FLOAT};
+use crate::tensor::{encode_f32, encode_i64, Init, FLOAT};
+use crate::write::{Prepared, PROTOBUF_LIMIT};
 
 pub(crate) fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
@@ -59,7 +59,7 @@ pub(crate) fn attr_ints(name: &str, v: Vec<i64>) -> AttributeProto {
 /// The nodes and initializers written so far.
 pub(crate) struct Out {
     pub(crate) nodes: Vec<NodeProto>,
-    pub(crate) inits: Vec<crate::proto::TensorProto>,
+    pub(crate) inits: Vec<crate::tensor::Init>,
     /// The default-domain opset written.
     pub(crate) opset: i64,
     /// Graph inputs written with an integer element type (token ids):
@@ -112,10 +112,8 @@ impl Out {
         vname: &str,
         p: &str,
     ) -> Result<String, OnnxError> {
-        let t = m.param(v, p)?;
-        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
         let name = format!("{vname}.{p}");
-        self.inits.push(encode_f32(&name, t.dims(), &vals));
+        self.inits.push(Init::tensor(&name, &m.param(v, p)?));
         Ok(name)
     }
     /// The weight, and the bias when there is one, as initializers.
@@ -173,29 +171,34 @@ impl Out {
 /// assert_eq!(back.outputs[0].0, "fc");
 /// ```
 pub fn export_bytes(model: &Model, interface: &Interface) -> Result<Vec<u8>, OnnxError> {
-    Ok(to_proto(model, interface)?.encode_to_vec())
+    prepare(model, interface, None)?.model_bytes()
 }
 
-/// Export `model` to a file (see [`export_bytes`]).
+/// Export `model` to a file (see [`export_bytes`]), streamed: the weights
+/// go from the model's memory to the file. Above protobuf's 2 GiB the
+/// weights go to a data file beside it ([`data_location`]).
 ///
 /// # Errors
 /// As [`export_bytes`], and file errors.
 pub fn export(model: &Model, interface: &Interface, path: &Path) -> Result<(), OnnxError> {
-    let io = |p: &Path, e: std::io::Error| OnnxError::Io {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    };
-    let (bytes, data) = export_parts(model, interface, &data_location(path), false)?;
-    if let Some(data) = data {
-        let dpath = path.with_file_name(data_location(path));
-        std::fs::write(&dpath, data).map_err(|e| io(&dpath, e))?;
+    let location = data_location(path);
+    let prepared = prepare_sized(model, interface, &location, false)?;
+    let write =
+        |p: &Path, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), OnnxError>| {
+            let io = |e: std::io::Error| OnnxError::Io {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            };
+            let mut w =
+                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).map_err(io)?);
+            f(&mut w)?;
+            std::io::Write::flush(&mut w).map_err(io)
+        };
+    if prepared.has_data() {
+        write(&path.with_file_name(&location), &|w| prepared.write_data(w))?;
     }
-    std::fs::write(path, bytes).map_err(|e| io(path, e))
+    write(path, &|w| prepared.write_model(w))
 }
-
-/// Protobuf's limit on one message (2 GiB), less a margin: a model larger
-/// than this is written with external data.
-const PROTOBUF_LIMIT: usize = (1 << 31) - (1 << 24);
 
 /// The data file's name for a model written to `path`: its file name with
 /// `.data` added (`model.onnx.data`), beside it.
@@ -210,7 +213,8 @@ pub fn data_location(path: &Path) -> String {
 /// `model` as ONNX bytes and, when it is written with external data
 /// (`external`, or larger than protobuf's 2 GiB), the data file's bytes:
 /// every initializer of at least 1 KiB moved into one file named
-/// `location` beside the model.
+/// `location` beside the model. [`prepare_sized`] writes the same bytes
+/// to any writer without holding them in memory.
 ///
 /// # Errors
 /// As [`export_bytes`].
@@ -220,20 +224,48 @@ pub fn export_parts(
     location: &str,
     external: bool,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>), OnnxError> {
-    let mut m = to_proto(model, interface)?;
-    if external || m.encoded_len() > PROTOBUF_LIMIT {
-        let data = crate::external::externalize(&mut m, location);
-        // No tensor large enough to move: no data file.
-        let data = (!data.is_empty()).then_some(data);
-        Ok((m.encode_to_vec(), data))
-    } else {
-        Ok((m.encode_to_vec(), None))
+    let p = prepare_sized(model, interface, location, external)?;
+    Ok((p.model_bytes()?, p.data_bytes()?))
+}
+
+/// `model` laid out for writing (see [`Prepared`]): with external data
+/// named `location` when `external` is set or the model would pass
+/// protobuf's 2 GiB. Everything that can fail but the writing itself
+/// fails here, so a caller can prepare before it creates any file.
+///
+/// # Errors
+/// As [`export_bytes`].
+pub fn prepare_sized(
+    model: &Model,
+    interface: &Interface,
+    location: &str,
+    external: bool,
+) -> Result<Prepared, OnnxError> {
+    let (m, inits) = to_proto(model, interface)?;
+    if external {
+        return Ok(Prepared::new(m, inits, Some(location)));
     }
+    let inline = Prepared::new(m.clone(), inits.clone(), None);
+    if inline.model_len() > PROTOBUF_LIMIT {
+        return Ok(Prepared::new(m, inits, Some(location)));
+    }
+    Ok(inline)
+}
+
+/// `model` laid out for writing with its weights inside, or in the data
+/// file `external` names.
+fn prepare(
+    model: &Model,
+    interface: &Interface,
+    external: Option<&str>,
+) -> Result<Prepared, OnnxError> {
+    let (m, inits) = to_proto(model, interface)?;
+    Ok(Prepared::new(m, inits, external))
 }
 
 /// The driver: size the model, emit its vertices, bind the interface's
 /// inputs and outputs to them, and wrap the graph in the model's header.
-fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
+fn to_proto(model: &Model, iface: &Interface) -> Result<(ModelProto, Vec<Init>), OnnxError> {
     if !crate::interface::OPSETS.contains(&iface.opset) {
         return Err(OnnxError::Opset {
             domain: String::new(),
@@ -251,7 +283,7 @@ fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
         .map(|p| p.vertex)
         .collect();
     emit_level(&mut out, model, &plan, None)?;
-    crate::tied::share(&mut out);
+    crate::tied::share(&mut out)?;
     let ports = ports::ports(model, &ex, iface, plan.shapes.as_ref())?;
     ports::rename(&ports, &mut out.nodes);
     let value_info = plan.shapes.as_ref().map_or_else(Vec::new, |s| {
@@ -264,13 +296,12 @@ fn to_proto(model: &Model, iface: &Interface) -> Result<ModelProto, OnnxError> {
         name: Some(iface.graph_name.clone()),
         doc_string: iface.graph_doc_string.clone(),
         node: nodes,
-        initializer: out.inits,
         input: ports.inputs,
         output: ports.outputs,
         value_info,
         ..Default::default()
     };
-    Ok(header(iface, graph))
+    Ok((header(iface, graph), out.inits))
 }
 
 /// Each executor input's example shape (batch first, graft's axis order),
@@ -717,9 +748,8 @@ fn emit(
                 }
             };
             let w = model.param(v, "weight")?.mul(&mask)?;
-            let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
             let wn = format!("{name}.weight");
-            out.inits.push(encode_f32(&wn, w.dims(), &vals));
+            out.inits.push(Init::tensor(&wn, &w));
             let mut i = vec![x, wn.as_str()];
             let b;
             if *bias {
@@ -743,9 +773,8 @@ fn emit(
             if matches!(layer.op, Op::MaskedConv2d(_)) {
                 // ONNX has no mask: the masked kernel is written.
                 let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
-                let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
                 let wn = format!("{name}.masked_weight");
-                out.inits.push(encode_f32(&wn, w.dims(), &vals));
+                out.inits.push(Init::tensor(&wn, &w));
                 p[0] = wn;
             }
             let i: Vec<&str> = std::iter::once(x)
@@ -945,9 +974,8 @@ fn emit(
         Op::LinearLast(l) => {
             // MatMul by the transposed weight, then the bias.
             let w = model.param(v, "weight")?.t()?.contiguous()?;
-            let vals: Vec<f32> = w.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
             let wn = format!("{name}.weight");
-            out.inits.push(encode_f32(&wn, w.dims(), &vals));
+            out.inits.push(Init::tensor(&wn, &w));
             if l.bias {
                 let mm = format!("{name}.matmul");
                 out.node("MatMul", &mm, &[x, &wn], &mm, vec![]);

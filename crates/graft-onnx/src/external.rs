@@ -3,26 +3,26 @@
 //! large models). Reading resolves each tensor's `location` inside the
 //! model's directory and refuses any path that leaves it (absolute paths,
 //! `..`, links pointing elsewhere), and checks `offset` and `length`
-//! against the file before reading; writing moves the large initializers
-//! of an exported model into one data file. Written here because no crate
-//! of ours reads ONNX's external-data convention.
+//! against the file before reading. Each data file is mapped once and a
+//! tensor's bytes are a slice of it (see [`crate::mapped`]). Writing
+//! (every large initializer of an exported model moved into one data
+//! file) is part of the streamed writer, `write.rs`. Written here because
+//! no crate of ours reads ONNX's external-data convention.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::OnnxError;
-use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use bytes::Bytes;
 
-/// `TensorProto.data_location` of data stored outside the model.
-const EXTERNAL: i32 = 1;
+use crate::error::OnnxError;
+use crate::mapped::Source;
+use crate::proto::{ModelProto, TensorProto};
+use crate::write::EXTERNAL;
+pub use crate::write::EXTERNAL_THRESHOLD;
 
 /// The most bytes one external tensor may hold (16 GiB), checked before
 /// anything is allocated.
 pub const MAX_EXTERNAL_BYTES: u64 = 1 << 34;
-
-/// Initializers of at least this many bytes go to the data file when a
-/// model is written with external data (ONNX's own default threshold).
-pub const EXTERNAL_THRESHOLD: usize = 1024;
 
 fn bad(t: &TensorProto, reason: String) -> OnnxError {
     OnnxError::Tensor {
@@ -40,14 +40,14 @@ pub fn has_external(m: &ModelProto) -> bool {
     })
 }
 
-/// Read every external initializer of `m` from the files beside it in
-/// `dir` into the tensor itself.
+/// Point every external initializer of `m` at its bytes in the files
+/// beside it in `dir`, each file mapped once into `src`.
 ///
 /// # Errors
 /// A location outside `dir` (absolute, through `..`, or a link leaving
 /// it), a missing file, an offset or length past the file's end or above
 /// [`MAX_EXTERNAL_BYTES`], unreadable files: naming the tensor.
-pub fn resolve(m: &mut ModelProto, dir: &Path) -> Result<(), OnnxError> {
+pub(crate) fn resolve(m: &mut ModelProto, dir: &Path, src: &mut Source) -> Result<(), OnnxError> {
     let Some(g) = m.graph.as_mut() else {
         return Ok(());
     };
@@ -55,11 +55,12 @@ pub fn resolve(m: &mut ModelProto, dir: &Path) -> Result<(), OnnxError> {
         path: dir.display().to_string(),
         reason: e.to_string(),
     })?;
+    let mut files: HashMap<PathBuf, Bytes> = HashMap::new();
     for t in g.initializer.iter_mut() {
         if t.data_location != Some(EXTERNAL) {
             continue;
         }
-        let bytes = read_one(t, &root)?;
+        let bytes = read_one(t, &root, &mut files, src)?;
         t.raw_data = Some(bytes);
         t.data_location = None;
         t.external_data.clear();
@@ -102,7 +103,12 @@ fn inside(t: &TensorProto, root: &Path, location: &str) -> Result<PathBuf, OnnxE
     Ok(real)
 }
 
-fn read_one(t: &TensorProto, root: &Path) -> Result<Vec<u8>, OnnxError> {
+fn read_one(
+    t: &TensorProto,
+    root: &Path,
+    files: &mut HashMap<PathBuf, Bytes>,
+    src: &mut Source,
+) -> Result<Bytes, OnnxError> {
     let location =
         entry(t, "location").ok_or_else(|| bad(t, "external data without a location".into()))?;
     let number = |key: &str| -> Result<Option<u64>, OnnxError> {
@@ -116,12 +122,15 @@ fn read_one(t: &TensorProto, root: &Path) -> Result<Vec<u8>, OnnxError> {
     };
     let offset = number("offset")?.unwrap_or(0);
     let path = inside(t, root, location)?;
-    let io = |e: std::io::Error| OnnxError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    let file = match files.get(&path) {
+        Some(b) => b.clone(),
+        None => {
+            let b = src.map(&path)?;
+            files.insert(path.clone(), b.clone());
+            b
+        }
     };
-    let mut f = std::fs::File::open(&path).map_err(io)?;
-    let size = f.metadata().map_err(io)?.len();
+    let size = file.len() as u64;
     let length = match number("length")? {
         Some(n) => n,
         None => size.saturating_sub(offset),
@@ -143,45 +152,5 @@ fn read_one(t: &TensorProto, root: &Path) -> Result<Vec<u8>, OnnxError> {
             ),
         ));
     }
-    f.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut buf = vec![0u8; length as usize];
-    f.read_exact(&mut buf).map_err(io)?;
-    Ok(buf)
-}
-
-/// Move every initializer of at least [`EXTERNAL_THRESHOLD`] bytes of `m`
-/// into one data blob named `location` (relative to the model's file):
-/// the model then refers to it by offset and length. Returns the blob.
-pub fn externalize(m: &mut ModelProto, location: &str) -> Vec<u8> {
-    let mut blob = Vec::new();
-    let Some(g) = m.graph.as_mut() else {
-        return blob;
-    };
-    for t in g.initializer.iter_mut() {
-        let Some(raw) = t
-            .raw_data
-            .as_ref()
-            .filter(|r| r.len() >= EXTERNAL_THRESHOLD)
-        else {
-            continue;
-        };
-        // Each tensor starts on a 64-byte boundary (memory-mappable).
-        while blob.len() % 64 != 0 {
-            blob.push(0);
-        }
-        let offset = blob.len();
-        blob.extend_from_slice(raw);
-        let kv = |k: &str, v: String| StringStringEntryProto {
-            key: Some(k.into()),
-            value: Some(v),
-        };
-        t.external_data = vec![
-            kv("location", location.to_string()),
-            kv("offset", offset.to_string()),
-            kv("length", raw.len().to_string()),
-        ];
-        t.data_location = Some(EXTERNAL);
-        t.raw_data = None;
-    }
-    blob
+    Ok(file.slice(offset as usize..(offset + length) as usize))
 }

@@ -12,7 +12,7 @@
 
 use crate::error::OnnxError;
 use crate::import::Node;
-use crate::tensor::Const;
+use crate::tensor::{Const, Floats};
 
 /// The ONNX ops the folder evaluates.
 pub(crate) const FOLDABLE: &[&str] = &[
@@ -109,13 +109,13 @@ impl T {
         if self.int {
             Const {
                 dims: self.dims,
-                f: Vec::new(),
+                f: Floats::default(),
                 i: self.v.iter().map(|&x| x as i64).collect(),
             }
         } else {
             Const {
                 dims: self.dims,
-                f: self.v.iter().map(|&x| x as f32).collect(),
+                f: Floats::new(self.v.iter().map(|&x| x as f32).collect()),
                 i: Vec::new(),
             }
         }
@@ -1048,7 +1048,7 @@ mod tests {
     fn ints(dims: &[usize], v: &[i64]) -> Option<Const> {
         Some(Const {
             dims: dims.to_vec(),
-            f: Vec::new(),
+            f: Floats::default(),
             i: v.to_vec(),
         })
     }
@@ -1066,7 +1066,7 @@ mod tests {
     fn floats(dims: &[usize], v: &[f32]) -> Option<Const> {
         Some(Const {
             dims: dims.to_vec(),
-            f: v.to_vec(),
+            f: Floats::new(v.to_vec()),
             i: Vec::new(),
         })
     }
@@ -1111,7 +1111,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        assert_eq!(rows.f, vec![0., 0., 5., 6.]);
+        assert_eq!(*rows.f, vec![0., 0., 5., 6.]);
         let one = run(
             "ScatterND",
             &[
@@ -1122,19 +1122,19 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        assert_eq!(one.f, vec![0., 7., 5., 6.]);
+        assert_eq!(*one.f, vec![0., 7., 5., 6.]);
         // GatherND of rows 1 and 0, then of entry (-1, 0).
         let g = run("GatherND", &[Some(one.clone()), ints(&[2, 1], &[1, 0])])
             .unwrap()
             .remove(0);
         assert_eq!(
-            (g.dims.clone(), g.f.clone()),
+            (g.dims.clone(), g.f.to_vec()),
             (vec![2, 2], vec![5., 6., 0., 7.])
         );
         let e = run("GatherND", &[Some(one.clone()), ints(&[1, 2], &[-1, 0])])
             .unwrap()
             .remove(0);
-        assert_eq!(e.f, vec![5.]);
+        assert_eq!(*e.f, vec![5.]);
         // Out of range: an error naming the node, not a panic.
         assert!(run("GatherND", &[Some(one), ints(&[1, 1], &[2])]).is_err());
         assert!(run(
@@ -1156,18 +1156,18 @@ mod tests {
         let a = floats(&[2, 2], &[1., 2., 3., 4.]);
         let b = floats(&[2, 2], &[1., 0., 1., 1.]);
         let y = run("MatMul", &[a, b.clone()]).unwrap().remove(0);
-        assert_eq!(y.f, vec![3., 2., 7., 4.]);
+        assert_eq!(*y.f, vec![3., 2., 7., 4.]);
         let a2 = floats(&[2, 1, 2], &[1., 2., 3., 4.]);
         let y = run("MatMul", &[a2, b]).unwrap().remove(0);
         assert_eq!(
-            (y.dims.clone(), y.f.clone()),
+            (y.dims.clone(), y.f.to_vec()),
             (vec![2, 1, 2], vec![3., 2., 7., 4.])
         );
         let v = floats(&[2], &[1., 1.]);
         let y = run("MatMul", &[floats(&[2, 2], &[1., 2., 3., 4.]), v])
             .unwrap()
             .remove(0);
-        assert_eq!((y.dims.clone(), y.f.clone()), (vec![2], vec![3., 7.]));
+        assert_eq!((y.dims.clone(), y.f.to_vec()), (vec![2], vec![3., 7.]));
         assert!(run(
             "MatMul",
             &[floats(&[2, 3], &[0.; 6]), floats(&[2, 3], &[0.; 6])]
@@ -1181,7 +1181,7 @@ mod tests {
         // reshape target: [2, -1] of a [2, 12] constant.
         let x = Some(Const {
             dims: vec![2, 3, 4],
-            f: vec![0.0; 24],
+            f: Floats::new(vec![0.0; 24]),
             i: Vec::new(),
         });
         let shape = run("Shape", &[x]).unwrap().remove(0);

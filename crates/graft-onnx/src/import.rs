@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use graft_core::VertexId;
-use graft_nn::{Model, Op, Tensor};
+use graft_nn::{Model, Op};
 use prost::Message;
 
 use crate::error::OnnxError;
+use crate::mapped::Source;
 use crate::ops::registry;
 use crate::proto::{attribute_proto::AttributeType, AttributeProto, ModelProto, NodeProto};
-use crate::tensor::{decode, Const};
+use crate::tensor::{decode_from, Const, Floats};
 
 /// A value flowing between nodes.
 #[derive(Debug, Clone)]
@@ -189,6 +190,9 @@ pub(crate) struct Ctx {
     /// Reshape outputs only selections read (see
     /// [`crate::ops::attention::selected_reshapes`]).
     pub selected: std::collections::HashSet<String>,
+    /// Parameters set from constants, moved into the model when the
+    /// import ends ([`Ctx::finish`]).
+    pending: Vec<(VertexId, String, Vec<usize>, Floats)>,
 }
 
 /// How the importer reads a split of the neuron axis into two (an
@@ -409,17 +413,49 @@ impl Ctx {
     pub fn alias(&mut self, node: &Node, value: Value) {
         self.values.insert(node.output().to_string(), value);
     }
-    /// Set a parameter from constant values.
+    /// Set a parameter from constant values. The values are checked
+    /// against the parameter's shape now and moved into the model when
+    /// the import ends ([`Ctx::finish`]): by then the constants are
+    /// dropped, so a weight read by one layer is moved, not copied.
     pub fn set(
         &mut self,
         v: VertexId,
         param: &str,
         dims: &[usize],
-        vals: Vec<f32>,
+        vals: impl Into<Floats>,
     ) -> Result<(), OnnxError> {
-        let t = Tensor::from_vec(vals, dims, &graft_nn::Device::Cpu)?;
-        self.model.set_param(v, param, &t)?;
+        let vals = vals.into();
+        let want = self.model.param(v, param)?;
+        if want.dims() != dims || vals.len() != dims.iter().product::<usize>() {
+            return Err(OnnxError::Model(graft_nn::NnError::Layer {
+                vertex: self.model.graph().name(v),
+                reason: format!(
+                    "parameter `{param}` has shape {:?}, got {dims:?} ({} values)",
+                    want.dims(),
+                    vals.len()
+                ),
+            }));
+        }
+        self.pending
+            .push((v, param.to_string(), dims.to_vec(), vals));
         Ok(())
+    }
+
+    /// The model, with every pending parameter moved in (copied only when
+    /// two layers share one constant).
+    fn finish(self) -> Result<Model, OnnxError> {
+        let Ctx {
+            mut model,
+            values,
+            pending,
+            ..
+        } = self;
+        drop(values);
+        for (v, param, dims, vals) in pending {
+            let vals = std::sync::Arc::try_unwrap(vals).unwrap_or_else(|shared| (*shared).clone());
+            model.put_param(v, &param, &dims, vals)?;
+        }
+        Ok(model)
     }
 }
 
@@ -445,22 +481,20 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Imported, OnnxError> {
 /// # Errors
 /// As [`import`].
 pub fn import_reading(path: &Path, reading: Reading) -> Result<Imported, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut m =
-        ModelProto::decode(bytes.as_slice()).map_err(|e| OnnxError::Malformed(e.to_string()))?;
-    drop(bytes);
+    // The file is mapped and decoded in place: tensor bytes are slices of
+    // the mapping, read into the model's buffers once (see `mapped.rs`).
+    let mut src = Source::default();
+    let bytes = src.map(path)?;
+    let mut m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed(e.to_string()))?;
     if crate::external::has_external(&m) {
         // External data lives beside the model, inside its directory.
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        crate::external::resolve(&mut m, dir)?;
+        crate::external::resolve(&mut m, dir, &mut src)?;
     }
-    import_proto(&m, reading)
+    import_proto(&m, reading, &src)
 }
 
 /// Import a model from its protobuf bytes, reading attention as `reading`
@@ -476,17 +510,17 @@ pub fn import_bytes_reading(bytes: &[u8], reading: Reading) -> Result<Imported, 
                 .into(),
         ));
     }
-    import_proto(&m, reading)
+    import_proto(&m, reading, &Source::default())
 }
 
-fn import_proto(m: &ModelProto, reading: Reading) -> Result<Imported, OnnxError> {
+fn import_proto(m: &ModelProto, reading: Reading, src: &Source) -> Result<Imported, OnnxError> {
     // A split of the neuron axis into two is read as `reading` says when
     // the whole graph agrees: a model that moves the split axis elsewhere
     // (torchvision's fused in-projection splits [3, E] and moves the 3
     // into the batch axis) is read again with such splits frozen.
-    match import_model(m, Some(reading)) {
+    match import_model(m, Some(reading), src) {
         Ok(imp) => Ok(imp),
-        Err(_) => import_model(m, None),
+        Err(_) => import_model(m, None, src),
     }
 }
 
@@ -562,7 +596,11 @@ fn validate(g: &crate::proto::GraphProto) -> Result<(), OnnxError> {
 
 /// Import a decoded model, reading splits of the neuron axis as `reading`
 /// says, or frozen when `None`.
-fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, OnnxError> {
+fn import_model(
+    m: &ModelProto,
+    reading: Option<Reading>,
+    src: &Source,
+) -> Result<Imported, OnnxError> {
     for o in &m.opset_import {
         let domain = o.domain.clone().unwrap_or_default();
         let version = o.version.unwrap_or(0);
@@ -618,10 +656,13 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
         heads: reading == Some(Reading::Heads),
         head_dims: reading == Some(Reading::HeadDims),
         selected: crate::ops::attention::selected_reshapes(&g.node),
+        pending: Vec::new(),
     };
     for t in &g.initializer {
-        ctx.values
-            .insert(t.name.clone().unwrap_or_default(), Value::Const(decode(t)?));
+        ctx.values.insert(
+            t.name.clone().unwrap_or_default(),
+            Value::Const(decode_from(t, src)?),
+        );
     }
     let seq_axes = sequence_inputs(g);
     let mut inputs = Vec::new();
@@ -729,9 +770,10 @@ fn import_model(m: &ModelProto, reading: Option<Reading>) -> Result<Imported, On
         }
     }
     let interface = crate::Interface::capture(m, &inputs, &outputs, &input_perms);
+    let model = ctx.finish()?;
     Ok(Imported {
         interface,
-        model: ctx.model,
+        model,
         inputs,
         outputs,
         input_perms,

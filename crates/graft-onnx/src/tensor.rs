@@ -1,6 +1,7 @@
 //! Reading and writing `TensorProto`s.
 
 use crate::error::OnnxError;
+use crate::mapped::Source;
 use crate::proto::TensorProto;
 
 /// ONNX data type codes used here.
@@ -18,12 +19,17 @@ pub(crate) fn is_int_type(to: i64) -> bool {
     !matches!(to, 1 | 10 | 11 | 16)
 }
 
+/// Float values shared without copies: a weight decoded once is read by
+/// every importer that needs it and moved into the model at the end
+/// ([`crate::import`]'s pending parameters).
+pub(crate) type Floats = std::sync::Arc<Vec<f32>>;
+
 /// A constant tensor: its shape and its values as f32 (floats) or i64
 /// (integers).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Const {
     pub dims: Vec<usize>,
-    pub f: Vec<f32>,
+    pub f: Floats,
     pub i: Vec<i64>,
 }
 
@@ -39,10 +45,10 @@ impl Const {
             self.i.clone()
         }
     }
-    /// The values as floats.
-    pub fn floats(&self) -> Vec<f32> {
+    /// The values as floats (shared, not copied, for a float tensor).
+    pub fn floats(&self) -> Floats {
         if self.f.is_empty() {
-            self.i.iter().map(|&x| x as f32).collect()
+            Floats::new(self.i.iter().map(|&x| x as f32).collect())
         } else {
             self.f.clone()
         }
@@ -58,6 +64,13 @@ fn bad(t: &TensorProto, reason: String) -> OnnxError {
 
 /// Decode a tensor.
 pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
+    decode_from(t, &Source::default())
+}
+
+/// Decode a tensor whose bytes may lie in one of `src`'s mapped files: a
+/// float tensor's values are then read from the file into their buffer
+/// (see [`crate::mapped`]).
+pub(crate) fn decode_from(t: &TensorProto, src: &Source) -> Result<Const, OnnxError> {
     if t.data_location == Some(1) {
         return Err(bad(
             t,
@@ -77,7 +90,7 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
     let dtype = t.data_type.unwrap_or(0);
     let mut c = Const {
         dims,
-        f: Vec::new(),
+        f: Floats::default(),
         i: Vec::new(),
     };
     let check = |len: usize| -> Result<(), OnnxError> {
@@ -88,23 +101,26 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
     };
     match dtype {
         FLOAT => {
-            c.f = if !raw.is_empty() {
+            let vals = if raw.is_empty() {
+                t.float_data.clone()
+            } else if let Some(read) = src.read_f32(raw) {
+                read.map_err(|e| bad(t, format!("reading its bytes: {e}")))?
+            } else {
                 raw.chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect()
-            } else {
-                t.float_data.clone()
             };
+            c.f = Floats::new(vals);
             check(c.f.len())?;
         }
         DOUBLE => {
-            c.f = if !raw.is_empty() {
+            c.f = Floats::new(if !raw.is_empty() {
                 raw.chunks_exact(8)
                     .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
                     .collect()
             } else {
                 t.double_data.iter().map(|&x| x as f32).collect()
-            };
+            });
             check(c.f.len())?;
         }
         INT64 => {
@@ -148,24 +164,89 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const, OnnxError> {
     Ok(c)
 }
 
+/// An initializer to write: its `TensorProto` and, for a model's
+/// parameter, the tensor itself, whose values are written straight from
+/// the model's memory when the file is (see [`crate::write`]), never
+/// copied into the protobuf first.
+#[derive(Debug, Clone)]
+pub(crate) struct Init {
+    /// Everything but the tensor's values when `tensor` is given.
+    pub proto: TensorProto,
+    pub tensor: Option<graft_nn::Tensor>,
+}
+
+impl Init {
+    /// A model tensor, written as float32.
+    pub fn tensor(name: &str, t: &graft_nn::Tensor) -> Init {
+        Init {
+            proto: TensorProto {
+                name: Some(name.to_string()),
+                dims: t.dims().iter().map(|&d| d as i64).collect(),
+                data_type: Some(FLOAT),
+                ..Default::default()
+            },
+            tensor: Some(t.clone()),
+        }
+    }
+    pub fn name(&self) -> &str {
+        self.proto.name.as_deref().unwrap_or("")
+    }
+    /// The bytes of its values in the file: the tensor's, or `raw_data`.
+    pub fn payload_len(&self) -> usize {
+        match &self.tensor {
+            Some(t) => 4 * t.elem_count(),
+            None => self.proto.raw_data.as_ref().map_or(0, |r| r.len()),
+        }
+    }
+    /// Call `f` with its values' bytes (the tensor's, in place, or
+    /// `raw_data`; empty when the values are in typed fields).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, OnnxError> {
+        match &self.tensor {
+            Some(t) => Ok(graft_nn::files::with_f32_bytes(t, f)?),
+            None => Ok(f(self.proto.raw_data.as_deref().unwrap_or_default())),
+        }
+    }
+}
+
+impl From<TensorProto> for Init {
+    fn from(proto: TensorProto) -> Init {
+        Init {
+            proto,
+            tensor: None,
+        }
+    }
+}
+
 /// A float tensor, values in `raw_data`.
-pub(crate) fn encode_f32(name: &str, dims: &[usize], vals: &[f32]) -> TensorProto {
+pub(crate) fn encode_f32(name: &str, dims: &[usize], vals: &[f32]) -> Init {
+    let bytes: Vec<u8> = if cfg!(target_endian = "little") {
+        bytemuck::cast_slice(vals).to_vec()
+    } else {
+        vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+    };
     TensorProto {
         name: Some(name.to_string()),
         dims: dims.iter().map(|&d| d as i64).collect(),
         data_type: Some(FLOAT),
-        raw_data: Some(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        raw_data: Some(bytes.into()),
         ..Default::default()
     }
+    .into()
 }
 
 /// An int64 tensor.
-pub(crate) fn encode_i64(name: &str, dims: &[usize], vals: &[i64]) -> TensorProto {
+pub(crate) fn encode_i64(name: &str, dims: &[usize], vals: &[i64]) -> Init {
     TensorProto {
         name: Some(name.to_string()),
         dims: dims.iter().map(|&d| d as i64).collect(),
         data_type: Some(INT64),
-        raw_data: Some(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        raw_data: Some(
+            vals.iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
         ..Default::default()
     }
+    .into()
 }

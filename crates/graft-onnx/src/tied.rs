@@ -10,8 +10,9 @@
 
 use std::collections::HashMap;
 
+use crate::error::OnnxError;
 use crate::export::Out;
-use crate::proto::TensorProto;
+use crate::tensor::Init;
 
 /// Only matrices at least this large are compared: the tie is worth
 /// finding for embeddings, and small constants are not worth the scan.
@@ -25,12 +26,12 @@ enum Reuse {
 
 /// Drop every large float matrix equal to an earlier one (or to its
 /// transpose) and read it from that one.
-pub(crate) fn share(out: &mut Out) {
-    let reuse = find(&out.inits);
+pub(crate) fn share(out: &mut Out) -> Result<(), OnnxError> {
+    let reuse = find(&out.inits)?;
     if reuse.is_empty() {
-        return;
+        return Ok(());
     }
-    let name = |i: usize, inits: &[TensorProto]| inits[i].name.clone().unwrap_or_default();
+    let name = |i: usize, inits: &[Init]| inits[i].name().to_string();
     let mut renamed: HashMap<String, String> = HashMap::new();
     let mut transposes = Vec::new();
     for (&later, r) in &reuse {
@@ -71,19 +72,19 @@ pub(crate) fn share(out: &mut Out) {
     nodes.append(&mut first.nodes);
     nodes.append(&mut out.nodes);
     out.nodes = nodes;
+    Ok(())
 }
 
 /// For each initializer to drop, the earlier one it is read from.
-fn find(inits: &[TensorProto]) -> HashMap<usize, Reuse> {
+fn find(inits: &[Init]) -> Result<HashMap<usize, Reuse>, OnnxError> {
     // Candidates by their two sizes, smaller first (a matrix and its
     // transpose share a key).
     let mut by_size: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
-    for (i, t) in inits.iter().enumerate() {
-        if let (Some(crate::tensor::FLOAT), [a, b], Some(raw)) =
-            (t.data_type, t.dims.as_slice(), t.raw_data.as_ref())
-        {
+    for (i, init) in inits.iter().enumerate() {
+        let t = &init.proto;
+        if let (Some(crate::tensor::FLOAT), [a, b]) = (t.data_type, t.dims.as_slice()) {
             let n = (*a as usize).saturating_mul(*b as usize);
-            if n >= MIN_ELEMENTS && raw.len() == 4 * n {
+            if n >= MIN_ELEMENTS && init.payload_len() == 4 * n {
                 by_size
                     .entry(((*a).min(*b), (*a).max(*b)))
                     .or_default()
@@ -98,27 +99,30 @@ fn find(inits: &[TensorProto]) -> HashMap<usize, Reuse> {
                 if reuse.contains_key(&earlier) {
                     continue;
                 }
-                let (a, b) = (&inits[earlier], &inits[later]);
-                let (ra, rb) = (raw(a), raw(b));
-                if a.dims == b.dims && ra == rb {
-                    reuse.insert(later, Reuse::Same(earlier));
-                    break;
-                }
-                if a.dims[0] == b.dims[1]
-                    && a.dims[1] == b.dims[0]
-                    && transposed(ra, rb, a.dims[0] as usize, a.dims[1] as usize)
-                {
-                    reuse.insert(later, Reuse::Transposed(earlier));
+                let (a, b) = (&inits[earlier].proto, &inits[later].proto);
+                let (rows, cols) = (a.dims[0] as usize, a.dims[1] as usize);
+                let same_dims = a.dims == b.dims;
+                let flipped = a.dims[0] == b.dims[1] && a.dims[1] == b.dims[0];
+                // The values are compared where the model keeps them.
+                let found = inits[earlier].with_bytes(|ra| {
+                    inits[later].with_bytes(|rb| {
+                        if same_dims && ra == rb {
+                            Some(Reuse::Same(earlier))
+                        } else if flipped && transposed(ra, rb, rows, cols) {
+                            Some(Reuse::Transposed(earlier))
+                        } else {
+                            None
+                        }
+                    })
+                })??;
+                if let Some(r) = found {
+                    reuse.insert(later, r);
                     break;
                 }
             }
         }
     }
-    reuse
-}
-
-fn raw(t: &TensorProto) -> &[u8] {
-    t.raw_data.as_deref().unwrap_or_default()
+    Ok(reuse)
 }
 
 /// Whether `b` (`cols × rows`, 4-byte elements) is `a` (`rows × cols`)
@@ -153,8 +157,8 @@ mod tests {
         ];
         out.node("MatMul", "mm", &["x", "head"], "y", Vec::new());
         out.node("Add", "add", &["y", "copy"], "z", Vec::new());
-        share(&mut out);
-        let names: Vec<String> = out.inits.iter().map(|t| t.name.clone().unwrap()).collect();
+        share(&mut out).unwrap();
+        let names: Vec<String> = out.inits.iter().map(|t| t.name().to_string()).collect();
         assert_eq!(names, ["emb", "other"]);
         assert_eq!(out.nodes[0].op_type.as_deref(), Some("Transpose"));
         assert_eq!(out.nodes[0].input, ["emb"]);
@@ -169,7 +173,7 @@ mod tests {
             encode_f32("a", &[2, 2], &[1., 2., 3., 4.]),
             encode_f32("b", &[2, 2], &[1., 2., 3., 4.]),
         ];
-        share(&mut out);
+        share(&mut out).unwrap();
         assert_eq!(out.inits.len(), 2);
     }
 }

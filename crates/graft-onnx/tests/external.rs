@@ -118,3 +118,27 @@ fn external_data_outside_the_models_directory_is_refused() {
         .to_string();
     assert!(e.contains("missing.data"), "{e}");
 }
+
+#[test]
+fn a_streamed_file_is_the_canonical_encoding_of_its_model() {
+    // The writer streams the weights from the model's memory with the
+    // lengths worked out first; the bytes must be exactly what prost
+    // writes for the decoded message (fields in tag order, every length
+    // right), to a file as in memory, with and without external data.
+    let imp = import(&fixture("resnet18w8.legacy.onnx")).unwrap();
+    let bytes = graft_onnx::export_bytes(&imp.model, &imp.interface).unwrap();
+    let decoded = ModelProto::decode(bytes.as_slice()).unwrap();
+    assert_eq!(decoded.encode_to_vec(), bytes);
+    let dir = scratch("streamed");
+    let path = dir.join("s.onnx");
+    graft_onnx::export(&imp.model, &imp.interface, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let (model, data) = export_parts(&imp.model, &imp.interface, "s.onnx.data", true).unwrap();
+    let decoded = ModelProto::decode(model.as_slice()).unwrap();
+    assert_eq!(decoded.encode_to_vec(), model);
+    let data = data.unwrap();
+    let p = graft_onnx::prepare_sized(&imp.model, &imp.interface, "s.onnx.data", true).unwrap();
+    assert!(p.has_data());
+    assert_eq!(p.model_len(), model.len());
+    assert_eq!(data.len() % 4, 0);
+}

@@ -10,6 +10,9 @@ fn main() {
         .expect("onnx.proto compiles");
     let mut cfg = prost_build::Config::new();
     cfg.out_dir(&out);
+    // Tensor bytes as `bytes::Bytes`: decoded from a mapped file they are
+    // slices of it, not copies (issue 19).
+    cfg.bytes([".onnx.TensorProto.raw_data"]);
     cfg.compile_fds(fds).expect("prost generates the bindings");
     println!("wrote {}", out.join("onnx.rs").display());
 }

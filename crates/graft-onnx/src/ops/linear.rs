@@ -49,7 +49,7 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         (
             b.dims[1],
             b.dims[0],
-            transpose(&b.floats(), b.dims[0], b.dims[1]),
+            crate::tensor::Floats::new(transpose(&b.floats(), b.dims[0], b.dims[1])),
         )
     };
     if inp != shape[1] {
@@ -58,7 +58,11 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             shape[1]
         )));
     }
-    w.iter_mut().for_each(|v| *v *= alpha);
+    if alpha != 1.0 {
+        std::sync::Arc::make_mut(&mut w)
+            .iter_mut()
+            .for_each(|v| *v *= alpha);
+    }
     let bias: Option<Vec<f32>> = match ctx.constant(node, 2)? {
         None => None,
         Some(c) if c.len() == out => Some(c.floats().iter().map(|v| v * beta).collect()),

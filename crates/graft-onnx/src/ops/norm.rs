@@ -24,7 +24,7 @@ fn vector(ctx: &Ctx, node: &Node, k: usize, n: usize) -> Result<Vec<f32>, OnnxEr
     if c.len() != n {
         return Err(node.err(format!("input {k} has {} values for {n} channels", c.len())));
     }
-    Ok(c.floats())
+    Ok(c.floats().to_vec())
 }
 
 fn batch(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
@@ -79,7 +79,7 @@ fn layer(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         let c = shape[last];
         let take = |ctx: &Ctx, k: usize, fill: f32| -> Result<Vec<f32>, OnnxError> {
             match ctx.constant(node, k)? {
-                Some(t) if t.len() == c => Ok(t.floats()),
+                Some(t) if t.len() == c => Ok(t.floats().to_vec()),
                 Some(t) => {
                     Err(node.err(format!("input {k} of shape {:?} for {c} neurons", t.dims)))
                 }
@@ -117,7 +117,7 @@ fn group(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             .ok_or_else(|| node.err(format!("needs constant input {k}")))?
             .floats();
         match v.len() {
-            n if n == c => Ok(v),
+            n if n == c => Ok(v.to_vec()),
             n if n == groups => Ok((0..c).map(|i| v[i / (c / groups)]).collect()),
             n => Err(node.err(format!("input {k} has {n} values for {c} channels"))),
         }

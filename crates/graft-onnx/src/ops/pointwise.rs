@@ -106,7 +106,7 @@ enum Arg {
     /// A computed value: vertex, ONNX shape, neuron axis.
     Runtime(graft_core::VertexId, Vec<usize>, Option<usize>),
     /// A constant: shape, values.
-    Const(Vec<usize>, Vec<f32>),
+    Const(Vec<usize>, crate::tensor::Floats),
 }
 
 fn binary(ctx: &mut Ctx, node: &Node, f: Binary) -> Result<(), OnnxError> {
@@ -316,7 +316,7 @@ pub(crate) fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let axis = ctx.neuron_axis(x);
     let args = [
         Arg::Runtime(x, shape, axis),
-        Arg::Const(zeros, vec![0.0; n]),
+        Arg::Const(zeros, crate::tensor::Floats::new(vec![0.0; n])),
     ];
     general(ctx, node, Binary::Add, &args)
 }

@@ -97,7 +97,7 @@ fn recurrent(ctx: &mut Ctx, node: &Node, cell: Cell) -> Result<(), OnnxError> {
         )));
     }
     let b = match ctx.constant(node, 3)? {
-        Some(b) if b.dims == [1, 2 * gates * hidden] => b.floats(),
+        Some(b) if b.dims == [1, 2 * gates * hidden] => b.floats().to_vec(),
         Some(b) => return Err(node.err(format!("B of shape {:?}", b.dims))),
         None => vec![0.0; 2 * gates * hidden],
     };

@@ -14,7 +14,7 @@ use graft_nn::Op;
 use super::Importer;
 use crate::error::OnnxError;
 use crate::import::{Ctx, Node, Value};
-use crate::tensor::Const;
+use crate::tensor::{Const, Floats};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Transpose", transpose);
@@ -209,7 +209,7 @@ fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         node,
         Value::Const(Const {
             dims: vec![n],
-            f: Vec::new(),
+            f: Floats::default(),
             i: dims,
         }),
     );
@@ -255,11 +255,11 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
                 } else {
                     Vec::new()
                 },
-                f: if is_int {
+                f: Floats::new(if is_int {
                     Vec::new()
                 } else {
                     sel.iter().map(|&k| floats[k]).collect()
-                },
+                }),
             };
             ctx.alias(node, Value::Const(out));
             Ok(())
@@ -397,7 +397,7 @@ fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         node,
         Value::Const(Const {
             dims,
-            f: vec![vals[0]; n],
+            f: Floats::new(vec![vals[0]; n]),
             i: Vec::new(),
         }),
     );
