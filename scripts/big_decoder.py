@@ -57,7 +57,7 @@ def main():
     ids = torch.randint(0, cfg.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
     path = out / "model.onnx"
     t = time.time()
-    torch.onnx.export(Logits(model), (ids,), str(path), dynamo=True, external_data=True,
+    torch.onnx.export(Logits(model).eval(), (ids,), str(path), dynamo=True, external_data=True,
                       input_names=["input_ids"], output_names=["logits"])
     data = pathlib.Path(str(path) + ".data")
     print(f"exported in {time.time() - t:.0f} s: {path.stat().st_size} bytes + "

@@ -287,6 +287,38 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&vals))
 }
 
+/// `src` (`rows × cols`, row-major) transposed to `cols × rows`, in tiles
+/// that stay in cache and in parallel over bands of output rows: a naive
+/// transpose of a 2048 × 5632 matrix misses the cache on every write.
+/// Weights are transposed this way when a file's `[in, out]` matrix
+/// becomes a layer's `[out, in]` one and back.
+pub fn transpose_f32(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const TILE: usize = 64;
+    assert_eq!(src.len(), rows * cols, "a {rows} x {cols} matrix");
+    let mut out = vec![0f32; src.len()];
+    if src.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(TILE * rows)
+        .enumerate()
+        .for_each(|(band, dst)| {
+            // Output rows `band * TILE ..`: input columns of that range.
+            let c0 = band * TILE;
+            let width = dst.len() / rows;
+            for r0 in (0..rows).step_by(TILE) {
+                let r1 = (r0 + TILE).min(rows);
+                for c in 0..width {
+                    let line = &mut dst[c * rows..(c + 1) * rows];
+                    for r in r0..r1 {
+                        line[r] = src[r * cols + c0 + c];
+                    }
+                }
+            }
+        });
+    out
+}
+
 /// Call `f` with `t`'s values as 32-bit floats in little-endian bytes, in
 /// row-major order: the bytes ONNX's `raw_data`, NumPy's `<f4` and
 /// safetensors hold, read in place as [`with_f32`] reads them.
@@ -387,6 +419,51 @@ mod tests {
 
     fn npy(shape: &[usize], data: usize) -> Vec<u8> {
         npy_bytes("<f4", shape, &vec![0u8; data])
+    }
+
+    #[test]
+    fn tiled_transposes_match_the_definition() {
+        // Shapes around the tile size and its multiples, and degenerate ones.
+        for (rows, cols) in [
+            (1, 1),
+            (1, 7),
+            (7, 1),
+            (3, 5),
+            (64, 64),
+            (65, 130),
+            (200, 63),
+            (0, 4),
+        ] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = transpose_f32(&src, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        t[c * rows + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} at {r},{c}"
+                    );
+                }
+            }
+            assert_eq!(t.len(), src.len());
+        }
+    }
+
+    #[test]
+    fn tensors_are_read_in_place_or_converted() {
+        let t = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        assert_eq!(
+            with_f32(&t, |s| s.to_vec()).unwrap(),
+            [0., 1., 2., 3., 4., 5.]
+        );
+        // A transposed view is made contiguous first.
+        let v = with_f32(&t.t().unwrap(), |s| s.to_vec()).unwrap();
+        assert_eq!(v, [0., 3., 1., 4., 2., 5.]);
+        let b = with_f32_bytes(&t.narrow(1, 1, 1).unwrap(), |b| b.to_vec()).unwrap();
+        assert_eq!(b, [1f32.to_le_bytes(), 4f32.to_le_bytes()].concat());
     }
 
     #[test]

@@ -250,35 +250,43 @@ pub(crate) fn keep_axes(t: &Tensor, picks: &[Option<Vec<u32>>]) -> Result<Tensor
         .map(|(&d, p)| p.as_ref().map_or(d, Vec::len))
         .collect();
     let mut out: Vec<f32> = Vec::with_capacity(shape.iter().product());
-    fn walk(
-        src: &[f32],
-        a: usize,
-        base: usize,
-        dims: &[usize],
-        strides: &[usize],
-        picks: &[Option<Vec<u32>>],
-        free: &[bool],
-        out: &mut Vec<f32>,
-    ) {
-        let n = picks[a].as_ref().map_or(dims[a], Vec::len);
-        for j in 0..n {
-            let i = picks[a].as_ref().map_or(j, |p| p[j] as usize);
-            let at = base + i * strides[a];
-            if free[a] {
-                out.extend_from_slice(&src[at..at + strides[a]]);
-            } else {
-                walk(src, a + 1, at, dims, strides, picks, free, out);
-            }
-        }
-    }
     if dims.is_empty() {
         return t.contiguous();
     }
-    crate::files::with_f32(t, |src| {
-        walk(src, 0, 0, &dims, &strides, picks, &free, &mut out)
-    })
-    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let walk = Walk {
+        dims: &dims,
+        strides: &strides,
+        picks,
+        free: &free,
+    };
+    crate::files::with_f32(t, |src| walk.copy(src, 0, 0, &mut out))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     Ok(candle_core::Var::from_vec(out, shape, t.device())?.into_inner())
+}
+
+/// A walk over the entries [`keep_axes`] keeps, in row-major order.
+struct Walk<'a> {
+    dims: &'a [usize],
+    strides: &'a [usize],
+    picks: &'a [Option<Vec<u32>>],
+    /// No axis after this one is picked: each entry is one contiguous run.
+    free: &'a [bool],
+}
+
+impl Walk<'_> {
+    /// Append the kept entries of axis `a` and below, from offset `base`.
+    fn copy(&self, src: &[f32], a: usize, base: usize, out: &mut Vec<f32>) {
+        let pick = self.picks[a].as_ref();
+        for j in 0..pick.map_or(self.dims[a], Vec::len) {
+            let i = pick.map_or(j, |p| p[j] as usize);
+            let at = base + i * self.strides[a];
+            if self.free[a] {
+                out.extend_from_slice(&src[at..at + self.strides[a]]);
+            } else {
+                self.copy(src, a + 1, at, out);
+            }
+        }
+    }
 }
 
 /// [`select_axis`] on f32 CPU tensors, read in place: entry `j` along
@@ -374,4 +382,46 @@ pub(crate) fn layout(op: &Op, name: &str) -> Option<(Vec<Role>, Fill)> {
         .into_iter()
         .find(|s| s.name == name)
         .map(|s| (s.roles, s.new_out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn pruning_every_axis_at_once_equals_one_axis_after_another() {
+        let t = Tensor::arange(0f32, 120., &Device::Cpu)
+            .unwrap()
+            .reshape((4, 5, 6))
+            .unwrap();
+        let picks = [Some(vec![3u32, 0]), None, Some(vec![5, 1, 2])];
+        let once = keep_axes(&t, &picks).unwrap();
+        let mut step = t.clone();
+        for (axis, p) in picks.iter().enumerate() {
+            if let Some(p) = p {
+                let idx = Tensor::from_vec(p.clone(), p.len(), &Device::Cpu).unwrap();
+                step = step.index_select(&idx, axis).unwrap();
+            }
+        }
+        assert_eq!(once.dims(), [2, 5, 3]);
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            once.flatten_all().unwrap().to_vec1().unwrap(),
+            step.flatten_all().unwrap().to_vec1().unwrap(),
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_gathered_selection_with_new_entries_matches_concatenation() {
+        let t = Tensor::arange(0f32, 12., &Device::Cpu)
+            .unwrap()
+            .reshape((3, 4))
+            .unwrap();
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(1);
+        let list = [Neuron::Old(2), Neuron::New, Neuron::Old(0)];
+        let got = select_axis(&t, 1, &list, 1, Fill::Value(7.0), 0.0, &mut rng).unwrap();
+        let v: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(v, [2., 7., 0., 6., 7., 4., 10., 7., 8.]);
+    }
 }

@@ -309,6 +309,11 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         let norms = x.reshape((nin, ()))?.sqr()?.sum(1)?.sqrt()?;
         // An expert table `[E, nout, nin]` counts every expert's weight.
         let w = w.as_tensor().to_dtype(DType::F64)?.abs()?;
+        // A last-axis layer holds its weight `[nin, nout]`.
+        let w = match &layer.op {
+            crate::op::Op::LinearLast(_) => w.t()?,
+            _ => w,
+        };
         let w = if w.rank() == 3 { w.sum(0)? } else { w };
         let score: Vec<f64> = w.broadcast_mul(&norms.unsqueeze(0)?)?.sum(1)?.to_vec1()?;
         u.set(*v, score);

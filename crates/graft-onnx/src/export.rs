@@ -972,10 +972,9 @@ fn emit(
             crate::ops::pointwise::export(out, model, v, &name, &ins, &layer.op)?;
         }
         Op::LinearLast(l) => {
-            // MatMul by the transposed weight, then the bias.
-            let w = model.param(v, "weight")?.t()?.contiguous()?;
-            let wn = format!("{name}.weight");
-            out.inits.push(Init::tensor(&wn, &w));
+            // MatMul by the weight ([in, out], as the layer holds it),
+            // then the bias.
+            let wn = out.param(model, v, &name, "weight")?;
             if l.bias {
                 let mm = format!("{name}.matmul");
                 out.node("MatMul", &mm, &[x, &wn], &mm, vec![]);

@@ -192,7 +192,19 @@ pub(crate) struct Ctx {
     pub selected: std::collections::HashSet<String>,
     /// Parameters set from constants, moved into the model when the
     /// import ends ([`Ctx::finish`]).
-    pending: Vec<(VertexId, String, Vec<usize>, Floats)>,
+    pending: Vec<Pending>,
+}
+
+/// A parameter set from a constant, moved into the model when the import
+/// ends: `dims` its shape, `vals` the constant's values, read as they
+/// are or, with `transposed`, as the `[dims[1], dims[0]]` matrix a file
+/// holds (ONNX's MatMul weights are `[in, out]`).
+struct Pending {
+    v: VertexId,
+    param: String,
+    dims: Vec<usize>,
+    vals: Floats,
+    transposed: bool,
 }
 
 /// How the importer reads a split of the neuron axis into two (an
@@ -436,8 +448,31 @@ impl Ctx {
                 ),
             }));
         }
-        self.pending
-            .push((v, param.to_string(), dims.to_vec(), vals));
+        self.pending.push(Pending {
+            v,
+            param: param.to_string(),
+            dims: dims.to_vec(),
+            vals,
+            transposed: false,
+        });
+        Ok(())
+    }
+
+    /// [`Ctx::set`] from the transpose of `vals` (a file's `[in, out]`
+    /// matrix for a `[out, in]` parameter `dims`), transposed when the
+    /// import ends, once the file's copy is no longer read: one matrix at
+    /// a time is held twice, not the model.
+    pub fn set_transposed(
+        &mut self,
+        v: VertexId,
+        param: &str,
+        dims: &[usize],
+        vals: Floats,
+    ) -> Result<(), OnnxError> {
+        self.set(v, param, dims, vals)?;
+        if let Some(p) = self.pending.last_mut() {
+            p.transposed = true;
+        }
         Ok(())
     }
 
@@ -451,9 +486,13 @@ impl Ctx {
             ..
         } = self;
         drop(values);
-        for (v, param, dims, vals) in pending {
-            let vals = std::sync::Arc::try_unwrap(vals).unwrap_or_else(|shared| (*shared).clone());
-            model.put_param(v, &param, &dims, vals)?;
+        for p in pending {
+            let vals = if p.transposed {
+                graft_nn::files::transpose_f32(&p.vals, p.dims[1], p.dims[0])
+            } else {
+                std::sync::Arc::try_unwrap(p.vals).unwrap_or_else(|shared| (*shared).clone())
+            };
+            model.put_param(p.v, &p.param, &p.dims, vals)?;
         }
         Ok(model)
     }

@@ -81,7 +81,7 @@ impl Source {
     /// `None` when it lies in no mapped file or this machine is big-endian
     /// (then the caller converts the slice itself).
     pub fn read_f32(&self, raw: &[u8]) -> Option<Result<Vec<f32>, std::io::Error>> {
-        if !cfg!(all(unix, target_endian = "little")) || raw.len() % 4 != 0 {
+        if !cfg!(all(unix, target_endian = "little")) || !raw.len().is_multiple_of(4) {
             return None;
         }
         let at = raw.as_ptr() as usize;

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::{p, Params};
 use crate::op::{spec, Fill, ParamSpec, Role};
 
-/// A dense layer on the last axis: `y[..., o] = Σ_i W[o, i] x[..., i] + b[o]`.
+/// A dense layer on the last axis: `y[..., o] = Σ_i W[i, o] x[..., i] + b[o]`.
+/// The weight is `[nin, nout]`, as ONNX's `MatMul` and safetensors'
+/// checkpoints of it hold it, so a file's matrix becomes the layer's
+/// without a transpose (and back on export).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearLast {
     /// With a bias.
@@ -22,12 +25,12 @@ pub struct LinearLast {
 }
 
 impl LinearLast {
-    /// Weight `[nout, nin]` and bias `[nout]`.
+    /// Weight `[nin, nout]` and bias `[nout]`.
     pub(crate) fn params(&self, nin: usize, nout: usize) -> Vec<ParamSpec> {
         let mut v = vec![spec(
             "weight",
-            vec![nout, nin],
-            vec![Role::Out, Role::In(0)],
+            vec![nin, nout],
+            vec![Role::In(0), Role::Out],
             Fill::Random,
         )];
         if self.bias {
@@ -44,13 +47,13 @@ impl LinearLast {
             .last()
             .ok_or_else(|| candle_core::Error::Msg("a scalar".into()))?;
         let rows = x.elem_count() / nin.max(1);
-        let y = x.reshape((rows, nin))?.matmul(&w.t()?)?;
+        let y = x.reshape((rows, nin))?.matmul(w)?;
         let y = if self.bias {
             y.broadcast_add(p(params, "bias")?)?
         } else {
             y
         };
-        *dims.last_mut().expect("rank checked") = w.dim(0)?;
+        *dims.last_mut().expect("rank checked") = w.dim(1)?;
         y.reshape(dims)
     }
 
@@ -189,13 +192,14 @@ mod tests {
     #[test]
     fn a_dense_layer_on_the_last_axis_of_a_map() {
         // y = W x + b on each position of [1, 2, 1, 2] (channels last):
-        // W = [[1, 2], [0, 1], [1, 0]], b = [0, 1, -1].
+        // W = [[1, 2], [0, 1], [1, 0]] (out x in, held in x out),
+        // b = [0, 1, -1].
         let l = LinearLast {
             bias: true,
             axis: 3,
         };
         let mut ps = Params::new();
-        ps.insert("weight".into(), var(&[1., 2., 0., 1., 1., 0.], &[3, 2]));
+        ps.insert("weight".into(), var(&[1., 0., 1., 2., 1., 0.], &[2, 3]));
         ps.insert("bias".into(), var(&[0., 1., -1.], &[3]));
         let x = Tensor::from_vec(vec![1f32, 1., 2., 0.], (1, 2, 1, 2), &Device::Cpu).unwrap();
         let y = l.forward(&ps, &x).unwrap();
@@ -207,7 +211,7 @@ mod tests {
         );
         assert_eq!(l.infer(&[2, 1, 2], 3).unwrap(), vec![2, 1, 3]);
         assert_eq!(l.macs(&[2, 1, 2], 3), Some(12));
-        assert_eq!(l.params(2, 3)[0].roles, vec![Role::Out, Role::In(0)]);
+        assert_eq!(l.params(2, 3)[0].roles, vec![Role::In(0), Role::Out]);
     }
 
     #[test]

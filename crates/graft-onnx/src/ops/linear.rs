@@ -19,13 +19,7 @@ pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
 
 /// `[k, n]` row-major to `[n, k]`.
 fn transpose(v: &[f32], k: usize, n: usize) -> Vec<f32> {
-    let mut t = vec![0f32; v.len()];
-    for i in 0..k {
-        for j in 0..n {
-            t[j * k + i] = v[i * n + j];
-        }
-    }
-    t
+    graft_nn::files::transpose_f32(v, k, n)
 }
 
 fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
@@ -174,7 +168,8 @@ fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         let mut oshape = shape.clone();
         oshape[last] = out;
         let v = ctx.add(node, op, &[x], Some(out), oshape)?;
-        ctx.set(v, "weight", &[out, inp], transpose(&b.floats(), inp, out))?;
+        // The layer holds the file's [in, out] matrix as it is.
+        ctx.set(v, "weight", &[inp, out], b.floats())?;
         return Ok(());
     }
     if shape.len() != 2 || b.dims.len() != 2 || b.dims[0] != shape[1] {
@@ -191,6 +186,6 @@ fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         Some(out),
         vec![shape[0], out],
     )?;
-    ctx.set(v, "weight", &[out, inp], transpose(&b.floats(), inp, out))?;
+    ctx.set_transposed(v, "weight", &[out, inp], b.floats())?;
     Ok(())
 }
