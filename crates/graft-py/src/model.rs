@@ -1,0 +1,680 @@
+//! `graft.Model` and `graft.Plan`: an imported model with its ONNX
+//! interface, and a plan of the size planner that can be looked at before
+//! it is applied.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use graft::nn::{Device, Executor, Tensor};
+use graft::onnx::{Imported, Interface};
+use graft::{Neuron, Request, Utility, VertexId};
+use numpy::{
+    PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::errors;
+
+/// A network graft can change: read from ONNX (`graft.load`), run, sized,
+/// pruned and grown, written back with the same input and output names,
+/// shapes and opset.
+#[pyclass(module = "graft", unsendable)]
+pub struct Model {
+    model: graft::nn::Model,
+    interface: Interface,
+    inputs: Vec<(String, VertexId)>,
+    outputs: Vec<(String, VertexId)>,
+    input_perms: Vec<Option<Vec<usize>>>,
+    input_shapes: Vec<Vec<usize>>,
+    /// The executor of the graph revision it was made for, kept between
+    /// runs (a mutation changes the revision, and the next run makes a
+    /// new one).
+    executor: std::cell::RefCell<Option<(u64, std::rc::Rc<Executor>)>>,
+}
+
+/// A plan of the size planner: for each vertex it changes, the old
+/// neurons kept (in order) and the new ones, not yet applied.
+#[pyclass(module = "graft", unsendable)]
+pub struct Plan {
+    plan: graft::Plan,
+    /// The graph revision it was made for (a plan applies to that model
+    /// only, unchanged since).
+    revision: u64,
+}
+
+impl Model {
+    pub fn from_imported(imp: Imported) -> Model {
+        Model {
+            model: imp.model,
+            interface: imp.interface,
+            inputs: imp.inputs,
+            outputs: imp.outputs,
+            input_perms: imp.input_perms,
+            input_shapes: imp.input_shapes,
+            executor: Default::default(),
+        }
+    }
+
+    /// The executor of the model as it is now.
+    fn executor(&self) -> PyResult<std::rc::Rc<Executor>> {
+        let revision = self.model.graph().revision();
+        let mut cached = self.executor.borrow_mut();
+        if let Some((r, ex)) = cached.as_ref() {
+            if *r == revision {
+                return Ok(ex.clone());
+            }
+        }
+        let ex = std::rc::Rc::new(Executor::new(&self.model).map_err(errors::nn)?);
+        *cached = Some((revision, ex.clone()));
+        Ok(ex)
+    }
+
+    fn vertex(&self, name: &str) -> PyResult<VertexId> {
+        self.model.id(name).map_err(errors::nn)
+    }
+
+    /// Per-vertex utilities: magnitudes, or the user's arrays by vertex
+    /// name (one score per neuron) over magnitudes for the rest.
+    fn utility(&self, given: Option<&Bound<'_, PyAny>>) -> PyResult<Utility> {
+        let mut u = graft::nn::utility::magnitude(&self.model).map_err(errors::nn)?;
+        let Some(given) = given else {
+            return Ok(u);
+        };
+        if let Ok(name) = given.extract::<String>() {
+            return match name.as_str() {
+                "magnitude" => Ok(u),
+                other => Err(errors::data(format!(
+                    "utility `{other}`: give \"magnitude\" or a dict of arrays by vertex name"
+                ))),
+            };
+        }
+        let dict = given.cast::<PyDict>().map_err(|_| {
+            errors::data("utility: a name (\"magnitude\") or a dict {vertex name: array}")
+        })?;
+        for (k, v) in dict.iter() {
+            let name: String = k.extract()?;
+            let id = self.vertex(&name)?;
+            let arr: PyReadonlyArray1<'_, f64> = v.extract().map_err(|_| {
+                errors::data(format!("utility of `{name}`: a 1-D array of float64"))
+            })?;
+            let vals = arr.as_slice()?.to_vec();
+            let n = self.model.graph().nout(id).map_err(errors::graph)?;
+            if vals.len() != n {
+                return Err(errors::data(format!(
+                    "utility of `{name}`: {} scores for its {n} neurons",
+                    vals.len()
+                )));
+            }
+            if vals.iter().any(|x| !x.is_finite()) {
+                return Err(errors::data(format!(
+                    "utility of `{name}`: every score must be finite"
+                )));
+            }
+            u.set(id, vals);
+        }
+        Ok(u)
+    }
+
+    /// Per-sample input shapes (the batch axis dropped) for costing:
+    /// `input_shape` when given (one input), else the file's.
+    fn shapes(&self, input_shape: Option<Vec<usize>>) -> PyResult<Vec<Vec<usize>>> {
+        match input_shape {
+            None => Ok(self
+                .input_shapes
+                .iter()
+                .map(|s| s.get(1..).unwrap_or_default().to_vec())
+                .collect()),
+            Some(s) if self.input_shapes.len() == 1 => Ok(vec![s]),
+            Some(_) => Err(errors::data(format!(
+                "input_shape: the model has {} inputs; give their shapes when it has one",
+                self.input_shapes.len()
+            ))),
+        }
+    }
+}
+
+impl Model {
+    /// The outputs of an inference pass, in the model's order.
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        let np = py.import("numpy")?;
+        let as_f32 = |x: Bound<'py, PyAny>| -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
+            let kw = PyDict::new(py);
+            kw.set_item("dtype", "float32")?;
+            np.call_method("ascontiguousarray", (x,), Some(&kw))?
+                .extract()
+                .map_err(|_| errors::data("inputs: arrays of numbers"))
+        };
+        let items: Vec<Bound<'py, PyAny>> = if let Ok(d) = inputs.cast::<PyDict>() {
+            self.inputs
+                .iter()
+                .map(|(name, _)| {
+                    d.get_item(name)?
+                        .ok_or_else(|| errors::data(format!("no array for input `{name}`")))
+                })
+                .collect::<PyResult<_>>()?
+        } else if inputs.is_instance_of::<pyo3::types::PyList>()
+            || inputs.is_instance_of::<pyo3::types::PyTuple>()
+        {
+            inputs.try_iter()?.collect::<PyResult<_>>()?
+        } else {
+            vec![inputs.clone()]
+        };
+        let xs = items
+            .into_iter()
+            .map(as_f32)
+            .collect::<PyResult<Vec<_>>>()?;
+        self.run_arrays(py, xs)
+    }
+
+    /// Run on float32 arrays, one per input in the model's order.
+    fn run_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        xs: Vec<PyReadonlyArrayDyn<'py, f32>>,
+    ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        if xs.len() != self.inputs.len() {
+            return Err(errors::data(format!(
+                "{} arrays for the model's {} inputs ({})",
+                xs.len(),
+                self.inputs.len(),
+                self.inputs().join(", ")
+            )));
+        }
+        let mut fed: HashMap<VertexId, Tensor> = HashMap::new();
+        for (k, x) in xs.iter().enumerate() {
+            let (name, v) = &self.inputs[k];
+            let vals = x.as_slice()?.to_vec();
+            let t = Tensor::from_vec(vals, x.shape(), &Device::Cpu).map_err(errors::tensor)?;
+            let t = match &self.input_perms[k] {
+                Some(p) if t.rank() == p.len() => t
+                    .permute(p.clone())
+                    .and_then(|t| t.contiguous())
+                    .map_err(errors::tensor)?,
+                _ => t,
+            };
+            let want = &self.input_shapes[k];
+            if t.rank() != want.len() || t.dims().get(1) != want.get(1) {
+                return Err(errors::data(format!(
+                    "input `{name}`: an array of shape {:?}; the model takes arrays shaped like {want:?}",
+                    x.shape()
+                )));
+            }
+            fed.insert(*v, t);
+        }
+        let ex = self.executor()?;
+        let ordered: Vec<Tensor> = ex
+            .inputs()
+            .iter()
+            .map(|v| {
+                fed.remove(v)
+                    .ok_or_else(|| errors::data("an input is not fed"))
+            })
+            .collect::<PyResult<_>>()?;
+        let keep = self.outputs.iter().any(|(_, v)| !ex.outputs().contains(v));
+        let run = graft::nn::Run {
+            keep,
+            ..graft::nn::Run::inference()
+        };
+        let f = ex.run(&self.model, &ordered, &run).map_err(errors::nn)?;
+        let mut out = Vec::new();
+        for (name, v) in &self.outputs {
+            let t = match ex.outputs().iter().position(|o| o == v) {
+                Some(i) => f.outputs[i].clone(),
+                None => f
+                    .activations
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| errors::data(format!("output `{name}` was not computed")))?,
+            };
+            let dims = t.dims().to_vec();
+            let vals: Vec<f32> = t
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .map_err(errors::tensor)?;
+            out.push(PyArray1::from_vec(py, vals).reshape(dims)?);
+        }
+        Ok(out)
+    }
+}
+
+fn changes<'py>(py: Python<'py>, plan: &graft::Plan) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let mut out = Vec::new();
+    for c in &plan.changes {
+        let d = PyDict::new(py);
+        d.set_item("vertex", &c.name)?;
+        d.set_item("before", c.nout_before)?;
+        d.set_item("after", c.nout_after)?;
+        if let Some(outs) = &c.outs {
+            let kept: Vec<i64> = outs
+                .iter()
+                .filter_map(|n| match n {
+                    Neuron::Old(i) => Some(*i as i64),
+                    Neuron::New => None,
+                })
+                .collect();
+            let new = outs.iter().filter(|n| **n == Neuron::New).count();
+            d.set_item("kept", PyArray1::from_vec(py, kept))?;
+            d.set_item("new", new)?;
+        } else {
+            let all: Vec<i64> = (0..c.nout_before as i64).collect();
+            d.set_item("kept", PyArray1::from_vec(py, all))?;
+            d.set_item("new", 0)?;
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl Model {
+    /// The graph inputs' names, in the model's order.
+    #[getter]
+    fn inputs(&self) -> Vec<String> {
+        self.inputs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The graph outputs' names, in the model's order.
+    #[getter]
+    fn outputs(&self) -> Vec<String> {
+        self.outputs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Each input's shape as the file gives it (symbolic sizes as 1).
+    #[getter]
+    fn input_shapes(&self) -> Vec<Vec<usize>> {
+        self.input_shapes.clone()
+    }
+
+    /// The ONNX opset the model is written at.
+    #[getter]
+    fn opset(&self) -> i64 {
+        self.interface.opset
+    }
+
+    /// Write the model as ONNX to `path` (with its weights in
+    /// `path.data` beside it above protobuf's 2 GiB, or with
+    /// `external_data=True`).
+    #[pyo3(signature = (path, external_data = false))]
+    fn save(&self, path: PathBuf, external_data: bool) -> PyResult<()> {
+        let location = graft::onnx::data_location(&path);
+        let p = graft::onnx::prepare_sized(&self.model, &self.interface, &location, external_data)
+            .map_err(errors::onnx)?;
+        let write = |to: &std::path::Path, data: bool| -> PyResult<()> {
+            let io = |e: std::io::Error| errors::data(format!("writing `{}`: {e}", to.display()));
+            let f = std::fs::File::create(to).map_err(io)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            if data {
+                p.write_data(&mut w).map_err(errors::onnx)?;
+            } else {
+                p.write_model(&mut w).map_err(errors::onnx)?;
+            }
+            std::io::Write::flush(&mut w).map_err(io)
+        };
+        if p.has_data() {
+            write(&path.with_file_name(&location), true)?;
+        }
+        write(&path, false)
+    }
+
+    /// The model as ONNX bytes (weights inside).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = graft::onnx::export_bytes(&self.model, &self.interface).map_err(errors::onnx)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// Every vertex in topological order: name, op, kind, input sizes,
+    /// output size (`nout`), trainable parameters and multiply-accumulates
+    /// per sample (at the model's input shapes).
+    #[getter]
+    fn vertices<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let cost = self.model.cost(&self.shapes(None)?).map_err(errors::nn)?;
+        let mut params: HashMap<VertexId, u64> = HashMap::new();
+        for (v, _, var) in self.model.trainable() {
+            *params.entry(v).or_default() += var.as_tensor().elem_count() as u64;
+        }
+        let g = self.model.graph();
+        let mut out = Vec::new();
+        for v in g.topological_order().map_err(errors::graph)? {
+            let vx = g.vertex(v).map_err(errors::graph)?;
+            let d = PyDict::new(py);
+            d.set_item("name", vx.name())?;
+            d.set_item("op", self.model.layer(v).map_or("input", |l| l.op.name()))?;
+            d.set_item("kind", vx.kind().as_str())?;
+            d.set_item("nin", vx.nin().to_vec())?;
+            d.set_item("nout", vx.nout())?;
+            d.set_item("params", params.get(&v).copied().unwrap_or(0))?;
+            d.set_item("macs", cost.macs.get(&v).copied().unwrap_or(0))?;
+            let inputs: Vec<String> = vx
+                .inputs()
+                .iter()
+                .filter_map(|&u| g.vertex(u).ok().map(|x| x.name().to_string()))
+                .collect();
+            d.set_item("inputs", inputs)?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Trainable parameters and multiply-accumulates per sample, at
+    /// `input_shape` (one sample's shape, without the batch axis; the
+    /// model's own by default).
+    #[pyo3(signature = (input_shape = None))]
+    fn cost<'py>(
+        &self,
+        py: Python<'py>,
+        input_shape: Option<Vec<usize>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let shapes = self.shapes(input_shape)?;
+        let c = self.model.cost(&shapes).map_err(errors::nn)?;
+        let d = PyDict::new(py);
+        d.set_item("params", self.model.parameter_count())?;
+        d.set_item("macs", c.total())?;
+        Ok(d)
+    }
+
+    /// Run the model (inference): `inputs` is one array, a list of arrays
+    /// in the model's input order, or a dict by input name; anything NumPy
+    /// can convert is taken, as float32. Returns a dict of the outputs by
+    /// name, in the model's order.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let ys = self.forward(py, inputs)?;
+        let d = PyDict::new(py);
+        for ((name, _), y) in self.outputs.iter().zip(ys) {
+            d.set_item(name, y)?;
+        }
+        Ok(d)
+    }
+
+    /// `model(x, ...)`: the first output of `run` on the arrays given (all
+    /// outputs, as a tuple, when the model has several).
+    #[pyo3(signature = (*xs))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        xs: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let list = xs.to_list();
+        let mut ys = self.forward(py, list.as_any())?;
+        if ys.len() == 1 {
+            Ok(ys.remove(0).into_any())
+        } else {
+            Ok(pyo3::types::PyTuple::new(py, ys)?.into_any())
+        }
+    }
+
+    /// A table of the vertices and the model's totals.
+    fn summary(&self, py: Python<'_>) -> PyResult<String> {
+        let rows = self.vertices(py)?;
+        let head = ["vertex", "op", "kind", "nin", "nout", "params", "MACs"];
+        let mut cells: Vec<Vec<String>> = Vec::new();
+        for r in &rows {
+            let get = |k: &str| -> PyResult<String> {
+                let v = r.get_item(k)?.ok_or_else(|| errors::data(k.to_string()))?;
+                Ok(v.str()?.to_string())
+            };
+            cells.push(vec![
+                get("name")?,
+                get("op")?,
+                get("kind")?,
+                get("nin")?,
+                get("nout")?,
+                get("params")?,
+                get("macs")?,
+            ]);
+        }
+        let widths: Vec<usize> = (0..head.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].chars().count())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |c: &[String]| -> String {
+            c.iter()
+                .zip(&widths)
+                .map(|(x, w)| format!("{x:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let mut text = line(&head.map(String::from));
+        text.push('\n');
+        for c in &cells {
+            text.push_str(&line(c));
+            text.push('\n');
+        }
+        let cost = self.model.cost(&self.shapes(None)?).map_err(errors::nn)?;
+        text.push_str(&format!(
+            "{} vertices, {} parameters, {} multiply-accumulates per sample of shape {:?}\n",
+            cells.len(),
+            self.model.parameter_count(),
+            cost.total(),
+            self.shapes(None)?
+        ));
+        Ok(text)
+    }
+
+    /// Plan a change of `vertex`'s size by `by` neurons (negative to
+    /// prune), every coupled vertex following, the neurons kept chosen by
+    /// `utility` (magnitudes by default, or a dict of arrays by vertex
+    /// name). `relaxed` accepts the nearest size that works. Nothing
+    /// changes until `apply`.
+    #[pyo3(signature = (vertex, by, relaxed = false, utility = None, time_limit = 5.0))]
+    fn plan(
+        &self,
+        vertex: &str,
+        by: i64,
+        relaxed: bool,
+        utility: Option<&Bound<'_, PyAny>>,
+        time_limit: f64,
+    ) -> PyResult<Plan> {
+        let v = self.vertex(vertex)?;
+        let u = self.utility(utility)?;
+        let req = if relaxed {
+            Request::new().nout_relaxed(v, by)
+        } else {
+            Request::new().nout(v, by)
+        }
+        .with_utility(u)
+        .within(errors::seconds(time_limit)?);
+        let plan = graft::plan(self.model.graph(), &req).map_err(errors::plan)?;
+        Ok(Plan {
+            revision: plan.revision,
+            plan,
+        })
+    }
+
+    /// Apply a plan made for this model (unchanged since): every vertex
+    /// takes its new size and its parameters the kept and new neurons.
+    /// All or nothing.
+    fn apply<'py>(&mut self, py: Python<'py>, plan: &Plan) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.model.apply_plan(&plan.plan).map_err(errors::nn)?;
+        changes(py, &plan.plan)
+    }
+
+    /// `plan` then `apply`: returns the changes.
+    #[pyo3(signature = (vertex, by, relaxed = false, utility = None))]
+    fn resize<'py>(
+        &mut self,
+        py: Python<'py>,
+        vertex: &str,
+        by: i64,
+        relaxed: bool,
+        utility: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let p = self.plan(vertex, by, relaxed, utility, 5.0)?;
+        self.apply(py, &p)
+    }
+
+    /// Structured pruning: remove a share of the prunable neurons
+    /// (`ratio`), or prune to at most `params` parameters or `macs`
+    /// multiply-accumulates per sample. `scope` "global" ranks all
+    /// neurons together, "layer" takes the same share everywhere.
+    /// `utility` is "magnitude" or a dict of arrays by vertex name.
+    /// `only` limits a transformer's pruning to parts ("heads",
+    /// "experts", "hidden", "mlp", "head-dims"). Returns neurons,
+    /// parameters and MACs before and after.
+    #[pyo3(signature = (ratio = None, params = None, macs = None, scope = "global", utility = None, only = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn prune<'py>(
+        &mut self,
+        py: Python<'py>,
+        ratio: Option<f64>,
+        params: Option<u64>,
+        macs: Option<u64>,
+        scope: &str,
+        utility: Option<&Bound<'_, PyAny>>,
+        only: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        use graft::nn::shrink::{shrink_parts, Part, Scope, Target};
+        let target = match (ratio, params, macs) {
+            (Some(r), None, None) => Target::Ratio(r),
+            (None, Some(p), None) => Target::Params(p),
+            (None, None, Some(m)) => Target::Macs(m),
+            _ => return Err(errors::data("give exactly one of ratio, params or macs")),
+        };
+        let scope = match scope {
+            "global" => Scope::Global,
+            "layer" => Scope::Layer,
+            other => {
+                return Err(errors::data(format!(
+                    "scope `{other}`: \"global\" or \"layer\""
+                )))
+            }
+        };
+        let only = only.unwrap_or_else(|| {
+            ["heads", "experts", "hidden", "mlp"]
+                .map(String::from)
+                .to_vec()
+        });
+        let parts = only
+            .iter()
+            .map(|p| match p.as_str() {
+                "heads" => Ok(Part::Heads),
+                "head-dims" => Ok(Part::HeadDims),
+                "experts" => Ok(Part::Experts),
+                "hidden" => Ok(Part::Hidden),
+                "mlp" => Ok(Part::Mlp),
+                other => Err(errors::data(format!(
+                    "part `{other}`: heads, head-dims, experts, hidden or mlp"
+                ))),
+            })
+            .collect::<PyResult<Vec<Part>>>()?;
+        let u = self.utility(utility)?;
+        let shapes = self.shapes(None)?;
+        let r = shrink_parts(&mut self.model, &u, target, scope, &shapes, &parts)
+            .map_err(errors::nn)?;
+        let d = PyDict::new(py);
+        d.set_item("neurons", r.neurons)?;
+        d.set_item("params", r.params)?;
+        d.set_item("macs", r.macs)?;
+        d.set_item("changes", changes(py, &r.plan)?)?;
+        Ok(d)
+    }
+
+    /// A vertex's parameters (weights, biases, norm statistics) as float32
+    /// arrays by name: copies, for computing scores in NumPy.
+    fn weights<'py>(&self, py: Python<'py>, vertex: &str) -> PyResult<Bound<'py, PyDict>> {
+        let id = self.vertex(vertex)?;
+        let d = PyDict::new(py);
+        for (v, name, var) in self.model.all_params() {
+            if v != id {
+                continue;
+            }
+            let t = var.as_tensor();
+            let vals: Vec<f32> = t
+                .flatten_all()
+                .and_then(|t| t.to_dtype(graft::nn::DType::F32))
+                .and_then(|t| t.to_vec1())
+                .map_err(errors::tensor)?;
+            d.set_item(
+                name,
+                PyArray1::from_vec(py, vals).reshape(t.dims().to_vec())?,
+            )?;
+        }
+        Ok(d)
+    }
+
+    /// An independent copy (its own weights): for search loops that try
+    /// many mutations of one model.
+    fn copy(&self) -> PyResult<Model> {
+        let mut m = self.model.clone();
+        for (v, name, var) in self.model.all_params() {
+            let t = var.as_tensor();
+            let vals: Vec<f32> = t
+                .flatten_all()
+                .and_then(|t| t.to_dtype(graft::nn::DType::F32))
+                .and_then(|t| t.to_vec1())
+                .map_err(errors::tensor)?;
+            m.put_param(v, &name, t.dims(), vals).map_err(errors::nn)?;
+        }
+        Ok(Model {
+            model: m,
+            interface: self.interface.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            input_perms: self.input_perms.clone(),
+            input_shapes: self.input_shapes.clone(),
+            executor: Default::default(),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<graft.Model: {} vertices, {} parameters, inputs {:?}, outputs {:?}>",
+            self.model.graph().len(),
+            self.model.parameter_count(),
+            self.inputs(),
+            self.outputs()
+        )
+    }
+}
+
+#[pymethods]
+impl Plan {
+    /// The vertices the plan changes, each with `vertex`, `before`,
+    /// `after`, `kept` (the old neurons kept, in their new order, as an
+    /// int64 array) and `new` (how many new neurons follow them).
+    #[getter]
+    fn changes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        changes(py, &self.plan)
+    }
+
+    /// Whether the planner proved the plan optimal.
+    #[getter]
+    fn optimal(&self) -> bool {
+        self.plan.optimal
+    }
+
+    /// The plan as the JSON report `graft plan` prints.
+    fn to_json(&self) -> PyResult<String> {
+        serde_json::to_string_pretty(&self.plan).map_err(|e| errors::data(e.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        let changed = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.nout_before != c.nout_after)
+            .count();
+        format!(
+            "<graft.Plan: {} vertices change size, optimal {} (graph revision {})>",
+            changed, self.plan.optimal, self.revision
+        )
+    }
+}

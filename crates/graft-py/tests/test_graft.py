@@ -1,0 +1,217 @@
+"""graft's Python package on the repository's committed fixtures.
+
+Run after building the package (``pip install ./crates/graft-py`` or
+``maturin develop``): ``pytest crates/graft-py/tests``. The fixtures are
+those of graft-onnx's Rust tests: ONNX files exported by torch, their
+inputs, and onnxruntime's outputs (``scripts/onnx_fixtures.py``).
+"""
+
+import json
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+
+import graft
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+FIX = ROOT / "crates" / "graft-onnx" / "tests" / "fixtures"
+
+
+def tensor(name):
+    """A tensor file of the fixture scripts: u32 rank, u32 dims, f32 values."""
+    b = (FIX / name).read_bytes()
+    rank = struct.unpack_from("<I", b, 0)[0]
+    dims = struct.unpack_from(f"<{rank}I", b, 4)
+    return np.frombuffer(b, dtype="<f4", offset=4 * (rank + 1)).reshape(dims)
+
+
+def close(a, b, tol):
+    scale = max(float(np.abs(b).max()), 1e-30)
+    assert np.abs(a - b).max() <= tol * scale, (np.abs(a - b).max(), scale)
+
+
+@pytest.fixture
+def mlp():
+    return graft.load(FIX / "mlp.legacy.onnx")
+
+
+@pytest.fixture
+def resnet():
+    return graft.load(FIX / "resnet18w8.legacy.onnx")
+
+
+def test_load_from_a_path_or_bytes_runs_like_onnxruntime(mlp):
+    x = tensor("mlp.input.bin")
+    want = tensor("mlp.legacy.out.bin")
+    close(mlp(x), want, 1e-5)
+    again = graft.load((FIX / "mlp.legacy.onnx").read_bytes())
+    close(again.run({"input": x})["output"], want, 1e-5)
+    assert mlp.inputs == ["input"] and mlp.outputs == ["output"]
+
+
+def test_vertices_summary_and_cost(resnet):
+    vs = resnet.vertices
+    assert {"name", "op", "kind", "nin", "nout", "params", "macs", "inputs"} <= set(vs[0])
+    cost = resnet.cost()
+    assert cost["params"] == sum(v["params"] for v in vs)
+    assert cost["macs"] == sum(v["macs"] for v in vs) > 0
+    # Costs scale with the input's area.
+    c, h, w = resnet.input_shapes[0][1:]
+    assert resnet.cost([c, 2 * h, 2 * w])["macs"] > 3 * cost["macs"]
+    text = resnet.summary()
+    assert vs[1]["name"] in text and f"{cost['params']} parameters" in text
+
+
+def test_a_model_saved_and_read_again_keeps_names_opset_and_function(resnet, tmp_path):
+    x = tensor("resnet18w8.input.bin")
+    before = resnet(x)
+    path = tmp_path / "r.onnx"
+    resnet.save(path)
+    back = graft.load(path)
+    assert (back.inputs, back.outputs, back.opset) == (resnet.inputs, resnet.outputs, resnet.opset)
+    close(back(x), before, 1e-6)
+    assert graft.load(resnet.to_bytes()).outputs == resnet.outputs
+    resnet.save(tmp_path / "e.onnx", external_data=True)
+    assert (tmp_path / "e.onnx.data").exists()
+    close(graft.load(tmp_path / "e.onnx")(x), before, 1e-6)
+
+
+def test_saved_files_pass_the_onnx_checker_and_onnxruntime(resnet, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    resnet.prune(ratio=0.5, scope="layer")
+    path = tmp_path / "p.onnx"
+    resnet.save(path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    x = tensor("resnet18w8.input.bin")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {resnet.inputs[0]: x})
+    close(resnet(x), y, 1e-4)
+
+
+def test_widening_keeps_the_function(resnet):
+    x = tensor("resnet18w8.input.bin")
+    before = resnet(x)
+    conv = next(v["name"] for v in resnet.vertices if v["op"] == "conv2d")
+    changed = resnet.resize(conv, 8)
+    assert any(c["after"] == c["before"] + 8 for c in changed)
+    close(resnet(x), before, 1e-5)
+
+
+def test_a_user_utility_chooses_the_neurons_kept(mlp):
+    name = mlp.vertices[1]["name"]
+    n = mlp.vertices[1]["nout"]
+    rng = np.random.default_rng(7)
+    scores = rng.random(n)
+    p = mlp.plan(name, -5, utility={name: scores})
+    kept = next(c["kept"] for c in p.changes if c["vertex"] == name)
+    # The planner keeps the 11 best-scored neurons, in their old order.
+    assert list(kept) == sorted(np.argsort(-scores)[: n - 5])
+    # Other scores, other neurons (positive: a neuron of negative utility
+    # is worth less than a new one, and the planner would replace it).
+    q = mlp.plan(name, -5, utility={name: 1.0 - scores})
+    assert list(next(c["kept"] for c in q.changes if c["vertex"] == name)) == sorted(
+        np.argsort(scores)[: n - 5]
+    )
+    assert p.optimal
+    applied = mlp.apply(p)
+    assert next(v["nout"] for v in mlp.vertices if v["name"] == name) == n - 5
+    assert {c["vertex"] for c in applied} == {c["vertex"] for c in p.changes}
+
+
+def test_refused_edits_raise_typed_errors_and_change_nothing(mlp):
+    before = mlp.to_bytes()
+    with pytest.raises(graft.GraphError, match="nope"):
+        mlp.resize("nope", 3)
+    with pytest.raises(graft.DataError, match="scores for its"):
+        name = mlp.vertices[1]["name"]
+        mlp.resize(name, -2, utility={name: np.ones(3)})
+    name = mlp.vertices[1]["name"]
+    with pytest.raises(graft.PlanError, match="below 1"):
+        mlp.resize(name, -16)
+    with pytest.raises(graft.DataError):
+        mlp.prune(ratio=0.5, macs=10)
+    assert mlp.to_bytes() == before
+    for cls in (graft.PlanError, graft.GraphError, graft.ModelError, graft.OnnxError, graft.DataError):
+        assert issubclass(cls, graft.GraftError)
+        assert cls.__name__ not in ("ImportError", "ValueError")
+
+
+def test_unreadable_files_raise_onnx_errors(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(graft.OnnxError):
+        graft.load(bad)
+    with pytest.raises(graft.GraftError):
+        graft.load(b"\x08\x07garbage")
+
+
+def test_prune_to_half_the_macs(resnet):
+    x = tensor("resnet18w8.input.bin")
+    macs = resnet.cost()["macs"]
+    r = resnet.prune(macs=macs // 2)
+    assert r["macs"][0] == macs and r["macs"][1] <= macs // 2
+    assert resnet.cost()["macs"] == r["macs"][1]
+    assert np.isfinite(resnet(x)).all()
+
+
+def test_prune_with_user_scores_for_every_layer(resnet):
+    rng = np.random.default_rng(3)
+    scores = {v["name"]: rng.random(v["nout"]) for v in resnet.vertices if v["op"] == "conv2d"}
+    r = resnet.prune(ratio=0.25, scope="layer", utility=scores)
+    assert r["neurons"][1] < r["neurons"][0]
+
+
+def test_copies_are_independent(mlp):
+    c = mlp.copy()
+    name = mlp.vertices[1]["name"]
+    c.resize(name, -4)
+    assert next(v["nout"] for v in mlp.vertices if v["name"] == name) == 16
+    assert next(v["nout"] for v in c.vertices if v["name"] == name) == 12
+
+
+def test_size_only_planning_from_json():
+    graph = (ROOT / "examples" / "plan" / "graph.json").read_text()
+    request = (ROOT / "examples" / "plan" / "request.json").read_text()
+    report = json.loads(graft.plan(graph, request))
+    assert report["plan"]["changes"]
+    with pytest.raises(graft.DataError):
+        graft.plan("{", request)
+
+
+def test_the_readme_tour_runs_as_written(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```python\n", readme.index("## Python"))
+    body = readme[start + len("```python\n"):]
+    code = body[: body.index("```")]
+    # Paths in the tour are the repository's; the model is written to a
+    # scratch directory.
+    code = code.replace('"crates/', f'"{ROOT}/crates/').replace('"pruned.onnx"', f'"{tmp_path}/pruned.onnx"')
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "refused:" in out and "no-such-vertex" in out
+    assert graft.load(tmp_path / "pruned.onnx").outputs == ["output"]
+
+
+def test_weights_are_numpy_copies(mlp):
+    name = mlp.vertices[1]["name"]
+    w = mlp.weights(name)
+    assert set(w) == {"weight", "bias"} and w["weight"].shape == (16, 6)
+    w["weight"][:] = 0  # a copy: the model is unchanged
+    assert np.abs(mlp.weights(name)["weight"]).sum() > 0
+
+
+def test_the_example_script_prunes_to_half_the_macs(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "half.onnx"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "python" / "prune_half_macs.py"), "-o", str(out)],
+        capture_output=True, text=True, check=True,
+    )
+    assert "pruned: MACs 842368 ->" in r.stdout and out.exists()
+    before, after = (int(s) for s in r.stdout.split("pruned: MACs ")[1].split(",")[0].split(" -> "))
+    assert after <= before // 2
