@@ -5,7 +5,6 @@
 //! about the input), 1 internal failure. A command that fails writes no
 //! output file.
 
-mod alloc;
 mod commands;
 mod data;
 mod io;
@@ -19,9 +18,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use graft::json::{GraphSpec, PlanReport, RequestSpec};
 use graft::nn::shrink::{Scope, Target};
 use graft::{plan, plan_or_relax, CheckError, GraphError, PlanError, Planned, Step, TargetMode};
-
-#[global_allocator]
-static ALLOC: alloc::Graft = alloc::Graft;
 
 /// Change a trained network's structure without breaking it.
 #[derive(Debug, Parser)]
