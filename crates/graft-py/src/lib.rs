@@ -10,6 +10,7 @@
 
 use pyo3::prelude::*;
 
+mod edit;
 mod errors;
 mod model;
 
@@ -59,6 +60,7 @@ fn _graft(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_class::<model::Model>()?;
     m.add_class::<model::Plan>()?;
+    m.add_class::<edit::Patch>()?;
     errors::register(m)?;
     Ok(())
 }

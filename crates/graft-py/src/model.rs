@@ -586,6 +586,64 @@ impl Model {
         Ok(d)
     }
 
+    /// Commit a `graft.Patch`: its edits planned one after the other and
+    /// applied together, or refused with the model unchanged.
+    fn commit(&mut self, patch: &crate::edit::Patch) -> PyResult<()> {
+        crate::edit::commit(&mut self.model, &patch.edits)
+    }
+
+    /// Insert a vertex `name` after `after` (see `Patch.insert`).
+    #[pyo3(signature = (after, name, op = "identity", consumers = None))]
+    fn insert(
+        &mut self,
+        after: String,
+        name: String,
+        op: &str,
+        consumers: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        use crate::edit::PyEdit;
+        let e = PyEdit::Insert {
+            after,
+            name,
+            op: op.to_string(),
+            consumers,
+        };
+        crate::edit::commit(&mut self.model, &[e])
+    }
+
+    /// Remove a vertex, its consumers reading its inputs.
+    fn remove(&mut self, vertex: String) -> PyResult<()> {
+        crate::edit::commit(&mut self.model, &[crate::edit::PyEdit::Remove(vertex)])
+    }
+
+    /// Remove the residual block ending in the add `vertex`.
+    fn remove_block(&mut self, vertex: String) -> PyResult<()> {
+        crate::edit::commit(&mut self.model, &[crate::edit::PyEdit::RemoveBlock(vertex)])
+    }
+
+    /// Add an edge from `src` into `dst`; sizes follow, new input columns
+    /// start at zero.
+    #[pyo3(signature = (src, dst, position = None))]
+    fn connect(&mut self, src: String, dst: String, position: Option<usize>) -> PyResult<()> {
+        let e = crate::edit::PyEdit::Connect {
+            from: src,
+            to: dst,
+            position,
+        };
+        crate::edit::commit(&mut self.model, &[e])
+    }
+
+    /// Remove the `nth` edge from `src` into `dst`.
+    #[pyo3(signature = (src, dst, nth = 0))]
+    fn disconnect(&mut self, src: String, dst: String, nth: usize) -> PyResult<()> {
+        let e = crate::edit::PyEdit::Disconnect {
+            from: src,
+            to: dst,
+            nth,
+        };
+        crate::edit::commit(&mut self.model, &[e])
+    }
+
     /// A vertex's parameters (weights, biases, norm statistics) as float32
     /// arrays by name: copies, for computing scores in NumPy.
     fn weights<'py>(&self, py: Python<'py>, vertex: &str) -> PyResult<Bound<'py, PyDict>> {

@@ -215,3 +215,34 @@ def test_the_example_script_prunes_to_half_the_macs(tmp_path):
     assert "pruned: MACs 842368 ->" in r.stdout and out.exists()
     before, after = (int(s) for s in r.stdout.split("pruned: MACs ")[1].split(",")[0].split(" -> "))
     assert after <= before // 2
+
+
+def test_structural_edits_keep_the_function_and_patches_are_all_or_nothing(resnet):
+    x = tensor("resnet18w8.input.bin")
+    before = resnet(x)
+    n = len(resnet.vertices)
+    conv = next(v["name"] for v in resnet.vertices if v["op"] == "conv2d")
+    # A new convolution starts as the identity (a Dirac kernel).
+    resnet.insert(conv, "extra", "conv3x3")
+    assert len(resnet.vertices) == n + 1
+    close(resnet(x), before, 1e-5)
+    resnet.remove("extra")
+    close(resnet(x), before, 1e-5)
+    # A patch: later edits name what earlier ones inserted.
+    resnet.commit(graft.Patch().insert(conv, "a", "relu").insert("a", "b").remove("b"))
+    assert [v["name"] for v in resnet.vertices].count("a") == 1
+    # A refused patch leaves the model exactly as it was.
+    snapshot = resnet.to_bytes()
+    with pytest.raises(graft.GraphError, match="input"):
+        resnet.commit(graft.Patch().insert(conv, "c").remove(resnet.inputs[0]))
+    assert resnet.to_bytes() == snapshot
+    with pytest.raises(graft.GraphError, match="nope"):
+        resnet.connect("nope", conv)
+    with pytest.raises(graft.DataError, match="op `lstm`"):
+        resnet.insert(conv, "d", "lstm")
+    assert resnet.to_bytes() == snapshot
+    # Removing a residual block: four vertices and the add go.
+    add = [v["name"] for v in resnet.vertices if v["op"] == "add"][1]
+    k = len(resnet.vertices)
+    resnet.remove_block(add)
+    assert len(resnet.vertices) < k and resnet(x).shape == before.shape

@@ -39,6 +39,20 @@ class Plan:
     def to_json(self) -> str:
         """The plan as JSON."""
 
+class Patch:
+    """Edits a model commits together (Model.commit), or not at all."""
+
+    def __init__(self) -> None: ...
+    def insert(
+        self, after: str, name: str, op: str = "identity", consumers: Optional[Sequence[str]] = None
+    ) -> "Patch":
+        """Insert a vertex after another (op: identity, relu, dense, conv3x3, batchnorm)."""
+    def remove(self, vertex: str) -> "Patch": ...
+    def remove_block(self, vertex: str) -> "Patch": ...
+    def connect(self, src: str, dst: str, position: Optional[int] = None) -> "Patch": ...
+    def disconnect(self, src: str, dst: str, nth: int = 0) -> "Patch": ...
+    def __len__(self) -> int: ...
+
 class Model:
     """A network graft can change, read from ONNX."""
 
@@ -92,6 +106,16 @@ class Model:
         only: Optional[Sequence[str]] = None,
     ) -> Dict[str, Any]:
         """Structured pruning to a ratio, a parameter or a MAC budget."""
+    def commit(self, patch: Patch) -> None:
+        """Apply a patch's edits together; a refused patch changes nothing."""
+    def insert(
+        self, after: str, name: str, op: str = "identity", consumers: Optional[Sequence[str]] = None
+    ) -> None:
+        """Insert a vertex (starting as the identity) after another."""
+    def remove(self, vertex: str) -> None: ...
+    def remove_block(self, vertex: str) -> None: ...
+    def connect(self, src: str, dst: str, position: Optional[int] = None) -> None: ...
+    def disconnect(self, src: str, dst: str, nth: int = 0) -> None: ...
     def weights(self, vertex: str) -> Dict[str, npt.NDArray[np.float32]]:
         """A vertex's parameters as arrays (copies), by name."""
     def copy(self) -> "Model":
