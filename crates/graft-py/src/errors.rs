@@ -98,6 +98,20 @@ pub fn onnx(e: graft::onnx::OnnxError) -> PyErr {
     }
 }
 
+/// A sparse-structure error: a model's own errors as theirs, the rest
+/// (graphs with cycles, sizes above the limits) as graph errors.
+pub fn sparse(e: graft::sparse::SparseError) -> PyErr {
+    use graft::sparse::SparseError;
+    match e {
+        SparseError::Model(inner) => nn(inner),
+        other @ (SparseError::Cycle { .. }
+        | SparseError::UnknownNode(_)
+        | SparseError::Boundary { .. }
+        | SparseError::TooLarge { .. }
+        | SparseError::Unsupported { .. }) => GraphError::new_err(chain(&other)),
+    }
+}
+
 /// A planner error.
 pub fn plan(e: graft::PlanError) -> PyErr {
     PlanError::new_err(chain(&e))

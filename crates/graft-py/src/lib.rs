@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 
 mod edit;
 mod errors;
+mod learn;
 mod model;
 
 /// Read an ONNX model from a path or from its bytes.

@@ -77,16 +77,32 @@ impl Model {
 
     /// Per-vertex utilities: magnitudes, or the user's arrays by vertex
     /// name (one score per neuron) over magnitudes for the rest.
-    fn utility(&self, given: Option<&Bound<'_, PyAny>>) -> PyResult<Utility> {
+    fn utility(
+        &self,
+        given: Option<&Bound<'_, PyAny>>,
+        data: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
+    ) -> PyResult<Utility> {
         let mut u = graft::nn::utility::magnitude(&self.model).map_err(errors::nn)?;
         let Some(given) = given else {
             return Ok(u);
         };
         if let Ok(name) = given.extract::<String>() {
-            return match name.as_str() {
-                "magnitude" => Ok(u),
-                other => Err(errors::data(format!(
-                    "utility `{other}`: give \"magnitude\" or a dict of arrays by vertex name"
+            return match (name.as_str(), data) {
+                ("magnitude", _) => Ok(u),
+                ("taylor", Some((x, y))) => graft::nn::utility::taylor_on(
+                    &self.model,
+                    &f32_tensor(&x)?,
+                    &labels(&y)?,
+                    graft::nn::train::Loss::CrossEntropy,
+                    64,
+                    || {},
+                )
+                .map_err(errors::nn),
+                ("taylor", None) => Err(errors::data(
+                    "utility \"taylor\" needs data=(x, y): inputs and class labels",
+                )),
+                (other, _) => Err(errors::data(format!(
+                    "utility `{other}`: \"magnitude\", \"taylor\" (with data) or a dict of arrays by vertex name"
                 ))),
             };
         }
@@ -142,6 +158,16 @@ impl Model {
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        Ok(self.forward_traced(py, inputs, false)?.0)
+    }
+
+    /// [`Model::forward`], and the trace when asked.
+    fn forward_traced<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        trace: bool,
+    ) -> PyResult<Traced<'py>> {
         let np = py.import("numpy")?;
         let as_f32 = |x: Bound<'py, PyAny>| -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
             let kw = PyDict::new(py);
@@ -169,7 +195,7 @@ impl Model {
             .into_iter()
             .map(as_f32)
             .collect::<PyResult<Vec<_>>>()?;
-        self.run_arrays(py, xs)
+        self.run_arrays(py, xs, trace)
     }
 
     /// Run on float32 arrays, one per input in the model's order.
@@ -177,7 +203,8 @@ impl Model {
         &self,
         py: Python<'py>,
         xs: Vec<PyReadonlyArrayDyn<'py, f32>>,
-    ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        trace: bool,
+    ) -> PyResult<Traced<'py>> {
         if xs.len() != self.inputs.len() {
             return Err(errors::data(format!(
                 "{} arrays for the model's {} inputs ({})",
@@ -219,6 +246,7 @@ impl Model {
         let keep = self.outputs.iter().any(|(_, v)| !ex.outputs().contains(v));
         let run = graft::nn::Run {
             keep,
+            trace,
             ..graft::nn::Run::inference()
         };
         let f = ex.run(&self.model, &ordered, &run).map_err(errors::nn)?;
@@ -239,8 +267,87 @@ impl Model {
                 .map_err(errors::tensor)?;
             out.push(PyArray1::from_vec(py, vals).reshape(dims)?);
         }
-        Ok(out)
+        Ok((out, f.trace))
     }
+}
+
+/// A run's outputs, and its trace when one was asked for.
+type Traced<'py> = (Vec<Bound<'py, PyArrayDyn<f32>>>, Option<graft::nn::Trace>);
+
+/// An array-like as a float32 tensor (NumPy converts it).
+fn f32_tensor(x: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let py = x.py();
+    let kw = PyDict::new(py);
+    kw.set_item("dtype", "float32")?;
+    let arr: PyReadonlyArrayDyn<'_, f32> = py
+        .import("numpy")?
+        .call_method("ascontiguousarray", (x,), Some(&kw))?
+        .extract()
+        .map_err(|_| errors::data("an array of numbers"))?;
+    Tensor::from_vec(arr.as_slice()?.to_vec(), arr.shape(), &Device::Cpu).map_err(errors::tensor)
+}
+
+/// Class labels (non-negative integers, one per sample) as a u32 tensor.
+fn labels(y: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let py = y.py();
+    let np = py.import("numpy")?;
+    let arr = np.call_method1("asarray", (y,))?;
+    let ok: bool = np
+        .call_method1(
+            "issubdtype",
+            (arr.getattr("dtype")?, np.getattr("integer")?),
+        )?
+        .extract()?;
+    let bad = || errors::data("y: class labels, a 1-D array of non-negative integers");
+    if !ok || arr.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Err(bad());
+    }
+    let min: i64 = if arr.getattr("size")?.extract::<usize>()? > 0 {
+        arr.call_method0("min")?.extract()?
+    } else {
+        0
+    };
+    if min < 0 {
+        return Err(bad());
+    }
+    let kw = PyDict::new(py);
+    kw.set_item("dtype", "uint32")?;
+    let arr: PyReadonlyArrayDyn<'_, u32> = np
+        .call_method("ascontiguousarray", (arr,), Some(&kw))?
+        .extract()?;
+    let n = arr.len();
+    Tensor::from_vec(arr.as_slice()?.to_vec(), n, &Device::Cpu).map_err(errors::tensor)
+}
+
+/// A trace of a dynamic model's run: per dynamic vertex, each sample's
+/// choice (a branch index, a gate or exit flag, the experts with their
+/// weights; None where the sample never reached it), and the MACs spent.
+fn trace_dict<'py>(py: Python<'py>, t: &graft::nn::Trace) -> PyResult<Bound<'py, PyDict>> {
+    use graft::nn::Choice;
+    let d = PyDict::new(py);
+    d.set_item("samples", t.samples)?;
+    d.set_item("macs_spent", t.macs_spent)?;
+    d.set_item("macs_full", t.macs_full)?;
+    let decisions = PyDict::new(py);
+    for dec in &t.decisions {
+        let per: Vec<Bound<'py, PyAny>> = dec
+            .per_sample
+            .iter()
+            .map(|c| -> PyResult<Bound<'py, PyAny>> {
+                Ok(match c {
+                    None => py.None().into_bound(py),
+                    Some(Choice::Branch(b)) => b.into_pyobject(py)?.into_any(),
+                    Some(Choice::Gate(on)) | Some(Choice::Exit(on)) => {
+                        on.into_pyobject(py)?.to_owned().into_any()
+                    }
+                    Some(Choice::Experts(es)) => es.clone().into_pyobject(py)?.into_any(),
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        decisions.set_item(&dec.name, per)?;
+    }
+    d.set_item("decisions", decisions)?;
+    Ok(d)
 }
 
 fn changes<'py>(py: Python<'py>, plan: &graft::Plan) -> PyResult<Vec<Bound<'py, PyDict>>> {
@@ -381,18 +488,28 @@ impl Model {
     /// Run the model (inference): `inputs` is one array, a list of arrays
     /// in the model's input order, or a dict by input name; anything NumPy
     /// can convert is taken, as float32. Returns a dict of the outputs by
-    /// name, in the model's order.
+    /// name, in the model's order; with `trace=True`, also the path each
+    /// sample took through the model's dynamic vertices (conditionals,
+    /// gates, exits, experts) and the MACs spent: `(outputs, trace)`.
+    #[pyo3(signature = (inputs, trace = false))]
     fn run<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let ys = self.forward(py, inputs)?;
+        trace: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (ys, t) = self.forward_traced(py, inputs, trace)?;
         let d = PyDict::new(py);
         for ((name, _), y) in self.outputs.iter().zip(ys) {
             d.set_item(name, y)?;
         }
-        Ok(d)
+        match t {
+            Some(t) => {
+                let pair = [d.into_any(), trace_dict(py, &t)?.into_any()];
+                Ok(pyo3::types::PyTuple::new(py, pair)?.into_any())
+            }
+            None => Ok(d.into_any()),
+        }
     }
 
     /// `model(x, ...)`: the first output of `run` on the arrays given (all
@@ -470,20 +587,23 @@ impl Model {
 
     /// Plan a change of `vertex`'s size by `by` neurons (negative to
     /// prune), every coupled vertex following, the neurons kept chosen by
-    /// `utility` (magnitudes by default, or a dict of arrays by vertex
-    /// name). `relaxed` accepts the nearest size that works. Nothing
-    /// changes until `apply`.
-    #[pyo3(signature = (vertex, by, relaxed = false, utility = None, time_limit = 5.0))]
+    /// `utility`: "magnitude" (the default), "taylor" with `data=(x, y)`
+    /// (inputs and class labels), or a dict of arrays by vertex name, one
+    /// score per neuron. `relaxed` accepts the nearest size that works.
+    /// Nothing changes until `apply`.
+    #[pyo3(signature = (vertex, by, relaxed = false, utility = None, data = None, time_limit = 5.0))]
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
         vertex: &str,
         by: i64,
         relaxed: bool,
         utility: Option<&Bound<'_, PyAny>>,
+        data: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
         time_limit: f64,
     ) -> PyResult<Plan> {
         let v = self.vertex(vertex)?;
-        let u = self.utility(utility)?;
+        let u = self.utility(utility, data)?;
         let req = if relaxed {
             Request::new().nout_relaxed(v, by)
         } else {
@@ -507,7 +627,7 @@ impl Model {
     }
 
     /// `plan` then `apply`: returns the changes.
-    #[pyo3(signature = (vertex, by, relaxed = false, utility = None))]
+    #[pyo3(signature = (vertex, by, relaxed = false, utility = None, data = None))]
     fn resize<'py>(
         &mut self,
         py: Python<'py>,
@@ -515,8 +635,9 @@ impl Model {
         by: i64,
         relaxed: bool,
         utility: Option<&Bound<'_, PyAny>>,
+        data: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let p = self.plan(vertex, by, relaxed, utility, 5.0)?;
+        let p = self.plan(vertex, by, relaxed, utility, data, 5.0)?;
         self.apply(py, &p)
     }
 
@@ -524,11 +645,12 @@ impl Model {
     /// (`ratio`), or prune to at most `params` parameters or `macs`
     /// multiply-accumulates per sample. `scope` "global" ranks all
     /// neurons together, "layer" takes the same share everywhere.
-    /// `utility` is "magnitude" or a dict of arrays by vertex name.
+    /// `utility` is "magnitude", "taylor" with `data=(x, y)`, or a dict of
+    /// arrays by vertex name.
     /// `only` limits a transformer's pruning to parts ("heads",
     /// "experts", "hidden", "mlp", "head-dims"). Returns neurons,
     /// parameters and MACs before and after.
-    #[pyo3(signature = (ratio = None, params = None, macs = None, scope = "global", utility = None, only = None))]
+    #[pyo3(signature = (ratio = None, params = None, macs = None, scope = "global", utility = None, only = None, data = None))]
     #[allow(clippy::too_many_arguments)]
     fn prune<'py>(
         &mut self,
@@ -539,6 +661,7 @@ impl Model {
         scope: &str,
         utility: Option<&Bound<'_, PyAny>>,
         only: Option<Vec<String>>,
+        data: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
     ) -> PyResult<Bound<'py, PyDict>> {
         use graft::nn::shrink::{shrink_parts, Part, Scope, Target};
         let target = match (ratio, params, macs) {
@@ -574,7 +697,7 @@ impl Model {
                 ))),
             })
             .collect::<PyResult<Vec<Part>>>()?;
-        let u = self.utility(utility)?;
+        let u = self.utility(utility, data)?;
         let shapes = self.shapes(None)?;
         let r = shrink_parts(&mut self.model, &u, target, scope, &shapes, &parts)
             .map_err(errors::nn)?;
@@ -584,6 +707,71 @@ impl Model {
         d.set_item("macs", r.macs)?;
         d.set_item("changes", changes(py, &r.plan)?)?;
         Ok(d)
+    }
+
+    /// Fine-tune a classifier (Adam, softmax cross-entropy) on inputs `x`
+    /// and class labels `y` (integers); returns each epoch's mean loss.
+    #[pyo3(signature = (x, y, epochs = 1, batch = 32, lr = 1e-3, seed = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &mut self,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        epochs: usize,
+        batch: usize,
+        lr: f64,
+        seed: u64,
+    ) -> PyResult<Vec<f64>> {
+        let (x, y) = (f32_tensor(x)?, labels(y)?);
+        crate::learn::train(&mut self.model, &x, &y, epochs, batch, lr, seed)
+    }
+
+    /// A classifier's mean cross-entropy and accuracy on `x`, `y`:
+    /// `{"loss": ..., "accuracy": ...}`.
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (loss, accuracy) = crate::learn::evaluated(&self.model, &f32_tensor(x)?, &labels(y)?)?;
+        let d = PyDict::new(py);
+        d.set_item("loss", loss)?;
+        d.set_item("accuracy", accuracy)?;
+        Ok(d)
+    }
+
+    /// Mask the dense and 2-D convolution layers and keep `density` of
+    /// their weights (over the network, or `per_layer`), by "magnitude" or
+    /// "random" saliency; with `compact`, remove the neurons left with no
+    /// weight, for real. Returns the layers masked, the weights before and
+    /// after, and the neurons removed.
+    #[pyo3(signature = (density, compact = false, per_layer = false, saliency = "magnitude", seed = 0))]
+    fn sparsify<'py>(
+        &mut self,
+        py: Python<'py>,
+        density: f64,
+        compact: bool,
+        per_layer: bool,
+        saliency: &str,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        crate::learn::sparsify(
+            py,
+            &mut self.model,
+            density,
+            compact,
+            per_layer,
+            saliency,
+            seed,
+        )
+    }
+
+    /// The neuron-level graph (every neuron a node, every nonzero weight
+    /// an edge): a networkx `DiGraph` when networkx is installed, else
+    /// GraphML text.
+    fn neuron_graph<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::learn::neuron_graph(py, &self.model, &self.shapes(None)?)
     }
 
     /// Commit a `graft.Patch`: its edits planned one after the other and

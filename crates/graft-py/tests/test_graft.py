@@ -246,3 +246,46 @@ def test_structural_edits_keep_the_function_and_patches_are_all_or_nothing(resne
     k = len(resnet.vertices)
     resnet.remove_block(add)
     assert len(resnet.vertices) < k and resnet(x).shape == before.shape
+
+
+def test_a_conditional_runs_per_sample_and_traces_its_path():
+    m = graft.load(FIX / "dynamic_net.where.graft.onnx")
+    x, control = tensor("dynamic_net.x.bin"), tensor("dynamic_net.control.bin")
+    want = tensor("dynamic_net.where.out.bin")
+    out, trace = m.run({"x": x, "control": control}, trace=True)
+    close(out[m.outputs[0]], want, 1e-5)
+    # The branch each sample took follows its control (threshold 0.5).
+    (name, per_sample), = trace["decisions"].items()
+    assert per_sample == [0 if c > 0.5 else 1 for c in control.ravel()]
+    assert trace["samples"] == len(x) and trace["macs_spent"] < trace["macs_full"]
+    assert set(m.run([x, control])) == set(m.outputs)
+
+
+def test_train_evaluate_and_taylor_pruning_on_data(mlp):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    before = mlp.evaluate(x, y)
+    losses = mlp.train(x, y, epochs=5, batch=16, lr=1e-2)
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    after = mlp.evaluate(x, y)
+    assert after["loss"] < before["loss"]
+    r = mlp.prune(ratio=0.25, utility="taylor", data=(x, y))
+    assert r["neurons"][1] < r["neurons"][0]
+    with pytest.raises(graft.DataError, match="needs data"):
+        mlp.prune(ratio=0.25, utility="taylor")
+    with pytest.raises(graft.DataError, match="labels"):
+        mlp.evaluate(x, y.astype(np.float32) + 0.5)
+
+
+def test_sparsify_and_the_neuron_graph(mlp):
+    nx = pytest.importorskip("networkx")
+    g = mlp.neuron_graph()
+    assert isinstance(g, nx.DiGraph)
+    dense_edges = g.number_of_edges()
+    assert dense_edges == 6 * 16 + 16 * 12 + 12 * 4
+    r = mlp.sparsify(0.5)
+    assert r["weights"] == (dense_edges, dense_edges // 2)
+    assert mlp.neuron_graph().number_of_edges() == dense_edges // 2
+    with pytest.raises(graft.DataError, match="density"):
+        mlp.sparsify(0.0)

@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 ArrayLike = npt.ArrayLike
 Utility = Union[str, Dict[str, npt.NDArray[np.float64]]]
+Data = Tuple[ArrayLike, ArrayLike]
 
 class GraftError(Exception):
     """Every error graft raises derives from this."""
@@ -76,9 +77,12 @@ class Model:
     def cost(self, input_shape: Optional[Sequence[int]] = None) -> Dict[str, int]:
         """params and macs (per sample)."""
     def run(
-        self, inputs: Union[ArrayLike, Sequence[ArrayLike], Dict[str, ArrayLike]]
-    ) -> Dict[str, npt.NDArray[np.float32]]:
-        """Outputs by name."""
+        self,
+        inputs: Union[ArrayLike, Sequence[ArrayLike], Dict[str, ArrayLike]],
+        trace: bool = False,
+    ) -> Union[Dict[str, npt.NDArray[np.float32]], Tuple[Dict[str, npt.NDArray[np.float32]], Dict[str, Any]]]:
+        """Outputs by name; with trace=True, (outputs, trace): each dynamic
+        vertex's choice per sample, macs_spent and macs_full."""
     def __call__(self, *xs: ArrayLike) -> Union[npt.NDArray[np.float32], Tuple[npt.NDArray[np.float32], ...]]:
         """The output (a tuple of them when there are several)."""
     def plan(
@@ -87,13 +91,19 @@ class Model:
         by: int,
         relaxed: bool = False,
         utility: Optional[Utility] = None,
+        data: Optional[Data] = None,
         time_limit: float = 5.0,
     ) -> Plan:
         """Plan a size change of one vertex; nothing changes until apply."""
     def apply(self, plan: Plan) -> List[Dict[str, Any]]:
         """Apply a plan made for this model; all or nothing."""
     def resize(
-        self, vertex: str, by: int, relaxed: bool = False, utility: Optional[Utility] = None
+        self,
+        vertex: str,
+        by: int,
+        relaxed: bool = False,
+        utility: Optional[Utility] = None,
+        data: Optional[Data] = None,
     ) -> List[Dict[str, Any]]:
         """plan, then apply."""
     def prune(
@@ -104,8 +114,27 @@ class Model:
         scope: str = "global",
         utility: Optional[Utility] = None,
         only: Optional[Sequence[str]] = None,
+        data: Optional[Data] = None,
     ) -> Dict[str, Any]:
-        """Structured pruning to a ratio, a parameter or a MAC budget."""
+        """Structured pruning to a ratio, a parameter or a MAC budget
+        (utility "magnitude", "taylor" with data=(x, y), or arrays)."""
+    def train(
+        self, x: ArrayLike, y: ArrayLike, epochs: int = 1, batch: int = 32, lr: float = 1e-3, seed: int = 0
+    ) -> List[float]:
+        """Fine-tune a classifier (Adam, cross-entropy); each epoch's mean loss."""
+    def evaluate(self, x: ArrayLike, y: ArrayLike) -> Dict[str, float]:
+        """loss and accuracy of a classifier."""
+    def sparsify(
+        self,
+        density: float,
+        compact: bool = False,
+        per_layer: bool = False,
+        saliency: str = "magnitude",
+        seed: int = 0,
+    ) -> Dict[str, Any]:
+        """Keep a share of the dense and conv weights (masks); compact removes dead neurons."""
+    def neuron_graph(self) -> Any:
+        """A networkx DiGraph of the neurons when networkx is installed, else GraphML text."""
     def commit(self, patch: Patch) -> None:
         """Apply a patch's edits together; a refused patch changes nothing."""
     def insert(
