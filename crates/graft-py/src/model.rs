@@ -366,12 +366,21 @@ fn changes<'py>(py: Python<'py>, plan: &graft::Plan) -> PyResult<Vec<Bound<'py, 
                 })
                 .collect();
             let new = outs.iter().filter(|n| **n == Neuron::New).count();
+            let order: Vec<i64> = outs
+                .iter()
+                .map(|n| match n {
+                    Neuron::Old(i) => *i as i64,
+                    Neuron::New => -1,
+                })
+                .collect();
             d.set_item("kept", PyArray1::from_vec(py, kept))?;
             d.set_item("new", new)?;
+            d.set_item("order", PyArray1::from_vec(py, order))?;
         } else {
             let all: Vec<i64> = (0..c.nout_before as i64).collect();
-            d.set_item("kept", PyArray1::from_vec(py, all))?;
+            d.set_item("kept", PyArray1::from_vec(py, all.clone()))?;
             d.set_item("new", 0)?;
+            d.set_item("order", PyArray1::from_vec(py, all))?;
         }
         out.push(d);
     }
@@ -894,7 +903,8 @@ impl Model {
 impl Plan {
     /// The vertices the plan changes, each with `vertex`, `before`,
     /// `after`, `kept` (the old neurons kept, in their new order, as an
-    /// int64 array) and `new` (how many new neurons follow them).
+    /// int64 array), `new` (how many new neurons there are) and `order`
+    /// (the new output order: old indices, -1 for a new neuron).
     #[getter]
     fn changes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         changes(py, &self.plan)

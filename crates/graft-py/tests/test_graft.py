@@ -289,3 +289,56 @@ def test_sparsify_and_the_neuron_graph(mlp):
     assert mlp.neuron_graph().number_of_edges() == dense_edges // 2
     with pytest.raises(graft.DataError, match="density"):
         mlp.sparsify(0.0)
+
+
+def graft_binary():
+    """The `graft` CLI: $GRAFT_BIN (set by .ci/run), else a build in target/."""
+    import os
+
+    given = os.environ.get("GRAFT_BIN")
+    if given:
+        assert pathlib.Path(given).exists(), f"GRAFT_BIN={given} does not exist"
+        return given
+    for p in (ROOT / "target" / "debug" / "graft", ROOT / "target" / "release" / "graft"):
+        if p.exists():
+            return str(p)
+    pytest.skip("no graft binary built (cargo build -p graft-cli)")
+
+
+def test_a_model_saved_from_python_goes_through_the_cli_and_back(resnet, tmp_path):
+    import subprocess
+
+    x = tensor("resnet18w8.input.bin")
+    before = resnet(x)
+    saved = tmp_path / "py.onnx"
+    resnet.save(saved)
+    conv = next(v["name"] for v in resnet.vertices if v["op"] == "conv2d")
+    wide = tmp_path / "cli.onnx"
+    subprocess.run(
+        [graft_binary(), "-q", "resize", str(saved), "--vertex", conv, "--by", "4", "-o", str(wide)],
+        check=True,
+    )
+    back = graft.load(wide)
+    assert next(v["nout"] for v in back.vertices if v["name"] == conv) == 12
+    close(back(x), before, 1e-5)
+
+
+def test_connect_then_disconnect_restores_the_model(resnet):
+    x = tensor("resnet18w8.input.bin")
+    before = resnet(x)
+    add = next(v for v in resnet.vertices if v["op"] == "add")
+    conv = next(v["name"] for v in resnet.vertices if v["op"] == "conv2d" and v["name"] not in add["inputs"])
+    resnet.connect(conv, add["name"])
+    assert conv in next(v["inputs"] for v in resnet.vertices if v["name"] == add["name"])
+    resnet.disconnect(conv, add["name"])
+    assert next(v["inputs"] for v in resnet.vertices if v["name"] == add["name"]) == add["inputs"]
+    close(resnet(x), before, 1e-6)
+
+
+def test_a_plan_says_where_new_neurons_go(mlp):
+    name = mlp.vertices[1]["name"]
+    p = mlp.plan(name, 3)
+    c = next(c for c in p.changes if c["vertex"] == name)
+    assert c["new"] == 3 and list(c["order"]).count(-1) == 3 and len(c["order"]) == 19
+    assert json.loads(p.to_json())["changes"]
+    assert "optimal true" in repr(p)

@@ -33,7 +33,8 @@ class Plan:
 
     @property
     def changes(self) -> List[Dict[str, Any]]:
-        """Per changed vertex: vertex, before, after, kept (int64 array), new."""
+        """Per changed vertex: vertex, before, after, kept (int64 array of old
+        indices kept), new (count) and order (old index, or -1 for new)."""
     @property
     def optimal(self) -> bool:
         """Whether the planner proved the plan optimal."""
