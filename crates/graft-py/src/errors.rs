@@ -57,6 +57,27 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// The first name a message quotes (graft quotes every vertex, node,
+/// tensor and file it names in backticks): the culprit.
+fn culprit(text: &str) -> Option<&str> {
+    let start = text.find('`')? + 1;
+    let len = text[start..].find('`')?;
+    Some(&text[start..start + len])
+}
+
+/// An exception of class `E` with `text`, its `culprit` attribute set to
+/// the first name the text quotes (None when it quotes none).
+fn raised<E: pyo3::PyTypeInfo>(text: String) -> PyErr {
+    let err = PyErr::new::<E, _>(text.clone());
+    Python::attach(|py| {
+        let name = culprit(&text).map(str::to_string);
+        // Setting an attribute on a fresh exception cannot fail short of
+        // memory exhaustion; the exception is raised either way.
+        let _ = err.value(py).setattr("culprit", name);
+    });
+    err
+}
+
 /// The error and its causes, outermost first.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -79,14 +100,14 @@ pub fn nn(e: graft::nn::NnError) -> PyErr {
     use graft::nn::NnError;
     let text = chain(&e);
     match e {
-        NnError::Plan(_) => PlanError::new_err(text),
-        NnError::Graph(_) | NnError::Check(_) | NnError::Mutation(_) => GraphError::new_err(text),
-        NnError::Data { .. } | NnError::InputCount { .. } => DataError::new_err(text),
+        NnError::Plan(_) => raised::<PlanError>(text),
+        NnError::Graph(_) | NnError::Check(_) | NnError::Mutation(_) => raised::<GraphError>(text),
+        NnError::Data { .. } | NnError::InputCount { .. } => raised::<DataError>(text),
         NnError::Tensor(_)
         | NnError::StaleExecutor { .. }
         | NnError::Layer { .. }
         | NnError::Invalid { .. }
-        | NnError::Io { .. } => ModelError::new_err(text),
+        | NnError::Io { .. } => raised::<ModelError>(text),
     }
 }
 
@@ -94,7 +115,7 @@ pub fn nn(e: graft::nn::NnError) -> PyErr {
 pub fn onnx(e: graft::onnx::OnnxError) -> PyErr {
     match e {
         graft::onnx::OnnxError::Model(inner) => nn(inner),
-        other => OnnxError::new_err(chain(&other)),
+        other => raised::<OnnxError>(chain(&other)),
     }
 }
 
@@ -108,28 +129,28 @@ pub fn sparse(e: graft::sparse::SparseError) -> PyErr {
         | SparseError::UnknownNode(_)
         | SparseError::Boundary { .. }
         | SparseError::TooLarge { .. }
-        | SparseError::Unsupported { .. }) => GraphError::new_err(chain(&other)),
+        | SparseError::Unsupported { .. }) => raised::<GraphError>(chain(&other)),
     }
 }
 
 /// A planner error.
 pub fn plan(e: graft::PlanError) -> PyErr {
-    PlanError::new_err(chain(&e))
+    raised::<PlanError>(chain(&e))
 }
 
 /// A graph error.
 pub fn graph(e: impl std::error::Error) -> PyErr {
-    GraphError::new_err(chain(&e))
+    raised::<GraphError>(chain(&e))
 }
 
 /// A candle error (a tensor operation failed).
 pub fn tensor(e: graft::nn::CandleError) -> PyErr {
-    ModelError::new_err(chain(&e))
+    raised::<ModelError>(chain(&e))
 }
 
 /// Arguments that do not fit.
 pub fn data(reason: impl Into<String>) -> PyErr {
-    DataError::new_err(reason.into())
+    raised::<DataError>(reason.into())
 }
 
 /// A time limit in seconds, checked.

@@ -123,14 +123,18 @@ def test_a_user_utility_chooses_the_neurons_kept(mlp):
 
 def test_refused_edits_raise_typed_errors_and_change_nothing(mlp):
     before = mlp.to_bytes()
-    with pytest.raises(graft.GraphError, match="nope"):
+    with pytest.raises(graft.GraphError, match="nope") as e:
         mlp.resize("nope", 3)
+    assert e.value.culprit == "nope"
     with pytest.raises(graft.DataError, match="scores for its"):
         name = mlp.vertices[1]["name"]
         mlp.resize(name, -2, utility={name: np.ones(3)})
     name = mlp.vertices[1]["name"]
     with pytest.raises(graft.PlanError, match="below 1"):
         mlp.resize(name, -16)
+    with pytest.raises(graft.PlanError) as e:
+        mlp.resize(name, -16)
+    assert e.value.culprit == name
     with pytest.raises(graft.DataError):
         mlp.prune(ratio=0.5, macs=10)
     assert mlp.to_bytes() == before

@@ -13,7 +13,9 @@ it, and write it back::
 
 The planner chooses which neurons are kept, by magnitude or by scores you
 compute yourself (``utility={"conv3": scores}``, one score per neuron).
-Every error derives from :class:`GraftError` and names its culprit.
+Every error derives from :class:`GraftError`, names its culprit in its
+message and carries it as ``culprit`` (the vertex, node, tensor or file
+it names first).
 """
 
 from ._graft import (

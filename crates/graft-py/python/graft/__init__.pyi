@@ -13,6 +13,9 @@ Data = Tuple[ArrayLike, ArrayLike]
 class GraftError(Exception):
     """Every error graft raises derives from this."""
 
+    culprit: Optional[str]
+    """The vertex, node, tensor or file the error names first (None if none)."""
+
 class PlanError(GraftError):
     """The planner found no sizes meeting the request."""
 
