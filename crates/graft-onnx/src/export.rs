@@ -11,7 +11,7 @@ use std::path::Path;
 use graft_core::SizeKind;
 use std::collections::HashMap;
 
-use graft_nn::{Activation, Confidence, Groups, Model, Op, Rule};
+use graft_nn::{Confidence, Model, Op, Rule};
 
 use crate::error::OnnxError;
 use crate::interface::Interface;
@@ -31,7 +31,7 @@ pub(crate) fn attr_i(name: &str, v: i64) -> AttributeProto {
         ..Default::default()
     }
 }
-fn attr_f(name: &str, v: f32) -> AttributeProto {
+pub(crate) fn attr_f(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         f: Some(v),
@@ -117,7 +117,7 @@ impl Out {
         Ok(name)
     }
     /// The weight, and the bias when there is one, as initializers.
-    fn weight_bias(
+    pub(crate) fn weight_bias(
         &mut self,
         m: &Model,
         v: graft_core::VertexId,
@@ -141,7 +141,7 @@ impl Out {
         self.node(op, &output, inputs, &output, attrs);
         output
     }
-    fn scalar(&mut self, name: &str, v: f32) -> String {
+    pub(crate) fn scalar(&mut self, name: &str, v: f32) -> String {
         self.inits.push(encode_f32(name, &[], &[v]));
         name.to_string()
     }
@@ -731,239 +731,56 @@ fn emit(
     })?;
     match &layer.op {
         Op::Input => {}
-        Op::Dense { bias } => {
-            let p = out.weight_bias(model, v, &name, *bias)?;
-            let i: Vec<&str> = std::iter::once(x)
-                .chain(p.iter().map(String::as_str))
-                .collect();
-            out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
-        }
+        Op::Dense { bias } => crate::ops::linear::export_dense(out, model, v, &name, x, *bias)?,
         Op::MaskedDense { bias } | Op::LearnableMaskedDense { bias } => {
-            // ONNX has no mask: the masked weight is written.
-            let mask = match layer.op {
-                Op::MaskedDense { .. } => model.param(v, "mask")?,
-                _ => {
-                    let l = model.param(v, "mask_logits")?;
-                    l.gt(0.0)?.to_dtype(l.dtype())?
-                }
-            };
-            let w = model.param(v, "weight")?.mul(&mask)?;
-            let wn = format!("{name}.weight");
-            out.inits.push(Init::tensor(&wn, &w));
-            let mut i = vec![x, wn.as_str()];
-            let b;
-            if *bias {
-                b = out.param(model, v, &name, "bias")?;
-                i.push(&b);
-            }
-            out.node("Gemm", &name, &i, &name, vec![attr_i("transB", 1)]);
+            crate::ops::linear::export_masked_dense(out, model, v, &name, x, &layer.op, *bias)?
         }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
-            let spatial = if matches!(layer.op, Op::Conv1d(_)) {
-                1
-            } else {
-                2
-            };
-            let groups = match c.groups {
-                Groups::One => 1,
-                Groups::Depthwise => vx.nin()[0] as i64,
-                Groups::Fixed(k) => k as i64,
-            };
-            let mut p = out.weight_bias(model, v, &name, c.bias)?;
-            if matches!(layer.op, Op::MaskedConv2d(_)) {
-                // ONNX has no mask: the masked kernel is written.
-                let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
-                let wn = format!("{name}.masked_weight");
-                out.inits.push(Init::tensor(&wn, &w));
-                p[0] = wn;
-            }
-            let i: Vec<&str> = std::iter::once(x)
-                .chain(p.iter().map(String::as_str))
-                .collect();
-            let axes = |v: graft_nn::Hw| -> Vec<i64> {
-                let v = v.pair().map(|x| x as i64);
-                v[2 - spatial..].to_vec()
-            };
-            let pads = [axes(c.padding), axes(c.padding)].concat();
-            let attrs = vec![
-                attr_ints("kernel_shape", axes(c.kernel)),
-                attr_ints("strides", axes(c.stride)),
-                attr_ints("pads", pads),
-                attr_ints("dilations", axes(c.dilation)),
-                attr_i("group", groups),
-            ];
-            out.node("Conv", &name, &i, &name, attrs);
+            crate::ops::conv::export_conv(out, model, v, &name, x, &layer.op, c)?
         }
         Op::ConvTranspose2d {
             conv: c,
             output_padding,
-        } => {
-            let p = out.weight_bias(model, v, &name, c.bias)?;
-            let i: Vec<&str> = std::iter::once(x)
-                .chain(p.iter().map(String::as_str))
-                .collect();
-            let hw = |v: graft_nn::Hw| vec![v.h as i64, v.w as i64];
-            let attrs = vec![
-                attr_ints("kernel_shape", hw(c.kernel)),
-                attr_ints("strides", hw(c.stride)),
-                attr_ints("pads", [hw(c.padding), hw(c.padding)].concat()),
-                attr_ints("dilations", hw(c.dilation)),
-                attr_ints("output_padding", vec![*output_padding as i64; 2]),
-            ];
-            out.node("ConvTranspose", &name, &i, &name, attrs);
-        }
+        } => crate::ops::conv::export_conv_transpose(out, model, v, &name, x, c, *output_padding)?,
         Op::BatchNorm { eps, momentum } => {
-            let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
-                .iter()
-                .map(|p| out.param(model, v, &name, p))
-                .collect::<Result<_, _>>()?;
-            let i: Vec<&str> = std::iter::once(x)
-                .chain(p.iter().map(String::as_str))
-                .collect();
-            let attrs = vec![
-                attr_f("epsilon", *eps as f32),
-                attr_f("momentum", (1.0 - *momentum) as f32),
-            ];
-            out.node("BatchNormalization", &name, &i, &name, attrs);
+            crate::ops::norm::export_batch_norm(out, model, v, &name, x, *eps, *momentum)?
         }
         Op::LayerNorm { eps } | Op::InstanceNorm { eps } => {
-            let (op, mut attrs) = match &layer.op {
-                Op::LayerNorm { .. } => {
-                    out.require(&name, "LayerNormalization", 17)?;
-                    ("LayerNormalization", vec![attr_i("axis", 1)])
-                }
-                _ => ("InstanceNormalization", vec![]),
-            };
-            let w = out.param(model, v, &name, "weight")?;
-            let b = out.param(model, v, &name, "bias")?;
-            attrs.push(attr_f("epsilon", *eps as f32));
-            out.node(op, &name, &[x, &w, &b], &name, attrs);
+            crate::ops::norm::export_norm(out, model, v, &name, x, &layer.op, *eps)?
         }
         Op::GroupNorm { groups, eps } => {
-            let (w, b) = group_affine(out, model, v, &name, *groups)?;
-            let attrs = vec![
-                attr_i("num_groups", *groups as i64),
-                attr_f("epsilon", *eps as f32),
-            ];
-            out.node("GroupNormalization", &name, &[x, &w, &b], &name, attrs);
+            crate::ops::norm::export_group_norm(out, model, v, &name, x, *groups, *eps)?
         }
         Op::Activation(f) | Op::ActivationAt { f, .. } => {
-            let (op, attrs) = match f {
-                Activation::Relu => ("Relu", vec![]),
-                Activation::LeakyRelu { slope } => {
-                    ("LeakyRelu", vec![attr_f("alpha", *slope as f32)])
-                }
-                Activation::Elu { alpha } => ("Elu", vec![attr_f("alpha", *alpha as f32)]),
-                Activation::Selu => ("Selu", vec![]),
-                Activation::Gelu => {
-                    out.require(&name, "Gelu", 20)?;
-                    ("Gelu", vec![])
-                }
-                Activation::Sigmoid => ("Sigmoid", vec![]),
-                Activation::Tanh => ("Tanh", vec![]),
-                Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
-                Activation::HardSwish => {
-                    out.require(&name, "HardSwish", 14)?;
-                    ("HardSwish", vec![])
-                }
-                Activation::HardSigmoid { alpha, beta } => (
-                    "HardSigmoid",
-                    vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
-                ),
-                Activation::Relu6 => {
-                    let lo = out.scalar(&format!("{name}.min"), 0.0);
-                    let hi = out.scalar(&format!("{name}.max"), 6.0);
-                    out.node("Clip", &name, &[x, &lo, &hi], &name, vec![]);
-                    return Ok(());
-                }
-            };
-            out.node(op, &name, &[x], &name, attrs);
+            crate::ops::activation::export_activation(out, &name, x, f)?
         }
         Op::MaxPool2d {
             kernel,
             stride,
             padding,
-        } => {
-            let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
-            let attrs = vec![
-                attr_ints("kernel_shape", hw(kernel)),
-                attr_ints("strides", hw(stride)),
-                attr_ints("pads", [hw(padding), hw(padding)].concat()),
-            ];
-            out.node("MaxPool", &name, &[x], &name, attrs);
-        }
+        } => crate::ops::pool::export_max_pool(out, &name, x, kernel, stride, padding)?,
         Op::AvgPool2d { kernel, stride } => {
-            let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
-            let attrs = vec![
-                attr_ints("kernel_shape", hw(kernel)),
-                attr_ints("strides", hw(stride)),
-            ];
-            out.node("AveragePool", &name, &[x], &name, attrs);
+            crate::ops::pool::export_avg_pool(out, &name, x, kernel, stride)?
         }
-        Op::GlobalAvgPool | Op::GlobalMaxPool => {
-            let op = if matches!(layer.op, Op::GlobalAvgPool) {
-                "GlobalAveragePool"
-            } else {
-                "GlobalMaxPool"
-            };
-            // graft's global pools give [N, C]; ONNX's [N, C, 1, 1].
-            // The pool node keeps the vertex's name, so it imports back
-            // as the same vertex (the Flatten after it is a no-op).
-            let pooled = format!("{name}.pooled");
-            out.node(op, &name, &[x], &pooled, vec![]);
-            let flat = format!("{name}.flatten");
-            out.node("Flatten", &flat, &[&pooled], &name, vec![attr_i("axis", 1)]);
-        }
+        Op::GlobalAvgPool | Op::GlobalMaxPool => crate::ops::pool::export_global_pool(
+            out,
+            &name,
+            x,
+            matches!(layer.op, Op::GlobalAvgPool),
+        )?,
         Op::Resize(r) => crate::ops::resize::export(out, &name, x, r)?,
-        Op::Identity => out.node("Identity", &name, &[x], &name, vec![]),
-        Op::Dropout { p } => {
-            let r = out.scalar(&format!("{name}.ratio"), *p as f32);
-            out.node("Dropout", &name, &[x, &r], &name, vec![]);
-        }
-        Op::Flatten { .. } => out.node("Flatten", &name, &[x], &name, vec![attr_i("axis", 1)]),
-        Op::Reshape { shape } => {
-            let s = format!("{name}.shape");
-            let mut dims = vec![0i64];
-            dims.extend(shape.iter().map(|&d| d as i64));
-            out.inits.push(encode_i64(&s, &[dims.len()], &dims));
-            out.node("Reshape", &name, &[x, &s], &name, vec![]);
-        }
-        Op::Concat => {
-            let i: Vec<&str> = ins.iter().map(String::as_str).collect();
-            out.node("Concat", &name, &i, &name, vec![attr_i("axis", 1)]);
-        }
+        Op::Identity => crate::ops::shape::export_identity(out, &name, x),
+        Op::Dropout { p } => crate::ops::shape::export_dropout(out, &name, x, *p)?,
+        Op::Flatten { .. } => crate::ops::shape::export_flatten(out, &name, x),
+        Op::Reshape { shape } => crate::ops::shape::export_reshape(out, &name, x, shape)?,
+        Op::Concat => crate::ops::parts::export_concat(out, &name, &ins)?,
         Op::Add | Op::Sub | Op::Mul => {
-            let op = match layer.op {
-                Op::Add => "Add",
-                Op::Sub => "Sub",
-                _ => "Mul",
-            };
-            // ONNX's elementwise ops are binary: a chain for more inputs.
-            let mut acc = ins[0].clone();
-            for (k, y) in ins.iter().enumerate().skip(1) {
-                let o = if k + 1 == ins.len() {
-                    name.clone()
-                } else {
-                    format!("{name}.{k}")
-                };
-                out.node(op, &o, &[&acc, y], &o, vec![]);
-                acc = o;
-            }
-            if ins.len() == 1 {
-                out.node("Identity", &name, &[x], &name, vec![]);
-            }
+            crate::ops::pointwise::export_sum(out, &name, x, &ins, &layer.op)?
         }
-        Op::Scale { factor } => {
-            let k = out.scalar(&format!("{name}.factor"), *factor as f32);
-            out.node("Mul", &name, &[x, &k], &name, vec![]);
-        }
-        Op::LastStep => {
-            let idx = format!("{name}.index");
-            out.inits.push(encode_i64(&idx, &[], &[-1]));
-            out.node("Gather", &name, &[x, &idx], &name, vec![attr_i("axis", 2)]);
-        }
+        Op::Scale { factor } => crate::ops::pointwise::export_scale(out, &name, x, *factor)?,
+        Op::LastStep => crate::ops::view::export_last_step(out, &name, x)?,
         Op::Recurrent { cell, sequences } => {
-            recurrent(out, model, v, &name, x, *cell, *sequences, vx.nout())?;
+            crate::ops::recurrent::export(out, model, v, &name, x, *cell, *sequences, vx.nout())?;
         }
         Op::Cond { .. } | Op::Gate { .. } | Op::Exit { .. } | Op::Moe { .. } => {
             dynamic(out, model, plan, v, &name, &ins, &layer.op)?;
@@ -971,40 +788,11 @@ fn emit(
         Op::Unary { .. } | Op::Elementwise(_) => {
             crate::ops::pointwise::export(out, model, v, &name, &ins, &layer.op)?;
         }
-        Op::LinearLast(l) => {
-            // MatMul by the weight ([in, out], as the layer holds it),
-            // then the bias.
-            let wn = out.param(model, v, &name, "weight")?;
-            if l.bias {
-                let mm = format!("{name}.matmul");
-                out.node("MatMul", &mm, &[x, &wn], &mm, vec![]);
-                let b = out.param(model, v, &name, "bias")?;
-                out.node("Add", &name, &[&mm, &b], &name, vec![]);
-            } else {
-                out.node("MatMul", &name, &[x, &wn], &name, vec![]);
-            }
-        }
+        Op::LinearLast(l) => crate::ops::linear::export_linear_last(out, model, v, &name, x, l)?,
         Op::Embedding(_) => crate::ops::linear::export_embedding(out, model, v, &name, x)?,
-        Op::SoftmaxAxis(sm) => {
-            out.node(
-                "Softmax",
-                &name,
-                &[x],
-                &name,
-                vec![attr_i("axis", sm.axis as i64)],
-            );
-        }
+        Op::SoftmaxAxis(sm) => crate::ops::activation::export_softmax_axis(out, &name, x, sm)?,
         Op::LayerNormLast(l) => {
-            out.require(&name, "LayerNormalization", 17)?;
-            let w = out.param(model, v, &name, "weight")?;
-            let b = out.param(model, v, &name, "bias")?;
-            out.node(
-                "LayerNormalization",
-                &name,
-                &[x, &w, &b],
-                &name,
-                vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
-            );
+            crate::ops::norm::export_layer_norm_last(out, model, v, &name, x, l)?
         }
         Op::MatMul(_) | Op::Token(_) | Op::Regroup(_) => {
             crate::ops::attention::export(out, model, v, &name, &ins, &layer.op)?;
@@ -1019,137 +807,6 @@ fn emit(
             let opset = out.opset;
             crate::ops::axes::export(out, &name, x, &layer.op, vx.nout(), opset)?;
         }
-    }
-    Ok(())
-}
-
-/// GroupNormalization's scale and bias: one per channel from opset 21;
-/// one per group at 18 to 20, which holds graft's per-channel affine only
-/// when it is constant within each group.
-fn group_affine(
-    out: &mut Out,
-    model: &Model,
-    v: graft_core::VertexId,
-    name: &str,
-    groups: usize,
-) -> Result<(String, String), OnnxError> {
-    out.require(name, "GroupNormalization", 18)?;
-    if out.opset >= 21 {
-        let w = out.param(model, v, name, "weight")?;
-        let b = out.param(model, v, name, "bias")?;
-        return Ok((w, b));
-    }
-    let mut names = Vec::new();
-    for p in ["weight", "bias"] {
-        let t = model.param(v, p)?;
-        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
-        let per = vals.len() / groups.max(1);
-        let chunks: Vec<&[f32]> = vals.chunks(per.max(1)).collect();
-        if per == 0 || chunks.iter().any(|c| c.iter().any(|&x| x != c[0])) {
-            return Err(OnnxError::OpsetTooLow {
-                vertex: name.into(),
-                op: "GroupNormalization with a per-channel scale or bias".into(),
-                opset: out.opset,
-                needs: 21,
-            });
-        }
-        let per_group: Vec<f32> = chunks.iter().map(|c| c[0]).collect();
-        let n = format!("{name}.{p}");
-        out.inits
-            .push(encode_f32(&n, &[per_group.len()], &per_group));
-        names.push(n);
-    }
-    Ok((names[0].clone(), names[1].clone()))
-}
-
-/// A recurrent layer as ONNX's LSTM/GRU/RNN (layout 0, forward):
-/// `[N, F, T]` is transposed to `[T, N, F]`, and the output `Y` back to
-/// `[N, H, T]` (or `Y_h` squeezed to `[N, H]`). Gate blocks are reordered
-/// from PyTorch's order (graft's) to ONNX's: LSTM i,f,g,o to i,o,f,c; GRU
-/// r,z,n to z,r,h (with `linear_before_reset`, PyTorch's GRU).
-#[allow(clippy::too_many_arguments)]
-fn recurrent(
-    out: &mut Out,
-    model: &Model,
-    v: graft_core::VertexId,
-    name: &str,
-    x: &str,
-    cell: graft_nn::Cell,
-    sequences: bool,
-    hidden: usize,
-) -> Result<(), OnnxError> {
-    use graft_nn::Cell;
-    let (op, order): (&str, Vec<usize>) = match cell {
-        Cell::Lstm => ("LSTM", vec![0, 3, 1, 2]),
-        Cell::Gru => ("GRU", vec![1, 0, 2]),
-        Cell::Rnn => ("RNN", vec![0]),
-    };
-    let reorder = |t: graft_nn::Tensor| -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
-        let dims = t.dims().to_vec();
-        let rows = dims[0] / order.len();
-        let cols: usize = dims[1..].iter().product();
-        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
-        let mut outv = Vec::with_capacity(vals.len());
-        for &b in &order {
-            outv.extend_from_slice(&vals[b * rows * cols..(b + 1) * rows * cols]);
-        }
-        let mut d = vec![1];
-        d.extend(dims);
-        Ok((d, outv))
-    };
-    let (wd, w) = reorder(model.param(v, "weight_ih")?)?;
-    let (rd, r) = reorder(model.param(v, "weight_hh")?)?;
-    let (_, bi) = reorder(model.param(v, "bias_ih")?)?;
-    let (_, bh) = reorder(model.param(v, "bias_hh")?)?;
-    let (wn, rn, bn) = (
-        format!("{name}.W"),
-        format!("{name}.R"),
-        format!("{name}.B"),
-    );
-    out.inits.push(encode_f32(&wn, &wd, &w));
-    out.inits.push(encode_f32(&rn, &rd, &r));
-    let mut b = bi;
-    b.extend(bh);
-    out.inits.push(encode_f32(&bn, &[1, b.len()], &b));
-    let xt = format!("{name}.X");
-    out.node(
-        "Transpose",
-        &xt,
-        &[x],
-        &xt,
-        vec![attr_ints("perm", vec![2, 0, 1])],
-    );
-    let mut attrs = vec![attr_i("hidden_size", hidden as i64)];
-    if cell == Cell::Gru {
-        attrs.push(attr_i("linear_before_reset", 1));
-    }
-    let (y, yh) = (format!("{name}.Y"), format!("{name}.Y_h"));
-    out.nodes.push(NodeProto {
-        op_type: Some(op.into()),
-        name: Some(name.into()),
-        input: vec![xt, wn, rn, bn],
-        output: vec![y.clone(), yh.clone()],
-        attribute: attrs,
-        ..Default::default()
-    });
-    let axes = |n: &str, a: i64, out: &mut Out| -> String {
-        out.inits.push(encode_i64(n, &[1], &[a]));
-        n.to_string()
-    };
-    if sequences {
-        let a = axes(&format!("{name}.axes"), 1, out);
-        let sq = format!("{name}.Ysq");
-        out.node("Squeeze", &sq, &[&y, &a], &sq, vec![]);
-        out.node(
-            "Transpose",
-            &format!("{name}.out"),
-            &[&sq],
-            name,
-            vec![attr_ints("perm", vec![1, 2, 0])],
-        );
-    } else {
-        let a = axes(&format!("{name}.axes"), 0, out);
-        out.node("Squeeze", &format!("{name}.out"), &[&yh, &a], name, vec![]);
     }
     Ok(())
 }

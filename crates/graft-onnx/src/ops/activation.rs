@@ -6,6 +6,7 @@ use graft_nn::{Activation, Binary, ConstOperand, Elementwise, Op, Operand};
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_f, attr_i, Out};
 use crate::import::{Ctx, Node};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
@@ -124,4 +125,59 @@ fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
             Ok(())
         }
     }
+}
+
+/// An activation as its ONNX op (ReLU6 as `Clip`).
+pub(crate) fn export_activation(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    f: &Activation,
+) -> Result<(), OnnxError> {
+    let (op, attrs) = match f {
+        Activation::Relu => ("Relu", vec![]),
+        Activation::LeakyRelu { slope } => ("LeakyRelu", vec![attr_f("alpha", *slope as f32)]),
+        Activation::Elu { alpha } => ("Elu", vec![attr_f("alpha", *alpha as f32)]),
+        Activation::Selu => ("Selu", vec![]),
+        Activation::Gelu => {
+            out.require(name, "Gelu", 20)?;
+            ("Gelu", vec![])
+        }
+        Activation::Sigmoid => ("Sigmoid", vec![]),
+        Activation::Tanh => ("Tanh", vec![]),
+        Activation::Softmax => ("Softmax", vec![attr_i("axis", 1)]),
+        Activation::HardSwish => {
+            out.require(name, "HardSwish", 14)?;
+            ("HardSwish", vec![])
+        }
+        Activation::HardSigmoid { alpha, beta } => (
+            "HardSigmoid",
+            vec![attr_f("alpha", *alpha as f32), attr_f("beta", *beta as f32)],
+        ),
+        Activation::Relu6 => {
+            let lo = out.scalar(&format!("{name}.min"), 0.0);
+            let hi = out.scalar(&format!("{name}.max"), 6.0);
+            out.node("Clip", name, &[x, &lo, &hi], name, vec![]);
+            return Ok(());
+        }
+    };
+    out.node(op, name, &[x], name, attrs);
+    Ok(())
+}
+
+/// A softmax over any axis as `Softmax`.
+pub(crate) fn export_softmax_axis(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    sm: &graft_nn::Softmax,
+) -> Result<(), OnnxError> {
+    out.node(
+        "Softmax",
+        name,
+        &[x],
+        name,
+        vec![attr_i("axis", sm.axis as i64)],
+    );
+    Ok(())
 }

@@ -8,8 +8,12 @@ use graft_nn::{Conv, Groups, Hw, Op};
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_i, attr_ints, Out};
 use crate::import::{Ctx, Node};
 use crate::tensor::Const;
+use crate::tensor::Init;
+use graft_core::VertexId;
+use graft_nn::Model;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Conv", conv);
@@ -273,5 +277,74 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         }
         ctx.set(v, "bias", &[out], b)?;
     }
+    Ok(())
+}
+
+/// A convolution (1-D, 2-D, masked: the masked kernel is written) as `Conv`.
+pub(crate) fn export_conv(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    op: &Op,
+    c: &Conv,
+) -> Result<(), OnnxError> {
+    let spatial = if matches!(op, Op::Conv1d(_)) { 1 } else { 2 };
+    let groups = match c.groups {
+        Groups::One => 1,
+        Groups::Depthwise => model.graph().nin(v)?[0] as i64,
+        Groups::Fixed(k) => k as i64,
+    };
+    let mut p = out.weight_bias(model, v, name, c.bias)?;
+    if matches!(op, Op::MaskedConv2d(_)) {
+        // ONNX has no mask: the masked kernel is written.
+        let w = model.param(v, "weight")?.mul(&model.param(v, "mask")?)?;
+        let wn = format!("{name}.masked_weight");
+        out.inits.push(Init::tensor(&wn, &w));
+        p[0] = wn;
+    }
+    let i: Vec<&str> = std::iter::once(x)
+        .chain(p.iter().map(String::as_str))
+        .collect();
+    let axes = |v: graft_nn::Hw| -> Vec<i64> {
+        let v = v.pair().map(|x| x as i64);
+        v[2 - spatial..].to_vec()
+    };
+    let pads = [axes(c.padding), axes(c.padding)].concat();
+    let attrs = vec![
+        attr_ints("kernel_shape", axes(c.kernel)),
+        attr_ints("strides", axes(c.stride)),
+        attr_ints("pads", pads),
+        attr_ints("dilations", axes(c.dilation)),
+        attr_i("group", groups),
+    ];
+    out.node("Conv", name, &i, name, attrs);
+    Ok(())
+}
+
+/// A transposed convolution as `ConvTranspose`.
+pub(crate) fn export_conv_transpose(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    c: &Conv,
+    output_padding: usize,
+) -> Result<(), OnnxError> {
+    let p = out.weight_bias(model, v, name, c.bias)?;
+    let i: Vec<&str> = std::iter::once(x)
+        .chain(p.iter().map(String::as_str))
+        .collect();
+    let hw = |v: graft_nn::Hw| vec![v.h as i64, v.w as i64];
+    let attrs = vec![
+        attr_ints("kernel_shape", hw(c.kernel)),
+        attr_ints("strides", hw(c.stride)),
+        attr_ints("pads", [hw(c.padding), hw(c.padding)].concat()),
+        attr_ints("dilations", hw(c.dilation)),
+        attr_ints("output_padding", vec![output_padding as i64; 2]),
+    ];
+    out.node("ConvTranspose", name, &i, name, attrs);
     Ok(())
 }

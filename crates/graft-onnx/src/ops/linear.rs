@@ -9,8 +9,10 @@ use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
-use crate::export::Out;
+use crate::export::{attr_i, Out};
 use crate::import::{Ctx, Node};
+use crate::tensor::Init;
+use graft_nn::Model;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Gemm", gemm);
@@ -187,5 +189,76 @@ fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         vec![shape[0], out],
     )?;
     ctx.set_transposed(v, "weight", &[out, inp], b.floats())?;
+    Ok(())
+}
+
+/// A dense layer as `Gemm` (weight `[out, in]`, `transB`).
+pub(crate) fn export_dense(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    bias: bool,
+) -> Result<(), OnnxError> {
+    let p = out.weight_bias(model, v, name, bias)?;
+    let i: Vec<&str> = std::iter::once(x)
+        .chain(p.iter().map(String::as_str))
+        .collect();
+    out.node("Gemm", name, &i, name, vec![attr_i("transB", 1)]);
+    Ok(())
+}
+
+/// A masked dense layer as `Gemm` of its masked weight (ONNX has no mask).
+pub(crate) fn export_masked_dense(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    op: &Op,
+    bias: bool,
+) -> Result<(), OnnxError> {
+    // ONNX has no mask: the masked weight is written.
+    let mask = match op {
+        Op::MaskedDense { .. } => model.param(v, "mask")?,
+        _ => {
+            let l = model.param(v, "mask_logits")?;
+            l.gt(0.0)?.to_dtype(l.dtype())?
+        }
+    };
+    let w = model.param(v, "weight")?.mul(&mask)?;
+    let wn = format!("{name}.weight");
+    out.inits.push(Init::tensor(&wn, &w));
+    let mut i = vec![x, wn.as_str()];
+    let b;
+    if bias {
+        b = out.param(model, v, name, "bias")?;
+        i.push(&b);
+    }
+    out.node("Gemm", name, &i, name, vec![attr_i("transB", 1)]);
+    Ok(())
+}
+
+/// A dense layer on the last axis as `MatMul` (and `Add` of the bias).
+pub(crate) fn export_linear_last(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    l: &graft_nn::LinearLast,
+) -> Result<(), OnnxError> {
+    // MatMul by the weight ([in, out], as the layer holds it),
+    // then the bias.
+    let wn = out.param(model, v, name, "weight")?;
+    if l.bias {
+        let mm = format!("{name}.matmul");
+        out.node("MatMul", &mm, &[x, &wn], &mm, vec![]);
+        let b = out.param(model, v, name, "bias")?;
+        out.node("Add", name, &[&mm, &b], name, vec![]);
+    } else {
+        out.node("MatMul", name, &[x, &wn], name, vec![]);
+    }
     Ok(())
 }

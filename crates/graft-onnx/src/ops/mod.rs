@@ -5,20 +5,20 @@ use std::collections::HashMap;
 use crate::error::OnnxError;
 use crate::import::{Ctx, Node};
 
-mod activation;
+pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod axes;
 mod control;
-mod conv;
+pub(crate) mod conv;
 pub(crate) mod linear;
-mod norm;
+pub(crate) mod norm;
 pub(crate) mod parts;
 pub(crate) mod pointwise;
-mod pool;
-mod recurrent;
+pub(crate) mod pool;
+pub(crate) mod recurrent;
 pub(crate) mod resize;
 pub(crate) mod routing;
-mod shape;
+pub(crate) mod shape;
 pub(crate) mod view;
 
 /// Imports one node into the context.

@@ -7,7 +7,11 @@ use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_f, attr_i, Out};
 use crate::import::{Ctx, Node};
+use crate::tensor::encode_f32;
+use graft_core::VertexId;
+use graft_nn::Model;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("BatchNormalization", batch);
@@ -128,4 +132,133 @@ fn group(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     ctx.set(v, "weight", &[c], w)?;
     ctx.set(v, "bias", &[c], b)?;
     Ok(())
+}
+
+/// A batch norm as `BatchNormalization` (ONNX's momentum is 1 − PyTorch's).
+pub(crate) fn export_batch_norm(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    eps: f64,
+    momentum: f64,
+) -> Result<(), OnnxError> {
+    let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .map(|p| out.param(model, v, name, p))
+        .collect::<Result<_, _>>()?;
+    let i: Vec<&str> = std::iter::once(x)
+        .chain(p.iter().map(String::as_str))
+        .collect();
+    let attrs = vec![
+        attr_f("epsilon", eps as f32),
+        attr_f("momentum", (1.0 - momentum) as f32),
+    ];
+    out.node("BatchNormalization", name, &i, name, attrs);
+    Ok(())
+}
+
+/// A layer norm over the channels or an instance norm.
+pub(crate) fn export_norm(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    op: &Op,
+    eps: f64,
+) -> Result<(), OnnxError> {
+    let (onnx_op, mut attrs) = match op {
+        Op::LayerNorm { .. } => {
+            out.require(name, "LayerNormalization", 17)?;
+            ("LayerNormalization", vec![attr_i("axis", 1)])
+        }
+        _ => ("InstanceNormalization", vec![]),
+    };
+    let w = out.param(model, v, name, "weight")?;
+    let b = out.param(model, v, name, "bias")?;
+    attrs.push(attr_f("epsilon", eps as f32));
+    out.node(onnx_op, name, &[x, &w, &b], name, attrs);
+    Ok(())
+}
+
+/// A group norm as `GroupNormalization` (opset 18; per-channel affine from 21).
+pub(crate) fn export_group_norm(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    groups: usize,
+    eps: f64,
+) -> Result<(), OnnxError> {
+    let (w, b) = group_affine(out, model, v, name, groups)?;
+    let attrs = vec![
+        attr_i("num_groups", groups as i64),
+        attr_f("epsilon", eps as f32),
+    ];
+    out.node("GroupNormalization", name, &[x, &w, &b], name, attrs);
+    Ok(())
+}
+
+/// A layer norm over the last axis as `LayerNormalization` (axis −1).
+pub(crate) fn export_layer_norm_last(
+    out: &mut Out,
+    model: &Model,
+    v: VertexId,
+    name: &str,
+    x: &str,
+    l: &graft_nn::LayerNormLast,
+) -> Result<(), OnnxError> {
+    out.require(name, "LayerNormalization", 17)?;
+    let w = out.param(model, v, name, "weight")?;
+    let b = out.param(model, v, name, "bias")?;
+    out.node(
+        "LayerNormalization",
+        name,
+        &[x, &w, &b],
+        name,
+        vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
+    );
+    Ok(())
+}
+
+/// GroupNormalization's scale and bias: one per channel from opset 21;
+/// one per group at 18 to 20, which holds graft's per-channel affine only
+/// when it is constant within each group.
+pub(crate) fn group_affine(
+    out: &mut Out,
+    model: &Model,
+    v: graft_core::VertexId,
+    name: &str,
+    groups: usize,
+) -> Result<(String, String), OnnxError> {
+    out.require(name, "GroupNormalization", 18)?;
+    if out.opset >= 21 {
+        let w = out.param(model, v, name, "weight")?;
+        let b = out.param(model, v, name, "bias")?;
+        return Ok((w, b));
+    }
+    let mut names = Vec::new();
+    for p in ["weight", "bias"] {
+        let t = model.param(v, p)?;
+        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+        let per = vals.len() / groups.max(1);
+        let chunks: Vec<&[f32]> = vals.chunks(per.max(1)).collect();
+        if per == 0 || chunks.iter().any(|c| c.iter().any(|&x| x != c[0])) {
+            return Err(OnnxError::OpsetTooLow {
+                vertex: name.into(),
+                op: "GroupNormalization with a per-channel scale or bias".into(),
+                opset: out.opset,
+                needs: 21,
+            });
+        }
+        let per_group: Vec<f32> = chunks.iter().map(|c| c[0]).collect();
+        let n = format!("{name}.{p}");
+        out.inits
+            .push(encode_f32(&n, &[per_group.len()], &per_group));
+        names.push(n);
+    }
+    Ok((names[0].clone(), names[1].clone()))
 }

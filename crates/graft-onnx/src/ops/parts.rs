@@ -461,3 +461,10 @@ fn chain_name(ctx: &mut Ctx, node: &Node, last: bool, tag: impl std::fmt::Displa
         ctx.fresh_name(&format!("{}.{tag}", node.output()))
     }
 }
+
+/// A concatenation of the channels as `Concat` (axis 1).
+pub(crate) fn export_concat(out: &mut Out, name: &str, ins: &[String]) -> Result<(), OnnxError> {
+    let i: Vec<&str> = ins.iter().map(String::as_str).collect();
+    out.node("Concat", name, &i, name, vec![attr_i("axis", 1)]);
+    Ok(())
+}

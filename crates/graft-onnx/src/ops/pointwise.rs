@@ -388,3 +388,45 @@ pub(crate) fn export(
     }
     Ok(())
 }
+
+/// An n-ary add, subtract or multiply as a chain of binary ONNX ops.
+pub(crate) fn export_sum(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    ins: &[String],
+    op: &Op,
+) -> Result<(), OnnxError> {
+    let onnx_op = match op {
+        Op::Add => "Add",
+        Op::Sub => "Sub",
+        _ => "Mul",
+    };
+    // ONNX's elementwise ops are binary: a chain for more inputs.
+    let mut acc = ins[0].clone();
+    for (k, y) in ins.iter().enumerate().skip(1) {
+        let o = if k + 1 == ins.len() {
+            name.to_string()
+        } else {
+            format!("{name}.{k}")
+        };
+        out.node(onnx_op, &o, &[&acc, y], &o, vec![]);
+        acc = o;
+    }
+    if ins.len() == 1 {
+        out.node("Identity", name, &[x], name, vec![]);
+    }
+    Ok(())
+}
+
+/// Multiplication by a constant as `Mul`.
+pub(crate) fn export_scale(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    factor: f64,
+) -> Result<(), OnnxError> {
+    let k = out.scalar(&format!("{name}.factor"), factor as f32);
+    out.node("Mul", name, &[x, &k], name, vec![]);
+    Ok(())
+}

@@ -8,6 +8,7 @@ use graft_nn::{Hw, Op};
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_i, attr_ints, Out};
 use crate::import::{Ctx, Node, Value};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
@@ -158,5 +159,63 @@ fn global(ctx: &mut Ctx, node: &Node, op: Op) -> Result<(), OnnxError> {
     let mut order = vec![Some(0), Some(1)];
     order.extend(std::iter::repeat_n(None, shape.len() - 2));
     ctx.alias(node, Value::from_view(v, vec![shape[0], shape[1]], order));
+    Ok(())
+}
+
+/// A max pool as `MaxPool`.
+pub(crate) fn export_max_pool(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    kernel: &Hw,
+    stride: &Hw,
+    padding: &Hw,
+) -> Result<(), OnnxError> {
+    let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
+    let attrs = vec![
+        attr_ints("kernel_shape", hw(kernel)),
+        attr_ints("strides", hw(stride)),
+        attr_ints("pads", [hw(padding), hw(padding)].concat()),
+    ];
+    out.node("MaxPool", name, &[x], name, attrs);
+    Ok(())
+}
+
+/// An average pool as `AveragePool`.
+pub(crate) fn export_avg_pool(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    kernel: &Hw,
+    stride: &Hw,
+) -> Result<(), OnnxError> {
+    let hw = |v: &graft_nn::Hw| vec![v.h as i64, v.w as i64];
+    let attrs = vec![
+        attr_ints("kernel_shape", hw(kernel)),
+        attr_ints("strides", hw(stride)),
+    ];
+    out.node("AveragePool", name, &[x], name, attrs);
+    Ok(())
+}
+
+/// A global pool, then `Flatten`: graft's `[N, C]` is ONNX's `[N, C, 1, 1]`.
+pub(crate) fn export_global_pool(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    avg: bool,
+) -> Result<(), OnnxError> {
+    let op = if avg {
+        "GlobalAveragePool"
+    } else {
+        "GlobalMaxPool"
+    };
+    // graft's global pools give [N, C]; ONNX's [N, C, 1, 1].
+    // The pool node keeps the vertex's name, so it imports back
+    // as the same vertex (the Flatten after it is a no-op).
+    let pooled = format!("{name}.pooled");
+    out.node(op, name, &[x], &pooled, vec![]);
+    let flat = format!("{name}.flatten");
+    out.node("Flatten", &flat, &[&pooled], name, vec![attr_i("axis", 1)]);
     Ok(())
 }

@@ -12,7 +12,11 @@ use graft_nn::{Cell, Op};
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_i, attr_ints, Out};
 use crate::import::{Ctx, Node, Value};
+use crate::proto::NodeProto;
+use crate::tensor::{encode_f32, encode_i64};
+use graft_nn::Model;
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("LSTM", |c, n| recurrent(c, n, Cell::Lstm));
@@ -155,6 +159,98 @@ fn recurrent(ctx: &mut Ctx, node: &Node, cell: Cell) -> Result<(), OnnxError> {
             outs[1].clone(),
             Value::from_view(vx, vec![n, hidden], h_order),
         );
+    }
+    Ok(())
+}
+
+/// A recurrent layer as ONNX's LSTM/GRU/RNN (layout 0, forward):
+/// `[N, F, T]` is transposed to `[T, N, F]`, and the output `Y` back to
+/// `[N, H, T]` (or `Y_h` squeezed to `[N, H]`). Gate blocks are reordered
+/// from PyTorch's order (graft's) to ONNX's: LSTM i,f,g,o to i,o,f,c; GRU
+/// r,z,n to z,r,h (with `linear_before_reset`, PyTorch's GRU).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn export(
+    out: &mut Out,
+    model: &Model,
+    v: graft_core::VertexId,
+    name: &str,
+    x: &str,
+    cell: graft_nn::Cell,
+    sequences: bool,
+    hidden: usize,
+) -> Result<(), OnnxError> {
+    use graft_nn::Cell;
+    let (op, order): (&str, Vec<usize>) = match cell {
+        Cell::Lstm => ("LSTM", vec![0, 3, 1, 2]),
+        Cell::Gru => ("GRU", vec![1, 0, 2]),
+        Cell::Rnn => ("RNN", vec![0]),
+    };
+    let reorder = |t: graft_nn::Tensor| -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
+        let dims = t.dims().to_vec();
+        let rows = dims[0] / order.len();
+        let cols: usize = dims[1..].iter().product();
+        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
+        let mut outv = Vec::with_capacity(vals.len());
+        for &b in &order {
+            outv.extend_from_slice(&vals[b * rows * cols..(b + 1) * rows * cols]);
+        }
+        let mut d = vec![1];
+        d.extend(dims);
+        Ok((d, outv))
+    };
+    let (wd, w) = reorder(model.param(v, "weight_ih")?)?;
+    let (rd, r) = reorder(model.param(v, "weight_hh")?)?;
+    let (_, bi) = reorder(model.param(v, "bias_ih")?)?;
+    let (_, bh) = reorder(model.param(v, "bias_hh")?)?;
+    let (wn, rn, bn) = (
+        format!("{name}.W"),
+        format!("{name}.R"),
+        format!("{name}.B"),
+    );
+    out.inits.push(encode_f32(&wn, &wd, &w));
+    out.inits.push(encode_f32(&rn, &rd, &r));
+    let mut b = bi;
+    b.extend(bh);
+    out.inits.push(encode_f32(&bn, &[1, b.len()], &b));
+    let xt = format!("{name}.X");
+    out.node(
+        "Transpose",
+        &xt,
+        &[x],
+        &xt,
+        vec![attr_ints("perm", vec![2, 0, 1])],
+    );
+    let mut attrs = vec![attr_i("hidden_size", hidden as i64)];
+    if cell == Cell::Gru {
+        attrs.push(attr_i("linear_before_reset", 1));
+    }
+    let (y, yh) = (format!("{name}.Y"), format!("{name}.Y_h"));
+    out.nodes.push(NodeProto {
+        op_type: Some(op.into()),
+        name: Some(name.into()),
+        input: vec![xt, wn, rn, bn],
+        output: vec![y.clone(), yh.clone()],
+        attribute: attrs,
+        ..Default::default()
+    });
+    let axes = |n: &str, a: i64, out: &mut Out| -> String {
+        out.inits.push(encode_i64(n, &[1], &[a]));
+        n.to_string()
+    };
+    if sequences {
+        let a = axes(&format!("{name}.axes"), 1, out);
+        let sq = format!("{name}.Ysq");
+        out.node("Squeeze", &sq, &[&y, &a], &sq, vec![]);
+        out.node(
+            "Transpose",
+            &format!("{name}.out"),
+            &[&sq],
+            name,
+            vec![attr_ints("perm", vec![1, 2, 0])],
+        );
+    } else {
+        let a = axes(&format!("{name}.axes"), 0, out);
+        out.node("Squeeze", &format!("{name}.out"), &[&yh, &a], name, vec![]);
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_i, Out};
 use crate::import::{Ctx, Node, Value};
-use crate::tensor::decode;
+use crate::tensor::{decode, encode_i64};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Flatten", flatten);
@@ -246,4 +247,36 @@ fn keeps_neurons_whole(
             .collect(),
         from: Some(a),
     })
+}
+
+/// Dropout (an identity in inference) as `Dropout` with its ratio.
+pub(crate) fn export_dropout(out: &mut Out, name: &str, x: &str, p: f64) -> Result<(), OnnxError> {
+    let r = out.scalar(&format!("{name}.ratio"), p as f32);
+    out.node("Dropout", name, &[x, &r], name, vec![]);
+    Ok(())
+}
+
+/// A per-sample reshape as `Reshape` (batch kept: 0).
+pub(crate) fn export_reshape(
+    out: &mut Out,
+    name: &str,
+    x: &str,
+    shape: &[usize],
+) -> Result<(), OnnxError> {
+    let s = format!("{name}.shape");
+    let mut dims = vec![0i64];
+    dims.extend(shape.iter().map(|&d| d as i64));
+    out.inits.push(encode_i64(&s, &[dims.len()], &dims));
+    out.node("Reshape", name, &[x, &s], name, vec![]);
+    Ok(())
+}
+
+/// An identity as `Identity`.
+pub(crate) fn export_identity(out: &mut Out, name: &str, x: &str) {
+    out.node("Identity", name, &[x], name, vec![]);
+}
+
+/// A flatten of everything after the batch axis as `Flatten` (axis 1).
+pub(crate) fn export_flatten(out: &mut Out, name: &str, x: &str) {
+    out.node("Flatten", name, &[x], name, vec![attr_i("axis", 1)]);
 }

@@ -13,8 +13,9 @@ use graft_nn::Op;
 
 use super::Importer;
 use crate::error::OnnxError;
+use crate::export::{attr_i, Out};
 use crate::import::{Ctx, Node, Value};
-use crate::tensor::{Const, Floats};
+use crate::tensor::{encode_i64, Const, Floats};
 
 pub(super) fn register(r: &mut HashMap<&'static str, Importer>) {
     r.insert("Transpose", transpose);
@@ -471,5 +472,13 @@ pub(crate) fn reshape_view(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> 
         return Err(node.err("reshape would drop a graft axis"));
     }
     ctx.alias(node, Value::from_view(v, shape, new));
+    Ok(())
+}
+
+/// A sequence's last step as `Gather` of index −1 on the time axis.
+pub(crate) fn export_last_step(out: &mut Out, name: &str, x: &str) -> Result<(), OnnxError> {
+    let idx = format!("{name}.index");
+    out.inits.push(encode_i64(&idx, &[], &[-1]));
+    out.node("Gather", name, &[x, &idx], name, vec![attr_i("axis", 2)]);
     Ok(())
 }
