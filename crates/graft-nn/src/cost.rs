@@ -200,24 +200,16 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> Option<u64> {
     let nout = out.first().copied().unwrap_or(0) as u64;
     // Checked: shapes from a file or a command line may be huge, and a
     // count that does not fit is an error, not a wrapped number.
-    let prod = |s: &[usize]| s.iter().try_fold(1u64, |a, &x| a.checked_mul(x as u64));
     let mul = |xs: &[u64]| xs.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
     Some(match op {
         Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
-            mul(&[n0, nout])?
+            crate::layers::dense::macs(n0, nout)?
         }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
-            let g = Op::conv_groups(c, n0 as usize).max(1) as u64;
-            let taps = if out.len() == 2 {
-                c.kernel.w as u64
-            } else {
-                (c.kernel.h as u64).checked_mul(c.kernel.w as u64)?
-            };
-            mul(&[prod(&out[1..])?, nout, n0 / g, taps])?
+            crate::layers::conv::macs(c, n0, out)?
         }
         Op::ConvTranspose2d { conv: c, .. } => {
-            let s = ins.first().map_or(&[][..], |s| &s[1..]);
-            mul(&[prod(s)?, n0, nout, c.kernel.h as u64, c.kernel.w as u64])?
+            crate::layers::conv::transpose_macs(c, ins.first().map_or(&[][..], |s| &s[..]), nout)?
         }
         Op::LinearLast(l) => match ins.first() {
             Some(s) => l.macs(s, out.last().copied().unwrap_or(0))?,

@@ -706,97 +706,22 @@ impl Op {
     pub(crate) fn params(&self, nin: &[usize], nout: usize) -> Vec<ParamSpec> {
         use Role::*;
         let n0 = nin.first().copied().unwrap_or(0);
-        let bias = |on: bool| -> Vec<ParamSpec> {
-            if on {
-                vec![spec("bias", vec![nout], vec![Out], Fill::Value(0.0))]
-            } else {
-                Vec::new()
-            }
-        };
-        let affine = || {
-            vec![
-                spec("weight", vec![nout], vec![Out], Fill::Value(1.0)),
-                spec("bias", vec![nout], vec![Out], Fill::Value(0.0)),
-            ]
-        };
         match self {
-            Op::Dense { bias: b } => {
-                let mut v = vec![spec(
-                    "weight",
-                    vec![nout, n0],
-                    vec![Out, In(0)],
-                    Fill::Random,
-                )];
-                v.extend(bias(*b));
-                v
-            }
+            Op::Dense { bias: b } => crate::layers::dense::params(*b, n0, nout),
             Op::LearnableMaskedDense { bias: b } => {
-                let mut v = Op::Dense { bias: *b }.params(nin, nout);
-                v.push(spec(
-                    "mask_logits",
-                    vec![nout, n0],
-                    vec![Out, In(0)],
-                    Fill::Value(3.0),
-                ));
-                v
+                crate::layers::dense::learnable_params(*b, n0, nout)
             }
-            Op::MaskedDense { bias: b } => {
-                let mut v = Op::Dense { bias: *b }.params(nin, nout);
-                let mut m = spec("mask", vec![nout, n0], vec![Out, In(0)], Fill::Value(1.0));
-                m.trainable = false;
-                v.push(m);
-                v
-            }
-            Op::MaskedConv2d(c) => {
-                let mut v = Op::Conv2d(*c).params(nin, nout);
-                let mut m = spec(
-                    "mask",
-                    v[0].shape.clone(),
-                    v[0].roles.clone(),
-                    Fill::Value(1.0),
-                );
-                m.trainable = false;
-                v.push(m);
-                v
-            }
-            Op::Conv1d(c) | Op::Conv2d(c) => {
-                let g = Self::conv_groups(c, n0).max(1);
-                let k = c.kernel;
-                let local = match c.groups {
-                    Groups::One | Groups::Fixed(1) => Role::In(0),
-                    Groups::Depthwise => Role::Fixed,
-                    Groups::Fixed(g) => Role::InBlock(0, g),
-                };
-                let (shape, roles) = match self {
-                    Op::Conv1d(_) => (vec![nout, n0 / g, k.w], vec![Out, local, Fixed]),
-                    _ => (vec![nout, n0 / g, k.h, k.w], vec![Out, local, Fixed, Fixed]),
-                };
-                let mut v = vec![spec("weight", shape, roles, Fill::Random)];
-                v.extend(bias(c.bias));
-                v
-            }
+            Op::MaskedDense { bias: b } => crate::layers::dense::masked_params(*b, n0, nout),
+            Op::MaskedConv2d(c) => crate::layers::conv::masked_params(c, n0, nout),
+            Op::Conv1d(c) => crate::layers::conv::params(c, 1, n0, nout),
+            Op::Conv2d(c) => crate::layers::conv::params(c, 2, n0, nout),
             Op::ConvTranspose2d { conv: c, .. } => {
-                let k = c.kernel;
-                let mut v = vec![spec(
-                    "weight",
-                    vec![n0, nout, k.h, k.w],
-                    vec![In(0), Out, Fixed, Fixed],
-                    Fill::Random,
-                )];
-                v.extend(bias(c.bias));
-                v
+                crate::layers::conv::transpose_params(c, n0, nout)
             }
-            Op::BatchNorm { .. } => {
-                let mut v = affine();
-                let mut m = spec("running_mean", vec![nout], vec![Out], Fill::Value(0.0));
-                m.trainable = false;
-                let mut s = spec("running_var", vec![nout], vec![Out], Fill::Value(1.0));
-                s.trainable = false;
-                v.push(m);
-                v.push(s);
-                v
+            Op::BatchNorm { .. } => crate::layers::norm::batch_params(nout),
+            Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => {
+                crate::layers::norm::affine_params(nout)
             }
-            Op::LayerNorm { .. } | Op::GroupNorm { .. } | Op::InstanceNorm { .. } => affine(),
             Op::Elementwise(e) => e.params(nout),
             Op::LinearLast(l) => l.params(n0, nout),
             Op::Embedding(e) => e.params(nout),

@@ -10,7 +10,7 @@ use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{channel, p, Params};
-use crate::op::{Conv, Op};
+use crate::op::{spec, Conv, Fill, Groups, Op, ParamSpec, Role};
 
 /// One value per spatial axis of a 2-D window: height (axis 2) and width
 /// (axis 3). A 1-D convolution reads the width entries only (its one
@@ -202,6 +202,99 @@ pub(crate) fn masked_conv2d(params: &Params, c: &Conv, x: &Tensor) -> Result<Ten
     let w = p(params, "weight")?.mul(p(params, "mask")?)?;
     let y = conv2d_hw(x, &w, c, g)?;
     add_bias(params, y)
+}
+
+/// The parameters of a convolution over `spatial` axes (1 or 2): weight
+/// `[nout, nin / groups, (kh,) kw]` (a grouped convolution's input axis
+/// follows its group's block, a depthwise one's is fixed) and an optional
+/// bias.
+pub(crate) fn params(c: &Conv, spatial: usize, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let g = crate::op::Op::conv_groups(c, nin).max(1);
+    let k = c.kernel;
+    let local = match c.groups {
+        Groups::One | Groups::Fixed(1) => Role::In(0),
+        Groups::Depthwise => Role::Fixed,
+        Groups::Fixed(g) => Role::InBlock(0, g),
+    };
+    let (shape, roles) = if spatial == 1 {
+        (
+            vec![nout, nin / g, k.w],
+            vec![Role::Out, local, Role::Fixed],
+        )
+    } else {
+        (
+            vec![nout, nin / g, k.h, k.w],
+            vec![Role::Out, local, Role::Fixed, Role::Fixed],
+        )
+    };
+    let mut v = vec![spec("weight", shape, roles, Fill::Random)];
+    if c.bias {
+        v.push(spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)));
+    }
+    v
+}
+
+/// A masked 2-D convolution's: the convolution's and a fixed 0/1 mask of
+/// the kernel's shape.
+pub(crate) fn masked_params(c: &Conv, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let mut v = params(c, 2, nin, nout);
+    let mut m = spec(
+        "mask",
+        v[0].shape.clone(),
+        v[0].roles.clone(),
+        Fill::Value(1.0),
+    );
+    m.trainable = false;
+    v.push(m);
+    v
+}
+
+/// A transposed convolution's: weight `[nin, nout, kh, kw]` and an
+/// optional bias.
+pub(crate) fn transpose_params(c: &Conv, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let k = c.kernel;
+    let mut v = vec![spec(
+        "weight",
+        vec![nin, nout, k.h, k.w],
+        vec![Role::In(0), Role::Out, Role::Fixed, Role::Fixed],
+        Fill::Random,
+    )];
+    if c.bias {
+        v.push(spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)));
+    }
+    v
+}
+
+/// Multiply-accumulates of one sample of a convolution: output positions
+/// × outputs × inputs per group × kernel taps (`out` per-sample, channels
+/// first).
+pub(crate) fn macs(c: &Conv, nin: u64, out: &[usize]) -> Option<u64> {
+    let nout = out.first().copied().unwrap_or(0) as u64;
+    let g = crate::op::Op::conv_groups(c, nin as usize).max(1) as u64;
+    let taps = if out.len() == 2 {
+        c.kernel.w as u64
+    } else {
+        (c.kernel.h as u64).checked_mul(c.kernel.w as u64)?
+    };
+    let positions = out[1..]
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x as u64))?;
+    [positions, nout, nin / g, taps]
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x))
+}
+
+/// A transposed convolution's: input positions × inputs × outputs × taps.
+pub(crate) fn transpose_macs(c: &Conv, input: &[usize], nout: u64) -> Option<u64> {
+    let nin = input.first().copied().unwrap_or(0) as u64;
+    let positions = input
+        .get(1..)
+        .unwrap_or_default()
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x as u64))?;
+    [positions, nin, nout, c.kernel.h as u64, c.kernel.w as u64]
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use candle_core::{Result, Tensor};
 
 use super::{linear::linear, p, Params};
+use crate::op::{spec, Fill, ParamSpec, Role};
 
 pub(crate) fn forward(params: &Params, x: &Tensor) -> Result<Tensor> {
     linear(x, p(params, "weight")?, params.get("bias"))
@@ -39,4 +40,51 @@ pub(crate) fn sparse(
     };
     x.contiguous()?
         .apply_op3(w, &b, super::sparse::SparseLinear(csr))
+}
+
+/// The parameters of a dense layer: weight `[nout, nin]` (rows follow the
+/// outputs, columns the input) and an optional bias.
+pub(crate) fn params(bias: bool, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let mut v = vec![spec(
+        "weight",
+        vec![nout, nin],
+        vec![Role::Out, Role::In(0)],
+        Fill::Random,
+    )];
+    if bias {
+        v.push(spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)));
+    }
+    v
+}
+
+/// A masked dense layer's: the dense layer's and a fixed 0/1 mask.
+pub(crate) fn masked_params(bias: bool, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let mut v = params(bias, nin, nout);
+    let mut m = spec(
+        "mask",
+        vec![nout, nin],
+        vec![Role::Out, Role::In(0)],
+        Fill::Value(1.0),
+    );
+    m.trainable = false;
+    v.push(m);
+    v
+}
+
+/// A learnable-mask dense layer's: the dense layer's and mask logits
+/// (starting well above 0: every weight kept).
+pub(crate) fn learnable_params(bias: bool, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    let mut v = params(bias, nin, nout);
+    v.push(spec(
+        "mask_logits",
+        vec![nout, nin],
+        vec![Role::Out, Role::In(0)],
+        Fill::Value(3.0),
+    ));
+    v
+}
+
+/// Multiply-accumulates of one sample: `nin · nout`.
+pub(crate) fn macs(nin: u64, nout: u64) -> Option<u64> {
+    nin.checked_mul(nout)
 }

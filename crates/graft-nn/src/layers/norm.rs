@@ -5,6 +5,7 @@
 use candle_core::{Result, Tensor};
 
 use super::{channel, p, Params, Updates};
+use crate::op::{spec, Fill, ParamSpec, Role};
 
 fn affine(params: &Params, y: Tensor) -> Result<Tensor> {
     let r = y.rank();
@@ -82,4 +83,31 @@ pub(crate) fn instance_norm(params: &Params, x: &Tensor, eps: f64) -> Result<Ten
     }
     let (y, _, _) = standardise(x, &dims, eps)?;
     affine(params, y)
+}
+
+/// The affine parameters of a norm: a scale starting at 1 and a shift at
+/// 0, one per channel.
+pub(crate) fn affine_params(nout: usize) -> Vec<ParamSpec> {
+    vec![
+        spec("weight", vec![nout], vec![Role::Out], Fill::Value(1.0)),
+        spec("bias", vec![nout], vec![Role::Out], Fill::Value(0.0)),
+    ]
+}
+
+/// A batch norm's: the affine parameters and the running mean and variance
+/// (buffers, not trained).
+pub(crate) fn batch_params(nout: usize) -> Vec<ParamSpec> {
+    let mut v = affine_params(nout);
+    let mut m = spec(
+        "running_mean",
+        vec![nout],
+        vec![Role::Out],
+        Fill::Value(0.0),
+    );
+    m.trainable = false;
+    let mut s = spec("running_var", vec![nout], vec![Role::Out], Fill::Value(1.0));
+    s.trainable = false;
+    v.push(m);
+    v.push(s);
+    v
 }
