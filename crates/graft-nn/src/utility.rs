@@ -286,10 +286,12 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         // Dense layers read features on axis 1, last-axis ones on the
         // last, an expert's projection (input 1) on the second-to-last;
         // the input position, the feature axis from the end, the weight.
-        let (at, from_end, name) = match &layer.op {
-            crate::op::Op::Dense { .. } => (0, None, "weight"),
-            crate::op::Op::LinearLast(_) => (0, Some(1), "weight"),
-            crate::op::Op::RoutedLinear(_) => (1, Some(2), "table"),
+        // A last-axis layer holds its weight `[nin, nout]` (transposed
+        // here to the others' `[nout, nin]`).
+        let (at, from_end, name, in_out) = match &layer.op {
+            crate::op::Op::Dense { .. } => (0, None, "weight", false),
+            crate::op::Op::LinearLast(_) => (0, Some(1), "weight", true),
+            crate::op::Op::RoutedLinear(_) => (1, Some(2), "table", false),
             _ => continue,
         };
         let Some(&from) = g.vertex(*v)?.inputs().get(at) else {
@@ -309,11 +311,7 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         let norms = x.reshape((nin, ()))?.sqr()?.sum(1)?.sqrt()?;
         // An expert table `[E, nout, nin]` counts every expert's weight.
         let w = w.as_tensor().to_dtype(DType::F64)?.abs()?;
-        // A last-axis layer holds its weight `[nin, nout]`.
-        let w = match &layer.op {
-            crate::op::Op::LinearLast(_) => w.t()?,
-            _ => w,
-        };
+        let w = if in_out { w.t()? } else { w };
         let w = if w.rank() == 3 { w.sum(0)? } else { w };
         let score: Vec<f64> = w.broadcast_mul(&norms.unsqueeze(0)?)?.sum(1)?.to_vec1()?;
         u.set(*v, score);

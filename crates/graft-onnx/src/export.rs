@@ -732,8 +732,11 @@ fn emit(
     match &layer.op {
         Op::Input => {}
         Op::Dense { bias } => crate::ops::linear::export_dense(out, model, v, &name, x, *bias)?,
-        Op::MaskedDense { bias } | Op::LearnableMaskedDense { bias } => {
-            crate::ops::linear::export_masked_dense(out, model, v, &name, x, &layer.op, *bias)?
+        Op::MaskedDense { bias } => {
+            crate::ops::linear::export_masked_dense(out, model, v, &name, x, false, *bias)?
+        }
+        Op::LearnableMaskedDense { bias } => {
+            crate::ops::linear::export_masked_dense(out, model, v, &name, x, true, *bias)?
         }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
             crate::ops::conv::export_conv(out, model, v, &name, x, &layer.op, c)?
@@ -745,8 +748,11 @@ fn emit(
         Op::BatchNorm { eps, momentum } => {
             crate::ops::norm::export_batch_norm(out, model, v, &name, x, *eps, *momentum)?
         }
-        Op::LayerNorm { eps } | Op::InstanceNorm { eps } => {
-            crate::ops::norm::export_norm(out, model, v, &name, x, &layer.op, *eps)?
+        Op::LayerNorm { eps } => {
+            crate::ops::norm::export_norm(out, model, v, &name, x, true, *eps)?
+        }
+        Op::InstanceNorm { eps } => {
+            crate::ops::norm::export_norm(out, model, v, &name, x, false, *eps)?
         }
         Op::GroupNorm { groups, eps } => {
             crate::ops::norm::export_group_norm(out, model, v, &name, x, *groups, *eps)?
@@ -774,9 +780,9 @@ fn emit(
         Op::Flatten { .. } => crate::ops::shape::export_flatten(out, &name, x),
         Op::Reshape { shape } => crate::ops::shape::export_reshape(out, &name, x, shape)?,
         Op::Concat => crate::ops::parts::export_concat(out, &name, &ins)?,
-        Op::Add | Op::Sub | Op::Mul => {
-            crate::ops::pointwise::export_sum(out, &name, x, &ins, &layer.op)?
-        }
+        Op::Add => crate::ops::pointwise::export_sum(out, &name, x, &ins, "Add")?,
+        Op::Sub => crate::ops::pointwise::export_sum(out, &name, x, &ins, "Sub")?,
+        Op::Mul => crate::ops::pointwise::export_sum(out, &name, x, &ins, "Mul")?,
         Op::Scale { factor } => crate::ops::pointwise::export_scale(out, &name, x, *factor)?,
         Op::LastStep => crate::ops::view::export_last_step(out, &name, x)?,
         Op::Recurrent { cell, sequences } => {

@@ -216,16 +216,16 @@ pub(crate) fn export_masked_dense(
     v: VertexId,
     name: &str,
     x: &str,
-    op: &Op,
+    learnable: bool,
     bias: bool,
 ) -> Result<(), OnnxError> {
-    // ONNX has no mask: the masked weight is written.
-    let mask = match op {
-        Op::MaskedDense { .. } => model.param(v, "mask")?,
-        _ => {
-            let l = model.param(v, "mask_logits")?;
-            l.gt(0.0)?.to_dtype(l.dtype())?
-        }
+    // ONNX has no mask: the masked weight is written (a learnable mask is
+    // its logits' sign).
+    let mask = if learnable {
+        let l = model.param(v, "mask_logits")?;
+        l.gt(0.0)?.to_dtype(l.dtype())?
+    } else {
+        model.param(v, "mask")?
     };
     let w = model.param(v, "weight")?.mul(&mask)?;
     let wn = format!("{name}.weight");

@@ -159,22 +159,21 @@ pub(crate) fn export_batch_norm(
     Ok(())
 }
 
-/// A layer norm over the channels or an instance norm.
+/// A layer norm over the channels (`layer`) or an instance norm.
 pub(crate) fn export_norm(
     out: &mut Out,
     model: &Model,
     v: VertexId,
     name: &str,
     x: &str,
-    op: &Op,
+    layer: bool,
     eps: f64,
 ) -> Result<(), OnnxError> {
-    let (onnx_op, mut attrs) = match op {
-        Op::LayerNorm { .. } => {
-            out.require(name, "LayerNormalization", 17)?;
-            ("LayerNormalization", vec![attr_i("axis", 1)])
-        }
-        _ => ("InstanceNormalization", vec![]),
+    let (onnx_op, mut attrs) = if layer {
+        out.require(name, "LayerNormalization", 17)?;
+        ("LayerNormalization", vec![attr_i("axis", 1)])
+    } else {
+        ("InstanceNormalization", vec![])
     };
     let w = out.param(model, v, name, "weight")?;
     let b = out.param(model, v, name, "bias")?;

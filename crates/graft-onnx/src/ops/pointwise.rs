@@ -395,13 +395,8 @@ pub(crate) fn export_sum(
     name: &str,
     x: &str,
     ins: &[String],
-    op: &Op,
+    onnx_op: &str,
 ) -> Result<(), OnnxError> {
-    let onnx_op = match op {
-        Op::Add => "Add",
-        Op::Sub => "Sub",
-        _ => "Mul",
-    };
     // ONNX's elementwise ops are binary: a chain for more inputs.
     let mut acc = ins[0].clone();
     for (k, y) in ins.iter().enumerate().skip(1) {
