@@ -53,6 +53,27 @@ pub struct Forward {
     pub(crate) updates: Vec<(VertexId, &'static str, Tensor)>,
 }
 
+impl Forward {
+    /// The value of vertex `v` after a run of `ex`: a graph output's
+    /// tensor, or a kept activation (`Run::keep`) for any other vertex.
+    /// How an imported model's named outputs are read, whichever vertices
+    /// the executor counts as outputs.
+    pub fn value_of(&self, ex: &Executor, v: VertexId) -> Option<&Tensor> {
+        match ex.outputs().iter().position(|&o| o == v) {
+            Some(i) => self.outputs.get(i),
+            None => self.activations.get(&v),
+        }
+    }
+}
+
+impl Executor {
+    /// Whether reading `wanted` after a run needs the activations kept
+    /// (some of them are not the executor's outputs).
+    pub fn needs_keep(&self, wanted: &[VertexId]) -> bool {
+        wanted.iter().any(|v| !self.outputs().contains(v))
+    }
+}
+
 /// Forcing gates, for ablations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GateForce {

@@ -243,7 +243,8 @@ impl Model {
                     .ok_or_else(|| errors::data("an input is not fed"))
             })
             .collect::<PyResult<_>>()?;
-        let keep = self.outputs.iter().any(|(_, v)| !ex.outputs().contains(v));
+        let wanted: Vec<VertexId> = self.outputs.iter().map(|(_, v)| *v).collect();
+        let keep = ex.needs_keep(&wanted);
         let run = graft::nn::Run {
             keep,
             trace,
@@ -252,14 +253,9 @@ impl Model {
         let f = ex.run(&self.model, &ordered, &run).map_err(errors::nn)?;
         let mut out = Vec::new();
         for (name, v) in &self.outputs {
-            let t = match ex.outputs().iter().position(|o| o == v) {
-                Some(i) => f.outputs[i].clone(),
-                None => f
-                    .activations
-                    .get(v)
-                    .cloned()
-                    .ok_or_else(|| errors::data(format!("output `{name}` was not computed")))?,
-            };
+            let t = f
+                .value_of(&ex, *v)
+                .ok_or_else(|| errors::data(format!("output `{name}` was not computed")))?;
             let dims = t.dims().to_vec();
             let vals: Vec<f32> = t
                 .flatten_all()

@@ -108,7 +108,8 @@ pub fn run(path: &Path, inputs: &[PathBuf], out: &Path, json_out: bool) -> Resul
         .map(|v| fed.remove(v).expect("every input vertex is fed"))
         .collect();
     // Outputs that feed other vertices too are kept from the activations.
-    let keep = imp.outputs.iter().any(|(_, v)| !ex.outputs().contains(v));
+    let wanted: Vec<graft::VertexId> = imp.outputs.iter().map(|(_, v)| *v).collect();
+    let keep = ex.needs_keep(&wanted);
     let run = graft::nn::Run {
         keep,
         ..graft::nn::Run::inference()
@@ -118,14 +119,10 @@ pub fn run(path: &Path, inputs: &[PathBuf], out: &Path, json_out: bool) -> Resul
         .with_context(|| format!("running `{name}`"))?;
     let mut results: Vec<(String, Tensor)> = Vec::new();
     for (oname, v) in &imp.outputs {
-        let t = match ex.outputs().iter().position(|o| o == v) {
-            Some(i) => f.outputs[i].clone(),
-            None => f
-                .activations
-                .get(v)
-                .cloned()
-                .with_context(|| format!("output `{oname}` of `{name}` was not computed"))?,
-        };
+        let t = f
+            .value_of(&ex, *v)
+            .cloned()
+            .with_context(|| format!("output `{oname}` of `{name}` was not computed"))?;
         results.push((oname.clone(), t));
     }
     write_npz(&results, out)?;
