@@ -609,10 +609,8 @@ impl Model {
             self.layers.iter().map(|(&v, l)| (v, l.shallow())).collect();
         let mut changed = Vec::new();
         for (&v, layer) in layers.iter_mut() {
-            let op = match &layer.op {
-                Op::Dense { bias } => Op::MaskedDense { bias: *bias },
-                Op::Conv2d(c) => Op::MaskedConv2d(*c),
-                _ => continue,
+            let Some(op) = layer.op.masked_form() else {
+                continue;
             };
             let vx = self.graph.vertex(v)?;
             for s in op.params(vx.nin(), vx.nout()) {

@@ -1127,6 +1127,67 @@ impl Op {
         }
     }
 
+    /// The masked form of a layer that sparsity can mask (a dense layer
+    /// becomes a masked dense one, a 2-D convolution a masked
+    /// convolution), `None` for every other op.
+    pub fn masked_form(&self) -> Option<Op> {
+        match self {
+            Op::Dense { bias } => Some(Op::MaskedDense { bias: *bias }),
+            Op::Conv2d(c) => Some(Op::MaskedConv2d(*c)),
+            Op::Input
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Resize(_)
+            | Op::Shuffle(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::LayerNormLast(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
+            | Op::ActivationAt { .. }
+            | Op::Cond { .. }
+            | Op::Moe { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. } => None,
+        }
+    }
+
     /// The input positions whose values a dynamic op computes only for the
     /// samples that need them (its branches, experts, or the rest after an
     /// exit).
