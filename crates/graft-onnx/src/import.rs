@@ -634,12 +634,50 @@ fn validate(g: &crate::proto::GraphProto) -> Result<(), OnnxError> {
 }
 
 /// Import a decoded model, reading splits of the neuron axis as `reading`
-/// says, or frozen when `None`.
+/// says, or frozen when `None`: the opsets and the graph are checked, every
+/// unsupported op is reported at once, then initializers, inputs, nodes
+/// and outputs are bound in turn, and the parameters move into the model.
 fn import_model(
     m: &ModelProto,
     reading: Option<Reading>,
     src: &Source,
 ) -> Result<Imported, OnnxError> {
+    check_opsets(m)?;
+    let g = m
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Malformed("no graph".into()))?;
+    let reg = registry();
+    validate(g)?;
+    check_supported(g, &reg)?;
+    let mut ctx = Ctx {
+        model: Model::new(),
+        values: HashMap::new(),
+        uses: count_uses(g),
+        names: BTreeMap::new(),
+        heads: reading == Some(Reading::Heads),
+        head_dims: reading == Some(Reading::HeadDims),
+        selected: crate::ops::attention::selected_reshapes(&g.node),
+        pending: Vec::new(),
+    };
+    bind_initializers(&mut ctx, g, src)?;
+    let bound = bind_inputs(&mut ctx, g)?;
+    import_nodes(&mut ctx, g, &reg)?;
+    let outputs = bind_outputs(&ctx, g)?;
+    let interface = crate::Interface::capture(m, &bound.inputs, &outputs, &bound.perms);
+    let model = ctx.finish()?;
+    Ok(Imported {
+        interface,
+        model,
+        inputs: bound.inputs,
+        outputs,
+        input_perms: bound.perms,
+        input_shapes: bound.shapes,
+    })
+}
+
+/// Every default-domain opset within 13 to 21.
+fn check_opsets(m: &ModelProto) -> Result<(), OnnxError> {
     for o in &m.opset_import {
         let domain = o.domain.clone().unwrap_or_default();
         let version = o.version.unwrap_or(0);
@@ -647,14 +685,15 @@ fn import_model(
             return Err(OnnxError::Opset { domain, version });
         }
     }
-    let g = m
-        .graph
-        .as_ref()
-        .ok_or_else(|| OnnxError::Malformed("no graph".into()))?;
-    let reg = registry();
+    Ok(())
+}
 
-    validate(g)?;
-    // Every unsupported op at once.
+/// Every op type graft neither imports nor folds, each with its nodes, in
+/// one error.
+fn check_supported(
+    g: &crate::proto::GraphProto,
+    reg: &HashMap<&'static str, crate::ops::Importer>,
+) -> Result<(), OnnxError> {
     let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &g.node {
         let op = n.op_type.clone().unwrap_or_default();
@@ -672,12 +711,17 @@ fn import_model(
                 .push(n.name.clone().unwrap_or_default());
         }
     }
-    if !unsupported.is_empty() {
-        return Err(OnnxError::Unsupported {
+    if unsupported.is_empty() {
+        Ok(())
+    } else {
+        Err(OnnxError::Unsupported {
             ops: unsupported.into_iter().collect(),
-        });
+        })
     }
+}
 
+/// How many node inputs and graph outputs read each value.
+fn count_uses(g: &crate::proto::GraphProto) -> HashMap<String, usize> {
     let mut uses: HashMap<String, usize> = HashMap::new();
     for n in &g.node {
         for i in &n.input {
@@ -687,26 +731,41 @@ fn import_model(
     for o in &g.output {
         *uses.entry(o.name.clone().unwrap_or_default()).or_default() += 1;
     }
-    let mut ctx = Ctx {
-        model: Model::new(),
-        values: HashMap::new(),
-        uses,
-        names: BTreeMap::new(),
-        heads: reading == Some(Reading::Heads),
-        head_dims: reading == Some(Reading::HeadDims),
-        selected: crate::ops::attention::selected_reshapes(&g.node),
-        pending: Vec::new(),
-    };
+    uses
+}
+
+/// Every initializer as a constant, its values read from `src`.
+fn bind_initializers(
+    ctx: &mut Ctx,
+    g: &crate::proto::GraphProto,
+    src: &Source,
+) -> Result<(), OnnxError> {
     for t in &g.initializer {
         ctx.values.insert(
             t.name.clone().unwrap_or_default(),
             Value::Const(decode_from(t, src)?),
         );
     }
+    Ok(())
+}
+
+/// The graph inputs as graft bound them: vertex, axis order and shape of
+/// each, in the model's order.
+struct BoundInputs {
+    inputs: Vec<(String, VertexId)>,
+    perms: Vec<Option<Vec<usize>>>,
+    shapes: Vec<Vec<usize>>,
+}
+
+/// Every graph input (but initializers listed as inputs) as an input
+/// vertex; a sequence read by a recurrent layer is held `[N, F, T]`.
+fn bind_inputs(ctx: &mut Ctx, g: &crate::proto::GraphProto) -> Result<BoundInputs, OnnxError> {
     let seq_axes = sequence_inputs(g);
-    let mut inputs = Vec::new();
-    let mut input_perms = Vec::new();
-    let mut input_shapes = Vec::new();
+    let mut bound = BoundInputs {
+        inputs: Vec::new(),
+        perms: Vec::new(),
+        shapes: Vec::new(),
+    };
     for vi in &g.input {
         let name = vi.name.clone().unwrap_or_default();
         if ctx.values.contains_key(&name) {
@@ -741,20 +800,30 @@ fn import_model(
             order[pf] = Some(1);
             order[pt] = Some(2);
             let gshape = vec![shape[pn], shape[pf], shape[pt]];
-            input_shapes.push(gshape.clone());
+            bound.shapes.push(gshape.clone());
             ctx.values
                 .insert(name.clone(), Value::from_view(v, gshape, order));
             let perm = vec![pn, pf, pt];
-            input_perms.push((perm != [0, 1, 2]).then_some(perm));
-            inputs.push((name, v));
+            bound.perms.push((perm != [0, 1, 2]).then_some(perm));
+            bound.inputs.push((name, v));
             continue;
         }
         let v = ctx.model.input(&name, shape[1])?;
-        input_shapes.push(shape.clone());
+        bound.shapes.push(shape.clone());
         ctx.values.insert(name.clone(), Value::Runtime { v, shape });
-        input_perms.push(None);
-        inputs.push((name, v));
+        bound.perms.push(None);
+        bound.inputs.push((name, v));
     }
+    Ok(bound)
+}
+
+/// Every node in file order, the chains that span several nodes (channel
+/// shuffles, an expert's gathered matrices) taken together at their last.
+fn import_nodes(
+    ctx: &mut Ctx,
+    g: &crate::proto::GraphProto,
+    reg: &HashMap<&'static str, crate::ops::Importer>,
+) -> Result<(), OnnxError> {
     // Channel shuffles span three nodes; the first two wait for the third
     // to tell whether they are one.
     let shuffles = crate::ops::axes::shuffle_chains(&g.node, &ctx.uses);
@@ -777,47 +846,45 @@ fn import_model(
         let node = node_at(i);
         if let Some(&gi) = routed.get(&i) {
             let gather = node_at(gi);
-            if !crate::ops::routing::routed_linear(&mut ctx, &gather, &node)? {
-                import_node(&mut ctx, &reg, &gather)?;
-                import_node(&mut ctx, &reg, &node)?;
+            if !crate::ops::routing::routed_linear(ctx, &gather, &node)? {
+                import_node(ctx, reg, &gather)?;
+                import_node(ctx, reg, &node)?;
             }
             continue;
         }
         if let Some(&[a, b]) = shuffles.get(&i) {
             let (a, b) = (node_at(a), node_at(b));
-            if crate::ops::axes::shuffle(&mut ctx, &a, &b, &node)?
-                || crate::ops::axes::folded_transpose(&mut ctx, &a, &b, &node)?
+            if crate::ops::axes::shuffle(ctx, &a, &b, &node)?
+                || crate::ops::axes::folded_transpose(ctx, &a, &b, &node)?
             {
                 continue;
             }
-            import_node(&mut ctx, &reg, &a)?;
-            import_node(&mut ctx, &reg, &b)?;
+            import_node(ctx, reg, &a)?;
+            import_node(ctx, reg, &b)?;
         }
-        import_node(&mut ctx, &reg, &node)?;
+        import_node(ctx, reg, &node)?;
     }
-    let mut outputs = Vec::new();
-    for vi in &g.output {
-        let name = vi.name.clone().unwrap_or_default();
-        match ctx.values.get(&name) {
-            Some(Value::Runtime { v, .. }) => outputs.push((name, *v)),
-            _ => {
-                return Err(OnnxError::MissingValue {
+    Ok(())
+}
+
+/// Every graph output's vertex, in the model's order.
+fn bind_outputs(
+    ctx: &Ctx,
+    g: &crate::proto::GraphProto,
+) -> Result<Vec<(String, VertexId)>, OnnxError> {
+    g.output
+        .iter()
+        .map(|vi| {
+            let name = vi.name.clone().unwrap_or_default();
+            match ctx.values.get(&name) {
+                Some(Value::Runtime { v, .. }) => Ok((name, *v)),
+                _ => Err(OnnxError::MissingValue {
                     node: "(graph output)".into(),
                     value: name,
-                })
+                }),
             }
-        }
-    }
-    let interface = crate::Interface::capture(m, &inputs, &outputs, &input_perms);
-    let model = ctx.finish()?;
-    Ok(Imported {
-        interface,
-        model,
-        inputs,
-        outputs,
-        input_perms,
-        input_shapes,
-    })
+        })
+        .collect()
 }
 
 /// Import one node: fold it when its inputs are constants, else the

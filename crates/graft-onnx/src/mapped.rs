@@ -49,7 +49,14 @@ impl Source {
     /// no bytes: a zero-length mapping is refused by the system).
     pub fn map(&mut self, path: &Path) -> Result<Bytes, OnnxError> {
         let file = File::open(path).map_err(|e| io(path, e))?;
-        let len = file.metadata().map_err(|e| io(path, e))?.len();
+        let meta = file.metadata().map_err(|e| io(path, e))?;
+        if !meta.is_file() {
+            return Err(OnnxError::Io {
+                path: path.display().to_string(),
+                reason: "not a regular file (a model is read from a file)".into(),
+            });
+        }
+        let len = meta.len();
         if len == 0 {
             return Ok(Bytes::new());
         }

@@ -142,3 +142,10 @@ fn a_streamed_file_is_the_canonical_encoding_of_its_model() {
     assert_eq!(p.model_len(), model.len());
     assert_eq!(data.len() % 4, 0);
 }
+
+#[test]
+fn a_directory_is_refused_as_a_model_file() {
+    let dir = scratch("directory");
+    let e = import(&dir).unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+}

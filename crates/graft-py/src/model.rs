@@ -89,15 +89,18 @@ impl Model {
         if let Ok(name) = given.extract::<String>() {
             return match (name.as_str(), data) {
                 ("magnitude", _) => Ok(u),
-                ("taylor", Some((x, y))) => graft::nn::utility::taylor_on(
-                    &self.model,
-                    &f32_tensor(&x)?,
-                    &labels(&y)?,
-                    graft::nn::train::Loss::CrossEntropy,
-                    64,
-                    || {},
-                )
-                .map_err(errors::nn),
+                ("taylor", Some((x, y))) => {
+                    let (x, y) = self.classifier_data(&x, &y)?;
+                    graft::nn::utility::taylor_on(
+                        &self.model,
+                        &x,
+                        &y,
+                        graft::nn::train::Loss::CrossEntropy,
+                        64,
+                        || {},
+                    )
+                    .map_err(errors::nn)
+                }
                 ("taylor", None) => Err(errors::data(
                     "utility \"taylor\" needs data=(x, y): inputs and class labels",
                 )),
@@ -131,6 +134,39 @@ impl Model {
             u.set(id, vals);
         }
         Ok(u)
+    }
+
+    /// A classifier's data: inputs `x` as float32 and labels `y`, one per
+    /// row of `x`, each below the number of classes (the first output's
+    /// size). Checked here so that a mismatch is a `DataError` naming it,
+    /// not an indexing error deep in a batch.
+    fn classifier_data(
+        &self,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+    ) -> PyResult<(Tensor, Tensor)> {
+        let (x, y) = (f32_tensor(x, "x")?, labels(y)?);
+        let rows = x.dims().first().copied().unwrap_or(0);
+        if rows != y.elem_count() {
+            return Err(errors::data(format!(
+                "x has {rows} rows and y {} labels: one label per row",
+                y.elem_count()
+            )));
+        }
+        let classes = match self.outputs.first() {
+            Some((_, v)) => self.model.graph().nout(*v).map_err(errors::graph)?,
+            None => 0,
+        };
+        let top = values(&y.to_dtype(graft::nn::DType::F32).map_err(errors::tensor)?)?
+            .into_iter()
+            .fold(0f32, f32::max);
+        if rows > 0 && top as usize >= classes {
+            return Err(errors::data(format!(
+                "y: label {top} for a classifier of {classes} classes (labels 0 to {})",
+                classes.saturating_sub(1)
+            )));
+        }
+        Ok((x, y))
     }
 
     /// Per-sample input shapes (the batch axis dropped) for costing:
@@ -168,14 +204,6 @@ impl Model {
         inputs: &Bound<'py, PyAny>,
         trace: bool,
     ) -> PyResult<Traced<'py>> {
-        let np = py.import("numpy")?;
-        let as_f32 = |x: Bound<'py, PyAny>| -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
-            let kw = PyDict::new(py);
-            kw.set_item("dtype", "float32")?;
-            np.call_method("ascontiguousarray", (x,), Some(&kw))?
-                .extract()
-                .map_err(|_| errors::data("inputs: arrays of numbers"))
-        };
         let items: Vec<Bound<'py, PyAny>> = if let Ok(d) = inputs.cast::<PyDict>() {
             self.inputs
                 .iter()
@@ -193,7 +221,8 @@ impl Model {
         };
         let xs = items
             .into_iter()
-            .map(as_f32)
+            .zip(&self.inputs)
+            .map(|(x, (name, _))| f32_array(&x, &format!("input `{name}`")))
             .collect::<PyResult<Vec<_>>>()?;
         self.run_arrays(py, xs, trace)
     }
@@ -256,12 +285,8 @@ impl Model {
             let t = f
                 .value_of(&ex, *v)
                 .ok_or_else(|| errors::data(format!("output `{name}` was not computed")))?;
-            let dims = t.dims().to_vec();
-            let vals: Vec<f32> = t
-                .flatten_all()
-                .and_then(|t| t.to_vec1())
-                .map_err(errors::tensor)?;
-            out.push(PyArray1::from_vec(py, vals).reshape(dims)?);
+            let vals = values(t)?;
+            out.push(PyArray1::from_vec(py, vals).reshape(t.dims().to_vec())?);
         }
         Ok((out, f.trace))
     }
@@ -270,17 +295,27 @@ impl Model {
 /// A run's outputs, and its trace when one was asked for.
 type Traced<'py> = (Vec<Bound<'py, PyArrayDyn<f32>>>, Option<graft::nn::Trace>);
 
-/// An array-like as a float32 tensor (NumPy converts it).
-fn f32_tensor(x: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+/// An array-like as a contiguous float32 NumPy array (NumPy converts
+/// it); what it cannot convert is a `DataError` naming `what`.
+fn f32_array<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
     let py = x.py();
     let kw = PyDict::new(py);
     kw.set_item("dtype", "float32")?;
-    let arr: PyReadonlyArrayDyn<'_, f32> = py
-        .import("numpy")?
-        .call_method("ascontiguousarray", (x,), Some(&kw))?
-        .extract()
-        .map_err(|_| errors::data("an array of numbers"))?;
+    py.import("numpy")?
+        .call_method("ascontiguousarray", (x,), Some(&kw))
+        .and_then(|a| a.extract())
+        .map_err(|e| errors::data(format!("{what}: not an array of numbers ({e})")))
+}
+
+/// An array-like as a float32 tensor.
+fn f32_tensor(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
+    let arr = f32_array(x, what)?;
     Tensor::from_vec(arr.as_slice()?.to_vec(), arr.shape(), &Device::Cpu).map_err(errors::tensor)
+}
+
+/// A tensor's values as f32, row-major (read in place where it can be).
+fn values(t: &Tensor) -> PyResult<Vec<f32>> {
+    graft::nn::files::with_f32(t, |s| s.to_vec()).map_err(errors::nn)
 }
 
 /// Class labels (non-negative integers, one per sample) as a u32 tensor.
@@ -727,7 +762,7 @@ impl Model {
         lr: f64,
         seed: u64,
     ) -> PyResult<Vec<f64>> {
-        let (x, y) = (f32_tensor(x)?, labels(y)?);
+        let (x, y) = self.classifier_data(x, y)?;
         crate::learn::train(&mut self.model, &x, &y, epochs, batch, lr, seed)
     }
 
@@ -739,7 +774,8 @@ impl Model {
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (loss, accuracy) = crate::learn::evaluated(&self.model, &f32_tensor(x)?, &labels(y)?)?;
+        let (x, y) = self.classifier_data(x, y)?;
+        let (loss, accuracy) = crate::learn::evaluated(&self.model, &x, &y)?;
         let d = PyDict::new(py);
         d.set_item("loss", loss)?;
         d.set_item("accuracy", accuracy)?;
@@ -847,11 +883,7 @@ impl Model {
                 continue;
             }
             let t = var.as_tensor();
-            let vals: Vec<f32> = t
-                .flatten_all()
-                .and_then(|t| t.to_dtype(graft::nn::DType::F32))
-                .and_then(|t| t.to_vec1())
-                .map_err(errors::tensor)?;
+            let vals = values(t)?;
             d.set_item(
                 name,
                 PyArray1::from_vec(py, vals).reshape(t.dims().to_vec())?,
@@ -866,11 +898,7 @@ impl Model {
         let mut m = self.model.clone();
         for (v, name, var) in self.model.all_params() {
             let t = var.as_tensor();
-            let vals: Vec<f32> = t
-                .flatten_all()
-                .and_then(|t| t.to_dtype(graft::nn::DType::F32))
-                .and_then(|t| t.to_vec1())
-                .map_err(errors::tensor)?;
+            let vals = values(t)?;
             m.put_param(v, &name, t.dims(), vals).map_err(errors::nn)?;
         }
         Ok(Model {

@@ -137,6 +137,10 @@ def test_refused_edits_raise_typed_errors_and_change_nothing(mlp):
     assert e.value.culprit == name
     with pytest.raises(graft.DataError):
         mlp.prune(ratio=0.5, macs=10)
+    with pytest.raises(graft.DataError, match="input `input`: not an array of numbers"):
+        mlp(np.array(["a"]))
+    with pytest.raises(graft.DataError, match="density"):
+        mlp.sparsify(0.0)
     assert mlp.to_bytes() == before
     for cls in (graft.PlanError, graft.GraphError, graft.ModelError, graft.OnnxError, graft.DataError):
         assert issubclass(cls, graft.GraftError)
@@ -148,6 +152,8 @@ def test_unreadable_files_raise_onnx_errors(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(graft.OnnxError):
         graft.load(bad)
+    with pytest.raises(graft.OnnxError, match="not a regular file"):
+        graft.load(tmp_path)
     with pytest.raises(graft.GraftError):
         graft.load(b"\x08\x07garbage")
 
@@ -280,6 +286,16 @@ def test_train_evaluate_and_taylor_pruning_on_data(mlp):
         mlp.prune(ratio=0.25, utility="taylor")
     with pytest.raises(graft.DataError, match="labels"):
         mlp.evaluate(x, y.astype(np.float32) + 0.5)
+    # Data that does not fit the classifier is refused before any batch
+    # runs, and training leaves the weights as they were.
+    weights = mlp.to_bytes()
+    with pytest.raises(graft.DataError, match="one label per row"):
+        mlp.train(x, y[:-1])
+    with pytest.raises(graft.DataError, match="4 classes"):
+        mlp.evaluate(x, np.full(len(x), 9))
+    with pytest.raises(graft.DataError, match="x: not an array of numbers"):
+        mlp.train([["a"] * 6], [0])
+    assert mlp.to_bytes() == weights
 
 
 def test_sparsify_and_the_neuron_graph(mlp):
