@@ -558,9 +558,9 @@ impl Executor {
             .iter()
             .map(|(k, p)| {
                 let t = if ctx.opts.detach {
-                    p.as_detached_tensor()
+                    p.var().as_detached_tensor()
                 } else {
-                    p.as_tensor().clone()
+                    p.tensor().clone()
                 };
                 (k.clone(), t)
             })

@@ -319,21 +319,15 @@ pub fn transpose_f32(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Call `f` with `t`'s values as 32-bit floats in little-endian bytes, in
-/// row-major order: the bytes ONNX's `raw_data`, NumPy's `<f4` and
-/// safetensors hold, read in place as [`with_f32`] reads them.
-///
-/// # Errors
-/// A tensor candle cannot convert to f32.
-pub fn with_f32_bytes<R>(t: &Tensor, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-    with_f32(t, |vals| {
-        if cfg!(target_endian = "little") {
-            f(bytemuck::cast_slice(vals))
-        } else {
-            let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-            f(&bytes)
-        }
-    })
+/// `f` of `vals`' little-endian bytes: in place on a little-endian
+/// machine (how weights are written to files), converted on others.
+pub fn le_bytes<R>(vals: &[f32], f: impl FnOnce(&[u8]) -> R) -> R {
+    if cfg!(target_endian = "little") {
+        f(bytemuck::cast_slice(vals))
+    } else {
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f(&bytes)
+    }
 }
 
 /// The header's length in bytes and the data bytes it claims.
@@ -462,7 +456,7 @@ mod tests {
         // A transposed view is made contiguous first.
         let v = with_f32(&t.t().unwrap(), |s| s.to_vec()).unwrap();
         assert_eq!(v, [0., 3., 1., 4., 2., 5.]);
-        let b = with_f32_bytes(&t.narrow(1, 1, 1).unwrap(), |b| b.to_vec()).unwrap();
+        let b = with_f32(&t.narrow(1, 1, 1).unwrap(), |v| le_bytes(v, <[u8]>::to_vec)).unwrap();
         assert_eq!(b, [1f32.to_le_bytes(), 4f32.to_le_bytes()].concat());
     }
 

@@ -19,6 +19,7 @@ pub mod files;
 mod layers;
 mod model;
 mod op;
+mod param;
 mod persist;
 pub mod shrink;
 mod surgery;
@@ -40,6 +41,7 @@ pub use op::{
     ResizeTarget, RoutedLinear, Rule, Shuffle, Slice, Softmax, Token, TopK, Transpose, Unary, View,
     ViewDim,
 };
+pub use param::{Backing, Param};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};
 pub use surgery::{Growth, NEW_ROW_STD};
 

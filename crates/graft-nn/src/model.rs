@@ -16,6 +16,7 @@ use rand_distr::{Distribution, Uniform};
 use crate::error::{NnError, Result};
 use crate::layers::Vars;
 use crate::op::{FanIn, Fill, Groups, Op};
+use crate::param::Param;
 use crate::surgery::{layout, select_axis, select_net2net, selections, Growth, Side};
 
 /// One vertex's computation: its op and its parameters (buffers such as a
@@ -34,11 +35,10 @@ impl Clone for Layer {
             .params
             .iter()
             .map(|(k, v)| {
-                let t = v
-                    .as_tensor()
-                    .copy()
-                    .expect("copying a CPU or device tensor");
-                (k.clone(), Var::from_tensor(&t).expect("a fresh variable"))
+                (
+                    k.clone(),
+                    v.deep_copy().expect("copying a CPU or device tensor"),
+                )
             })
             .collect();
         Layer {
@@ -243,7 +243,7 @@ impl Model {
         let csr = match cache.get(&v) {
             Some(c) => c.clone(),
             None => {
-                let m = layer.params.get("mask")?.as_tensor();
+                let m = layer.params.get("mask")?.tensor();
                 let (r, c) = m.dims2().ok()?;
                 let vals: Vec<f32> = m.flatten_all().ok()?.to_vec1().ok()?;
                 let csr = std::sync::Arc::new(crate::layers::sparse::Csr::from_mask(&vals, r, c));
@@ -463,7 +463,7 @@ impl Model {
                 // (`Var::from_tensor` would copy the zeros, touching every
                 // page).
                 let var = Var::zeros(s.shape.clone(), self.dtype, &self.device)?;
-                params.insert(s.name.to_string(), var);
+                params.insert(s.name.to_string(), var.into());
                 continue;
             }
             let vals: Vec<f64> = match (constant, init) {
@@ -481,7 +481,7 @@ impl Model {
                 }
             };
             let t = Tensor::from_vec(vals, s.shape.clone(), &self.device)?.to_dtype(self.dtype)?;
-            params.insert(s.name.to_string(), Var::from_tensor(&t)?);
+            params.insert(s.name.to_string(), Var::from_tensor(&t)?.into());
         }
         Ok(params)
     }
@@ -495,6 +495,14 @@ impl Model {
     }
 
     pub(crate) fn var(&self, v: VertexId, name: &str) -> Result<&Var> {
+        self.param_of(v, name).map(Param::var)
+    }
+
+    /// A parameter without reading its values (see [`Param`]).
+    ///
+    /// # Errors
+    /// Unknown vertex or parameter.
+    pub fn param_of(&self, v: VertexId, name: &str) -> Result<&Param> {
         let l = self
             .layers
             .get(&v)
@@ -562,12 +570,69 @@ impl Model {
             Var::from_tensor(&t.to_dtype(self.dtype)?.to_device(&self.device)?)?
         };
         if let Some(l) = self.layers.get_mut(&v) {
-            l.params.insert(name.to_string(), var);
+            l.params.insert(name.to_string(), var.into());
         }
         if name == "mask" {
             self.forget_patterns();
         }
         Ok(())
+    }
+
+    /// Replace a parameter (same shape) by one whose values `backing` gives
+    /// when they are first needed ([`Param::backed`]; read at once when the
+    /// model does not hold f32 on the CPU).
+    ///
+    /// # Errors
+    /// Unknown vertex or parameter, or a different shape.
+    pub fn put_backed_param(
+        &mut self,
+        v: VertexId,
+        name: &str,
+        dims: &[usize],
+        backing: std::sync::Arc<dyn crate::param::Backing>,
+    ) -> Result<()> {
+        if self.dtype != DType::F32 || !self.device.is_cpu() {
+            let mut vals = vec![0f32; dims.iter().product()];
+            backing.read(0, &mut vals);
+            return self.put_param(v, name, dims, vals);
+        }
+        let old = self.param_of(v, name)?;
+        if old.dims() != dims {
+            return Err(NnError::Layer {
+                vertex: self.graph.name(v),
+                reason: format!(
+                    "parameter `{name}` has shape {:?}, got {dims:?}",
+                    old.dims()
+                ),
+            });
+        }
+        if let Some(l) = self.layers.get_mut(&v) {
+            l.params
+                .insert(name.to_string(), Param::backed(dims, backing));
+        }
+        if name == "mask" {
+            self.forget_patterns();
+        }
+        Ok(())
+    }
+
+    /// Every parameter's shape: (vertex, name, dims, trainable), in vertex
+    /// order, without reading any values.
+    pub fn param_shapes(&self) -> Vec<(VertexId, String, Vec<usize>, bool)> {
+        let mut out = Vec::new();
+        for (&v, l) in &self.layers {
+            let trainable: Vec<_> =
+                l.op.params(&[1], 1)
+                    .into_iter()
+                    .filter(|s| s.trainable)
+                    .map(|s| s.name)
+                    .collect();
+            for (n, p) in &l.params {
+                let t = trainable.iter().any(|s| s == n);
+                out.push((v, n.clone(), p.dims().to_vec(), t));
+            }
+        }
+        out
     }
 
     /// Every trainable parameter: (vertex, name, variable), in vertex order.
@@ -577,7 +642,7 @@ impl Model {
             for s in l.op.params(&[1], 1) {
                 if s.trainable {
                     if let Some(x) = l.params.get(&s.name) {
-                        out.push((v, s.name.to_string(), x.clone()));
+                        out.push((v, s.name.to_string(), x.var().clone()));
                     }
                 }
             }
@@ -590,7 +655,7 @@ impl Model {
         let mut out = Vec::new();
         for (&v, l) in &self.layers {
             for (n, x) in &l.params {
-                out.push((v, n.clone(), x.clone()));
+                out.push((v, n.clone(), x.var().clone()));
             }
         }
         out
@@ -618,7 +683,7 @@ impl Model {
                     let t = Tensor::ones(s.shape.clone(), self.dtype, &self.device)?;
                     layer
                         .params
-                        .insert(s.name.to_string(), Var::from_tensor(&t)?);
+                        .insert(s.name.to_string(), Var::from_tensor(&t)?.into());
                 }
             }
             layer.op = op;
@@ -940,10 +1005,13 @@ fn change_one(
         if sels.is_empty() {
             continue;
         }
-        let mut t = layer.params[&name].as_tensor().clone();
-        if let Some(kept) = pruned_only(&t, &sels, quiet, growth)? {
-            // Pruning alone: every axis in one pass, no intermediate copy.
-            layer.params.insert(name.clone(), Var::from_tensor(&kept)?);
+        let param = &layer.params[&name];
+        if let Some(picks) = pruned_picks(param, &sels, quiet, growth) {
+            // Pruning alone: every axis in one pass, no intermediate copy,
+            // read from where the values lie (a file-backed parameter is
+            // not loaded).
+            let kept = param.keep_axes(&picks)?;
+            layer.params.insert(name.clone(), kept.into());
             edits.push(ParamEdit {
                 vertex: c.vertex,
                 param: name,
@@ -954,6 +1022,7 @@ fn change_one(
             });
             continue;
         }
+        let mut t = param.tensor().clone();
         for &(axis, list, gates, fill, side) in &sels {
             let r = match (growth, side) {
                 // New query dimensions start at zero (`feeds_query`).
@@ -970,7 +1039,9 @@ fn change_one(
                 reason: format!("parameter `{name}`: {e}"),
             })?;
         }
-        layer.params.insert(name.clone(), Var::from_tensor(&t)?);
+        layer
+            .params
+            .insert(name.clone(), Var::from_tensor(&t)?.into());
         edits.push(ParamEdit {
             vertex: c.vertex,
             param: name,
@@ -983,34 +1054,33 @@ fn change_one(
     Ok(())
 }
 
-/// A parameter pruned along every axis of `sels` in one pass, when that is
-/// all they do (no new entries, each axis once, an f32 CPU tensor);
-/// `None` otherwise (then the selections run one after another).
-fn pruned_only(
-    t: &Tensor,
+/// The entries a parameter keeps along every axis of `sels`, when pruning
+/// is all they do (no new entries, each axis once, f32 on the CPU); `None`
+/// otherwise (then the selections run one after another).
+fn pruned_picks(
+    p: &Param,
     sels: &[crate::surgery::Selection<'_>],
     quiet: bool,
     growth: Growth,
-) -> Result<Option<Tensor>> {
+) -> Option<Vec<Option<Vec<u32>>>> {
     let fresh = sels
         .iter()
         .any(|(_, list, _, _, _)| list.contains(&graft_core::Neuron::New));
     let special = quiet || matches!(growth, Growth::Net2Net { .. });
-    if fresh || special || t.dtype() != DType::F32 || !t.device().is_cpu() {
-        return Ok(None);
+    if fresh || special || !p.is_cpu_f32() {
+        return None;
     }
-    let mut picks: Vec<Option<Vec<u32>>> = vec![None; t.rank()];
+    let dims = p.dims();
+    let mut picks: Vec<Option<Vec<u32>>> = vec![None; dims.len()];
     for &(axis, list, gates, _, _) in sels {
-        let Some(slot) = picks.get_mut(axis).filter(|p| p.is_none()) else {
-            return Ok(None);
-        };
-        let idx = crate::surgery::indices(t.dim(axis)?, list, gates);
-        if idx.iter().any(|&i| i as usize >= t.dim(axis).unwrap_or(0)) {
-            return Ok(None);
+        let slot = picks.get_mut(axis).filter(|p| p.is_none())?;
+        let idx = crate::surgery::indices(dims[axis], list, gates);
+        if idx.iter().any(|&i| i as usize >= dims[axis]) {
+            return None;
         }
         *slot = Some(idx);
     }
-    Ok(Some(crate::surgery::keep_axes(t, &picks)?))
+    Some(picks)
 }
 
 /// Identity values for a parameter, or why there are none.

@@ -168,7 +168,10 @@ impl Model {
                         ),
                     ));
                 }
-                params.insert(s.name.to_string(), Var::from_tensor(&t.to_dtype(dtype)?)?);
+                params.insert(
+                    s.name.to_string(),
+                    Var::from_tensor(&t.to_dtype(dtype)?)?.into(),
+                );
             }
             layers.push((
                 id,

@@ -228,40 +228,115 @@ pub(crate) fn indices(len: usize, list: &[Neuron], gates: usize) -> Vec<u32> {
     idx
 }
 
-/// Keep entries of an f32 CPU tensor along several axes at once (`picks`:
-/// per axis, the entries kept, or `None` for all), read in place and
-/// written once: pruning a matrix on both sides makes no intermediate
-/// copy. The result is a fresh variable's tensor (see [`gather_f32`]).
-pub(crate) fn keep_axes(t: &Tensor, picks: &[Option<Vec<u32>>]) -> Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let mut strides = vec![1usize; dims.len()];
-    for a in (0..dims.len().saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * dims[a + 1];
-    }
-    // free[a]: no axis after `a` is picked, so each entry of axis `a` is
-    // one contiguous run.
-    let mut free = vec![true; dims.len()];
-    for a in (0..dims.len().saturating_sub(1)).rev() {
-        free[a] = free[a + 1] && picks[a + 1].is_none();
-    }
-    let shape: Vec<usize> = dims
-        .iter()
-        .zip(picks)
-        .map(|(&d, p)| p.as_ref().map_or(d, Vec::len))
-        .collect();
-    let mut out: Vec<f32> = Vec::with_capacity(shape.iter().product());
+/// Keep entries of f32 values of shape `dims` along several axes at once
+/// (`picks`: per axis, the entries kept, or `None` for all), read in place
+/// and written once: pruning a matrix on both sides makes no intermediate
+/// copy. The result is a fresh variable on the CPU.
+pub(crate) fn keep_axes(
+    src: &[f32],
+    dims: &[usize],
+    picks: &[Option<Vec<u32>>],
+) -> Result<candle_core::Var> {
     if dims.is_empty() {
-        return t.contiguous();
+        return candle_core::Var::from_vec(src.to_vec(), (), &candle_core::Device::Cpu);
     }
-    let walk = Walk {
-        dims: &dims,
-        strides: &strides,
-        picks,
-        free: &free,
-    };
-    crate::files::with_f32(t, |src| walk.copy(src, 0, 0, &mut out))
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    Ok(candle_core::Var::from_vec(out, shape, t.device())?.into_inner())
+    let mut rows = RowGather::new(dims, picks);
+    rows.take(0, src);
+    rows.finish()
+}
+
+/// [`keep_axes`] fed the values in whole rows of the first axis, in order
+/// (a parameter read from a file in chunks): each kept row's kept entries
+/// are appended as its chunk passes. The first axis's picks must ascend.
+pub(crate) struct RowGather<'a> {
+    dims: &'a [usize],
+    strides: Vec<usize>,
+    picks: &'a [Option<Vec<u32>>],
+    free: Vec<bool>,
+    shape: Vec<usize>,
+    /// How many rows of the first axis are already kept.
+    next: usize,
+    out: Vec<f32>,
+}
+
+impl<'a> RowGather<'a> {
+    /// Ready for `dims` (rank at least 1) and `picks` (one per axis).
+    pub(crate) fn new(dims: &'a [usize], picks: &'a [Option<Vec<u32>>]) -> RowGather<'a> {
+        let mut strides = vec![1usize; dims.len()];
+        for a in (0..dims.len().saturating_sub(1)).rev() {
+            strides[a] = strides[a + 1] * dims[a + 1];
+        }
+        // free[a]: no axis after `a` is picked, so each entry of axis `a`
+        // is one contiguous run.
+        let mut free = vec![true; dims.len()];
+        for a in (0..dims.len().saturating_sub(1)).rev() {
+            free[a] = free[a + 1] && picks[a + 1].is_none();
+        }
+        let shape: Vec<usize> = dims
+            .iter()
+            .zip(picks)
+            .map(|(&d, p)| p.as_ref().map_or(d, Vec::len))
+            .collect();
+        let out = Vec::with_capacity(shape.iter().product());
+        RowGather {
+            dims,
+            strides,
+            picks,
+            free,
+            shape,
+            next: 0,
+            out,
+        }
+    }
+
+    /// The `k`-th row the first axis keeps, if any.
+    fn kept(&self, k: usize) -> Option<usize> {
+        match &self.picks[0] {
+            Some(p) => p.get(k).map(|&r| r as usize),
+            None => (k < self.dims[0]).then_some(k),
+        }
+    }
+
+    /// Rows `first..` of the values (`vals`: whole rows).
+    pub(crate) fn take(&mut self, first: usize, vals: &[f32]) {
+        let row = self.strides[0];
+        let end = first + vals.len() / row.max(1);
+        let walk = Walk {
+            dims: self.dims,
+            strides: &self.strides,
+            picks: self.picks,
+            free: &self.free,
+        };
+        while let Some(r) = self.kept(self.next).filter(|&r| r >= first && r < end) {
+            let src = &vals[(r - first) * row..(r - first + 1) * row];
+            if self.free[0] {
+                self.out.extend_from_slice(src);
+            } else {
+                walk.copy(src, 1, 0, &mut self.out);
+            }
+            self.next += 1;
+        }
+    }
+
+    /// The kept entries as a fresh variable on the CPU.
+    ///
+    /// # Errors
+    /// Rows missing (the picks did not fit the values given).
+    pub(crate) fn finish(self) -> Result<candle_core::Var> {
+        let want: usize = self.shape.iter().product();
+        if self.out.len() != want {
+            return Err(candle_core::Error::Msg(format!(
+                "kept {} of {want} entries (picks {:?} of shape {:?})",
+                self.out.len(),
+                self.picks
+                    .iter()
+                    .map(|p| p.as_ref().map(Vec::len))
+                    .collect::<Vec<_>>(),
+                self.dims
+            )));
+        }
+        candle_core::Var::from_vec(self.out, self.shape, &candle_core::Device::Cpu)
+    }
 }
 
 /// A walk over the entries [`keep_axes`] keeps, in row-major order.
@@ -396,7 +471,8 @@ mod tests {
             .reshape((4, 5, 6))
             .unwrap();
         let picks = [Some(vec![3u32, 0]), None, Some(vec![5, 1, 2])];
-        let once = keep_axes(&t, &picks).unwrap();
+        let vals: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        let once = keep_axes(&vals, t.dims(), &picks).unwrap();
         let mut step = t.clone();
         for (axis, p) in picks.iter().enumerate() {
             if let Some(p) = p {

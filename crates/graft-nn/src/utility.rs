@@ -18,60 +18,90 @@ use crate::op::Role;
 /// # Errors
 /// Tensor errors.
 pub fn magnitude(model: &Model) -> Result<Utility> {
+    use rayon::prelude::*;
+    // The layers in parallel (each reads its own weights); set in order.
+    let layers: Vec<_> = model.layers().iter().collect();
+    let scored: Vec<Option<(VertexId, Vec<f64>)>> = layers
+        .par_iter()
+        .map(|(v, layer)| layer_magnitude(model, **v, layer))
+        .collect::<Result<_>>()?;
     let mut u = Utility::new();
-    for (v, layer) in model.layers() {
-        let n = model.graph().nout(*v)?;
-        let mut acc = vec![0f64; n];
-        let mut any = false;
-        for s in layer.op.params(&[1], 1) {
-            if !s.trainable {
-                continue;
-            }
-            let Some(axis) = s.roles.iter().enumerate().find_map(|(a, r)| match *r {
-                Role::Out | Role::OutGates(_) => Some(a),
-                _ => None,
-            }) else {
-                continue;
-            };
-            let Some(var) = layer.params.get(&s.name) else {
-                continue;
-            };
-            let per = crate::files::with_f32(var.as_tensor(), |vals| {
-                slice_norms(vals, var.dims(), axis)
-            })?;
-            for (i, x) in per.iter().enumerate() {
-                acc[i % n] += x;
-            }
-            any = true;
-        }
-        if any {
-            u.set(*v, acc);
-        }
+    for (v, acc) in scored.into_iter().flatten() {
+        u.set(v, acc);
     }
     add_expert_rows(model, &mut u)?;
     Ok(u)
 }
 
-/// The L2 norm of each slice of `vals` (shape `dims`, row-major) along
-/// `axis`, the absolute value where a slice holds one element; read in
-/// place, in f64, with no copy of the tensor.
-fn slice_norms(vals: &[f32], dims: &[usize], axis: usize) -> Vec<f64> {
+/// One layer's magnitudes per neuron, if it has weights that score them.
+fn layer_magnitude(
+    model: &Model,
+    v: VertexId,
+    layer: &crate::Layer,
+) -> Result<Option<(VertexId, Vec<f64>)>> {
+    let n = model.graph().nout(v)?;
+    let mut acc = vec![0f64; n];
+    let mut any = false;
+    for s in layer.op.params(&[1], 1) {
+        if !s.trainable {
+            continue;
+        }
+        let Some(axis) = s.roles.iter().enumerate().find_map(|(a, r)| match *r {
+            Role::Out | Role::OutGates(_) => Some(a),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let Some(var) = layer.params.get(&s.name) else {
+            continue;
+        };
+        let per = slice_norms(var, axis)?;
+        for (i, x) in per.iter().enumerate() {
+            acc[i % n] += x;
+        }
+        any = true;
+    }
+    Ok(any.then_some((v, acc)))
+}
+
+/// The L2 norm of each slice of `p` along `axis`, the absolute value where
+/// a slice holds one element; read where the values lie (in place, or in
+/// chunks of a file), in f64, with no copy of the tensor.
+fn slice_norms(p: &crate::Param, axis: usize) -> Result<Vec<f64>> {
+    let dims = p.dims();
     let len = dims.get(axis).copied().unwrap_or(1);
     let post: usize = dims.get(axis + 1..).map_or(1, |d| d.iter().product());
     let mut sq = vec![0f64; len];
     if len == 0 || post == 0 {
-        return sq;
+        return Ok(sq);
     }
-    for block in vals.chunks_exact(len * post) {
-        for (i, row) in block.chunks_exact(post).enumerate() {
-            sq[i] += row
-                .iter()
-                .map(|&x| f64::from(x) * f64::from(x))
-                .sum::<f64>();
+    // Whole rows of `post` at a time (a file-backed parameter is read in
+    // chunks of them): the sums are the same however it is read.
+    p.for_chunks(post, |start, vals| {
+        for (j, row) in vals.chunks_exact(post).enumerate() {
+            sq[(start / post + j) % len] += sum_squares(row);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|e| match e {});
+    sq.iter_mut().for_each(|s| *s = s.sqrt());
+    Ok(sq)
+}
+
+/// The sum of squares of `row` in f64, in four interleaved partial sums
+/// (one chain of additions would wait on each; four fill the vector
+/// units): the same order, so the same value, on every machine.
+fn sum_squares(row: &[f32]) -> f64 {
+    let mut acc = [0f64; 4];
+    let quads = row.chunks_exact(4);
+    let rest = quads.remainder();
+    for q in quads {
+        for k in 0..4 {
+            acc[k] += f64::from(q[k]) * f64::from(q[k]);
         }
     }
-    sq.iter_mut().for_each(|s| *s = s.sqrt());
-    sq
+    let tail: f64 = rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// An expert is worth its router row and its rows in every expert table:
@@ -99,7 +129,7 @@ fn add_expert_rows(model: &Model, u: &mut Utility) -> Result<()> {
         let Some(t) = layer.params.get("table") else {
             continue;
         };
-        let t: Tensor = t.as_tensor().to_dtype(DType::F64)?;
+        let t: Tensor = t.tensor().to_dtype(DType::F64)?;
         let rows = t.dim(0)?;
         if g.nout(router)? != rows {
             continue;
@@ -310,7 +340,7 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         let x = if feat == 0 { x } else { x.transpose(0, feat)? };
         let norms = x.reshape((nin, ()))?.sqr()?.sum(1)?.sqrt()?;
         // An expert table `[E, nout, nin]` counts every expert's weight.
-        let w = w.as_tensor().to_dtype(DType::F64)?.abs()?;
+        let w = w.tensor().to_dtype(DType::F64)?.abs()?;
         let w = if in_out { w.t()? } else { w };
         let w = if w.rank() == 3 { w.sum(0)? } else { w };
         let score: Vec<f64> = w.broadcast_mul(&norms.unsqueeze(0)?)?.sum(1)?.to_vec1()?;

@@ -113,7 +113,7 @@ impl Out {
         p: &str,
     ) -> Result<String, OnnxError> {
         let name = format!("{vname}.{p}");
-        self.inits.push(Init::tensor(&name, &m.param(v, p)?));
+        self.inits.push(Init::param(&name, m.param_of(v, p)?));
         Ok(name)
     }
     /// The weight, and the bias when there is one, as initializers.

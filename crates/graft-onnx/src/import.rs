@@ -437,7 +437,7 @@ impl Ctx {
         vals: impl Into<Floats>,
     ) -> Result<(), OnnxError> {
         let vals = vals.into();
-        let want = self.model.param(v, param)?;
+        let want = self.model.param_of(v, param)?;
         if want.dims() != dims || vals.len() != dims.iter().product::<usize>() {
             return Err(OnnxError::Model(graft_nn::NnError::Layer {
                 vertex: self.model.graph().name(v),
@@ -476,7 +476,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// The model, with every pending parameter moved in (copied only when
+    /// The model, with every pending parameter moved in: backed by the
+    /// file when no importer read its values, else moved (copied only when
     /// two layers share one constant).
     fn finish(self) -> Result<Model, OnnxError> {
         let Ctx {
@@ -487,10 +488,16 @@ impl Ctx {
         } = self;
         drop(values);
         for p in pending {
+            if let (false, Some(file)) = (p.transposed, p.vals.unread()) {
+                // Still in the file: the parameter reads it when needed.
+                let backing = std::sync::Arc::new(file.clone());
+                model.put_backed_param(p.v, &p.param, &p.dims, backing)?;
+                continue;
+            }
             let vals = if p.transposed {
                 graft_nn::files::transpose_f32(&p.vals, p.dims[1], p.dims[0])
             } else {
-                std::sync::Arc::try_unwrap(p.vals).unwrap_or_else(|shared| (*shared).clone())
+                p.vals.into_vec()
             };
             model.put_param(p.v, &p.param, &p.dims, vals)?;
         }
@@ -533,7 +540,9 @@ pub fn import_reading(path: &Path, reading: Reading) -> Result<Imported, OnnxErr
         };
         crate::external::resolve(&mut m, dir, &mut src)?;
     }
-    import_proto(&m, reading, &src)
+    let imported = import_proto(&m, reading, &src);
+    src.release_pages();
+    imported
 }
 
 /// Import a model from its protobuf bytes, reading attention as `reading`

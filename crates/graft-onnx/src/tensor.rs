@@ -1,7 +1,7 @@
 //! Reading and writing `TensorProto`s.
 
 use crate::error::OnnxError;
-use crate::mapped::Source;
+use crate::mapped::{FileSlice, Source};
 use crate::proto::TensorProto;
 
 /// ONNX data type codes used here.
@@ -21,8 +21,92 @@ pub(crate) fn is_int_type(to: i64) -> bool {
 
 /// Float values shared without copies: a weight decoded once is read by
 /// every importer that needs it and moved into the model at the end
-/// ([`crate::import`]'s pending parameters).
-pub(crate) type Floats = std::sync::Arc<Vec<f32>>;
+/// ([`crate::import`]'s pending parameters). A file's float tensor is
+/// read only when an importer looks at its values (folding, a scale);
+/// one that goes into the model untouched stays a [`FileSlice`] and
+/// backs its parameter there.
+#[derive(Clone, Default)]
+pub(crate) struct Floats(std::sync::Arc<FloatsInner>);
+
+#[derive(Default)]
+struct FloatsInner {
+    len: usize,
+    vals: std::sync::OnceLock<Vec<f32>>,
+    file: Option<FileSlice>,
+}
+
+impl Floats {
+    pub fn new(vals: Vec<f32>) -> Floats {
+        Floats(std::sync::Arc::new(FloatsInner {
+            len: vals.len(),
+            vals: std::sync::OnceLock::from(vals),
+            file: None,
+        }))
+    }
+    fn in_file(slice: FileSlice) -> Floats {
+        Floats(std::sync::Arc::new(FloatsInner {
+            len: slice.len(),
+            vals: std::sync::OnceLock::new(),
+            file: Some(slice),
+        }))
+    }
+    /// How many values, without reading them.
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+    /// The file slice the values still lie in, when nothing has read them.
+    pub fn unread(&self) -> Option<&FileSlice> {
+        match self.0.vals.get() {
+            Some(_) => None,
+            None => self.0.file.as_ref(),
+        }
+    }
+    /// The values, moved out when nothing else shares them.
+    pub fn into_vec(self) -> Vec<f32> {
+        match std::sync::Arc::try_unwrap(self.0) {
+            Ok(inner) if inner.vals.get().is_some() => inner.vals.into_inner().unwrap_or_default(),
+            Ok(inner) => Floats(std::sync::Arc::new(inner)).to_vec(),
+            Err(shared) => Floats(shared).to_vec(),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Floats {
+    fn from(vals: Vec<f32>) -> Floats {
+        Floats::new(vals)
+    }
+}
+
+impl std::ops::Deref for Floats {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        self.0.vals.get_or_init(|| {
+            let mut vals = vec![0f32; self.0.len];
+            if let Some(file) = &self.0.file {
+                graft_nn::Backing::read(file, 0, &mut vals);
+            }
+            vals
+        })
+    }
+}
+
+impl std::fmt::Debug for Floats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.unread() {
+            Some(file) => file.fmt(f),
+            None => (**self).fmt(f),
+        }
+    }
+}
+
+impl PartialEq for Floats {
+    fn eq(&self, other: &Floats) -> bool {
+        **self == **other
+    }
+}
 
 /// A constant tensor: its shape and its values as f32 (floats) or i64
 /// (integers).
@@ -101,16 +185,17 @@ pub(crate) fn decode_from(t: &TensorProto, src: &Source) -> Result<Const, OnnxEr
     };
     match dtype {
         FLOAT => {
-            let vals = if raw.is_empty() {
-                t.float_data.clone()
-            } else if let Some(read) = src.read_f32(raw) {
-                read.map_err(|e| bad(t, format!("reading its bytes: {e}")))?
+            c.f = if raw.is_empty() {
+                Floats::new(t.float_data.clone())
+            } else if let Some(slice) = src.f32_slice(raw) {
+                Floats::in_file(slice)
             } else {
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
+                Floats::new(
+                    raw.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                )
             };
-            c.f = Floats::new(vals);
             check(c.f.len())?;
         }
         DOUBLE => {
@@ -172,21 +257,38 @@ pub(crate) fn decode_from(t: &TensorProto, src: &Source) -> Result<Const, OnnxEr
 pub(crate) struct Init {
     /// Everything but the tensor's values when `tensor` is given.
     pub proto: TensorProto,
-    pub tensor: Option<graft_nn::Tensor>,
+    pub tensor: Option<Values>,
+}
+
+/// Where an initializer's float values come from when it is written.
+#[derive(Debug, Clone)]
+pub(crate) enum Values {
+    /// A tensor computed for the file (a masked weight).
+    Tensor(graft_nn::Tensor),
+    /// A model's parameter, read where it lies (a file-backed one is not
+    /// loaded to be written).
+    Param(graft_nn::Param),
 }
 
 impl Init {
-    /// A model tensor, written as float32.
-    pub fn tensor(name: &str, t: &graft_nn::Tensor) -> Init {
+    fn float(name: &str, dims: &[usize], values: Values) -> Init {
         Init {
             proto: TensorProto {
                 name: Some(name.to_string()),
-                dims: t.dims().iter().map(|&d| d as i64).collect(),
+                dims: dims.iter().map(|&d| d as i64).collect(),
                 data_type: Some(FLOAT),
                 ..Default::default()
             },
-            tensor: Some(t.clone()),
+            tensor: Some(values),
         }
+    }
+    /// A computed tensor, written as float32.
+    pub fn tensor(name: &str, t: &graft_nn::Tensor) -> Init {
+        Init::float(name, t.dims(), Values::Tensor(t.clone()))
+    }
+    /// A model's parameter, written as float32.
+    pub fn param(name: &str, p: &graft_nn::Param) -> Init {
+        Init::float(name, p.dims(), Values::Param(p.clone()))
     }
     pub fn name(&self) -> &str {
         self.proto.name.as_deref().unwrap_or("")
@@ -194,7 +296,8 @@ impl Init {
     /// The bytes of its values in the file: the tensor's, or `raw_data`.
     pub fn payload_len(&self) -> usize {
         match &self.tensor {
-            Some(t) => 4 * t.elem_count(),
+            Some(Values::Tensor(t)) => 4 * t.elem_count(),
+            Some(Values::Param(p)) => 4 * p.elem_count(),
             None => self.proto.raw_data.as_ref().map_or(0, |r| r.len()),
         }
     }
@@ -202,8 +305,25 @@ impl Init {
     /// `raw_data`; empty when the values are in typed fields).
     pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, OnnxError> {
         match &self.tensor {
-            Some(t) => Ok(graft_nn::files::with_f32_bytes(t, f)?),
+            Some(Values::Tensor(t)) => Ok(graft_nn::files::with_f32(t, |vals| {
+                graft_nn::files::le_bytes(vals, f)
+            })?),
+            Some(Values::Param(p)) => Ok(p.with_f32(|vals| graft_nn::files::le_bytes(vals, f))?),
             None => Ok(f(self.proto.raw_data.as_deref().unwrap_or_default())),
+        }
+    }
+}
+
+impl Init {
+    /// Write its values' bytes to `w`: a parameter in chunks as it lends
+    /// them (a file-backed one is never loaded to be written).
+    pub fn write_bytes(
+        &self,
+        w: &mut impl std::io::Write,
+    ) -> Result<std::io::Result<()>, OnnxError> {
+        match &self.tensor {
+            Some(Values::Param(p)) => Ok(p.for_byte_chunks(|b| w.write_all(b))?),
+            _ => self.with_bytes(|b| w.write_all(b)),
         }
     }
 }

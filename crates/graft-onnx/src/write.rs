@@ -171,7 +171,7 @@ impl Prepared {
             w.write_all(&p.before).map_err(io)?;
             if p.place == Place::Inline {
                 put_len(w, TENSOR_RAW_DATA, p.init.payload_len()).map_err(io)?;
-                p.init.with_bytes(|b| w.write_all(b))?.map_err(io)?;
+                p.init.write_bytes(w)?.map_err(io)?;
             }
             w.write_all(&p.after).map_err(io)?;
         }
@@ -191,7 +191,7 @@ impl Prepared {
             if let Place::External(offset) = p.place {
                 let pad = (offset - at) as usize;
                 w.write_all(&[0u8; 64][..pad]).map_err(io)?;
-                p.init.with_bytes(|b| w.write_all(b))?.map_err(io)?;
+                p.init.write_bytes(w)?.map_err(io)?;
                 at = offset + p.init.payload_len() as u64;
             }
         }

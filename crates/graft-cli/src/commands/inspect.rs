@@ -16,8 +16,10 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
         .cost(&l.sample_shapes())
         .with_context(|| format!("costing `{}`", path.display()))?;
     let mut params: HashMap<graft::VertexId, u64> = HashMap::new();
-    for (v, _, var) in m.trainable() {
-        *params.entry(v).or_default() += var.as_tensor().elem_count() as u64;
+    for (v, _, dims, trainable) in m.param_shapes() {
+        if trainable {
+            *params.entry(v).or_default() += dims.iter().product::<usize>() as u64;
+        }
     }
     let g = m.graph();
     let mut rows = Vec::new();

@@ -21,12 +21,12 @@ pub(crate) mod sparse;
 
 use std::collections::BTreeMap;
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 
 use crate::op::Op;
 
 /// Parameters of one layer by name, as a layer holds them.
-pub(crate) type Vars = BTreeMap<String, Var>;
+pub(crate) type Vars = BTreeMap<String, crate::param::Param>;
 
 /// Parameters of one layer by name, as the forward pass reads them: the
 /// layer's variables (gradients reach them), or their values detached

@@ -55,9 +55,7 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
         )));
     }
     if alpha != 1.0 {
-        std::sync::Arc::make_mut(&mut w)
-            .iter_mut()
-            .for_each(|v| *v *= alpha);
+        w = crate::tensor::Floats::new(w.iter().map(|v| v * alpha).collect());
     }
     let bias: Option<Vec<f32>> = match ctx.constant(node, 2)? {
         None => None,

@@ -1,0 +1,99 @@
+//! File-backed parameters (issue 19): an imported model's weights stay in
+//! its file until a command needs them. Scoring, pruning and writing read
+//! them where they lie, a forward pass loads them, and every answer is the
+//! same as with the weights in memory.
+
+mod common;
+
+use common::{fixture, read_tensor, run};
+use graft_nn::shrink::{shrink, Scope, Target};
+use graft_onnx::{export_bytes, import, Imported};
+
+/// (loaded, not loaded) among the model's parameters.
+fn residency(m: &graft_nn::Model) -> (usize, usize) {
+    let mut n = (0, 0);
+    for v in m.graph().ids() {
+        let Some(layer) = m.layer(v) else { continue };
+        for name in layer.param_names() {
+            if m.param_of(v, name).unwrap().is_loaded() {
+                n.0 += 1;
+            } else {
+                n.1 += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Pruned to half of every layer by magnitude, and written.
+fn pruned_bytes(imp: &mut Imported) -> Vec<u8> {
+    let u = graft_nn::utility::magnitude(&imp.model).unwrap();
+    let samples: Vec<Vec<usize>> = imp.input_shapes.iter().map(|s| s[1..].to_vec()).collect();
+    shrink(
+        &mut imp.model,
+        &u,
+        Target::Ratio(0.5),
+        Scope::Layer,
+        &samples,
+    )
+    .unwrap();
+    export_bytes(&imp.model, &imp.interface).unwrap()
+}
+
+#[test]
+fn imported_weights_are_read_from_the_file_only_when_needed() {
+    let path = fixture("resnet18w8.legacy.onnx");
+    let mut lazy = import(&path).unwrap();
+    let (loaded, backed) = residency(&lazy.model);
+    assert!(backed >= 20, "{backed} parameters left in the file");
+    // Scoring reads every weight but loads none; so does writing.
+    let _ = graft_nn::utility::magnitude(&lazy.model).unwrap();
+    assert_eq!(
+        residency(&lazy.model),
+        (loaded, backed),
+        "scoring loads nothing"
+    );
+    let written = export_bytes(&lazy.model, &lazy.interface).unwrap();
+    assert_eq!(
+        residency(&lazy.model),
+        (loaded, backed),
+        "writing loads nothing"
+    );
+
+    // The same model with every weight loaded writes the same bytes, and
+    // prunes to the same bytes.
+    let mut eager = import(&path).unwrap();
+    let _ = eager.model.all_params();
+    assert_eq!(residency(&eager.model).1, 0, "all_params loads everything");
+    assert_eq!(
+        export_bytes(&eager.model, &eager.interface).unwrap(),
+        written
+    );
+    let a = pruned_bytes(&mut lazy);
+    let b = pruned_bytes(&mut eager);
+    assert!(
+        a.len() < written.len() / 2,
+        "{} of {}",
+        a.len(),
+        written.len()
+    );
+    assert_eq!(a, b, "pruning from the file equals pruning in memory");
+    // Pruning gathered what it keeps without loading the file's weights.
+    assert_eq!(
+        residency(&lazy.model).0 + residency(&lazy.model).1,
+        loaded + backed
+    );
+
+    // A forward pass loads what it runs, and agrees with the loaded model.
+    let x = read_tensor("resnet18w8.input.bin");
+    let fresh = import(&path).unwrap();
+    let eager = import(&path).unwrap();
+    let _ = eager.model.all_params();
+    let y = run(&fresh.model, &x);
+    assert_eq!(
+        residency(&fresh.model).1,
+        0,
+        "the forward pass loaded the weights"
+    );
+    assert_eq!(y, run(&eager.model, &x));
+}
