@@ -1,7 +1,7 @@
 //! Reading and writing models, and writing output, for every subcommand.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::sync::OnceLock;
 
@@ -160,55 +160,14 @@ pub fn write_with(
     // Only a regular file (or nothing) is replaced: renaming over a device,
     // a pipe, a directory or a symbolic link would put a file where the
     // user had something else.
-    if let Some(kind) = not_a_regular_file(out) {
+    if let Some(kind) = graft::onnx::not_a_regular_file(out) {
         return Err(crate::Usage(format!(
             "`{}` is {kind}: graft writes models only to regular files (choose another path)",
             out.display()
         ))
         .into());
     }
-    let tmp: PathBuf = {
-        let mut name = out.file_name().unwrap_or_default().to_os_string();
-        name.push(".partial");
-        out.with_file_name(name)
-    };
-    // A leftover `.partial` (or a link planted there) is removed first, and
-    // the new one is created fresh, so nothing is written through a link.
-    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    let write = || -> io::Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mut w = io::BufWriter::with_capacity(1 << 20, f);
-        fill(&mut w)?;
-        w.into_inner().map_err(io::Error::other)?;
-        std::fs::rename(&tmp, out)
-    };
-    write()
-        .inspect_err(|_| {
-            if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
-                let _ = std::fs::remove_file(&tmp);
-            }
-        })
-        .with_context(|| format!("writing `{}`", out.display()))
-}
-
-/// What `path` is when it exists and is not a regular file.
-fn not_a_regular_file(path: &Path) -> Option<&'static str> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    let t = m.file_type();
-    if t.is_file() {
-        None
-    } else if t.is_symlink() {
-        Some("a symbolic link")
-    } else if t.is_dir() {
-        Some("a directory")
-    } else {
-        Some("a device, pipe or socket")
-    }
+    graft::onnx::write_replacing(out, fill).with_context(|| format!("writing `{}`", out.display()))
 }
 
 /// Write to stdout; a closed pipe ends the output quietly. Other write

@@ -558,7 +558,7 @@ impl Executor {
             .iter()
             .map(|(k, p)| {
                 let t = if ctx.opts.detach {
-                    p.var().as_detached_tensor()
+                    p.detached()
                 } else {
                     p.tensor().clone()
                 };

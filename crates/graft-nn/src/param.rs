@@ -106,6 +106,21 @@ impl Param {
         self.var().as_tensor()
     }
 
+    /// Its values for inference (no gradient reaches them): the loaded
+    /// variable's, shared; a backed parameter's read for this use alone
+    /// and not kept, so a forward pass over a model left in its file holds
+    /// one layer's weights at a time (each pass reads them again, from
+    /// the page cache).
+    pub fn detached(&self) -> Tensor {
+        if let (None, Some(b)) = (self.0.var.get(), &self.0.backing) {
+            let mut vals = vec![0f32; self.elem_count()];
+            b.read(0, &mut vals);
+            return Tensor::from_vec(vals, self.0.dims.clone(), &Device::Cpu)
+                .expect("a buffer of exactly the parameter's shape");
+        }
+        self.var().as_detached_tensor()
+    }
+
     /// Call `f` with its values as f32, row-major: the variable's in place
     /// when it is loaded (converted when it is not f32), else read from
     /// the backing into a buffer of their own, without loading it. Prefer

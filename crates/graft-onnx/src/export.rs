@@ -182,22 +182,7 @@ pub fn export_bytes(model: &Model, interface: &Interface) -> Result<Vec<u8>, Onn
 /// As [`export_bytes`], and file errors.
 pub fn export(model: &Model, interface: &Interface, path: &Path) -> Result<(), OnnxError> {
     let location = data_location(path);
-    let prepared = prepare_sized(model, interface, &location, false)?;
-    let write =
-        |p: &Path, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), OnnxError>| {
-            let io = |e: std::io::Error| OnnxError::Io {
-                path: p.display().to_string(),
-                reason: e.to_string(),
-            };
-            let mut w =
-                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).map_err(io)?);
-            f(&mut w)?;
-            std::io::Write::flush(&mut w).map_err(io)
-        };
-    if prepared.has_data() {
-        write(&path.with_file_name(&location), &|w| prepared.write_data(w))?;
-    }
-    write(path, &|w| prepared.write_model(w))
+    prepare_sized(model, interface, &location, false)?.save(path, &location)
 }
 
 /// The data file's name for a model written to `path`: its file name with

@@ -38,4 +38,4 @@ pub use error::OnnxError;
 pub use export::{data_location, export, export_bytes, export_parts, prepare_sized};
 pub use import::{import, import_bytes, import_bytes_reading, import_reading, Imported, Reading};
 pub use interface::{ir_version_for, Dim, Interface, Port, DEFAULT_OPSET, OPSETS};
-pub use write::Prepared;
+pub use write::{not_a_regular_file, write_replacing, Prepared};

@@ -311,3 +311,87 @@ fn part(init: Init, place: Place, location: &str) -> Part {
         place,
     }
 }
+
+/// What `path` is when it exists and is not a regular file.
+pub fn not_a_regular_file(path: &std::path::Path) -> Option<&'static str> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let t = m.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else {
+        Some("a device, pipe or socket")
+    }
+}
+
+/// Write `out` through a fresh `OUT.partial` beside it, renamed over `out`
+/// once `fill` has written everything: a failed write leaves no partial
+/// file and `out` as it was, nothing is written through a link planted at
+/// either name, and a model whose weights are still read from `out` (an
+/// imported model's file-backed parameters) keeps reading the old file
+/// until the new one replaces it. Only a regular file (or nothing) is
+/// replaced.
+///
+/// # Errors
+/// `out` is not a regular file, or the system's or `fill`'s error.
+pub fn write_replacing(
+    out: &std::path::Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    if let Some(kind) = not_a_regular_file(out) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {kind}: graft writes models only to regular files"),
+        ));
+    }
+    let tmp = {
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        out.with_file_name(name)
+    };
+    // A leftover `.partial` (or a link planted there) is removed first, and
+    // the new one is created fresh.
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let write = || -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        w.into_inner().map_err(Error::other)?;
+        std::fs::rename(&tmp, out)
+    };
+    write().inspect_err(|_| {
+        if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    })
+}
+
+impl Prepared {
+    /// Write the prepared model to `path`, and its data file beside it
+    /// first when it has one, each through [`write_replacing`].
+    ///
+    /// # Errors
+    /// A path that is not a regular file, and the system's errors.
+    pub fn save(&self, path: &std::path::Path, location: &str) -> Result<(), OnnxError> {
+        let io = |p: &std::path::Path, e: std::io::Error| OnnxError::Io {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        };
+        if self.has_data() {
+            let data = path.with_file_name(location);
+            write_replacing(&data, |w| self.write_data(w).map_err(std::io::Error::other))
+                .map_err(|e| io(&data, e))?;
+        }
+        write_replacing(path, |w| self.write_model(w).map_err(std::io::Error::other))
+            .map_err(|e| io(path, e))
+    }
+}

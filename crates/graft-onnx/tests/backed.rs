@@ -84,16 +84,60 @@ fn imported_weights_are_read_from_the_file_only_when_needed() {
         loaded + backed
     );
 
-    // A forward pass loads what it runs, and agrees with the loaded model.
+    // An inference pass reads each layer's weights for itself and keeps
+    // none; a pass that gradients may reach loads them. Both agree with
+    // the loaded model.
     let x = read_tensor("resnet18w8.input.bin");
-    let fresh = import(&path).unwrap();
     let eager = import(&path).unwrap();
     let _ = eager.model.all_params();
-    let y = run(&fresh.model, &x);
+    let want = run(&eager.model, &x);
+    let fresh = import(&path).unwrap();
+    let ex = graft_nn::Executor::new(&fresh.model).unwrap();
+    let y = ex
+        .run(
+            &fresh.model,
+            std::slice::from_ref(&x),
+            &graft_nn::Run::inference(),
+        )
+        .unwrap()
+        .outputs[0]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(
+        residency(&fresh.model),
+        (loaded, backed),
+        "inference keeps nothing"
+    );
+    assert_eq!(y, want);
+    assert_eq!(run(&fresh.model, &x), want);
     assert_eq!(
         residency(&fresh.model).1,
         0,
-        "the forward pass loaded the weights"
+        "an eval pass loaded the weights"
     );
-    assert_eq!(y, run(&eager.model, &x));
+}
+
+#[test]
+fn a_model_written_over_the_file_it_is_read_from_keeps_its_weights() {
+    // The weights left in the file are read while the new file is written:
+    // the new file replaces the old one only once it is whole.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("backed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("over.onnx");
+    std::fs::copy(fixture("resnet18w8.legacy.onnx"), &path).unwrap();
+    let imp = import(&path).unwrap();
+    let want = export_bytes(&imp.model, &imp.interface).unwrap();
+    assert!(
+        residency(&imp.model).1 > 0,
+        "some weights are still in the file"
+    );
+    graft_onnx::export(&imp.model, &imp.interface, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    assert!(!dir.join("over.onnx.partial").exists());
+    // Written twice over itself, the second time from the new file.
+    let again = import(&path).unwrap();
+    graft_onnx::export(&again.model, &again.interface, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want);
 }

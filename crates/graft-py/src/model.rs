@@ -452,21 +452,7 @@ impl Model {
         let location = graft::onnx::data_location(&path);
         let p = graft::onnx::prepare_sized(&self.model, &self.interface, &location, external_data)
             .map_err(errors::onnx)?;
-        let write = |to: &std::path::Path, data: bool| -> PyResult<()> {
-            let io = |e: std::io::Error| errors::data(format!("writing `{}`: {e}", to.display()));
-            let f = std::fs::File::create(to).map_err(io)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            if data {
-                p.write_data(&mut w).map_err(errors::onnx)?;
-            } else {
-                p.write_model(&mut w).map_err(errors::onnx)?;
-            }
-            std::io::Write::flush(&mut w).map_err(io)
-        };
-        if p.has_data() {
-            write(&path.with_file_name(&location), true)?;
-        }
-        write(&path, false)
+        p.save(&path, &location).map_err(errors::onnx)
     }
 
     /// The model as ONNX bytes (weights inside).
