@@ -92,13 +92,19 @@ impl Param {
     /// Its variable, read from its backing the first time (f32 on the CPU).
     pub fn var(&self) -> &Var {
         self.0.var.get_or_init(|| {
-            let mut vals = vec![0f32; self.elem_count()];
-            if let Some(b) = &self.0.backing {
-                b.read(0, &mut vals);
-            }
-            Var::from_vec(vals, self.0.dims.clone(), &Device::Cpu)
+            Var::from_vec(self.read_all(), self.0.dims.clone(), &Device::Cpu)
                 .expect("a buffer of exactly the parameter's shape")
         })
+    }
+
+    /// Every value, read from the backing into a buffer of their own
+    /// (zeros without one).
+    fn read_all(&self) -> Vec<f32> {
+        let mut vals = vec![0f32; self.elem_count()];
+        if let Some(b) = &self.0.backing {
+            b.read(0, &mut vals);
+        }
+        vals
     }
 
     /// Its values as a tensor (see [`Param::var`]).
@@ -112,10 +118,8 @@ impl Param {
     /// one layer's weights at a time (each pass reads them again, from
     /// the page cache).
     pub fn detached(&self) -> Tensor {
-        if let (None, Some(b)) = (self.0.var.get(), &self.0.backing) {
-            let mut vals = vec![0f32; self.elem_count()];
-            b.read(0, &mut vals);
-            return Tensor::from_vec(vals, self.0.dims.clone(), &Device::Cpu)
+        if let (None, Some(_)) = (self.0.var.get(), &self.0.backing) {
+            return Tensor::from_vec(self.read_all(), self.0.dims.clone(), &Device::Cpu)
                 .expect("a buffer of exactly the parameter's shape");
         }
         self.var().as_detached_tensor()
@@ -129,10 +133,8 @@ impl Param {
     /// # Errors
     /// A loaded variable that cannot be read as f32.
     pub fn with_f32<R>(&self, f: impl FnOnce(&[f32]) -> R) -> crate::Result<R> {
-        if let (None, Some(b)) = (self.0.var.get(), &self.0.backing) {
-            let mut vals = vec![0f32; self.elem_count()];
-            b.read(0, &mut vals);
-            return Ok(f(&vals));
+        if let (None, Some(_)) = (self.0.var.get(), &self.0.backing) {
+            return Ok(f(&self.read_all()));
         }
         crate::files::with_f32(self.var().as_tensor(), f)
     }
