@@ -190,7 +190,57 @@ fn with_lead(
             let lead = r.lead(full.iter().product(), &rest)?;
             Ok((rest, lead))
         })),
-        _ => None,
+        Op::Input
+        | Op::Dense { .. }
+        | Op::MaskedDense { .. }
+        | Op::LearnableMaskedDense { .. }
+        | Op::Conv1d(_)
+        | Op::Conv2d(_)
+        | Op::MaskedConv2d(_)
+        | Op::ConvTranspose2d { .. }
+        | Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Activation(_)
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool
+        | Op::GlobalMaxPool
+        | Op::Resize(_)
+        | Op::Dropout { .. }
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Concat
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::Identity
+        | Op::LastStep
+        | Op::Recurrent { .. }
+        | Op::Cond { .. }
+        | Op::Gate { .. }
+        | Op::Exit { .. }
+        | Op::Moe { .. }
+        | Op::Unary { .. }
+        | Op::Elementwise(_)
+        | Op::View(_)
+        | Op::Reduce(_)
+        | Op::SoftmaxAxis(_)
+        | Op::Slice(_)
+        | Op::Shuffle(_)
+        | Op::Join(_)
+        | Op::Pad(_)
+        | Op::LinearLast(_)
+        | Op::Embedding(_)
+        | Op::MatMul(_)
+        | Op::Token(_)
+        | Op::TopK(_)
+        | Op::GatherRows(_)
+        | Op::RoutedLinear(_)
+        | Op::LayerNormLast(_)
+        | Op::ActivationAt { .. } => None,
     }
 }
 
@@ -198,9 +248,9 @@ fn with_lead(
 pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> Option<u64> {
     let n0 = ins.first().and_then(|s| s.first()).copied().unwrap_or(0) as u64;
     let nout = out.first().copied().unwrap_or(0) as u64;
-    // Checked: shapes from a file or a command line may be huge, and a
-    // count that does not fit is an error, not a wrapped number.
-    let mul = |xs: &[u64]| xs.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+    // Checked (in each family's count): shapes from a file or a command
+    // line may be huge, and a count that does not fit is an error, not a
+    // wrapped number.
     Some(match op {
         Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
             crate::layers::dense::macs(n0, nout)?
@@ -220,8 +270,7 @@ pub(crate) fn macs_of(op: &Op, ins: &[&Shape], out: &Shape) -> Option<u64> {
             None => 0,
         },
         Op::Recurrent { cell, .. } => {
-            let t = ins.first().and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
-            mul(&[t, cell.gates() as u64, nout, n0.checked_add(nout)?])?
+            crate::layers::recurrent::macs(*cell, ins.first().map(|s| &s[..]), n0, nout)?
         }
         Op::Input
         | Op::BatchNorm { .. }

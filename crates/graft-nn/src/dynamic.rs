@@ -337,7 +337,55 @@ pub(crate) fn eval(
             };
             ex.merge(model, n, &shape, parts)
         }
-        _ => Err(NnError::Layer {
+        Op::Input
+        | Op::Dense { .. }
+        | Op::MaskedDense { .. }
+        | Op::LearnableMaskedDense { .. }
+        | Op::Conv1d(_)
+        | Op::Conv2d(_)
+        | Op::MaskedConv2d(_)
+        | Op::ConvTranspose2d { .. }
+        | Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Activation(_)
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool
+        | Op::GlobalMaxPool
+        | Op::Resize(_)
+        | Op::Dropout { .. }
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Concat
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::Identity
+        | Op::LastStep
+        | Op::Recurrent { .. }
+        | Op::Unary { .. }
+        | Op::Elementwise(_)
+        | Op::Transpose(_)
+        | Op::View(_)
+        | Op::Reduce(_)
+        | Op::SoftmaxAxis(_)
+        | Op::Slice(_)
+        | Op::Shuffle(_)
+        | Op::Join(_)
+        | Op::Pad(_)
+        | Op::LinearLast(_)
+        | Op::Embedding(_)
+        | Op::MatMul(_)
+        | Op::Token(_)
+        | Op::Regroup(_)
+        | Op::TopK(_)
+        | Op::GatherRows(_)
+        | Op::RoutedLinear(_)
+        | Op::LayerNormLast(_)
+        | Op::ActivationAt { .. } => Err(NnError::Layer {
             vertex: vx.name().to_string(),
             reason: format!("{} is not a dynamic op", op.name()),
         }),
@@ -501,4 +549,88 @@ impl Model {
         *self = m;
         Ok(out)
     }
+}
+
+fn selects() -> std::result::Result<crate::op::Declared, String> {
+    Ok(crate::op::Declared {
+        kind: graft_core::SizeKind::Select,
+        constraints: Vec::new(),
+    })
+}
+
+/// The size rule of a conditional: it selects one of its branches (inputs
+/// after the control), which its rule must be able to name.
+pub(crate) fn declare_cond(
+    rule: &Rule,
+    nin: &[usize],
+) -> std::result::Result<crate::op::Declared, String> {
+    let branches = nin.len().saturating_sub(1);
+    match rule {
+        Rule::Threshold { .. } if branches != 2 => Err(format!(
+            "a threshold picks one of 2 branches, not {branches}"
+        )),
+        Rule::Threshold { .. } | Rule::Switch if nin.first() != Some(&1) => {
+            Err(format!("the control has 1 column, not {:?}", nin.first()))
+        }
+        Rule::Argmax if nin.first() != Some(&branches) => Err(format!(
+            "an argmax control has one column per branch ({branches}), not {:?}",
+            nin.first()
+        )),
+        Rule::Threshold { .. } | Rule::Switch | Rule::Argmax if branches == 0 => {
+            Err("a conditional needs a branch".into())
+        }
+        Rule::Threshold { .. } | Rule::Switch | Rule::Argmax => selects(),
+    }
+}
+
+/// The size rule of a gate: a 1-column logit and the branch it scales.
+pub(crate) fn declare_gate(nin: &[usize]) -> std::result::Result<crate::op::Declared, String> {
+    if nin.len() != 2 || nin[0] != 1 {
+        return Err(format!(
+            "a gate reads a 1-column logit and a branch, not sizes {nin:?}"
+        ));
+    }
+    selects()
+}
+
+/// The size rule of a mixture: one router logit per expert, top-`k` of
+/// them, a positive capacity factor.
+pub(crate) fn declare_moe(
+    k: usize,
+    capacity: Option<f64>,
+    nin: &[usize],
+) -> std::result::Result<crate::op::Declared, String> {
+    let experts = nin.len().saturating_sub(1);
+    if experts == 0 || nin[0] != experts {
+        return Err(format!(
+            "the router has one logit per expert: {experts} experts, sizes {nin:?}"
+        ));
+    }
+    if k == 0 || k > experts {
+        return Err(format!("top-{k} of {experts} experts"));
+    }
+    if capacity.is_some_and(|c| c <= 0.0 || c.is_nan()) {
+        return Err(format!("capacity factor {capacity:?}"));
+    }
+    selects()
+}
+
+/// The size rule of an early exit: invariant, reading a head and the rest.
+pub(crate) fn declare_exit(
+    threshold: f64,
+    nin: &[usize],
+) -> std::result::Result<crate::op::Declared, String> {
+    if nin.len() != 2 {
+        return Err(format!(
+            "an exit reads a head and the rest of the network, not {} inputs",
+            nin.len()
+        ));
+    }
+    if threshold.is_nan() {
+        return Err("threshold NaN".into());
+    }
+    Ok(crate::op::Declared {
+        kind: graft_core::SizeKind::Invariant,
+        constraints: Vec::new(),
+    })
 }

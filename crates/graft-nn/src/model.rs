@@ -1085,46 +1085,63 @@ fn pruned_picks(
 
 /// Identity values for a parameter, or why there are none.
 fn identity(op: &Op, shape: &[usize], name: &str) -> std::result::Result<Vec<f64>, String> {
-    let n: usize = shape.iter().product();
-    let mut v = vec![0.0; n];
     if name == "bias" {
-        return Ok(v);
+        return Ok(vec![0.0; shape.iter().product()]);
     }
     match op {
         Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
-            let (o, i) = (shape[0], shape[1]);
-            if o != i {
-                return Err(format!("identity needs a square weight, not {o}x{i}"));
-            }
-            for k in 0..o {
-                v[k * i + k] = 1.0;
-            }
-            Ok(v)
+            crate::layers::dense::identity(shape)
         }
         Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
-            let same = |k: usize, s: usize, p: usize, d: usize| {
-                s == 1 && k % 2 == 1 && p * 2 == d * (k - 1)
-            };
-            let (k, s, p, d) = (c.kernel, c.stride, c.padding, c.dilation);
-            if !same(k.h, s.h, p.h, d.h) || !same(k.w, s.w, p.w, d.w) {
-                return Err("identity needs stride 1, an odd kernel and same padding".into());
-            }
-            let (o, i) = (shape[0], shape[1]);
-            let spatial: usize = shape[2..].iter().product();
-            let centre = spatial / 2;
-            let depthwise = c.groups != Groups::One;
-            if !depthwise && o != i {
-                return Err(format!(
-                    "identity needs as many outputs as inputs, not {o} and {i}"
-                ));
-            }
-            for k in 0..o {
-                let col = if depthwise { 0 } else { k };
-                v[(k * i + col) * spatial + centre] = 1.0;
-            }
-            Ok(v)
+            crate::layers::conv::identity(c, shape)
         }
-        _ => Err(format!("no identity initialisation for {}", op.name())),
+        Op::Input
+        | Op::ConvTranspose2d { .. }
+        | Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Activation(_)
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool
+        | Op::GlobalMaxPool
+        | Op::Resize(_)
+        | Op::Dropout { .. }
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Concat
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::Identity
+        | Op::LastStep
+        | Op::Recurrent { .. }
+        | Op::Cond { .. }
+        | Op::Gate { .. }
+        | Op::Exit { .. }
+        | Op::Moe { .. }
+        | Op::Unary { .. }
+        | Op::Elementwise(_)
+        | Op::Transpose(_)
+        | Op::View(_)
+        | Op::Reduce(_)
+        | Op::SoftmaxAxis(_)
+        | Op::Slice(_)
+        | Op::Shuffle(_)
+        | Op::Join(_)
+        | Op::Pad(_)
+        | Op::LinearLast(_)
+        | Op::Embedding(_)
+        | Op::MatMul(_)
+        | Op::Token(_)
+        | Op::Regroup(_)
+        | Op::TopK(_)
+        | Op::GatherRows(_)
+        | Op::RoutedLinear(_)
+        | Op::LayerNormLast(_)
+        | Op::ActivationAt { .. } => Err(format!("no identity initialisation for {}", op.name())),
     }
 }
 

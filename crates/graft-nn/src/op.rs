@@ -118,7 +118,7 @@ impl Conv {
 }
 
 /// Each named window size at least 1 on both axes.
-fn positive(sizes: &[(&str, Hw)]) -> Result<(), String> {
+pub(crate) fn positive(sizes: &[(&str, Hw)]) -> Result<(), String> {
     match sizes.iter().find(|(_, hw)| hw.h == 0 || hw.w == 0) {
         Some((name, hw)) => Err(format!("{name} {}x{}: must be at least 1", hw.h, hw.w)),
         None => Ok(()),
@@ -516,116 +516,27 @@ impl Op {
                 constraints: Vec::new(),
             })
         };
-        let dw = |nin: &[usize], nout: usize| -> Result<Declared, String> {
-            let n = *nin.first().ok_or("needs one input")?;
-            if n == 0 || !nout.is_multiple_of(n) {
-                return Err(format!("nout {nout} is not a multiple of nin {n}"));
-            }
-            Ok(Declared {
-                kind: Absorb,
-                constraints: vec![Constraint::depthwise(nout / n)],
-            })
-        };
-        // Window sizes of zero divide by zero in the arithmetic.
-        if let Op::Conv1d(c)
-        | Op::Conv2d(c)
-        | Op::MaskedConv2d(c)
-        | Op::ConvTranspose2d { conv: c, .. } = self
-        {
-            c.check()?;
-        }
-        if let Op::MaxPool2d { kernel, stride, .. } | Op::AvgPool2d { kernel, stride } = self {
-            positive(&[("kernel", *kernel), ("stride", *stride)])?;
-        }
         match self {
             Op::Input => one(Input),
-            Op::Dense { .. }
-            | Op::MaskedDense { .. }
-            | Op::LearnableMaskedDense { .. }
-            | Op::ConvTranspose2d { .. }
-            | Op::Recurrent { .. } => one(Absorb),
-            Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => match c.groups {
-                Groups::One => one(Absorb),
-                Groups::Depthwise => dw(nin, nout),
-                Groups::Fixed(1) => one(Absorb),
-                Groups::Fixed(g) => {
-                    let n = nin.first().copied().unwrap_or(0);
-                    if !n.is_multiple_of(g) || !nout.is_multiple_of(g) {
-                        return Err(format!(
-                            "nin {n} and nout {nout} are not multiples of {g} groups"
-                        ));
-                    }
-                    Ok(Declared {
-                        kind: Absorb,
-                        constraints: vec![Constraint::Grouped { groups: g }],
-                    })
-                }
-            },
-            Op::Flatten { spatial } => {
-                let n = *nin.first().ok_or("needs one input")?;
-                if nout != spatial * n {
-                    return Err(format!("nout {nout} is not {spatial} x nin {n}"));
-                }
-                dw(nin, nout)
+            Op::Dense { .. } | Op::MaskedDense { .. } | Op::LearnableMaskedDense { .. } => {
+                one(Absorb)
+            }
+            Op::Recurrent { .. } => one(Absorb),
+            Op::Conv1d(c) | Op::Conv2d(c) | Op::MaskedConv2d(c) => {
+                crate::layers::conv::declare(c, nin, nout)
+            }
+            Op::ConvTranspose2d { conv: c, .. } => crate::layers::conv::transpose_declare(c),
+            Op::Flatten { spatial } => crate::layers::conv::flatten_declare(*spatial, nin, nout),
+            Op::MaxPool2d { kernel, stride, .. } | Op::AvgPool2d { kernel, stride } => {
+                crate::layers::pool::declare(*kernel, *stride)
             }
             Op::Concat => one(Stack),
             Op::Reshape { .. } => one(Immutable),
-            Op::Cond { rule, .. } => {
-                let branches = nin.len().saturating_sub(1);
-                match rule {
-                    Rule::Threshold { .. } if branches != 2 => Err(format!(
-                        "a threshold picks one of 2 branches, not {branches}"
-                    )),
-                    Rule::Threshold { .. } | Rule::Switch if nin.first() != Some(&1) => {
-                        Err(format!("the control has 1 column, not {:?}", nin.first()))
-                    }
-                    Rule::Argmax if nin.first() != Some(&branches) => Err(format!(
-                        "an argmax control has one column per branch ({branches}), not {:?}",
-                        nin.first()
-                    )),
-                    _ if branches == 0 => Err("a conditional needs a branch".into()),
-                    _ => one(Select),
-                }
-            }
-            Op::Gate { .. } => {
-                if nin.len() != 2 || nin[0] != 1 {
-                    return Err(format!(
-                        "a gate reads a 1-column logit and a branch, not sizes {nin:?}"
-                    ));
-                }
-                one(Select)
-            }
-            Op::Moe { k, capacity } => {
-                let experts = nin.len().saturating_sub(1);
-                if experts == 0 || nin[0] != experts {
-                    return Err(format!(
-                        "the router has one logit per expert: {experts} experts, sizes {nin:?}"
-                    ));
-                }
-                if *k == 0 || *k > experts {
-                    return Err(format!("top-{k} of {experts} experts"));
-                }
-                if capacity.is_some_and(|c| c <= 0.0 || c.is_nan()) {
-                    return Err(format!("capacity factor {capacity:?}"));
-                }
-                one(Select)
-            }
-            Op::Exit { threshold, .. } => {
-                if nin.len() != 2 {
-                    return Err(format!(
-                        "an exit reads a head and the rest of the network, not {} inputs",
-                        nin.len()
-                    ));
-                }
-                if threshold.is_nan() {
-                    return Err("threshold NaN".into());
-                }
-                one(Invariant)
-            }
-            Op::GroupNorm { groups, .. } => Ok(Declared {
-                kind: Invariant,
-                constraints: vec![Constraint::NoutStep { step: *groups }],
-            }),
+            Op::Cond { rule, .. } => crate::dynamic::declare_cond(rule, nin),
+            Op::Gate { .. } => crate::dynamic::declare_gate(nin),
+            Op::Moe { k, capacity } => crate::dynamic::declare_moe(*k, *capacity, nin),
+            Op::Exit { threshold, .. } => crate::dynamic::declare_exit(*threshold, nin),
+            Op::GroupNorm { groups, .. } => Ok(crate::layers::norm::group_declare(*groups)),
             Op::Elementwise(e) => Ok(e.declare(nin.len())),
             Op::Reduce(r) => Ok(r.declare()),
             Op::Slice(p) => Ok(p.declare()),
@@ -650,8 +561,6 @@ impl Op {
             | Op::LayerNorm { .. }
             | Op::InstanceNorm { .. }
             | Op::Activation(_)
-            | Op::MaxPool2d { .. }
-            | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool
             | Op::GlobalMaxPool
             | Op::Resize(_)
@@ -665,6 +574,128 @@ impl Op {
             Op::Unary { .. } | Op::Transpose(_) | Op::View(_) | Op::SoftmaxAxis(_) => {
                 one(Invariant)
             }
+        }
+    }
+
+    /// For a layer whose rows follow a router (an expert table read by
+    /// expert id): the input position of the router's choice.
+    pub(crate) fn router_rows_input(&self) -> Option<usize> {
+        match self {
+            Op::GatherRows(g) => g.rows_from.then_some(1),
+            Op::RoutedLinear(r) => r.rows_from.then_some(2),
+            Op::Input
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Resize(_)
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Shuffle(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. } => None,
+        }
+    }
+
+    /// For a layer that weighs input features with a matrix (what the
+    /// activation-aware utility reads): the input position, the feature
+    /// axis counted from the end (`None`: axis 1), the weight's name, and
+    /// whether the weight is held `[nin, nout]` (else `[nout, nin]`).
+    pub(crate) fn feature_weight(&self) -> Option<(usize, Option<usize>, &'static str, bool)> {
+        match self {
+            Op::Dense { .. } => Some((0, None, "weight", false)),
+            Op::LinearLast(_) => Some((0, Some(1), "weight", true)),
+            Op::RoutedLinear(_) => Some((1, Some(2), "table", false)),
+            Op::Input
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Resize(_)
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. }
+            | Op::Unary { .. }
+            | Op::Elementwise(_)
+            | Op::Transpose(_)
+            | Op::View(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Shuffle(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::Embedding(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::Regroup(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. } => None,
         }
     }
 
@@ -704,7 +735,6 @@ impl Op {
 
     /// Parameters and buffers of this op at these sizes.
     pub(crate) fn params(&self, nin: &[usize], nout: usize) -> Vec<ParamSpec> {
-        use Role::*;
         let n0 = nin.first().copied().unwrap_or(0);
         match self {
             Op::Dense { bias: b } => crate::layers::dense::params(*b, n0, nout),
@@ -763,35 +793,7 @@ impl Op {
             | Op::Regroup(_)
             | Op::TopK(_)
             | Op::ActivationAt { .. } => Vec::new(),
-            Op::Recurrent { cell, .. } => {
-                let g = cell.gates();
-                vec![
-                    spec(
-                        "weight_ih",
-                        vec![g * nout, n0],
-                        vec![OutGates(g), In(0)],
-                        Fill::Random,
-                    ),
-                    spec(
-                        "weight_hh",
-                        vec![g * nout, nout],
-                        vec![OutGates(g), Rec],
-                        Fill::Random,
-                    ),
-                    spec(
-                        "bias_ih",
-                        vec![g * nout],
-                        vec![OutGates(g)],
-                        Fill::Value(0.0),
-                    ),
-                    spec(
-                        "bias_hh",
-                        vec![g * nout],
-                        vec![OutGates(g)],
-                        Fill::Value(0.0),
-                    ),
-                ]
-            }
+            Op::Recurrent { cell, .. } => crate::layers::recurrent::params(*cell, n0, nout),
         }
     }
 

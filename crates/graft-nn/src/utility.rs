@@ -111,10 +111,8 @@ fn sum_squares(row: &[f32]) -> f64 {
 fn add_expert_rows(model: &Model, u: &mut Utility) -> Result<()> {
     let g = model.graph();
     for (v, layer) in model.layers() {
-        let at = match &layer.op {
-            crate::op::Op::GatherRows(gr) if gr.rows_from => 1,
-            crate::op::Op::RoutedLinear(r) if r.rows_from => 2,
-            _ => continue,
+        let Some(at) = layer.op.router_rows_input() else {
+            continue;
         };
         let Some(&from) = g.vertex(*v)?.inputs().get(at) else {
             continue;
@@ -318,11 +316,8 @@ pub fn activation_aware(model: &Model, inputs: &[Tensor]) -> Result<Utility> {
         // the input position, the feature axis from the end, the weight.
         // A last-axis layer holds its weight `[nin, nout]` (transposed
         // here to the others' `[nout, nin]`).
-        let (at, from_end, name, in_out) = match &layer.op {
-            crate::op::Op::Dense { .. } => (0, None, "weight", false),
-            crate::op::Op::LinearLast(_) => (0, Some(1), "weight", true),
-            crate::op::Op::RoutedLinear(_) => (1, Some(2), "table", false),
-            _ => continue,
+        let Some((at, from_end, name, in_out)) = layer.op.feature_weight() else {
+            continue;
         };
         let Some(&from) = g.vertex(*v)?.inputs().get(at) else {
             continue;

@@ -10,7 +10,9 @@ use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{channel, p, Params};
-use crate::op::{spec, Conv, Fill, Groups, Op, ParamSpec, Role};
+use graft_core::Constraint;
+
+use crate::op::{spec, Conv, Declared, Fill, Groups, Op, ParamSpec, Role};
 
 /// One value per spatial axis of a 2-D window: height (axis 2) and width
 /// (axis 3). A 1-D convolution reads the width entries only (its one
@@ -295,6 +297,94 @@ pub(crate) fn transpose_macs(c: &Conv, input: &[usize], nout: u64) -> Option<u64
     [positions, nin, nout, c.kernel.h as u64, c.kernel.w as u64]
         .iter()
         .try_fold(1u64, |a, &x| a.checked_mul(x))
+}
+
+/// The size rule of a convolution: it absorbs (chooses its outputs), tied
+/// per group when grouped, one output block per input channel when
+/// depthwise. Its window sizes are checked first (a zero divides by zero
+/// in the arithmetic).
+pub(crate) fn declare(
+    c: &Conv,
+    nin: &[usize],
+    nout: usize,
+) -> std::result::Result<Declared, String> {
+    c.check()?;
+    match c.groups {
+        Groups::One | Groups::Fixed(1) => Ok(absorbs(Vec::new())),
+        Groups::Depthwise => depthwise(nin, nout),
+        Groups::Fixed(g) => {
+            let n = nin.first().copied().unwrap_or(0);
+            if !n.is_multiple_of(g) || !nout.is_multiple_of(g) {
+                return Err(format!(
+                    "nin {n} and nout {nout} are not multiples of {g} groups"
+                ));
+            }
+            Ok(absorbs(vec![Constraint::Grouped { groups: g }]))
+        }
+    }
+}
+
+/// The size rule of a transposed convolution: it absorbs.
+pub(crate) fn transpose_declare(c: &Conv) -> std::result::Result<Declared, String> {
+    c.check()?;
+    Ok(absorbs(Vec::new()))
+}
+
+/// A flatten of `spatial` positions per channel: each input channel owns
+/// `spatial` outputs, as a depthwise convolution's block.
+pub(crate) fn flatten_declare(
+    spatial: usize,
+    nin: &[usize],
+    nout: usize,
+) -> std::result::Result<Declared, String> {
+    let n = *nin.first().ok_or("needs one input")?;
+    if nout != spatial * n {
+        return Err(format!("nout {nout} is not {spatial} x nin {n}"));
+    }
+    depthwise(nin, nout)
+}
+
+/// One block of `nout / nin` outputs per input channel.
+fn depthwise(nin: &[usize], nout: usize) -> std::result::Result<Declared, String> {
+    let n = *nin.first().ok_or("needs one input")?;
+    if n == 0 || !nout.is_multiple_of(n) {
+        return Err(format!("nout {nout} is not a multiple of nin {n}"));
+    }
+    Ok(absorbs(vec![Constraint::depthwise(nout / n)]))
+}
+
+fn absorbs(constraints: Vec<Constraint>) -> Declared {
+    Declared {
+        kind: graft_core::SizeKind::Absorb,
+        constraints,
+    }
+}
+
+/// A Dirac kernel for a convolution that keeps its input (stride 1, an
+/// odd window, same padding; as many outputs as inputs, or depthwise),
+/// row-major over the weight's shape.
+pub(crate) fn identity(c: &Conv, shape: &[usize]) -> std::result::Result<Vec<f64>, String> {
+    let same =
+        |k: usize, s: usize, p: usize, d: usize| s == 1 && k % 2 == 1 && p * 2 == d * (k - 1);
+    let (k, s, p, d) = (c.kernel, c.stride, c.padding, c.dilation);
+    if !same(k.h, s.h, p.h, d.h) || !same(k.w, s.w, p.w, d.w) {
+        return Err("identity needs stride 1, an odd kernel and same padding".into());
+    }
+    let (o, i) = (shape[0], shape[1]);
+    let spatial: usize = shape[2..].iter().product();
+    let centre = spatial / 2;
+    let depthwise = c.groups != Groups::One;
+    if !depthwise && o != i {
+        return Err(format!(
+            "identity needs as many outputs as inputs, not {o} and {i}"
+        ));
+    }
+    let mut v = vec![0.0; shape.iter().product()];
+    for k in 0..o {
+        let col = if depthwise { 0 } else { k };
+        v[(k * i + col) * spatial + centre] = 1.0;
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

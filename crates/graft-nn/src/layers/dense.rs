@@ -88,3 +88,17 @@ pub(crate) fn learnable_params(bias: bool, nin: usize, nout: usize) -> Vec<Param
 pub(crate) fn macs(nin: u64, nout: u64) -> Option<u64> {
     nin.checked_mul(nout)
 }
+
+/// A unit matrix for a square weight `[n, n]` (an inserted layer that
+/// keeps the function), row-major.
+pub(crate) fn identity(shape: &[usize]) -> std::result::Result<Vec<f64>, String> {
+    let (o, i) = (shape[0], shape[1]);
+    if o != i {
+        return Err(format!("identity needs a square weight, not {o}x{i}"));
+    }
+    let mut v = vec![0.0; o * i];
+    for k in 0..o {
+        v[k * i + k] = 1.0;
+    }
+    Ok(v)
+}

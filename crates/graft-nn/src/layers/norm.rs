@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor};
 
 use super::{channel, p, Params, Updates};
-use crate::op::{spec, Fill, ParamSpec, Role};
+use crate::op::{spec, Declared, Fill, ParamSpec, Role};
 
 fn affine(params: &Params, y: Tensor) -> Result<Tensor> {
     let r = y.rank();
@@ -110,4 +110,13 @@ pub(crate) fn batch_params(nout: usize) -> Vec<ParamSpec> {
     v.push(m);
     v.push(s);
     v
+}
+
+/// The size rule of a group norm: invariant, its size a whole number of
+/// groups (each group normalised together changes by whole groups).
+pub(crate) fn group_declare(groups: usize) -> Declared {
+    Declared {
+        kind: graft_core::SizeKind::Invariant,
+        constraints: vec![graft_core::Constraint::NoutStep { step: groups }],
+    }
 }

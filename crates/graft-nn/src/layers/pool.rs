@@ -10,6 +10,7 @@
 use candle_core::{Result, Tensor};
 
 use super::conv::Hw;
+use crate::op::Declared;
 
 /// The `kh×kw` windows at stride `s`, stacked on a new leading axis
 /// (`[kh·kw, N, C, Ho, Wo]`), or the non-overlapping reshape when it applies
@@ -93,6 +94,17 @@ pub(crate) fn global_avg(x: &Tensor) -> Result<Tensor> {
 
 pub(crate) fn global_max(x: &Tensor) -> Result<Tensor> {
     x.flatten_from(2)?.max(2)
+}
+
+/// The size rule of a windowed pool: invariant (one output channel per
+/// input channel), its window and stride at least 1 (a zero divides by
+/// zero in the arithmetic).
+pub(crate) fn declare(kernel: Hw, stride: Hw) -> std::result::Result<Declared, String> {
+    crate::op::positive(&[("kernel", kernel), ("stride", stride)])?;
+    Ok(Declared {
+        kind: graft_core::SizeKind::Invariant,
+        constraints: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use candle_core::{Result, Tensor};
 
 use super::activation::sigmoid;
 use super::{p, Params};
-use crate::op::Cell;
+use crate::op::{spec, Cell, Fill, ParamSpec, Role};
 
 pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) -> Result<Tensor> {
     let (n, _, t) = x.dims3()?;
@@ -56,4 +56,47 @@ pub(crate) fn forward(params: &Params, cell: Cell, sequences: bool, x: &Tensor) 
     } else {
         Ok(h)
     }
+}
+
+/// Weights `[gates·H, F]` and `[gates·H, H]`, biases `[gates·H]`: each
+/// hidden unit owns one row in every gate block; the recurrent weight's
+/// columns follow the units too.
+pub(crate) fn params(cell: Cell, nin: usize, nout: usize) -> Vec<ParamSpec> {
+    use Role::{In, OutGates, Rec};
+    let g = cell.gates();
+    vec![
+        spec(
+            "weight_ih",
+            vec![g * nout, nin],
+            vec![OutGates(g), In(0)],
+            Fill::Random,
+        ),
+        spec(
+            "weight_hh",
+            vec![g * nout, nout],
+            vec![OutGates(g), Rec],
+            Fill::Random,
+        ),
+        spec(
+            "bias_ih",
+            vec![g * nout],
+            vec![OutGates(g)],
+            Fill::Value(0.0),
+        ),
+        spec(
+            "bias_hh",
+            vec![g * nout],
+            vec![OutGates(g)],
+            Fill::Value(0.0),
+        ),
+    ]
+}
+
+/// Multiply-accumulates of one sequence of `steps` (the input's second
+/// axis, 1 when it has none): every gate reads the input and the state.
+pub(crate) fn macs(cell: Cell, input: Option<&[usize]>, nin: u64, nout: u64) -> Option<u64> {
+    let steps = input.and_then(|s| s.get(1)).copied().unwrap_or(1) as u64;
+    [steps, cell.gates() as u64, nout, nin.checked_add(nout)?]
+        .iter()
+        .try_fold(1u64, |a, &x| a.checked_mul(x))
 }
