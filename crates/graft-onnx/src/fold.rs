@@ -683,14 +683,8 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         }
         "Shape" => {
             let a = arg(0)?;
-            let r = a.dims.len() as i64;
-            let clampi = |x: i64| (if x < 0 { x + r } else { x }).clamp(0, r) as usize;
-            let start = clampi(node.int("start", 0));
-            let end = clampi(node.int("end", r));
-            let v: Vec<f64> = a.dims[start..end.max(start)]
-                .iter()
-                .map(|&d| d as f64)
-                .collect();
+            let (start, end) = shape_range(node, a.dims.len());
+            let v: Vec<f64> = a.dims[start..end].iter().map(|&d| d as f64).collect();
             vec![T {
                 dims: vec![v.len()],
                 v,
@@ -1030,6 +1024,17 @@ fn reduce(node: &Node, ins: &[Option<T>]) -> Result<T, OnnxError> {
         v: acc,
         int: a.int,
     })
+}
+
+/// The axes a `Shape` node gives of a value of rank `rank`: its `start`
+/// and `end` attributes (opset 15; negative from the end, clamped to the
+/// rank, an empty range when they cross).
+pub(crate) fn shape_range(node: &Node, rank: usize) -> (usize, usize) {
+    let r = rank as i64;
+    let clampi = |x: i64| (if x < 0 { x.saturating_add(r) } else { x }).clamp(0, r) as usize;
+    let start = clampi(node.int("start", 0));
+    let end = clampi(node.int("end", r));
+    (start, end.max(start))
 }
 
 #[cfg(test)]

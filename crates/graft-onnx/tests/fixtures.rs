@@ -248,3 +248,58 @@ fn recurrent_layers_built_in_graft_round_trip() {
         assert_close(&b, &a, &format!("{cell:?}"));
     }
 }
+
+/// A `Shape` node's `start` and `end` (opset 15) give a part of the shape:
+/// the dynamo exporter writes `Shape(x, start=0, end=1)` for a batch size
+/// (a class token expanded to the batch). Here the input is reshaped to
+/// the concatenation of its first dimension and the rest, which is its
+/// own shape; read whole, the two parts gave a target of rank 4.
+#[test]
+fn a_shape_node_gives_the_part_its_start_and_end_name() {
+    use graft_onnx::proto::{AttributeProto, NodeProto};
+    let attr = |name: &str, v: i64| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    };
+    let node = |op: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto>| NodeProto {
+        op_type: Some(op.into()),
+        name: Some(out.into()),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        attribute: attrs,
+        ..Default::default()
+    };
+    let bytes = edited("mlp.legacy.onnx", |m| {
+        m.opset_import[0].version = Some(17);
+        let g = m.graph.as_mut().unwrap();
+        let x = g.input[0].name.clone().unwrap();
+        for n in g.node.iter_mut() {
+            for i in n.input.iter_mut().filter(|i| **i == x) {
+                *i = "x_again".into();
+            }
+        }
+        let front = vec![
+            node(
+                "Shape",
+                &[&x],
+                "batch",
+                vec![attr("start", 0), attr("end", 1)],
+            ),
+            node("Shape", &[&x], "rest", vec![attr("start", -1)]),
+            node(
+                "Concat",
+                &["batch", "rest"],
+                "target",
+                vec![attr("axis", 0)],
+            ),
+            node("Reshape", &[&x, "target"], "x_again", vec![]),
+        ];
+        g.node.splice(0..0, front);
+    });
+    let x = read_tensor("mlp.input.bin");
+    let want = run(&import(&fixture("mlp.legacy.onnx")).unwrap().model, &x);
+    let m = import_bytes(&bytes).unwrap().model;
+    assert_eq!(run(&m, &x), want);
+}

@@ -205,6 +205,9 @@ fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
                 .collect()
         }
     };
+    // Opset 15's `start` and `end` give a part of the shape.
+    let (start, end) = crate::fold::shape_range(node, dims.len());
+    let dims = dims[start..end].to_vec();
     let n = dims.len();
     ctx.alias(
         node,
