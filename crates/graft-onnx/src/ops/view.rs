@@ -345,6 +345,13 @@ fn as_strided(
 /// of that axis, then a reshape dropping it. An index on the batch axis
 /// (a file exported at batch size 1) regroups the value first.
 fn gather_one(ctx: &mut Ctx, node: &Node, axis: usize, i: i64) -> Result<(), OnnxError> {
+    if axis == 0 {
+        if let Some((src, shape, order)) = input(ctx, node)?.view() {
+            if let Some(&Some(a)) = order.first().filter(|o| !matches!(o, Some(0) | None)) {
+                return gather_moved_axis(ctx, node, src, shape, order, a, i);
+            }
+        }
+    }
     let (mut v, mut s) = ctx.runtime(node, 0)?;
     let mut at = axis;
     let n = s[axis] as i64;
@@ -374,6 +381,59 @@ fn gather_one(ctx: &mut Ctx, node: &Node, axis: usize, i: i64) -> Result<(), Onn
     let w = ctx.model.add(&name, Op::Slice(p), &[v], None)?;
     s[at] = 1;
     super::shape::reshape_to(ctx, node, w, s, target)
+}
+
+/// Gather of one index along ONNX axis 0 when a transpose moved a
+/// per-sample axis there (graft axis `a` of `src`) and the batch axis
+/// elsewhere (timm's and Swin's q, k, v: `[3, B·windows, heads, tokens,
+/// d]`): the slice is taken on graft axis `a` before the transpose, so the
+/// batch axis stays graft's first at any batch size, and the transpose
+/// stays lazy. Regrouping the transposed value instead fixes the batch
+/// axis's size at the file's batch (wrong at any other).
+fn gather_moved_axis(
+    ctx: &mut Ctx,
+    node: &Node,
+    src: graft_core::VertexId,
+    shape: Vec<usize>,
+    order: Vec<Option<usize>>,
+    a: usize,
+    i: i64,
+) -> Result<(), OnnxError> {
+    let n = shape[a] as i64;
+    let j = if i < 0 { i + n } else { i };
+    if !(0..n).contains(&j) {
+        return Err(node.err(format!("index {i} out of range {n}")));
+    }
+    let p = graft_nn::Slice {
+        axis: a,
+        start: j as usize,
+        len: 1,
+        step: 1,
+        neurons: ctx.neuron_axis(src),
+    };
+    let name = ctx.fresh_name(&format!("{}.slice", node.output()));
+    let w = ctx.model.add(&name, Op::Slice(p), &[src], None)?;
+    let mut s = shape;
+    s[a] = 1;
+    let mut target = s.clone();
+    target.remove(a);
+    // The unit axis dropped (graft's axes in order), then the remaining
+    // ONNX axes read through the same transpose, less that axis.
+    super::shape::reshape_to(ctx, node, w, s, target)?;
+    let Some((u, ushape, plain)) = ctx.get(node, node.output())?.view() else {
+        return Err(node.err("the gathered value is not computed"));
+    };
+    let map = |o: &Option<usize>| -> Option<Option<usize>> {
+        match *o {
+            None => Some(None),
+            Some(g) if g == a => None,
+            Some(g) => plain.get(if g > a { g - 1 } else { g }).copied(),
+        }
+    };
+    let order: Option<Vec<Option<usize>>> = order[1..].iter().map(map).collect();
+    let order = order.ok_or_else(|| node.err("the gathered axis appears twice"))?;
+    ctx.alias(node, Value::from_view(u, ushape, order));
+    Ok(())
 }
 
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
