@@ -60,6 +60,10 @@ The classes:
           shifted-window mask (ScatterND on constants), the relative
           position bias (Gather/GatherND of a table; v2's continuous bias
           MLP on constants), cosine attention (ReduceL2, Clip)
+  qkvbatch Swin's q, k, v with windows folded into a symbolic batch, run
+          at batch 3: a fused projection reshaped to [-1, tokens, 3, heads,
+          d], permuted to [3, B·windows, heads, tokens, d] and picked by
+          Gather on axis 0 (the batch axis moved to axis 1)
   einsum  MaxViT's relative-position attention (batch 1): Einsum
           `B G H I D, B G H J D -> B G H I J` and `... I J, ... J D -> ... I D`
 
@@ -417,6 +421,25 @@ class Einsum(nn.Module):
         return self.head(torch.relu(self.fc(x)).mean((1, 2)))
 
 
+class QkvBatch(nn.Module):
+    """Swin's q, k, v on 2 windows of 4 tokens per sample, the windows
+    folded into a symbolic batch: [B, 3, 2, 4] to [-1, 4, 12] tokens, the
+    fused projection to [-1, 4, 3, 2, 6] permuted to [3, B*2, 2, 4, 6],
+    attention, and the windows back per sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 12, 1)
+        self.qkv = nn.Linear(12, 36)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        t = self.proj(x).permute(0, 2, 3, 1).reshape(-1, 4, 12)
+        q = self.qkv(t).reshape(-1, 4, 3, 2, 6).permute(2, 0, 3, 1, 4)
+        a = torch.softmax(q[0] @ q[1].transpose(-2, -1), -1) @ q[2]
+        return self.head(a.mean((1, 2)).reshape(x.shape[0], 2, 6).mean(1))
+
+
 MODELS = {
     "resize": (Resize, (2, 3, 6, 6)),
     "asym": (Asym, (2, 3, 8, 8)),
@@ -426,6 +449,7 @@ MODELS = {
     "timmattn": (TimmAttn, (1, 3, 8, 8)),
     "winattn": (WinAttn, (1, 3, 8, 8)),
     "einsum": (Einsum, (1, 3, 4, 4)),
+    "qkvbatch": (QkvBatch, (3, 3, 2, 4)),
     "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),

@@ -10,7 +10,8 @@
 //! pooling windows, ConvNeXt's head (as_strided from the dynamo exporter),
 //! and the attention of vision transformers (ViT's class token and heads
 //! folded into the batch axis, timm's q, k, v permuted in front of the
-//! batch axis, Swin's shifted windows, MaxViT's Einsum).
+//! batch axis, Swin's shifted windows, MaxViT's Einsum), and Swin's q, k,
+//! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`).
 //! Each imports, matches onnxruntime, widens without changing its function,
 //! prunes, and survives export and import.
 
@@ -31,7 +32,8 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 16] = [
+const CLASSES: [(&str, usize); 17] = [
+    ("qkvbatch", 0),
     ("resize", 0),
     ("asym", 0),
     ("normhead", 0),
