@@ -64,6 +64,9 @@ The classes:
           at batch 3: a fused projection reshaped to [-1, tokens, 3, heads,
           d], permuted to [3, B·windows, heads, tokens, d] and picked by
           Gather on axis 0 (the batch axis moved to axis 1)
+  tokens  a float input of tokens [N, T, C] read by dense layers on its
+          last axis (features last, not on axis 1), a layer norm, a mean
+          over the tokens
   einsum  MaxViT's relative-position attention (batch 1): Einsum
           `B G H I D, B G H J D -> B G H I J` and `... I J, ... J D -> ... I D`
 
@@ -440,6 +443,21 @@ class QkvBatch(nn.Module):
         return self.head(a.mean((1, 2)).reshape(x.shape[0], 2, 6).mean(1))
 
 
+class Tokens(nn.Module):
+    """Tokens given as a float input [N, T, C]: dense layers on the last
+    axis, a layer norm over it, the mean over the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 16)
+        self.fc2 = nn.Linear(16, 8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.norm(self.fc2(torch.relu(self.fc1(x)))).mean(1))
+
+
 MODELS = {
     "resize": (Resize, (2, 3, 6, 6)),
     "asym": (Asym, (2, 3, 8, 8)),
@@ -450,6 +468,7 @@ MODELS = {
     "winattn": (WinAttn, (1, 3, 8, 8)),
     "einsum": (Einsum, (1, 3, 4, 4)),
     "qkvbatch": (QkvBatch, (3, 3, 2, 4)),
+    "tokens": (Tokens, (2, 5, 6)),
     "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),

@@ -770,6 +770,7 @@ struct BoundInputs {
 /// vertex; a sequence read by a recurrent layer is held `[N, F, T]`.
 fn bind_inputs(ctx: &mut Ctx, g: &crate::proto::GraphProto) -> Result<BoundInputs, OnnxError> {
     let seq_axes = sequence_inputs(g);
+    let last_axis_inputs = last_axis_inputs(g);
     let mut bound = BoundInputs {
         inputs: Vec::new(),
         perms: Vec::new(),
@@ -817,6 +818,24 @@ fn bind_inputs(ctx: &mut Ctx, g: &crate::proto::GraphProto) -> Result<BoundInput
             bound.inputs.push((name, v));
             continue;
         }
+        if shape.len() >= 3 && last_axis_inputs.contains(&name) {
+            // Features on the last axis ([N, T, C] tokens read by dense
+            // layers): graft holds [N, C, T..], the file's layout a view.
+            let k = shape.len();
+            let perm: Vec<usize> = [0, k - 1].into_iter().chain(1..k - 1).collect();
+            let gshape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+            let v = ctx.model.input(&name, gshape[1])?;
+            let mut order = vec![None; k];
+            for (graft, &onnx) in perm.iter().enumerate() {
+                order[onnx] = Some(graft);
+            }
+            bound.shapes.push(gshape.clone());
+            ctx.values
+                .insert(name.clone(), Value::from_view(v, gshape, order));
+            bound.perms.push(Some(perm));
+            bound.inputs.push((name, v));
+            continue;
+        }
         let v = ctx.model.input(&name, shape[1])?;
         bound.shapes.push(shape.clone());
         ctx.values.insert(name.clone(), Value::Runtime { v, shape });
@@ -824,6 +843,90 @@ fn bind_inputs(ctx: &mut Ctx, g: &crate::proto::GraphProto) -> Result<BoundInput
         bound.inputs.push((name, v));
     }
     Ok(bound)
+}
+
+/// Graph inputs whose features are on the last axis: read, directly or
+/// through transposes that bring the last axis back last (graft's own
+/// export of such an input), by a MatMul with a constant 2-D weight on the
+/// right (a dense layer on the last axis) or a LayerNormalization over the
+/// last axis, and by no op that reads features on axis 1 (a convolution,
+/// a norm over channels, a pool, a recurrent layer).
+fn last_axis_inputs(g: &crate::proto::GraphProto) -> std::collections::HashSet<String> {
+    let weights: HashMap<&str, usize> = g
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_deref().unwrap_or_default(), t.dims.len()))
+        .collect();
+    let attr = |n: &NodeProto, name: &str| {
+        n.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+            .cloned()
+    };
+    let mut found = std::collections::HashSet::new();
+    for vi in &g.input {
+        let name = vi.name.as_deref().unwrap_or_default();
+        // (value, perm): axis i of the value is the input's axis perm[i].
+        let mut todo = vec![(name.to_string(), None::<Vec<usize>>)];
+        let (mut last, mut first) = (false, false);
+        for _ in 0..64 {
+            let Some((cur, perm)) = todo.pop() else { break };
+            // The value's last axis is the input's last axis.
+            let kept = perm
+                .as_ref()
+                .is_none_or(|p| p.last() == Some(&(p.len() - 1)));
+            for n in g.node.iter().filter(|n| n.input.contains(&cur)) {
+                match n.op_type.as_deref().unwrap_or_default() {
+                    "Transpose" => {
+                        let Some(p) = attr(n, "perm").map(|a| a.ints) else {
+                            continue;
+                        };
+                        let Ok(p) = p
+                            .iter()
+                            .map(|&x| usize::try_from(x))
+                            .collect::<Result<Vec<_>, _>>()
+                        else {
+                            continue;
+                        };
+                        let composed: Option<Vec<usize>> = match &perm {
+                            None => Some(p),
+                            Some(q) => p.iter().map(|&i| q.get(i).copied()).collect(),
+                        };
+                        if let (Some(c), Some(out)) = (composed, n.output.first()) {
+                            todo.push((out.clone(), Some(c)));
+                        }
+                    }
+                    "MatMul" => {
+                        let w = n.input.get(1).map(String::as_str);
+                        last |= kept
+                            && n.input.first() == Some(&cur)
+                            && w.and_then(|w| weights.get(w)) == Some(&2);
+                    }
+                    "LayerNormalization" => {
+                        let axis = attr(n, "axis").and_then(|a| a.i).unwrap_or(-1);
+                        last |= kept && axis == -1;
+                    }
+                    "Conv"
+                    | "ConvTranspose"
+                    | "BatchNormalization"
+                    | "InstanceNormalization"
+                    | "GroupNormalization"
+                    | "MaxPool"
+                    | "AveragePool"
+                    | "GlobalAveragePool"
+                    | "GlobalMaxPool"
+                    | "LSTM"
+                    | "GRU"
+                    | "RNN" => first = true,
+                    _ => {}
+                }
+            }
+        }
+        if last && !first {
+            found.insert(name.to_string());
+        }
+    }
+    found
 }
 
 /// Every node in file order, the chains that span several nodes (channel

@@ -11,13 +11,15 @@
 //! and the attention of vision transformers (ViT's class token and heads
 //! folded into the batch axis, timm's q, k, v permuted in front of the
 //! batch axis, Swin's shifted windows, MaxViT's Einsum), and Swin's q, k,
-//! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`).
+//! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`), and
+//! a float input of tokens `[N, T, C]` read by dense layers on its last
+//! axis (`tokens`).
 //! Each imports, matches onnxruntime, widens without changing its function,
 //! prunes, and survives export and import.
 
 mod common;
 
-use common::{assert_close, assert_close_to, fixture, read_tensor, run};
+use common::{assert_close, assert_close_to, fixture, graft_input, read_tensor, run};
 use graft_core::{Request, VertexId};
 use graft_nn::{Model, Op};
 use graft_onnx::{export_bytes, import, import_bytes};
@@ -32,8 +34,9 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 17] = [
+const CLASSES: [(&str, usize); 18] = [
     ("qkvbatch", 0),
+    ("tokens", 0),
     ("resize", 0),
     ("asym", 0),
     ("normhead", 0),
@@ -81,6 +84,7 @@ fn every_class_imports_and_matches_onnxruntime() {
             let imp =
                 import(&fixture(&format!("{what}.onnx"))).unwrap_or_else(|e| panic!("{what}: {e}"));
             imp.model.graph().check().unwrap();
+            let x = graft_input(&imp, &x);
             assert_close(
                 &run(&imp.model, &x),
                 &want(&format!("{what}.out.bin")),
@@ -96,7 +100,9 @@ fn every_class_widens_without_changing_its_function() {
         let x = read_tensor(&format!("{name}.input.bin"));
         for exporter in ["legacy", "dynamo"] {
             let what = format!("{name}.{exporter}");
-            let mut m = import(&fixture(&format!("{what}.onnx"))).unwrap().model;
+            let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let x = graft_input(&imp, &x);
+            let mut m = imp.model;
             let before = run(&m, &x);
             let v = weighted(&m, k);
             let n = m.graph().nout(v).unwrap();
@@ -116,12 +122,15 @@ fn every_class_prunes_and_round_trips_through_onnx() {
         for exporter in ["legacy", "dynamo"] {
             let what = format!("{name}.{exporter}");
             let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let x = graft_input(&imp, &x);
+            let perms = imp.input_perms;
             let iface = imp.interface;
             let mut m = imp.model;
             // Unchanged, export then import gives the same outputs, with
-            // the file's input and output names.
+            // the file's input and output names and layout.
             let bytes = export_bytes(&m, &iface).unwrap();
             let back = import_bytes(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(back.input_perms, perms, "{what}");
             assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
             assert_eq!(back.inputs[0].0, "input", "{what}");
             assert_eq!(back.outputs[0].0, "output", "{what}");

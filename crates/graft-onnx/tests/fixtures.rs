@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, fixture, read_tensor, run};
+use common::{assert_close, fixture, graft_input, read_tensor, run};
 use graft_nn::{Device, Tensor};
 use graft_onnx::{export_bytes, import, import_bytes, Interface, OnnxError};
 
@@ -18,14 +18,6 @@ const MODELS: [&str; 7] = [
     "lstm",
     "gru",
 ];
-
-/// The input in graft's axis order (sequences are `[N, F, T]`).
-fn graft_input(imp: &graft_onnx::Imported, x: &Tensor) -> Tensor {
-    match &imp.input_perms[0] {
-        Some(p) => x.permute(p.clone()).unwrap().contiguous().unwrap(),
-        None => x.clone(),
-    }
-}
 
 #[test]
 fn imported_fixtures_match_onnxruntime() {

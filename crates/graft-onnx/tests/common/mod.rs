@@ -59,3 +59,14 @@ pub fn assert_close_to(got: &[f32], want: &[f32], tol: f32, what: &str) {
 pub fn assert_close(got: &[f32], want: &[f32], what: &str) {
     assert_close_to(got, want, 1e-4, what);
 }
+
+/// The input in graft's axis order (sequences `[N, F, T]`, tokens with
+/// their features last `[N, C, T]`), as the CLI and the Python package
+/// give it.
+#[allow(dead_code)]
+pub fn graft_input(imp: &graft_onnx::Imported, x: &Tensor) -> Tensor {
+    match &imp.input_perms[0] {
+        Some(p) => x.permute(p.clone()).unwrap().contiguous().unwrap(),
+        None => x.clone(),
+    }
+}
