@@ -67,6 +67,9 @@ The classes:
   tokens  a float input of tokens [N, T, C] read by dense layers on its
           last axis (features last, not on axis 1), a layer norm, a mean
           over the tokens
+  groupnorm a group norm of 4 groups between convolutions: below opset 18
+          torch writes it as Reshape to [N, G, -1], InstanceNormalization
+          and Reshape back, then the per-channel affine
   einsum  MaxViT's relative-position attention (batch 1): Einsum
           `B G H I D, B G H J D -> B G H I J` and `... I J, ... J D -> ... I D`
 
@@ -458,6 +461,20 @@ class Tokens(nn.Module):
         return self.head(self.norm(self.fc2(torch.relu(self.fc1(x)))).mean(1))
 
 
+class GroupNormNet(nn.Module):
+    """A group norm of 4 groups over 16 channels between convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 16)
+        self.c2 = nn.Conv2d(16, 8, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.c2(torch.relu(self.gn(self.c1(x)))).mean((2, 3)))
+
+
 MODELS = {
     "resize": (Resize, (2, 3, 6, 6)),
     "asym": (Asym, (2, 3, 8, 8)),
@@ -469,6 +486,7 @@ MODELS = {
     "einsum": (Einsum, (1, 3, 4, 4)),
     "qkvbatch": (QkvBatch, (3, 3, 2, 4)),
     "tokens": (Tokens, (2, 5, 6)),
+    "groupnorm": (GroupNormNet, (2, 3, 6, 6)),
     "attnpool": (AttnPool, (2, 3, 6, 6)),
     "chlast": (ChannelsLast, (2, 3, 6, 6)),
     "shuffle": (Shuffle, (2, 3, 6, 6)),

@@ -941,8 +941,11 @@ fn import_nodes(
     let shuffles = crate::ops::axes::shuffle_chains(&g.node, &ctx.uses);
     // An expert's gathered matrices wait for the product that reads them.
     let routed = crate::ops::routing::routed_chains(&g.node, &ctx.uses);
+    // torch's group norm below opset 18 spans three nodes.
+    let groups = crate::ops::norm::group_chains(&g.node, &ctx.uses);
     let deferred: std::collections::HashSet<usize> = shuffles
         .values()
+        .chain(groups.values())
         .flat_map(|ab| ab.iter().copied())
         .chain(routed.values().copied())
         .collect();
@@ -963,6 +966,14 @@ fn import_nodes(
                 import_node(ctx, reg, &node)?;
             }
             continue;
+        }
+        if let Some(&[a, b]) = groups.get(&i) {
+            let (a, b) = (node_at(a), node_at(b));
+            if crate::ops::norm::decomposed_group(ctx, &a, &b, &node)? {
+                continue;
+            }
+            import_node(ctx, reg, &a)?;
+            import_node(ctx, reg, &b)?;
         }
         if let Some(&[a, b]) = shuffles.get(&i) {
             let (a, b) = (node_at(a), node_at(b));

@@ -13,7 +13,8 @@
 //! batch axis, Swin's shifted windows, MaxViT's Einsum), and Swin's q, k,
 //! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`), and
 //! a float input of tokens `[N, T, C]` read by dense layers on its last
-//! axis (`tokens`).
+//! axis (`tokens`), and a group norm written as reshapes around an instance
+//! norm (`groupnorm`).
 //! Each imports, matches onnxruntime, widens without changing its function,
 //! prunes, and survives export and import.
 
@@ -34,7 +35,8 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 18] = [
+const CLASSES: [(&str, usize); 19] = [
+    ("groupnorm", 1),
     ("qkvbatch", 0),
     ("tokens", 0),
     ("resize", 0),
@@ -469,5 +471,69 @@ fn onnxruntime_agrees_with_graft_on_vision_attention_with_heads_changed() {
                 assert_close_to(&ort, &original, 1e-5, &what);
             }
         }
+    }
+}
+
+/// torch's group norm below opset 18 (a reshape to `[N, G, -1]`, an
+/// instance norm, a reshape back) is one group norm: the convolution
+/// before it prunes, and each of the 4 groups loses the same number of
+/// channels, so every kept channel stays in its group. Written back below
+/// opset 21, it reads as a group norm again.
+#[test]
+fn a_decomposed_group_norm_prunes_whole_rows_of_its_groups() {
+    for exporter in ["legacy", "dynamo"] {
+        let what = format!("groupnorm.{exporter}");
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let m0 = imp.model;
+        let gn = m0
+            .graph()
+            .ids()
+            .find(|&v| {
+                matches!(
+                    m0.layer(v).map(|l| &l.op),
+                    Some(Op::GroupNorm { groups: 4, .. })
+                )
+            })
+            .unwrap_or_else(|| panic!("{what}: no group norm of 4 groups"));
+        let conv = weighted(&m0, 0);
+        assert_eq!(m0.graph().nout(conv).unwrap(), 16);
+        let mut m = m0.clone();
+        let (_, edits) = m.change_sizes(&Request::new().nout(conv, -4)).unwrap();
+        assert_eq!(m.graph().nout(gn).unwrap(), 12, "{what}");
+        let rows = edits
+            .iter()
+            .find(|e| e.vertex == conv && e.param == "weight")
+            .and_then(|e| e.selections.iter().find(|s| s.0 == 0))
+            .map(|s| s.1.clone())
+            .expect("the convolution's rows are selected");
+        let mut per_group = [0; 4];
+        for n in rows {
+            if let graft_core::Neuron::Old(i) = n {
+                per_group[i / 4] += 1;
+            }
+        }
+        assert_eq!(per_group, [3, 3, 3, 3], "{what}");
+        // Growth adds a channel to every group too.
+        let mut wide = m0.clone();
+        wide.change_sizes(&Request::new().nout(conv, 4)).unwrap();
+        assert_eq!(wide.graph().nout(gn).unwrap(), 20);
+        // Below opset 21 the group norm is written decomposed, and read
+        // back as one.
+        let bytes = export_bytes(&m, &imp.interface).unwrap();
+        let back = import_bytes(&bytes).unwrap();
+        let groups = back
+            .model
+            .graph()
+            .ids()
+            .filter(|&v| {
+                matches!(
+                    back.model.layer(v).map(|l| &l.op),
+                    Some(Op::GroupNorm { .. })
+                )
+            })
+            .count();
+        assert_eq!(groups, 1, "{what}");
+        let x = read_tensor("groupnorm.input.bin");
+        assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
     }
 }

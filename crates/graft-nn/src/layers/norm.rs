@@ -112,11 +112,13 @@ pub(crate) fn batch_params(nout: usize) -> Vec<ParamSpec> {
     v
 }
 
-/// The size rule of a group norm: invariant, its size a whole number of
-/// groups (each group normalised together changes by whole groups).
+/// The size rule of a group norm: invariant, its channels `groups` blocks
+/// that change by the same amount each and keep their local neurons
+/// (`Constraint::Blocks`), so every channel stays in its group: the groups
+/// are contiguous runs of channels, recut evenly after any change.
 pub(crate) fn group_declare(groups: usize) -> Declared {
     Declared {
         kind: graft_core::SizeKind::Invariant,
-        constraints: vec![graft_core::Constraint::NoutStep { step: groups }],
+        constraints: vec![graft_core::Constraint::Blocks { groups }],
     }
 }

@@ -8,8 +8,8 @@ use graft_nn::Op;
 use super::Importer;
 use crate::error::OnnxError;
 use crate::export::{attr_f, attr_i, Out};
-use crate::import::{Ctx, Node};
-use crate::tensor::encode_f32;
+use crate::import::{Ctx, Node, Value};
+use crate::tensor::{encode_f32, encode_i64};
 use graft_core::VertexId;
 use graft_nn::Model;
 
@@ -134,6 +134,123 @@ fn group(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// torch's group norm below opset 18, three nodes: a `Reshape` of
+/// `[N, C, ...]` to `[N, G, -1]`, an `InstanceNormalization` of the groups
+/// and a `Reshape` back (the per-channel affine follows as a `Mul` and an
+/// `Add`): the triples whose inner values have no other reader, by the
+/// index of their last node, with the first two.
+pub(crate) fn group_chains(
+    nodes: &[crate::proto::NodeProto],
+    uses: &HashMap<String, usize>,
+) -> HashMap<usize, [usize; 2]> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), i);
+        }
+    }
+    let op = |i: usize| nodes[i].op_type.as_deref().unwrap_or_default();
+    let single = |name: &str| uses.get(name).copied() == Some(1);
+    let mut chains = HashMap::new();
+    for (c, n) in nodes.iter().enumerate() {
+        if op(c) != "Reshape" {
+            continue;
+        }
+        let Some(x) = n.input.first() else { continue };
+        let Some(&b) = producer.get(x.as_str()) else {
+            continue;
+        };
+        if op(b) != "InstanceNormalization" || !single(x) {
+            continue;
+        }
+        let Some(y) = nodes[b].input.first() else {
+            continue;
+        };
+        match producer.get(y.as_str()) {
+            Some(&a) if op(a) == "Reshape" && single(y) => {
+                chains.insert(c, [a, b]);
+            }
+            _ => {}
+        }
+    }
+    chains
+}
+
+/// Import a group norm written as [`group_chains`]'s three nodes as one
+/// [`Op::GroupNorm`] (its channels then change by whole groups), when it is
+/// one: the first reshape splits the channels of a `[N, C, ...]` value
+/// into `G` groups, the instance norm's scale and bias give each group's
+/// affine, the second reshape restores the input's shape. `false` (nothing
+/// added) otherwise.
+pub(crate) fn decomposed_group(
+    ctx: &mut Ctx,
+    split: &Node,
+    norm: &Node,
+    back: &Node,
+) -> Result<bool, OnnxError> {
+    let Ok(Some(Value::Runtime { v: x, shape })) =
+        split.input(0).map(|name| ctx.values.get(name).cloned())
+    else {
+        return Ok(false);
+    };
+    if shape.len() < 3 || ctx.neuron_axis(x) != Some(1) {
+        return Ok(false);
+    }
+    let c = shape[1];
+    let Ok(Some(target)) = ctx.constant(split, 1) else {
+        return Ok(false);
+    };
+    let t = target.ints();
+    let groups = match t.as_slice() {
+        [n, g, -1] if (*n == 0 || *n as usize == shape[0] || *n == -1) && *g > 0 => *g as usize,
+        _ => return Ok(false),
+    };
+    if c % groups != 0 {
+        return Ok(false);
+    }
+    let back_to = match ctx.constant(back, 1) {
+        Ok(Some(b)) => b.ints(),
+        _ => return Ok(false),
+    };
+    let batch = |d: i64| d == 0 || d == -1 || d as usize == shape[0];
+    let same = back_to.len() == shape.len()
+        && back_to
+            .iter()
+            .zip(&shape)
+            .enumerate()
+            .all(|(i, (&d, &s))| d as usize == s || (i == 0 && batch(d)));
+    // Or to `[N, C, -1]`, the affine next (graft's own export below opset
+    // 21, which then restores the input's shape).
+    let flat = matches!(back_to.as_slice(), [n, k, -1] if batch(*n) && *k as usize == c);
+    if !same && !flat {
+        return Ok(false);
+    }
+    let per_group = |k: usize| -> Option<Vec<f32>> {
+        let v = ctx.constant(norm, k).ok()??.floats();
+        (v.len() == groups).then(|| (0..c).map(|i| v[i / (c / groups)]).collect())
+    };
+    let (Some(w), Some(b)) = (per_group(1), per_group(2)) else {
+        return Ok(false);
+    };
+    let eps = norm.float("epsilon", 1e-5) as f64;
+    let v = ctx.add(
+        norm,
+        Op::GroupNorm { groups, eps },
+        &[x],
+        None,
+        shape.clone(),
+    )?;
+    ctx.set(v, "weight", &[c], w)?;
+    ctx.set(v, "bias", &[c], b)?;
+    if same {
+        ctx.alias(back, Value::Runtime { v, shape });
+    } else {
+        let spatial: usize = shape[2..].iter().product();
+        super::shape::reshape_to(ctx, back, v, shape.clone(), vec![shape[0], c, spatial])?;
+    }
+    Ok(true)
+}
+
 /// A batch norm as `BatchNormalization` (ONNX's momentum is 1 − PyTorch's).
 pub(crate) fn export_batch_norm(
     out: &mut Out,
@@ -182,7 +299,14 @@ pub(crate) fn export_norm(
     Ok(())
 }
 
-/// A group norm as `GroupNormalization` (opset 18; per-channel affine from 21).
+/// A group norm as `GroupNormalization` from opset 21 (a scale and bias
+/// per channel), and below as torch writes it: a `Reshape` to `[N, G, -1]`,
+/// an `InstanceNormalization` of the groups, the per-channel affine on
+/// `[N, C, -1]` and a `Reshape` back to the input's shape (`Shape`). The
+/// older `GroupNormalization` (opsets 18 to 20) holds one scale per group
+/// only, and the checker calls it deprecated; the decomposed form holds
+/// graft's per-channel affine at every opset and reads back as one group
+/// norm.
 pub(crate) fn export_group_norm(
     out: &mut Out,
     model: &Model,
@@ -192,12 +316,71 @@ pub(crate) fn export_group_norm(
     groups: usize,
     eps: f64,
 ) -> Result<(), OnnxError> {
-    let (w, b) = group_affine(out, model, v, name, groups)?;
-    let attrs = vec![
-        attr_i("num_groups", groups as i64),
-        attr_f("epsilon", eps as f32),
-    ];
-    out.node("GroupNormalization", name, &[x, &w, &b], name, attrs);
+    let w = out.param(model, v, name, "weight")?;
+    let b = out.param(model, v, name, "bias")?;
+    if out.opset >= 21 {
+        let attrs = vec![
+            attr_i("num_groups", groups as i64),
+            attr_f("epsilon", eps as f32),
+        ];
+        out.node("GroupNormalization", name, &[x, &w, &b], name, attrs);
+        return Ok(());
+    }
+    let c = model.graph().nout(v)?;
+    let constant = |out: &mut Out, what: &str, dims: &[i64]| -> String {
+        let n = format!("{name}.{what}");
+        out.inits.push(encode_i64(&n, &[dims.len()], dims));
+        n
+    };
+    let split = constant(out, "groups", &[0, groups as i64, -1]);
+    let flat = constant(out, "channels", &[0, c as i64, -1]);
+    let column = constant(out, "column", &[c as i64, 1]);
+    let ones = format!("{name}.ones");
+    out.inits
+        .push(encode_f32(&ones, &[groups], &vec![1.0; groups]));
+    let zeros = format!("{name}.zeros");
+    out.inits
+        .push(encode_f32(&zeros, &[groups], &vec![0.0; groups]));
+    let at = |what: &str| format!("{name}.{what}");
+    out.node("Reshape", &at("split"), &[x, &split], &at("split"), vec![]);
+    out.node(
+        "InstanceNormalization",
+        &at("norm"),
+        &[&at("split"), &ones, &zeros],
+        &at("norm"),
+        vec![attr_f("epsilon", eps as f32)],
+    );
+    out.node(
+        "Reshape",
+        &at("flat"),
+        &[&at("norm"), &flat],
+        &at("flat"),
+        vec![],
+    );
+    out.node("Reshape", &at("w"), &[&w, &column], &at("w"), vec![]);
+    out.node("Reshape", &at("b"), &[&b, &column], &at("b"), vec![]);
+    out.node(
+        "Mul",
+        &at("scaled"),
+        &[&at("flat"), &at("w")],
+        &at("scaled"),
+        vec![],
+    );
+    out.node(
+        "Add",
+        &at("shifted"),
+        &[&at("scaled"), &at("b")],
+        &at("shifted"),
+        vec![],
+    );
+    out.node("Shape", &at("shape"), &[x], &at("shape"), vec![]);
+    out.node(
+        "Reshape",
+        name,
+        &[&at("shifted"), &at("shape")],
+        name,
+        vec![],
+    );
     Ok(())
 }
 
@@ -221,43 +404,4 @@ pub(crate) fn export_layer_norm_last(
         vec![attr_i("axis", -1), attr_f("epsilon", l.eps as f32)],
     );
     Ok(())
-}
-
-/// GroupNormalization's scale and bias: one per channel from opset 21;
-/// one per group at 18 to 20, which holds graft's per-channel affine only
-/// when it is constant within each group.
-pub(crate) fn group_affine(
-    out: &mut Out,
-    model: &Model,
-    v: graft_core::VertexId,
-    name: &str,
-    groups: usize,
-) -> Result<(String, String), OnnxError> {
-    out.require(name, "GroupNormalization", 18)?;
-    if out.opset >= 21 {
-        let w = out.param(model, v, name, "weight")?;
-        let b = out.param(model, v, name, "bias")?;
-        return Ok((w, b));
-    }
-    let mut names = Vec::new();
-    for p in ["weight", "bias"] {
-        let t = model.param(v, p)?;
-        let vals: Vec<f32> = t.to_dtype(graft_nn::DType::F32)?.flatten_all()?.to_vec1()?;
-        let per = vals.len() / groups.max(1);
-        let chunks: Vec<&[f32]> = vals.chunks(per.max(1)).collect();
-        if per == 0 || chunks.iter().any(|c| c.iter().any(|&x| x != c[0])) {
-            return Err(OnnxError::OpsetTooLow {
-                vertex: name.into(),
-                op: "GroupNormalization with a per-channel scale or bias".into(),
-                opset: out.opset,
-                needs: 21,
-            });
-        }
-        let per_group: Vec<f32> = chunks.iter().map(|c| c[0]).collect();
-        let n = format!("{name}.{p}");
-        out.inits
-            .push(encode_f32(&n, &[per_group.len()], &per_group));
-        names.push(n);
-    }
-    Ok((names[0].clone(), names[1].clone()))
 }
