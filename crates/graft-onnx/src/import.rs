@@ -672,7 +672,7 @@ fn import_model(
     bind_initializers(&mut ctx, g, src)?;
     let bound = bind_inputs(&mut ctx, g)?;
     import_nodes(&mut ctx, g, &reg)?;
-    let outputs = bind_outputs(&ctx, g)?;
+    let outputs = bind_outputs(&mut ctx, g)?;
     let interface = crate::Interface::capture(m, &bound.inputs, &outputs, &bound.perms);
     let model = ctx.finish()?;
     Ok(Imported {
@@ -992,16 +992,34 @@ fn import_nodes(
 
 /// Every graph output's vertex, in the model's order.
 fn bind_outputs(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     g: &crate::proto::GraphProto,
 ) -> Result<Vec<(String, VertexId)>, OnnxError> {
+    let proto = NodeProto::default();
+    let node = Node {
+        proto: &proto,
+        name: "(graph output)".into(),
+        op: String::new(),
+    };
     g.output
         .iter()
         .map(|vi| {
             let name = vi.name.clone().unwrap_or_default();
-            match ctx.values.get(&name) {
-                Some(Value::Runtime { v, .. }) => Ok((name, *v)),
-                _ => Err(OnnxError::MissingValue {
+            match ctx.values.get(&name).cloned() {
+                Some(Value::Runtime { v, .. }) => Ok((name, v)),
+                // A transposed view or one with unit axes: computed in
+                // the file's layout.
+                Some(Value::View { v, shape, order }) => {
+                    let (w, _) = ctx.materialize(&node, &name, v, &shape, &order)?;
+                    Ok((name, w))
+                }
+                Some(Value::Const(_)) => Err(node.err(format!(
+                    "`{name}` is a constant: graft models compute their outputs"
+                ))),
+                Some(Value::Test { .. } | Value::Flat { .. }) => Err(node.err(format!(
+                    "`{name}` is an intermediate value graft does not compute on its own"
+                ))),
+                None => Err(OnnxError::MissingValue {
                     node: "(graph output)".into(),
                     value: name,
                 }),

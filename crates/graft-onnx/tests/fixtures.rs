@@ -295,3 +295,56 @@ fn a_shape_node_gives_the_part_its_start_and_end_name() {
     let m = import_bytes(&bytes).unwrap().model;
     assert_eq!(run(&m, &x), want);
 }
+
+/// A graph output that is a transposed view of a computed value (Swin's
+/// q, k, v permuted to `[3, B, heads, tokens, d]` and returned) is
+/// computed in the file's layout: it was refused as a missing value.
+#[test]
+fn a_transposed_graph_output_is_computed_in_the_files_layout() {
+    use graft_onnx::proto::{AttributeProto, NodeProto};
+    let bytes = edited("mlp.legacy.onnx", |m| {
+        let g = m.graph.as_mut().unwrap();
+        let out = g.output[0].name.clone().unwrap();
+        for n in g.node.iter_mut() {
+            for o in n.output.iter_mut().filter(|o| **o == out) {
+                *o = "before".into();
+            }
+        }
+        g.node.push(NodeProto {
+            op_type: Some("Transpose".into()),
+            name: Some("swap".into()),
+            input: vec!["before".into()],
+            output: vec![out.clone()],
+            attribute: vec![AttributeProto {
+                name: Some("perm".into()),
+                r#type: Some(7),
+                ints: vec![1, 0],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        // The declared output shape is the transpose's.
+        if let Some(t) = g.output[0].r#type.as_mut() {
+            if let Some(graft_onnx::proto::type_proto::Value::TensorType(tt)) = t.value.as_mut() {
+                if let Some(s) = tt.shape.as_mut() {
+                    s.dim.reverse();
+                }
+            }
+        }
+    });
+    let x = read_tensor("mlp.input.bin");
+    let plain = import(&fixture("mlp.legacy.onnx")).unwrap().model;
+    let ex = graft_nn::Executor::new(&plain).unwrap();
+    let want = ex
+        .run(&plain, std::slice::from_ref(&x), &graft_nn::Run::eval())
+        .unwrap()
+        .outputs[0]
+        .t()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let m = import_bytes(&bytes).unwrap().model;
+    assert_eq!(run(&m, &x), want);
+}
