@@ -62,16 +62,22 @@ def recorded_inputs(stem, sess):
         fixed = [d if isinstance(d, int) else None for d in i.shape]
         if len(fixed) != x.ndim or any(d is not None and d != s for d, s in zip(fixed, x.shape)):
             return None
-        feeds[i.name] = x
+        # Token ids are recorded as floats: fed in the input's own type.
+        feeds[i.name] = x.astype(np.int64) if i.type == "tensor(int64)" else x
     return feeds
 
 
 def random_inputs(sess):
     rng = np.random.default_rng(0)
-    return {
-        i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-        for i in sess.get_inputs()
-    }
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        if i.type == "tensor(int64)":
+            # Token ids: small ones, valid for any vocabulary.
+            feeds[i.name] = rng.integers(0, 8, shape).astype(np.int64)
+        else:
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
 
 
 def run(path, feeds):
