@@ -505,6 +505,17 @@ pub(crate) fn spec(
     }
 }
 
+/// What [`Op::feature_weight`] gives: the input position, the feature
+/// axis counted from the end (`None`: axis 1), the weight's name, and
+/// whether it is held `[nin, nout]`.
+pub(crate) type FeatureWeight = (usize, Option<usize>, &'static str, bool);
+
+/// How the utilities read a layer's weights.
+struct UtilityReading {
+    rows: Option<usize>,
+    features: Option<FeatureWeight>,
+}
+
 impl Op {
     /// The size kind and constraints this op declares to the core, given the
     /// sizes at its inputs and its nout.
@@ -577,14 +588,15 @@ impl Op {
         }
     }
 
-    /// For a layer whose rows follow a router (an expert table read by
-    /// expert id): the input position of the router's choice.
-    pub(crate) fn router_rows_input(&self) -> Option<usize> {
-        match self {
-            Op::GatherRows(g) => g.rows_from.then_some(1),
-            Op::RoutedLinear(r) => r.rows_from.then_some(2),
+    /// How the utilities read this layer's weights (one exhaustive match
+    /// for [`Op::router_rows_input`] and [`Op::feature_weight`]).
+    fn utility_reading(&self) -> UtilityReading {
+        let (rows, features) = match self {
+            Op::GatherRows(g) => (g.rows_from.then_some(1), None),
+            Op::RoutedLinear(r) => (r.rows_from.then_some(2), Some((1, Some(2), "table", false))),
+            Op::Dense { .. } => (None, Some((0, None, "weight", false))),
+            Op::LinearLast(_) => (None, Some((0, Some(1), "weight", true))),
             Op::Input
-            | Op::Dense { .. }
             | Op::MaskedDense { .. }
             | Op::LearnableMaskedDense { .. }
             | Op::Conv1d(_)
@@ -626,77 +638,29 @@ impl Op {
             | Op::Shuffle(_)
             | Op::Join(_)
             | Op::Pad(_)
-            | Op::LinearLast(_)
             | Op::Embedding(_)
             | Op::MatMul(_)
             | Op::Token(_)
             | Op::Regroup(_)
             | Op::TopK(_)
             | Op::LayerNormLast(_)
-            | Op::ActivationAt { .. } => None,
-        }
+            | Op::ActivationAt { .. } => (None, None),
+        };
+        UtilityReading { rows, features }
+    }
+
+    /// For a layer whose rows follow a router (an expert table read by
+    /// expert id): the input position of the router's choice.
+    pub(crate) fn router_rows_input(&self) -> Option<usize> {
+        self.utility_reading().rows
     }
 
     /// For a layer that weighs input features with a matrix (what the
     /// activation-aware utility reads): the input position, the feature
     /// axis counted from the end (`None`: axis 1), the weight's name, and
     /// whether the weight is held `[nin, nout]` (else `[nout, nin]`).
-    pub(crate) fn feature_weight(&self) -> Option<(usize, Option<usize>, &'static str, bool)> {
-        match self {
-            Op::Dense { .. } => Some((0, None, "weight", false)),
-            Op::LinearLast(_) => Some((0, Some(1), "weight", true)),
-            Op::RoutedLinear(_) => Some((1, Some(2), "table", false)),
-            Op::Input
-            | Op::MaskedDense { .. }
-            | Op::LearnableMaskedDense { .. }
-            | Op::Conv1d(_)
-            | Op::Conv2d(_)
-            | Op::MaskedConv2d(_)
-            | Op::ConvTranspose2d { .. }
-            | Op::BatchNorm { .. }
-            | Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::InstanceNorm { .. }
-            | Op::Activation(_)
-            | Op::MaxPool2d { .. }
-            | Op::AvgPool2d { .. }
-            | Op::GlobalAvgPool
-            | Op::GlobalMaxPool
-            | Op::Resize(_)
-            | Op::Dropout { .. }
-            | Op::Flatten { .. }
-            | Op::Reshape { .. }
-            | Op::Concat
-            | Op::Add
-            | Op::Sub
-            | Op::Mul
-            | Op::Scale { .. }
-            | Op::Identity
-            | Op::LastStep
-            | Op::Recurrent { .. }
-            | Op::Cond { .. }
-            | Op::Gate { .. }
-            | Op::Exit { .. }
-            | Op::Moe { .. }
-            | Op::Unary { .. }
-            | Op::Elementwise(_)
-            | Op::Transpose(_)
-            | Op::View(_)
-            | Op::Reduce(_)
-            | Op::SoftmaxAxis(_)
-            | Op::Slice(_)
-            | Op::Shuffle(_)
-            | Op::Join(_)
-            | Op::Pad(_)
-            | Op::Embedding(_)
-            | Op::MatMul(_)
-            | Op::Token(_)
-            | Op::Regroup(_)
-            | Op::TopK(_)
-            | Op::GatherRows(_)
-            | Op::LayerNormLast(_)
-            | Op::ActivationAt { .. } => None,
-        }
+    pub(crate) fn feature_weight(&self) -> Option<FeatureWeight> {
+        self.utility_reading().features
     }
 
     /// True when the op's output size is its own choice (absorbing ops and

@@ -141,3 +141,27 @@ fn a_model_written_over_the_file_it_is_read_from_keeps_its_weights() {
     graft_onnx::export(&again.model, &again.interface, &path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), want);
 }
+
+#[test]
+fn a_refused_change_leaves_a_file_backed_model_as_it_was() {
+    // All or nothing: a request the planner cannot meet touches neither
+    // the graph nor the parameters, loaded or still in the file.
+    let imp = import(&fixture("resnet18w8.legacy.onnx")).unwrap();
+    let mut m = imp.model;
+    let before = (residency(&m), export_bytes(&m, &imp.interface).unwrap());
+    let conv = m
+        .graph()
+        .ids()
+        .find(|&v| matches!(m.layer(v).map(|l| &l.op), Some(graft_nn::Op::Conv2d(_))))
+        .unwrap();
+    let n = m.graph().nout(conv).unwrap() as i64;
+    let req = graft_core::Request::new().nout(conv, -n);
+    assert!(
+        m.change_sizes(&req).is_err(),
+        "a vertex cannot lose every neuron"
+    );
+    assert_eq!(
+        (residency(&m), export_bytes(&m, &imp.interface).unwrap()),
+        before
+    );
+}
