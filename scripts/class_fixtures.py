@@ -60,6 +60,10 @@ The classes:
           shifted-window mask (ScatterND on constants), the relative
           position bias (Gather/GatherND of a table; v2's continuous bias
           MLP on constants), cosine attention (ReduceL2, Clip)
+  vitbatch vitattn with a symbolic batch in both exporters, run at batch 3:
+          torch's MultiheadAttention moves the batch to axis 1 ([T, B, E]),
+          folds it with the heads ([T, B·heads, d]) and with the tokens
+          around the output projection ([T·B, E])
   qkvbatch Swin's q, k, v with windows folded into a symbolic batch, run
           at batch 3: a fused projection reshaped to [-1, tokens, 3, heads,
           d], permuted to [3, B·windows, heads, tokens, d] and picked by
@@ -479,8 +483,11 @@ MODELS = {
     "resize": (Resize, (2, 3, 6, 6)),
     "asym": (Asym, (2, 3, 8, 8)),
     # A fixed batch: as_strided's element indices are written for one.
-    "normhead": (NormHead, (2, 3, 6, 6), False),
+    "normhead": (NormHead, (2, 3, 6, 6), "fixed"),
     "vitattn": (VitAttn, (1, 3, 8, 8)),
+    # torch's MultiheadAttention with a symbolic batch in both exporters,
+    # run at batch 3.
+    "vitbatch": (VitAttn, (3, 3, 8, 8), "batch"),
     "timmattn": (TimmAttn, (1, 3, 8, 8)),
     "winattn": (WinAttn, (1, 3, 8, 8)),
     "einsum": (Einsum, (1, 3, 4, 4)),
@@ -501,7 +508,7 @@ MODELS = {
 
 def main(only=None):
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, (cls, shape, *fixed) in MODELS.items():
+    for name, (cls, shape, *how) in MODELS.items():
         if only and name not in only:
             continue
         torch.manual_seed(0)
@@ -512,7 +519,8 @@ def main(only=None):
             path = OUT / f"{name}.{exporter}.onnx"
             # Vision transformers are exported at batch size 1 (their
             # graphs fold the batch axis into heads and windows).
-            export(model, x, path, exporter, dynamic_batch=not fixed and shape[0] > 1)
+            export(model, x, path, exporter, dynamic_batch="fixed" not in how and shape[0] > 1,
+                   dynamo_batch="batch" in how)
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
             write_tensor(OUT / f"{name}.{exporter}.out.bin", y)

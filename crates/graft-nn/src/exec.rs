@@ -552,6 +552,7 @@ impl Executor {
             train,
             seed: seed ^ (v.index() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             csr: model.sparse_pattern(v),
+            rows: sc.n,
         };
         let params: crate::layers::Params = layer
             .params
@@ -570,7 +571,11 @@ impl Executor {
             reason: e.to_string(),
         })?;
         let axis = layer.op.neuron_axis();
-        if axis.is_some_and(|a| y.dim(a).ok() != Some(vx.nout()))
+        // The neuron axis holds nout values, or nout per sample where a
+        // file read at batch size 1 merged the batch into it (multi-head
+        // attention's `[T, B·H, D]`, see `BatchAt`).
+        let holds = |d: usize| d == vx.nout() || (sc.n > 1 && d == vx.nout() * sc.n);
+        if axis.is_some_and(|a| !y.dim(a).is_ok_and(holds))
             && !matches!(
                 layer.op,
                 crate::op::Op::Recurrent {

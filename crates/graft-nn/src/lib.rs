@@ -35,11 +35,11 @@ pub use model::{
     Init, Layer, Model, Mutated, NewLayer, ParamEdit, SparseKernel, MAX_PARAM_ELEMENTS,
 };
 pub use op::{
-    Activation, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct, Elementwise,
-    Embedding, GateEstimator, GatherRows, Groups, HeadSplit, Hw, Interp, Join, LayerNormLast,
-    LinearLast, MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer, Regroup, Resize,
-    ResizeTarget, RoutedLinear, Rule, Shuffle, Slice, Softmax, Token, TopK, Transpose, Unary, View,
-    ViewDim,
+    Activation, BatchAt, Binary, Cell, Confidence, ConstOperand, Conv, Coords, DimProduct,
+    Elementwise, Embedding, GateEstimator, GatherRows, Groups, HeadSplit, Hw, Interp, Join,
+    LayerNormLast, LinearLast, MatMul, NearestRound, Op, Operand, Pad, PadMode, Reduce, Reducer,
+    Regroup, Resize, ResizeTarget, RoutedLinear, Rule, Shuffle, Slice, Softmax, Token, TopK,
+    Transpose, Unary, View, ViewDim,
 };
 pub use param::{Backing, Param};
 pub use persist::{LayerSpec, ModelSpec, FORMAT};

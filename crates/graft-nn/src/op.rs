@@ -5,7 +5,7 @@
 use graft_core::{Constraint, SizeKind};
 use serde::{Deserialize, Serialize};
 
-pub use crate::layers::attention::{DimProduct, HeadSplit, MatMul, Regroup, Token};
+pub use crate::layers::attention::{BatchAt, DimProduct, HeadSplit, MatMul, Regroup, Token};
 pub use crate::layers::axes::{Reduce, Reducer, Shuffle, Softmax, Transpose, View, ViewDim};
 pub use crate::layers::conv::Hw;
 pub use crate::layers::lastaxis::{Embedding, LayerNormLast, LinearLast};

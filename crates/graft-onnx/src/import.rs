@@ -193,6 +193,17 @@ pub(crate) struct Ctx {
     /// Parameters set from constants, moved into the model when the
     /// import ends ([`Ctx::finish`]).
     pending: Vec<Pending>,
+    /// A graph input's batch size is symbolic: it reads as 1, and the
+    /// shape arithmetic is evaluated at batch size 2 as well ([`Ctx::alts`])
+    /// to tell which axes carry the batch.
+    pub symbolic_batch: bool,
+    /// Constants computed from shapes, as they are at batch size 2 (only
+    /// those that differ from batch size 1 matter): which reshape axes
+    /// carry the batch.
+    pub alts: HashMap<String, Const>,
+    /// The axis of each vertex's value that carries the batch, where known
+    /// ([`Ctx::batch_axis`]).
+    batch_axes: HashMap<VertexId, usize>,
 }
 
 /// A parameter set from a constant, moved into the model when the import
@@ -282,6 +293,41 @@ impl Ctx {
     /// The neuron axis of a vertex's value (batch axis included).
     pub fn neuron_axis(&self, v: VertexId) -> Option<usize> {
         self.model.layer(v).and_then(|l| l.op.neuron_axis())
+    }
+
+    /// The axis of `v`'s value that carries the batch: the first, unless a
+    /// transpose moved it or a regroup put it elsewhere ([`graft_nn::BatchAt`]);
+    /// other ops keep it where their first input has it.
+    pub fn batch_axis(&mut self, v: VertexId) -> usize {
+        // Up the chain of first inputs to a vertex already known, then
+        // down again (iterative: graphs are deep).
+        let mut chain = Vec::new();
+        let mut cur = v;
+        let mut axis = loop {
+            if let Some(&a) = self.batch_axes.get(&cur) {
+                break a;
+            }
+            chain.push(cur);
+            let first = self
+                .model
+                .graph()
+                .vertex(cur)
+                .ok()
+                .and_then(|x| x.inputs().first().copied());
+            match first {
+                Some(u) => cur = u,
+                None => break 0,
+            }
+        };
+        while let Some(w) = chain.pop() {
+            axis = match self.model.layer(w).map(|l| &l.op) {
+                Some(Op::Transpose(t)) => t.perm.iter().position(|&p| p == axis).unwrap_or(0),
+                Some(Op::Regroup(r)) => r.batch.map_or(0, |b| b.axis),
+                _ => axis,
+            };
+            self.batch_axes.insert(w, axis);
+        }
+        axis
     }
 
     /// Vertices computing a view of `v` (graft shape `shape`): a transpose
@@ -668,6 +714,9 @@ fn import_model(
         head_dims: reading == Some(Reading::HeadDims),
         selected: crate::ops::attention::selected_reshapes(&g.node),
         pending: Vec::new(),
+        symbolic_batch: false,
+        alts: HashMap::new(),
+        batch_axes: HashMap::new(),
     };
     bind_initializers(&mut ctx, g, src)?;
     let bound = bind_inputs(&mut ctx, g)?;
@@ -785,6 +834,7 @@ fn bind_inputs(ctx: &mut Ctx, g: &crate::proto::GraphProto) -> Result<BoundInput
             name: name.clone(),
             reason: "a graph input needs a tensor type with a known channel count (axis 1)".into(),
         })?;
+        ctx.symbolic_batch |= symbolic_batch(vi);
         let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
         if elements.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
             return Err(OnnxError::Tensor {
@@ -1064,10 +1114,37 @@ fn fold_node(ctx: &mut Ctx, node: &Node) -> Result<bool, OnnxError> {
     let Some(outs) = crate::fold::fold(node, &ins) else {
         return Ok(false);
     };
-    for (name, c) in node.proto.output.iter().zip(outs?) {
+    let outs = outs?;
+    fold_alt(ctx, node, ins, &outs);
+    for (name, c) in node.proto.output.iter().zip(outs) {
         ctx.values.insert(name.clone(), Value::Const(c));
     }
     Ok(true)
+}
+
+/// The node's outputs at batch size 2 ([`Ctx::alts`]), when an input has
+/// a value there that differs. Shape arithmetic that cannot be evaluated
+/// at batch size 2 leaves no alternative (the reshape reading it then
+/// keeps the batch where batch size 1 puts it).
+fn fold_alt(ctx: &mut Ctx, node: &Node, mut ins: Vec<Option<Const>>, outs: &[Const]) {
+    let mut any = false;
+    for (slot, name) in ins.iter_mut().zip(node.inputs()) {
+        if let Some(a) = ctx.alts.get(name) {
+            *slot = Some(a.clone());
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    let Some(Ok(alts)) = crate::fold::fold(node, &ins) else {
+        return;
+    };
+    for ((name, a), primary) in node.proto.output.iter().zip(alts).zip(outs) {
+        if &a != primary {
+            ctx.alts.insert(name.clone(), a);
+        }
+    }
 }
 
 /// Rank-3 graph inputs that reach a recurrent layer's input through
@@ -1120,13 +1197,24 @@ fn sequence_inputs(g: &crate::proto::GraphProto) -> HashMap<String, Vec<usize>> 
     found
 }
 
-/// A graph input's shape with symbolic dimensions as 1.
 /// The most elements a graph input, or any value an op computes from it,
 /// may hold (2^36, a quarter of a terabyte of floats): shapes stay far
 /// from overflowing, and a file declaring more (a huge input, pads, an
 /// expansion) is refused at import, not when a forward pass allocates.
 pub const MAX_INPUT_ELEMENTS: u64 = 1 << 36;
 
+/// True when a graph input's first dimension is symbolic or missing.
+fn symbolic_batch(vi: &crate::proto::ValueInfoProto) -> bool {
+    use crate::proto::tensor_shape_proto::dimension::Value as D;
+    use crate::proto::type_proto::Value as T;
+    let Some(Some(T::TensorType(t))) = vi.r#type.as_ref().map(|t| t.value.as_ref()) else {
+        return false;
+    };
+    let first = t.shape.as_ref().and_then(|s| s.dim.first());
+    !matches!(first.and_then(|d| d.value.as_ref()), Some(D::DimValue(v)) if *v > 0)
+}
+
+/// A graph input's shape with symbolic dimensions as 1.
 fn input_shape(vi: &crate::proto::ValueInfoProto) -> Option<Vec<usize>> {
     use crate::proto::tensor_shape_proto::dimension::Value as D;
     use crate::proto::type_proto::Value as T;

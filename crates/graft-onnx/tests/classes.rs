@@ -11,7 +11,10 @@
 //! and the attention of vision transformers (ViT's class token and heads
 //! folded into the batch axis, timm's q, k, v permuted in front of the
 //! batch axis, Swin's shifted windows, MaxViT's Einsum), and Swin's q, k,
-//! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`), and
+//! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`),
+//! torch's multi-head attention moving a symbolic batch to axis 1 and
+//! folding it into the heads and the tokens, run at batch 3 (`vitbatch`),
+//! and
 //! a float input of tokens `[N, T, C]` read by dense layers on its last
 //! axis (`tokens`), and a group norm written as reshapes around an instance
 //! norm (`groupnorm`).
@@ -35,8 +38,9 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 19] = [
+const CLASSES: [(&str, usize); 20] = [
     ("groupnorm", 1),
+    ("vitbatch", 3),
     ("qkvbatch", 0),
     ("tokens", 0),
     ("resize", 0),
@@ -351,7 +355,7 @@ fn vision_transformer_attention_adds_and_drops_whole_heads() {
     // through the batch axis is one transpose) and torchvision's (`[.., 3,
     // E]`, the parts picked by Gathers, then each split into heads folded
     // into the batch axis), and Swin's windowed attention.
-    for name in ["timmattn", "vitattn", "winattn"] {
+    for name in ["timmattn", "vitattn", "vitbatch", "winattn"] {
         let x = read_tensor(&format!("{name}.input.bin"));
         for exporter in ["legacy", "dynamo"] {
             let what = format!("{name}.{exporter}");

@@ -282,6 +282,27 @@ pub struct Regroup {
     /// How the neuron axis passes (when `from` is set).
     #[serde(default)]
     pub heads: HeadSplit,
+    /// Where the batch goes when the file's batch size is symbolic and the
+    /// regroup does not keep it as the outer factor of the first axis (or
+    /// the input holds it merged with the neurons): see [`BatchAt`]. None:
+    /// the first axis takes what the others leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchAt>,
+}
+
+/// A [`Regroup`] read at batch size 1 from a file whose batch size is
+/// symbolic, with the batch carried by output axis `axis` (PyTorch's
+/// multi-head attention: `[T, B, E]` to `[T, B·H, D]`, `[B·H, T, D]` to
+/// `[B, H, T, D]`). The output is `[first, rest...]` at batch size 1 with
+/// axis `axis` multiplied by the number of samples, and the neuron count
+/// is read from the values per sample: written this way, the regroup is
+/// right at any batch size wherever the batch sits in its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAt {
+    /// The output axis carrying the batch (0 included).
+    pub axis: usize,
+    /// The output's first axis at batch size 1.
+    pub first: usize,
 }
 
 /// How a [`Regroup`] passes the neuron axis on.
@@ -382,15 +403,57 @@ impl Regroup {
         }
     }
 
-    /// The forward pass.
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let rest = self.target(x.dims()).map_err(candle_core::Error::Msg)?;
-        let lead = self
-            .lead(x.elem_count(), &rest)
-            .map_err(candle_core::Error::Msg)?;
-        let mut dims = vec![lead];
-        dims.extend(&rest);
-        x.reshape(dims)
+    /// The forward pass on `rows` samples.
+    pub(crate) fn forward(&self, x: &Tensor, rows: usize) -> Result<Tensor> {
+        let dims = match self.batch {
+            Some(at) => self.spread(at, x.elem_count(), rows),
+            None => self.target(x.dims()).and_then(|rest| {
+                let mut dims = vec![self.lead(x.elem_count(), &rest)?];
+                dims.extend(&rest);
+                Ok(dims)
+            }),
+        };
+        x.reshape(dims.map_err(candle_core::Error::Msg)?)
+    }
+
+    /// The output's dimensions for `total` values of `rows` samples, the
+    /// batch carried by axis `at.axis`: the neuron count is what each
+    /// sample's values leave after the other axes.
+    pub fn spread(
+        &self,
+        at: BatchAt,
+        total: usize,
+        rows: usize,
+    ) -> std::result::Result<Vec<usize>, String> {
+        let bad = || format!("{total} values of {rows} samples do not regroup to {self:?}");
+        if rows == 0 || !total.is_multiple_of(rows) {
+            return Err(bad());
+        }
+        let per = total / rows;
+        let mut dims = vec![at.first];
+        dims.extend(match (self.keeps_neurons(), self.neurons) {
+            (true, Some(a)) => {
+                let others: usize = at.first
+                    * self
+                        .rest
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i + 1 != a)
+                        .map(|(_, &d)| d)
+                        .product::<usize>();
+                if others == 0 || !per.is_multiple_of(others) {
+                    return Err(bad());
+                }
+                self.rest_at(per / others)
+            }
+            _ => self.rest.clone(),
+        });
+        if dims.iter().product::<usize>() != per {
+            return Err(bad());
+        }
+        let d = dims.get_mut(at.axis).ok_or_else(bad)?;
+        *d *= rows;
+        Ok(dims)
     }
 
     /// The per-sample output shape (the input read at batch size 1) at
@@ -479,9 +542,10 @@ mod tests {
             neurons: Some(1),
             from: None,
             heads: HeadSplit::Whole,
+            batch: None,
         };
         let x = t(&[0., 1., 2., 3., 4., 5.], &[1, 2, 3]);
-        let y = r.forward(&x).unwrap();
+        let y = r.forward(&x, 1).unwrap();
         assert_eq!(y.dims(), &[2, 3]);
         assert_eq!(r.infer(3), vec![3]);
         assert_eq!(r.declare().kind, SizeKind::Immutable);
@@ -490,8 +554,9 @@ mod tests {
             neurons: None,
             from: None,
             heads: HeadSplit::Whole,
+            batch: None,
         };
-        assert!(bad.forward(&x).is_err());
+        assert!(bad.forward(&x, 1).is_err());
         // Windows of channels-last tokens: [1, 2, 2, C] to [-1, 2, C]
         // keeps C whole, so C follows the input (here 3, then 2).
         let w = Regroup {
@@ -499,13 +564,14 @@ mod tests {
             neurons: Some(2),
             from: Some(3),
             heads: HeadSplit::Whole,
+            batch: None,
         };
         assert_eq!(w.declare().kind, SizeKind::Invariant);
         let x = Tensor::arange(0f32, 8., &Device::Cpu)
             .unwrap()
             .reshape((1, 2, 2, 2))
             .unwrap();
-        let y = w.forward(&x).unwrap();
+        let y = w.forward(&x, 1).unwrap();
         assert_eq!(y.dims(), &[2, 2, 2]);
         assert_eq!(
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -532,6 +598,7 @@ mod tests {
             neurons: Some(1),
             from: Some(0),
             heads: HeadSplit::Whole,
+            batch: None,
         };
         let r = m.add("r", Op::Regroup(back), &[t], Some(2)).unwrap();
         let c = m.cost(&[vec![2, 3]]).unwrap();

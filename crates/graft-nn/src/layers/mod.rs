@@ -42,6 +42,8 @@ pub(crate) struct Ctx {
     pub seed: u64,
     /// For a masked dense layer sparse enough: its mask's pattern.
     pub csr: Option<std::sync::Arc<sparse::Csr>>,
+    /// Samples in this pass (the rows of the scope being computed).
+    pub rows: usize,
 }
 
 /// Running statistics a batch-norm layer wants written back after a
@@ -138,7 +140,7 @@ pub(crate) fn forward(
             (m.forward(x, b)?, none)
         }
         Op::Token(t) => (t.forward(params, x)?, none),
-        Op::Regroup(r) => (r.forward(x)?, none),
+        Op::Regroup(r) => (r.forward(x, ctx.rows)?, none),
         Op::TopK(t) => (t.forward(x)?, none),
         Op::GatherRows(g) => (g.forward(params, x)?, none),
         Op::RoutedLinear(r) => {

@@ -295,6 +295,7 @@ pub(crate) fn regroup_op(ctx: &Ctx, x: VertexId, s: &[usize], dims: &[usize]) ->
         neurons,
         from,
         heads,
+        batch: None,
     });
     (op, nout)
 }
@@ -347,6 +348,7 @@ pub(crate) fn head_regroup(
         neurons: Some(a),
         from: Some(from),
         heads,
+        batch: None,
     });
     Some((op, nout))
 }
@@ -407,17 +409,24 @@ pub(crate) fn selected_reshapes(
 /// keeps the same neurons) then a head split, so that the query, key and
 /// value keep and drop the same heads; read along the head dimension: one
 /// fold of every part's heads (the same dimensions in each). False when
-/// the reshape is not one.
+/// the reshape is not one. With `at`, the output's axis `at` carries a
+/// symbolic batch ([`graft_nn::BatchAt`]), and so does the fold before a
+/// split where the input's batch axis lands in it.
 pub(crate) fn fused_head_split(
     ctx: &mut Ctx,
     node: &Node,
     x: VertexId,
     s: &[usize],
     dims: &[usize],
+    at: Option<usize>,
 ) -> Result<bool, OnnxError> {
     let Some(a) = ctx.neuron_axis(x).filter(|&a| a >= 1 && a < s.len()) else {
         return Ok(false);
     };
+    let batch = at.map(|axis| graft_nn::BatchAt {
+        axis,
+        first: dims[0],
+    });
     // Only split into its parts, which are then picked: a fold of the
     // parts, the neurons staying on the width.
     let parts_only = ctx.selected.contains(node.output())
@@ -432,6 +441,7 @@ pub(crate) fn fused_head_split(
             neurons: Some(a + 1),
             from: Some(a),
             heads: HeadSplit::Fold(dims[a]),
+            batch,
         });
         ctx.add(node, op, &[x], Some(dims[a + 1]), dims.to_vec())?;
         return Ok(true);
@@ -453,6 +463,7 @@ pub(crate) fn fused_head_split(
             neurons: Some(a + 2),
             from: Some(a),
             heads: HeadSplit::Fold(parts * heads),
+            batch,
         });
         ctx.add(node, op, &[x], Some(width), dims.to_vec())?;
         return Ok(true);
@@ -460,11 +471,23 @@ pub(crate) fn fused_head_split(
     let mut mid = s[..a].to_vec();
     mid.extend([parts, heads * width]);
     mid.extend(&s[a + 1..]);
+    // The input's batch axis, past the neuron axis split in two.
+    let mid_batch = match at {
+        Some(_) => {
+            let b = ctx.batch_axis(x);
+            Some(graft_nn::BatchAt {
+                axis: b + usize::from(b > a),
+                first: mid[0],
+            })
+        }
+        None => None,
+    };
     let fold = Op::Regroup(Regroup {
         rest: mid[1..].to_vec(),
         neurons: Some(a + 1),
         from: Some(a),
         heads: HeadSplit::Fold(parts),
+        batch: mid_batch,
     });
     let name = ctx.fresh_name(&format!("{}.parts", ctx.vertex_base(node)));
     let f = ctx.model.add(&name, fold, &[x], Some(heads * width))?;
@@ -473,6 +496,7 @@ pub(crate) fn fused_head_split(
         neurons: Some(a + 1),
         from: Some(a + 1),
         heads: HeadSplit::Split(width),
+        batch,
     });
     ctx.add(node, split, &[f], Some(heads), dims.to_vec())?;
     Ok(true)
@@ -505,6 +529,7 @@ fn dim_regroup(a: usize, s: &[usize], dims: &[usize]) -> Option<(Op, usize)> {
         neurons: Some(neurons),
         from: Some(a),
         heads,
+        batch: None,
     });
     Some((op, nout))
 }
@@ -594,8 +619,13 @@ pub(crate) fn export(
             let x = input(0)?;
             let s = format!("{name}.shape");
             let nout = model.graph().nout(v)?;
-            let mut dims = vec![-1i64];
+            // The axis carrying the batch takes what the others leave.
+            let at = r.batch.unwrap_or(graft_nn::BatchAt { axis: 0, first: 0 });
+            let mut dims = vec![at.first as i64];
             dims.extend(r.rest_at(nout).iter().map(|&d| d as i64));
+            if let Some(d) = dims.get_mut(at.axis) {
+                *d = -1;
+            }
             out.inits.push(encode_i64(&s, &[dims.len()], &dims));
             out.node("Reshape", name, &[&x, &s], name, vec![]);
         }

@@ -129,7 +129,160 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let (v, s) = ctx.runtime(node, 0)?;
     // Resolve 0 (copy), then -1 (infer).
     let dims = super::view::reshape_target(ctx, node, &s)?;
+    if let Some(at) = batch_entry(ctx, node, v, &s, &dims)? {
+        let dims = infer_target(node, &s, dims)?;
+        return reshape_batched(ctx, node, v, &s, dims, at);
+    }
     reshape_to_target(ctx, node, v, s, dims)
+}
+
+/// With a symbolic batch size, the target axis that carries the batch when
+/// graft's plain reshapes would misplace it: when the batch leaves the
+/// first axis, when the input holds it elsewhere, or merged with its
+/// neurons. Read from the target at batch size 2 ([`Ctx::alts`], or -1
+/// inferred from twice the values): the one axis that doubles.
+fn batch_entry(
+    ctx: &mut Ctx,
+    node: &Node,
+    v: graft_core::VertexId,
+    s: &[usize],
+    dims: &[i64],
+) -> Result<Option<usize>, OnnxError> {
+    if !ctx.symbolic_batch {
+        return Ok(None);
+    }
+    let b = ctx.batch_axis(v);
+    let Some(mut two) = s.get(b).map(|_| s.to_vec()) else {
+        return Ok(None);
+    };
+    two[b] *= 2;
+    let alt = match ctx.alts.get(node.input(1)?) {
+        Some(c) => c.ints(),
+        None => ctx
+            .constant(node, 1)?
+            .ok_or_else(|| node.err("needs a constant shape"))?
+            .ints(),
+    };
+    let alt: Vec<i64> = alt
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d == 0 {
+                two.get(i).map_or(1, |&x| x as i64)
+            } else {
+                d
+            }
+        })
+        .collect();
+    let (Ok(one), Ok(two)) = (
+        infer_target(node, s, dims.to_vec()),
+        infer_target(node, &two, alt),
+    ) else {
+        return Ok(None);
+    };
+    if one.len() != two.len() {
+        return Ok(None);
+    }
+    let moved: Vec<usize> = (0..one.len()).filter(|&i| one[i] != two[i]).collect();
+    let [at] = moved[..] else {
+        return Ok(None);
+    };
+    let plain = at == 0 && b == 0 && ctx.neuron_axis(v) != Some(0);
+    Ok((two[at] == 2 * one[at] && !plain).then_some(at))
+}
+
+/// A target with -1 inferred from the values of `s`, checked to hold them.
+fn infer_target(node: &Node, s: &[usize], mut dims: Vec<i64>) -> Result<Vec<usize>, OnnxError> {
+    let total: usize = s.iter().product();
+    let target = dims.clone();
+    let bad = || node.err(format!("cannot reshape {s:?} to {target:?}"));
+    if dims.iter().any(|&d| d < -1 || d > total as i64)
+        || dims.iter().filter(|&&d| d == -1).count() > 1
+    {
+        return Err(bad());
+    }
+    if let Some(p) = dims.iter().position(|&d| d == -1) {
+        let known = dims
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1i64, |a, &d| a.checked_mul(d))
+            .unwrap_or(0);
+        if known <= 0 || total as i64 % known != 0 {
+            return Err(bad());
+        }
+        dims[p] = total as i64 / known;
+    }
+    let out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    if out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(total) {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// A reshape of `v` (shape `s` at batch size 1) to `dims` whose axis `at`
+/// carries the batch: a [`graft_nn::Regroup`] told so, right at any batch
+/// size.
+pub(crate) fn reshape_batched(
+    ctx: &mut Ctx,
+    node: &Node,
+    v: graft_core::VertexId,
+    s: &[usize],
+    dims: Vec<usize>,
+    at: usize,
+) -> Result<(), OnnxError> {
+    if super::attention::fused_head_split(ctx, node, v, s, &dims, Some(at))? {
+        return Ok(());
+    }
+    let (mut op, mut nout) = match super::attention::head_regroup(ctx, v, s, &dims) {
+        Some(found) => found,
+        None => super::attention::regroup_op(ctx, v, s, &dims),
+    };
+    if let Op::Regroup(r) = &mut op {
+        if r.neurons == Some(at) && dims[at] == 1 {
+            // At batch size 1 a unit neuron axis (one head picked) and the
+            // batch look alike; the batch's axis holds no neurons, and the
+            // regroup is frozen as those that lose their neurons are.
+            let last = dims.len() - 1;
+            r.neurons = (last != at && last > 0).then_some(last);
+            r.from = None;
+            r.heads = graft_nn::HeadSplit::Whole;
+            nout = r.neurons.map_or(1, |a| dims[a]);
+        }
+        r.batch = Some(graft_nn::BatchAt {
+            axis: at,
+            first: dims[0],
+        });
+    }
+    ctx.add(node, op, &[v], Some(nout), dims)?;
+    Ok(())
+}
+
+/// Where the batch axis `b` of `s` lands in `dims` when the reshape only
+/// removes or inserts unit axes (an importer dropping the axis it sliced):
+/// after as many larger axes, at the same place in its run of unit axes.
+fn unit_moved(b: usize, s: &[usize], dims: &[usize]) -> Option<usize> {
+    let big = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
+    if big(s) != big(dims) || s.get(b) != Some(&1) {
+        return None;
+    }
+    let before = s[..b].iter().filter(|&&x| x != 1).count();
+    let run_start = s[..b].iter().rposition(|&x| x != 1).map_or(0, |i| i + 1);
+    let m = b - run_start;
+    // The run of unit axes after `before` larger ones in `dims`.
+    let mut seen = 0;
+    let mut start = 0;
+    for (i, &d) in dims.iter().enumerate() {
+        if seen == before {
+            start = i;
+            break;
+        }
+        if d != 1 {
+            seen += 1;
+            start = i + 1;
+        }
+    }
+    let len = dims[start..].iter().take_while(|&&x| x == 1).count();
+    (len > 0).then(|| start + m.min(len - 1))
 }
 
 /// The reshape of vertex `v` (graft shape `s`) to `dims` (ONNX's target,
@@ -139,29 +292,9 @@ pub(crate) fn reshape_to_target(
     node: &Node,
     v: graft_core::VertexId,
     s: Vec<usize>,
-    mut dims: Vec<i64>,
+    dims: Vec<i64>,
 ) -> Result<(), OnnxError> {
-    let total: usize = s.iter().product();
-    let target = dims.clone();
-    if dims.iter().any(|&d| d < -1 || d > total as i64) {
-        return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
-    }
-    if let Some(p) = dims.iter().position(|&d| d == -1) {
-        let known = dims
-            .iter()
-            .filter(|&&d| d != -1)
-            .try_fold(1i64, |a, &d| a.checked_mul(d))
-            .unwrap_or(0);
-        if known <= 0 || total as i64 % known != 0 {
-            return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
-        }
-        dims[p] = total as i64 / known;
-    }
-    let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
-    let size = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if size != Some(total) {
-        return Err(node.err(format!("cannot reshape {s:?} to {target:?}")));
-    }
+    let dims = infer_target(node, &s, dims)?;
     reshape_to(ctx, node, v, s, dims)
 }
 
@@ -174,6 +307,16 @@ pub(crate) fn reshape_to(
     s: Vec<usize>,
     dims: Vec<usize>,
 ) -> Result<(), OnnxError> {
+    if ctx.symbolic_batch {
+        // The batch away from the first axis (a transposed value's):
+        // graft's plain reshapes keep the first axis as the batch.
+        let b = ctx.batch_axis(v);
+        if b != 0 || ctx.neuron_axis(v) == Some(0) {
+            if let Some(at) = unit_moved(b, &s, &dims) {
+                return reshape_batched(ctx, node, v, &s, dims, at);
+            }
+        }
+    }
     if dims.first() != s.first() || dims.len() < 2 {
         // Values move across the batch axis (a file exported at batch
         // size 1 folding heads or windows into it).
@@ -183,7 +326,7 @@ pub(crate) fn reshape_to(
         ctx.alias(node, Value::Runtime { v, shape: s });
         return Ok(());
     }
-    if super::attention::fused_head_split(ctx, node, v, &s, &dims)? {
+    if super::attention::fused_head_split(ctx, node, v, &s, &dims, None)? {
         return Ok(());
     }
     if let Some((op, nout)) = super::attention::head_regroup(ctx, v, &s, &dims) {

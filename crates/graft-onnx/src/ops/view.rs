@@ -192,13 +192,19 @@ fn unsqueeze(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 
 fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     let val = input(ctx, node)?;
+    // The ONNX axis carrying the batch, when it is symbolic.
+    let mut batch = None;
     let dims: Vec<i64> = match &val {
         Value::Const(c) => c.dims.iter().map(|&d| d as i64).collect(),
         Value::Flat { len, .. } => vec![*len as i64],
         other => {
-            let Some((_, shape, order)) = other.view() else {
+            let Some((v, shape, order)) = other.view() else {
                 return Err(node.err("the shape of a value graft does not compute"));
             };
+            if ctx.symbolic_batch {
+                let b = ctx.batch_axis(v);
+                batch = order.iter().position(|&o| o == Some(b));
+            }
             Value::onnx_dims(&shape, &order)
                 .iter()
                 .map(|&d| d as i64)
@@ -207,16 +213,22 @@ fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     };
     // Opset 15's `start` and `end` give a part of the shape.
     let (start, end) = crate::fold::shape_range(node, dims.len());
-    let dims = dims[start..end].to_vec();
-    let n = dims.len();
-    ctx.alias(
-        node,
-        Value::Const(Const {
-            dims: vec![n],
+    let shape_const = |dims: &[i64]| {
+        let part = dims[start..end].to_vec();
+        Const {
+            dims: vec![part.len()],
             f: Floats::default(),
-            i: dims,
-        }),
-    );
+            i: part,
+        }
+    };
+    if let Some(b) = batch.filter(|b| (start..end).contains(b)) {
+        // The same shape at batch size 2, for the arithmetic built on it.
+        let mut two = dims.clone();
+        two[b] *= 2;
+        ctx.alts
+            .insert(node.output().to_string(), shape_const(&two));
+    }
+    ctx.alias(node, Value::Const(shape_const(&dims)));
     Ok(())
 }
 
