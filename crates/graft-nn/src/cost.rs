@@ -332,7 +332,7 @@ pub struct Cost {
     /// Every vertex's multiply-accumulates per sample.
     pub macs: HashMap<VertexId, u64>,
     /// The first axis's size, at batch size 1, of the values whose first
-    /// axis is not the batch axis (after a transpose moving it or a
+    /// axis is not the batch axis alone (after a transpose moving it or a
     /// [`crate::Regroup`]); their `shapes` entry holds the other axes.
     pub leads: HashMap<VertexId, usize>,
 }
@@ -402,6 +402,8 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
     // The first axis's size at batch size 1: 1 but after ops that move
     // values across the batch axis (a transpose moving it, a regroup).
     let mut leads: HashMap<VertexId, usize> = graph_inputs.iter().map(|&v| (v, 1)).collect();
+    // The axis carrying the batch, where it is not the first.
+    let mut batch_at: HashMap<VertexId, usize> = HashMap::new();
     let mut macs = HashMap::new();
     let mut total = 0u64;
     for (&v, s) in graph_inputs.iter().zip(inputs) {
@@ -447,8 +449,16 @@ pub(crate) fn cost_of(graph: &Graph, model: &Model, inputs: &[Shape]) -> Result<
         macs.insert(v, m);
         shapes.insert(v, out);
         leads.insert(v, lead);
+        let from = vx
+            .inputs()
+            .first()
+            .map_or(0, |u| batch_at.get(u).copied().unwrap_or(0));
+        let at = op.batch_axis_after(from);
+        if at != 0 {
+            batch_at.insert(v, at);
+        }
     }
-    leads.retain(|_, l| *l != 1);
+    leads.retain(|v, l| *l != 1 || batch_at.contains_key(v));
     Ok(Cost {
         shapes,
         macs,

@@ -881,6 +881,68 @@ impl Op {
         }
     }
 
+    /// The axis of this op's output that carries the batch when its first
+    /// input has it on `axis`: a transpose moves it, a regroup puts it
+    /// where its [`crate::BatchAt`] says (the first axis otherwise); every
+    /// other op keeps it where it is (the batch-first ops have it first).
+    pub fn batch_axis_after(&self, axis: usize) -> usize {
+        match self {
+            Op::Transpose(t) => t.perm.iter().position(|&p| p == axis).unwrap_or(0),
+            Op::Regroup(r) => r.batch.map_or(0, |b| b.axis),
+            Op::Input => 0,
+            Op::Elementwise(_)
+            | Op::Unary { .. }
+            | Op::View(_)
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Shuffle(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. }
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Resize(_)
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. } => axis,
+        }
+    }
+
     /// Which fan-in scales the default initialisation of this op's
     /// parameters (PyTorch's `1/sqrt(fan_in)` bound).
     pub(crate) fn fan_in(&self) -> FanIn {

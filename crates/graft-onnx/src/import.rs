@@ -320,11 +320,10 @@ impl Ctx {
             }
         };
         while let Some(w) = chain.pop() {
-            axis = match self.model.layer(w).map(|l| &l.op) {
-                Some(Op::Transpose(t)) => t.perm.iter().position(|&p| p == axis).unwrap_or(0),
-                Some(Op::Regroup(r)) => r.batch.map_or(0, |b| b.axis),
-                _ => axis,
-            };
+            axis = self
+                .model
+                .layer(w)
+                .map_or(axis, |l| l.op.batch_axis_after(axis));
             self.batch_axes.insert(w, axis);
         }
         axis

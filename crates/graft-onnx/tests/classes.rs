@@ -541,3 +541,60 @@ fn a_decomposed_group_norm_prunes_whole_rows_of_its_groups() {
         assert_close_to(&run(&back.model, &x), &run(&m, &x), 1e-6, &what);
     }
 }
+
+/// Every value shape a written file declares holds at batch size 3 for the
+/// fixtures read with a symbolic batch whose graphs move it (the heads and
+/// tokens of torch's multi-head attention, Swin's windows): a symbolic
+/// `batch` only where the batch is that axis alone, fixed sizes only where
+/// they do not change with the batch (onnxruntime trusts them).
+#[test]
+fn written_value_shapes_hold_at_batch_three_where_the_batch_moves() {
+    use graft_onnx::proto::tensor_shape_proto::dimension::Value as D;
+    use graft_onnx::proto::type_proto::Value as T;
+    use prost::Message;
+    for name in ["vitbatch", "qkvbatch"] {
+        let x = read_tensor(&format!("{name}.input.bin"));
+        assert_eq!(x.dims()[0], 3);
+        for exporter in ["legacy", "dynamo"] {
+            let what = format!("{name}.{exporter}");
+            let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+            let x = graft_input(&imp, &x);
+            let bytes = export_bytes(&imp.model, &imp.interface).unwrap();
+            let file = graft_onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+            let ex = graft_nn::Executor::new(&imp.model).unwrap();
+            let opts = graft_nn::Run {
+                keep: true,
+                ..graft_nn::Run::eval()
+            };
+            let acts = ex.run(&imp.model, &[x], &opts).unwrap().activations;
+            let g = imp.model.graph();
+            let mut checked = 0;
+            for vi in &file.graph.as_ref().unwrap().value_info {
+                let name = vi.name.clone().unwrap_or_default();
+                let Some(v) = g.ids().find(|&v| g.name(v) == name) else {
+                    continue;
+                };
+                let Some(T::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+                else {
+                    continue;
+                };
+                let got = acts[&v].dims().to_vec();
+                let dims = &t.shape.as_ref().unwrap().dim;
+                assert_eq!(dims.len(), got.len(), "{what}: `{name}` rank");
+                for (d, &n) in dims.iter().zip(&got) {
+                    match &d.value {
+                        Some(D::DimValue(k)) => {
+                            assert_eq!(*k as usize, n, "{what}: `{name}` {got:?}")
+                        }
+                        Some(D::DimParam(p)) if p == "batch" => {
+                            assert_eq!(n, 3, "{what}: `{name}` {got:?}")
+                        }
+                        _ => {}
+                    }
+                }
+                checked += 1;
+            }
+            assert!(checked >= 4, "{what}: {checked} value shapes");
+        }
+    }
+}

@@ -119,39 +119,73 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
     if flatten_batch(ctx, node)? {
         return Ok(());
     }
-    // A view that only gains or loses unit axes stays a view; any other
-    // reshape of it becomes vertices (a transpose first) below.
-    if let Some(Value::View { .. }) = ctx.values.get(node.input(0)?) {
-        if super::view::reshape_view(ctx, node).is_ok() {
+    // A view that only gains or loses unit axes stays a view (unless a
+    // symbolic batch, one at import, is what it takes for a unit axis);
+    // any other reshape of it becomes vertices (a transpose first) below.
+    if let Some(Value::View { v, shape, order }) = ctx.values.get(node.input(0)?).cloned() {
+        if super::view::reshape_view(ctx, node).is_ok()
+            && view_keeps_batch(ctx, node, v, &shape, &order)?
+        {
             return Ok(());
         }
     }
     let (v, s) = ctx.runtime(node, 0)?;
     // Resolve 0 (copy), then -1 (infer).
     let dims = super::view::reshape_target(ctx, node, &s)?;
-    if let Some(at) = batch_entry(ctx, node, v, &s, &dims)? {
-        let dims = infer_target(node, &s, dims)?;
-        return reshape_batched(ctx, node, v, &s, dims, at);
+    let b = ctx.batch_axis(v);
+    if let Some(at) = batch_target_axis(ctx, node, &s, b, &dims)? {
+        let plain = at == 0 && b == 0 && ctx.neuron_axis(v) != Some(0);
+        if !plain {
+            let dims = infer_target(node, &s, dims)?;
+            return reshape_batched(ctx, node, v, &s, dims, at);
+        }
     }
     reshape_to_target(ctx, node, v, s, dims)
 }
 
-/// With a symbolic batch size, the target axis that carries the batch when
-/// graft's plain reshapes would misplace it: when the batch leaves the
-/// first axis, when the input holds it elsewhere, or merged with its
-/// neurons. Read from the target at batch size 2 ([`Ctx::alts`], or -1
-/// inferred from twice the values): the one axis that doubles.
-fn batch_entry(
+/// With a symbolic batch, whether the view `reshape_view` bound for
+/// `node` (of a view of `v`: graft shape `shape`, ONNX axes `order`) keeps
+/// the batch on the target axis that carries it.
+fn view_keeps_batch(
     ctx: &mut Ctx,
     node: &Node,
     v: graft_core::VertexId,
+    shape: &[usize],
+    order: &[Option<usize>],
+) -> Result<bool, OnnxError> {
+    if !ctx.symbolic_batch {
+        return Ok(true);
+    }
+    let b = ctx.batch_axis(v);
+    let dims = Value::onnx_dims(shape, order);
+    let Some(onnx_b) = order.iter().position(|&o| o == Some(b)) else {
+        return Ok(true);
+    };
+    let target = super::view::reshape_target(ctx, node, &dims)?;
+    let Some(at) = batch_target_axis(ctx, node, &dims, onnx_b, &target)? else {
+        return Ok(true);
+    };
+    let kept = match ctx.get(node, node.output())?.view() {
+        Some((_, _, new)) => new.get(at) == Some(&Some(b)),
+        None => false,
+    };
+    Ok(kept)
+}
+
+/// With a symbolic batch size, the target axis that carries the batch of a
+/// value of shape `s` holding it on axis `b`: read from the target at
+/// batch size 2 ([`Ctx::alts`], or -1 inferred from twice the values), the
+/// one axis that doubles.
+fn batch_target_axis(
+    ctx: &mut Ctx,
+    node: &Node,
     s: &[usize],
+    b: usize,
     dims: &[i64],
 ) -> Result<Option<usize>, OnnxError> {
     if !ctx.symbolic_batch {
         return Ok(None);
     }
-    let b = ctx.batch_axis(v);
     let Some(mut two) = s.get(b).map(|_| s.to_vec()) else {
         return Ok(None);
     };
@@ -187,8 +221,7 @@ fn batch_entry(
     let [at] = moved[..] else {
         return Ok(None);
     };
-    let plain = at == 0 && b == 0 && ctx.neuron_axis(v) != Some(0);
-    Ok((two[at] == 2 * one[at] && !plain).then_some(at))
+    Ok((two[at] == 2 * one[at]).then_some(at))
 }
 
 /// A target with -1 inferred from the values of `s`, checked to hold them.
