@@ -45,6 +45,10 @@ The classes:
           with as_strided (the dynamo exporter writes a Reshape to [-1] and
           a Gather of every element in order), a channels-first layer norm
           through permutes, a flatten
+  strided a convolution's output read channels last by as_strided with
+          the strides of a permute (permuted element indices; the legacy
+          exporter computes them with NonZero), dense layers on the last
+          axis
   vitattn a ViT in miniature (batch 1, as the zoo exports vision
           transformers): patches, a class token joined to them (Concat of
           a constant), a position embedding, one encoder block with
@@ -409,6 +413,26 @@ class WinAttn(nn.Module):
         return self.head(torch.relu(self.fc(x)).mean((1, 2)))
 
 
+class Strided(nn.Module):
+    """A convolution's output read channels last through as_strided (the
+    strides of x.permute(0, 2, 3, 1): the dynamo exporter writes a Reshape
+    to [-1] and a Gather of permuted element indices, the legacy one builds
+    those indices from NonZero of a constant), then dense layers on the
+    last axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.fc = nn.Linear(8, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        n, c, h, w = y.shape
+        y = torch.as_strided(y, (n, h, w, c), (c * h * w, w, 1, h * w))
+        return self.head(torch.relu(self.fc(y)).mean((1, 2)))
+
+
 class Einsum(nn.Module):
     """MaxViT's relative-position attention on 4 windows of 2x2 tokens:
     [B, C, H, W] partitioned to [B, G, P, C], attention by Einsum."""
@@ -484,6 +508,7 @@ MODELS = {
     "asym": (Asym, (2, 3, 8, 8)),
     # A fixed batch: as_strided's element indices are written for one.
     "normhead": (NormHead, (2, 3, 6, 6), "fixed"),
+    "strided": (Strided, (2, 3, 4, 5), "fixed"),
     "vitattn": (VitAttn, (1, 3, 8, 8)),
     # torch's MultiheadAttention with a symbolic batch in both exporters,
     # run at batch 3.

@@ -71,6 +71,7 @@ pub(crate) const FOLDABLE: &[&str] = &[
     "ReduceMean",
     "IsNaN",
     "IsInf",
+    "NonZero",
     "ScatterND",
     "GatherND",
     "GatherElements",
@@ -619,6 +620,26 @@ fn eval(node: &Node, ins: &[Option<T>]) -> Result<Vec<T>, OnnxError> {
         "IsNaN" => {
             let a = arg(0)?;
             vec![elementwise(node, &[a], true, |x| b2f(x[0].is_nan()))?]
+        }
+        "NonZero" => {
+            // The indices of the nonzero elements, `[rank, count]`, in
+            // row-major order (the legacy exporter's as_strided builds its
+            // element indices from NonZero of a constant of ones).
+            let a = arg(0)?;
+            let rank = a.dims.len().max(1);
+            let at = strides(&a.dims);
+            let hits: Vec<usize> = (0..a.v.len()).filter(|&k| a.v[k] != 0.0).collect();
+            let mut v = vec![0.0; rank * hits.len()];
+            for (j, &k) in hits.iter().enumerate() {
+                for (d, &st) in at.iter().enumerate() {
+                    v[d * hits.len() + j] = ((k / st) % a.dims[d]) as f64;
+                }
+            }
+            vec![T {
+                dims: vec![rank, hits.len()],
+                v,
+                int: true,
+            }]
         }
         "IsInf" => {
             let a = arg(0)?;

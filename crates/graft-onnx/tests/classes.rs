@@ -8,14 +8,14 @@
 //! axis), attention pooling (a softmax over positions), HRNet's resizes
 //! (nearest and bilinear), Inception's uneven kernels, strides, pads and
 //! pooling windows, ConvNeXt's head (as_strided from the dynamo exporter),
+//! a channels-last read by as_strided with permuted strides (`strided`),
 //! and the attention of vision transformers (ViT's class token and heads
 //! folded into the batch axis, timm's q, k, v permuted in front of the
 //! batch axis, Swin's shifted windows, MaxViT's Einsum), and Swin's q, k,
 //! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`),
 //! torch's multi-head attention moving a symbolic batch to axis 1 and
 //! folding it into the heads and the tokens, run at batch 3 (`vitbatch`),
-//! and
-//! a float input of tokens `[N, T, C]` read by dense layers on its last
+//! and a float input of tokens `[N, T, C]` read by dense layers on its last
 //! axis (`tokens`), and a group norm written as reshapes around an instance
 //! norm (`groupnorm`).
 //! Each imports, matches onnxruntime, widens without changing its function,
@@ -38,8 +38,9 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 20] = [
+const CLASSES: [(&str, usize); 21] = [
     ("groupnorm", 1),
+    ("strided", 0),
     ("vitbatch", 3),
     ("qkvbatch", 0),
     ("tokens", 0),
@@ -327,7 +328,7 @@ fn resizes_and_as_strided_views_graft_does_not_compute_are_refused_naming_the_no
         input_init(n, 2, inits).float_data = vec![1.0, 2.0, 2.0, 2.0];
     });
     refused_naming(&b, &name, "channel scale");
-    // as_strided with indices that do not read every element in order.
+    // as_strided with indices that are no contiguous layout (reversed).
     let (b, name) = edited("normhead.dynamo.onnx", "Gather", |n, inits| {
         let t = input_init(n, 1, inits);
         let count: i64 = t.dims.iter().product();

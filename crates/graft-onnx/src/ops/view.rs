@@ -329,7 +329,11 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), OnnxError> {
 /// Gather along axis 0 of the value `of` flattened to `len` elements. When
 /// the indices read every element once in order (`arange(len)` in some
 /// shape: a contiguous tensor given its own or another batch-first shape),
-/// it is a reshape of `of` to the indices' shape; other strides are refused.
+/// it is a reshape of `of` to the indices' shape; when they read every
+/// element once through strides that are a permutation of a contiguous
+/// layout (`x.permute(..)` written as strides), a reshape to that layout
+/// and a lazy transpose. Other strides (repeats, gaps, overlaps) are
+/// refused.
 fn as_strided(
     ctx: &mut Ctx,
     node: &Node,
@@ -337,19 +341,87 @@ fn as_strided(
     len: usize,
     idx: &Const,
 ) -> Result<(), OnnxError> {
-    let contiguous = idx.len() == len
-        && node.int("axis", 0) == 0
-        && idx.ints().iter().enumerate().all(|(k, &i)| i == k as i64);
-    if !contiguous {
+    let ints = idx.ints();
+    let permuted = (node.int("axis", 0) == 0 && idx.len() == len)
+        .then(|| strided_permutation(&idx.dims, &ints))
+        .flatten();
+    let Some((layout, from)) = permuted else {
         return Err(node.err(format!(
-            "as_strided of `{of}`: only indices reading every element in order are supported \
-             (indices of shape {:?} from {len} elements)",
+            "as_strided of `{of}`: only indices reading every element once, in order or \
+             through permuted contiguous strides, are supported (indices of shape {:?} from \
+             {len} elements)",
             idx.dims
         )));
-    }
+    };
     let (v, s) = ctx.runtime_of(node, 0, of)?;
-    let dims: Vec<i64> = idx.dims.iter().map(|&d| d as i64).collect();
-    super::shape::reshape_to_target(ctx, node, v, s, dims)
+    let dims: Vec<i64> = layout.iter().map(|&d| d as i64).collect();
+    super::shape::reshape_to_target(ctx, node, v, s, dims)?;
+    if from.iter().enumerate().all(|(a, &f)| a == f) {
+        return Ok(());
+    }
+    let Some((u, ushape, order)) = ctx.get(node, node.output())?.view() else {
+        return Err(node.err("the reshaped value is not computed"));
+    };
+    let order = from.iter().map(|&f| order[f]).collect();
+    ctx.alias(node, Value::from_view(u, ushape, order));
+    Ok(())
+}
+
+/// For indices `vals` of shape `dims` into a flat value of `vals.len()`
+/// elements that are an affine function of their position (as_strided:
+/// offset 0, one stride per axis) whose strides, largest first, lay the
+/// axes out contiguously: that layout's shape (the same shape with the
+/// axes larger than 1 reordered by stride) and, for each axis of `dims`,
+/// the layout's axis it is. None for any other indices.
+fn strided_permutation(dims: &[usize], vals: &[i64]) -> Option<(Vec<usize>, Vec<usize>)> {
+    let total: usize = dims.iter().product();
+    if total != vals.len() || vals.first().copied().unwrap_or(0) != 0 {
+        return None;
+    }
+    let mut unit = vec![1usize; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        unit[i] = unit[i + 1] * dims[i + 1];
+    }
+    // Each axis's stride: the index one step along it.
+    let strides: Vec<i64> = (0..dims.len())
+        .map(|a| if dims[a] > 1 { vals[unit[a]] } else { 0 })
+        .collect();
+    // Every index is the strided sum (walked with a counter per axis).
+    let mut at = vec![0usize; dims.len()];
+    for &got in vals {
+        let want: i64 = at.iter().zip(&strides).map(|(&i, &st)| i as i64 * st).sum();
+        if got != want {
+            return None;
+        }
+        for a in (0..dims.len()).rev() {
+            at[a] += 1;
+            if at[a] < dims[a] {
+                break;
+            }
+            at[a] = 0;
+        }
+    }
+    // The axes larger than 1, by stride, largest first, must be laid out
+    // contiguously (each stride the size of everything after it).
+    let slots: Vec<usize> = (0..dims.len()).filter(|&a| dims[a] > 1).collect();
+    let mut by_stride = slots.clone();
+    by_stride.sort_by_key(|&a| std::cmp::Reverse(strides[a]));
+    let mut expected = 1i64;
+    for &a in by_stride.iter().rev() {
+        if strides[a] != expected {
+            return None;
+        }
+        expected *= dims[a] as i64;
+    }
+    // The layout keeps unit axes in place and fills the other slots in
+    // stride order; axis `by_stride[k]` of `dims` is layout axis `slots[k]`.
+    let mut layout = dims.to_vec();
+    let mut from: Vec<usize> = (0..dims.len()).collect();
+    for (k, &a) in by_stride.iter().enumerate() {
+        layout[slots[k]] = dims[a];
+        from[a] = slots[k];
+    }
+    Some((layout, from))
 }
 
 /// Gather of one index (a scalar) along ONNX axis `axis` of a computed
@@ -556,4 +628,44 @@ pub(crate) fn export_last_step(out: &mut Out, name: &str, x: &str) -> Result<(),
     out.inits.push(encode_i64(&idx, &[], &[-1]));
     out.node("Gather", name, &[x, &idx], name, vec![attr_i("axis", 2)]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strided_permutation;
+
+    #[test]
+    fn strides_of_a_permuted_contiguous_layout_are_found() {
+        // [N, C, H, W] = [2, 3, 2, 2] read channels last: shape [2, 2, 2, 3]
+        // with strides (12, 2, 1, 4).
+        let dims = [2, 2, 2, 3];
+        let mut vals = Vec::new();
+        for n in 0..2 {
+            for h in 0..2 {
+                for w in 0..2 {
+                    for c in 0..3 {
+                        vals.push(n * 12 + h * 2 + w + c * 4);
+                    }
+                }
+            }
+        }
+        let (layout, from) = strided_permutation(&dims, &vals).unwrap();
+        assert_eq!(layout, vec![2, 3, 2, 2]);
+        // Output axis c (3) is layout axis 1, h is 2, w is 3.
+        assert_eq!(from, vec![0, 2, 3, 1]);
+        // In order: the identity.
+        let order: Vec<i64> = (0..24).collect();
+        assert_eq!(
+            strided_permutation(&dims, &order),
+            Some((dims.to_vec(), vec![0, 1, 2, 3]))
+        );
+        // A repeat (stride 0), a gap and an offset are not layouts.
+        let mut repeat = order.clone();
+        repeat[1] = 0;
+        assert_eq!(strided_permutation(&dims, &repeat), None);
+        let gap: Vec<i64> = (0..24).map(|i| 2 * i).collect();
+        assert_eq!(strided_permutation(&dims, &gap), None);
+        let shifted: Vec<i64> = (1..25).collect();
+        assert_eq!(strided_permutation(&dims, &shifted), None);
+    }
 }
