@@ -54,6 +54,8 @@ $GRAFT_ONNX_VENV), installed there when missing.
   scripts/zoo.py                                   # the whole list, both exporters
   scripts/zoo.py --only resnet18 ghostnet_100 --exporter legacy -v
   scripts/zoo.py --markdown docs/zoo.md            # the table as Markdown
+  scripts/zoo.py --only vit_b_16 swin_t --dynamic-batch 2 --out ~/.cache/graft-zoo-batch
+                                                   # a symbolic batch, checked at batch 2
 """
 import argparse
 import datetime
@@ -201,14 +203,15 @@ def ort_run(path, x):
     return {o.name: y for o, y in zip(sess.get_outputs(), ys)}
 
 
-def worker_export(source, name, exporters, out, side, batch, kwargs):
+def worker_export(source, name, exporters, out, side, batch, kwargs, dynamic=False):
     """Export NAME with each of EXPORTERS (comma-separated) to
     OUT/NAME.EXPORTER.onnx, in one process (torch starts once); the input
     goes to OUT/NAME.x.npy, onnxruntime's outputs to
     OUT/NAME.EXPORTER.ref.npz, and each exporter's status (ok, or the
-    error's first line) to OUT/NAME.EXPORTER.export.json."""
+    error's first line) to OUT/NAME.EXPORTER.export.json. With `dynamic`
+    the input's batch axis is symbolic in both exporters."""
     out = pathlib.Path(out)
-    key = [source, side, batch, kwargs]
+    key = [source, side, batch, kwargs] + (["symbolic batch"] if dynamic else [])
     model = build(source, name, kwargs)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 3, side, side, generator=g)
@@ -220,9 +223,11 @@ def worker_export(source, name, exporters, out, side, batch, kwargs):
             # Not under torch.no_grad(): that sends nn.MultiheadAttention to
             # its fused kernel, which the legacy exporter cannot write.
             if exporter == "legacy":
-                torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
+                axes = {"input_names": ["input"], "dynamic_axes": {"input": {0: "batch"}}} if dynamic else {}
+                torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, **axes)
             else:
-                torch.onnx.export(model, (x,), str(path), dynamo=True)
+                shapes = ({0: torch.export.Dim("batch")},) if dynamic else None
+                torch.onnx.export(model, (x,), str(path), dynamo=True, dynamic_shapes=shapes)
                 # One self-contained file (the dynamo exporter may
                 # write the weights beside it).
                 onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
@@ -256,8 +261,9 @@ def worker_main(argv):
     kind = argv[0]
     try:
         if kind == "export":
-            source, name, exporter, out, side, batch, kwargs = argv[1:]
-            worker_export(source, name, exporter, out, int(side), int(batch), json.loads(kwargs))
+            source, name, exporter, out, side, batch, kwargs, dynamic = argv[1:]
+            worker_export(source, name, exporter, out, int(side), int(batch), json.loads(kwargs),
+                          dynamic == "1")
         elif kind == "ort":
             worker_ort(*argv[1:])
         elif kind == "written":
@@ -391,7 +397,7 @@ def inner_vertex(vertices):
     return None
 
 
-def check(r, source, name, exporter, side, batch, kwargs, reexport):
+def check(r, source, name, exporter, side, batch, kwargs, reexport, dynamic=False):
     """The row of one model and exporter: {step: (status, detail)}."""
     out = r.out
     row = {}
@@ -399,7 +405,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
     ref = out / f"{name}.{exporter}.ref.npz"
     x = out / f"{name}.x.npy"
     status_file = out / f"{name}.{exporter}.export.json"
-    key = [source, side, batch, kwargs]
+    key = [source, side, batch, kwargs] + (["symbolic batch"] if dynamic else [])
 
     def status():
         """The export's status from an earlier run or this one, if valid."""
@@ -424,7 +430,7 @@ def check(r, source, name, exporter, side, batch, kwargs, reexport):
                     stale.unlink()
         try:
             r.worker("export", source, name, ",".join(todo), out, side, batch, json.dumps(kwargs),
-                     timeout=r.export_timeout)
+                     "1" if dynamic else "0", timeout=r.export_timeout)
             failure = None
         except Failed as e:
             failure = str(e)
@@ -562,7 +568,7 @@ def render(results, planned, skipped, meta, verbose):
         if r["cells"].get("runs", (None, ""))[0]:
             cells[2] += f" {r['cells']['runs'][1].replace('relative ', '')}" if "relative" in r["cells"]["runs"][
                 1] else ""
-        lines.append(f"| {r['name']} | {r['source']} | {r['batch']}×{r['side']}² | {r['exporter']} | "
+        lines.append(f"| {r['name']} | {r['source']} | {r['batch']}{' (symbolic)' if r.get('dynamic') else ''}×{r['side']}² | {r['exporter']} | "
                      + " | ".join(cells) + " |")
     # Unsupported ops, by op.
     by_op = {}
@@ -640,6 +646,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=300, help="seconds per graft or onnxruntime step")
     ap.add_argument("--export-timeout", type=int, default=900, help="seconds per export")
     ap.add_argument("--reexport", action="store_true", help="export again even when OUT has the model")
+    ap.add_argument("--dynamic-batch", type=int, default=0, metavar="N",
+                    help="export with a symbolic batch axis (both exporters) and check at batch N")
     ap.add_argument("--all-torchvision", action="store_true", help="every torchvision classification model")
     ap.add_argument("--export-only", action="store_true",
                     help="only export (filling OUT for a later run; needs no graft binary)")
@@ -692,6 +700,7 @@ def main():
         return
     t0 = time.time()
     for order, (source, name, side, batch, kwargs) in enumerate(chosen):
+        batch = args.dynamic_batch or batch
         for exporter in exporters:
             t = time.time()
             with open(out / f"{name}.{exporter}.log", "w") as log:
@@ -700,9 +709,11 @@ def main():
                 r.export_only = args.export_only
                 r.exporters = exporters
                 r.exported = exported
-                cells = check(r, source, name, exporter, side, batch, kwargs, args.reexport)
+                cells = check(r, source, name, exporter, side, batch, kwargs, args.reexport,
+                              args.dynamic_batch > 0)
             results[(name, exporter)] = {"name": name, "source": source, "exporter": exporter, "side": side,
-                                         "batch": batch, "order": order, "cells": cells}
+                                         "batch": batch, "order": order, "cells": cells,
+                                         "dynamic": args.dynamic_batch > 0}
             marks = " ".join(f"{s}:{cells[s][0] if s in cells else '-'}" for s in STEPS)
             print(f"[{time.time() - t0:6.0f} s] {name} {exporter} ({time.time() - t:.0f} s): {marks}", flush=True)
             if args.verbose:

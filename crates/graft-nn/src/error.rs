@@ -6,7 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum NnError {
     /// A tensor operation failed (shapes, dtypes).
-    #[error("tensor: {0}")]
+    #[error("tensor: {}", tensor_reason(.0))]
     Tensor(#[from] candle_core::Error),
     /// Building or querying the graph failed.
     #[error(transparent)]
@@ -73,3 +73,13 @@ pub enum NnError {
 
 /// Result alias.
 pub type Result<T> = std::result::Result<T, NnError>;
+
+/// A candle error's message without the backtrace candle attaches when
+/// `RUST_BACKTRACE` is set (a user's error names the layer and the shapes;
+/// candle's own frames say nothing to them).
+pub(crate) fn tensor_reason(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => tensor_reason(inner),
+        other => other.to_string(),
+    }
+}

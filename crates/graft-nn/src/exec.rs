@@ -568,7 +568,7 @@ impl Executor {
             .collect();
         let (y, up) = forward(&layer.op, &params, &xs, &lctx).map_err(|e| NnError::Layer {
             vertex: vx.name().to_string(),
-            reason: e.to_string(),
+            reason: crate::error::tensor_reason(&e),
         })?;
         let axis = layer.op.neuron_axis();
         // The neuron axis holds nout values, or nout per sample where a
