@@ -176,6 +176,34 @@ pub struct Executor {
     regions: HashMap<(VertexId, usize), Vec<VertexId>>,
     /// For each step of `top`, the vertices whose last reader it is.
     free_after: Vec<Vec<VertexId>>,
+    /// The first vertex that holds the batch size at the one the model was
+    /// read at, 1 ([`batch_bound`]), and its name.
+    batch_bound: Option<String>,
+}
+
+/// The first vertex (in `order`) whose forward pass needs the batch on its
+/// input's first axis ([`Op::needs_batch_first`]) while a transpose has
+/// moved it elsewhere: a file exported at a fixed batch size of 1 whose
+/// graph folds the batch into other axes (torch's multi-head attention
+/// views `[T, N, E]` as `[T, N·heads, d]`) runs right only at batch size 1.
+fn batch_bound(model: &Model, order: &[VertexId]) -> Result<Option<VertexId>> {
+    let g = model.graph();
+    let mut at: HashMap<VertexId, usize> = HashMap::new();
+    for &v in order {
+        let Some(layer) = model.layers().get(&v) else {
+            continue;
+        };
+        let from = g
+            .vertex(v)?
+            .inputs()
+            .first()
+            .map_or(0, |u| at.get(u).copied().unwrap_or(0));
+        if from != 0 && layer.op.needs_batch_first() {
+            return Ok(Some(v));
+        }
+        at.insert(v, layer.op.batch_axis_after(from));
+    }
+    Ok(None)
 }
 
 /// The vertices whose every path to a graph output passes through input
@@ -306,6 +334,7 @@ impl Executor {
                 free_after[i].push(u);
             }
         }
+        let batch_bound = batch_bound(model, &order)?.map(|v| g.name(v));
         Ok(Self {
             revision: model.revision(),
             order,
@@ -314,6 +343,7 @@ impl Executor {
             top,
             regions,
             free_after,
+            batch_bound,
         })
     }
 
@@ -376,7 +406,82 @@ impl Executor {
     /// # Errors
     /// A stale executor, a wrong number of inputs, shapes that do not fit,
     /// a control with a row count other than 1 or the batch's.
+    ///
+    /// A model read at batch size 1 whose graph holds that size where a
+    /// transpose moved the batch (see [`batch_bound`]) is evaluated one
+    /// sample at a time, its outputs joined; other passes over it take
+    /// one sample.
     pub fn run(&self, model: &Model, inputs: &[Tensor], opts: &Run) -> Result<Forward> {
+        let rows = inputs
+            .iter()
+            .map(|x| x.dim(0))
+            .try_fold(0usize, |a, d| d.map(|d| a.max(d)))?;
+        match &self.batch_bound {
+            Some(vertex) if rows > 1 => self.run_by_sample(model, inputs, opts, rows, vertex),
+            _ => self.run_batch(model, inputs, opts),
+        }
+    }
+
+    /// [`Executor::run`] of a batch-bound model on `rows` samples: each
+    /// sample alone (plain evaluation only), the outputs joined.
+    fn run_by_sample(
+        &self,
+        model: &Model,
+        inputs: &[Tensor],
+        opts: &Run,
+        rows: usize,
+        vertex: &str,
+    ) -> Result<Forward> {
+        let plain = matches!(opts.mode, Mode::Eval) && !opts.keep && !opts.probe && !opts.trace;
+        let refuse = || NnError::Invalid {
+            what: format!("a batch of {rows}"),
+            reason: format!(
+                "the model was read at batch size 1 and vertex `{vertex}` reshapes values whose \
+                 batch a transpose moved as its file does at that size: it is evaluated one \
+                 sample at a time, which training, probes, traces and kept activations do not \
+                 do (a file with a symbolic batch runs whole batches)"
+            ),
+        };
+        if !plain || inputs.iter().any(|x| x.dim(0).ok() != Some(rows)) {
+            return Err(refuse());
+        }
+        let mut outs: Vec<Vec<Tensor>> = Vec::new();
+        for i in 0..rows {
+            let one: Vec<Tensor> = inputs
+                .iter()
+                .map(|x| x.narrow(0, i, 1))
+                .collect::<candle_core::Result<_>>()?;
+            let f = self.run_batch(model, &one, opts)?;
+            let batch_first = f.outputs.iter().all(|y| y.dim(0).ok() == Some(1));
+            if !(batch_first
+                && f.gates.is_empty()
+                && f.exit_heads.is_empty()
+                && f.balance.is_empty())
+            {
+                return Err(refuse());
+            }
+            outs.push(f.outputs);
+        }
+        let joined = (0..outs[0].len())
+            .map(|k| {
+                let parts: Vec<&Tensor> = outs.iter().map(|o| &o[k]).collect();
+                Tensor::cat(&parts, 0)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Forward {
+            outputs: joined,
+            activations: HashMap::new(),
+            probes: HashMap::new(),
+            trace: None,
+            gates: Vec::new(),
+            exit_heads: Vec::new(),
+            balance: Vec::new(),
+            updates: Vec::new(),
+        })
+    }
+
+    /// [`Executor::run`] on the whole batch at once.
+    fn run_batch(&self, model: &Model, inputs: &[Tensor], opts: &Run) -> Result<Forward> {
         if model.revision() != self.revision {
             return Err(NnError::StaleExecutor {
                 built: self.revision,

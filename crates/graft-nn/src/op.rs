@@ -943,6 +943,67 @@ impl Op {
         }
     }
 
+    /// True when the forward pass reshapes with sizes fixed at import
+    /// around a batch it takes as its input's first axis (a plain reshape
+    /// or view, a regroup without a [`crate::BatchAt`]): read at batch size
+    /// 1 from a value whose batch a transpose moved, it is right only at
+    /// that batch size ([`crate::Executor::run`] refuses others).
+    pub fn needs_batch_first(&self) -> bool {
+        match self {
+            Op::Regroup(r) => r.batch.is_none(),
+            Op::Reshape { .. } | Op::View(_) => true,
+            Op::Transpose(_) | Op::Input => false,
+            Op::Elementwise(_)
+            | Op::Unary { .. }
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Shuffle(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. }
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Resize(_)
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. } => false,
+        }
+    }
+
     /// Which fan-in scales the default initialisation of this op's
     /// parameters (PyTorch's `1/sqrt(fan_in)` bound).
     pub(crate) fn fan_in(&self) -> FanIn {

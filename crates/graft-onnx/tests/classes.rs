@@ -599,3 +599,40 @@ fn written_value_shapes_hold_at_batch_three_where_the_batch_moves() {
         }
     }
 }
+
+/// A file exported at a fixed batch size of 1 whose graph folds the batch
+/// into the heads (`vitattn`) is evaluated one sample at a time at any
+/// batch: on `vitbatch`'s three samples (the same model, seeded alike) it
+/// gives onnxruntime's output for them. A training pass, which needs the
+/// whole batch at once, is refused naming the vertex that holds the size.
+#[test]
+fn a_file_fixed_at_batch_one_that_folds_the_batch_runs_sample_by_sample() {
+    let x = read_tensor("vitbatch.input.bin");
+    assert_eq!(x.dims()[0], 3);
+    for exporter in ["legacy", "dynamo"] {
+        let what = format!("vitattn.{exporter}");
+        let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        let x = graft_input(&imp, &x);
+        assert_close(
+            &run(&imp.model, &x),
+            &want(&format!("vitbatch.{exporter}.out.bin")),
+            &what,
+        );
+        let ex = graft_nn::Executor::new(&imp.model).unwrap();
+        let train = graft_nn::Run {
+            mode: graft_nn::Mode::Train { seed: 0 },
+            ..graft_nn::Run::eval()
+        };
+        match ex.run(&imp.model, std::slice::from_ref(&x), &train) {
+            Err(graft_nn::NnError::Invalid { reason, .. }) => {
+                assert!(reason.contains("one sample at a time"), "{what}: {reason}")
+            }
+            other => panic!("{what}: {:?}", other.map(|f| f.outputs.len())),
+        }
+        // Read with a symbolic batch, the same model runs whole batches.
+        let sym = import(&fixture(&format!("vitbatch.{exporter}.onnx"))).unwrap();
+        let ex = graft_nn::Executor::new(&sym.model).unwrap();
+        let x = graft_input(&sym, &read_tensor("vitbatch.input.bin"));
+        assert!(ex.run(&sym.model, &[x], &train).is_ok(), "{what}");
+    }
+}
