@@ -177,15 +177,15 @@ pub struct Executor {
     /// For each step of `top`, the vertices whose last reader it is.
     free_after: Vec<Vec<VertexId>>,
     /// The first vertex that holds the batch size at the one the model was
-    /// read at, 1 ([`batch_bound`]), and its name.
+    /// read at ([`batch_bound`], [`Model::read_batch`]), and its name.
     batch_bound: Option<String>,
 }
 
 /// The first vertex (in `order`) whose forward pass needs the batch on its
 /// input's first axis ([`Op::needs_batch_first`]) while a transpose has
-/// moved it elsewhere: a file exported at a fixed batch size of 1 whose
-/// graph folds the batch into other axes (torch's multi-head attention
-/// views `[T, N, E]` as `[T, N·heads, d]`) runs right only at batch size 1.
+/// moved it elsewhere: a file exported at a fixed batch size whose graph
+/// folds the batch into other axes (torch's multi-head attention views
+/// `[T, N, E]` as `[T, N·heads, d]`) runs right only at that batch size.
 fn batch_bound(model: &Model, order: &[VertexId]) -> Result<Option<VertexId>> {
     let g = model.graph();
     let mut at: HashMap<VertexId, usize> = HashMap::new();
@@ -407,24 +407,27 @@ impl Executor {
     /// A stale executor, a wrong number of inputs, shapes that do not fit,
     /// a control with a row count other than 1 or the batch's.
     ///
-    /// A model read at batch size 1 whose graph holds that size where a
-    /// transpose moved the batch (see [`batch_bound`]) is evaluated one
-    /// sample at a time, its outputs joined; other passes over it take
-    /// one sample.
+    /// A model whose graph holds the batch size it was read at
+    /// ([`Model::read_batch`]) where a transpose moved the batch (see
+    /// [`batch_bound`]) is evaluated in groups of that many samples, its
+    /// outputs joined; other passes over it take exactly that many.
     pub fn run(&self, model: &Model, inputs: &[Tensor], opts: &Run) -> Result<Forward> {
         let rows = inputs
             .iter()
             .map(|x| x.dim(0))
             .try_fold(0usize, |a, d| d.map(|d| a.max(d)))?;
         match &self.batch_bound {
-            Some(vertex) if rows > 1 => self.run_by_sample(model, inputs, opts, rows, vertex),
+            Some(vertex) if rows != model.read_batch() => {
+                self.run_in_groups(model, inputs, opts, rows, vertex)
+            }
             _ => self.run_batch(model, inputs, opts),
         }
     }
 
-    /// [`Executor::run`] of a batch-bound model on `rows` samples: each
-    /// sample alone (plain evaluation only), the outputs joined.
-    fn run_by_sample(
+    /// [`Executor::run`] of a batch-bound model on `rows` samples: in
+    /// groups of [`Model::read_batch`] samples (plain evaluation only), the
+    /// outputs joined.
+    fn run_in_groups(
         &self,
         model: &Model,
         inputs: &[Tensor],
@@ -432,27 +435,36 @@ impl Executor {
         rows: usize,
         vertex: &str,
     ) -> Result<Forward> {
+        let k = model.read_batch();
         let plain = matches!(opts.mode, Mode::Eval) && !opts.keep && !opts.probe && !opts.trace;
+        let (each, multiple) = match k {
+            1 => ("one sample".to_string(), String::new()),
+            _ => (
+                format!("{k} samples"),
+                format!(", and a batch must be a multiple of {k}"),
+            ),
+        };
         let refuse = || NnError::Invalid {
             what: format!("a batch of {rows}"),
             reason: format!(
-                "the model was read at batch size 1 and vertex `{vertex}` reshapes values whose \
-                 batch a transpose moved as its file does at that size: it is evaluated one \
-                 sample at a time, which training, probes, traces and kept activations do not \
-                 do (a file with a symbolic batch runs whole batches)"
+                "the model was read at batch size {k} and vertex `{vertex}` reshapes values \
+                 whose batch a transpose moved as its file does at that size: it is evaluated \
+                 {each} at a time, which training, probes, traces and kept activations do not \
+                 do{multiple} (a file with a symbolic batch runs whole batches)"
             ),
         };
-        if !plain || inputs.iter().any(|x| x.dim(0).ok() != Some(rows)) {
+        let fits = rows.is_multiple_of(k) && inputs.iter().all(|x| x.dim(0).ok() == Some(rows));
+        if !plain || !fits {
             return Err(refuse());
         }
         let mut outs: Vec<Vec<Tensor>> = Vec::new();
-        for i in 0..rows {
-            let one: Vec<Tensor> = inputs
+        for i in (0..rows).step_by(k) {
+            let group: Vec<Tensor> = inputs
                 .iter()
-                .map(|x| x.narrow(0, i, 1))
+                .map(|x| x.narrow(0, i, k))
                 .collect::<candle_core::Result<_>>()?;
-            let f = self.run_batch(model, &one, opts)?;
-            let batch_first = f.outputs.iter().all(|y| y.dim(0).ok() == Some(1));
+            let f = self.run_batch(model, &group, opts)?;
+            let batch_first = f.outputs.iter().all(|y| y.dim(0).ok() == Some(k));
             if !(batch_first
                 && f.gates.is_empty()
                 && f.exit_heads.is_empty()

@@ -192,6 +192,9 @@ pub struct Model {
     growth: Growth,
     kernel: SparseKernel,
     patterns: PatternCache,
+    /// The batch size the model's sizes were read at (a file's fixed
+    /// batch, 1 for a symbolic one): see [`Model::read_batch`].
+    read_batch: usize,
 }
 
 impl Default for Model {
@@ -218,7 +221,22 @@ impl Model {
             growth: Growth::Default,
             kernel: SparseKernel::Auto,
             patterns: PatternCache::default(),
+            read_batch: 1,
         }
+    }
+
+    /// The batch size the model was read at: an imported file's fixed
+    /// batch size, 1 for a symbolic one or a model built in graft. Where
+    /// the graph holds that size (a transpose moved the batch before a
+    /// reshape, see [`crate::Executor::run`]) larger batches are evaluated
+    /// in groups of this many samples.
+    pub fn read_batch(&self) -> usize {
+        self.read_batch
+    }
+
+    /// Set [`Model::read_batch`] (at least 1).
+    pub fn set_read_batch(&mut self, n: usize) {
+        self.read_batch = n.max(1);
     }
 
     /// Choose when masked dense layers use the sparse kernel.

@@ -37,6 +37,17 @@ pub struct ModelSpec {
     pub dtype: String,
     /// Vertices in topological order.
     pub vertices: Vec<LayerSpec>,
+    /// [`Model::read_batch`] (written when it is not 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub read_batch: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn io(path: &Path, reason: impl ToString) -> NnError {
@@ -68,6 +79,7 @@ impl Model {
                 _ => "f32".into(),
             },
             vertices,
+            read_batch: self.read_batch(),
         }
     }
 
@@ -181,6 +193,8 @@ impl Model {
                 },
             ));
         }
-        Model::from_parts(graph, layers, dtype)
+        let mut m = Model::from_parts(graph, layers, dtype)?;
+        m.set_read_batch(spec.read_batch);
+        Ok(m)
     }
 }

@@ -114,6 +114,11 @@ fn save_then_load_is_bit_identical_also_after_mutations() {
     let mut m = sample();
     let back = roundtrip(&m, "fresh");
     assert_same(&m, &back, &xs);
+    assert_eq!(back.read_batch(), 1);
+    // The batch size a file was read at survives the round trip.
+    let mut read_at_two = m.clone();
+    read_at_two.set_read_batch(2);
+    assert_eq!(roundtrip(&read_at_two, "read2").read_batch(), 2);
 
     // Mutate: widen c1 (and its coupled part), insert an identity dense
     // before the head, remove the depthwise conv, drop an LSTM unit.

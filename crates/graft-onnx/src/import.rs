@@ -719,6 +719,9 @@ fn import_model(
     };
     bind_initializers(&mut ctx, g, src)?;
     let bound = bind_inputs(&mut ctx, g)?;
+    // The batch the sizes are read at: the file's, 1 when symbolic.
+    let batch = bound.shapes.first().and_then(|s| s.first().copied());
+    ctx.model.set_read_batch(batch.unwrap_or(1));
     import_nodes(&mut ctx, g, &reg)?;
     let outputs = bind_outputs(&mut ctx, g)?;
     let interface = crate::Interface::capture(m, &bound.inputs, &outputs, &bound.perms);

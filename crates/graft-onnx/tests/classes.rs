@@ -612,6 +612,9 @@ fn a_file_fixed_at_batch_one_that_folds_the_batch_runs_sample_by_sample() {
     for exporter in ["legacy", "dynamo"] {
         let what = format!("vitattn.{exporter}");
         let imp = import(&fixture(&format!("{what}.onnx"))).unwrap();
+        assert_eq!(imp.model.read_batch(), 1, "{what}");
+        let fixed_two = import(&fixture(&format!("normhead.{exporter}.onnx"))).unwrap();
+        assert_eq!(fixed_two.model.read_batch(), 2, "normhead.{exporter}");
         let x = graft_input(&imp, &x);
         assert_close(
             &run(&imp.model, &x),
