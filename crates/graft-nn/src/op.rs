@@ -14,6 +14,22 @@ pub use crate::layers::pointwise::{Binary, ConstOperand, Elementwise, Operand, U
 pub use crate::layers::resize::{Coords, Interp, NearestRound, Resize, ResizeTarget};
 pub use crate::layers::routing::{GatherRows, RoutedLinear, TopK};
 
+/// How the batch passes through an op ([`Op::batch_passing`]).
+enum BatchPassing<'a> {
+    /// A graph input: the batch is its first axis.
+    First,
+    /// Kept on the axis the input has it on.
+    Kept,
+    /// Reshaped around with sizes fixed at import, taken as the input's
+    /// first axis and left first.
+    KeptFirst,
+    /// Moved by this permutation (output axis `i` is input axis
+    /// `perm[i]`).
+    Permuted(&'a [usize]),
+    /// Put on this output axis.
+    Placed(usize),
+}
+
 /// Pointwise nonlinearities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "snake_case")]
@@ -881,127 +897,89 @@ impl Op {
         }
     }
 
+    /// How the batch passes through this op (one match for
+    /// [`Op::batch_axis_after`] and [`Op::needs_batch_first`]).
+    fn batch_passing(&self) -> BatchPassing<'_> {
+        match self {
+            Op::Input => BatchPassing::First,
+            Op::Transpose(t) => BatchPassing::Permuted(&t.perm),
+            Op::Regroup(r) => match r.batch {
+                Some(at) => BatchPassing::Placed(at.axis),
+                None => BatchPassing::KeptFirst,
+            },
+            Op::Reshape { .. } | Op::View(_) => BatchPassing::KeptFirst,
+            Op::Elementwise(_)
+            | Op::Unary { .. }
+            | Op::Reduce(_)
+            | Op::SoftmaxAxis(_)
+            | Op::Slice(_)
+            | Op::Shuffle(_)
+            | Op::Join(_)
+            | Op::Pad(_)
+            | Op::LinearLast(_)
+            | Op::Embedding(_)
+            | Op::MatMul(_)
+            | Op::Token(_)
+            | Op::TopK(_)
+            | Op::GatherRows(_)
+            | Op::RoutedLinear(_)
+            | Op::LayerNormLast(_)
+            | Op::ActivationAt { .. }
+            | Op::Dense { .. }
+            | Op::MaskedDense { .. }
+            | Op::LearnableMaskedDense { .. }
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::MaskedConv2d(_)
+            | Op::ConvTranspose2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::Activation(_)
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Resize(_)
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Concat
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Scale { .. }
+            | Op::Identity
+            | Op::LastStep
+            | Op::Recurrent { .. }
+            | Op::Cond { .. }
+            | Op::Gate { .. }
+            | Op::Exit { .. }
+            | Op::Moe { .. } => BatchPassing::Kept,
+        }
+    }
+
     /// The axis of this op's output that carries the batch when its first
     /// input has it on `axis`: a transpose moves it, a regroup puts it
     /// where its [`crate::BatchAt`] says (the first axis otherwise); every
     /// other op keeps it where it is (the batch-first ops have it first).
     pub fn batch_axis_after(&self, axis: usize) -> usize {
-        match self {
-            Op::Transpose(t) => t.perm.iter().position(|&p| p == axis).unwrap_or(0),
-            Op::Regroup(r) => r.batch.map_or(0, |b| b.axis),
-            Op::Input => 0,
-            Op::Elementwise(_)
-            | Op::Unary { .. }
-            | Op::View(_)
-            | Op::Reduce(_)
-            | Op::SoftmaxAxis(_)
-            | Op::Slice(_)
-            | Op::Shuffle(_)
-            | Op::Join(_)
-            | Op::Pad(_)
-            | Op::LinearLast(_)
-            | Op::Embedding(_)
-            | Op::MatMul(_)
-            | Op::Token(_)
-            | Op::TopK(_)
-            | Op::GatherRows(_)
-            | Op::RoutedLinear(_)
-            | Op::LayerNormLast(_)
-            | Op::ActivationAt { .. }
-            | Op::Dense { .. }
-            | Op::MaskedDense { .. }
-            | Op::LearnableMaskedDense { .. }
-            | Op::Conv1d(_)
-            | Op::Conv2d(_)
-            | Op::MaskedConv2d(_)
-            | Op::ConvTranspose2d { .. }
-            | Op::BatchNorm { .. }
-            | Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::InstanceNorm { .. }
-            | Op::Activation(_)
-            | Op::MaxPool2d { .. }
-            | Op::AvgPool2d { .. }
-            | Op::GlobalAvgPool
-            | Op::GlobalMaxPool
-            | Op::Resize(_)
-            | Op::Dropout { .. }
-            | Op::Flatten { .. }
-            | Op::Reshape { .. }
-            | Op::Concat
-            | Op::Add
-            | Op::Sub
-            | Op::Mul
-            | Op::Scale { .. }
-            | Op::Identity
-            | Op::LastStep
-            | Op::Recurrent { .. }
-            | Op::Cond { .. }
-            | Op::Gate { .. }
-            | Op::Exit { .. }
-            | Op::Moe { .. } => axis,
+        match self.batch_passing() {
+            BatchPassing::First | BatchPassing::KeptFirst => 0,
+            BatchPassing::Permuted(perm) => perm.iter().position(|&p| p == axis).unwrap_or(0),
+            BatchPassing::Placed(at) => at,
+            BatchPassing::Kept => axis,
         }
     }
 
     /// True when the forward pass reshapes with sizes fixed at import
     /// around a batch it takes as its input's first axis (a plain reshape
-    /// or view, a regroup without a [`crate::BatchAt`]): read at batch size
-    /// 1 from a value whose batch a transpose moved, it is right only at
-    /// that batch size ([`crate::Executor::run`] refuses others).
+    /// or view, a regroup without a [`crate::BatchAt`]): read from a value
+    /// whose batch a transpose moved, it is right only at the batch size
+    /// the model was read at ([`crate::Executor::run`] evaluates others in
+    /// groups of that size).
     pub fn needs_batch_first(&self) -> bool {
-        match self {
-            Op::Regroup(r) => r.batch.is_none(),
-            Op::Reshape { .. } | Op::View(_) => true,
-            Op::Transpose(_) | Op::Input => false,
-            Op::Elementwise(_)
-            | Op::Unary { .. }
-            | Op::Reduce(_)
-            | Op::SoftmaxAxis(_)
-            | Op::Slice(_)
-            | Op::Shuffle(_)
-            | Op::Join(_)
-            | Op::Pad(_)
-            | Op::LinearLast(_)
-            | Op::Embedding(_)
-            | Op::MatMul(_)
-            | Op::Token(_)
-            | Op::TopK(_)
-            | Op::GatherRows(_)
-            | Op::RoutedLinear(_)
-            | Op::LayerNormLast(_)
-            | Op::ActivationAt { .. }
-            | Op::Dense { .. }
-            | Op::MaskedDense { .. }
-            | Op::LearnableMaskedDense { .. }
-            | Op::Conv1d(_)
-            | Op::Conv2d(_)
-            | Op::MaskedConv2d(_)
-            | Op::ConvTranspose2d { .. }
-            | Op::BatchNorm { .. }
-            | Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::InstanceNorm { .. }
-            | Op::Activation(_)
-            | Op::MaxPool2d { .. }
-            | Op::AvgPool2d { .. }
-            | Op::GlobalAvgPool
-            | Op::GlobalMaxPool
-            | Op::Resize(_)
-            | Op::Dropout { .. }
-            | Op::Flatten { .. }
-            | Op::Concat
-            | Op::Add
-            | Op::Sub
-            | Op::Mul
-            | Op::Scale { .. }
-            | Op::Identity
-            | Op::LastStep
-            | Op::Recurrent { .. }
-            | Op::Cond { .. }
-            | Op::Gate { .. }
-            | Op::Exit { .. }
-            | Op::Moe { .. } => false,
-        }
+        matches!(self.batch_passing(), BatchPassing::KeptFirst)
     }
 
     /// Which fan-in scales the default initialisation of this op's
