@@ -362,3 +362,26 @@ def test_a_plan_says_where_new_neurons_go(mlp):
     assert c["new"] == 3 and list(c["order"]).count(-1) == 3 and len(c["order"]) == 19
     assert json.loads(p.to_json())["changes"]
     assert "optimal true" in repr(p)
+
+
+def test_attention_with_a_symbolic_batch_runs_prunes_and_saves_at_batch_three(tmp_path):
+    # torch's multi-head attention moves the batch to axis 1 and folds it
+    # into the heads; read with a symbolic batch it runs whole batches.
+    x = tensor("vitbatch.input.bin")
+    assert x.shape[0] == 3
+    m = graft.load(FIX / "vitbatch.legacy.onnx")
+    close(m(x), tensor("vitbatch.legacy.out.bin"), 1e-4)
+    # The same model in a file fixed at batch 1 runs sample by sample.
+    fixed = graft.load(FIX / "vitattn.legacy.onnx")
+    close(fixed(x), tensor("vitbatch.legacy.out.bin"), 1e-4)
+    m.prune(ratio=0.5, scope="layer")
+    y = m(x)
+    assert y.shape == (3, 3)
+    path = tmp_path / "half.onnx"
+    m.save(path)
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"input": x})
+    close(got, y, 1e-4)
+    (one,) = sess.run(None, {"input": x[1:2]})
+    close(one, y[1:2], 1e-4)
