@@ -68,6 +68,8 @@ The classes:
           torch's MultiheadAttention moves the batch to axis 1 ([T, B, E]),
           folds it with the heads ([T, B·heads, d]) and with the tokens
           around the output projection ([T·B, E])
+  timmbatch timmattn with a symbolic batch in both exporters, run at
+          batch 3 (q, k, v unbound from [3, N, heads, tokens, d])
   qkvbatch Swin's q, k, v with windows folded into a symbolic batch, run
           at batch 3: a fused projection reshaped to [-1, tokens, 3, heads,
           d], permuted to [3, B·windows, heads, tokens, d] and picked by
@@ -513,6 +515,9 @@ MODELS = {
     # torch's MultiheadAttention with a symbolic batch in both exporters,
     # run at batch 3.
     "vitbatch": (VitAttn, (3, 3, 8, 8), "batch"),
+    # timm's attention with a symbolic batch: its unbound q, k, v are
+    # [1, N, heads, tokens, d] with the batch second.
+    "timmbatch": (TimmAttn, (3, 3, 8, 8), "batch"),
     "timmattn": (TimmAttn, (1, 3, 8, 8)),
     "winattn": (WinAttn, (1, 3, 8, 8)),
     "einsum": (Einsum, (1, 3, 4, 4)),

@@ -15,6 +15,7 @@
 //! v picked in front of a symbolic batch run at batch 3 (`qkvbatch`),
 //! torch's multi-head attention moving a symbolic batch to axis 1 and
 //! folding it into the heads and the tokens, run at batch 3 (`vitbatch`),
+//! timm's attention with a symbolic batch, run at batch 3 (`timmbatch`),
 //! and a float input of tokens `[N, T, C]` read by dense layers on its last
 //! axis (`tokens`), and a group norm written as reshapes around an instance
 //! norm (`groupnorm`).
@@ -38,8 +39,9 @@ use graft_onnx::{export_bytes, import, import_bytes};
 /// `vitattn`. `winattn` and `einsum` have no norms: their stem widens, and
 /// with it the tokens through the windows, both attention blocks' input and
 /// output projections and the residual sums.
-const CLASSES: [(&str, usize); 21] = [
+const CLASSES: [(&str, usize); 22] = [
     ("groupnorm", 1),
+    ("timmbatch", 3),
     ("strided", 0),
     ("vitbatch", 3),
     ("qkvbatch", 0),
@@ -356,7 +358,7 @@ fn vision_transformer_attention_adds_and_drops_whole_heads() {
     // through the batch axis is one transpose) and torchvision's (`[.., 3,
     // E]`, the parts picked by Gathers, then each split into heads folded
     // into the batch axis), and Swin's windowed attention.
-    for name in ["timmattn", "vitattn", "vitbatch", "winattn"] {
+    for name in ["timmattn", "timmbatch", "vitattn", "vitbatch", "winattn"] {
         let x = read_tensor(&format!("{name}.input.bin"));
         for exporter in ["legacy", "dynamo"] {
             let what = format!("{name}.{exporter}");
@@ -404,7 +406,7 @@ fn vision_transformer_attention_adds_and_drops_whole_heads() {
             // One head left: timm's layout still reads it as a head;
             // torchvision's folds it into the batch axis as a unit axis,
             // which may read back as a view of the whole width.
-            if name == "timmattn" {
+            if name.starts_with("timm") {
                 assert_eq!(head_splits(&back.model).len(), 1, "{what}");
             }
             assert_close_to(
@@ -553,7 +555,7 @@ fn written_value_shapes_hold_at_batch_three_where_the_batch_moves() {
     use graft_onnx::proto::tensor_shape_proto::dimension::Value as D;
     use graft_onnx::proto::type_proto::Value as T;
     use prost::Message;
-    for name in ["vitbatch", "qkvbatch"] {
+    for name in ["vitbatch", "timmbatch", "qkvbatch"] {
         let x = read_tensor(&format!("{name}.input.bin"));
         assert_eq!(x.dims()[0], 3);
         for exporter in ["legacy", "dynamo"] {
