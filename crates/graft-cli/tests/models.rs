@@ -841,3 +841,24 @@ fn external_data_is_written_beside_the_model_and_read_back() {
     let text = ok(&["inspect", o.to_str().unwrap()]);
     assert!(text.contains("84,733 parameters"), "{text}");
 }
+
+#[test]
+fn inspect_says_when_a_model_holds_the_batch_size_it_was_read_at() {
+    // torch's attention in a file fixed at batch 1: the reshape that holds
+    // that size is named; with a symbolic batch nothing holds it.
+    let fixed = fixture("vitattn.legacy.onnx");
+    let text = ok(&["inspect", &fixed]);
+    assert!(
+        text.contains("read at batch size 1: vertex `/attn/Reshape_2`")
+            && text.contains("one sample at a time"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["inspect", &fixed, "--json"])).unwrap();
+    assert_eq!(doc["read_batch"], 1);
+    assert_eq!(doc["batch_bound"], "/attn/Reshape_2");
+    let symbolic = fixture("vitbatch.legacy.onnx");
+    assert!(!ok(&["inspect", &symbolic]).contains("read at batch size"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &symbolic, "--json"])).unwrap();
+    assert!(doc["batch_bound"].is_null(), "{doc}");
+}

@@ -347,6 +347,13 @@ impl Executor {
         })
     }
 
+    /// The first vertex that holds the batch size the model was read at
+    /// ([`Model::read_batch`]) where a transpose moved the batch: batches
+    /// of another size are evaluated in groups of that size.
+    pub fn batch_bound(&self) -> Option<&str> {
+        self.batch_bound.as_deref()
+    }
+
     /// The graph inputs, in the order `forward` takes them.
     pub fn inputs(&self) -> &[VertexId] {
         &self.inputs

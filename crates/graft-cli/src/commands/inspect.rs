@@ -83,6 +83,11 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
     }
     let total_p = m.parameter_count();
     let total_m = cost.total();
+    // A graph that holds the batch size it was read at (see
+    // `Executor::run`): said, with the vertex.
+    let bound = graft::nn::Executor::new(m)
+        .ok()
+        .and_then(|ex| ex.batch_bound().map(str::to_string));
     if json_out {
         let doc = json!({
             "model": path.display().to_string(),
@@ -91,6 +96,8 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
             "vertices": records,
             "params": total_p,
             "macs": total_m,
+            "read_batch": m.read_batch(),
+            "batch_bound": bound,
         });
         return Ok(serde_json::to_string_pretty(&doc)? + "\n");
     }
@@ -105,5 +112,16 @@ pub fn run(path: &Path, shapes: &[String], json_out: bool) -> Result<String> {
         thousands(total_m),
         l.sample_shapes()
     ));
+    if let Some(v) = bound {
+        let k = m.read_batch();
+        let how = match k {
+            1 => "larger batches run one sample at a time".to_string(),
+            _ => format!("other batches run in groups of {k}"),
+        };
+        out.push_str(&format!(
+            "read at batch size {k}: vertex `{v}` reshapes values whose batch a transpose \
+             moved as the file does at that size, so {how}\n"
+        ));
+    }
     Ok(out)
 }
