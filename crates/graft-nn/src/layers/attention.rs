@@ -581,6 +581,53 @@ mod tests {
     }
 
     #[test]
+    fn a_regroup_with_the_batch_on_another_axis_spreads_it_there() {
+        // torch's `[T, N, E]` viewed as `[T, N·heads, d]`: T = 5, E = 8 in
+        // heads of 4, read at batch size 1 as `[5, 2, 4]` with the batch on
+        // axis 1 (merged with the heads, the neuron axis).
+        let r = Regroup {
+            rest: vec![2, 4],
+            neurons: Some(1),
+            from: Some(2),
+            heads: HeadSplit::Split(4),
+            batch: Some(BatchAt { axis: 1, first: 5 }),
+        };
+        // 3 samples of 5 × 8 values: [5, 3·2, 4].
+        assert_eq!(
+            r.spread(BatchAt { axis: 1, first: 5 }, 120, 3),
+            Ok(vec![5, 6, 4])
+        );
+        // One head left (E = 4): the neuron count is read per sample.
+        assert_eq!(
+            r.spread(BatchAt { axis: 1, first: 5 }, 60, 3),
+            Ok(vec![5, 3, 4])
+        );
+        let x = Tensor::arange(0f32, 120., &Device::Cpu)
+            .unwrap()
+            .reshape((5, 3, 8))
+            .unwrap();
+        let y = r.forward(&x, 3).unwrap();
+        assert_eq!(y.dims(), &[5, 6, 4]);
+        // The values in order (a reshape): element [0, 1, 0] is x[0, 0, 4].
+        assert_eq!(
+            y.get(0)
+                .unwrap()
+                .get(1)
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            4.0
+        );
+        // Values that are no whole number of samples, or of heads, are
+        // errors, not a wrong shape.
+        assert!(r.spread(BatchAt { axis: 1, first: 5 }, 121, 3).is_err());
+        assert!(r.spread(BatchAt { axis: 1, first: 5 }, 126, 3).is_err());
+        assert!(r.forward(&x, 4).is_err());
+    }
+
+    #[test]
     fn cost_tracks_values_moved_across_the_batch_axis() {
         // [1, 2, 3] transposed to [2, 1, 3] (the first axis is 2 at batch
         // size 1), then regrouped to [-1, 2, 3] = [1, 2, 3], the neurons

@@ -266,21 +266,13 @@ pub(crate) fn reshape_batched(
     if super::attention::fused_head_split(ctx, node, v, s, &dims, Some(at))? {
         return Ok(());
     }
-    let (mut op, mut nout) = match super::attention::head_regroup(ctx, v, s, &dims) {
+    // A neuron axis that lands on the batch's axis holds the neurons per
+    // sample (`[T, N·heads, d]`): `BatchAt` reads their count per sample.
+    let (mut op, nout) = match super::attention::head_regroup(ctx, v, s, &dims) {
         Some(found) => found,
         None => super::attention::regroup_op(ctx, v, s, &dims),
     };
     if let Op::Regroup(r) = &mut op {
-        if r.neurons == Some(at) && dims[at] == 1 {
-            // At batch size 1 a unit neuron axis (one head picked) and the
-            // batch look alike; the batch's axis holds no neurons, and the
-            // regroup is frozen as those that lose their neurons are.
-            let last = dims.len() - 1;
-            r.neurons = (last != at && last > 0).then_some(last);
-            r.from = None;
-            r.heads = graft_nn::HeadSplit::Whole;
-            nout = r.neurons.map_or(1, |a| dims[a]);
-        }
         r.batch = Some(graft_nn::BatchAt {
             axis: at,
             first: dims[0],
